@@ -1,0 +1,319 @@
+/**
+ * {@link Channel}: the public wrapper around one end of a primitive's
+ * channel. It owns the lifecycle (open → closing → closed), idempotent
+ * close, the refusal to work after close, input checks at the edge, and the
+ * defaults for operations a primitive lacks. Primitives supply only the raw
+ * operations (see `lib/primitive.ts`).
+ *
+ * @module
+ */
+import { EventEmitter } from 'node:events';
+import { AmixError, ErrorCode, abortError, invalidArg } from './errors.js';
+import type { ChannelAddress, ChannelEvent, ChannelHandle, ChannelOptions, ChannelStats, Primitive } from './primitive.js';
+
+const EMPTY = new Uint8Array(0);
+
+/** Options for {@link Channel.receive}. */
+export interface ChannelReceiveOptions {
+  /** Largest message accepted. Default: the channel's `maxMessageBytes`. */
+  maxBytes?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * One end of a channel. Made by `PrimitiveRegistry.open()`.
+ *
+ * Events: `'event'` with a {@link ChannelEvent} (`suspended`, `resumed`,
+ * `dropped`, `peerLost`, `reconnecting`, `reconnected`, `closed`).
+ *
+ * @example
+ * await using rx = await registry.open('queueConditionThread')
+ * const tx = await registry.open('queueConditionThread', { address: rx.address })
+ * await tx.send(Buffer.from('hi')); const msg = await rx.receive()
+ */
+export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
+  /** The primitive's name. */
+  readonly primitive: string;
+  /** Hand this to the other side to attach. */
+  readonly address: ChannelAddress;
+  /** `receive` for the end that made the instance, `send` for an attached end. */
+  readonly role: 'send' | 'receive';
+  /** Largest message this channel carries. */
+  readonly maxMessageBytes: number;
+  /** Resolves once the channel is closed, with the reason (undefined for a graceful close). */
+  readonly closed: Promise<Error | undefined>;
+
+  readonly #p: Primitive<ChannelHandle>;
+  readonly #h: ChannelHandle;
+  #state: 'open' | 'closing' | 'closed' = 'open';
+  #reason: Error | undefined;
+  #resolveClosed!: (reason: Error | undefined) => void;
+  /** Default suspend: sends wait here until resume (only when the primitive has no suspend). */
+  #held: Array<() => void> | null = null;
+  #inFlight = 0;
+  #drained: (() => void) | null = null;
+  #iterating = false;
+  #sent = 0;
+  #received = 0;
+
+  /** @internal Use `PrimitiveRegistry.open()`. */
+  constructor(primitive: Primitive<ChannelHandle>, handle: ChannelHandle, maxMessageBytes: number) {
+    super();
+    this.#p = primitive;
+    this.#h = handle;
+    this.primitive = primitive.name;
+    this.address = handle.address;
+    this.role = handle.role;
+    this.maxMessageBytes = maxMessageBytes;
+    this.closed = new Promise((resolve) => { this.#resolveClosed = resolve; });
+  }
+
+  /** @internal Events from the primitive arrive here (wired through `ChannelOptions.onEvent`). */
+  static eventSink(): { sink: (e: ChannelEvent) => void; bind: (c: Channel) => void } {
+    let target: Channel | undefined;
+    const early: ChannelEvent[] = [];
+    return {
+      sink: (e) => { if (target) target.#onEvent(e); else early.push(e); },
+      bind: (c) => { target = c; for (const e of early.splice(0)) c.#onEvent(e); },
+    };
+  }
+
+  /** True while the channel accepts operations. */
+  get isOpen(): boolean { return this.#state === 'open'; }
+  /** True while suspended by {@link suspend}. */
+  get isSuspended(): boolean { return this.#held !== null || this.#suspendedByPrimitive; }
+  #suspendedByPrimitive = false;
+
+  /**
+   * Method: `send(data[, options])`. Resolves when the channel has accepted
+   * `data` (or discarded it by policy, counted). Rejects with
+   * `AMIX_ERR_MESSAGE_TOO_LARGE`, `AMIX_ERR_QUEUE_FULL` (policy `reject`),
+   * `AMIX_ERR_CLOSED` after close, `AMIX_ERR_ABORTED` on abort.
+   * While suspended, the send waits for resume.
+   */
+  async send(data: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<void> {
+    this.#checkSend(data);
+    if (options.signal?.aborted) throw abortError(options.signal, 'send');
+    this.#inFlight++;
+    try {
+      if (this.#held) await this.#waitResume(options.signal);
+      await this.#p.send(this.#h, data, options);
+      this.#sent++;
+    } catch (err) {
+      if (options.signal?.aborted) throw abortError(options.signal, 'send');
+      throw err;
+    } finally {
+      if (--this.#inFlight === 0 && this.#drained) this.#drained();
+    }
+  }
+
+  /**
+   * Method: `trySend(data)`. The synchronous fast path: true when the
+   * channel accepted `data` now, false when a `send` would have to wait
+   * (suspended, full, or the primitive has no fast path). Throws like `send` rejects.
+   */
+  trySend(data: Uint8Array): boolean {
+    this.#checkSend(data);
+    if (this.#held || !this.#p.trySend) return false;
+    const ok = this.#p.trySend(this.#h, data);
+    if (ok) this.#sent++;
+    return ok;
+  }
+
+  /**
+   * Method: `receive([options])`. Resolves with the next message; its length
+   * is the actual size. Rejects with `AMIX_ERR_BUFFER_TOO_SMALL` when the
+   * next message exceeds `maxBytes` (the message stays queued),
+   * `AMIX_ERR_LINK_CLOSED` once closed and drained, `AMIX_ERR_ABORTED` on abort.
+   */
+  async receive(options: ChannelReceiveOptions = {}): Promise<Uint8Array> {
+    const maxBytes = this.#checkReceive(options.maxBytes);
+    if (options.signal?.aborted) throw abortError(options.signal, 'receive');
+    try {
+      const msg = await this.#p.receive(this.#h, { maxBytes, ...(options.signal ? { signal: options.signal } : {}) });
+      this.#received++;
+      return msg;
+    } catch (err) {
+      // Whatever the primitive rejected with, an abort reaches the caller as one AbortError shape.
+      if (options.signal?.aborted) throw abortError(options.signal, 'receive');
+      throw err;
+    }
+  }
+
+  /** Method: `tryReceive([maxBytes])`. The next message if one is ready now, else undefined. */
+  tryReceive(maxBytes?: number): Uint8Array | undefined {
+    const max = this.#checkReceive(maxBytes);
+    if (!this.#p.tryReceive) return undefined;
+    const msg = this.#p.tryReceive(this.#h, max);
+    if (msg !== undefined) this.#received++;
+    return msg;
+  }
+
+  /**
+   * Messages as an async iterable. Ends cleanly when the channel closes;
+   * `break` does not close the channel. A second concurrent consumer gets
+   * `AMIX_ERR_INVALID_ARG`.
+   */
+  async *messages(options: ChannelReceiveOptions = {}): AsyncGenerator<Uint8Array, void, undefined> {
+    if (this.#iterating) throw invalidArg('messages()', 'allows one consumer at a time; another is iterating');
+    this.#iterating = true;
+    try {
+      for (;;) {
+        let msg: Uint8Array;
+        try {
+          msg = await this.receive(options);
+        } catch (err) {
+          if ((err as AmixError).code === ErrorCode.AMIX_ERR_LINK_CLOSED || (err as AmixError).code === ErrorCode.AMIX_ERR_CLOSED) return;
+          throw err;
+        }
+        yield msg;
+      }
+    } finally {
+      this.#iterating = false;
+    }
+  }
+
+  /** Same as {@link messages} with default options. */
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> { return this.messages(); }
+
+  /** Cycle the primitive: its own cycle, or by default a null (zero-length) message on a sending end. */
+  async cycle(options: { signal?: AbortSignal } = {}): Promise<void> {
+    this.#checkOpen();
+    if (this.#p.cycle) return this.#p.cycle(this.#h, options);
+    if (this.role === 'send') await this.send(EMPTY, options);
+  }
+
+  /** Run the primitive's own connect step, if it has one. */
+  async connect(): Promise<void> {
+    this.#checkOpen();
+    await this.#p.connect?.(this.#h);
+  }
+
+  /** Run the primitive's own disconnect step, if it has one. */
+  async disconnect(): Promise<void> {
+    this.#checkOpen();
+    await this.#p.disconnect?.(this.#h);
+  }
+
+  /** Suspend the sender: the primitive's own suspend, or by default hold sends until {@link resume}. Idempotent. */
+  async suspend(): Promise<void> {
+    this.#checkOpen();
+    if (this.#p.suspend) { await this.#p.suspend(this.#h); this.#suspendedByPrimitive = true; return; }
+    this.#held ??= [];
+  }
+
+  /** Resume a suspended sender. Idempotent. */
+  async resume(): Promise<void> {
+    this.#checkOpen();
+    if (this.#p.resume) { await this.#p.resume(this.#h); this.#suspendedByPrimitive = false; return; }
+    const held = this.#held;
+    this.#held = null;
+    if (held) for (const r of held) r();
+  }
+
+  /** Counters: the primitive's, or the wrapper's own counts. */
+  stats(): ChannelStats {
+    if (this.#p.stats) return this.#p.stats(this.#h);
+    return { sent: this.#sent, received: this.#received, pending: 0, dropped: 0, rejected: 0, suspensions: 0, bytesSent: 0, bytesReceived: 0 };
+  }
+
+  /**
+   * Graceful and idempotent: stop taking new operations, let sends in flight
+   * settle, then release the end. Pending receives reject with `AMIX_ERR_LINK_CLOSED`.
+   */
+  async close(): Promise<void> {
+    if (this.#state !== 'open') { await this.closed; return; }
+    this.#state = 'closing';
+    if (this.#held) { const held = this.#held; this.#held = null; for (const r of held) r(); }
+    if (this.#inFlight > 0) await new Promise<void>((r) => { this.#drained = r; });
+    await this.#finish(undefined);
+  }
+
+  /** Abrupt: release the end now; everything pending rejects with `AMIX_ERR_LINK_CLOSED` (cause: `reason`). */
+  async destroy(reason?: Error): Promise<void> {
+    if (this.#state === 'closed') return;
+    this.#state = 'closing';
+    const held = this.#held; this.#held = null;
+    if (held) for (const r of held) r();
+    await this.#finish(reason ?? new AmixError(ErrorCode.AMIX_ERR_LINK_CLOSED, 'channel destroyed'));
+  }
+
+  /** Calls {@link close}. */
+  async [Symbol.asyncDispose](): Promise<void> { await this.close(); }
+
+  async #finish(reason: Error | undefined): Promise<void> {
+    if (this.#state === 'closed') return;
+    try {
+      await this.#p.destroy(this.#h, reason);
+    } finally {
+      // #onEvent may have settled the state while destroy was awaited.
+      if ((this.#state as string) !== 'closed') {
+        this.#state = 'closed';
+        this.#reason = reason;
+        this.#resolveClosed(reason);
+        this.emit('event', { type: 'closed', ...(reason ? { reason } : {}) } satisfies ChannelEvent);
+      }
+    }
+  }
+
+  #onEvent(e: ChannelEvent): void {
+    if (e.type === 'closed') {
+      // The primitive closed the end itself (peer gone for good): settle our state once.
+      if (this.#state !== 'closed') {
+        this.#state = 'closed';
+        this.#reason = e.reason;
+        this.#resolveClosed(e.reason);
+      } else return;
+    }
+    this.emit('event', e);
+  }
+
+  #checkOpen(): void {
+    if (this.#state !== 'open') {
+      throw new AmixError(ErrorCode.AMIX_ERR_CLOSED, `${this.primitive} channel is closed${this.#reason ? `: ${this.#reason.message}` : ''}`,
+        this.#reason ? { cause: this.#reason } : {});
+    }
+  }
+
+  #checkSend(data: Uint8Array): void {
+    this.#checkOpen();
+    if (!(data instanceof Uint8Array)) throw invalidArg('data', 'must be a Uint8Array (or Buffer)', data);
+    if (this.role !== 'send') throw invalidArg('send()', 'needs a sending end (this end was created without an address, so it receives)');
+    if (data.byteLength > this.maxMessageBytes) {
+      throw new AmixError(ErrorCode.AMIX_ERR_MESSAGE_TOO_LARGE,
+        `message of ${data.byteLength} bytes exceeds the ${this.primitive} channel maximum of ${this.maxMessageBytes}`,
+        { details: { size: data.byteLength, max: this.maxMessageBytes } });
+    }
+  }
+
+  #checkReceive(maxBytes: number | undefined): number {
+    if (this.#state === 'closed') {
+      throw new AmixError(ErrorCode.AMIX_ERR_LINK_CLOSED, `${this.primitive} channel is closed`, this.#reason ? { cause: this.#reason } : {});
+    }
+    if (this.role !== 'receive') throw invalidArg('receive()', 'needs a receiving end (this end was attached to an address, so it sends)');
+    if (maxBytes === undefined) return this.maxMessageBytes;
+    if (!Number.isInteger(maxBytes) || maxBytes < 0) throw invalidArg('options.maxBytes', 'must be a non-negative integer', maxBytes);
+    return maxBytes;
+  }
+
+  #waitResume(signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const held = this.#held!;
+      const onAbort = () => {
+        const i = held.indexOf(release);
+        if (i >= 0) held.splice(i, 1);
+        reject(abortError(signal, 'send'));
+      };
+      const release = () => {
+        signal?.removeEventListener('abort', onAbort);
+        if (this.#state === 'open') resolve();
+        else reject(new AmixError(ErrorCode.AMIX_ERR_LINK_CLOSED, 'channel closed while the send was suspended'));
+      };
+      held.push(release);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
+
+/** @internal Normalised options the registry passes to a primitive's create. */
+export type ResolvedChannelOptions = ChannelOptions & { maxMessageBytes: number };
