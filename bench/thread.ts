@@ -1,0 +1,277 @@
+/**
+ * Bench `thread`: queueConditionThread against `postMessage` between the
+ * main thread and a worker, in one run, at each size: throughput (a worker
+ * sends `count` messages, the main thread receives them) and round trip
+ * (the main thread sends one message, the worker echoes it; p50/p99 over
+ * `rtts` round trips). Systems: `postMessage` (clone, one message per call),
+ * `postMessage-batch64` (64 messages per call) and
+ * `amix:queueConditionThread` through the public API (registry.open +
+ * Channel: trySend/tryReceive, falling back to send/receive when the ring
+ * is full or empty; round trips with idle `spin` on both ends), and
+ * `amix:queueConditionThread-batch64`: the primitive's optional
+ * `trySendMany`/`tryReceiveMany` in runs of 64 (not on the Channel wrapper
+ * yet, so called on the primitive's own handles).
+ *
+ * `node dist/bench/thread.js [--quick] [--json] [--reps N] [--sizes 64,4096] [--count N] [--rtts N]`
+ *
+ * @module
+ */
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
+import { once } from 'node:events';
+// The registry module rather than the package index: workers start faster
+// without the rest of the package (the API is the same PrimitiveRegistry).
+import { PrimitiveRegistry } from '../lib/registry.js';
+import type { Channel } from '../lib/channel.js';
+import type { ChannelHandle } from '../lib/primitive.js';
+import { latencyHistogram, parseBenchArgs, progress, report, summarise, type Figures, type Row } from './common.js';
+
+/** The systems of this bench, baseline first. */
+const SYSTEMS = ['postMessage', 'postMessage-batch64', 'amix:queueConditionThread', 'amix:queueConditionThread-batch64'] as const;
+type System = (typeof SYSTEMS)[number];
+const BASELINE: System = 'postMessage';
+/** postMessage is much slower: it gets this fraction of the messages, so each row runs for a similar time. */
+const POSTMESSAGE_SHARE = 10;
+
+interface Job {
+  system: System;
+  kind: 'throughput' | 'rtt';
+  size: number;
+  count: number;
+  /** amix: the rings the worker attaches to (throughput: worker→main; rtt: pong, worker→main). */
+  rx?: unknown;
+}
+
+function payload(size: number): Uint8Array {
+  const b = new Uint8Array(size);
+  for (let i = 0; i < size; i++) b[i] = i & 0xff;
+  return b;
+}
+
+// ---------------------------------------------------------------------------
+// The worker side
+
+/** The primitive's optional batch operations (not yet on the Channel wrapper). */
+interface BatchPrimitive {
+  create(o: Record<string, unknown>): Promise<ChannelHandle>;
+  destroy(h: ChannelHandle): Promise<void>;
+  send(h: ChannelHandle, d: Uint8Array): Promise<void>;
+  receive(h: ChannelHandle, o: { maxBytes: number }): Promise<Uint8Array>;
+  trySendMany(h: ChannelHandle, m: readonly Uint8Array[]): number;
+  tryReceiveMany(h: ChannelHandle, maxBytes: number, maxCount: number): Uint8Array[];
+}
+
+async function workerMain(job: Job): Promise<void> {
+  const port = parentPort!;
+  const msg = payload(job.size);
+  if (job.system === 'amix:queueConditionThread-batch64') {
+    const reg = new PrimitiveRegistry();
+    const p = await reg.load('queueConditionThread') as unknown as BatchPrimitive;
+    const tx = await p.create({ address: job.rx, maxMessageBytes: 1 << 20 });
+    const batch = Array.from({ length: 64 }, () => payload(job.size));
+    port.postMessage('ready');
+    await once(port, 'message');
+    for (let i = 0; i < job.count;) {
+      const want = Math.min(64, job.count - i);
+      const n = p.trySendMany(tx, want === 64 ? batch : batch.slice(0, want));
+      if (n === 0) { await p.send(tx, msg); i++; } else i += n;
+    }
+    await p.destroy(tx);
+    await reg.close();
+    return;
+  }
+  if (job.system === 'amix:queueConditionThread') {
+    const reg = new PrimitiveRegistry();
+    if (job.kind === 'throughput') {
+      const tx = await reg.open('queueConditionThread', { address: job.rx as Record<string, unknown> });
+      port.postMessage('ready');
+      await once(port, 'message');
+      for (let i = 0; i < job.count; i++) {
+        if (!tx.trySend(msg)) await tx.send(msg);
+      }
+      await tx.close();
+    } else {
+      // Each ring's receiving end is made where it receives: ping here, pong on the main thread.
+      const ping = await reg.open('queueConditionThread', { idle: 'spin' });
+      const pong = await reg.open('queueConditionThread', { idle: 'spin', address: job.rx as Record<string, unknown> });
+      port.postMessage(ping.address);
+      await echo(job, ping, pong);
+      await pong.close();
+      await ping.close();
+    }
+    await reg.close();
+    return;
+  }
+  if (job.kind === 'throughput') {
+    port.postMessage('ready');
+    await once(port, 'message');
+    if (job.system === 'postMessage') {
+      for (let i = 0; i < job.count; i++) port.postMessage(msg);
+    } else {
+      // 64 distinct arrays: one array listed 64 times would be cloned once.
+      const batch = Array.from({ length: 64 }, () => payload(job.size));
+      for (let i = 0; i < job.count; i += 64) port.postMessage(i + 64 <= job.count ? batch : batch.slice(0, job.count - i));
+    }
+    return;
+  }
+  port.on('message', (m) => port.postMessage(m));
+  port.postMessage('ready');
+}
+
+/** Echo every ping back on pong until the main thread closes ping. */
+async function echo(job: Job, rx: Channel, tx: Channel): Promise<void> {
+  for (let i = 0; i < job.count; i++) {
+    let m = rx.tryReceive();
+    if (m === undefined) m = await rx.receive();
+    if (!tx.trySend(m)) await tx.send(m);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The main side
+
+function startWorker(job: Job): { worker: Worker; ready: Promise<unknown> } {
+  const worker = new Worker(new URL(import.meta.url), { workerData: job });
+  const ready = new Promise((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  return { worker, ready };
+}
+
+async function throughput(system: System, size: number, count: number): Promise<Figures> {
+  if (system === 'amix:queueConditionThread-batch64') {
+    const reg = new PrimitiveRegistry();
+    const p = await reg.load('queueConditionThread') as unknown as BatchPrimitive;
+    const rx = await p.create({ maxMessageBytes: 1 << 20 });
+    const { worker, ready } = startWorker({ system, kind: 'throughput', size, count, rx: rx.address });
+    await ready;
+    const t0 = performance.now();
+    worker.postMessage('go');
+    let got = 0;
+    let bytes = 0;
+    while (got < count) {
+      const ms = p.tryReceiveMany(rx, 1 << 20, 64);
+      if (ms.length === 0) { bytes += (await p.receive(rx, { maxBytes: 1 << 20 })).length; got++; continue; }
+      for (const m of ms) bytes += m.length;
+      got += ms.length;
+    }
+    const t1 = performance.now();
+    if (bytes !== count * size) throw new Error(`amix batch throughput: got ${bytes} bytes, want ${count * size}`);
+    await once(worker, 'exit');
+    await p.destroy(rx);
+    await reg.close();
+    return { msgsPerSec: (count * 1000) / (t1 - t0) };
+  }
+  if (system === 'amix:queueConditionThread') {
+    const reg = new PrimitiveRegistry();
+    const rx = await reg.open('queueConditionThread');
+    const { worker, ready } = startWorker({ system, kind: 'throughput', size, count, rx: rx.address });
+    await ready;
+    const t0 = performance.now();
+    worker.postMessage('go');
+    let got = 0;
+    let bytes = 0;
+    while (got < count) {
+      let m = rx.tryReceive();
+      if (m === undefined) m = await rx.receive();
+      bytes += m.length;
+      got++;
+    }
+    const t1 = performance.now();
+    if (bytes !== count * size) throw new Error(`amix throughput: got ${bytes} bytes, want ${count * size}`);
+    await once(worker, 'exit');
+    await rx.close();
+    await reg.close();
+    return { msgsPerSec: (count * 1000) / (t1 - t0) };
+  }
+  const { worker, ready } = startWorker({ system, kind: 'throughput', size, count });
+  await ready;
+  let got = 0;
+  let t1 = 0;
+  const done = new Promise<void>((resolve) => {
+    worker.on('message', (m: Uint8Array | Uint8Array[]) => {
+      got += Array.isArray(m) ? m.length : 1;
+      if (got >= count) { t1 = performance.now(); resolve(); }
+    });
+  });
+  const t0 = performance.now();
+  worker.postMessage('go');
+  await done;
+  await worker.terminate();
+  return { msgsPerSec: (count * 1000) / (t1 - t0) };
+}
+
+async function roundTrip(system: System, size: number, rtts: number): Promise<Figures> {
+  const h = latencyHistogram();
+  const msg = payload(size);
+  const warm = Math.min(1000, Math.floor(rtts / 10));
+  if (system === 'amix:queueConditionThread') {
+    const reg = new PrimitiveRegistry();
+    const pong = await reg.open('queueConditionThread', { idle: 'spin' });
+    const { worker, ready } = startWorker({ system, kind: 'rtt', size, count: rtts + warm, rx: pong.address });
+    const ping = await reg.open('queueConditionThread', { idle: 'spin', address: (await ready) as Record<string, unknown> });
+    for (let i = 0; i < rtts + warm; i++) {
+      const t0 = performance.now();
+      if (!ping.trySend(msg)) await ping.send(msg);
+      const m = await pong.receive();
+      const us = (performance.now() - t0) * 1000;
+      if (m.length !== size) throw new Error('amix rtt: wrong size');
+      if (i >= warm) h.record(us);
+    }
+    await once(worker, 'exit');
+    await ping.close(); await pong.close();
+    await reg.close();
+    return { rttP50Us: h.p50(), rttP99Us: h.p99() };
+  }
+  const { worker, ready } = startWorker({ system, kind: 'rtt', size, count: rtts + warm });
+  await ready;
+  for (let i = 0; i < rtts + warm; i++) {
+    const t0 = performance.now();
+    const back = once(worker, 'message');
+    worker.postMessage(msg);
+    await back;
+    if (i >= warm) h.record((performance.now() - t0) * 1000);
+  }
+  await worker.terminate();
+  return { rttP50Us: h.p50(), rttP99Us: h.p99() };
+}
+
+/** Messages per throughput repetition: `count` for amix at small sizes, a quarter above 1 KiB, a tenth of that for postMessage. */
+function countFor(count: number, system: System, size: number): number {
+  const base = size > 1024 ? Math.ceil(count / 4) : count;
+  return system.startsWith('amix:') ? base : Math.ceil(base / POSTMESSAGE_SHARE);
+}
+
+async function main(): Promise<void> {
+  const args = parseBenchArgs('thread', { reps: 5, quickReps: 1, sizes: [64, 4096], count: 1_200_000, quickCount: 300_000, rtts: 12_000, quickRtts: 3_000 });
+  const rows: Row[] = [];
+  for (const size of args.sizes) {
+    const reps = new Map<System, Figures[]>(SYSTEMS.map((s) => [s, []]));
+    for (let r = 0; r < args.reps; r++) {
+      // Systems interleaved within each repetition, so load from other
+      // processes on the machine spreads over all of them alike.
+      for (const system of SYSTEMS) {
+        const count = countFor(args.count, system, size);
+        progress(`thread size=${size} rep ${r + 1}/${args.reps} ${system} throughput n=${count}`);
+        const tp = await throughput(system, size, count);
+        progress(`thread size=${size} rep ${r + 1}/${args.reps} ${system} round trip n=${args.rtts}`);
+        // batch64 is a throughput technique; its "round trip" would be 64 messages, so it is not measured.
+        const rt = system.endsWith('-batch64') ? {} : await roundTrip(system, size, args.rtts);
+        reps.get(system)!.push({ ...tp, ...rt });
+      }
+    }
+    for (const system of SYSTEMS) rows.push(summarise({ system, size }, reps.get(system)!));
+  }
+  report(args, 'thread', rows, BASELINE, {
+    count: args.count, countRule: 'amix: count (size <= 1 KiB) or count/4; postMessage rows: a tenth of that', rtts: args.rtts,
+    direction: 'worker to main thread (throughput); main to worker and back (round trip)',
+    amixIdle: 'spinThenBlock (throughput), spin (round trip)',
+  });
+}
+
+if (isMainThread) {
+  await main();
+} else {
+  await workerMain(workerData as Job);
+}

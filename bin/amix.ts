@@ -1,0 +1,262 @@
+#!/usr/bin/env node
+// amix: the command-line tool. Each verb is a thin shell over lib/ (mostly a
+// DaemonClient request); -h on every verb, --json everywhere, exit 2 on misuse.
+import { spawn } from 'node:child_process';
+import { createReadStream, existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { DAEMON_FILES, DaemonClient, defaultDaemonDir, isAmixError, isAlive } from '../lib/index.js';
+
+type Opts = NonNullable<ParseArgsConfig['options']>;
+type Values = Record<string, string | boolean | undefined>;
+interface Verb { usage: string; options?: Opts; min?: number; max?: number; run(pos: string[], v: Values): Promise<unknown> }
+
+class Misuse extends Error {}
+const common: Opts = { dir: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
+const here = fileURLToPath(new URL('.', import.meta.url));
+
+function out(v: Values, data: unknown, human: () => string): void {
+  process.stdout.write(v.json ? `${JSON.stringify(data)}\n` : `${human()}\n`);
+}
+
+function table(rows: Array<Record<string, unknown>>, cols: string[]): string {
+  if (rows.length === 0) return '(none)';
+  const cell = (x: unknown) => (x === undefined || x === null ? '' : Array.isArray(x) ? x.join(',') : typeof x === 'object' ? JSON.stringify(x) : String(x));
+  const w = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (xs: string[]) => xs.map((x, i) => x.padEnd(w[i]!)).join('  ').trimEnd();
+  return [line(cols.map((c) => c.toUpperCase())), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n');
+}
+
+async function client(v: Values): Promise<DaemonClient> {
+  return DaemonClient.connect({ ...(v.dir ? { dir: v.dir as string } : {}), name: `amix ${process.argv[2] ?? ''}`.trim() });
+}
+
+/** Run one request against the daemon and print its result. */
+async function simple(v: Values, op: string, args: Record<string, unknown>, human: (r: any) => string): Promise<void> {
+  const c = await client(v);
+  try { const r = await c.request(op, args); out(v, r, () => human(r)); } finally { await c.close(); }
+}
+
+function int(v: Values, k: string): number | undefined {
+  if (v[k] === undefined) return undefined;
+  const n = Number(v[k]);
+  if (!Number.isSafeInteger(n)) throw new Misuse(`--${k} must be an integer (got ${String(v[k])})`);
+  return n;
+}
+
+const verbs: Record<string, Verb> = {
+  'daemon start': {
+    usage: 'amix daemon start [--dir DIR] [--slots N]   start amixd in the background',
+    options: { slots: { type: 'string' } },
+    async run(_, v) {
+      const dir = (v.dir as string | undefined) ?? defaultDaemonDir();
+      if (await isAlive(join(dir, DAEMON_FILES.socket))) { out(v, { running: true, dir }, () => `amixd already running in ${dir}`); return; }
+      const args = [join(here, 'amixd.js'), '--dir', dir, ...(v.slots ? ['--slots', v.slots as string] : [])];
+      const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, AMIXD_READY_FD: '1' } });
+      const ready = await new Promise<string>((res, rej) => {
+        let buf = '';
+        child.stdout!.on('data', (d: Buffer) => { buf += d; if (buf.includes('\n')) res(buf.trim()); });
+        child.once('exit', (code) => rej(new Error(`amixd exited with code ${code} before it was ready`)));
+      });
+      child.stdout!.destroy();
+      child.unref();
+      out(v, { pid: child.pid, dir, ready }, () => `amixd ${child.pid} started in ${dir}`);
+    },
+  },
+  'daemon stop': {
+    usage: 'amix daemon stop [--dir DIR]   stop amixd (points end inside out)',
+    async run(_, v) {
+      const c = await client(v);
+      const gone = new Promise<void>((res) => c.connection.once('close', () => res()));
+      await c.request('stop');
+      await gone;
+      out(v, { stopped: true }, () => 'amixd stopped');
+    },
+  },
+  'daemon status': {
+    usage: 'amix daemon status [--dir DIR] [--json]',
+    async run(_, v) {
+      await simple(v, 'status', {}, (s) => `amixd ${s.pid} in ${s.dir}, up ${Math.round(s.uptimeMs / 1000)} s, ${s.containers.length}/${s.slots} slots, ${s.points} points, ${s.instances} instances, ${s.links} links\n${table(s.containers, ['id', 'name', 'pid', 'owner', 'links'])}`);
+    },
+  },
+  'primitive add': {
+    usage: 'amix primitive add NAME LOCATION --scopes thread,process,remote [--max-bytes N] [--ordering fifo|unordered] [--delivery reliable|bestEffort]',
+    options: { scopes: { type: 'string' }, 'max-bytes': { type: 'string' }, ordering: { type: 'string' }, delivery: { type: 'string' } },
+    min: 2, max: 2,
+    async run([name, location], v) {
+      if (!v.scopes) throw new Misuse('--scopes is required');
+      const loc = location!.startsWith('.') ? resolve(location!) : location!;
+      const registration = { name, location: loc, characteristics: { scopes: (v.scopes as string).split(','), maxMessageBytes: int(v, 'max-bytes') ?? 1 << 20, ordering: v.ordering ?? 'fifo', delivery: v.delivery ?? 'reliable' } };
+      await simple(v, 'primitive.add', { registration }, (r) => `primitive ${r.name} registered (${r.state})`);
+    },
+  },
+  'primitive rm': { usage: 'amix primitive rm NAME', min: 1, max: 1, async run([name], v) { await simple(v, 'primitive.rm', { name }, () => `primitive ${name} removed`); } },
+  'primitive ls': {
+    usage: 'amix primitive ls [--json]',
+    async run(_, v) { await simple(v, 'primitive.ls', {}, (r) => table(r.map((p: any) => ({ ...p, scopes: p.characteristics.scopes, maxBytes: p.characteristics.maxMessageBytes })), ['name', 'scopes', 'maxBytes', 'state', 'builtin', 'location'])); },
+  },
+  'point register': {
+    usage: 'amix point register NAME LOCATION [--scope thread|process] [--role sender|receiver|both] [--send-primitive P] [--receive-primitive P]\n  [--maxmsg N] [--minmsg N] [--idle] [--restart] [--termination message|signal|messageThenSignal] [--grace-ms N]\n  [--discard block|dropNewest|dropOldest|reject] [--private] [--max-connections N] [--data JSON] [--ephemeral]',
+    options: {
+      scope: { type: 'string' }, role: { type: 'string' }, 'send-primitive': { type: 'string' }, 'receive-primitive': { type: 'string' },
+      maxmsg: { type: 'string' }, minmsg: { type: 'string' }, idle: { type: 'boolean' }, restart: { type: 'boolean' }, termination: { type: 'string' },
+      'grace-ms': { type: 'string' }, discard: { type: 'string' }, private: { type: 'boolean' }, 'max-connections': { type: 'string' }, data: { type: 'string' },
+      ephemeral: { type: 'boolean' },
+    },
+    min: 2, max: 2,
+    async run([name, location], v) {
+      const c: Record<string, unknown> = {};
+      const set = (k: string, val: unknown) => { if (val !== undefined) c[k] = val; };
+      set('scope', v.scope); set('maxmsg', int(v, 'maxmsg')); set('minmsg', int(v, 'minmsg')); set('idle', v.idle); set('restart', v.restart);
+      set('termination', v.termination); set('graceMs', int(v, 'grace-ms')); set('discard', v.discard);
+      set('maxConnections', int(v, 'max-connections')); if (v.private) c.instancing = 'private';
+      let data: unknown;
+      if (v.data !== undefined) { try { data = JSON.parse(v.data as string); } catch { throw new Misuse('--data must be JSON'); } }
+      const loc = location!.startsWith('.') ? resolve(location!) : location!;
+      const registration = {
+        name, location: loc, characteristics: c, ...(v.role ? { role: v.role } : {}), ...(data !== undefined ? { data } : {}),
+        ...(v['send-primitive'] ? { sendPrimitive: v['send-primitive'] } : {}), ...(v['receive-primitive'] ? { receivePrimitive: v['receive-primitive'] } : {}),
+      };
+      await simple(v, 'point.register', { registration, ephemeral: v.ephemeral === true }, (r) => `point ${r.name} registered (${r.scope}, owner ${r.owner})`);
+    },
+  },
+  'point rm': { usage: 'amix point rm NAME   (owner or administrator only)', min: 1, max: 1, async run([name], v) { await simple(v, 'point.rm', { name }, () => `point ${name} removed`); } },
+  'point ls': { usage: 'amix point ls [--json]', async run(_, v) { await simple(v, 'point.ls', {}, (r) => table(r, ['name', 'scope', 'role', 'owner', 'sendPrimitive', 'receivePrimitive', 'instances'])); } },
+  'point show': {
+    usage: 'amix point show NAME [--json]', min: 1, max: 1,
+    async run([name], v) { await simple(v, 'point.show', { name }, (r) => Object.entries(r).map(([k, x]) => `${k}: ${typeof x === 'object' ? JSON.stringify(x) : String(x)}`).join('\n')); },
+  },
+  connect: {
+    usage: 'amix connect A B [--direction both|aToB|bToA|none|1-4] [--mode add|hold|conference]',
+    options: { direction: { type: 'string' }, mode: { type: 'string' } }, min: 2, max: 2,
+    async run([a, b], v) {
+      await simple(v, 'connect', { a, b, ...(v.direction ? { direction: v.direction } : {}), ...(v.mode ? { mode: v.mode } : {}) }, (r) => `${r.id}: ${r.a} → ${r.b.join(',')} (${r.direction}, steps ${r.steps.join(',')})`);
+    },
+  },
+  disconnect: {
+    usage: 'amix disconnect LINK [--terminate a|b|both]', options: { terminate: { type: 'string' } }, min: 1, max: 1,
+    async run([link], v) { await simple(v, 'disconnect', { link, ...(v.terminate ? { terminate: v.terminate } : {}) }, () => `${link} disconnected`); },
+  },
+  suspend: { usage: 'amix suspend LINK', min: 1, max: 1, async run([link], v) { await simple(v, 'suspend', { link }, (r) => `${r.id} ${r.state}`); } },
+  resume: { usage: 'amix resume LINK', min: 1, max: 1, async run([link], v) { await simple(v, 'resume', { link }, (r) => `${r.id} ${r.state}`); } },
+  reconnect: { usage: 'amix reconnect POINT   (null message through its links; reports its state)', min: 1, max: 1, async run([name], v) { await simple(v, 'reconnect', { name }, (r) => table(r, ['instance', 'state', 'links'])); } },
+  execute: { usage: 'amix execute POINT   (start it with nobody connected)', min: 1, max: 1, async run([name], v) { await simple(v, 'execute', { name }, (r) => `${r.instance} ${r.state}`); } },
+  destroy: { usage: 'amix destroy POINT   (remove the registration, terminate its instances)', min: 1, max: 1, async run([name], v) { await simple(v, 'destroy', { name }, () => `point ${name} destroyed`); } },
+  send: {
+    usage: 'amix send POINT [FILE...]   each stdin line (or each whole FILE) becomes one message to POINT', min: 1,
+    async run([point, ...files], v) {
+      const c = await client(v);
+      try {
+        const link = await c.connect(null, point!, { direction: 'aToB' });
+        let n = 0;
+        if (files.length > 0) for (const f of files) { await link.send(await readFile(f)); n++; }
+        else for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) { await link.send(Buffer.from(line)); n++; }
+        await link.close();
+        out(v, { sent: n, link: link.id }, () => `sent ${n} message(s) to ${point}`);
+      } finally { await c.close(); }
+    },
+  },
+  recv: {
+    usage: 'amix recv POINT [--count N]   print POINT\'s messages, one per line (--json: objects with from, size, base64 data)',
+    options: { count: { type: 'string' } }, min: 1, max: 1,
+    async run([point], v) {
+      const count = int(v, 'count');
+      const c = await client(v);
+      try {
+        const link = await c.connect(point!, null, { direction: 'aToB' });
+        process.stderr.write(`recv: linked ${link.id}\n`);
+        let n = 0;
+        const stop = () => void link.close();
+        process.once('SIGINT', stop); process.once('SIGTERM', stop);
+        for await (const m of link) {
+          process.stdout.write(v.json ? `${JSON.stringify({ from: m.from, size: m.size, data: Buffer.from(m.data).toString('base64') })}\n` : `${Buffer.from(m.data).toString()}\n`);
+          if (count !== undefined && ++n >= count) break;
+        }
+        await link.close();
+      } finally { await c.close(); }
+    },
+  },
+  top: {
+    usage: 'amix top [--interval MS] [--once]   live per-link rates, pending, suspended',
+    options: { interval: { type: 'string' }, once: { type: 'boolean' } },
+    async run(_, v) {
+      const c = await client(v);
+      const every = int(v, 'interval') ?? 1000;
+      let prev: Map<string, { at: number; sent: number }> = new Map();
+      try {
+        for (;;) {
+          const s = await c.request<{ at: number; instances: Record<string, any>; links: any[] }>('stats');
+          const rows = s.links.map((l) => {
+            const st = s.instances[l.a]?.links?.[l.id] ?? s.instances[l.b[0]]?.links?.[l.id];
+            const sent = (st?.tx ?? []).reduce((n: number, x: any) => n + (x.sent ?? 0), 0);
+            const pending = (st?.tx ?? []).reduce((n: number, x: any) => n + (x.pending ?? 0), 0);
+            const p = prev.get(l.id);
+            const rate = p ? Math.round(((sent - p.sent) * 1000) / Math.max(1, s.at - p.at)) : undefined;
+            return { link: l.id, from: l.a, to: l.b.join(','), state: l.state, 'msgs/s': rate, sent, pending, suspendedMs: l.suspendedMs };
+          });
+          prev = new Map(rows.map((r) => [r.link, { at: s.at, sent: r.sent }]));
+          if (v.json) process.stdout.write(`${JSON.stringify({ at: s.at, links: rows })}\n`);
+          else {
+            if (process.stdout.isTTY && !v.once) process.stdout.write('\x1b[H\x1b[2J');
+            process.stdout.write(`amix top  ${new Date(s.at).toISOString()}\n${table(rows, ['link', 'from', 'to', 'state', 'msgs/s', 'sent', 'pending', 'suspendedMs'])}\n`);
+          }
+          if (v.once) break;
+          await new Promise((r) => setTimeout(r, every));
+        }
+      } finally { await c.close(); }
+    },
+  },
+  bench: {
+    usage: 'amix bench [thread|process|remote|directory ...] [--quick] [--json]   run the benchmarks',
+    options: { quick: { type: 'boolean' } },
+    async run(pos, v) {
+      const script = join(here, '..', 'bench', 'run.js');
+      if (!existsSync(script)) throw new Error('benchmarks are not built (run npm run build in a checkout)');
+      const code = await new Promise<number>((res) => spawn(process.execPath, [script, ...pos, ...(v.quick ? ['--quick'] : []), ...(v.json ? ['--json'] : [])], { stdio: 'inherit' }).on('exit', (c) => res(c ?? 1)));
+      if (code !== 0) process.exitCode = code;
+    },
+  },
+};
+
+const GROUPS = new Set(['daemon', 'primitive', 'point']);
+
+function usageAll(): string {
+  return `usage: amix VERB [ARGS] [--dir DIR] [--json] [-h]\n\n${Object.values(verbs).map((x) => `  ${x.usage.split('\n')[0]}`).join('\n')}\n\nThe daemon directory defaults to ${defaultDaemonDir()} (or $AMIX_DIR).`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  if (argv.length === 0 || argv[0] === '-h' || argv[0] === '--help' || argv[0] === 'help') { process.stdout.write(`${usageAll()}\n`); return argv.length === 0 ? 2 : 0; }
+  const key = GROUPS.has(argv[0]!) ? `${argv[0]} ${argv[1] ?? ''}` : argv[0]!;
+  const verb = verbs[key];
+  if (!verb) { process.stderr.write(`amix: unknown verb "${key.trim()}"\n${usageAll()}\n`); return 2; }
+  const rest = argv.slice(GROUPS.has(argv[0]!) ? 2 : 1);
+  let positionals: string[]; let values: Values;
+  try {
+    ({ positionals, values } = parseArgs({ args: rest, options: { ...common, ...verb.options }, allowPositionals: true }) as { positionals: string[]; values: Values });
+  } catch (err) {
+    process.stderr.write(`amix ${key}: ${(err as Error).message}\nusage: ${verb.usage}\n`);
+    return 2;
+  }
+  if (values.help) { process.stdout.write(`usage: ${verb.usage}\n`); return 0; }
+  if (positionals.length < (verb.min ?? 0) || positionals.length > (verb.max ?? Infinity)) {
+    process.stderr.write(`amix ${key}: wrong number of arguments\nusage: ${verb.usage}\n`);
+    return 2;
+  }
+  try {
+    await verb.run(positionals, values);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof Misuse) { process.stderr.write(`amix ${key}: ${err.message}\nusage: ${verb.usage}\n`); return 2; }
+    const msg = isAmixError(err) ? `${err.message} (${err.code})` : (err as Error).message;
+    if (values.json) process.stdout.write(`${JSON.stringify({ error: { code: isAmixError(err) ? err.code : 'AMIX_ERR_INTERNAL', message: (err as Error).message } })}\n`);
+    process.stderr.write(`amix ${key}: ${msg}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
+// Flush and leave even if a half-closed socket lingers.
+setImmediate(() => process.exit(process.exitCode));

@@ -1,0 +1,168 @@
+/**
+ * {@link DaemonClient}: an application process plugged into `amixd` as a
+ * container. It sends control requests, and carries out the daemon's link
+ * commands for links where this process is an end (its agent, the seed's
+ * intra_p point), so message bytes go straight between this process and the
+ * point over the primitive, never through the daemon.
+ *
+ * @module
+ */
+import { readFile } from 'node:fs/promises';
+import { connect as netConnect } from 'node:net';
+import { join } from 'node:path';
+import { userInfo } from 'node:os';
+import { Agent } from './agent.js';
+import { ControlConnection } from './connection.js';
+import { DAEMON_FILES } from './daemon.js';
+import { Endpoint, type PointMessage, type PointReceiveOptions, type PointSendOptions } from './endpoint.js';
+import { AmixError, ErrorCode } from './errors.js';
+import type { LinkInfo } from './fabric.js';
+import { defaultDaemonDir } from './paths.js';
+import { PROTOCOL_VERSION } from './protocol.js';
+import { PrimitiveRegistry } from './registry.js';
+
+/** Options for {@link DaemonClient.connect}. */
+export interface DaemonClientOptions {
+  /** The daemon's directory. Default: as amixd's default. */
+  dir?: string;
+  /** A name for this container in `amix daemon status`. Default `pid <pid>`. */
+  name?: string;
+  /** The owner recorded on points this container registers. Default: the OS user name. */
+  owner?: string;
+  /** Say hello with the administrator token. Default false. */
+  admin?: boolean;
+  /** How long a request may take. Default 15000 ms. */
+  timeoutMs?: number;
+}
+
+/** A link where this process is an end, as a client holds it. */
+export class ClientLink implements AsyncIterable<PointMessage> {
+  /** The link's state when it was made. */
+  readonly info: LinkInfo;
+  readonly #client: DaemonClient;
+  readonly #end: Endpoint;
+
+  /** @internal */
+  constructor(client: DaemonClient, info: LinkInfo, end: Endpoint) {
+    this.#client = client;
+    this.info = info;
+    this.#end = end;
+  }
+
+  /** The link id. */
+  get id(): string { return this.info.id; }
+  /** Send to the point(s) at the other end. */
+  send(data: Uint8Array, options: PointSendOptions = {}): Promise<void> { return this.#end.send(data, options); }
+  /** The next message from the other end. */
+  receive(options: PointReceiveOptions = {}): Promise<PointMessage> { return this.#end.receive(options); }
+  /** Messages until the link closes. */
+  messages(options: PointReceiveOptions = {}): AsyncGenerator<PointMessage, void, undefined> { return this.#end.messages(options); }
+  [Symbol.asyncIterator](): AsyncIterator<PointMessage> { return this.messages(); }
+  /** Disconnect the link. Idempotent. */
+  async close(): Promise<void> {
+    await this.#client.request('disconnect', { link: this.id }).catch((err: AmixError) => {
+      if (err.code !== ErrorCode.AMIX_ERR_UNKNOWN_LINK && err.code !== ErrorCode.AMIX_ERR_DAEMON_UNAVAILABLE) throw err;
+    });
+    await this.#end.close();
+  }
+}
+
+/**
+ * A connection to amixd as a container.
+ *
+ * @example
+ * const client = await DaemonClient.connect()
+ * await client.request('point.register', { registration: { name: 'upper', location: '/srv/upper.js', characteristics: { scope: 'process' } } })
+ * const link = await client.connect(null, 'upper', { direction: 'aToB' })
+ * await link.send(Buffer.from('hi'))
+ */
+export class DaemonClient {
+  /** The container id the daemon gave us. */
+  readonly container: string;
+  /** The control connection (events arrive on it as `'event'`). */
+  readonly connection: ControlConnection;
+  readonly #timeout: number;
+  readonly #registry: PrimitiveRegistry;
+  readonly #ends = new Map<string, { end: Endpoint; agent: Agent }>();
+
+  private constructor(container: string, conn: ControlConnection, registry: PrimitiveRegistry, timeoutMs: number) {
+    this.container = container;
+    this.connection = conn;
+    this.#registry = registry;
+    this.#timeout = timeoutMs;
+    // The daemon's link commands for our ends: one endpoint and agent per link.
+    conn.setHandler((op, args) => {
+      if (!Agent.handles(op)) throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `a container takes no ${op} request`);
+      return this.#endFor(args.link as string).agent.request(op, args);
+    });
+    conn.on('close', () => { for (const { end } of this.#ends.values()) void end.close(); });
+  }
+
+  /**
+   * Plug into the daemon: connect to its socket and say hello with the
+   * token from its owner-only directory. `AMIX_ERR_DAEMON_UNAVAILABLE` if
+   * nothing listens; `AMIX_ERR_UNAUTHORIZED` if the token cannot be read or is refused.
+   */
+  static async connect(options: DaemonClientOptions = {}): Promise<DaemonClient> {
+    const dir = options.dir ?? defaultDaemonDir();
+    let token: string;
+    try {
+      token = (await readFile(join(dir, options.admin ? DAEMON_FILES.adminToken : DAEMON_FILES.token), 'utf8')).trim();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw new AmixError(ErrorCode.AMIX_ERR_DAEMON_UNAVAILABLE, `no amixd in ${dir} (start one with: amix daemon start)`, { cause: err });
+      throw new AmixError(ErrorCode.AMIX_ERR_UNAUTHORIZED, `cannot read the daemon token in ${dir}: ${(err as Error).message}`, { cause: err });
+    }
+    const socket = netConnect(join(dir, DAEMON_FILES.socket));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', (err) => reject(new AmixError(ErrorCode.AMIX_ERR_DAEMON_UNAVAILABLE, `cannot reach amixd at ${join(dir, DAEMON_FILES.socket)}: ${err.message}`, { cause: err })));
+    });
+    const conn = new ControlConnection(socket);
+    const timeoutMs = options.timeoutMs ?? 15_000;
+    const hello = await conn.request<{ container: string; runtimeDir: string }>('hello', {
+      version: PROTOCOL_VERSION, token, pid: process.pid, name: options.name ?? `pid ${process.pid}`, owner: options.owner ?? userInfo().username,
+    }, timeoutMs).catch((err) => { conn.destroy(); throw err; });
+    const registry = new PrimitiveRegistry({ channelDefaults: { runtimeDir: hello.runtimeDir } });
+    return new DaemonClient(hello.container, conn, registry, timeoutMs);
+  }
+
+  /** Send one control request. */
+  request<T = unknown>(op: string, args: Record<string, unknown> = {}): Promise<T> {
+    return this.connection.request<T>(op, args, this.#timeout);
+  }
+
+  /**
+   * Connect two points, or a point and this process (pass `null` for the
+   * end this process takes). The returned link carries this process's send
+   * and receive for that end.
+   */
+  async connect(a: string | null, b: string | null, options: { direction?: string | number; mode?: string } = {}): Promise<ClientLink> {
+    const info = await this.request<LinkInfo>('connect', { a, b, ...options });
+    return new ClientLink(this, info, this.#endFor(info.id).end);
+  }
+
+  /** Ask for fabric events on `connection`'s `'event'`. */
+  async subscribe(): Promise<void> { await this.request('subscribe'); }
+
+  /** Unplug: close every local end and the connection. */
+  async close(): Promise<void> {
+    for (const { end } of this.#ends.values()) await end.close();
+    this.connection.close();
+    await this.#registry.close();
+  }
+
+  /** Calls {@link close}. */
+  async [Symbol.asyncDispose](): Promise<void> { await this.close(); }
+
+  #endFor(link: string): { end: Endpoint; agent: Agent } {
+    if (typeof link !== 'string') throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, 'link command without a link id');
+    let e = this.#ends.get(link);
+    if (!e) {
+      const end = new Endpoint(this.container);
+      e = { end, agent: new Agent(end, this.#registry) };
+      this.#ends.set(link, e);
+    }
+    return e;
+  }
+}

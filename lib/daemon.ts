@@ -1,0 +1,371 @@
+/**
+ * `amixd`, the machine-wide service (seed 002's interprocess TCS, shaped by
+ * seed 000's general runtime): it listens on a Unix control socket in an
+ * owner-only directory, holds the machine's registry of primitives and
+ * points, runs point instances, and takes application processes as
+ * *containers*: each plugs into one of its slots, proves it is the same
+ * user (a token file only that user can read), and may then register points,
+ * link them, and be a link end itself through its agent (the intra_p point).
+ * When a container goes away its links are taken down (their peers told)
+ * and its ephemeral points ended, inside out.
+ *
+ * @module
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { ControlConnection } from './connection.js';
+import { AmixError, ErrorCode, describe } from './errors.js';
+import { Fabric, type FabricEvent } from './fabric.js';
+import type { PointRegistration, PointRegistrationInput } from './point.js';
+import { defaultDaemonDir, ensurePrivateDir } from './paths.js';
+import { PROTOCOL_VERSION } from './protocol.js';
+import type { PrimitiveRegistration } from './registry.js';
+
+/** Options for {@link Daemon}. */
+export interface DaemonOptions {
+  /** The daemon's directory (socket, tokens, state). Default {@link defaultDaemonDir}. */
+  dir?: string;
+  /** How many containers may be plugged in at once. Default 64. */
+  slots?: number;
+  /** Where to log one-line notices. Default: nowhere. */
+  log?: (line: string) => void;
+}
+
+/** A plugged-in container, as the daemon sees it. */
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  owner: string;
+  admin: boolean;
+  pid: number;
+  links: string[];
+  points: string[];
+}
+
+interface Plugged {
+  id: string;
+  name: string;
+  owner: string;
+  admin: boolean;
+  pid: number;
+  conn: ControlConnection;
+  links: Set<string>;
+  /** Points registered with `ephemeral`: ended when the container goes. */
+  ephemeral: Set<string>;
+  subscribed: boolean;
+}
+
+interface StateFile {
+  version: 1;
+  primitives: PrimitiveRegistration[];
+  points: Array<{ registration: PointRegistrationInput; owner: string }>;
+}
+
+/** The names of the files in the daemon's directory. */
+export const DAEMON_FILES = { socket: 'amixd.sock', pid: 'amixd.pid', token: 'token', adminToken: 'admin.token', state: 'state.json', run: 'run' } as const;
+
+/**
+ * The daemon. `start()` listens; `stop()` shuts down inside out.
+ *
+ * @example
+ * const d = new Daemon({ dir: '/tmp/amix-test' }); await d.start()
+ * // ... clients connect with DaemonClient.connect({ dir })
+ * await d.stop()
+ */
+export class Daemon extends EventEmitter {
+  /** The daemon's directory. */
+  readonly dir: string;
+  /** The control socket's path. */
+  readonly socketPath: string;
+  /** The fabric holding the machine's points and links. */
+  readonly fabric: Fabric;
+  readonly #slots: number;
+  readonly #log: (line: string) => void;
+  #server: Server | undefined;
+  #token = '';
+  #adminToken = '';
+  readonly #containers = new Map<string, Plugged>();
+  readonly #owners = new Map<string, string>();
+  #seq = 0;
+  #startedAt = 0;
+  #stopping: Promise<void> | undefined;
+  #saving: Promise<void> = Promise.resolve();
+
+  constructor(options: DaemonOptions = {}) {
+    super();
+    this.dir = options.dir ?? defaultDaemonDir();
+    this.socketPath = join(this.dir, DAEMON_FILES.socket);
+    const slots = options.slots ?? 64;
+    if (!Number.isSafeInteger(slots) || slots < 1) throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `options.slots must be a positive integer (got ${describe(slots)})`);
+    this.#slots = slots;
+    this.#log = options.log ?? (() => {});
+    this.fabric = new Fabric({ runtimeDir: join(this.dir, DAEMON_FILES.run) });
+    this.fabric.on('event', (e: FabricEvent) => this.#broadcast(e));
+  }
+
+  /**
+   * Start listening. A socket file left by a daemon that died (nobody
+   * answers on it) is removed; a live daemon on the same directory makes
+   * this reject with `AMIX_ERR_DUPLICATE`.
+   */
+  async start(): Promise<void> {
+    await ensurePrivateDir(this.dir);
+    await ensurePrivateDir(join(this.dir, DAEMON_FILES.run));
+    if (await isAlive(this.socketPath)) {
+      throw new AmixError(ErrorCode.AMIX_ERR_DUPLICATE, `an amixd is already listening on ${this.socketPath}`, { details: { socket: this.socketPath } });
+    }
+    await rm(this.socketPath, { force: true });
+    this.#token = await this.#tokenFile(DAEMON_FILES.token);
+    this.#adminToken = await this.#tokenFile(DAEMON_FILES.adminToken);
+    await this.#loadState();
+    const server = createServer((s) => this.#accept(s));
+    this.#server = server;
+    // The directory is 0700 already; the umask makes the socket 0600 from birth, with no window.
+    const old = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(this.socketPath, () => { server.off('error', reject); resolve(); });
+      });
+    } finally {
+      process.umask(old);
+    }
+    await writeFile(join(this.dir, DAEMON_FILES.pid), `${process.pid}\n`, { mode: 0o600 });
+    this.#startedAt = Date.now();
+    this.#log(`amixd ${process.pid} listening on ${this.socketPath} (${this.#slots} slots)`);
+  }
+
+  /** A snapshot for `amix daemon status`. */
+  status(): Record<string, unknown> {
+    return {
+      pid: process.pid, dir: this.dir, socket: this.socketPath, version: PROTOCOL_VERSION,
+      uptimeMs: this.#startedAt ? Date.now() - this.#startedAt : 0, slots: this.#slots,
+      containers: [...this.#containers.values()].map((c) => this.#info(c)),
+      points: this.fabric.points().length, instances: this.fabric.instances().length, links: this.fabric.links().length,
+    };
+  }
+
+  /**
+   * Stop, inside out: refuse new containers, end every point instance (each
+   * with its termination method, escalating on a timer), close the
+   * containers, then remove the socket and pid file. Idempotent.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.#log('amixd stopping');
+      this.#server?.close();
+      await this.fabric.close();
+      for (const c of this.#containers.values()) c.conn.close();
+      await this.#saving;
+      await rm(this.socketPath, { force: true });
+      await rm(join(this.dir, DAEMON_FILES.pid), { force: true });
+      this.emit('stopped');
+    })();
+    return this.#stopping;
+  }
+
+  #accept(socket: Socket): void {
+    const conn = new ControlConnection(socket);
+    let plugged: Plugged | undefined;
+    conn.setHandler(async (op, args) => {
+      if (op === 'hello') {
+        if (plugged) throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, 'hello was already said on this connection');
+        plugged = this.#hello(conn, args);
+        return { container: plugged.id, daemonPid: process.pid, version: PROTOCOL_VERSION, runtimeDir: join(this.dir, DAEMON_FILES.run), admin: plugged.admin };
+      }
+      if (!plugged) throw new AmixError(ErrorCode.AMIX_ERR_UNAUTHORIZED, `say hello with the daemon's token before ${describe(op)}`);
+      return this.#handle(plugged, op, args);
+    });
+    conn.on('protocolError', (err: AmixError) => this.#log(`protocol error from ${plugged?.id ?? 'unidentified client'}: ${err.message}`));
+    conn.on('close', () => { if (plugged) void this.#unplug(plugged); });
+  }
+
+  #hello(conn: ControlConnection, a: Record<string, unknown>): Plugged {
+    const token = typeof a.token === 'string' ? a.token : '';
+    const admin = equal(token, this.#adminToken);
+    if (!admin && !equal(token, this.#token)) {
+      // Answer, then hang up: a client without the token has no business here.
+      setImmediate(() => conn.close());
+      throw new AmixError(ErrorCode.AMIX_ERR_UNAUTHORIZED, 'wrong or missing token: read it from the daemon directory (owner-only)');
+    }
+    if (a.version !== undefined && a.version !== PROTOCOL_VERSION) {
+      throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `protocol version ${describe(a.version)} is not spoken here (this daemon speaks ${PROTOCOL_VERSION})`);
+    }
+    if (this.#containers.size >= this.#slots) {
+      setImmediate(() => conn.close());
+      throw new AmixError(ErrorCode.AMIX_ERR_MAX_CONNECTIONS, `all ${this.#slots} daemon slots are in use`);
+    }
+    const id = `c${++this.#seq}`;
+    const p: Plugged = {
+      id, conn, admin, links: new Set(), ephemeral: new Set(), subscribed: false,
+      name: typeof a.name === 'string' && a.name ? a.name : id,
+      owner: typeof a.owner === 'string' && a.owner ? a.owner : 'user',
+      pid: Number.isSafeInteger(a.pid) ? a.pid as number : 0,
+    };
+    this.#containers.set(id, p);
+    this.#broadcast({ type: 'daemon.containerPlugged', container: id, name: p.name, pid: p.pid });
+    return p;
+  }
+
+  async #handle(c: Plugged, op: string, a: Record<string, unknown>): Promise<unknown> {
+    const f = this.fabric;
+    const str = (k: string): string => {
+      const v = a[k];
+      if (typeof v !== 'string' || v === '') throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `${op}: argument ${k} must be a non-empty string (got ${describe(v)})`);
+      return v;
+    };
+    switch (op) {
+      case 'status': return this.status();
+      case 'stop': setImmediate(() => void this.stop().then(() => this.emit('exit'))); return { stopping: true };
+      case 'subscribe': c.subscribed = true; return {};
+      case 'primitive.add': {
+        f.registry.register(a.registration as PrimitiveRegistration);
+        this.#save();
+        return f.registry.get((a.registration as PrimitiveRegistration).name);
+      }
+      case 'primitive.rm': {
+        const name = str('name');
+        if (f.registry.get(name).builtin && !c.admin) throw new AmixError(ErrorCode.AMIX_ERR_NOT_OWNER, `only the administrator may remove built-in primitive ${name}`);
+        await f.registry.delete(name);
+        this.#save();
+        return {};
+      }
+      case 'primitive.ls': return f.registry.list();
+      case 'point.register': {
+        const reg = f.register(a.registration as PointRegistrationInput);
+        this.#owners.set(reg.name, c.owner);
+        if (a.ephemeral === true) c.ephemeral.add(reg.name); else this.#save();
+        return this.#pointInfo(reg, c);
+      }
+      case 'point.rm': case 'destroy': {
+        const name = str('name');
+        this.#checkOwner(c, name);
+        await f.destroy(name);
+        this.#owners.delete(name);
+        c.ephemeral.delete(name);
+        this.#save();
+        return {};
+      }
+      case 'point.ls': return f.points().map((p) => this.#pointInfo(p, c));
+      case 'point.show': return this.#pointInfo(f.point(str('name')), c, true);
+      case 'connect': {
+        const name = (k: string) => (a[k] === null || a[k] === undefined ? null : str(k));
+        const link = await f.connect(name('a'), name('b'), {
+          ...(a.direction !== undefined ? { direction: a.direction as never } : {}),
+          ...(a.mode !== undefined ? { mode: a.mode as never } : {}),
+          as: { name: c.id, target: { request: (o, args, t) => c.conn.request(o, args ?? {}, t ?? 10_000) } },
+        });
+        if (a.a === null || a.a === undefined || a.b === null || a.b === undefined) c.links.add(link.id);
+        return link.info;
+      }
+      case 'disconnect': { const link = str('link'); await f.disconnect(link, a.terminate ? { terminate: a.terminate as never } : {}); c.links.delete(link); return {}; }
+      case 'suspend': await f.suspend(str('link')); return f.link(a.link as string);
+      case 'resume': await f.resume(str('link')); return f.link(a.link as string);
+      case 'reconnect': return f.reconnect(str('name'));
+      case 'execute': return f.execute(str('name'));
+      case 'links': return f.links();
+      case 'instances': return f.instances();
+      case 'stats': {
+        const out: Record<string, unknown> = {};
+        for (const i of f.instances()) out[i.instance] = await f.stats(i.instance).catch((e: Error) => ({ error: e.message }));
+        return { at: Date.now(), instances: out, links: f.links() };
+      }
+      default: throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `unknown request ${describe(op)}`);
+    }
+  }
+
+  #checkOwner(c: Plugged, name: string): void {
+    this.fabric.point(name);
+    const owner = this.#owners.get(name);
+    if (!c.admin && owner !== undefined && owner !== c.owner) {
+      throw new AmixError(ErrorCode.AMIX_ERR_NOT_OWNER, `point "${name}" belongs to ${owner}; only its owner or the administrator may remove it`, { details: { point: name, owner } });
+    }
+  }
+
+  #pointInfo(p: PointRegistration, c: Plugged, full = false): Record<string, unknown> {
+    const owner = this.#owners.get(p.name) ?? 'user';
+    const base: Record<string, unknown> = { name: p.name, owner, role: p.role, scope: p.characteristics.scope, sendPrimitive: p.sendPrimitive, receivePrimitive: p.receivePrimitive, instances: this.fabric.instances(p.name).map((i) => i.instance) };
+    if (!full) return base;
+    const mine = c.admin || owner === c.owner;
+    return { ...base, location: p.location, characteristics: p.characteristics, ...(mine && p.data !== undefined ? { data: p.data } : {}), instanceInfo: this.fabric.instances(p.name) };
+  }
+
+  async #unplug(c: Plugged): Promise<void> {
+    if (!this.#containers.delete(c.id)) return;
+    // Inside out: the container's links first (their peers are told), then its own points.
+    for (const link of c.links) {
+      if (!this.fabric.hasLink(link)) continue;
+      const info = this.fabric.link(link);
+      await this.fabric.disconnect(link).catch(() => {});
+      for (const peer of [info.a, ...info.b].filter((x) => x !== c.id)) this.#broadcast({ type: 'peerLost', link, instance: peer, peer: c.id });
+    }
+    for (const name of c.ephemeral) await this.fabric.destroy(name).catch(() => {});
+    this.#broadcast({ type: 'daemon.containerUnplugged', container: c.id, name: c.name });
+  }
+
+  #broadcast(e: { type: string } & Record<string, unknown>): void {
+    this.emit('event', e);
+    const body: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(e)) if (k !== 'type') body[k] = v instanceof Error ? { message: v.message, code: (v as AmixError).code } : v;
+    for (const c of this.#containers.values()) if (c.subscribed) c.conn.event(e.type, body);
+  }
+
+  #info(c: Plugged): ContainerInfo {
+    return { id: c.id, name: c.name, owner: c.owner, admin: c.admin, pid: c.pid, links: [...c.links], points: [...c.ephemeral] };
+  }
+
+  async #tokenFile(name: string): Promise<string> {
+    const file = join(this.dir, name);
+    try {
+      const t = (await readFile(file, 'utf8')).trim();
+      if (t.length >= 32) return t;
+    } catch { /* made below */ }
+    const t = randomBytes(24).toString('hex');
+    await writeFile(file, `${t}\n`, { mode: 0o600 });
+    return t;
+  }
+
+  async #loadState(): Promise<void> {
+    let s: StateFile;
+    try {
+      s = JSON.parse(await readFile(join(this.dir, DAEMON_FILES.state), 'utf8')) as StateFile;
+    } catch { return; }
+    for (const p of s.primitives ?? []) { try { this.fabric.registry.register(p); } catch (err) { this.#log(`state: primitive ${p.name} not restored: ${(err as Error).message}`); } }
+    for (const { registration, owner } of s.points ?? []) {
+      try { this.fabric.register(registration); this.#owners.set(registration.name, owner); } catch (err) { this.#log(`state: point ${registration.name} not restored: ${(err as Error).message}`); }
+    }
+  }
+
+  /** Persist registrations (0600, written to a temp file and renamed, so a crash never leaves half a file). */
+  #save(): void {
+    const ephemeral = new Set([...this.#containers.values()].flatMap((c) => [...c.ephemeral]));
+    const state: StateFile = {
+      version: 1,
+      primitives: this.fabric.registry.list().filter((p) => !p.builtin && !p.location.startsWith('inline:')).map(({ name, location, characteristics }) => ({ name, location, characteristics })),
+      points: this.fabric.points().filter((p) => !ephemeral.has(p.name)).map((p) => ({ registration: p as PointRegistrationInput, owner: this.#owners.get(p.name) ?? 'user' })),
+    };
+    const file = join(this.dir, DAEMON_FILES.state);
+    this.#saving = this.#saving.then(async () => {
+      const tmp = `${file}.tmp`;
+      await writeFile(tmp, JSON.stringify(state, null, 2), { mode: 0o600 });
+      await rename(tmp, file);
+    }).catch((err: Error) => this.#log(`state not saved: ${err.message}`));
+  }
+}
+
+function equal(a: string, b: string): boolean {
+  const x = Buffer.from(a); const y = Buffer.from(b);
+  return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
+}
+
+/** True when something answers on the Unix socket at `path`. */
+export function isAlive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = netConnect(path);
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}

@@ -1,0 +1,331 @@
+/**
+ * {@link Endpoint}: a point's sender list and receiver list (seed 002, steps
+ * 1-4 of a connect) and the application-facing send and receive over them.
+ * A send goes to every receiver on the sender list (conference); a receive
+ * takes the next message from the receiver list, fairly across links, and
+ * names the point it came from.
+ *
+ * @module
+ */
+import { EventEmitter } from 'node:events';
+import type { Channel } from './channel.js';
+import { AmixError, ErrorCode, abortError, invalidArg } from './errors.js';
+import type { DiscardPolicy } from './primitive.js';
+
+/** A message as a point receives it. */
+export interface PointMessage {
+  /** The bytes; `data.length` is the actual size. */
+  readonly data: Uint8Array;
+  /** Same as `data.length`. */
+  readonly size: number;
+  /** The name of the point (or `caller`) it came from. */
+  readonly from: string;
+  /** The link it arrived on. */
+  readonly link: string;
+}
+
+/** Options for {@link Endpoint.send}. */
+export interface PointSendOptions {
+  /** Send only to this peer (by point name) instead of every receiver on the sender list. */
+  to?: string;
+  /** Send only on this link. */
+  link?: string;
+  signal?: AbortSignal;
+}
+
+/** Options for {@link Endpoint.receive}. */
+export interface PointReceiveOptions {
+  /** Receive only from this peer. */
+  from?: string;
+  /** Receive only from this link. */
+  link?: string;
+  /** Largest message accepted; a larger one rejects with `AMIX_ERR_BUFFER_TOO_SMALL` and stays queued. */
+  maxBytes?: number;
+  signal?: AbortSignal;
+}
+
+/** One entry of a sender or receiver list. */
+export interface ListEntry {
+  readonly link: string;
+  readonly peer: string;
+}
+
+interface TxEntry extends ListEntry { ch: Channel; held: boolean }
+interface RxEntry extends ListEntry { ch: Channel; slot?: Uint8Array; pumping: boolean; ended: boolean }
+
+/** Options for {@link Endpoint}. */
+export interface EndpointOptions {
+  /** Messages kept while the sender list is empty (seed: they "remain until a Receiver is connected"). Default 1024. */
+  maxUnlinked?: number;
+  /** What a send does when that unlinked queue is full. Default `block`. */
+  discard?: DiscardPolicy;
+}
+
+/**
+ * A point's lists and its send/receive. Not thread-safe: one per thread.
+ * Events (`'event'`): `{ type: 'linkEnded', link, peer, reason }` when a
+ * receiving channel closes from the other side.
+ */
+export class Endpoint extends EventEmitter {
+  /** The point (or caller) name this endpoint speaks for. */
+  readonly name: string;
+  readonly #tx: TxEntry[] = [];
+  readonly #rx: RxEntry[] = [];
+  #rr = 0;
+  #closed: Error | undefined;
+  /** Resolved and replaced whenever something a waiting receive cares about changes. */
+  #wake!: () => void;
+  #changed!: Promise<void>;
+  readonly #unlinked: Uint8Array[] = [];
+  readonly #unlinkedWaiters: Array<() => void> = [];
+  readonly #maxUnlinked: number;
+  readonly #discard: DiscardPolicy;
+  #dropped = 0;
+  #sent = 0;
+  #received = 0;
+
+  constructor(name: string, options: EndpointOptions = {}) {
+    super();
+    this.name = name;
+    this.#maxUnlinked = options.maxUnlinked ?? 1024;
+    this.#discard = options.discard ?? 'block';
+    this.#rearm();
+  }
+
+  /** The sender list: where a send goes. */
+  get senderList(): ListEntry[] { return this.#tx.map(({ link, peer }) => ({ link, peer })); }
+  /** The receiver list: where receives come from. */
+  get receiverList(): ListEntry[] { return this.#rx.filter((e) => !e.ended).map(({ link, peer }) => ({ link, peer })); }
+
+  /** Step 1 or 3 of a connect: add a peer's receiver (reached through `ch`) to the sender list. */
+  addSender(link: string, peer: string, ch: Channel): void {
+    this.#checkOpen();
+    this.#tx.push({ link, peer, ch, held: false });
+    void this.#flushUnlinked();
+  }
+
+  /** Step 2 or 4 of a connect: add a peer's sender (arriving through `ch`) to the receiver list. */
+  addReceiver(link: string, peer: string, ch: Channel): void {
+    this.#checkOpen();
+    this.#rx.push({ link, peer, ch, pumping: false, ended: false });
+    ch.closed.then(() => this.#signal()).catch(() => {});
+    this.#signal();
+  }
+
+  /** Hold (true) or release (false) the sending side of `link`: a held entry gets no sends. */
+  hold(link: string, held: boolean): void {
+    for (const e of this.#tx) if (e.link === link) e.held = held;
+  }
+
+  /** Remove `link` from both lists and close its channels (gracefully unless `reason`). */
+  async removeLink(link: string, reason?: Error): Promise<void> {
+    const closing: Promise<void>[] = [];
+    for (let i = this.#tx.length - 1; i >= 0; i--) {
+      const e = this.#tx[i]!;
+      if (e.link !== link) continue;
+      this.#tx.splice(i, 1);
+      closing.push(reason ? e.ch.destroy(reason) : e.ch.close());
+    }
+    for (let i = this.#rx.length - 1; i >= 0; i--) {
+      const e = this.#rx[i]!;
+      if (e.link !== link) continue;
+      this.#rx.splice(i, 1);
+      closing.push(e.ch.destroy(reason));
+    }
+    this.#signal();
+    await Promise.allSettled(closing);
+  }
+
+  /** The channels of `link` (sending ones first), for suspend, resume, cycle and stats. */
+  channels(link: string): { tx: Channel[]; rx: Channel[] } {
+    return { tx: this.#tx.filter((e) => e.link === link).map((e) => e.ch), rx: this.#rx.filter((e) => e.link === link).map((e) => e.ch) };
+  }
+
+  /** Links on either list. */
+  links(): string[] { return [...new Set([...this.#tx, ...this.#rx].map((e) => e.link))]; }
+
+  /** Counters of this endpoint. */
+  stats(): { sent: number; received: number; unlinked: number; dropped: number } {
+    return { sent: this.#sent, received: this.#received, unlinked: this.#unlinked.length, dropped: this.#dropped };
+  }
+
+  /**
+   * Method: `send(data[, options])`. Sends `data` to every receiver on the
+   * sender list (conference), or only to `options.to` / `options.link`. With
+   * an empty sender list the message is kept until a receiver is linked (up
+   * to `maxUnlinked`, then the discard policy applies).
+   */
+  async send(data: Uint8Array, options: PointSendOptions = {}): Promise<void> {
+    this.#checkOpen();
+    if (!(data instanceof Uint8Array)) throw invalidArg('data', 'must be a Uint8Array (or Buffer)', data);
+    let targets = this.#tx;
+    if (options.to !== undefined || options.link !== undefined) {
+      targets = targets.filter((e) => (options.to === undefined || e.peer === options.to) && (options.link === undefined || e.link === options.link));
+      if (targets.length === 0) {
+        throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_LINK,
+          `point "${this.name}" has no sender-list entry for ${options.to !== undefined ? `peer "${options.to}"` : `link "${options.link}"`}`,
+          { details: { to: options.to, link: options.link } });
+      }
+    }
+    if (targets.length === 0) { await this.#keepUnlinked(data, options.signal); return; }
+    if (targets.length === 1) {
+      const e = targets[0]!;
+      // A held entry keeps the message in its channel's default suspension queue.
+      if (e.held || !e.ch.trySend(data)) await keepAlive(e.ch.send(data, options.signal ? { signal: options.signal } : {}));
+    } else {
+      await keepAlive(Promise.all(targets.map((e) => (e.held || !e.ch.trySend(data)) ? e.ch.send(data, options.signal ? { signal: options.signal } : {}) : undefined)));
+    }
+    this.#sent++;
+  }
+
+  /**
+   * Method: `receive([options])`. The next message from the receiver list,
+   * taken fairly (round robin) across links, naming the point it came from.
+   * Waits when none is ready. Rejects with `AMIX_ERR_LINK_CLOSED` once the
+   * endpoint is closed, `AMIX_ERR_ABORTED` on abort.
+   */
+  async receive(options: PointReceiveOptions = {}): Promise<PointMessage> {
+    const maxBytes = options.maxBytes ?? Number.MAX_SAFE_INTEGER;
+    for (;;) {
+      if (this.#closed) throw new AmixError(ErrorCode.AMIX_ERR_LINK_CLOSED, `point "${this.name}" is closed`, { cause: this.#closed });
+      if (options.signal?.aborted) throw abortError(options.signal, 'receive');
+      const candidates = this.#rx.filter((e) => !e.ended && (options.from === undefined || e.peer === options.from) && (options.link === undefined || e.link === options.link));
+      const n = candidates.length;
+      for (let k = 0; k < n; k++) {
+        const e = candidates[(this.#rr + k) % n]!;
+        let msg = e.slot;
+        if (msg !== undefined) {
+          if (msg.length > maxBytes) throw tooSmall(msg.length, maxBytes);
+          e.slot = undefined;
+        } else if (!e.pumping && e.ch.isOpen) {
+          // Never poll a channel that has a receive outstanding: the poll could
+          // take a later message than the one the outstanding receive holds.
+          msg = e.ch.tryReceive(Math.min(maxBytes, e.ch.maxMessageBytes));
+        }
+        if (msg !== undefined) {
+          this.#rr = (this.#rr + k + 1) % Math.max(1, n);
+          this.#received++;
+          return { data: msg, size: msg.length, from: e.peer, link: e.link };
+        }
+      }
+      for (const e of candidates) this.#pump(e);
+      await this.#waitChange(options.signal);
+    }
+  }
+
+  /** Messages as an async iterable; ends when the endpoint closes. `break` does not close it. */
+  async *messages(options: PointReceiveOptions = {}): AsyncGenerator<PointMessage, void, undefined> {
+    for (;;) {
+      try {
+        yield await this.receive(options);
+      } catch (err) {
+        if ((err as AmixError).code === ErrorCode.AMIX_ERR_LINK_CLOSED) return;
+        throw err;
+      }
+    }
+  }
+
+  /** Same as {@link messages}. */
+  [Symbol.asyncIterator](): AsyncIterator<PointMessage> { return this.messages(); }
+
+  /** Close every link's channels; waiting receives end. Idempotent. */
+  async close(reason?: Error): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = reason ?? new AmixError(ErrorCode.AMIX_ERR_CLOSED, `point "${this.name}" closed`);
+    for (const w of this.#unlinkedWaiters.splice(0)) w();
+    this.#signal();
+    await Promise.allSettled(this.links().map((l) => this.removeLink(l, reason)));
+  }
+
+  #pump(e: RxEntry): void {
+    if (e.pumping || e.slot !== undefined || e.ended) return;
+    if (!e.ch.isOpen) { e.ended = true; return; }
+    e.pumping = true;
+    e.ch.receive().then((m) => {
+      e.pumping = false;
+      e.slot = m;
+      this.#signal();
+    }, (err: AmixError) => {
+      e.pumping = false;
+      if (err?.code === ErrorCode.AMIX_ERR_LINK_CLOSED || err?.code === ErrorCode.AMIX_ERR_CLOSED || !e.ch.isOpen) {
+        e.ended = true;
+        this.emit('event', { type: 'linkEnded', link: e.link, peer: e.peer, reason: err });
+      }
+      this.#signal();
+    });
+  }
+
+  #rearm(): void {
+    this.#changed = new Promise<void>((r) => { this.#wake = r; });
+  }
+
+  #signal(): void {
+    const wake = this.#wake;
+    this.#rearm();
+    wake();
+  }
+
+  #waitChange(signal?: AbortSignal): Promise<void> {
+    if (!signal) return keepAlive(this.#changed);
+    return keepAlive(new Promise((resolve, reject) => {
+      const onAbort = () => reject(abortError(signal, 'receive'));
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#changed.then(() => { signal.removeEventListener('abort', onAbort); resolve(); });
+    }));
+  }
+
+  async #keepUnlinked(data: Uint8Array, signal?: AbortSignal): Promise<void> {
+    while (this.#unlinked.length >= this.#maxUnlinked) {
+      if (this.#discard === 'dropNewest') { this.#dropped++; return; }
+      if (this.#discard === 'dropOldest') { this.#unlinked.shift(); this.#dropped++; break; }
+      if (this.#discard === 'reject') {
+        throw new AmixError(ErrorCode.AMIX_ERR_QUEUE_FULL, `point "${this.name}" has no receiver and ${this.#unlinked.length} messages kept`, { details: { kept: this.#unlinked.length } });
+      }
+      await new Promise<void>((resolve, reject) => {
+        this.#unlinkedWaiters.push(resolve);
+        signal?.addEventListener('abort', () => reject(abortError(signal, 'send')), { once: true });
+      });
+      this.#checkOpen();
+    }
+    this.#unlinked.push(new Uint8Array(data));
+    this.#sent++;
+  }
+
+  async #flushUnlinked(): Promise<void> {
+    while (this.#unlinked.length > 0 && this.#tx.length > 0) {
+      const msg = this.#unlinked.shift()!;
+      for (const w of this.#unlinkedWaiters.splice(0)) w();
+      const ok = await Promise.all(this.#tx.map((e) => e.ch.send(msg))).then(() => true, () => false);
+      if (!ok) {
+        // The link went away while flushing: keep the message for the next one.
+        this.#unlinked.unshift(msg);
+        return;
+      }
+      if (this.#closed) return;
+    }
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new AmixError(ErrorCode.AMIX_ERR_CLOSED, `point "${this.name}" is closed`, { cause: this.#closed });
+  }
+}
+
+let keepers = 0;
+let keeper: NodeJS.Timeout | undefined;
+
+/**
+ * Keep the event loop alive while `p` is pending. A wait on shared memory
+ * (`Atomics.waitAsync`) holds no handle, so without this an application
+ * awaiting a message from a thread point could simply exit. One ref'd timer
+ * serves every pending wait.
+ */
+export function keepAlive<T>(p: Promise<T>): Promise<T> {
+  if (keepers++ === 0) keeper = setInterval(() => {}, 1 << 30);
+  const done = () => { if (--keepers === 0) { clearInterval(keeper); keeper = undefined; } };
+  p.then(done, done);
+  return p;
+}
+
+function tooSmall(size: number, maxBytes: number): AmixError {
+  return new AmixError(ErrorCode.AMIX_ERR_BUFFER_TOO_SMALL, `next message is ${size} bytes; the caller accepts ${maxBytes}`, { details: { size, maxBytes } });
+}

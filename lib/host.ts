@@ -1,0 +1,173 @@
+/**
+ * The point host: the script a point instance runs in, as a worker thread
+ * (scope `thread`) or a child process (scope `process`). It loads the point's
+ * module through the module model, runs its `main(point)`, and carries out
+ * the fabric's control requests (open a channel end, close a link, suspend,
+ * resume, cycle, stats, terminate). Control travels over the worker port or
+ * the child's IPC channel; message bytes never do: they go over the
+ * primitives' channels.
+ *
+ * A point module's default export is `main(point: PointContext)`.
+ *
+ * @module
+ */
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { pathToFileURL } from 'node:url';
+import { isAbsolute, resolve } from 'node:path';
+import { Agent, type AgentEvent } from './agent.js';
+import { Endpoint } from './endpoint.js';
+import { AmixError, ErrorCode, errorToPlain } from './errors.js';
+import { Container } from './module.js';
+import { PrimitiveRegistry, type PrimitiveRegistration } from './registry.js';
+import type { PointRegistration } from './point.js';
+
+/** What a point's `main` receives: its lists, send and receive, and a signal aborted on termination. */
+export interface PointContext extends Endpoint {
+  /** The registration name. */
+  readonly name: string;
+  /** This instance's name (`name` for a public point, `name#n` for a private instance). */
+  readonly instance: string;
+  /** The registration's free-form `data`. */
+  readonly data: unknown;
+  /** Aborted when the point is asked to terminate (method `message`): finish and return. */
+  readonly signal: AbortSignal;
+}
+
+/** The signature of a point module's default export. */
+export type PointMain = (point: PointContext) => unknown;
+
+/** @internal The init request a host receives first. */
+export interface HostInit {
+  registration: PointRegistration;
+  instance: string;
+  primitives: PrimitiveRegistration[];
+  baseDir: string;
+  runtimeDir?: string;
+}
+
+/** @internal Control messages between fabric and host. */
+export type HostMessage =
+  | { kind: 'req'; id: number; op: string; args: Record<string, unknown> }
+  | { kind: 'res'; id: number; ok: true; result?: unknown }
+  | { kind: 'res'; id: number; ok: false; error: ReturnType<typeof errorToPlain> }
+  | { kind: 'event'; event: Record<string, unknown> & { type: string } };
+
+interface Port {
+  post(msg: HostMessage): void;
+  onMessage(fn: (msg: HostMessage) => void): void;
+}
+
+function portOf(): Port | undefined {
+  if (!isMainThread && parentPort && (workerData as { amixHost?: boolean } | undefined)?.amixHost) {
+    const p = parentPort;
+    return { post: (m) => p.postMessage(m), onMessage: (fn) => p.on('message', fn) };
+  }
+  if (isMainThread && typeof process.send === 'function' && process.env.AMIX_HOST === '1') {
+    // The parent going away means nobody can terminate us: leave.
+    process.on('disconnect', () => process.exit(0));
+    return { post: (m) => process.send!(m), onMessage: (fn) => process.on('message', fn as (m: unknown) => void) };
+  }
+  return undefined;
+}
+
+class Host {
+  readonly #port: Port;
+  #reg!: PrimitiveRegistry;
+  #init!: HostInit;
+  #point!: Endpoint & { instance: string; data: unknown; signal: AbortSignal };
+  readonly #abort = new AbortController();
+  readonly #container = new Container({ name: 'point-host' });
+  #main: PointMain | undefined;
+  #agent!: Agent;
+  #running: Promise<void> | undefined;
+
+  constructor(port: Port) {
+    this.#port = port;
+    port.onMessage((m) => { if (m.kind === 'req') void this.#handle(m); });
+  }
+
+  async #handle(m: Extract<HostMessage, { kind: 'req' }>): Promise<void> {
+    try {
+      const result = await this.#op(m.op, m.args);
+      this.#port.post({ kind: 'res', id: m.id, ok: true, result });
+    } catch (err) {
+      this.#port.post({ kind: 'res', id: m.id, ok: false, error: errorToPlain(err) });
+    }
+  }
+
+  async #op(op: string, a: Record<string, unknown>): Promise<unknown> {
+    switch (op) {
+      case 'init': return this.#doInit(a as unknown as HostInit);
+      case 'start': return this.#start();
+      case 'terminate': return this.#terminate(a.timeoutMs as number);
+      default:
+        if (Agent.handles(op)) return this.#agent.request(op, a);
+        throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `unknown host request ${JSON.stringify(op)}`);
+    }
+  }
+
+  async #doInit(init: HostInit): Promise<unknown> {
+    this.#init = init;
+    this.#reg = new PrimitiveRegistry({ baseDir: init.baseDir, ...(init.runtimeDir ? { channelDefaults: { runtimeDir: init.runtimeDir } } : {}) });
+    for (const p of init.primitives) if (!this.#reg.has(p.name)) this.#reg.register(p);
+    const c = init.registration.characteristics;
+    const point = new Endpoint(init.registration.name, { maxUnlinked: c.maxmsg, discard: c.discard }) as Endpoint & { instance: string; data: unknown; signal: AbortSignal };
+    Object.defineProperties(point, {
+      instance: { value: init.instance, enumerable: true },
+      data: { value: init.registration.data, enumerable: true },
+      signal: { value: this.#abort.signal, enumerable: true },
+    });
+    this.#point = point;
+    this.#agent = new Agent(point, this.#reg, (e) => {
+      const { error, ...rest } = e as AgentEvent & { error?: Error };
+      this.#port.post({ kind: 'event', event: { ...rest, ...(error ? { error: errorToPlain(error) } : {}) } });
+    });
+    const location = init.registration.location;
+    const specifier = /^[a-z][a-z0-9+.-]*:/i.test(location) ? location
+      : isAbsolute(location) ? pathToFileURL(location).href
+        : location.startsWith('.') ? pathToFileURL(resolve(init.baseDir, location)).href : location;
+    this.#container.add(init.instance, {
+      load: async () => {
+        let mod: { default?: unknown; main?: unknown };
+        try {
+          mod = await import(specifier) as { default?: unknown; main?: unknown };
+        } catch (err) {
+          throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `cannot import point "${init.registration.name}" from ${location}: ${(err as Error).message}`, { cause: err });
+        }
+        const main = mod.default ?? mod.main;
+        if (typeof main !== 'function') {
+          throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `point module ${location} must export a main(point) function as its default export`);
+        }
+        this.#main = main as PointMain;
+      },
+      quiesce: () => { this.#abort.abort(new Error('terminating')); return this.#point.close(); },
+    });
+    await this.#container.load(init.instance);
+    return { pid: process.pid };
+  }
+
+  async #start(): Promise<unknown> {
+    if (this.#running) return {};
+    await this.#container.start(this.#init.instance);
+    this.#running = this.#container.run(this.#init.instance, async () => {
+      try {
+        await this.#main!(this.#point as unknown as PointContext);
+        this.#port.post({ kind: 'event', event: { type: 'mainEnded' } });
+      } catch (err) {
+        this.#port.post({ kind: 'event', event: { type: 'mainEnded', error: errorToPlain(err) } });
+      }
+    });
+    return {};
+  }
+
+  async #terminate(timeoutMs: number): Promise<unknown> {
+    const state = this.#container.get(this.#init.instance).state;
+    if (state === 'started') await this.#container.quiesce(this.#init.instance, { timeoutMs });
+    else { this.#abort.abort(new Error('terminating')); await this.#point.close(); }
+    await this.#reg.close().catch(() => {});
+    return {};
+  }
+}
+
+const port = portOf();
+if (port) new Host(port);

@@ -1,0 +1,156 @@
+/**
+ * The fabric's side of a point host: spawn it as a worker thread or a child
+ * process, send it control requests and get replies, hear its events and its
+ * exit, and stop it (terminate, or SIGTERM then SIGKILL on a timer).
+ *
+ * @module
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import { AmixError, ErrorCode, errorFromPlain } from './errors.js';
+import type { HostMessage } from './host.js';
+import type { PointScope } from './point.js';
+
+const HOST_SCRIPT = new URL('./host.js', import.meta.url);
+
+/** How a host ended. */
+export interface HostExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/**
+ * @internal A running host. Events: `'event'` (from the host), `'exit'` ({@link HostExit}).
+ */
+export class HostHandle extends EventEmitter {
+  readonly scope: PointScope;
+  #worker?: Worker;
+  #child?: ChildProcess;
+  #nextId = 1;
+  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  #exited: HostExit | undefined;
+  /** Resolves when the host has exited. */
+  readonly exited: Promise<HostExit>;
+  #resolveExit!: (e: HostExit) => void;
+
+  private constructor(scope: PointScope) {
+    super();
+    this.scope = scope;
+    this.exited = new Promise((r) => { this.#resolveExit = r; });
+  }
+
+  /** Start a host of `scope`. `stackMb` sets a worker's stack size. */
+  static spawn(scope: PointScope, name: string, stackMb: number): HostHandle {
+    const h = new HostHandle(scope);
+    if (scope === 'thread') {
+      const w = new Worker(HOST_SCRIPT, { workerData: { amixHost: true }, name: `amix:${name}`, resourceLimits: { stackSizeMb: stackMb } });
+      h.#worker = w;
+      w.on('message', (m: HostMessage) => h.#onMessage(m));
+      w.on('error', (err) => h.emit('hostError', err));
+      w.on('exit', (code) => h.#onExit({ code, signal: null }));
+      w.unref();
+    } else {
+      const c = fork(HOST_SCRIPT, [], {
+        env: { ...process.env, AMIX_HOST: '1' },
+        serialization: 'advanced',
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
+      h.#child = c;
+      c.on('message', (m: HostMessage) => h.#onMessage(m));
+      c.on('error', (err) => h.emit('hostError', err));
+      c.on('exit', (code, signal) => h.#onExit({ code, signal }));
+      c.unref();
+      c.channel?.unref();
+    }
+    return h;
+  }
+
+  /** The process id of a process host; the fabric's own pid for a thread host. */
+  get pid(): number | undefined { return this.#child ? this.#child.pid : process.pid; }
+  /** True once the host has exited. */
+  get hasExited(): boolean { return this.#exited !== undefined; }
+
+  /** Send a control request; rejects with the host's error (rebuilt as an AmixError) or `AMIX_ERR_POINT_DIED` if it exits first. */
+  request<T = unknown>(op: string, args: Record<string, unknown> = {}, timeoutMs = 0): Promise<T> {
+    if (this.#exited) return Promise.reject(this.#diedError(op));
+    const id = this.#nextId++;
+    return new Promise<T>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      if (timeoutMs > 0) {
+        timer = setTimeout(() => {
+          this.#pending.delete(id);
+          reject(new AmixError(ErrorCode.AMIX_ERR_TIMEOUT, `point host did not answer ${op} within ${timeoutMs} ms`, { details: { op, timeoutMs } }));
+        }, timeoutMs);
+      }
+      this.#pending.set(id, {
+        resolve: (v) => { if (timer) clearTimeout(timer); resolve(v as T); },
+        reject: (e) => { if (timer) clearTimeout(timer); reject(e); },
+      });
+      this.#ref(true);
+      const msg: HostMessage = { kind: 'req', id, op, args };
+      if (this.#worker) this.#worker.postMessage(msg);
+      else this.#child!.send(msg);
+    });
+  }
+
+  /**
+   * Stop the host by signal: a worker is terminated; a process gets SIGTERM
+   * and, if still alive after `graceMs`, SIGKILL.
+   */
+  async kill(graceMs: number): Promise<HostExit> {
+    if (this.#exited) return this.#exited;
+    if (this.#worker) {
+      await this.#worker.terminate();
+    } else {
+      this.#child!.kill('SIGTERM');
+      const timer = setTimeout(() => { if (!this.#exited) this.#child!.kill('SIGKILL'); }, graceMs);
+      await this.exited;
+      clearTimeout(timer);
+    }
+    return this.exited;
+  }
+
+  /** Kill at once (SIGKILL for a process), for tests and fatal paths. */
+  async forceKill(): Promise<HostExit> {
+    if (this.#exited) return this.#exited;
+    if (this.#worker) await this.#worker.terminate();
+    else this.#child!.kill('SIGKILL');
+    return this.exited;
+  }
+
+  #ref(on: boolean): void {
+    // Keep the fabric's process alive only while a request is outstanding.
+    const target = this.#worker ?? this.#child;
+    if (!target) return;
+    if (on) { target.ref(); if (this.#child) this.#child.channel?.ref(); } else {
+      target.unref(); if (this.#child) this.#child.channel?.unref();
+    }
+  }
+
+  #onMessage(m: HostMessage): void {
+    if (m.kind === 'event') { this.emit('event', m.event); return; }
+    if (m.kind !== 'res') return;
+    const p = this.#pending.get(m.id);
+    if (!p) return;
+    this.#pending.delete(m.id);
+    if (this.#pending.size === 0) this.#ref(false);
+    if (m.ok) p.resolve(m.result);
+    else p.reject(errorFromPlain(m.error));
+  }
+
+  #onExit(e: HostExit): void {
+    this.#exited = e;
+    for (const [, p] of this.#pending) p.reject(this.#diedError('request'));
+    this.#pending.clear();
+    this.#resolveExit(e);
+    this.emit('exit', e);
+  }
+
+  #diedError(op: string): AmixError {
+    const e = this.#exited;
+    return new AmixError(ErrorCode.AMIX_ERR_POINT_DIED,
+      `point host exited (code ${e?.code ?? 'none'}, signal ${e?.signal ?? 'none'}) before answering ${op}`,
+      { details: { code: e?.code ?? null, signal: e?.signal ?? null } });
+  }
+}

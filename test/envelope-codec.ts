@@ -1,0 +1,93 @@
+// The remote envelope: round trips, the embedded schema agrees with
+// lib/envelope.proto, and malformed bytes (seeded fuzz) are rejected with
+// AMIX_ERR_BAD_FRAME, never with anything else.
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import protobuf from 'protobufjs';
+import { ENVELOPE_PROTO, ENVELOPE_TYPE, decodeEnvelope, encodeEnvelope } from '../dist/lib/envelope.js';
+
+/** mulberry32: a small seeded generator, so every fuzz run is reproducible. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), 1 | a);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+t.test('the embedded schema and lib/envelope.proto describe the same message', async (t) => {
+  const file = readFileSync(new URL('../lib/envelope.proto', import.meta.url), 'utf8');
+  const fromFile = protobuf.parse(file, { keepCase: true }).root.lookupType(ENVELOPE_TYPE).toJSON();
+  const embedded = protobuf.parse(ENVELOPE_PROTO, { keepCase: true }).root.lookupType(ENVELOPE_TYPE).toJSON();
+  t.same(embedded, fromFile, 'same fields, numbers and types');
+});
+
+t.test('an envelope round-trips with identifiers, sequence and payload intact', async (t) => {
+  const payload = new Uint8Array([0, 1, 2, 255]);
+  const cases = [
+    { sender: 'dirA.7', receiver: 'dirB.3', sequence: 0, payload },
+    { sender: 'x', receiver: 'ü-ñ', sequence: 2 ** 53 - 1, payload: new Uint8Array(0) },
+    { sender: 'a'.repeat(1024), receiver: 'b', sequence: 123456789012, payload: new Uint8Array(70000).fill(7) },
+  ];
+  for (const env of cases) {
+    const got = decodeEnvelope(encodeEnvelope(env));
+    t.equal(got.sender, env.sender, 'sender');
+    t.equal(got.receiver, env.receiver, 'receiver');
+    t.equal(got.sequence, env.sequence, `sequence ${env.sequence}`);
+    t.equal(Buffer.compare(Buffer.from(got.payload), Buffer.from(env.payload)), 0, `payload of ${env.payload.length} bytes`);
+  }
+});
+
+t.test('encode refuses an envelope it could not decode again', async (t) => {
+  const payload = new Uint8Array(1);
+  t.throws(() => encodeEnvelope({ sender: '', receiver: 'b', sequence: 0, payload }), { code: 'AMIX_ERR_INVALID_ARG' }, 'empty sender');
+  t.throws(() => encodeEnvelope({ sender: 'a', receiver: 'b'.repeat(1025), sequence: 0, payload }), { code: 'AMIX_ERR_INVALID_ARG' }, 'receiver too long');
+  t.throws(() => encodeEnvelope({ sender: 'a', receiver: 'b', sequence: -1, payload }), { code: 'AMIX_ERR_INVALID_ARG' }, 'negative sequence');
+  t.throws(() => encodeEnvelope({ sender: 'a', receiver: 'b', sequence: 2 ** 53, payload }), { code: 'AMIX_ERR_INVALID_ARG' }, 'unsafe sequence');
+  t.throws(() => encodeEnvelope({ sender: 'a', receiver: 'b', sequence: 0, payload: 'x' as unknown as Uint8Array }), { code: 'AMIX_ERR_INVALID_ARG' }, 'payload not bytes');
+});
+
+t.test('decode rejects malformed envelopes with AMIX_ERR_BAD_FRAME', async (t) => {
+  const good = encodeEnvelope({ sender: 'dirA.7', receiver: 'dirB.3', sequence: 9, payload: new Uint8Array(10) });
+  t.throws(() => decodeEnvelope(good.subarray(0, good.length - 3)), { code: 'AMIX_ERR_BAD_FRAME' }, 'truncated');
+  t.throws(() => decodeEnvelope(new Uint8Array(0)), { code: 'AMIX_ERR_BAD_FRAME' }, 'empty: no identifiers');
+  const Type = protobuf.parse(ENVELOPE_PROTO, { keepCase: true }).root.lookupType(ENVELOPE_TYPE);
+  const noReceiver = Type.encode({ sender: 'a', sequence: 1 }).finish();
+  t.throws(() => decodeEnvelope(noReceiver), { code: 'AMIX_ERR_BAD_FRAME' }, 'missing receiver');
+  const huge = Type.encode({ sender: 'a', receiver: 'b', sequence: protobuf.util.Long.fromString('18446744073709551615', true) }).finish();
+  t.throws(() => decodeEnvelope(huge), { code: 'AMIX_ERR_BAD_FRAME' }, 'sequence beyond 2^53');
+  t.throws(() => decodeEnvelope(Buffer.from([0x0f])), { code: 'AMIX_ERR_BAD_FRAME' }, 'invalid wire type');
+});
+
+t.test('seeded fuzz: random and mutated bytes decode or fail with AMIX_ERR_BAD_FRAME only', async (t) => {
+  const seed = Number(process.env.AMIX_FUZZ_SEED ?? 0x5eed);
+  const rand = rng(seed);
+  const base = encodeEnvelope({ sender: 'dirA.7', receiver: 'dirB.3', sequence: 77, payload: new Uint8Array(40).fill(3) });
+  let other = 0;
+  let rejected = 0;
+  let decoded = 0;
+  for (let i = 0; i < 20000; i++) {
+    let bytes: Uint8Array;
+    if (i % 2 === 0) {
+      bytes = new Uint8Array(Math.floor(rand() * 80));
+      for (let j = 0; j < bytes.length; j++) bytes[j] = Math.floor(rand() * 256);
+    } else {
+      bytes = Uint8Array.from(base);
+      const flips = 1 + Math.floor(rand() * 4);
+      for (let k = 0; k < flips; k++) bytes[Math.floor(rand() * bytes.length)] = Math.floor(rand() * 256);
+      if (rand() < 0.3) bytes = bytes.subarray(0, Math.floor(rand() * bytes.length));
+    }
+    try {
+      const env = decodeEnvelope(bytes);
+      decoded++;
+      if (env.sender.length === 0 || env.receiver.length === 0 || !Number.isSafeInteger(env.sequence)) other++;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'AMIX_ERR_BAD_FRAME') rejected++;
+      else other++;
+    }
+  }
+  t.equal(other, 0, `seed ${seed}: no other error and no invalid envelope accepted`);
+  t.ok(rejected > 10000, `seed ${seed}: most inputs rejected (${rejected}, ${decoded} decoded)`);
+});

@@ -1,0 +1,38 @@
+// Drive the real amixd and amix binaries in a temp directory.
+import type { Test } from 'tap';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const AMIX = fileURLToPath(new URL('../../dist/bin/amix.js', import.meta.url));
+export const AMIXD = fileURLToPath(new URL('../../dist/bin/amixd.js', import.meta.url));
+
+/** A temp daemon directory, removed at teardown. */
+export async function daemonDir(t: Test): Promise<string> {
+  const base = await mkdtemp(join(tmpdir(), 'amix-d-'));
+  t.teardown(() => rm(base, { recursive: true, force: true }));
+  return join(base, 'd');
+}
+
+/** Start amixd in the foreground as a child; resolves once it listens. Killed at teardown. */
+export async function startDaemon(t: Test, dir: string, extra: string[] = []): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [AMIXD, '--dir', dir, '--quiet', ...extra], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, AMIXD_READY_FD: '1' } });
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`amixd exited early with ${code}`)));
+  });
+  return child;
+}
+
+/** Run `amix ARGS` against `dir`; resolves with exit code, stdout and stderr (never rejects). */
+export function amix(dir: string, args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, [AMIX, ...args, '--dir', dir], { timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0, stdout, stderr });
+    });
+    if (input !== undefined) child.stdin!.end(input);
+  });
+}
