@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { DAEMON_FILES, DaemonClient, defaultDaemonDir, isAmixError, isAlive } from '../lib/index.js';
+import { DAEMON_FILES, DaemonClient, defaultDaemonDir, generateKeyPair, isAmixError, isAlive, saveKeyPair } from '../lib/index.js';
 
 type Opts = NonNullable<ParseArgsConfig['options']>;
 type Values = Record<string, string | boolean | undefined>;
@@ -99,12 +99,12 @@ const verbs: Record<string, Verb> = {
     async run(_, v) { await simple(v, 'primitive.ls', {}, (r) => table(r.map((p: any) => ({ ...p, scopes: p.characteristics.scopes, maxBytes: p.characteristics.maxMessageBytes })), ['name', 'scopes', 'maxBytes', 'state', 'builtin', 'location'])); },
   },
   'point register': {
-    usage: 'amix point register NAME LOCATION [--scope thread|process] [--role sender|receiver|both] [--send-primitive P] [--receive-primitive P]\n  [--maxmsg N] [--minmsg N] [--idle] [--restart] [--termination message|signal|messageThenSignal] [--grace-ms N]\n  [--discard block|dropNewest|dropOldest|reject] [--private] [--max-connections N] [--data JSON] [--ephemeral]',
+    usage: 'amix point register NAME LOCATION [--scope thread|process] [--role sender|receiver|both] [--send-primitive P] [--receive-primitive P]\n  [--maxmsg N] [--minmsg N] [--idle] [--restart] [--termination message|signal|messageThenSignal] [--grace-ms N]\n  [--discard block|dropNewest|dropOldest|reject] [--private] [--max-connections N] [--data JSON] [--ephemeral]\n  [--attr KEY=VALUE]... [--private-attr KEY=VALUE]...   attributes for amix query (numbers and true/false are typed)',
     options: {
       scope: { type: 'string' }, role: { type: 'string' }, 'send-primitive': { type: 'string' }, 'receive-primitive': { type: 'string' },
       maxmsg: { type: 'string' }, minmsg: { type: 'string' }, idle: { type: 'boolean' }, restart: { type: 'boolean' }, termination: { type: 'string' },
       'grace-ms': { type: 'string' }, discard: { type: 'string' }, private: { type: 'boolean' }, 'max-connections': { type: 'string' }, data: { type: 'string' },
-      ephemeral: { type: 'boolean' },
+      ephemeral: { type: 'boolean' }, attr: { type: 'string', multiple: true }, 'private-attr': { type: 'string', multiple: true },
     },
     min: 2, max: 2,
     async run([name, location], v) {
@@ -120,14 +120,39 @@ const verbs: Record<string, Verb> = {
         name, location: loc, characteristics: c, ...(v.role ? { role: v.role } : {}), ...(data !== undefined ? { data } : {}),
         ...(v['send-primitive'] ? { sendPrimitive: v['send-primitive'] } : {}), ...(v['receive-primitive'] ? { receivePrimitive: v['receive-primitive'] } : {}),
       };
-      await simple(v, 'point.register', { registration, ephemeral: v.ephemeral === true }, (r) => `point ${r.name} registered (${r.scope}, owner ${r.owner})`);
+      const attributes: Record<string, unknown> = {};
+      for (const [flag, visibility] of [['attr', 'public'], ['private-attr', 'private']] as const) {
+        for (const kv of (v[flag] as unknown as string[] | undefined) ?? []) {
+          const eq = kv.indexOf('=');
+          if (eq < 1) throw new Misuse(`--${flag} takes KEY=VALUE (got ${kv})`);
+          const raw = kv.slice(eq + 1);
+          const value = raw === 'true' ? true : raw === 'false' ? false : raw !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw;
+          attributes[kv.slice(0, eq)] = { value, visibility };
+        }
+      }
+      await simple(v, 'point.register', { registration, attributes, ephemeral: v.ephemeral === true }, (r) => `point ${r.name} registered as ${r.id} (${r.scope}, owner ${r.owner})`);
     },
   },
   'point rm': { usage: 'amix point rm NAME   (owner or administrator only)', min: 1, max: 1, async run([name], v) { await simple(v, 'point.rm', { name }, () => `point ${name} removed`); } },
-  'point ls': { usage: 'amix point ls [--json]', async run(_, v) { await simple(v, 'point.ls', {}, (r) => table(r, ['name', 'scope', 'role', 'owner', 'sendPrimitive', 'receivePrimitive', 'instances'])); } },
+  'point ls': { usage: 'amix point ls [--json]', async run(_, v) { await simple(v, 'point.ls', {}, (r) => table(r, ['id', 'name', 'scope', 'role', 'owner', 'sendPrimitive', 'receivePrimitive', 'instances'])); } },
   'point show': {
-    usage: 'amix point show NAME [--json]', min: 1, max: 1,
-    async run([name], v) { await simple(v, 'point.show', { name }, (r) => Object.entries(r).map(([k, x]) => `${k}: ${typeof x === 'object' ? JSON.stringify(x) : String(x)}`).join('\n')); },
+    usage: 'amix point show NAME|ID [--json]   (private attributes only for the owner or administrator)', min: 1, max: 1,
+    async run([name], v) {
+      await simple(v, 'point.show', { name }, (r) => [
+        ...['id', 'name', 'owner'].map((k) => `${k}: ${r[k]}`),
+        `record: ${JSON.stringify(r.record)}`,
+        ...Object.entries(r.attributes as Record<string, { value: unknown; visibility: string }>).map(([k, a]) => `attribute ${k} = ${JSON.stringify(a.value)}${a.visibility === 'private' ? ' (private)' : ''}`),
+        `instances: ${(r.instances as Array<{ instance: string; state: string }>).map((i) => `${i.instance} ${i.state}`).join(', ') || 'none'}`,
+      ].join('\n'));
+    },
+  },
+  query: {
+    usage: 'amix query EXPR [--limit N] [--offset N]   e.g. \'role = "receiver" and (region = "eu*" or not exists backup)\'',
+    options: { limit: { type: 'string' }, offset: { type: 'string' } }, min: 1, max: 1,
+    async run([expr], v) {
+      await simple(v, 'query', { expr, ...(v.limit ? { limit: int(v, 'limit') } : {}), ...(v.offset ? { offset: int(v, 'offset') } : {}) },
+        (r) => `${table(r.points.map((p: any) => ({ id: p.id, name: p.name, owner: p.owner, role: p.record.role, attributes: Object.fromEntries(Object.entries(p.attributes).map(([k, a]: [string, any]) => [k, a.value])) })), ['id', 'name', 'owner', 'role', 'attributes'])}${r.more ? '\n(more: use --offset)' : ''}`);
+    },
   },
   connect: {
     usage: 'amix connect A B [--direction both|aToB|bToA|none|1-4] [--mode add|hold|conference]',
@@ -209,6 +234,17 @@ const verbs: Record<string, Verb> = {
       } finally { await c.close(); }
     },
   },
+  'keys generate': {
+    usage: 'amix keys generate [--out FILE]   a CURVE key pair (FILE written 0600; without --out, printed)',
+    options: { out: { type: 'string' } },
+    async run(_, v) {
+      const pair = generateKeyPair();
+      if (v.out) {
+        await saveKeyPair(v.out as string, pair);
+        out(v, { publicKey: pair.publicKey, file: v.out }, () => `public key ${pair.publicKey} (key pair in ${v.out as string}, mode 0600)`);
+      } else out(v, pair, () => `public ${pair.publicKey}\nsecret ${pair.secretKey}`);
+    },
+  },
   bench: {
     usage: 'amix bench [thread|process|remote|directory ...] [--quick] [--json]   run the benchmarks',
     options: { quick: { type: 'boolean' } },
@@ -221,7 +257,7 @@ const verbs: Record<string, Verb> = {
   },
 };
 
-const GROUPS = new Set(['daemon', 'primitive', 'point']);
+const GROUPS = new Set(['daemon', 'primitive', 'point', 'keys']);
 
 function usageAll(): string {
   return `usage: amix VERB [ARGS] [--dir DIR] [--json] [-h]\n\n${Object.values(verbs).map((x) => `  ${x.usage.split('\n')[0]}`).join('\n')}\n\nThe daemon directory defaults to ${defaultDaemonDir()} (or $AMIX_DIR).`;

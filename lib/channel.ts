@@ -64,7 +64,7 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
     this.primitive = primitive.name;
     this.address = handle.address;
     this.role = handle.role;
-    this.maxMessageBytes = maxMessageBytes;
+    this.maxMessageBytes = Math.min(maxMessageBytes, handle.maxMessageBytes ?? maxMessageBytes);
     this.closed = new Promise((resolve) => { this.#resolveClosed = resolve; });
   }
 
@@ -91,8 +91,22 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
    * `AMIX_ERR_CLOSED` after close, `AMIX_ERR_ABORTED` on abort.
    * While suspended, the send waits for resume.
    */
-  async send(data: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<void> {
-    this.#checkSend(data);
+  send(data: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<void> {
+    // The common case (room in the channel, not suspended) settles without
+    // entering an async body: one resolved promise instead of a chain.
+    try {
+      this.#checkSend(data);
+      if (!options.signal && !this.#held && this.#p.trySend && this.#p.trySend(this.#h, data)) {
+        this.#sent++;
+        return Promise.resolve();
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#sendSlow(data, options);
+  }
+
+  async #sendSlow(data: Uint8Array, options: { signal?: AbortSignal }): Promise<void> {
     if (options.signal?.aborted) throw abortError(options.signal, 'send');
     this.#inFlight++;
     try {
@@ -118,6 +132,50 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
     const ok = this.#p.trySend(this.#h, data);
     if (ok) this.#sent++;
     return ok;
+  }
+
+  /**
+   * Method: `sendMany(messages[, options])`. Sends every message in order,
+   * in batches where the primitive has a batch fast path (one handover for
+   * many messages), waiting like {@link send} when the channel is full.
+   */
+  async sendMany(messages: readonly Uint8Array[], options: { signal?: AbortSignal } = {}): Promise<void> {
+    for (const m of messages) this.#checkSend(m);
+    let i = 0;
+    while (i < messages.length) {
+      if (!this.#held && this.#p.trySendMany) {
+        const n = this.#p.trySendMany(this.#h, i === 0 ? messages : messages.slice(i));
+        this.#sent += n;
+        i += n;
+        if (i >= messages.length) return;
+      }
+      // Full (or no batch path): one ordinary send waits for room, then batch again.
+      await this.send(messages[i]!, options);
+      i++;
+    }
+  }
+
+  /**
+   * Method: `receiveMany([options])`. At least one message (waiting like
+   * {@link receive}), plus whatever else is ready, up to `maxCount` (default 64).
+   */
+  async receiveMany(options: ChannelReceiveOptions & { maxCount?: number } = {}): Promise<Uint8Array[]> {
+    const maxCount = options.maxCount ?? 64;
+    if (!Number.isInteger(maxCount) || maxCount < 1) throw invalidArg('options.maxCount', 'must be a positive integer', maxCount);
+    const maxBytes = this.#checkReceive(options.maxBytes);
+    const ready = (n: number): Uint8Array[] => {
+      if (this.#p.tryReceiveMany) return this.#p.tryReceiveMany(this.#h, maxBytes, n);
+      const out: Uint8Array[] = [];
+      for (let m; out.length < n && (m = this.#p.tryReceive?.(this.#h, maxBytes)) !== undefined;) out.push(m);
+      return out;
+    };
+    let batch = ready(maxCount);
+    if (batch.length === 0) {
+      batch = [await this.receive(options)];
+      if (maxCount > 1) batch.push(...ready(maxCount - 1));
+      this.#received += batch.length - 1;
+    } else this.#received += batch.length;
+    return batch;
   }
 
   /**

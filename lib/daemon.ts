@@ -13,10 +13,11 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { ControlConnection } from './connection.js';
+import { Directory, type AttributeInput, type PointView, type Principal } from './directory/index.js';
 import { AmixError, ErrorCode, describe } from './errors.js';
 import { Fabric, type FabricEvent } from './fabric.js';
 import type { PointRegistration, PointRegistrationInput } from './point.js';
@@ -58,14 +59,12 @@ interface Plugged {
   subscribed: boolean;
 }
 
-interface StateFile {
-  version: 1;
-  primitives: PrimitiveRegistration[];
-  points: Array<{ registration: PointRegistrationInput; owner: string }>;
-}
+/** The names of the files in the daemon's directory (the directory database is `directory.db`). */
+export const DAEMON_FILES = { socket: 'amixd.sock', pid: 'amixd.pid', token: 'token', adminToken: 'admin.token', run: 'run' } as const;
 
-/** The names of the files in the daemon's directory. */
-export const DAEMON_FILES = { socket: 'amixd.sock', pid: 'amixd.pid', token: 'token', adminToken: 'admin.token', state: 'state.json', run: 'run' } as const;
+/** The attribute that marks a point registered by a container as ending with it. */
+const EPHEMERAL = 'amixEphemeral';
+const ADMIN: Principal = { owner: 'amixd', admin: true };
 
 /**
  * The daemon. `start()` listens; `stop()` shuts down inside out.
@@ -88,11 +87,10 @@ export class Daemon extends EventEmitter {
   #token = '';
   #adminToken = '';
   readonly #containers = new Map<string, Plugged>();
-  readonly #owners = new Map<string, string>();
+  #directory: Directory | undefined;
   #seq = 0;
   #startedAt = 0;
   #stopping: Promise<void> | undefined;
-  #saving: Promise<void> = Promise.resolve();
 
   constructor(options: DaemonOptions = {}) {
     super();
@@ -120,7 +118,8 @@ export class Daemon extends EventEmitter {
     await rm(this.socketPath, { force: true });
     this.#token = await this.#tokenFile(DAEMON_FILES.token);
     this.#adminToken = await this.#tokenFile(DAEMON_FILES.adminToken);
-    await this.#loadState();
+    this.#directory = new Directory({ stateDir: this.dir });
+    this.#restore();
     const server = createServer((s) => this.#accept(s));
     this.#server = server;
     // The directory is 0700 already; the umask makes the socket 0600 from birth, with no window.
@@ -144,7 +143,7 @@ export class Daemon extends EventEmitter {
       pid: process.pid, dir: this.dir, socket: this.socketPath, version: PROTOCOL_VERSION,
       uptimeMs: this.#startedAt ? Date.now() - this.#startedAt : 0, slots: this.#slots,
       containers: [...this.#containers.values()].map((c) => this.#info(c)),
-      points: this.fabric.points().length, instances: this.fabric.instances().length, links: this.fabric.links().length,
+      directory: this.#directory?.id, points: this.fabric.points().length, instances: this.fabric.instances().length, links: this.fabric.links().length,
     };
   }
 
@@ -159,7 +158,7 @@ export class Daemon extends EventEmitter {
       this.#server?.close();
       await this.fabric.close();
       for (const c of this.#containers.values()) c.conn.close();
-      await this.#saving;
+      this.#directory?.close();
       await rm(this.socketPath, { force: true });
       await rm(join(this.dir, DAEMON_FILES.pid), { force: true });
       this.emit('stopped');
@@ -222,37 +221,55 @@ export class Daemon extends EventEmitter {
       case 'stop': setImmediate(() => void this.stop().then(() => this.emit('exit'))); return { stopping: true };
       case 'subscribe': c.subscribed = true; return {};
       case 'primitive.add': {
-        f.registry.register(a.registration as PrimitiveRegistration);
-        this.#save();
-        return f.registry.get((a.registration as PrimitiveRegistration).name);
+        const reg = a.registration as PrimitiveRegistration;
+        f.registry.register(reg);
+        try { this.#dir.registerPrimitive(reg); } catch (err) { await f.registry.delete(reg.name).catch(() => {}); throw err; }
+        return f.registry.get(reg.name);
       }
       case 'primitive.rm': {
         const name = str('name');
         if (f.registry.get(name).builtin && !c.admin) throw new AmixError(ErrorCode.AMIX_ERR_NOT_OWNER, `only the administrator may remove built-in primitive ${name}`);
         await f.registry.delete(name);
-        this.#save();
+        if (this.#dir.getPrimitive(name)) this.#dir.deletePrimitive(name);
         return {};
       }
       case 'primitive.ls': return f.registry.list();
       case 'point.register': {
-        const reg = f.register(a.registration as PointRegistrationInput);
-        this.#owners.set(reg.name, c.owner);
-        if (a.ephemeral === true) c.ephemeral.add(reg.name); else this.#save();
-        return this.#pointInfo(reg, c);
+        const input = a.registration as PointRegistrationInput;
+        const reg = f.register(input);
+        const attributes = { ...(a.attributes as Record<string, AttributeInput> | undefined ?? {}) };
+        if (a.ephemeral === true) attributes[EPHEMERAL] = { value: c.id, visibility: 'private' };
+        let id: string;
+        try {
+          ({ id } = this.#dir.registerPoint({ name: reg.name, owner: c.owner, record: recordOf(reg), attributes }));
+        } catch (err) {
+          await f.destroy(reg.name).catch(() => {});
+          throw err;
+        }
+        if (a.ephemeral === true) c.ephemeral.add(reg.name);
+        return { id, ...this.#pointInfo(reg) };
       }
       case 'point.rm': case 'destroy': {
-        const name = str('name');
-        this.#checkOwner(c, name);
-        await f.destroy(name);
-        this.#owners.delete(name);
-        c.ephemeral.delete(name);
-        this.#save();
+        const view = this.#view(str('name'), c);
+        this.#dir.deletePoint(view.id, { as: principal(c) }); // AMIX_ERR_NOT_OWNER unless owner or admin
+        await f.destroy(view.name);
+        c.ephemeral.delete(view.name);
         return {};
       }
-      case 'point.ls': return f.points().map((p) => this.#pointInfo(p, c));
-      case 'point.show': return this.#pointInfo(f.point(str('name')), c, true);
+      case 'point.ls': return f.points().map((p) => this.#pointInfo(p));
+      case 'point.show': {
+        const view = this.#view(str('name'), c);
+        return { ...view, instances: f.instances(view.name) };
+      }
+      case 'query': {
+        const r = await this.#dir.query(str('expr'), {
+          as: principal(c),
+          ...(a.limit !== undefined ? { limit: a.limit as number } : {}), ...(a.offset !== undefined ? { offset: a.offset as number } : {}),
+        });
+        return { points: r.points, more: r.more };
+      }
       case 'connect': {
-        const name = (k: string) => (a[k] === null || a[k] === undefined ? null : str(k));
+        const name = (k: string) => (a[k] === null || a[k] === undefined ? null : this.#view(str(k), c).name);
         const link = await f.connect(name('a'), name('b'), {
           ...(a.direction !== undefined ? { direction: a.direction as never } : {}),
           ...(a.mode !== undefined ? { mode: a.mode as never } : {}),
@@ -264,8 +281,8 @@ export class Daemon extends EventEmitter {
       case 'disconnect': { const link = str('link'); await f.disconnect(link, a.terminate ? { terminate: a.terminate as never } : {}); c.links.delete(link); return {}; }
       case 'suspend': await f.suspend(str('link')); return f.link(a.link as string);
       case 'resume': await f.resume(str('link')); return f.link(a.link as string);
-      case 'reconnect': return f.reconnect(str('name'));
-      case 'execute': return f.execute(str('name'));
+      case 'reconnect': return f.reconnect(this.#view(str('name'), c).name);
+      case 'execute': return f.execute(this.#view(str('name'), c).name);
       case 'links': return f.links();
       case 'instances': return f.instances();
       case 'stats': {
@@ -277,20 +294,44 @@ export class Daemon extends EventEmitter {
     }
   }
 
-  #checkOwner(c: Plugged, name: string): void {
-    this.fabric.point(name);
-    const owner = this.#owners.get(name);
-    if (!c.admin && owner !== undefined && owner !== c.owner) {
-      throw new AmixError(ErrorCode.AMIX_ERR_NOT_OWNER, `point "${name}" belongs to ${owner}; only its owner or the administrator may remove it`, { details: { point: name, owner } });
-    }
+  get #dir(): Directory {
+    if (!this.#directory) throw new AmixError(ErrorCode.AMIX_ERR_CLOSED, 'amixd is not started');
+    return this.#directory;
   }
 
-  #pointInfo(p: PointRegistration, c: Plugged, full = false): Record<string, unknown> {
-    const owner = this.#owners.get(p.name) ?? 'user';
-    const base: Record<string, unknown> = { name: p.name, owner, role: p.role, scope: p.characteristics.scope, sendPrimitive: p.sendPrimitive, receivePrimitive: p.receivePrimitive, instances: this.fabric.instances(p.name).map((i) => i.instance) };
-    if (!full) return base;
-    const mine = c.admin || owner === c.owner;
-    return { ...base, location: p.location, characteristics: p.characteristics, ...(mine && p.data !== undefined ? { data: p.data } : {}), instanceInfo: this.fabric.instances(p.name) };
+  /** A point by name or identifier, as `c` may see it; `AMIX_ERR_UNKNOWN_POINT` if there is none. */
+  #view(nameOrId: string, c: Plugged): PointView {
+    const v = this.#dir.getPoint(nameOrId, { as: principal(c) });
+    if (!v) throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `no point named or identified ${describe(nameOrId)}`, { details: { name: nameOrId } });
+    return v;
+  }
+
+  #pointInfo(p: PointRegistration): Record<string, unknown> {
+    const v = this.#dir.getPoint(p.name);
+    return {
+      id: v?.id, name: p.name, owner: v?.owner, role: p.role, scope: p.characteristics.scope,
+      sendPrimitive: p.sendPrimitive, receivePrimitive: p.receivePrimitive, instances: this.fabric.instances(p.name).map((i) => i.instance),
+    };
+  }
+
+  /**
+   * Bring back every registration from the directory. Points that belonged
+   * to containers (ephemeral) died with the previous daemon and are dropped.
+   */
+  #restore(): void {
+    const dir = this.#dir;
+    for (const p of dir.listPrimitives()) {
+      try { this.fabric.registry.register(p); } catch (err) { this.#log(`directory: primitive ${p.name} not restored: ${(err as Error).message}`); }
+    }
+    for (let offset = 0; ;) {
+      const page = dir.queryLocal('exists name', { as: ADMIN, limit: 1000, offset });
+      for (const v of page.points) {
+        if (v.attributes[EPHEMERAL]) { dir.deletePoint(v.id, { as: ADMIN }); continue; }
+        try { this.fabric.register(inputOf(v)); } catch (err) { this.#log(`directory: point ${v.name} not restored: ${(err as Error).message}`); }
+      }
+      if (!page.more) break;
+      offset += page.points.length;
+    }
   }
 
   async #unplug(c: Plugged): Promise<void> {
@@ -302,7 +343,11 @@ export class Daemon extends EventEmitter {
       await this.fabric.disconnect(link).catch(() => {});
       for (const peer of [info.a, ...info.b].filter((x) => x !== c.id)) this.#broadcast({ type: 'peerLost', link, instance: peer, peer: c.id });
     }
-    for (const name of c.ephemeral) await this.fabric.destroy(name).catch(() => {});
+    for (const name of c.ephemeral) {
+      await this.fabric.destroy(name).catch(() => {});
+      const v = this.#directory?.getPoint(name);
+      if (v && !this.#directory!.closed) this.#directory!.deletePoint(v.id, { as: ADMIN });
+    }
     this.#broadcast({ type: 'daemon.containerUnplugged', container: c.id, name: c.name });
   }
 
@@ -327,33 +372,28 @@ export class Daemon extends EventEmitter {
     await writeFile(file, `${t}\n`, { mode: 0o600 });
     return t;
   }
+}
 
-  async #loadState(): Promise<void> {
-    let s: StateFile;
-    try {
-      s = JSON.parse(await readFile(join(this.dir, DAEMON_FILES.state), 'utf8')) as StateFile;
-    } catch { return; }
-    for (const p of s.primitives ?? []) { try { this.fabric.registry.register(p); } catch (err) { this.#log(`state: primitive ${p.name} not restored: ${(err as Error).message}`); } }
-    for (const { registration, owner } of s.points ?? []) {
-      try { this.fabric.register(registration); this.#owners.set(registration.name, owner); } catch (err) { this.#log(`state: point ${registration.name} not restored: ${(err as Error).message}`); }
-    }
-  }
+function principal(c: Plugged): Principal {
+  return { owner: c.owner, admin: c.admin };
+}
 
-  /** Persist registrations (0600, written to a temp file and renamed, so a crash never leaves half a file). */
-  #save(): void {
-    const ephemeral = new Set([...this.#containers.values()].flatMap((c) => [...c.ephemeral]));
-    const state: StateFile = {
-      version: 1,
-      primitives: this.fabric.registry.list().filter((p) => !p.builtin && !p.location.startsWith('inline:')).map(({ name, location, characteristics }) => ({ name, location, characteristics })),
-      points: this.fabric.points().filter((p) => !ephemeral.has(p.name)).map((p) => ({ registration: p as PointRegistrationInput, owner: this.#owners.get(p.name) ?? 'user' })),
-    };
-    const file = join(this.dir, DAEMON_FILES.state);
-    this.#saving = this.#saving.then(async () => {
-      const tmp = `${file}.tmp`;
-      await writeFile(tmp, JSON.stringify(state, null, 2), { mode: 0o600 });
-      await rename(tmp, file);
-    }).catch((err: Error) => this.#log(`state not saved: ${err.message}`));
-  }
+/** The directory record of a point: its whole registration. */
+function recordOf(p: PointRegistration): Record<string, unknown> & { role: PointRegistration['role'] } {
+  return {
+    role: p.role, location: p.location, primitives: { send: p.sendPrimitive, receive: p.receivePrimitive },
+    characteristics: { ...p.characteristics }, ...(p.data !== undefined ? { data: p.data } : {}),
+  };
+}
+
+/** The registration input back from a directory view. */
+function inputOf(v: PointView): PointRegistrationInput {
+  const r = v.record as { role: PointRegistration['role']; location: string; primitives?: { send?: string; receive?: string }; characteristics?: Record<string, unknown>; data?: unknown };
+  return {
+    name: v.name, location: r.location, role: r.role,
+    ...(r.primitives?.send ? { sendPrimitive: r.primitives.send } : {}), ...(r.primitives?.receive ? { receivePrimitive: r.primitives.receive } : {}),
+    ...(r.characteristics ? { characteristics: r.characteristics } : {}), ...(r.data !== undefined ? { data: r.data } : {}),
+  };
 }
 
 function equal(a: string, b: string): boolean {

@@ -36,3 +36,13 @@ export type { RequestHandler } from './connection.js';
 export { encodeControl, decodeControl, ControlDecoder, PROTOCOL_PROTO, PROTOCOL_VERSION, MAX_CONTROL_FRAME } from './protocol.js';
 export type { ControlMessage } from './protocol.js';
 export { defaultDaemonDir, ensurePrivateDir } from './paths.js';
+export { encodeEnvelope, decodeEnvelope, ENVELOPE_PROTO, ENVELOPE_TYPE } from './envelope.js';
+export type { Envelope } from './envelope.js';
+export { generateKeyPair, saveKeyPair, loadKeyPair, AllowList, isCurveKey, z85Encode, z85Decode, zapAuthenticator, ZapAuthenticator } from './keys.js';
+export type { CurveKeyPair, RefusedPeer, ZapPolicy } from './keys.js';
+/** The directory; its whole API (query compiler, migrations) is also at `amix/directory`. */
+export { Directory, Visibility, DIRECTORY_FILE, parsePointId, comparePointIds, parseQuery, evaluateQuery } from './directory/index.js';
+export type {
+  Principal, PointView, PointUpdate, AttributeValue, Attribute, AttributeInput, QueryOptions, QueryResult, DirectoryPeer, DirectoryOptions, QueryNode,
+  PointRegistration as DirectoryPointRegistration, PointRecord as DirectoryPointRecord,
+} from './directory/index.js';

@@ -39,7 +39,7 @@ export interface PointCharacteristics {
   stackMb: number;
   /** Stay idle (loaded, main not started) until something connects. Default false. */
   idle: boolean;
-  /** Pending messages at which its senders are suspended. Default 1024. */
+  /** Pending messages at which its senders are suspended. Default 4096 (lower costs the process primitive a credit round trip more often). */
   maxmsg: number;
   /** Pending messages at which its senders are resumed. Default maxmsg / 2. */
   minmsg: number;
@@ -137,7 +137,7 @@ export function normalizePoint(input: PointRegistrationInput): PointRegistration
     'waitStrategy', 'instancing', 'maxConnections', 'endWhenUnused', 'maxMessageBytes']);
   for (const k of Object.keys(c)) if (!known.has(k)) throw fail(`characteristics.${k}`, `is not a known characteristic; known: ${[...known].join(', ')}`, (c as Record<string, unknown>)[k]);
   const scope = oneOf('characteristics.scope', c.scope, PointScope, 'thread');
-  const maxmsg = int('characteristics.maxmsg', c.maxmsg, 1, 1024);
+  const maxmsg = int('characteristics.maxmsg', c.maxmsg, 1, 4096);
   const minmsg = int('characteristics.minmsg', c.minmsg, 0, Math.floor(maxmsg / 2));
   if (minmsg >= maxmsg) throw fail('characteristics.minmsg', `must be below characteristics.maxmsg (${maxmsg})`, minmsg);
   const stackMb = c.stackMb === undefined ? 4 : c.stackMb;

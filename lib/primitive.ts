@@ -87,6 +87,8 @@ export interface ChannelHandle {
   readonly address: ChannelAddress;
   /** `receive` for the end made without an address, `send` for the end attached to it. */
   readonly role: 'send' | 'receive';
+  /** The largest message this end carries, when the primitive narrows the option (e.g. a ring's capacity less its record header). */
+  readonly maxMessageBytes?: number;
 }
 
 /** Emitted by a channel (through {@link ChannelOptions.onEvent}). */
@@ -103,6 +105,8 @@ export type ChannelEvent =
   | { type: 'reconnecting'; attempt: number; delayMs: number }
   /** The connection is back; `resent` messages were sent again, `lost` reported lost. */
   | { type: 'reconnected'; resent: number; lost: number }
+  /** A peer was refused (authentication, e.g. a CURVE key not on the allow-list). */
+  | { type: 'refused'; peer: string; reason: Error }
   /** The channel closed; `reason` says why (undefined for a graceful close). */
   | { type: 'closed'; reason?: Error };
 
@@ -142,6 +146,8 @@ export interface ChannelOptions {
   onEvent?: (event: ChannelEvent) => void;
   /** A directory for files the primitive makes (sockets). Created 0700 if missing. */
   runtimeDir?: string;
+  /** Options only the `zeromq` primitive reads (bind address, CURVE keys, timeouts): see `ZeromqOptions`. */
+  zeromq?: Record<string, unknown>;
 }
 
 /** Options for {@link Primitive.send}. */
@@ -214,9 +220,13 @@ export interface Primitive<H extends ChannelHandle = ChannelHandle> {
   trySend?(handle: H, data: Uint8Array): boolean;
   /** Optional synchronous fast path: the next message, or undefined when none is ready. */
   tryReceive?(handle: H, maxBytes: number): Uint8Array | undefined;
+  /** Optional batch fast path: accept a prefix of `messages` now; returns how many were accepted (0 when a send would wait). */
+  trySendMany?(handle: H, messages: readonly Uint8Array[]): number;
+  /** Optional batch fast path: up to `maxCount` ready messages (none: an empty array). */
+  tryReceiveMany?(handle: H, maxBytes: number, maxCount: number): Uint8Array[];
 }
 
 /** The operation names of the contract, required first. */
 export const REQUIRED_OPERATIONS = ['create', 'destroy', 'send', 'receive'] as const;
 /** The optional operations, each with a default in the wrapper. */
-export const OPTIONAL_OPERATIONS = ['cycle', 'connect', 'disconnect', 'suspend', 'resume', 'stats', 'trySend', 'tryReceive'] as const;
+export const OPTIONAL_OPERATIONS = ['cycle', 'connect', 'disconnect', 'suspend', 'resume', 'stats', 'trySend', 'tryReceive', 'trySendMany', 'tryReceiveMany'] as const;

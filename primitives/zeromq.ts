@@ -195,7 +195,7 @@ interface Common {
 }
 
 /** The receiving end's state. */
-export interface ZeromqReceiveHandle extends ChannelHandle, Common {
+export interface ZeromqReceiveHandle extends Omit<ChannelHandle, 'maxMessageBytes'>, Common {
   readonly role: 'receive';
   readonly address: ZeromqAddress;
   /** @internal */ readonly socket: zmq.Router;
@@ -212,7 +212,7 @@ export interface ZeromqReceiveHandle extends ChannelHandle, Common {
 }
 
 /** The sending end's state. */
-export interface ZeromqSendHandle extends ChannelHandle, Common {
+export interface ZeromqSendHandle extends Omit<ChannelHandle, 'maxMessageBytes'>, Common {
   readonly role: 'send';
   readonly address: ZeromqAddress;
   /** @internal */ readonly socket: zmq.Dealer;

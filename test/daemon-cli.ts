@@ -57,7 +57,7 @@ t.test('misuse gives a one-line reason and a non-zero exit; -h works on every ve
   await startDaemon(t, dir);
   const verbs = [['daemon', 'start'], ['daemon', 'stop'], ['daemon', 'status'], ['primitive', 'add'], ['primitive', 'rm'], ['primitive', 'ls'],
     ['point', 'register'], ['point', 'rm'], ['point', 'ls'], ['point', 'show'], ['connect'], ['disconnect'], ['suspend'], ['resume'],
-    ['reconnect'], ['execute'], ['destroy'], ['send'], ['recv'], ['top'], ['bench']];
+    ['reconnect'], ['execute'], ['destroy'], ['send'], ['recv'], ['top'], ['query'], ['keys', 'generate'], ['bench']];
   for (const v of verbs) {
     const r = await amix(dir, [...v, '-h']);
     t.equal(r.code, 0, `${v.join(' ')} -h`);
@@ -74,6 +74,10 @@ t.test('misuse gives a one-line reason and a non-zero exit; -h works on every ve
   t.equal(JSON.parse(js.stdout).error.code, 'AMIX_ERR_UNKNOWN_POINT', '--json errors are JSON too');
   const flag = await amix(dir, ['point', 'register', 'x', 'y.js', '--maxmsg', 'lots']);
   t.equal(flag.code, 2, 'a bad flag value is misuse');
+  const keyFile = `${dir}-key.json`;
+  const keys = JSON.parse((await amix(dir, ['keys', 'generate', '--out', keyFile, '--json'])).stdout);
+  t.equal(keys.publicKey.length, 40, 'a Z85 CURVE public key');
+  t.equal((await import('node:fs')).statSync(keyFile).mode & 0o777, 0o600, 'key file is owner-only');
   const noDaemon = await amix(`${dir}-absent`, ['daemon', 'status']);
   t.equal(noDaemon.code, 1);
   t.match(noDaemon.stderr, /AMIX_ERR_DAEMON_UNAVAILABLE/);

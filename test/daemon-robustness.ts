@@ -32,7 +32,7 @@ t.test('files are owner-only: dir 0700, socket and files 0600', async (t) => {
   t.equal(await mode('amixd.sock'), 0o600, 'control socket');
   for (const f of ['token', 'admin.token', 'amixd.pid']) t.equal(await mode(f), 0o600, f);
   await amix(dir, ['point', 'register', 'p', pointFixture('sink'), '--scope', 'process']);
-  t.equal(await mode('state.json'), 0o600, 'state file');
+  t.equal(await mode('directory.db'), 0o600, 'directory database');
 });
 
 t.test('a client without the token is refused and cut off', async (t) => {

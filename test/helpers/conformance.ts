@@ -151,6 +151,23 @@ export function conformance(t: Test, target: ConformanceTarget): void {
     t.equal(Buffer.from(await rx.receive()).toString(), 'held', 'the held message arrives after resume');
   });
 
+  t.test(`${target.name}: sendMany and receiveMany keep order, in batches where the primitive can`, async (t) => {
+    const { rx, tx } = await pair(t, target);
+    const msgs = Array.from({ length: 500 }, (_, i) => Buffer.from(`m${i}`));
+    const sending = tx.sendMany(msgs);
+    const got: string[] = [];
+    let batches = 0;
+    while (got.length < msgs.length) {
+      const batch = await rx.receiveMany({ maxCount: 100 });
+      t.ok(batch.length >= 1 && batch.length <= 100, 'a batch holds 1 to maxCount messages');
+      batches++;
+      for (const m of batch) got.push(Buffer.from(m).toString());
+    }
+    await sending;
+    t.same(got, msgs.map((m) => m.toString()), `all ${msgs.length} in order over ${batches} batches`);
+    await t.rejects(rx.receiveMany({ maxCount: 0 }), { code: 'AMIX_ERR_INVALID_ARG' }, 'maxCount must be positive');
+  });
+
   t.test(`${target.name}: cycle runs on an open sending end`, async (t) => {
     const { tx } = await pair(t, target);
     await t.resolves(tx.cycle(), 'cycle succeeds');
