@@ -8,9 +8,8 @@
  * `amix:queueConditionThread` through the public API (registry.open +
  * Channel: trySend/tryReceive, falling back to send/receive when the ring
  * is full or empty; round trips with idle `spin` on both ends), and
- * `amix:queueConditionThread-batch64`: the primitive's optional
- * `trySendMany`/`tryReceiveMany` in runs of 64 (not on the Channel wrapper
- * yet, so called on the primitive's own handles).
+ * `amix:queueConditionThread-batch64`: `Channel.sendMany`/`receiveMany` in
+ * runs of 64 (backed by the primitive's optional `trySendMany`/`tryReceiveMany`).
  *
  * `node dist/bench/thread.js [--quick] [--json] [--reps N] [--sizes 64,4096] [--count N] [--rtts N]`
  *
@@ -23,7 +22,6 @@ import { once } from 'node:events';
 // without the rest of the package (the API is the same PrimitiveRegistry).
 import { PrimitiveRegistry } from '../lib/registry.js';
 import type { Channel } from '../lib/channel.js';
-import type { ChannelHandle } from '../lib/primitive.js';
 import { latencyHistogram, parseBenchArgs, progress, report, summarise, type Figures, type Row } from './common.js';
 
 /** The systems of this bench, baseline first. */
@@ -52,31 +50,18 @@ function payload(size: number): Uint8Array {
 // The worker side
 
 /** The primitive's optional batch operations (not yet on the Channel wrapper). */
-interface BatchPrimitive {
-  create(o: Record<string, unknown>): Promise<ChannelHandle>;
-  destroy(h: ChannelHandle): Promise<void>;
-  send(h: ChannelHandle, d: Uint8Array): Promise<void>;
-  receive(h: ChannelHandle, o: { maxBytes: number }): Promise<Uint8Array>;
-  trySendMany(h: ChannelHandle, m: readonly Uint8Array[]): number;
-  tryReceiveMany(h: ChannelHandle, maxBytes: number, maxCount: number): Uint8Array[];
-}
 
 async function workerMain(job: Job): Promise<void> {
   const port = parentPort!;
   const msg = payload(job.size);
   if (job.system === 'amix:queueConditionThread-batch64') {
     const reg = new PrimitiveRegistry();
-    const p = await reg.load('queueConditionThread') as unknown as BatchPrimitive;
-    const tx = await p.create({ address: job.rx, maxMessageBytes: 1 << 20 });
+    const tx = await reg.open('queueConditionThread', { address: job.rx as Record<string, unknown> });
     const batch = Array.from({ length: 64 }, () => payload(job.size));
     port.postMessage('ready');
     await once(port, 'message');
-    for (let i = 0; i < job.count;) {
-      const want = Math.min(64, job.count - i);
-      const n = p.trySendMany(tx, want === 64 ? batch : batch.slice(0, want));
-      if (n === 0) { await p.send(tx, msg); i++; } else i += n;
-    }
-    await p.destroy(tx);
+    for (let i = 0; i < job.count; i += 64) await tx.sendMany(job.count - i >= 64 ? batch : batch.slice(0, job.count - i));
+    await tx.close();
     await reg.close();
     return;
   }
@@ -142,8 +127,7 @@ function startWorker(job: Job): { worker: Worker; ready: Promise<unknown> } {
 async function throughput(system: System, size: number, count: number): Promise<Figures> {
   if (system === 'amix:queueConditionThread-batch64') {
     const reg = new PrimitiveRegistry();
-    const p = await reg.load('queueConditionThread') as unknown as BatchPrimitive;
-    const rx = await p.create({ maxMessageBytes: 1 << 20 });
+    const rx = await reg.open('queueConditionThread');
     const { worker, ready } = startWorker({ system, kind: 'throughput', size, count, rx: rx.address });
     await ready;
     const t0 = performance.now();
@@ -151,15 +135,13 @@ async function throughput(system: System, size: number, count: number): Promise<
     let got = 0;
     let bytes = 0;
     while (got < count) {
-      const ms = p.tryReceiveMany(rx, 1 << 20, 64);
-      if (ms.length === 0) { bytes += (await p.receive(rx, { maxBytes: 1 << 20 })).length; got++; continue; }
-      for (const m of ms) bytes += m.length;
-      got += ms.length;
+      for (const m of await rx.receiveMany({ maxCount: 64 })) bytes += m.length;
+      got = Math.round(bytes / size);
     }
     const t1 = performance.now();
     if (bytes !== count * size) throw new Error(`amix batch throughput: got ${bytes} bytes, want ${count * size}`);
     await once(worker, 'exit');
-    await p.destroy(rx);
+    await rx.close();
     await reg.close();
     return { msgsPerSec: (count * 1000) / (t1 - t0) };
   }

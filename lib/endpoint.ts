@@ -117,8 +117,15 @@ export class Endpoint extends EventEmitter {
     for (const e of this.#tx) if (e.link === link) e.held = held;
   }
 
-  /** Remove `link` from both lists and close its channels (gracefully unless `reason`). */
-  async removeLink(link: string, reason?: Error): Promise<void> {
+  /**
+   * Remove `link` from both lists and close its channels. Gracefully (no
+   * `reason`), each receiving entry is first left on the list until what its
+   * channel already holds has been taken by the point (up to `drainMs`), so a
+   * disconnect does not discard accepted messages; messages still held when
+   * the time is up are counted in the `linkEnded` event as `discarded`.
+   */
+  async removeLink(link: string, reason?: Error, drainMs = 2000): Promise<void> {
+    if (!reason && !this.#closed) await this.#drain(link, drainMs);
     const closing: Promise<void>[] = [];
     for (let i = this.#tx.length - 1; i >= 0; i--) {
       const e = this.#tx[i]!;
@@ -130,6 +137,8 @@ export class Endpoint extends EventEmitter {
       const e = this.#rx[i]!;
       if (e.link !== link) continue;
       this.#rx.splice(i, 1);
+      const left = held(e);
+      if (left > 0) this.emit('event', { type: 'linkEnded', link, peer: e.peer, discarded: left });
       closing.push(e.ch.destroy(reason));
     }
     this.#signal();
@@ -237,6 +246,16 @@ export class Endpoint extends EventEmitter {
     await Promise.allSettled(this.links().map((l) => this.removeLink(l, reason)));
   }
 
+  /** Wait until the receiving entries of `link` hold nothing the point has not taken, or `ms` pass. */
+  async #drain(link: string, ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    // Polled: consumption happens in the point's own receive calls, which
+    // signal nothing; this runs once per disconnect, not per message.
+    while (!this.#closed && Date.now() < deadline && this.#rx.some((e) => e.link === link && held(e) > 0)) {
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+
   #pump(e: RxEntry): void {
     if (e.pumping || e.slot !== undefined || e.ended) return;
     if (!e.ch.isOpen) { e.ended = true; return; }
@@ -308,6 +327,11 @@ export class Endpoint extends EventEmitter {
   #checkOpen(): void {
     if (this.#closed) throw new AmixError(ErrorCode.AMIX_ERR_CLOSED, `point "${this.name}" is closed`, { cause: this.#closed });
   }
+}
+
+/** Messages an entry holds that the point has not taken: its lookahead slot and what its channel still queues. */
+function held(e: RxEntry): number {
+  return (e.slot !== undefined ? 1 : 0) + (e.ch.isOpen && !e.ended ? e.ch.stats().pending : 0);
 }
 
 let keepers = 0;

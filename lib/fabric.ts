@@ -25,6 +25,8 @@ import type { ChannelOptions } from './primitive.js';
 import { BUILTIN_PRIMITIVES, PrimitiveRegistry } from './registry.js';
 
 const BROKER_LOCATION = new URL('./broker-point.js', import.meta.url).href;
+/** How long a disconnect waits for a link's sending ends to flush. */
+const FLUSH_MS = 2000;
 
 const kEnded = Symbol('ended');
 
@@ -126,23 +128,11 @@ export interface BrokerEntry {
   location: string;
 }
 
-interface Flow { from: string; to: string; primitive: string }
-
-interface LinkRec {
-  id: string;
-  a: string;
-  b: string[];
-  direction: Direction;
-  steps: readonly number[];
-  state: LinkState;
-  mode: 'add' | 'hold' | 'conference';
-  flows: Flow[];
+/** The fabric's own record of a link: the snapshot fields plus what only it needs. */
+interface LinkRec extends LinkInfo {
   suspendedSince?: number;
-  suspendedMs: number;
   /** The link this one put on hold (restored on disconnect). */
   held?: string;
-  /** Broker instances inserted on this link's flows. */
-  brokers: string[];
   /** The caller's handle, if the caller is an end. */
   handle?: Link;
 }
@@ -501,7 +491,13 @@ export class Fabric extends EventEmitter {
    */
   async disconnect(link: string, options: DisconnectOptions = {}): Promise<void> {
     const rec = this.#link(link);
-    if (rec.state === 'active') await this.#setSuspended(rec, true, 'suspended').catch(() => {});
+    if (rec.state === 'active') {
+      // Flush first: a null message through each sending end lands after every
+      // message it accepted, so the receivers hold them all before the suspend
+      // and the teardown (which then lets each receiver drain them).
+      for (const f of rec.flows) await this.#end(rec, f.from)?.target.request('cycle', { link }, FLUSH_MS).catch(() => {});
+      await this.#setSuspended(rec, true, 'suspended').catch(() => {});
+    }
     await this.#teardownLink(rec);
     this.#emit({ type: 'linkDisconnected', link });
     if (rec.held && this.#links.has(rec.held)) {
@@ -680,7 +676,10 @@ export class Fabric extends EventEmitter {
     rec.state = 'closed';
     const caller = this.#callerEnds.get(rec.id);
     this.#callerEnds.delete(rec.id);
-    for (const id of new Set([rec.a, ...rec.b])) {
+    // Senders first, so a receiver's drain is not cut short by its own close.
+    const senders = new Set(rec.flows.map((f) => f.from));
+    const ends = [...new Set([rec.a, ...rec.b])].sort((x, y) => Number(senders.has(y)) - Number(senders.has(x)));
+    for (const id of ends) {
       const end = this.#instances.get(id) ?? (caller?.id === id ? caller : undefined);
       if (!end) continue;
       end.links.delete(rec.id);

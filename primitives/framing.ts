@@ -254,7 +254,7 @@ export interface FrameWriterOptions {
  * the frame comes after a quiet spell (see `writeThrough`). Measured between
  * two processes with awaited 64 B sends, this beats both a microtask flush
  * and cork/uncork around one write per message by 4x or more
- * (`bench/RESULTS-process.md`). Slab bytes are never reused after they are
+ * (`bench/RESULTS.md`, process). Slab bytes are never reused after they are
  * written, so a frame located by {@link slab} and the offset {@link frame}
  * returns stays valid (a sender may write it again after a reconnect).
  *

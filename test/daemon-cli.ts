@@ -22,13 +22,15 @@ t.test('two points registered from two processes, linked, lines piped with send 
 
   const recv = spawn(process.execPath, [AMIX, 'recv', 'fwd', '--count', '3', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => recv.kill());
+  // Listen now: recv may finish before the send below has even returned.
+  const exited = once(recv, 'exit');
   let got = '';
   recv.stdout.on('data', (d) => { got += d; });
   await once(recv.stderr, 'data'); // "recv: linked ..."
   const sent = await amix(dir, ['send', 'upper'], 'one\ntwo\nthree\n');
   t.equal(sent.code, 0, sent.stderr);
   t.match(sent.stdout, /sent 3 message/);
-  const [code] = await once(recv, 'exit');
+  const [code] = await exited;
   t.equal(code, 0, 'recv exits after --count');
   t.equal(got, 'ONE\nTWO\nTHREE\n', 'lines went caller → upper → fwd → caller, each stage in its own process');
 

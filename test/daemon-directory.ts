@@ -47,6 +47,7 @@ t.test('registrations get identifiers; query, show and connect accept a name or 
 t.test('every acknowledged registration survives a SIGKILL of the daemon mid-burst, and a restart', async (t) => {
   const dir = await daemonDir(t);
   const first = await startDaemon(t, dir);
+  const firstExit = once(first, 'exit'); // it dies during the burst, before we could listen after it
   const c = await DaemonClient.connect({ dir });
   const acked: string[] = [];
   const burst = (async () => {
@@ -57,7 +58,7 @@ t.test('every acknowledged registration survives a SIGKILL of the daemon mid-bur
     }
   })();
   await t.rejects(burst, { code: 'AMIX_ERR_DAEMON_UNAVAILABLE' }, 'the burst ends when the daemon dies');
-  await once(first, 'exit');
+  await firstExit;
   t.ok(acked.length >= 150, `${acked.length} registrations acknowledged before the kill`);
   await startDaemon(t, dir);
   const after = await DaemonClient.connect({ dir });

@@ -7,16 +7,8 @@ import { join } from 'node:path';
 import { DaemonClient, PROTOCOL_PROTO, encodeControl } from '../dist/lib/index.js';
 import { pointFixture } from './helpers/fabric.js';
 import { AMIX, amix, daemonDir, startDaemon } from './helpers/daemon.js';
+import { rng } from './helpers/rng.js';
 
-/** A small seeded PRNG (mulberry32) so a failing fuzz run can be replayed from its seed. */
-function prng(seed: number): () => number {
-  return () => {
-    seed |= 0; seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 t.test('lib/protocol.proto and the embedded schema agree', async (t) => {
   const file = await readFile(new URL('../lib/protocol.proto', import.meta.url), 'utf8');
@@ -56,7 +48,7 @@ t.test('10k seeded random control messages leave the daemon answering', async (t
   const token = (await readFile(join(dir, 'token'), 'utf8')).trim();
   const seed = Number(process.env.AMIX_FUZZ_SEED ?? 20261122);
   t.comment(`fuzz seed ${seed} (replay with AMIX_FUZZ_SEED=${seed})`);
-  const rnd = prng(seed);
+  const rnd = rng(seed);
   const ops = ['status', 'connect', 'point.register', 'point.rm', 'suspend', 'disconnect', 'hello', 'nonsense', 'primitive.add', 'execute', ''];
   const randBytes = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(rnd() * 256)));
   const randValue = (): unknown => {

@@ -5,17 +5,8 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import protobuf from 'protobufjs';
 import { ENVELOPE_PROTO, ENVELOPE_TYPE, decodeEnvelope, encodeEnvelope } from '../dist/lib/envelope.js';
+import { rng } from './helpers/rng.js';
 
-/** mulberry32: a small seeded generator, so every fuzz run is reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 t.test('the embedded schema and lib/envelope.proto describe the same message', async (t) => {
   const file = readFileSync(new URL('../lib/envelope.proto', import.meta.url), 'utf8');

@@ -10,20 +10,11 @@ import { PrimitiveRegistry } from '../dist/lib/index.js';
 import { FrameDecoder } from '../dist/primitives/framing.js';
 import { FrameKind, receiverFrameRules } from '../dist/primitives/queueConditionProcess.js';
 import { spawnPeer, tempDir } from './fixtures/process-helpers.js';
+import { rng } from './helpers/rng.js';
 
-const seed = Number(process.env.AMIX_FUZZ_SEED ?? (Date.now() % 0x7fffffff));
+const seed = Number(process.env.AMIX_FUZZ_SEED ?? 0x5eed);
 t.comment(`fuzz seed ${seed} (reproduce with AMIX_FUZZ_SEED=${seed})`);
 
-/** mulberry32: small, seedable, good enough to drive a fuzzer. */
-function rng(s: number): () => number {
-  let a = s >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const MAX = 1024;
 const RULES = receiverFrameRules(MAX);

@@ -5,6 +5,7 @@ import t from 'tap';
 import { Worker } from 'node:worker_threads';
 import { once } from 'node:events';
 import { PrimitiveRegistry } from '../dist/lib/index.js';
+import { exited, watchExit } from './helpers/exit.js';
 
 const peer = new URL('./fixtures/thread-peer.mjs', import.meta.url);
 
@@ -23,7 +24,7 @@ for (const idle of ['spinThenBlock', 'block'] as const) {
     t.teardown(() => reg.close());
     const rx = await reg.open('queueConditionThread', { capacityBytes, idle });
     t.teardown(() => rx.destroy());
-    const worker = new Worker(peer, { workerData: { role: 'sendSeq', address: rx.address, idle, count, seed: 42, maxSize }, execArgv: [] });
+    const worker = watchExit(new Worker(peer, { workerData: { role: 'sendSeq', address: rx.address, idle, count, seed: 42, maxSize }, execArgv: [] }));
     t.teardown(() => worker.terminate());
     const reports: Array<{ type: string; stats?: { sent: number }; error?: unknown }> = [];
     worker.on('message', (m) => reports.push(m));
@@ -44,7 +45,7 @@ for (const idle of ['spinThenBlock', 'block'] as const) {
     t.equal(wrongBytes, 0, 'every payload byte is intact');
     t.ok(bytes / capacityBytes > 100, `the ring wrapped around many times (${Math.floor(bytes / capacityBytes)})`);
     t.equal(rx.tryReceive(), undefined, 'nothing is left over after the last message');
-    await once(worker, 'exit');
+    await exited(worker);
     t.same(reports.filter((r) => r.type === 'error'), [], 'the worker reported no error');
     const stats = rx.stats();
     t.equal(stats.sent, count, 'the shared stats count every send');

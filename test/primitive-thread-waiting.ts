@@ -6,6 +6,7 @@ import t, { type Test as Tap } from 'tap';
 import { Worker } from 'node:worker_threads';
 import { once } from 'node:events';
 import { PrimitiveRegistry, type IdleStrategy } from '../dist/lib/index.js';
+import { exited, watchExit } from './helpers/exit.js';
 
 const peer = new URL('./fixtures/thread-peer.mjs', import.meta.url);
 const IDLES: IdleStrategy[] = ['spin', 'yield', 'block', 'spinThenBlock'];
@@ -18,7 +19,7 @@ function registry(t: Tap): PrimitiveRegistry {
 
 function startPeer(t: Tap, workerData: Record<string, unknown>): Worker {
   // execArgv: [] keeps tap's TypeScript loader out of the worker (the fixture is plain JS).
-  const worker = new Worker(peer, { workerData, execArgv: [] });
+  const worker = watchExit(new Worker(peer, { workerData, execArgv: [] }));
   t.teardown(() => worker.terminate());
   return worker;
 }
@@ -41,7 +42,7 @@ for (const idle of ['block', 'spinThenBlock'] as const) {
     t.equal(got, 'after-ticks', 'the receive completes with the message sent after the ticks');
     t.ok(ticks >= 5, `the timer fired ${ticks} times while the receive waited`);
     worker.postMessage('stop');
-    await once(worker, 'exit');
+    await exited(worker);
   });
 }
 
@@ -79,7 +80,7 @@ for (const idle of IDLES) {
       if (Buffer.from(await back.receive()).toString() !== String(i)) wrong++;
     }
     t.equal(wrong, 0, 'every reply is the message sent, in turn');
-    await once(worker, 'exit');
+    await exited(worker);
   });
 }
 
@@ -111,7 +112,7 @@ t.test('destroying the receiving end wakes a sender blocked in another thread, w
   t.equal(r.type, 'error', 'the blocked send failed');
   t.equal(r.error.code, 'AMIX_ERR_LINK_CLOSED', 'with AMIX_ERR_LINK_CLOSED');
   t.match(r.error.message, /receiver shutting down/, 'and the message carries the reason across threads');
-  await once(worker, 'exit');
+  await exited(worker);
 });
 
 t.test('destroying a sending end wakes its own blocked send', async (t) => {

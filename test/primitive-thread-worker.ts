@@ -5,12 +5,13 @@ import { once } from 'node:events';
 import type { Worker } from 'node:worker_threads';
 import { PrimitiveRegistry, type ChannelEvent } from '../dist/lib/index.js';
 import { startThreadWorker, watchWorker } from '../dist/primitives/queueConditionThread.js';
+import { exited, watchExit } from './helpers/exit.js';
 
 const peer = new URL('./fixtures/thread-peer.mjs', import.meta.url);
 
 function start(t: Test, workerData: Record<string, unknown>, stackSizeMb?: number): Worker {
   // execArgv: [] keeps tap's TypeScript loader out of the worker (the fixture is plain JS).
-  const worker = startThreadWorker(peer, { workerData, execArgv: [], ...(stackSizeMb ? { stackSizeMb } : {}) });
+  const worker = watchExit(startThreadWorker(peer, { workerData, execArgv: [], ...(stackSizeMb ? { stackSizeMb } : {}) }));
   t.teardown(() => worker.terminate());
   return worker;
 }
@@ -59,7 +60,7 @@ t.test('a worker that exits cleanly is not a death', async (t) => {
   let died = false;
   t.teardown(watchWorker(worker, [rx], () => { died = true; }));
   worker.postMessage('stop');
-  const [code] = await once(worker, 'exit') as [number];
+  const [code] = await exited(worker) as [number];
   t.equal(code, 0, 'the worker exited with 0');
   t.notOk(died, 'no death reported');
   t.ok(rx.isOpen, 'the ring stays open for another sender');

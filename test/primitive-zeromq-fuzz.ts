@@ -6,20 +6,12 @@ import t from 'tap';
 import * as zmq from 'zeromq';
 import { PrimitiveRegistry, type AmixError } from '../dist/lib/index.js';
 import { FrameKind, parseFrame, type ZeromqStats } from '../dist/primitives/zeromq.js';
+import { rng } from './helpers/rng.js';
 
 t.setTimeout(60_000);
 
 const SEED = Number(process.env.AMIX_FUZZ_SEED ?? 0xa31c);
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A valid DATA frame of `count` small messages, for mutation. */
 function dataFrame(count: number): Buffer {
