@@ -2,13 +2,13 @@
 // amix: the command-line tool. Each verb is a thin shell over lib/ (mostly a
 // DaemonClient request); -h on every verb, --json everywhere, exit 2 on misuse.
 import { spawn } from 'node:child_process';
-import { createReadStream, existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { DAEMON_FILES, DaemonClient, defaultDaemonDir, generateKeyPair, isAmixError, isAlive, saveKeyPair } from '../lib/index.js';
+import { DAEMON_FILES, DaemonClient, defaultDaemonDir, ensurePrivateDir, generateKeyPair, isAmixError, isAlive, saveKeyPair } from '../lib/index.js';
 
 type Opts = NonNullable<ParseArgsConfig['options']>;
 type Values = Record<string, string | boolean | undefined>;
@@ -49,21 +49,29 @@ function int(v: Values, k: string): number | undefined {
 
 const verbs: Record<string, Verb> = {
   'daemon start': {
-    usage: 'amix daemon start [--dir DIR] [--slots N]   start amixd in the background',
+    usage: 'amix daemon start [--dir DIR] [--slots N]   start amixd in the background (log: DIR/amixd.log)',
     options: { slots: { type: 'string' } },
     async run(_, v) {
       const dir = (v.dir as string | undefined) ?? defaultDaemonDir();
-      if (await isAlive(join(dir, DAEMON_FILES.socket))) { out(v, { running: true, dir }, () => `amixd already running in ${dir}`); return; }
+      const socket = join(dir, DAEMON_FILES.socket);
+      if (await isAlive(socket)) { out(v, { running: true, dir }, () => `amixd already running in ${dir}`); return; }
+      await ensurePrivateDir(dir);
+      // The daemon and the point processes it forks write to this file, never
+      // to a pipe of ours that closes when this command exits.
+      const log = openSync(join(dir, 'amixd.log'), 'a', 0o600);
       const args = [join(here, 'amixd.js'), '--dir', dir, ...(v.slots ? ['--slots', v.slots as string] : [])];
-      const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, AMIXD_READY_FD: '1' } });
-      const ready = await new Promise<string>((res, rej) => {
-        let buf = '';
-        child.stdout!.on('data', (d: Buffer) => { buf += d; if (buf.includes('\n')) res(buf.trim()); });
-        child.once('exit', (code) => rej(new Error(`amixd exited with code ${code} before it was ready`)));
-      });
-      child.stdout!.destroy();
+      const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log] });
+      closeSync(log);
+      let exited: number | null | undefined;
+      child.once('exit', (code) => { exited = code; });
+      const deadline = Date.now() + 15_000;
+      while (!(await isAlive(socket))) {
+        if (exited !== undefined) throw new Error(`amixd exited with code ${exited} before it was ready (see ${join(dir, 'amixd.log')})`);
+        if (Date.now() > deadline) throw new Error(`amixd did not listen within 15 s (see ${join(dir, 'amixd.log')})`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
       child.unref();
-      out(v, { pid: child.pid, dir, ready }, () => `amixd ${child.pid} started in ${dir}`);
+      out(v, { pid: child.pid, dir }, () => `amixd ${child.pid} started in ${dir}`);
     },
   },
   'daemon stop': {

@@ -84,3 +84,25 @@ t.test('misuse gives a one-line reason and a non-zero exit; -h works on every ve
   t.equal(noDaemon.code, 1);
   t.match(noDaemon.stderr, /AMIX_ERR_DAEMON_UNAVAILABLE/);
 });
+
+t.test('amix daemon start runs amixd in the background; points may write to stdout (it goes to amixd.log)', async (t) => {
+  const dir = await daemonDir(t);
+  const started = await amix(dir, ['daemon', 'start', '--json']);
+  t.equal(started.code, 0, started.stderr);
+  const { pid } = JSON.parse(started.stdout);
+  t.teardown(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } });
+  t.equal((await amix(dir, ['point', 'register', 'chatty', pointFixture('chatty'), '--scope', 'process'])).code, 0);
+  const recv = spawn(process.execPath, [AMIX, 'recv', 'chatty', '--count', '1', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => recv.kill());
+  const exited = once(recv, 'exit');
+  let got = '';
+  recv.stdout.on('data', (d) => { got += d; });
+  await once(recv.stderr, 'data');
+  t.equal((await amix(dir, ['send', 'chatty'], 'ping\n')).code, 0);
+  await exited;
+  t.equal(got, 'ping\n', 'the point that logs still works after the starting command exited');
+  const log = (await import('node:fs')).readFileSync(`${dir}/amixd.log`, 'utf8');
+  t.match(log, /chatty chatty started/, 'its output is in amixd.log');
+  t.equal((await import('node:fs')).statSync(`${dir}/amixd.log`).mode & 0o777, 0o600, 'the log is owner-only');
+  t.equal((await amix(dir, ['daemon', 'stop'])).code, 0);
+});

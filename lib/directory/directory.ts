@@ -22,6 +22,7 @@ import {
   attributeCondition, compareCodePoints, compileQuery, isAttributeLeaf, isAttributeName, optimizeQuery, parseQuery, type QueryLeaf, type QueryNode,
 } from './query.js';
 import { MIGRATIONS, migrate } from './schema.js';
+import { PointRole } from '../point.js';
 
 /** Who performs an operation. The administrator may see and change everything. */
 export interface Principal {
@@ -31,14 +32,8 @@ export interface Principal {
   readonly admin?: boolean;
 }
 
-/** The roles a point can have. */
-export const PointRole = {
-  sender: 'sender',
-  receiver: 'receiver',
-  both: 'both',
-} as const;
-/** One of {@link PointRole}. */
-export type PointRole = (typeof PointRole)[keyof typeof PointRole];
+/** The roles a point can have: the fabric's own set. */
+export { PointRole };
 
 /**
  * A point's registration record: its role plus whatever the fabric needs
