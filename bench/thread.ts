@@ -125,43 +125,25 @@ function startWorker(job: Job): { worker: Worker; ready: Promise<unknown> } {
 }
 
 async function throughput(system: System, size: number, count: number): Promise<Figures> {
-  if (system === 'amix:queueConditionThread-batch64') {
+  if (system === 'amix:queueConditionThread' || system === 'amix:queueConditionThread-batch64') {
     const reg = new PrimitiveRegistry();
     const rx = await reg.open('queueConditionThread');
     const { worker, ready } = startWorker({ system, kind: 'throughput', size, count, rx: rx.address });
     await ready;
     const t0 = performance.now();
     worker.postMessage('go');
-    let got = 0;
     let bytes = 0;
-    while (got < count) {
-      for (const m of await rx.receiveMany({ maxCount: 64 })) bytes += m.length;
-      got = Math.round(bytes / size);
+    if (system === 'amix:queueConditionThread') {
+      for (let got = 0; got < count; got++) {
+        let m = rx.tryReceive();
+        if (m === undefined) m = await rx.receive();
+        bytes += m.length;
+      }
+    } else {
+      while (bytes < count * size) for (const m of await rx.receiveMany({ maxCount: 64 })) bytes += m.length;
     }
     const t1 = performance.now();
-    if (bytes !== count * size) throw new Error(`amix batch throughput: got ${bytes} bytes, want ${count * size}`);
-    await once(worker, 'exit');
-    await rx.close();
-    await reg.close();
-    return { msgsPerSec: (count * 1000) / (t1 - t0) };
-  }
-  if (system === 'amix:queueConditionThread') {
-    const reg = new PrimitiveRegistry();
-    const rx = await reg.open('queueConditionThread');
-    const { worker, ready } = startWorker({ system, kind: 'throughput', size, count, rx: rx.address });
-    await ready;
-    const t0 = performance.now();
-    worker.postMessage('go');
-    let got = 0;
-    let bytes = 0;
-    while (got < count) {
-      let m = rx.tryReceive();
-      if (m === undefined) m = await rx.receive();
-      bytes += m.length;
-      got++;
-    }
-    const t1 = performance.now();
-    if (bytes !== count * size) throw new Error(`amix throughput: got ${bytes} bytes, want ${count * size}`);
+    if (bytes !== count * size) throw new Error(`${system} throughput: got ${bytes} bytes, want ${count * size}`);
     await once(worker, 'exit');
     await rx.close();
     await reg.close();

@@ -198,10 +198,13 @@ export class Endpoint extends EventEmitter {
     for (;;) {
       if (this.#closed) throw new AmixError(ErrorCode.AMIX_ERR_LINK_CLOSED, `point "${this.name}" is closed`, { cause: this.#closed });
       if (options.signal?.aborted) throw abortError(options.signal, 'receive');
-      const candidates = this.#rx.filter((e) => !e.ended && (options.from === undefined || e.peer === options.from) && (options.link === undefined || e.link === options.link));
+      // No filter (the usual case): walk the list itself, no array per message.
+      const candidates = options.from === undefined && options.link === undefined ? this.#rx
+        : this.#rx.filter((e) => (options.from === undefined || e.peer === options.from) && (options.link === undefined || e.link === options.link));
       const n = candidates.length;
       for (let k = 0; k < n; k++) {
         const e = candidates[(this.#rr + k) % n]!;
+        if (e.ended) continue;
         let msg = e.slot;
         if (msg !== undefined) {
           if (msg.length > maxBytes) throw tooSmall(msg.length, maxBytes);

@@ -319,9 +319,7 @@ export class Fabric extends EventEmitter {
 
   /** Snapshot of one instance by instance id (a public point's instance id is its name). */
   instance(id: string): InstanceInfo {
-    const i = this.#instances.get(id);
-    if (!i) throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `no running instance ${describe(id)}`, { details: { instance: id } });
-    return this.#instInfo(i);
+    return this.#instInfo(this.#inst(id));
   }
 
   /** Snapshots of every link. */
@@ -553,15 +551,13 @@ export class Fabric extends EventEmitter {
 
   /** Terminate one instance (by instance id) with its point's termination method. */
   async terminate(instance: string): Promise<void> {
-    const inst = this.#instances.get(instance);
-    if (!inst) throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `no running instance ${describe(instance)}`);
+    const inst = this.#inst(instance);
     await this.#terminate(inst);
   }
 
   /** Per-point and per-link counters, from the instance's host. */
   async stats(instance: string): Promise<unknown> {
-    const inst = this.#instances.get(instance);
-    if (!inst) throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `no running instance ${describe(instance)}`);
+    const inst = this.#inst(instance);
     const s = await inst.host.request<Record<string, unknown>>('stats', {}, this.#timeout);
     const links: Record<string, LinkInfo> = {};
     for (const l of inst.links) if (this.#links.has(l)) links[l] = this.link(l);
@@ -570,8 +566,7 @@ export class Fabric extends EventEmitter {
 
   /** For tests and tools: kill an instance's host abruptly (SIGKILL / terminate), as a crash would. */
   async kill(instance: string): Promise<void> {
-    const inst = this.#instances.get(instance);
-    if (!inst) throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `no running instance ${describe(instance)}`);
+    const inst = this.#inst(instance);
     await inst.host.forceKill();
   }
 
@@ -883,6 +878,12 @@ export class Fabric extends EventEmitter {
       throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `no point named ${describe(name)}`, { details: { name: String(name) } });
     }
     return r;
+  }
+
+  #inst(id: string): Inst {
+    const i = this.#instances.get(id);
+    if (!i) throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `no running instance ${describe(id)}`, { details: { instance: id } });
+    return i;
   }
 
   #link(id: string): LinkRec {

@@ -12,13 +12,11 @@
  * @module
  */
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { pathToFileURL } from 'node:url';
-import { isAbsolute, resolve } from 'node:path';
 import { Agent, type AgentEvent } from './agent.js';
 import { Endpoint } from './endpoint.js';
 import { AmixError, ErrorCode, errorToPlain } from './errors.js';
 import { Container } from './module.js';
-import { PrimitiveRegistry, type PrimitiveRegistration } from './registry.js';
+import { PrimitiveRegistry, importSpecifier, type PrimitiveRegistration } from './registry.js';
 import type { PointRegistration } from './point.js';
 
 /** What a point's `main` receives: its lists, send and receive, and a signal aborted on termination. */
@@ -123,9 +121,7 @@ class Host {
       this.#port.post({ kind: 'event', event: { ...rest, ...(error ? { error: errorToPlain(error) } : {}) } });
     });
     const location = init.registration.location;
-    const specifier = /^[a-z][a-z0-9+.-]*:/i.test(location) ? location
-      : isAbsolute(location) ? pathToFileURL(location).href
-        : location.startsWith('.') ? pathToFileURL(resolve(init.baseDir, location)).href : location;
+    const specifier = importSpecifier(location, init.baseDir);
     this.#container.add(init.instance, {
       load: async () => {
         let mod: { default?: unknown; main?: unknown };

@@ -15,7 +15,7 @@ export type {
 } from './primitive.js';
 export { Channel } from './channel.js';
 export type { ChannelReceiveOptions } from './channel.js';
-export { PrimitiveRegistry, BUILTIN_PRIMITIVES, assertRegistration, assertPrimitive, checkChannelOptions } from './registry.js';
+export { PrimitiveRegistry, BUILTIN_PRIMITIVES, assertRegistration, assertPrimitive, checkChannelOptions, importSpecifier } from './registry.js';
 export type { PrimitiveRegistration, PrimitiveInfo, PrimitiveQuery, PrimitiveRegistryOptions } from './registry.js';
 export { PointRole, PointScope, TerminationMethod, Direction, DIRECTION_STEPS, DEFAULT_PRIMITIVE, normalizePoint, parseDirection } from './point.js';
 export type { PointCharacteristics, PointRegistration, PointRegistrationInput } from './point.js';

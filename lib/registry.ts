@@ -353,7 +353,7 @@ export class PrimitiveRegistry {
   }
 
   async #import(e: Entry): Promise<Primitive<ChannelHandle>> {
-    const specifier = this.#specifier(e.reg.location);
+    const specifier = importSpecifier(e.reg.location, this.#baseDir);
     let mod: Record<string, unknown>;
     try {
       mod = await import(specifier) as Record<string, unknown>;
@@ -367,12 +367,6 @@ export class PrimitiveRegistry {
     return p;
   }
 
-  #specifier(location: string): string {
-    if (/^[a-z][a-z0-9+.-]*:/i.test(location) && !/^[A-Za-z]:[\\/]/.test(location)) return location; // URL (file:, data:, node:)
-    if (isAbsolute(location)) return pathToFileURL(location).href;
-    if (location.startsWith('.')) return pathToFileURL(resolve(this.#baseDir, location)).href;
-    return location; // a package specifier
-  }
 
   async #bringDown(name: string): Promise<void> {
     const state = this.container.get(name).state;
@@ -397,6 +391,18 @@ export class PrimitiveRegistry {
   #checkOpen(): void {
     if (this.#closed) throw new AmixError(ErrorCode.AMIX_ERR_CLOSED, 'primitive registry is closed');
   }
+}
+
+/**
+ * What to `import()` for a module location: a URL as is, an absolute path as
+ * a file URL, a `.`-relative path resolved against `baseDir`, anything else
+ * as a package specifier.
+ */
+export function importSpecifier(location: string, baseDir: string): string {
+  if (/^[a-z][a-z0-9+.-]*:/i.test(location) && !/^[A-Za-z]:[\\/]/.test(location)) return location; // URL (file:, data:, node:)
+  if (isAbsolute(location)) return pathToFileURL(location).href;
+  if (location.startsWith('.')) return pathToFileURL(resolve(baseDir, location)).href;
+  return location; // a package specifier
 }
 
 /** Validate the channel options common to every primitive; `AMIX_ERR_INVALID_ARG` names the option. */

@@ -185,6 +185,11 @@ function newCounters(): Counters {
   return { sent: 0, received: 0, pending: 0, dropped: 0, rejected: 0, suspensions: 0, bytesSent: 0, bytesReceived: 0, badFrames: 0, duplicates: 0, resent: 0, refused: 0, lost: 0 };
 }
 
+/** The state both kinds of end start with. */
+function common(options: ChannelOptions, maxMessageBytes: number, z: ZeromqOptions): Common {
+  return { onEvent: options.onEvent, stats: newCounters(), maxMessageBytes, onBadFrame: z.onBadFrame, closed: false, closeReason: undefined };
+}
+
 interface Common {
   readonly onEvent: ((e: ChannelEvent) => void) | undefined;
   readonly stats: Counters;
@@ -425,12 +430,7 @@ async function createReceiver(options: ZeromqChannelOptions): Promise<ZeromqRece
   const h: ZeromqReceiveHandle = {
     role: 'receive',
     address: undefined as unknown as ZeromqAddress,
-    onEvent: options.onEvent,
-    stats: newCounters(),
-    maxMessageBytes,
-    onBadFrame: z.onBadFrame,
-    closed: false,
-    closeReason: undefined,
+    ...common(options, maxMessageBytes, z),
     socket,
     queue: [],
     head: 0,
@@ -458,7 +458,7 @@ async function createReceiver(options: ZeromqChannelOptions): Promise<ZeromqRece
     maxmsg, minmsg, maxMessageBytes, maxFrameBytes,
     discard: options.discard ?? 'block',
   });
-  h.loop = receiveLoop(h, maxmsg, minmsg);
+  h.loop = receiveLoop(h, maxmsg);
   return h;
 }
 
@@ -481,7 +481,7 @@ function watchReceiver(h: ZeromqReceiveHandle): void {
   });
 }
 
-async function receiveLoop(h: ZeromqReceiveHandle, maxmsg: number, minmsg: number): Promise<void> {
+async function receiveLoop(h: ZeromqReceiveHandle, maxmsg: number): Promise<void> {
   try {
     for await (const parts of h.socket) {
       if (h.closed) break;
@@ -667,12 +667,7 @@ async function createSender(options: ZeromqChannelOptions): Promise<ZeromqSendHa
   const h: ZeromqSendHandle = {
     role: 'send',
     address,
-    onEvent: options.onEvent,
-    stats: newCounters(),
-    maxMessageBytes,
-    onBadFrame: z.onBadFrame,
-    closed: false,
-    closeReason: undefined,
+    ...common(options, maxMessageBytes, z),
     socket,
     session: randomBytes(SESSION_BYTES),
     discard: options.discard ?? address.discard ?? 'block',
