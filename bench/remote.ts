@@ -13,31 +13,54 @@
  *   the child calls `tryReceive` and awaits `receive` only when nothing is
  *   queued. The primitive packs the messages of one tick into shared
  *   frames. Round trips await `send` and `receive` one message at a time.
- * - (to come, by the lead) `amix:daemon`: two `amixd` linking a point to a
- *   point over the zeromq primitive. Add it to {@link SYSTEMS} and give it a
- *   branch in {@link parentThroughput}, {@link parentRtt} and {@link childMain}.
+ * - `amix:daemon`: two `amixd` (started by this bench on loopback ports,
+ *   the second given `--peer` the first's `--listen`) linking a point to a
+ *   point over the zeromq primitive: point `gen` (process scope, on daemon
+ *   A, `bench/points/gen.ts`) sends `warm + count` messages with
+ *   `point.send`, one await each, once its link is up; point `tally`
+ *   (process scope, on daemon B, `bench/points/tally.ts`) receives them and
+ *   clocks the last `count` on its own clock (arrival of message `warm` to
+ *   arrival of the last), then sends that figure to the bench's link on B.
+ *   Each message crosses four processes: gen → amixd A (process primitive)
+ *   → amixd B (zeromq primitive, in envelopes) → tally (process primitive).
+ *   Points keep their default characteristics; a fresh pair per repetition,
+ *   the daemons are shared by all. Throughput only: no round trip is
+ *   measured (the row leaves those fields out). The end-to-end rate, from
+ *   the `connect` request to the result (link set-up and warm-up
+ *   included), goes to stderr with the daemons' resident sizes; at the end
+ *   the bench says on stderr if a daemon still holds links, instances or
+ *   points, exited badly, or wrote anything on its stderr. The forked child
+ *   takes no part in it. `--daemon-count N` sets its `count` (default
+ *   `count`).
  *
- * `node dist/bench/remote.js [--quick] [--json] [--reps N] [--sizes 64,4096] [--count N] [--rtts N]`
+ * `node dist/bench/remote.js [--quick] [--json] [--reps N] [--sizes 64,4096] [--count N] [--rtts N] [--daemon-count N]`
  *
  * @module
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import * as zmq from 'zeromq';
-import { PrimitiveRegistry, type Channel } from '../lib/index.js';
+import { DaemonClient, PrimitiveRegistry, type Channel, type ClientLink, type PeerInfo } from '../lib/index.js';
 import { latencyHistogram, parseBenchArgs, progress, report, summarise, type Figures, type Row } from './common.js';
 
 /** The systems of this bench, baseline first. */
-const SYSTEMS = ['zeromq-tcp', 'amix:zeromq'] as const;
+const SYSTEMS = ['zeromq-tcp', 'amix:zeromq', 'amix:daemon'] as const;
 type System = (typeof SYSTEMS)[number];
+/** The systems whose receiving (or echoing) end is the forked child. */
+type ChildSystem = Exclude<System, 'amix:daemon'>;
 const BASELINE: System = 'zeromq-tcp';
 
 /** Parent → child control messages (over the fork IPC channel; data never goes there). */
 type Command =
-  | { cmd: 'sink'; system: System; size: number; count: number; warm: number }
-  | { cmd: 'echo'; system: System; size: number; count: number; back: unknown };
+  | { cmd: 'sink'; system: ChildSystem; size: number; count: number; warm: number }
+  | { cmd: 'echo'; system: ChildSystem; size: number; count: number; back: unknown };
 /** Child → parent control messages. */
 type Reply = { ready: unknown } | { mark: true } | { done: true } | { error: string };
 
@@ -120,7 +143,7 @@ async function ask(child: ChildProcess, c: Command): Promise<{ ready: unknown; m
   return { ready, mark, done };
 }
 
-async function parentThroughput(child: ChildProcess, reg: PrimitiveRegistry, system: System, size: number, count: number): Promise<Figures> {
+async function parentThroughput(child: ChildProcess, reg: PrimitiveRegistry, system: ChildSystem, size: number, count: number): Promise<Figures> {
   const msg = payload(size);
   // Untimed warm-up messages first, so connection set-up and JIT do not count.
   const warm = Math.min(20_000, Math.ceil(count / 5));
@@ -150,7 +173,7 @@ async function parentThroughput(child: ChildProcess, reg: PrimitiveRegistry, sys
   return { msgsPerSec: (count / ms) * 1000 };
 }
 
-async function parentRtt(child: ChildProcess, reg: PrimitiveRegistry, system: System, size: number, rtts: number): Promise<Figures> {
+async function parentRtt(child: ChildProcess, reg: PrimitiveRegistry, system: ChildSystem, size: number, rtts: number): Promise<Figures> {
   const msg = payload(size);
   const h = latencyHistogram();
   const warm = Math.min(200, Math.floor(rtts / 10));
@@ -188,18 +211,198 @@ async function parentRtt(child: ChildProcess, reg: PrimitiveRegistry, system: Sy
   return { rttP50Us: h.p50(), rttP99Us: h.p99() };
 }
 
+
+// ---------------------------------------------------------------------------
+// amix:daemon: two amixd peered over loopback, a point on each.
+
+const AMIXD = fileURLToPath(new URL('../bin/amixd.js', import.meta.url));
+const GEN = fileURLToPath(new URL('./points/gen.js', import.meta.url));
+const TALLY = fileURLToPath(new URL('./points/tally.js', import.meta.url));
+
+/** A free loopback TCP port (bound on port 0, then released). */
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const { port } = srv.address() as AddressInfo;
+  srv.close();
+  await once(srv, 'close');
+  return port;
+}
+
+/** One amixd this bench started, with what it wrote on stderr. */
+interface Amixd { name: string; proc: ChildProcess; dir: string; stderr: string[] }
+
+/** Start amixd in the foreground; resolves once it says `ready` on stdout. */
+async function startAmixd(name: string, dir: string, extra: string[]): Promise<Amixd> {
+  const proc = spawn(process.execPath, [AMIXD, '--dir', dir, '--quiet', ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, AMIXD_READY_FD: '1' },
+  });
+  const d: Amixd = { name, proc, dir, stderr: [] };
+  proc.stderr!.setEncoding('utf8').on('data', (s: string) => d.stderr.push(s));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`amixd ${name} not ready after 15 s`)), 15_000);
+      let out = '';
+      proc.stdout!.setEncoding('utf8').on('data', (s: string) => {
+        out += s;
+        if (out.includes('\n')) { clearTimeout(timer); resolve(); }
+      });
+      proc.once('exit', (code, sig) => { clearTimeout(timer); reject(new Error(`amixd ${name} exited early (${code ?? sig}): ${d.stderr.join('').trim()}`)); });
+    });
+  } catch (err) {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    throw err;
+  }
+  return d;
+}
+
+/** SIGTERM, then SIGKILL after 10 s; resolves with how it ended. */
+async function stopAmixd(d: Amixd): Promise<string> {
+  if (d.proc.exitCode !== null || d.proc.signalCode !== null) return `had already exited (${d.proc.exitCode ?? d.proc.signalCode})`;
+  const exited = once(d.proc, 'exit');
+  d.proc.kill('SIGTERM');
+  const timer = setTimeout(() => d.proc.kill('SIGKILL'), 10_000);
+  const [code, sig] = (await exited) as [number | null, NodeJS.Signals | null];
+  clearTimeout(timer);
+  return sig ? `killed by ${sig}` : `exit ${code}`;
+}
+
+/** Resident set size of a process in KiB, from /proc (Linux), or undefined. */
+function rssKiB(pid: number | undefined): number | undefined {
+  try {
+    const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The two peered daemons and a client on each, shared by every amix:daemon repetition. */
+class DaemonPair {
+  rep = 0;
+  private constructor(readonly base: string, readonly a: Amixd, readonly b: Amixd, readonly ca: DaemonClient, readonly cb: DaemonClient) {}
+
+  static async start(): Promise<DaemonPair> {
+    const base = await mkdtemp(join(tmpdir(), 'amix-bench-remote-'));
+    const started: Amixd[] = [];
+    const clients: DaemonClient[] = [];
+    try {
+      // A port found free may be taken before amixd binds it: try again with another.
+      let a: Amixd | undefined;
+      let listen = '';
+      for (let attempt = 1; !a; attempt++) {
+        listen = `tcp://127.0.0.1:${await freePort()}`;
+        try {
+          a = await startAmixd('A', join(base, `a${attempt}`), ['--listen', listen]);
+        } catch (err) {
+          if (attempt >= 3) throw err;
+        }
+      }
+      started.push(a);
+      let b: Amixd | undefined;
+      for (let attempt = 1; !b; attempt++) {
+        try {
+          b = await startAmixd('B', join(base, `b${attempt}`), ['--listen', `tcp://127.0.0.1:${await freePort()}`, '--peer', listen]);
+        } catch (err) {
+          if (attempt >= 3) throw err;
+        }
+      }
+      started.push(b);
+      const ca = await DaemonClient.connect({ dir: a.dir, name: 'bench remote A' });
+      clients.push(ca);
+      const cb = await DaemonClient.connect({ dir: b.dir, name: 'bench remote B' });
+      clients.push(cb);
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const { peers } = await ca.request<{ peers: PeerInfo[] }>('peers');
+        if (peers.some((p) => p.state === 'up')) break;
+        if (Date.now() > deadline) throw new Error(`amixd B did not peer with A within 10 s: ${JSON.stringify(peers)}; B stderr: ${b.stderr.join('').trim()}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return new DaemonPair(base, a, b, ca, cb);
+    } catch (err) {
+      for (const c of clients) await c.close().catch(() => {});
+      for (const d of started) await stopAmixd(d);
+      await rm(base, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** One throughput repetition with a fresh pair of points. */
+  async throughput(size: number, count: number): Promise<Figures> {
+    const warm = Math.min(20_000, Math.ceil(count / 5));
+    const tag = `${size}-${++this.rep}`;
+    const gen = `bench-gen-${tag}`;
+    const tally = `bench-tally-${tag}`;
+    await this.ca.request('point.register', { registration: { name: gen, location: GEN, role: 'sender', data: { size, count, warm }, characteristics: { scope: 'process' } } });
+    await this.cb.request('point.register', { registration: { name: tally, location: TALLY, role: 'both', data: { count, warm }, characteristics: { scope: 'process' } } });
+    let result: ClientLink | undefined;
+    let remote: string | undefined;
+    try {
+      result = await this.cb.connect(tally, null, { direction: 'aToB' });
+      const t0 = performance.now();
+      remote = (await this.ca.request<{ id: string }>('connect', { a: gen, b: tally, direction: 'aToB' })).id;
+      const m = await result.receive({ signal: AbortSignal.timeout(120_000) });
+      const wallMs = performance.now() - t0;
+      const r = JSON.parse(new TextDecoder().decode(m.data)) as { count: number; ns: number; bytes: number };
+      if (r.count !== count || r.bytes !== count * size) throw new Error(`tally got ${r.bytes} bytes in ${r.count} messages, expected ${count * size} in ${count}`);
+      progress(`  amix:daemon size=${size}: ${Math.round((count / r.ns) * 1e9)} msgs/s on tally's clock; ${Math.round(((warm + count) / wallMs) * 1000)} msgs/s from connect to result (${(wallMs / 1000).toFixed(2)} s, ${warm} warm-up messages and link set-up included); ${this.rss()}`);
+      return { msgsPerSec: (count / r.ns) * 1e9 };
+    } finally {
+      if (remote !== undefined) await this.ca.request('disconnect', { link: remote });
+      await result?.close();
+      await this.ca.request('point.rm', { name: gen });
+      await this.cb.request('point.rm', { name: tally });
+    }
+  }
+
+  /** Resident set sizes of the daemons (KiB), for the leak check in the log. */
+  rss(): string {
+    return `amixd A ${rssKiB(this.a.proc.pid) ?? '?'} KiB, amixd B ${rssKiB(this.b.proc.pid) ?? '?'} KiB`;
+  }
+
+  /** Close the clients, stop the daemons, report anything they wrote on stderr, remove the directories. */
+  async stop(): Promise<void> {
+    // Every repetition removed its points and links: say so if either daemon still holds some.
+    for (const [name, c] of [['A', this.ca], ['B', this.cb]] as const) {
+      const left = await Promise.all(['links', 'instances', 'point.ls'].map((op) => c.request<unknown[]>(op).then((r) => r.length, () => -1)));
+      if (left.some((n) => n !== 0)) process.stderr.write(`bench remote: amixd ${name} still holds links=${left[0]} instances=${left[1]} points=${left[2]} after the last repetition\n`);
+    }
+    await this.ca.close().catch(() => {});
+    await this.cb.close().catch(() => {});
+    for (const d of [this.a, this.b]) {
+      const how = await stopAmixd(d);
+      const err = d.stderr.join('').trim();
+      if (how !== 'exit 0' || err) process.stderr.write(`bench remote: amixd ${d.name} ${how}${err ? `; its stderr:\n${err}` : ''}\n`);
+    }
+    await rm(this.base, { recursive: true, force: true });
+  }
+}
+
 async function parentMain(): Promise<void> {
-  const args = parseBenchArgs('remote', { reps: 5, quickReps: 2, sizes: [64, 4096], count: 60_000, quickCount: 30_000, rtts: 2_000, quickRtts: 800 });
+  const args = parseBenchArgs('remote', { reps: 5, quickReps: 2, sizes: [64, 4096], count: 60_000, quickCount: 30_000, rtts: 2_000, quickRtts: 800 },
+    { 'daemon-count': { type: 'string' } });
+  const daemonCount = args.extra['daemon-count'] === undefined ? args.count : Number(args.extra['daemon-count']);
+  if (!Number.isSafeInteger(daemonCount) || daemonCount < 1) { process.stderr.write(`bench remote: --daemon-count must be a positive integer\n`); process.exit(2); }
   const child = fork(fileURLToPath(import.meta.url), ['--child'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   const exited = once(child, 'exit');
   const reg = new PrimitiveRegistry();
   const rows: Row[] = [];
+  let daemons: DaemonPair | undefined;
   try {
+    daemons = await DaemonPair.start();
+    progress(`remote: amixd A and B peered; ${daemons.rss()}`);
     for (const size of args.sizes) {
       const figures = new Map<System, Figures[]>(SYSTEMS.map((s) => [s, []]));
       for (let rep = 0; rep < args.reps; rep++) {
         // Systems alternate inside each repetition so a load spike from other work hits them alike.
         for (const system of SYSTEMS) {
+          if (system === 'amix:daemon') {
+            progress(`remote size=${size} rep ${rep + 1}/${args.reps} ${system} count=${daemonCount}`);
+            figures.get(system)!.push(await daemons.throughput(size, daemonCount));
+            continue;
+          }
           progress(`remote size=${size} rep ${rep + 1}/${args.reps} ${system} count=${args.count} rtts=${args.rtts}`);
           const tp = await parentThroughput(child, reg, system, size, args.count);
           const rtt = await parentRtt(child, reg, system, size, args.rtts);
@@ -208,12 +411,18 @@ async function parentMain(): Promise<void> {
       }
       for (const system of SYSTEMS) rows.push(summarise({ system, size }, figures.get(system)!));
     }
+    progress(`remote: done; ${daemons.rss()}`);
   } finally {
+    await daemons?.stop();
     await reg.close();
     child.disconnect();
     await exited;
   }
-  report(args, 'remote', rows, BASELINE, { transport: 'tcp://127.0.0.1', processes: 2, count: args.count, rtts: args.rtts });
+  report(args, 'remote', rows, BASELINE, {
+    transport: 'tcp://127.0.0.1', processes: 2, count: args.count, rtts: args.rtts,
+    // amix:daemon: gen, amixd A, amixd B and tally are four processes; its round trip is not measured.
+    daemonProcesses: 4, daemonCount,
+  });
 }
 
 if (process.argv.includes('--child')) await childMain();

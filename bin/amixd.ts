@@ -1,32 +1,105 @@
 #!/usr/bin/env node
 // amixd: the per-machine amix daemon. A thin shell over lib/daemon.ts.
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Daemon, defaultDaemonDir, isAmixError } from '../lib/index.js';
+import { AllowList, Daemon, checkPeerEndpoint, defaultDaemonDir, isAmixError, isCurveKey, loadKeyPair, type PeerConfig, type PeeringOptions } from '../lib/index.js';
 
-const USAGE = `usage: amixd [--dir DIR] [--slots N] [--quiet]
+
+const USAGE = `usage: amixd [--dir DIR] [--slots N] [--quiet] [peering options]
 
 Runs the amix daemon in the foreground until SIGTERM, SIGINT or "amix daemon stop".
-  --dir DIR    daemon directory (socket, tokens, state); default ${defaultDaemonDir()}
-               (or $AMIX_DIR)
-  --slots N    containers that may be plugged in at once (default 64)
-  --quiet      no log lines on stderr
-  -h, --help   this help`;
+  --dir DIR          daemon directory (socket, tokens, state); default ${defaultDaemonDir()}
+                     (or $AMIX_DIR)
+  --slots N          containers that may be plugged in at once (default 64)
+  --quiet            no log lines on stderr
+  -h, --help         this help
 
-let values: Record<string, string | boolean | undefined>;
+Peering with other daemons (points on one link to points on another by name
+or identifier; directories answer each other's lookups):
+  --listen tcp://HOST:PORT   where peers dial this daemon
+  --peer tcp://HOST:PORT     a daemon to dial (repeat for more)
+  --peer-key KEY             the public key of the --peer at the same position
+  --keys FILE                this daemon's CURVE key pair (amix keys generate --out FILE);
+                             every peer must then be listed in --allow
+  --allow FILE               public keys of the daemons allowed to peer, one per line
+  --insecure                 allow a non-loopback --listen without --keys
+  --config FILE              the same as JSON: { "listen", "peers": [{ "endpoint", "publicKey" }],
+                             "keys", "allow", "insecure", "slots" } (flags win)
+Without --keys, peering is unauthenticated and stays on loopback unless --insecure.`;
+
+const usage = (why: string): never => {
+  process.stderr.write(`amixd: ${why}\n${USAGE}\n`);
+  process.exit(2);
+};
+
+let values: Record<string, string | boolean | string[] | undefined>;
 try {
-  ({ values } = parseArgs({ options: { dir: { type: 'string' }, slots: { type: 'string' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
+  ({ values } = parseArgs({
+    options: {
+      dir: { type: 'string' }, slots: { type: 'string' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      listen: { type: 'string' }, peer: { type: 'string', multiple: true }, 'peer-key': { type: 'string', multiple: true },
+      keys: { type: 'string' }, allow: { type: 'string' }, insecure: { type: 'boolean' }, config: { type: 'string' },
+    },
+  }));
 } catch (err) {
-  process.stderr.write(`amixd: ${(err as Error).message}\n${USAGE}\n`);
+  usage((err as Error).message);
+}
+if (values!.help) { process.stdout.write(`${USAGE}\n`); process.exit(0); }
+const v = values!;
+
+/** The config file's shape; paths in it are relative to the file. */
+interface Config { listen?: string; peers?: Array<string | PeerConfig>; keys?: string; allow?: string | string[]; insecure?: boolean; slots?: number }
+let config: Config = {};
+let configDir = process.cwd();
+if (typeof v.config === 'string') {
+  try {
+    config = JSON.parse(await readFile(v.config, 'utf8')) as Config;
+    if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new Error('must hold a JSON object');
+  } catch (err) {
+    usage(`--config ${v.config}: ${(err as Error).message}`);
+  }
+  configDir = dirname(resolve(v.config));
+}
+
+const slotsRaw = v.slots ?? config.slots;
+const slots = slotsRaw === undefined ? undefined : Number(slotsRaw);
+if (slots !== undefined && (!Number.isSafeInteger(slots) || slots < 1)) usage('--slots must be a positive integer');
+
+let peering: PeeringOptions | undefined;
+try {
+  const listen = (v.listen as string | undefined) ?? config.listen;
+  const peers: PeerConfig[] = [];
+  const flagPeers = (v.peer as string[] | undefined) ?? [];
+  const flagKeys = (v['peer-key'] as string[] | undefined) ?? [];
+  if (flagKeys.length > flagPeers.length) usage('--peer-key needs a --peer at the same position');
+  flagPeers.forEach((endpoint, i) => peers.push({ endpoint, ...(flagKeys[i] ? { publicKey: flagKeys[i] } : {}) }));
+  if (flagPeers.length === 0) for (const p of config.peers ?? []) peers.push(typeof p === 'string' ? { endpoint: p } : p);
+  for (const p of peers) {
+    checkPeerEndpoint(p.endpoint);
+    if (p.publicKey !== undefined && !isCurveKey(p.publicKey)) usage(`the key of peer ${p.endpoint} is not a Z85 CURVE public key`);
+  }
+  if (listen !== undefined) checkPeerEndpoint(listen);
+  const keysFile = (v.keys as string | undefined) ?? (config.keys === undefined ? undefined : resolve(configDir, config.keys));
+  const allowSpec = (v.allow as string | undefined) ?? (typeof config.allow === 'string' ? resolve(configDir, config.allow) : config.allow);
+  if (listen !== undefined || peers.length > 0) {
+    peering = {
+      ...(listen !== undefined ? { listen } : {}), peers,
+      ...(keysFile ? { keys: await loadKeyPair(keysFile) } : {}),
+      ...(allowSpec !== undefined ? { allow: typeof allowSpec === 'string' ? await AllowList.load(allowSpec) : new AllowList(allowSpec) } : {}),
+      insecure: Boolean(v.insecure ?? config.insecure),
+    };
+  } else if (keysFile || allowSpec !== undefined) usage('--keys and --allow are for peering: give --listen or --peer too');
+} catch (err) {
+  process.stderr.write(`amixd: ${isAmixError(err) ? `${err.message} (${err.code})` : (err as Error).message}\n`);
   process.exit(2);
 }
-if (values.help) { process.stdout.write(`${USAGE}\n`); process.exit(0); }
-const slots = values.slots === undefined ? undefined : Number(values.slots);
-if (slots !== undefined && (!Number.isSafeInteger(slots) || slots < 1)) { process.stderr.write(`amixd: --slots must be a positive integer\n`); process.exit(2); }
 
 const daemon = new Daemon({
-  ...(values.dir ? { dir: values.dir as string } : {}),
+  ...(v.dir ? { dir: v.dir as string } : {}),
   ...(slots ? { slots } : {}),
-  log: values.quiet ? () => {} : (line) => process.stderr.write(`${line}\n`),
+  ...(peering ? { peering } : {}),
+  log: v.quiet ? () => {} : (line) => process.stderr.write(`${line}\n`),
 });
 try {
   await daemon.start();
@@ -36,9 +109,10 @@ try {
 }
 let stopping = false;
 const stop = (why: string) => {
-  if (stopping) return;
+  // A second signal while stopping: the user wants out now.
+  if (stopping) { process.stderr.write(`amixd: ${why} again, exiting at once\n`); process.exit(1); }
   stopping = true;
-  process.stderr.write(values.quiet ? '' : `amixd: ${why}, stopping\n`);
+  process.stderr.write(v.quiet ? '' : `amixd: ${why}, stopping\n`);
   void daemon.stop().then(() => process.exit(0), (err) => { process.stderr.write(`amixd: stop failed: ${(err as Error).message}\n`); process.exit(1); });
 };
 process.on('SIGTERM', () => stop('SIGTERM'));

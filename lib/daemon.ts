@@ -20,8 +20,10 @@ import { ControlConnection } from './connection.js';
 import { Directory, type AttributeInput, type PointView, type Principal } from './directory/index.js';
 import { AmixError, ErrorCode, describe } from './errors.js';
 import { Fabric, type FabricEvent } from './fabric.js';
-import type { PointRegistration, PointRegistrationInput } from './point.js';
+import { registrationInput, registrationRecord, type PointRegistration, type PointRegistrationInput } from './point.js';
 import { defaultDaemonDir, ensurePrivateDir } from './paths.js';
+import { Peering, type PeeringOptions } from './peering.js';
+import { parseDirection } from './point.js';
 import { PROTOCOL_VERSION } from './protocol.js';
 import type { PrimitiveRegistration } from './registry.js';
 
@@ -33,6 +35,13 @@ export interface DaemonOptions {
   slots?: number;
   /** Where to log one-line notices. Default: nowhere. */
   log?: (line: string) => void;
+  /**
+   * Peering with other daemons (see `lib/peering.ts`): `listen` binds the
+   * control endpoint peers dial, `peers` are dialled, `keys` and `allow`
+   * turn on CURVE. Without `listen` and `peers` the daemon opens no network
+   * socket at all.
+   */
+  peering?: PeeringOptions;
 }
 
 /** A plugged-in container, as the daemon sees it. */
@@ -91,6 +100,8 @@ export class Daemon extends EventEmitter {
   #seq = 0;
   #startedAt = 0;
   #stopping: Promise<void> | undefined;
+  readonly #peeringOptions: PeeringOptions | undefined;
+  #peering: Peering | undefined;
 
   constructor(options: DaemonOptions = {}) {
     super();
@@ -100,6 +111,8 @@ export class Daemon extends EventEmitter {
     if (!Number.isSafeInteger(slots) || slots < 1) throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `options.slots must be a positive integer (got ${describe(slots)})`);
     this.#slots = slots;
     this.#log = options.log ?? (() => {});
+    const po = options.peering;
+    this.#peeringOptions = po && (po.listen !== undefined || (po.peers?.length ?? 0) > 0) ? po : undefined;
     this.fabric = new Fabric({ runtimeDir: join(this.dir, DAEMON_FILES.run) });
     this.fabric.on('event', (e: FabricEvent) => this.#broadcast(e));
   }
@@ -133,6 +146,18 @@ export class Daemon extends EventEmitter {
       process.umask(old);
     }
     await writeFile(join(this.dir, DAEMON_FILES.pid), `${process.pid}\n`, { mode: 0o600 });
+    if (this.#peeringOptions) {
+      const directory = this.#dir;
+      this.#peering = new Peering({
+        fabric: this.fabric, directory, stateDir: this.dir, log: this.#log, broadcast: (e) => this.#broadcast(e),
+      }, this.#peeringOptions);
+      try {
+        await this.#peering.start();
+      } catch (err) {
+        await this.stop();
+        throw err;
+      }
+    }
     this.#startedAt = Date.now();
     this.#log(`amixd ${process.pid} listening on ${this.socketPath} (${this.#slots} slots)`);
   }
@@ -144,6 +169,7 @@ export class Daemon extends EventEmitter {
       uptimeMs: this.#startedAt ? Date.now() - this.#startedAt : 0, slots: this.#slots,
       containers: [...this.#containers.values()].map((c) => this.#info(c)),
       directory: this.#directory?.id, points: this.fabric.points().length, instances: this.fabric.instances().length, links: this.fabric.links().length,
+      ...(this.#peering ? { peering: this.#peering.status() } : {}),
     };
   }
 
@@ -156,6 +182,7 @@ export class Daemon extends EventEmitter {
     this.#stopping ??= (async () => {
       this.#log('amixd stopping');
       this.#server?.close();
+      await this.#peering?.close();
       await this.fabric.close();
       for (const c of this.#containers.values()) c.conn.close();
       this.#directory?.close();
@@ -241,7 +268,7 @@ export class Daemon extends EventEmitter {
         if (a.ephemeral === true) attributes[EPHEMERAL] = { value: c.id, visibility: 'private' };
         let id: string;
         try {
-          ({ id } = this.#dir.registerPoint({ name: reg.name, owner: c.owner, record: recordOf(reg), attributes }));
+          ({ id } = this.#dir.registerPoint({ name: reg.name, owner: c.owner, record: registrationRecord(reg), attributes }));
         } catch (err) {
           await f.destroy(reg.name).catch(() => {});
           throw err;
@@ -258,7 +285,10 @@ export class Daemon extends EventEmitter {
       }
       case 'point.ls': return f.points().map((p) => this.#pointInfo(p));
       case 'point.show': {
-        const view = this.#view(str('name'), c);
+        const name = str('name');
+        const remote = this.#dir.getPoint(name, { as: principal(c) }) ? undefined : await this.#peering?.resolve(name);
+        if (remote) return { ...remote.view, daemon: remote.peer.id, instances: [] };
+        const view = this.#view(name, c);
         return { ...view, instances: f.instances(view.name) };
       }
       case 'query': {
@@ -269,21 +299,37 @@ export class Daemon extends EventEmitter {
         return { points: r.points, more: r.more };
       }
       case 'connect': {
-        const name = (k: string) => (a[k] === null || a[k] === undefined ? null : this.#view(str(k), c).name);
-        const link = await f.connect(name('a'), name('b'), {
+        const ea = await this.#end(a.a, 'a', c);
+        const eb = await this.#end(a.b, 'b', c);
+        if (ea?.remote || eb?.remote) {
+          if (!ea || !eb) throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, 'a link to a point on another daemon needs a local point at the other end (not this container)');
+          if (ea.remote && eb.remote) throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `${ea.view.name} and ${eb.view.name} are both on other daemons: connect them from one of those`);
+          if (a.mode !== undefined && a.mode !== 'add') throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `mode ${describe(a.mode)} does not work across daemons (only add)`);
+          const remote = (ea.remote ?? eb.remote)!;
+          return this.#peering!.connect((ea.remote ? eb : ea).view, remote, !ea.remote, parseDirection(a.direction as never));
+        }
+        const link = await f.connect(ea?.view.name ?? null, eb?.view.name ?? null, {
           ...(a.direction !== undefined ? { direction: a.direction as never } : {}),
           ...(a.mode !== undefined ? { mode: a.mode as never } : {}),
           as: { name: c.id, target: { request: (o, args, t) => c.conn.request(o, args ?? {}, t ?? 10_000) } },
         });
-        if (a.a === null || a.a === undefined || a.b === null || a.b === undefined) c.links.add(link.id);
+        if (!ea || !eb) c.links.add(link.id);
         return link.info;
       }
-      case 'disconnect': { const link = str('link'); await f.disconnect(link, a.terminate ? { terminate: a.terminate as never } : {}); c.links.delete(link); return {}; }
-      case 'suspend': await f.suspend(str('link')); return f.link(a.link as string);
-      case 'resume': await f.resume(str('link')); return f.link(a.link as string);
+      case 'disconnect': {
+        const link = str('link');
+        if (this.#peering?.hasLink(link)) { await this.#peering.disconnect(link); return {}; }
+        await f.disconnect(link, a.terminate ? { terminate: a.terminate as never } : {}); c.links.delete(link); return {}; }
+      case 'suspend': case 'resume': {
+        const link = str('link');
+        if (this.#peering?.hasLink(link)) return this.#peering.setSuspended(link, op === 'suspend');
+        await (op === 'suspend' ? f.suspend(link) : f.resume(link));
+        return f.link(link);
+      }
+      case 'peers': return this.#peering?.status() ?? { peers: [] };
       case 'reconnect': return f.reconnect(this.#view(str('name'), c).name);
       case 'execute': return f.execute(this.#view(str('name'), c).name);
-      case 'links': return f.links();
+      case 'links': return [...f.links(), ...(this.#peering?.links() ?? [])];
       case 'instances': return f.instances();
       case 'stats': {
         const out: Record<string, unknown> = {};
@@ -304,6 +350,17 @@ export class Daemon extends EventEmitter {
     const v = this.#dir.getPoint(nameOrId, { as: principal(c) });
     if (!v) throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `no point named or identified ${describe(nameOrId)}`, { details: { name: nameOrId } });
     return v;
+  }
+
+  /** A link end by name or identifier: null for the container itself, a local point, or a point on a peer daemon. */
+  async #end(v: unknown, k: string, c: Plugged): Promise<{ view: PointView; remote?: NonNullable<Awaited<ReturnType<Peering['resolve']>>> } | null> {
+    if (v === null || v === undefined) return null;
+    if (typeof v !== 'string' || v === '') throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `connect: argument ${k} must be a non-empty string or null (got ${describe(v)})`);
+    const local = this.#dir.getPoint(v, { as: principal(c) });
+    if (local) return { view: local };
+    const remote = await this.#peering?.resolve(v);
+    if (remote) return { view: remote.view, remote };
+    return { view: this.#view(v, c) }; // throws AMIX_ERR_UNKNOWN_POINT
   }
 
   #pointInfo(p: PointRegistration): Record<string, unknown> {
@@ -327,7 +384,7 @@ export class Daemon extends EventEmitter {
       const page = dir.queryLocal('exists name', { as: ADMIN, limit: 1000, offset });
       for (const v of page.points) {
         if (v.attributes[EPHEMERAL]) { dir.deletePoint(v.id, { as: ADMIN }); continue; }
-        try { this.fabric.register(inputOf(v)); } catch (err) { this.#log(`directory: point ${v.name} not restored: ${(err as Error).message}`); }
+        try { this.fabric.register(registrationInput(v)); } catch (err) { this.#log(`directory: point ${v.name} not restored: ${(err as Error).message}`); }
       }
       if (!page.more) break;
       offset += page.points.length;
@@ -376,24 +433,6 @@ export class Daemon extends EventEmitter {
 
 function principal(c: Plugged): Principal {
   return { owner: c.owner, admin: c.admin };
-}
-
-/** The directory record of a point: its whole registration. */
-function recordOf(p: PointRegistration): Record<string, unknown> & { role: PointRegistration['role'] } {
-  return {
-    role: p.role, location: p.location, primitives: { send: p.sendPrimitive, receive: p.receivePrimitive },
-    characteristics: { ...p.characteristics }, ...(p.data !== undefined ? { data: p.data } : {}),
-  };
-}
-
-/** The registration input back from a directory view. */
-function inputOf(v: PointView): PointRegistrationInput {
-  const r = v.record as { role: PointRegistration['role']; location: string; primitives?: { send?: string; receive?: string }; characteristics?: Record<string, unknown>; data?: unknown };
-  return {
-    name: v.name, location: r.location, role: r.role,
-    ...(r.primitives?.send ? { sendPrimitive: r.primitives.send } : {}), ...(r.primitives?.receive ? { receivePrimitive: r.primitives.receive } : {}),
-    ...(r.characteristics ? { characteristics: r.characteristics } : {}), ...(r.data !== undefined ? { data: r.data } : {}),
-  };
 }
 
 function equal(a: string, b: string): boolean {

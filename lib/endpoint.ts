@@ -78,6 +78,8 @@ export class Endpoint extends EventEmitter {
   #changed!: Promise<void>;
   readonly #unlinked: Uint8Array[] = [];
   readonly #unlinkedWaiters: Array<() => void> = [];
+  /** True while kept (unlinked) messages are being sent to a new link. */
+  #flushing = false;
   readonly #maxUnlinked: number;
   readonly #discard: DiscardPolicy;
   #dropped = 0;
@@ -176,7 +178,8 @@ export class Endpoint extends EventEmitter {
           { details: { to: options.to, link: options.link } });
       }
     }
-    if (targets.length === 0) { await this.#keepUnlinked(data, options.signal); return; }
+    // While kept messages are still going out to a new link, later sends queue behind them, or they would overtake.
+    if (targets.length === 0 || (this.#flushing && targets === this.#tx)) { await this.#keepUnlinked(data, options.signal); return; }
     if (targets.length === 1) {
       const e = targets[0]!;
       // A held entry keeps the message in its channel's default suspension queue.
@@ -314,16 +317,22 @@ export class Endpoint extends EventEmitter {
   }
 
   async #flushUnlinked(): Promise<void> {
-    while (this.#unlinked.length > 0 && this.#tx.length > 0) {
-      const msg = this.#unlinked.shift()!;
-      for (const w of this.#unlinkedWaiters.splice(0)) w();
-      const ok = await Promise.all(this.#tx.map((e) => e.ch.send(msg))).then(() => true, () => false);
-      if (!ok) {
-        // The link went away while flushing: keep the message for the next one.
-        this.#unlinked.unshift(msg);
-        return;
+    if (this.#flushing) return;
+    this.#flushing = true;
+    try {
+      while (this.#unlinked.length > 0 && this.#tx.length > 0) {
+        const msg = this.#unlinked.shift()!;
+        for (const w of this.#unlinkedWaiters.splice(0)) w();
+        const ok = await Promise.all(this.#tx.map((e) => e.ch.send(msg))).then(() => true, () => false);
+        if (!ok) {
+          // The link went away while flushing: keep the message for the next one.
+          this.#unlinked.unshift(msg);
+          return;
+        }
+        if (this.#closed) return;
       }
-      if (this.#closed) return;
+    } finally {
+      this.#flushing = false;
     }
   }
 

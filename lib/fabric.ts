@@ -83,6 +83,14 @@ export interface ConnectOptions {
   mode?: 'add' | 'hold' | 'conference';
   /** The end that stands for the missing (null) point. Default: this application, through the returned {@link Link}. */
   as?: ExternalEnd;
+  /**
+   * The registration the missing (null) end is planned as: its roles,
+   * primitives (so a broker is inserted when they differ from the point's)
+   * and receiving characteristics. amixd passes the far point of a remote
+   * link here, so the conduit carries exactly what that point receives.
+   * Never started. Default: the null end takes the point's own primitive.
+   */
+  standIn?: PointRegistration;
 }
 
 /** Options for {@link Fabric.disconnect}. */
@@ -170,6 +178,8 @@ export interface ExternalEnd {
   readonly name: string;
   /** The end's agent. */
   readonly target: AgentTarget;
+  /** True when the end lives in the fabric's own process (amixd's conduits), so thread primitives reach it. */
+  readonly inProcess?: boolean;
 }
 
 /**
@@ -374,22 +384,25 @@ export class Fabric extends EventEmitter {
     if (a === null && b === null) throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, 'connect needs at least one point name');
     const regA = a === null ? undefined : this.#reg(a);
     const regB = b === null ? undefined : this.#reg(b);
+    // What each end is planned as: the point, or for a null end the stand-in (if any).
+    const planA = regA ?? (a === null ? options.standIn : undefined);
+    const planB = regB ?? (b === null ? options.standIn : undefined);
     const steps = DIRECTION_STEPS[direction];
     // Role checks (seed: one end must be a sender, the other a receiver, for each flow).
     const flowsWanted: Array<['a' | 'b', 'a' | 'b']> = [];
     if (steps.includes(1)) flowsWanted.push(['a', 'b']);
     if (steps.includes(3)) flowsWanted.push(['b', 'a']);
     for (const [from, to] of flowsWanted) {
-      const f = from === 'a' ? regA : regB; const t = to === 'a' ? regA : regB;
+      const f = from === 'a' ? planA : planB; const t = to === 'a' ? planA : planB;
       if (f && f.role === 'receiver') throw new AmixError(ErrorCode.AMIX_ERR_BAD_DIRECTION, `point "${f.name}" is a receiver and cannot send on this link (direction ${direction})`);
       if (t && t.role === 'sender') throw new AmixError(ErrorCode.AMIX_ERR_BAD_DIRECTION, `point "${t.name}" is a sender and cannot receive on this link (direction ${direction})`);
     }
     // Primitive checks before anything is started.
     for (const [from, to] of flowsWanted) {
-      const p = this.#planFlow(from === 'a' ? regA : regB, to === 'a' ? regA : regB).primitive;
+      const p = this.#planFlow(from === 'a' ? planA : planB, to === 'a' ? planA : planB).primitive;
       // An external end (a container plugged into amixd) is another process.
       const scopes = this.registry.get(p).characteristics.scopes;
-      if (options.as && !scopes.includes('process') && !scopes.includes('remote')) {
+      if (options.as && !options.as.inProcess && !scopes.includes('process') && !scopes.includes('remote')) {
         throw new AmixError(ErrorCode.AMIX_ERR_PRIMITIVE_MISMATCH,
           `primitive ${p} serves ${scopes.join(', ')} only and cannot link point "${(regA ?? regB)!.name}" with ${options.as.name}, another process; register the point with a process primitive`,
           { details: { primitive: p, end: options.as.name } });
@@ -434,9 +447,9 @@ export class Fabric extends EventEmitter {
     this.#links.set(id, rec);
     try {
       // Steps 1 and 2: B's receiver on A's sender list, A's sender on B's receiver list (flow A → B).
-      if (steps.includes(1)) await this.#openFlow(rec, endA, regA, endB, regB);
+      if (steps.includes(1)) await this.#openFlow(rec, endA, planA, endB, planB);
       // Steps 3 and 4: A's receiver on B's sender list, B's sender on A's receiver list (flow B → A).
-      if (steps.includes(3)) await this.#openFlow(rec, endB, regB, endA, regA);
+      if (steps.includes(3)) await this.#openFlow(rec, endB, planB, endA, planA);
       // Steps 5 and 6: reactivate A, then B, if idle.
       if (instA) await this.#activate(instA as Inst);
       if (instB) await this.#activate(instB as Inst);

@@ -63,7 +63,9 @@ function portOf(): Port | undefined {
   if (isMainThread && typeof process.send === 'function' && process.env.AMIX_HOST === '1') {
     // The parent going away means nobody can terminate us: leave.
     process.on('disconnect', () => process.exit(0));
-    return { post: (m) => process.send!(m), onMessage: (fn) => process.on('message', fn as (m: unknown) => void) };
+    // With a callback, a send racing the parent's death reports to it instead of throwing EPIPE at the process.
+    const ignore = (): void => {};
+    return { post: (m) => { if (process.connected) process.send!(m, undefined, undefined, ignore); }, onMessage: (fn) => process.on('message', fn as (m: unknown) => void) };
   }
   return undefined;
 }

@@ -29,6 +29,8 @@ export type { AgentTarget, AgentEvent, AgentOp } from './agent.js';
 export type { ExternalEnd } from './fabric.js';
 export { Daemon, DAEMON_FILES, isAlive } from './daemon.js';
 export type { DaemonOptions, ContainerInfo } from './daemon.js';
+export { Peering, Conduit, controlAddress, checkPeerEndpoint } from './peering.js';
+export type { PeeringOptions, PeerConfig, PeerInfo, ConduitStats, RemoteLinkInfo, PeeringHost } from './peering.js';
 export { DaemonClient, ClientLink } from './client.js';
 export type { DaemonClientOptions } from './client.js';
 export { ControlConnection } from './connection.js';

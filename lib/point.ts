@@ -8,6 +8,7 @@
  */
 import { AmixError, ErrorCode, describe } from './errors.js';
 import { DiscardPolicy, IdleStrategy } from './primitive.js';
+import type { PointView } from './directory/index.js';
 
 /** What a point does on its links. */
 export const PointRole = { sender: 'sender', receiver: 'receiver', both: 'both' } as const;
@@ -208,4 +209,22 @@ export function parseDirection(d: unknown): Direction {
   if (typeof d === 'string' && /^[1-4]$/.test(d)) return BY_NUMBER[Number(d)]!;
   throw new AmixError(ErrorCode.AMIX_ERR_BAD_DIRECTION,
     `direction must be one of both (1), bToA (2), aToB (3), none (4) (got ${describe(d)})`, { details: { direction: String(d) } });
+}
+
+/** The directory record of a point (what amixd stores and peers are told): its whole registration. */
+export function registrationRecord(p: PointRegistration): Record<string, unknown> & { role: PointRegistration['role'] } {
+  return {
+    role: p.role, location: p.location, primitives: { send: p.sendPrimitive, receive: p.receivePrimitive },
+    characteristics: { ...p.characteristics }, ...(p.data !== undefined ? { data: p.data } : {}),
+  };
+}
+
+/** The registration input back from a directory view (a record made by {@link registrationRecord}). */
+export function registrationInput(v: PointView): PointRegistrationInput {
+  const r = v.record as { role: PointRegistration['role']; location: string; primitives?: { send?: string; receive?: string }; characteristics?: Record<string, unknown>; data?: unknown };
+  return {
+    name: v.name, location: r.location, role: r.role,
+    ...(r.primitives?.send ? { sendPrimitive: r.primitives.send } : {}), ...(r.primitives?.receive ? { receivePrimitive: r.primitives.receive } : {}),
+    ...(r.characteristics ? { characteristics: r.characteristics } : {}), ...(r.data !== undefined ? { data: r.data } : {}),
+  };
 }

@@ -148,6 +148,16 @@ export interface ZeromqOptions {
   onBadFrame?: (error: AmixError) => void;
 }
 
+/**
+ * The largest frame a receiving end takes, as its address says: one batch,
+ * or one message that alone exceeds a batch, plus the header. Exported so a
+ * sender that knows a receiver's settings (amixd dialling a peer's `--listen`
+ * endpoint) can write its address without asking it first.
+ */
+export function maxFrameBytesFor(maxMessageBytes: number, batchBytes: number = ZEROMQ_DEFAULTS.batchBytes): number {
+  return Math.max(maxMessageBytes + DATA_HEADER + 4, batchBytes);
+}
+
 /** {@link ChannelOptions} with the `zeromq` field. */
 export type ZeromqChannelOptions = ChannelOptions & { zeromq?: ZeromqOptions };
 
@@ -408,8 +418,7 @@ async function createReceiver(options: ZeromqChannelOptions): Promise<ZeromqRece
   const bind = checkEndpoint('options.zeromq.bind', z.bind ?? ZEROMQ_DEFAULTS.bind);
   const curve = z.curve;
   const batchBytes = positive('batchBytes', z.batchBytes, ZEROMQ_DEFAULTS.batchBytes);
-  // A frame is at most one batch, or one message that alone exceeds a batch, plus the header.
-  const maxFrameBytes = Math.max(maxMessageBytes + DATA_HEADER + 4, batchBytes);
+  const maxFrameBytes = maxFrameBytesFor(maxMessageBytes, batchBytes);
   const sockOpts: Record<string, unknown> = { ...socketOptions(z), maxMessageSize: maxFrameBytes };
   let releaseZap: (() => Promise<void>) | undefined;
   if (curve) {

@@ -82,3 +82,48 @@ t.test('seeded fuzz: random and mutated bytes decode or fail with AMIX_ERR_BAD_F
   t.equal(other, 0, `seed ${seed}: no other error and no invalid envelope accepted`);
   t.ok(rejected > 10000, `seed ${seed}: most inputs rejected (${rejected}, ${decoded} decoded)`);
 });
+
+t.test('envelopeWriter writes what protobufjs writes, and both decoders agree', async (t) => {
+  const { envelopeWriter } = await import('../dist/lib/envelope.js');
+  const random = rng(31);
+  for (let i = 0; i < 500; i++) {
+    const sender = `${'s'.repeat(1 + Math.floor(random() * 40))}.${i}`;
+    const receiver = i % 7 === 0 ? 'é→雪.1' : `r${Math.floor(random() * 1e9)}.2`;
+    const sequence = i % 5 === 0 ? 0 : i % 11 === 0 ? Number.MAX_SAFE_INTEGER - i : Math.floor(random() * 2 ** 40);
+    const payload = new Uint8Array(Math.floor(random() * 300)).map(() => Math.floor(random() * 256));
+    const fast = envelopeWriter(sender, receiver)(sequence, payload);
+    const ref = encodeEnvelope({ sender, receiver, sequence, payload });
+    if (!Buffer.from(fast).equals(Buffer.from(ref))) { t.fail(`case ${i}: bytes differ`); return; }
+    const back = decodeEnvelope(fast);
+    if (back.sender !== sender || back.receiver !== receiver || back.sequence !== sequence || !Buffer.from(back.payload).equals(Buffer.from(payload))) {
+      t.fail(`case ${i}: does not round-trip`); return;
+    }
+  }
+  t.pass('500 envelopes: identical bytes, round trip');
+});
+
+t.test('garbage: the fast decoder rejects with AMIX_ERR_BAD_FRAME and never throws anything else', async (t) => {
+  const random = rng(32);
+  const good = encodeEnvelope({ sender: 'a'.repeat(16) + '.1', receiver: 'b'.repeat(16) + '.2', sequence: 99, payload: new Uint8Array(40) });
+  let rejected = 0; let other = 0;
+  for (let i = 0; i < 20_000; i++) {
+    // Half pure noise, half a real envelope with bytes flipped, cut or appended.
+    let m: Uint8Array;
+    if (i % 2 === 0) m = new Uint8Array(Math.floor(random() * 80)).map(() => Math.floor(random() * 256));
+    else {
+      m = Uint8Array.from(good);
+      for (let k = 0; k < 1 + Math.floor(random() * 3); k++) m[Math.floor(random() * m.length)] = Math.floor(random() * 256);
+      if (random() < 0.3) m = m.subarray(0, Math.floor(random() * m.length));
+    }
+    // A Buffer (what the zeromq primitive hands out) and a plain Uint8Array decode alike.
+    const outcome = (input: Uint8Array): string => {
+      try { const e = decodeEnvelope(input); return JSON.stringify([e.sender, e.receiver, e.sequence, [...e.payload]]); } catch (err) {
+        if ((err as { code?: string }).code === 'AMIX_ERR_BAD_FRAME') { rejected++; return 'bad'; }
+        other++; return 'other';
+      }
+    };
+    if (outcome(m) !== outcome(Buffer.from(m))) { t.fail(`case ${i}: Buffer and Uint8Array decode differently`); return; }
+  }
+  t.equal(other, 0, 'no error other than AMIX_ERR_BAD_FRAME');
+  t.ok(rejected > 10_000, `most garbage rejected (${rejected} of 40000)`);
+});

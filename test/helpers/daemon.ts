@@ -36,3 +36,16 @@ export function amix(dir: string, args: string[], input?: string): Promise<{ cod
     if (input !== undefined) child.stdin!.end(input);
   });
 }
+
+/** A TCP port free on 127.0.0.1 a moment ago (the kernel's pick, then released). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
