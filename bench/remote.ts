@@ -289,25 +289,19 @@ class DaemonPair {
     const clients: DaemonClient[] = [];
     try {
       // A port found free may be taken before amixd binds it: try again with another.
-      let a: Amixd | undefined;
-      let listen = '';
-      for (let attempt = 1; !a; attempt++) {
-        listen = `tcp://127.0.0.1:${await freePort()}`;
-        try {
-          a = await startAmixd('A', join(base, `a${attempt}`), ['--listen', listen]);
-        } catch (err) {
-          if (attempt >= 3) throw err;
+      const startListening = async (name: string, extra: string[]): Promise<{ d: Amixd; listen: string }> => {
+        for (let attempt = 1; ; attempt++) {
+          const listen = `tcp://127.0.0.1:${await freePort()}`;
+          try {
+            return { d: await startAmixd(name, join(base, `${name.toLowerCase()}${attempt}`), ['--listen', listen, ...extra]), listen };
+          } catch (err) {
+            if (attempt >= 3) throw err;
+          }
         }
-      }
+      };
+      const { d: a, listen } = await startListening('A', []);
       started.push(a);
-      let b: Amixd | undefined;
-      for (let attempt = 1; !b; attempt++) {
-        try {
-          b = await startAmixd('B', join(base, `b${attempt}`), ['--listen', `tcp://127.0.0.1:${await freePort()}`, '--peer', listen]);
-        } catch (err) {
-          if (attempt >= 3) throw err;
-        }
-      }
+      const { d: b } = await startListening('B', ['--peer', listen]);
       started.push(b);
       const ca = await DaemonClient.connect({ dir: a.dir, name: 'bench remote A' });
       clients.push(ca);

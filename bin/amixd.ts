@@ -28,6 +28,9 @@ or identifier; directories answer each other's lookups):
                              "keys", "allow", "insecure", "slots" } (flags win)
 Without --keys, peering is unauthenticated and stays on loopback unless --insecure.`;
 
+/** An error as one line, with its code when it has one. */
+const reason = (err: unknown): string => (isAmixError(err) ? `${err.message} (${err.code})` : (err as Error).message);
+
 const usage = (why: string): never => {
   process.stderr.write(`amixd: ${why}\n${USAGE}\n`);
   process.exit(2);
@@ -91,7 +94,7 @@ try {
     };
   } else if (keysFile || allowSpec !== undefined) usage('--keys and --allow are for peering: give --listen or --peer too');
 } catch (err) {
-  process.stderr.write(`amixd: ${isAmixError(err) ? `${err.message} (${err.code})` : (err as Error).message}\n`);
+  process.stderr.write(`amixd: ${reason(err)}\n`);
   process.exit(2);
 }
 
@@ -104,7 +107,7 @@ const daemon = new Daemon({
 try {
   await daemon.start();
 } catch (err) {
-  process.stderr.write(`amixd: ${isAmixError(err) ? `${err.message} (${err.code})` : (err as Error).message}\n`);
+  process.stderr.write(`amixd: ${reason(err)}\n`);
   process.exit(1);
 }
 let stopping = false;

@@ -20,10 +20,9 @@ import { ControlConnection } from './connection.js';
 import { Directory, type AttributeInput, type PointView, type Principal } from './directory/index.js';
 import { AmixError, ErrorCode, describe } from './errors.js';
 import { Fabric, type FabricEvent } from './fabric.js';
-import { registrationInput, registrationRecord, type PointRegistration, type PointRegistrationInput } from './point.js';
+import { parseDirection, registrationInput, registrationRecord, type PointRegistration, type PointRegistrationInput } from './point.js';
 import { defaultDaemonDir, ensurePrivateDir } from './paths.js';
 import { Peering, type PeeringOptions } from './peering.js';
-import { parseDirection } from './point.js';
 import { PROTOCOL_VERSION } from './protocol.js';
 import type { PrimitiveRegistration } from './registry.js';
 
@@ -285,10 +284,8 @@ export class Daemon extends EventEmitter {
       }
       case 'point.ls': return f.points().map((p) => this.#pointInfo(p));
       case 'point.show': {
-        const name = str('name');
-        const remote = this.#dir.getPoint(name, { as: principal(c) }) ? undefined : await this.#peering?.resolve(name);
-        if (remote) return { ...remote.view, daemon: remote.peer.id, instances: [] };
-        const view = this.#view(name, c);
+        const { view, remote } = (await this.#end(str('name'), 'name', c))!;
+        if (remote) return { ...view, daemon: remote.peer.id, instances: [] };
         return { ...view, instances: f.instances(view.name) };
       }
       case 'query': {
@@ -352,7 +349,11 @@ export class Daemon extends EventEmitter {
     return v;
   }
 
-  /** A link end by name or identifier: null for the container itself, a local point, or a point on a peer daemon. */
+  /**
+   * A point by name or identifier, here or (through the peers) on another
+   * daemon; null for a null `v` (the container itself as a link end).
+   * `AMIX_ERR_UNKNOWN_POINT` when nobody has it.
+   */
   async #end(v: unknown, k: string, c: Plugged): Promise<{ view: PointView; remote?: NonNullable<Awaited<ReturnType<Peering['resolve']>>> } | null> {
     if (v === null || v === undefined) return null;
     if (typeof v !== 'string' || v === '') throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `connect: argument ${k} must be a non-empty string or null (got ${describe(v)})`);

@@ -1,7 +1,8 @@
 /**
  * The remote envelope (seed 002, paragraph 65): what a conduit point wraps
- * around each message crossing to another machine. Protobuf, via protobufjs;
- * the schema is `lib/envelope.proto`, embedded here as {@link ENVELOPE_PROTO}
+ * around each message crossing to another machine. Protobuf: protobufjs
+ * encodes {@link encodeEnvelope} (the reference), and the per-message path
+ * reads and writes the same bytes by hand (below); the schema is `lib/envelope.proto`, embedded here as {@link ENVELOPE_PROTO}
  * so nothing depends on where the package's files lie (a test checks that
  * the two agree).
  *
@@ -58,6 +59,15 @@ function checkIdentifier(name: string, value: unknown): string {
   return value;
 }
 
+/** `AMIX_ERR_INVALID_ARG` unless both identifiers are strings of 1 to {@link MAX_IDENTIFIER_LENGTH} characters. */
+function checkEncodableIdentifiers(sender: unknown, receiver: unknown): void {
+  for (const [name, v] of [['envelope.sender', sender], ['envelope.receiver', receiver]] as const) {
+    if (typeof v !== 'string' || v.length === 0 || v.length > MAX_IDENTIFIER_LENGTH) {
+      throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `${name} must be a string of 1 to ${MAX_IDENTIFIER_LENGTH} characters`, { details: { option: name } });
+    }
+  }
+}
+
 /**
  * Encode an envelope. Throws `AMIX_ERR_INVALID_ARG` for an empty or
  * over-long identifier, a sequence that is not a non-negative safe
@@ -68,11 +78,7 @@ function checkIdentifier(name: string, value: unknown): string {
  */
 export function encodeEnvelope(envelope: Envelope): Uint8Array {
   const { sender, receiver, sequence, payload } = envelope;
-  for (const [name, v] of [['envelope.sender', sender], ['envelope.receiver', receiver]] as const) {
-    if (typeof v !== 'string' || v.length === 0 || v.length > MAX_IDENTIFIER_LENGTH) {
-      throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `${name} must be a string of 1 to ${MAX_IDENTIFIER_LENGTH} characters`, { details: { option: name } });
-    }
-  }
+  checkEncodableIdentifiers(sender, receiver);
   if (!Number.isSafeInteger(sequence) || sequence < 0) {
     throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, 'envelope.sequence must be a non-negative safe integer', { details: { option: 'envelope.sequence' } });
   }
@@ -83,10 +89,10 @@ export function encodeEnvelope(envelope: Envelope): Uint8Array {
 }
 
 /**
- * Decode an envelope. Throws `AMIX_ERR_BAD_FRAME` (with the protobuf error
- * as `cause` where there is one) for bytes that are not a well-formed
- * envelope: truncated or invalid protobuf, a missing identifier, a sequence
- * beyond 2^53. The payload is a view into `bytes`, not a copy.
+ * Decode an envelope (with {@link scanEnvelope}, not protobufjs). Throws
+ * `AMIX_ERR_BAD_FRAME` for bytes that are not a well-formed envelope:
+ * truncated or invalid protobuf, a missing or non-UTF-8 identifier, a
+ * sequence beyond 2^53. The payload is a view into `bytes`, not a copy.
  *
  * @example
  * const { receiver, payload } = decodeEnvelope(frame)
@@ -198,7 +204,7 @@ export function envelopeIdentifier(b: Uint8Array, start: number, end: number, na
  * const wrap = envelopeWriter('dirA.7', 'dirB.3'); const frame = wrap(0, payload)
  */
 export function envelopeWriter(sender: string, receiver: string): (sequence: number, payload: Uint8Array) => Uint8Array {
-  encodeEnvelope({ sender, receiver, sequence: 0, payload: new Uint8Array(0) }); // argument checks, once
+  checkEncodableIdentifiers(sender, receiver);
   const s = utf8Encoder.encode(sender);
   const r = utf8Encoder.encode(receiver);
   const prefix = new Uint8Array(2 + varintSize(s.length) + s.length + varintSize(r.length) + r.length);

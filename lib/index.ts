@@ -35,7 +35,7 @@ export { DaemonClient, ClientLink } from './client.js';
 export type { DaemonClientOptions } from './client.js';
 export { ControlConnection } from './connection.js';
 export type { RequestHandler } from './connection.js';
-export { encodeControl, decodeControl, ControlDecoder, PROTOCOL_PROTO, PROTOCOL_VERSION, MAX_CONTROL_FRAME } from './protocol.js';
+export { encodeControl, encodeControlBody, decodeControl, ControlDecoder, PROTOCOL_PROTO, PROTOCOL_VERSION, MAX_CONTROL_FRAME } from './protocol.js';
 export type { ControlMessage } from './protocol.js';
 export { defaultDaemonDir, ensurePrivateDir } from './paths.js';
 export { encodeEnvelope, decodeEnvelope, ENVELOPE_PROTO, ENVELOPE_TYPE } from './envelope.js';

@@ -45,8 +45,8 @@ import type { ExternalEnd, Fabric, LinkInfo } from './fabric.js';
 import { AllowList, type CurveKeyPair } from './keys.js';
 import { DIRECTION_STEPS, normalizePoint, registrationInput, type Direction, type PointRegistration } from './point.js';
 import type { ChannelEvent } from './primitive.js';
-import { MAX_CONTROL_FRAME, PROTOCOL_VERSION, decodeControl, encodeControl, type ControlMessage } from './protocol.js';
-import { maxFrameBytesFor, type ZeromqAddress, type ZeromqOptions } from '../primitives/zeromq.js';
+import { MAX_CONTROL_FRAME, PROTOCOL_VERSION, decodeControl, encodeControlBody, type ControlMessage } from './protocol.js';
+import { isLoopback, maxFrameBytesFor, type ZeromqAddress, type ZeromqOptions } from '../primitives/zeromq.js';
 
 /** A daemon to dial: its `--listen` endpoint, and its public key when it uses CURVE. */
 export interface PeerConfig {
@@ -121,6 +121,9 @@ const CTL_MINMSG = 64;
 const ANY = '*';
 /** Envelopes per turn of the data loop and of a conduit pump. */
 const BATCH = 256;
+/** What a daemon's id (its directory id) may look like on the wire. */
+const DAEMON_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const utf8 = new TextEncoder();
 
 interface Flow {
   key: string;
@@ -134,8 +137,6 @@ interface OutFlow extends Flow {
   seq: number;
   /** Wraps one message of this flow (identifiers encoded once). */
   wrap: (sequence: number, payload: Uint8Array) => Uint8Array;
-  /** The remote link it belongs to, when this daemon made it. */
-  remoteLink?: string;
 }
 
 interface InFlow extends Flow {
@@ -153,8 +154,6 @@ interface RemoteLink {
   b: string;
   direction: Direction;
   flows: Array<{ sender: string; receiver: string; local: 'out' | 'in' }>;
-  brokers: string[];
-  localFlows: LinkInfo['flows'];
 }
 
 /** A configured peer being dialled. */
@@ -170,6 +169,8 @@ interface Pending {
   resolve(v: unknown): void;
   reject(e: Error): void;
   timer: NodeJS.Timeout;
+  /** The peer asked, when known (its loss fails the request at once). */
+  peer?: string;
 }
 
 /**
@@ -191,7 +192,7 @@ export class Conduit {
   readonly out = new Map<string, OutFlow>();
   readonly in = new Map<string, InFlow>();
   readonly opening = new Map<string, Promise<InFlow>>();
-  readonly stats: ConduitStats = { sent: 0, received: 0, rejected: 0, gaps: 0, duplicates: 0 };
+  readonly stats: ConduitStats = newConduitStats();
   ctlSeq = 0;
   #dataReady: Array<() => void> = [];
 
@@ -208,7 +209,7 @@ export class Conduit {
 
   setDataTx(tx: Channel | undefined): void {
     this.dataTx = tx;
-    if (tx) for (const w of this.#dataReady.splice(0)) w();
+    if (tx) this.wakeAll();
   }
 
   /** Resolves once a data sending end exists. */
@@ -264,13 +265,14 @@ export class Peering {
   async start(): Promise<void> {
     const listen = this.#opts.listen ?? 'tcp://127.0.0.1:*';
     const host = hostOf(listen);
+    const loopback = isLoopback(listen);
     if (!this.#opts.keys) {
-      if (!isLoopbackHost(host) && !this.#opts.insecure) {
+      if (!loopback && !this.#opts.insecure) {
         throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG,
           `refusing to listen on ${listen} without CURVE keys: anyone who can reach it could link to this daemon's points. Give --keys and --allow, or --insecure`,
           { details: { option: 'listen' } });
       }
-      this.#host.log(`amixd peering without CURVE keys on ${listen}: peers are not authenticated${isLoopbackHost(host) ? ' (loopback only)' : ''}`);
+      this.#host.log(`amixd peering without CURVE keys on ${listen}: peers are not authenticated${loopback ? ' (loopback only)' : ''}`);
     }
     this.#ctlRx = await this.#open({ maxmsg: CTL_MAXMSG, minmsg: CTL_MINMSG, maxMessageBytes: CTL_MAX_BYTES, zeromq: { ...this.#server(), bind: listen } });
     const state = join(this.#host.stateDir, 'peering.json');
@@ -303,7 +305,8 @@ export class Peering {
       peers.push(this.#peerInfo(c, d.config.endpoint, c ? c.state : d.state, c?.error ?? d.error));
     }
     for (const c of this.#peers.values()) if (!seen.has(c.id)) peers.push(this.#peerInfo(c, c.ctlEndpoint, c.state, c.error));
-    const refused = ((this.#ctlRx?.stats() as { refused?: number } | undefined)?.refused ?? 0) + ((this.#dataRx?.stats() as { refused?: number } | undefined)?.refused ?? 0);
+    const refusedAt = (ch: Channel | undefined): number => (ch?.stats() as { refused?: number } | undefined)?.refused ?? 0;
+    const refused = refusedAt(this.#ctlRx) + refusedAt(this.#dataRx);
     return {
       id: this.id, ...(this.#ctlRx ? { control: this.addresses.control.endpoint, data: this.addresses.data.endpoint, dataAddress: this.addresses.data } : {}),
       ...this.counts, refused, peers,
@@ -340,7 +343,7 @@ export class Peering {
     this.#checkUp(c);
     const steps = DIRECTION_STEPS[direction];
     const [a, b] = localIsA ? [local, remote.view] : [remote.view, local];
-    const rl: RemoteLink = { id: `R${++this.#linkSeq}`, peer: c.id, a: a.name, b: b.name, direction, flows: [], brokers: [], localFlows: [] };
+    const rl: RemoteLink = { id: `R${++this.#linkSeq}`, peer: c.id, a: a.name, b: b.name, direction, flows: [] };
     const wanted: Array<[PointView, PointView]> = [];
     if (steps.includes(1)) wanted.push([a, b]);
     if (steps.includes(3)) wanted.push([b, a]);
@@ -348,7 +351,7 @@ export class Peering {
       for (const [from, to] of wanted) {
         const out = from === local;
         rl.flows.push({ sender: from.id, receiver: to.id, local: out ? 'out' : 'in' });
-        await this.#openFlow(c, rl, from, to, out);
+        await this.#openFlow(c, from, to, out);
       }
     } catch (err) {
       await this.#closeFlows(c, rl).catch(() => {});
@@ -469,12 +472,14 @@ export class Peering {
     const fresh = !c;
     if (!c) { c = new Conduit(h.id, this.#host.fabric); this.#peers.set(h.id, c); }
     const wasDown = c.state !== 'up';
-    if (dialled && c.ctlTx !== dialled) { if (c.ctlTx && !this.#isDial(c.ctlTx)) await c.ctlTx.destroy().catch(() => {}); c.ctlTx = dialled; c.ctlEndpoint = h.control.endpoint; }
-    if (!c.ctlTx || c.ctlEndpoint !== h.control.endpoint) {
+    // Control to the peer: the channel we dialled it on, else the one we have if it still points there, else a new one.
+    const keep = dialled ?? (c.ctlEndpoint === h.control.endpoint ? c.ctlTx : undefined);
+    if (c.ctlTx !== keep || !keep) {
       const old = c.ctlTx;
       const conduit = c;
-      c.ctlTx = await this.#open({ address: h.control, ...this.#client() }, (e) => this.#onConduitEvent(conduit, e));
+      c.ctlTx = keep ?? await this.#open({ address: h.control, ...this.#client() }, (e) => this.#onConduitEvent(conduit, e));
       c.ctlEndpoint = h.control.endpoint;
+      // A dial channel belongs to its dial (it re-says hello after reconnects); only our own are closed here.
       if (old && !this.#isDial(old)) await old.destroy().catch(() => {});
     }
     if (!c.dataTx || c.dataEndpoint !== h.data.endpoint) {
@@ -520,7 +525,7 @@ export class Peering {
     c.state = 'down';
     c.error = error ?? new AmixError(ErrorCode.AMIX_ERR_PEER_LOST, `lost peer ${c.id}`);
     for (const [id, p] of this.#pending) {
-      if ((p as Pending & { peer?: string }).peer === c.id) { clearTimeout(p.timer); this.#pending.delete(id); p.reject(peerLost(c)); }
+      if (p.peer === c.id) { clearTimeout(p.timer); this.#pending.delete(id); p.reject(peerLost(c)); }
     }
     this.#host.log(`peering: lost ${c.id}: ${c.error.message}`);
     this.#host.broadcast({ type: 'remote.peerLost', peer: c.id, links: this.#linksOf(c), error: c.error });
@@ -548,14 +553,11 @@ export class Peering {
 
   // ---- flows ------------------------------------------------------------
 
-  async #openFlow(c: Conduit, rl: RemoteLink, from: PointView, to: PointView, out: boolean): Promise<void> {
+  async #openFlow(c: Conduit, from: PointView, to: PointView, out: boolean): Promise<void> {
     if (out) {
       // The peer first (it checks the receiver), then our half, which starts sending.
       await this.#request(c, 'open', { sender: from.id, receiver: to.id });
-      const flow = await this.#openOut(c, from, to, rl.id);
-      const info = this.#host.fabric.link(flow.link);
-      rl.brokers.push(...info.brokers);
-      rl.localFlows.push(...info.flows);
+      await this.#openOut(c, from, to);
     } else {
       await this.#openIn(c, from.id, to.id);
       await this.#request(c, 'openOut', { sender: from.id, receiver: to.id });
@@ -563,7 +565,7 @@ export class Peering {
   }
 
   /** Link local point `from` to the conduit, planned as remote point `to`, and start the pump. */
-  async #openOut(c: Conduit, from: PointView, to: PointView, remoteLink?: string): Promise<OutFlow> {
+  async #openOut(c: Conduit, from: PointView, to: PointView): Promise<OutFlow> {
     const k = key(from.id, to.id);
     const existing = c.out.get(k);
     if (existing && this.#host.fabric.hasLink(existing.link)) return existing;
@@ -574,7 +576,7 @@ export class Peering {
       throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `peer ${c.id} described point ${to.id} in a way this daemon cannot use: ${(err as Error).message}`, { cause: err });
     }
     const link = await this.#host.fabric.connect(from.name, null, { direction: 'aToB', as: c.end(to.id), standIn });
-    const flow: OutFlow = { key: k, sender: from.id, receiver: to.id, link: link.id, seq: 0, wrap: envelopeWriter(from.id, to.id), ...(remoteLink ? { remoteLink } : {}) };
+    const flow: OutFlow = { key: k, sender: from.id, receiver: to.id, link: link.id, seq: 0, wrap: envelopeWriter(from.id, to.id) };
     c.out.set(k, flow);
     const rx = c.endpoint.channels(link.id).rx[0];
     if (rx) void this.#pump(c, flow, rx);
@@ -626,8 +628,7 @@ export class Peering {
         const link = await this.#host.fabric.connect(null, view.name, { direction: 'aToB', as: c.end(sender) });
         const ch = c.endpoint.channels(link.id).tx[0];
         if (!ch) throw new AmixError(ErrorCode.AMIX_ERR_INTERNAL, `the link to ${view.name} has no sending end at the conduit`);
-        const enc = new TextEncoder();
-        const f: InFlow = { key: k, sender, receiver, link: link.id, ch, expected: undefined, senderBytes: enc.encode(sender), receiverBytes: enc.encode(receiver) };
+        const f: InFlow = { key: k, sender, receiver, link: link.id, ch, expected: undefined, senderBytes: utf8.encode(sender), receiverBytes: utf8.encode(receiver) };
         c.in.set(k, f);
         return f;
       })().finally(() => c.opening.delete(k));
@@ -640,19 +641,23 @@ export class Peering {
     for (const f of rl.flows) {
       const k = key(f.sender, f.receiver);
       if (f.local === 'out') {
-        const flow = c.out.get(k);
-        if (flow) {
-          await this.#host.fabric.disconnect(flow.link).catch(() => {});
-          c.out.delete(k);
-          // Everything sent so far is acknowledged by the peer before it closes its half.
-          await c.dataTx?.cycle().catch(() => {});
-        }
+        await this.#closeOut(c, k);
         if (c.state === 'up') await this.#request(c, 'close', { sender: f.sender, receiver: f.receiver }).catch(() => {});
       } else {
         if (c.state === 'up') await this.#request(c, 'close', { sender: f.sender, receiver: f.receiver }).catch(() => {});
         await this.#closeIn(c, k);
       }
     }
+  }
+
+  /** Take down the local half of an outgoing flow (flushed by the disconnect), and wait until the peer has acknowledged what was sent. */
+  async #closeOut(c: Conduit, k: string): Promise<void> {
+    const f = c.out.get(k);
+    if (!f) return;
+    c.out.delete(k);
+    await this.#host.fabric.disconnect(f.link).catch(() => {});
+    // Everything sent so far is acknowledged by the peer before it closes its half.
+    await c.dataTx?.cycle().catch(() => {});
   }
 
   async #closeIn(c: Conduit, k: string): Promise<void> {
@@ -672,7 +677,7 @@ export class Peering {
       try {
         const env = decodeEnvelope(bytes);
         sender = env.sender;
-        msg = decodeControl(env.payload.subarray(4));
+        msg = decodeControl(env.payload);
       } catch (err) { this.#bad(err as AmixError, 'control'); continue; }
       if (msg.kind === 'reply') {
         const p = this.#pending.get(msg.id);
@@ -741,12 +746,7 @@ export class Peering {
       }
       case 'close': {
         const k = key(id('sender'), id('receiver'));
-        const out = c.out.get(k);
-        if (out) {
-          await this.#host.fabric.disconnect(out.link).catch(() => {});
-          c.out.delete(k);
-          await c.dataTx?.cycle().catch(() => {});
-        }
+        await this.#closeOut(c, k);
         await this.#closeIn(c, k);
         return {};
       }
@@ -833,22 +833,22 @@ export class Peering {
 
   #reject(c: Conduit, sender: string, receiver: string, err: AmixError, count = 1): void {
     c.stats.rejected += count;
-    const now = Date.now();
-    if (now - this.#lastBadLog > 1000) {
-      this.#lastBadLog = now;
-      this.#host.log(`peering: rejected an envelope from ${sender} to ${receiver}: ${err.message} (${err.code ?? 'no code'})`);
-    }
+    this.#logLimited(`peering: rejected an envelope from ${sender} to ${receiver}: ${err.message} (${err.code ?? 'no code'})`);
     if (c.ctlTx) void this.#post(c.ctlTx, c.id, { kind: 'event', type: 'rejected', body: { sender, receiver, count, code: err.code ?? ErrorCode.AMIX_ERR_INTERNAL, message: err.message } }).catch(() => {});
   }
 
   #bad(err: AmixError, plane: string): void {
     if (err.code === ErrorCode.AMIX_ERR_BAD_FRAME || err.code === ErrorCode.AMIX_ERR_PROTOCOL) this.counts.badEnvelopes++;
-    const now = Date.now();
-    if (now - this.#lastBadLog > 1000) {
-      this.#lastBadLog = now;
-      this.#host.log(`peering: dropped a ${plane} envelope: ${err.message} (${err.code})`);
-    }
+    this.#logLimited(`peering: dropped a ${plane} envelope: ${err.message} (${err.code})`);
     this.#host.broadcast({ type: 'remote.badEnvelope', plane, error: err });
+  }
+
+  /** Log at most one line a second: a peer sending garbage must not flood the log. */
+  #logLimited(line: string): void {
+    const now = Date.now();
+    if (now - this.#lastBadLog <= 1000) return;
+    this.#lastBadLog = now;
+    this.#host.log(line);
   }
 
   // ---- requests ---------------------------------------------------------------
@@ -864,7 +864,7 @@ export class Peering {
         this.#pending.delete(id);
         reject(new AmixError(ErrorCode.AMIX_ERR_TIMEOUT, `peer ${to === ANY ? 'daemon' : to} did not answer ${op} within ${this.#timeout} ms`, { details: { op, peer: to } }));
       }, this.#timeout);
-      const p: Pending & { peer?: string } = { resolve, reject, timer, ...(peer ? { peer } : {}) };
+      const p: Pending = { resolve, reject, timer, ...(peer ? { peer } : {}) };
       this.#pending.set(id, p);
       this.#post(tx, to, { kind: 'request', id, op, args }).catch((err: Error) => { clearTimeout(timer); this.#pending.delete(id); reject(err); });
     });
@@ -873,7 +873,7 @@ export class Peering {
   #post(tx: Channel, to: string, m: ControlMessage): Promise<void> {
     const c = this.#peers.get(to);
     const sequence = c ? c.ctlSeq++ : 0;
-    return tx.send(encodeEnvelope({ sender: this.id, receiver: to, sequence, payload: encodeControl(m) }));
+    return tx.send(encodeEnvelope({ sender: this.id, receiver: to, sequence, payload: encodeControlBody(m) }));
   }
 
   // ---- helpers -------------------------------------------------------------------
@@ -907,22 +907,24 @@ export class Peering {
 
   #linkInfo(rl: RemoteLink): RemoteLinkInfo {
     const c = this.#peers.get(rl.peer);
-    const suspended = rl.flows.some((f) => {
+    // The local half of each outgoing flow is a fabric link: brokers, hops and state come from it.
+    const local = rl.flows.map((f) => {
       const out = c?.out.get(key(f.sender, f.receiver));
-      return out && this.#host.fabric.hasLink(out.link) && this.#host.fabric.link(out.link).state === 'suspended';
+      return out && this.#host.fabric.hasLink(out.link) ? this.#host.fabric.link(out.link) : undefined;
     });
+    const suspended = c?.state !== 'up' || local.some((l) => l?.state === 'suspended');
     return {
       id: rl.id, a: rl.a, b: [rl.b], direction: rl.direction, steps: DIRECTION_STEPS[rl.direction], mode: 'add',
-      state: c?.state !== 'up' ? 'suspended' : suspended ? 'suspended' : 'active', suspendedMs: 0, brokers: [...rl.brokers],
-      flows: [...rl.localFlows, { from: `conduit:${this.id}`, to: `conduit:${rl.peer}`, primitive: 'zeromq' }],
-      remote: { peer: rl.peer, flows: rl.flows.map((f) => ({ ...f, ...(c?.out.get(key(f.sender, f.receiver)) ? { link: c.out.get(key(f.sender, f.receiver))!.link } : {}) })) },
+      state: suspended ? 'suspended' : 'active', suspendedMs: 0, brokers: local.flatMap((l) => l?.brokers ?? []),
+      flows: [...local.flatMap((l) => l?.flows ?? []), { from: `conduit:${this.id}`, to: `conduit:${rl.peer}`, primitive: 'zeromq' }],
+      remote: { peer: rl.peer, flows: rl.flows.map((f, i) => ({ ...f, ...(local[i] ? { link: local[i]!.id } : {}) })) },
     };
   }
 
   #peerInfo(c: Conduit | undefined, endpoint: string | undefined, state: PeerInfo['state'], error: AmixError | undefined): PeerInfo {
     return {
       id: c?.id, endpoint, state, ...(error ? { error: { code: error.code ?? ErrorCode.AMIX_ERR_INTERNAL, message: error.message } } : {}),
-      stats: c ? { ...c.stats } : { sent: 0, received: 0, rejected: 0, gaps: 0, duplicates: 0 }, links: c ? this.#linksOf(c) : [],
+      stats: c ? { ...c.stats } : newConduitStats(), links: c ? this.#linksOf(c) : [],
     };
   }
 }
@@ -936,7 +938,7 @@ interface HelloArgs {
 
 function checkHello(a: unknown): HelloArgs {
   const h = a as Partial<HelloArgs> | null;
-  if (!h || typeof h.id !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(h.id)) throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, 'peer hello without a directory id');
+  if (!h || typeof h.id !== 'string' || !DAEMON_ID.test(h.id)) throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, 'peer hello without a directory id');
   if (h.version !== PROTOCOL_VERSION) throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `peer ${h.id} speaks protocol ${describe(h.version)}, this daemon ${PROTOCOL_VERSION}`);
   for (const k of ['control', 'data'] as const) {
     const x = h[k];
@@ -962,7 +964,10 @@ function same(b: Uint8Array, start: number, end: number, want: Uint8Array): bool
   return true;
 }
 
-function dirOf(id: string): string | undefined { return parsePointId(id)?.directoryId ?? (/^[A-Za-z0-9_-]{1,64}$/.test(id) ? id : undefined); }
+/** The daemon (directory id) behind a point identifier, or a bare daemon id as control envelopes carry it. */
+function dirOf(id: string): string | undefined { return parsePointId(id)?.directoryId ?? (DAEMON_ID.test(id) ? id : undefined); }
+
+function newConduitStats(): ConduitStats { return { sent: 0, received: 0, rejected: 0, gaps: 0, duplicates: 0 }; }
 
 function peerLost(c: Conduit): AmixError {
   return new AmixError(ErrorCode.AMIX_ERR_PEER_LOST, `peer daemon ${c.id} is ${c.state}`, { details: { peer: c.id, state: c.state }, ...(c.error ? { cause: c.error } : {}) });
@@ -972,10 +977,6 @@ function hostOf(endpoint: string): string {
   const m = /^tcp:\/\/(\[[^\]]+\]|[^:/]+):(\d+|\*)$/.exec(endpoint);
   if (!m) throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `a peering endpoint must look like tcp://HOST:PORT (got ${describe(endpoint)})`, { details: { endpoint } });
   return m[1]!;
-}
-
-function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '[::1]' || /^127\./.test(host);
 }
 
 /** Parse and check a `tcp://HOST:PORT` peering endpoint (for the CLI and config). */

@@ -75,8 +75,17 @@ function parseJson(text: string, what: string): unknown {
   try { return JSON.parse(text); } catch { throw protocolError(`${what} is not valid JSON`); }
 }
 
-/** Encode one message as a length-prefixed frame. */
+/** Encode one message as a length-prefixed frame (the Unix control socket's framing). */
 export function encodeControl(m: ControlMessage): Buffer {
+  const bytes = encodeControlBody(m);
+  const out = Buffer.allocUnsafe(4 + bytes.length);
+  out.writeUInt32BE(bytes.length, 0);
+  out.set(bytes, 4);
+  return out;
+}
+
+/** Encode one message without a length prefix, for carriers that frame it themselves (peering envelopes). */
+export function encodeControlBody(m: ControlMessage): Uint8Array {
   let body: Record<string, unknown>;
   if (m.kind === 'request') body = { request: { id: m.id, op: m.op, args_json: JSON.stringify(m.args ?? {}) } };
   else if (m.kind === 'event') body = { event: { type: m.type, body_json: JSON.stringify(m.body ?? {}) } };
@@ -85,11 +94,7 @@ export function encodeControl(m: ControlMessage): Buffer {
     const p = errorToPlain(m.error);
     body = { reply: { id: m.id, ok: false, error: { code: p.code, message: p.message, details_json: JSON.stringify(p.details ?? {}) } } };
   }
-  const bytes = FrameType.encode(FrameType.fromObject(body)).finish();
-  const out = Buffer.allocUnsafe(4 + bytes.length);
-  out.writeUInt32BE(bytes.length, 0);
-  out.set(bytes, 4);
-  return out;
+  return FrameType.encode(FrameType.fromObject(body)).finish();
 }
 
 /** Decode one frame body (without its length prefix). Throws `AMIX_ERR_PROTOCOL` on anything malformed. */

@@ -63,6 +63,7 @@ import { connect as netConnect, createServer, type Server, type Socket } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AmixError, ErrorCode, abortError, invalidArg } from '../lib/errors.js';
+import { queueAbortable } from '../lib/abortable.js';
 import type {
   ChannelAddress, ChannelEvent, ChannelHandle, ChannelOptions, ChannelStats, DiscardPolicy,
   Primitive, PrimitiveCharacteristics, ReceiveOptions, SendOptions,
@@ -919,19 +920,7 @@ class SenderState {
 
   send(data: Uint8Array, signal: AbortSignal | undefined): Promise<void> {
     if (this.trySend(data)) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const w: Waiter = { data, resolve, reject, cleanup: null };
-      if (signal) {
-        const onAbort = () => {
-          const i = this.waiters.indexOf(w);
-          if (i >= 0) this.waiters.splice(i, 1);
-          reject(abortError(signal, 'send'));
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
-        w.cleanup = () => signal.removeEventListener('abort', onAbort);
-      }
-      this.waiters.push(w);
-    });
+    return new Promise<void>((resolve, reject) => queueAbortable(this.waiters, { data, resolve, reject, cleanup: null }, signal, 'send'));
   }
 
   packCycle(token: number): void {
@@ -1152,19 +1141,7 @@ const primitive = {
     }
     if (st.closed) return Promise.reject(linkClosed('receiving end is closed', st.closeReason));
     const signal = options.signal;
-    return new Promise<Uint8Array>((resolve, reject) => {
-      const r: Reader = { resolve, reject, maxBytes: options.maxBytes, cleanup: null };
-      if (signal) {
-        const onAbort = () => {
-          const i = st.readers.indexOf(r);
-          if (i >= 0) st.readers.splice(i, 1);
-          reject(abortError(signal, 'receive'));
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
-        r.cleanup = () => signal.removeEventListener('abort', onAbort);
-      }
-      st.readers.push(r);
-    });
+    return new Promise<Uint8Array>((resolve, reject) => queueAbortable(st.readers, { resolve, reject, maxBytes: options.maxBytes, cleanup: null }, signal, 'receive'));
   },
 
   /**

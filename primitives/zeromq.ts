@@ -70,6 +70,7 @@
 import { randomBytes } from 'node:crypto';
 import * as zmq from 'zeromq';
 import { AmixError, ErrorCode, abortError, invalidArg } from '../lib/errors.js';
+import { queueAbortable, type Abortable } from '../lib/abortable.js';
 import { AllowList, isCurveKey, zapAuthenticator, type RefusedPeer } from '../lib/keys.js';
 import type {
   ChannelEvent, ChannelHandle, ChannelOptions, ChannelStats, DiscardPolicy, Primitive, PrimitiveCharacteristics,
@@ -272,8 +273,8 @@ export type ZeromqHandle = ZeromqReceiveHandle | ZeromqSendHandle;
 
 interface Item { data: Buffer; session: Session }
 interface DataFrame { buf: Buffer; first: number; end: number }
-interface Reader { resolve: (b: Uint8Array) => void; reject: (e: Error) => void; maxBytes: number; cleanup: () => void }
-interface Waiter { data: Buffer; resolve: () => void; reject: (e: Error) => void; cleanup: () => void }
+interface Reader extends Abortable { resolve: (b: Uint8Array) => void; maxBytes: number }
+interface Waiter extends Abortable { data: Buffer; resolve: () => void }
 interface Session {
   readonly key: string;
   readonly id: Buffer;
@@ -377,7 +378,8 @@ export function parseFrame(frame: Buffer, maxMessageBytes: number = characterist
   }
 }
 
-function isLoopback(endpoint: string): boolean {
+/** True for an endpoint that cannot leave this machine (loopback TCP, ipc, inproc). */
+export function isLoopback(endpoint: string): boolean {
   const m = /^tcp:\/\/(\[[^\]]*\]|[^:]*):/.exec(endpoint);
   if (!m) return true; // ipc:// and inproc:// never leave the machine
   const host = m[1]!;
@@ -581,12 +583,12 @@ function deliver(h: ZeromqReceiveHandle, item: Item): void {
     const r = h.readers[0]!;
     if (item.data.length > r.maxBytes) {
       h.readers.shift();
-      r.cleanup();
+      r.cleanup?.();
       r.reject(tooSmall(item.data.length, r.maxBytes));
       continue;
     }
     h.readers.shift();
-    r.cleanup();
+    r.cleanup?.();
     consumed(h, item);
     r.resolve(item.data);
     return;
@@ -645,7 +647,7 @@ function takeNext(h: ZeromqReceiveHandle, maxBytes: number): Uint8Array | undefi
 }
 
 function failReaders(h: ZeromqReceiveHandle): void {
-  for (const r of h.readers.splice(0)) { r.cleanup(); r.reject(closedError(h, 'while receiving')); }
+  for (const r of h.readers.splice(0)) { r.cleanup?.(); r.reject(closedError(h, 'while receiving')); }
 }
 
 // ---------------------------------------------------------------- sending end
@@ -833,7 +835,7 @@ function pump(h: ZeromqSendHandle): void {
     while (credit(h) > 0 && h.backlog.length > 0) accept(h, h.backlog.shift()!);
     while (credit(h) > 0 && h.backlog.length === 0 && h.waiters.length > 0) {
       const w = h.waiters.shift()!;
-      w.cleanup();
+      w.cleanup?.();
       accept(h, w.data);
       w.resolve();
     }
@@ -955,16 +957,7 @@ function trySendNow(h: ZeromqSendHandle, data: Uint8Array): boolean {
 }
 
 function sendBlocking(h: ZeromqSendHandle, data: Uint8Array, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      const i = h.waiters.indexOf(w);
-      if (i >= 0) h.waiters.splice(i, 1);
-      reject(abortError(signal, 'send'));
-    };
-    const w: Waiter = { data: Buffer.from(data), resolve, reject, cleanup: () => signal?.removeEventListener('abort', onAbort) };
-    h.waiters.push(w);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+  return new Promise((resolve, reject) => queueAbortable(h.waiters, { data: Buffer.from(data), resolve, reject, cleanup: null }, signal, 'send'));
 }
 
 function waitCredited(h: ZeromqSendHandle, timeoutMs: number, what: string): Promise<void> {
@@ -1033,7 +1026,7 @@ async function destroy(handle: ZeromqHandle, reason?: Error): Promise<void> {
   } else {
     const h = handle;
     const err = closedError(h, 'while sending');
-    for (const w of h.waiters.splice(0)) { w.cleanup(); w.reject(err); }
+    for (const w of h.waiters.splice(0)) { w.cleanup?.(); w.reject(err); }
     for (const w of h.connectWaiters.splice(0)) w.reject(err);
     for (const p of h.pings.values()) p.reject(err);
     h.pings.clear();
@@ -1082,16 +1075,7 @@ export const zeromqPrimitive: Primitive<ZeromqHandle> = {
     if (h.closed) throw closedError(h, '');
     const signal = options.signal;
     if (signal?.aborted) throw abortError(signal, 'receive');
-    return new Promise<Uint8Array>((resolve, reject) => {
-      const onAbort = () => {
-        const i = h.readers.indexOf(r);
-        if (i >= 0) h.readers.splice(i, 1);
-        reject(abortError(signal, 'receive'));
-      };
-      const r: Reader = { resolve, reject, maxBytes: options.maxBytes, cleanup: () => signal?.removeEventListener('abort', onAbort) };
-      h.readers.push(r);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    return new Promise<Uint8Array>((resolve, reject) => queueAbortable(h.readers, { resolve, reject, maxBytes: options.maxBytes, cleanup: null }, signal, 'receive'));
   },
 
   tryReceive(handle: ZeromqHandle, maxBytes: number): Uint8Array | undefined {
