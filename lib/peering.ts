@@ -34,6 +34,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { LRUCache } from 'lru-cache';
 import { Agent } from './agent.js';
 import type { Channel } from './channel.js';
 import type { Directory, DirectoryPeer, PointView, QueryOptions, ResolveOptions } from './directory/index.js';
@@ -68,6 +69,11 @@ export interface PeeringOptions {
   insecure?: boolean;
   /** How long a request to a peer may take. Default 10000 ms. */
   requestTimeoutMs?: number;
+  /**
+   * How long a request or envelope from a daemon that is still saying hello
+   * waits for that hello to finish before it is refused. Default 10 s.
+   */
+  helloGraceMs?: number;
 }
 
 /** What a daemon lends its peering. */
@@ -123,6 +129,8 @@ const ANY = '*';
 const BATCH = 256;
 /** What a daemon's id (its directory id) may look like on the wire. */
 const DAEMON_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** How long an id that was waited for in vain is not waited for again. */
+const STRANGER_TTL_MS = 60_000;
 const utf8 = new TextEncoder();
 
 interface Flow {
@@ -229,6 +237,7 @@ export class Peering {
   readonly #host: PeeringHost;
   readonly #opts: PeeringOptions;
   readonly #timeout: number;
+  readonly #helloGrace: number;
   readonly #peers = new Map<string, Conduit>();
   readonly #dials: Dial[] = [];
   readonly #pending = new Map<number, Pending>();
@@ -243,11 +252,18 @@ export class Peering {
   /** Envelopes that did not decode, or came from no known peer. */
   readonly counts = { badEnvelopes: 0, unknownSender: 0 };
   #lastBadLog = 0;
+  /** Callers waiting for a peer's hello to finish, by directory id (see {@link Peering.#whenPeer}). */
+  /** Binds in progress, by peer id (serialised per peer). */
+  readonly #binding = new Map<string, Promise<Conduit>>();
+  readonly #helloWaiters = new Map<string, Array<(c: Conduit | undefined) => void>>();
+  /** Directory ids that were waited for and never said hello: not waited for again until they do (or the entry ages out). */
+  readonly #strangers = new LRUCache<string, true>({ max: 1024, ttl: STRANGER_TTL_MS });
 
   constructor(host: PeeringHost, options: PeeringOptions) {
     this.#host = host;
     this.#opts = options;
     this.#timeout = options.requestTimeoutMs ?? 10_000;
+    this.#helloGrace = options.helloGraceMs ?? 10_000;
     if (options.keys && options.allow === undefined) {
       throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, 'peering with keys needs an allow-list of peer public keys (--allow FILE)', { details: { option: 'allow' } });
     }
@@ -390,6 +406,8 @@ export class Peering {
     this.#closed = true;
     for (const p of this.#pending.values()) { clearTimeout(p.timer); p.reject(new AmixError(ErrorCode.AMIX_ERR_CLOSED, 'amixd is stopping')); }
     this.#pending.clear();
+    for (const list of this.#helloWaiters.values()) for (const w of list) w(undefined);
+    this.#helloWaiters.clear();
     for (const c of this.#peers.values()) {
       const dp = this.#dirPeers.get(c.id);
       if (dp && !this.#host.directory.closed) this.#host.directory.removePeer(dp);
@@ -466,7 +484,16 @@ export class Peering {
    * sending ends to the addresses it gave; re-open what this daemon had
    * through it (the peer may have restarted and lost its half).
    */
-  async #bind(h: HelloArgs, dialled?: Channel): Promise<Conduit> {
+  #bind(h: HelloArgs, dialled?: Channel): Promise<Conduit> {
+    // Two hellos from one peer can cross (its reconnect hello and the reply to
+    // ours): bind them one after the other, or both would open data channels.
+    const next = (this.#binding.get(h.id) ?? Promise.resolve()).catch(() => {}).then(() => this.#bindNow(h, dialled));
+    this.#binding.set(h.id, next);
+    void next.catch(() => {}).finally(() => { if (this.#binding.get(h.id) === next) this.#binding.delete(h.id); });
+    return next;
+  }
+
+  async #bindNow(h: HelloArgs, dialled?: Channel): Promise<Conduit> {
     if (h.id === this.id) throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `peer ${h.control.endpoint} is this daemon itself (directory ${h.id})`);
     let c = this.#peers.get(h.id);
     const fresh = !c;
@@ -502,6 +529,9 @@ export class Peering {
       this.#dirPeers.set(c.id, peer);
       this.#host.directory.addPeer(peer);
     }
+    this.#strangers.delete(c.id);
+    for (const w of this.#helloWaiters.get(c.id)?.splice(0) ?? []) w(c);
+    this.#helloWaiters.delete(c.id);
     if (fresh || wasDown) {
       this.#host.log(`peering: ${c.id} is up at ${h.control.endpoint}`);
       this.#host.broadcast({ type: 'remote.peerUp', peer: c.id, endpoint: h.control.endpoint, links: this.#linksOf(c) });
@@ -695,7 +725,12 @@ export class Peering {
 
   /** Answer one request from a peer (replies go through that peer's conduit). */
   async #serve(sender: string, id: number, op: string, args: Record<string, unknown>): Promise<void> {
-    let c = this.#peers.get(dirOf(sender) ?? sender);
+    const dir = dirOf(sender) ?? sender;
+    let c = this.#peers.get(dir);
+    // A peer answers our hello and may send requests at once; they can get
+    // here before our side of that hello has bound its conduit (the channels
+    // open asynchronously). Wait for it rather than drop the request.
+    if (op !== 'hello' && !c?.ctlTx) c = await this.#whenPeer(dir);
     let reply: ControlMessage;
     try {
       if (op === 'hello') {
@@ -818,7 +853,12 @@ export class Peering {
       sender = envelopeIdentifier(bytes, span.senderStart, span.senderEnd, 'sender');
       receiver = envelopeIdentifier(bytes, span.receiverStart, span.receiverEnd, 'receiver');
     } catch (err) { this.#bad(err as AmixError, 'data'); return undefined; }
-    const c = this.#peers.get(dirOf(sender) ?? '');
+    const dir = parsePointId(sender)?.directoryId;
+    // A peer's data can arrive before its hello is bound here: a restarted
+    // daemon is reached by the peer's reconnecting data channel (which re-sends
+    // what was not acknowledged) while the hellos are still crossing. Dropping
+    // those would lose accepted messages, so the loop waits for that hello.
+    const c = dir === undefined ? undefined : this.#peers.get(dir) ?? await this.#whenPeer(dir);
     if (!c) {
       this.counts.unknownSender++;
       this.#bad(new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `envelope from ${describe(sender)}, which is no peer's point`), 'data');
@@ -829,6 +869,33 @@ export class Peering {
       try { f = await this.#openIn(c, sender, receiver); } catch (err) { this.#reject(c, sender, receiver, err as AmixError); return undefined; }
     }
     return { c, f };
+  }
+
+  /**
+   * The conduit of peer `dir` once its hello is bound, waiting up to
+   * `helloGraceMs` for a hello in progress; undefined if none comes. An id
+   * that never says hello is remembered for a while so that a stream of
+   * envelopes from it costs one wait, not one each.
+   */
+  #whenPeer(dir: string): Promise<Conduit | undefined> {
+    const c = this.#peers.get(dir);
+    if (c?.ctlTx) return Promise.resolve(c);
+    if (this.#closed || !DAEMON_ID.test(dir) || this.#strangers.has(dir)) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      let list = this.#helloWaiters.get(dir);
+      if (!list) this.#helloWaiters.set(dir, list = []);
+      const timer = setTimeout(() => {
+        const l = this.#helloWaiters.get(dir);
+        const i = l?.indexOf(done) ?? -1;
+        if (i >= 0) l!.splice(i, 1);
+        if (l?.length === 0) this.#helloWaiters.delete(dir);
+        this.#strangers.set(dir, true);
+        resolve(undefined);
+      }, this.#helloGrace);
+      timer.unref();
+      const done = (conduit: Conduit | undefined): void => { clearTimeout(timer); resolve(conduit); };
+      list.push(done);
+    });
   }
 
   #reject(c: Conduit, sender: string, receiver: string, err: AmixError, count = 1): void {
