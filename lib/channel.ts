@@ -148,6 +148,11 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
         this.#sent += n;
         i += n;
         if (i >= messages.length) return;
+      } else if (!this.#held && this.#p.trySend && !options.signal?.aborted) {
+        // No batch form: the single fast path in a loop, so a batch that fits
+        // costs no promise or microtask per message (an awaited send would).
+        while (i < messages.length && this.#p.trySend(this.#h, messages[i]!)) { this.#sent++; i++; }
+        if (i >= messages.length) return;
       }
       // Full (or no batch path): one ordinary send waits for room, then batch again.
       await this.send(messages[i]!, options);

@@ -197,13 +197,28 @@ export function envelopeIdentifier(b: Uint8Array, start: number, end: number, na
 }
 
 /**
- * A writer for one flow: the identifiers are encoded once, and each call
- * writes one envelope (the same bytes protobufjs writes for it).
+ * Writes the envelopes of one flow: the identifiers are encoded once. Call it
+ * for one envelope, or use {@link EnvelopeWriter.many} for a batch.
+ */
+export interface EnvelopeWriter {
+  /** One envelope, in a buffer of its own (the same bytes protobufjs writes for it). */
+  (sequence: number, payload: Uint8Array): Uint8Array;
+  /**
+   * One envelope per payload, numbered from `firstSequence`, written into one
+   * shared buffer and returned as views of it: one allocation per batch
+   * instead of one per message (an `ArrayBuffer` costs far more than
+   * the bytes of a small message).
+   */
+  many(firstSequence: number, payloads: readonly Uint8Array[]): Uint8Array[];
+}
+
+/**
+ * A writer for one flow's envelopes (see {@link EnvelopeWriter}).
  *
  * @example
- * const wrap = envelopeWriter('dirA.7', 'dirB.3'); const frame = wrap(0, payload)
+ * const wrap = envelopeWriter('dirA.7', 'dirB.3'); const frame = wrap(0, payload); const frames = wrap.many(1, payloads)
  */
-export function envelopeWriter(sender: string, receiver: string): (sequence: number, payload: Uint8Array) => Uint8Array {
+export function envelopeWriter(sender: string, receiver: string): EnvelopeWriter {
   checkEncodableIdentifiers(sender, receiver);
   const s = utf8Encoder.encode(sender);
   const r = utf8Encoder.encode(receiver);
@@ -211,17 +226,37 @@ export function envelopeWriter(sender: string, receiver: string): (sequence: num
   let p = 0;
   prefix[p++] = 0x0a; p = writeVarint(prefix, p, s.length); prefix.set(s, p); p += s.length;
   prefix[p++] = 0x12; p = writeVarint(prefix, p, r.length); prefix.set(r, p);
-  return (sequence, payload) => {
+  const sizeOf = (sequence: number, n: number): number => prefix.length + 2 + varintSize(sequence) + varintSize(n) + n;
+  /** Write one envelope at `o` in `out`; returns its end. */
+  const writeAt = (out: Uint8Array, o: number, sequence: number, payload: Uint8Array): number => {
     const n = payload.length;
-    const out = new Uint8Array(prefix.length + 2 + varintSize(sequence) + varintSize(n) + n);
-    out.set(prefix, 0);
-    let o = prefix.length;
+    out.set(prefix, o);
+    o += prefix.length;
     // Written even when zero, as protobufjs writes a field that is set.
     out[o++] = 0x18; o = writeVarint(out, o, sequence);
     out[o++] = 0x22; o = writeVarint(out, o, n);
     out.set(payload, o);
-    return o + n === out.length ? out : out.subarray(0, o + n);
+    return o + n;
   };
+  const one = (sequence: number, payload: Uint8Array): Uint8Array => {
+    const out = new Uint8Array(sizeOf(sequence, payload.length));
+    writeAt(out, 0, sequence, payload);
+    return out;
+  };
+  one.many = (firstSequence: number, payloads: readonly Uint8Array[]): Uint8Array[] => {
+    let total = 0;
+    for (let i = 0; i < payloads.length; i++) total += sizeOf(firstSequence + i, payloads[i]!.length);
+    const slab = new Uint8Array(total);
+    const frames = new Array<Uint8Array>(payloads.length);
+    let o = 0;
+    for (let i = 0; i < payloads.length; i++) {
+      const end = writeAt(slab, o, firstSequence + i, payloads[i]!);
+      frames[i] = slab.subarray(o, end);
+      o = end;
+    }
+    return frames;
+  };
+  return one;
 }
 
 function varintSize(v: number): number {

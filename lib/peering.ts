@@ -40,7 +40,7 @@ import type { Channel } from './channel.js';
 import type { Directory, DirectoryPeer, PointView, QueryOptions, ResolveOptions } from './directory/index.js';
 import { parsePointId } from './directory/index.js';
 import { Endpoint } from './endpoint.js';
-import { decodeEnvelope, encodeEnvelope, envelopeIdentifier, envelopeWriter, scanEnvelope, type EnvelopeSpan } from './envelope.js';
+import { decodeEnvelope, encodeEnvelope, envelopeIdentifier, envelopeWriter, scanEnvelope, type EnvelopeSpan, type EnvelopeWriter } from './envelope.js';
 import { AmixError, ErrorCode, describe, errorFromPlain, errorToPlain } from './errors.js';
 import type { ExternalEnd, Fabric, LinkInfo } from './fabric.js';
 import { AllowList, type CurveKeyPair } from './keys.js';
@@ -144,7 +144,7 @@ interface Flow {
 interface OutFlow extends Flow {
   seq: number;
   /** Wraps one message of this flow (identifiers encoded once). */
-  wrap: (sequence: number, payload: Uint8Array) => Uint8Array;
+  wrap: EnvelopeWriter;
 }
 
 interface InFlow extends Flow {
@@ -622,7 +622,8 @@ export class Peering {
     for (;;) {
       let batch: Uint8Array[];
       try { batch = await rx.receiveMany({ maxCount: BATCH }); } catch { break; }
-      const frames = batch.map((payload) => f.wrap(f.seq++, payload));
+      const frames = f.wrap.many(f.seq, batch);
+      f.seq += batch.length;
       for (;;) {
         if (this.#closed) return;
         await c.dataReady();

@@ -102,6 +102,25 @@ t.test('envelopeWriter writes what protobufjs writes, and both decoders agree', 
   t.pass('500 envelopes: identical bytes, round trip');
 });
 
+t.test('envelopeWriter.many writes a batch into one buffer, each envelope what protobufjs writes', async (t) => {
+  const { envelopeWriter } = await import('../dist/lib/envelope.js');
+  const random = rng(33);
+  const sender = 'a1b2c3d4e5f60718.12';
+  const receiver = 'ffeeddccbbaa9988.3';
+  const wrap = envelopeWriter(sender, receiver);
+  // Sequence numbers cross the varint size steps (127/128, 16383/16384, 2^35), so envelope sizes vary inside a batch.
+  for (const first of [0, 100, 16_300, 2 ** 35 - 50]) {
+    const payloads = Array.from({ length: 200 }, () => new Uint8Array(Math.floor(random() * 200)).map(() => Math.floor(random() * 256)));
+    const frames = wrap.many(first, payloads);
+    t.equal(frames.length, payloads.length, `first ${first}: one frame per payload`);
+    t.ok(frames.every((f) => f.buffer === frames[0]!.buffer), `first ${first}: all views of one buffer`);
+    const bad = frames.findIndex((f, i) => !Buffer.from(f).equals(Buffer.from(encodeEnvelope({ sender, receiver, sequence: first + i, payload: payloads[i]! }))));
+    t.equal(bad, -1, `first ${first}: every envelope byte-identical to protobufjs`);
+    t.equal(frames.reduce((n, f) => n + f.length, 0), frames[0]!.buffer.byteLength, `first ${first}: the views tile the buffer exactly`);
+  }
+  t.same(wrap.many(5, []), [], 'an empty batch gives no frames');
+});
+
 t.test('garbage: the fast decoder rejects with AMIX_ERR_BAD_FRAME and never throws anything else', async (t) => {
   const random = rng(32);
   const good = encodeEnvelope({ sender: 'a'.repeat(16) + '.1', receiver: 'b'.repeat(16) + '.2', sequence: 99, payload: new Uint8Array(40) });

@@ -168,6 +168,20 @@ export function conformance(t: Test, target: ConformanceTarget): void {
     await t.rejects(rx.receiveMany({ maxCount: 0 }), { code: 'AMIX_ERR_INVALID_ARG' }, 'maxCount must be positive');
   });
 
+  t.test(`${target.name}: sendMany into a full channel stops at maxmsg, then finishes in order as the receiver drains`, async (t) => {
+    const { rx, tx } = await pair(t, target, { maxmsg: 8, minmsg: 2 });
+    const msgs = Array.from({ length: 200 }, (_, i) => Buffer.from(`n${i}`));
+    let done = false;
+    const sending = tx.sendMany(msgs).then(() => { done = true; });
+    // Nothing is received yet: the sender cannot have got past the receiver's window.
+    const first = await rx.receive();
+    t.notOk(done, 'sendMany has not finished while the receiver holds at most maxmsg');
+    const got = [Buffer.from(first).toString()];
+    while (got.length < msgs.length) for (const m of await rx.receiveMany({ maxCount: 7 })) got.push(Buffer.from(m).toString());
+    await sending;
+    t.same(got, msgs.map((m) => m.toString()), 'all 200 in order');
+  });
+
   t.test(`${target.name}: cycle runs on an open sending end`, async (t) => {
     const { tx } = await pair(t, target);
     await t.resolves(tx.cycle(), 'cycle succeeds');
