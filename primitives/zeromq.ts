@@ -41,7 +41,11 @@
  * Closing: a graceful close (`Channel.close`) flushes and waits up to
  * `closeTimeoutMs` (default 2 s) until the receiving end has acknowledged
  * every message; `destroy` does not wait. Messages still unacknowledged
- * then are counted in `stats().lost`. Sockets close with linger 0.
+ * then are counted in `stats().lost`. A receiving end that closes gracefully
+ * first acknowledges what it received to every sender (the CREDIT a PING
+ * would have got), so a sender closing at the same time finishes at once
+ * instead of waiting out its timeout. Sockets close with linger 0, except
+ * that last CREDIT, given 100 ms to leave.
  *
  * Peer loss: ZeroMQ reconnects by itself; the sending end turns the socket
  * monitor into `peerLost`, `reconnecting` and `reconnected` events. Every
@@ -88,6 +92,8 @@ const PING_SIZE = 13;
 const CREDIT_SIZE = 30;
 const SESSION_BYTES = 8;
 const MAX_SESSIONS = 1024;
+/** How long a gracefully closed receiving end's socket keeps its last CREDITs to send. */
+const FAREWELL_LINGER_MS = 100;
 const TWO32 = 0x1_0000_0000;
 
 /** The primitive's characteristics (the registry carries the same copy). */
@@ -257,7 +263,7 @@ export interface ZeromqSendHandle extends Omit<ChannelHandle, 'maxMessageBytes'>
   /** @internal */ creditSuspended: boolean;
   /** @internal */ credited: boolean;
   /** @internal */ connectWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }>;
-  /** @internal */ pings: Map<number, { resolve: () => void; reject: (e: Error) => void }>;
+  /** @internal */ pings: Map<number, { upTo: number; resolve: () => void; reject: (e: Error) => void }>;
   /** @internal */ nextToken: number;
   /** @internal */ connected: boolean;
   /** @internal */ lostPeer: boolean;
@@ -618,8 +624,8 @@ function maybeGrant(h: ZeromqReceiveHandle, s: Session): void {
   void sendCredit(h, s, 0, false);
 }
 
-async function sendCredit(h: ZeromqReceiveHandle, s: Session, token: number, resend: boolean): Promise<void> {
-  if (h.closed) return;
+async function sendCredit(h: ZeromqReceiveHandle, s: Session, token: number, resend: boolean, closing = false): Promise<void> {
+  if (h.closed && !closing) return;
   const b = Buffer.allocUnsafe(CREDIT_SIZE);
   b[0] = FrameKind.credit;
   s.id.copy(b, 1);
@@ -809,6 +815,12 @@ function onCredit(h: ZeromqSendHandle, f: Extract<Frame, { kind: 'credit' }>): v
     const p = h.pings.get(f.token);
     if (p) { h.pings.delete(f.token); p.resolve(); }
   }
+  // A PING is answered as well by any CREDIT that acknowledges everything sent
+  // before it: a receiving end that closes says so once (see destroy) and never
+  // answers a PING that arrives after that.
+  if (h.pings.size > 0) {
+    for (const [token, p] of h.pings) if (p.upTo <= h.acked) { h.pings.delete(token); p.resolve(); }
+  }
   pump(h);
 }
 
@@ -989,6 +1001,7 @@ function ping(h: ZeromqSendHandle, signal?: AbortSignal): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const onAbort = () => { h.pings.delete(token); reject(abortError(signal, 'cycle')); };
     h.pings.set(token, {
+      upTo: h.nextSeq,
       resolve: () => { signal?.removeEventListener('abort', onAbort); resolve(); },
       reject: (e) => { signal?.removeEventListener('abort', onAbort); reject(e); },
     });
@@ -1011,6 +1024,21 @@ async function drainOnClose(h: ZeromqSendHandle): Promise<void> {
   }
 }
 
+/**
+ * A receiving end closing gracefully acknowledges what it has to every
+ * session once more: a sender closing at the same moment would otherwise
+ * send a PING this end never reads, wait `closeTimeoutMs`, and count as lost
+ * messages that arrived. The socket lingers briefly so the CREDIT leaves.
+ */
+async function farewell(h: ZeromqReceiveHandle): Promise<void> {
+  const sends: Promise<void>[] = [];
+  for (const s of h.sessions.values()) sends.push(sendCredit(h, s, 0, false, true));
+  await Promise.all(sends);
+  try { h.socket.linger = FAREWELL_LINGER_MS; } catch {
+    // A socket already gone: nothing to linger for.
+  }
+}
+
 // ---------------------------------------------------------------- the primitive
 
 async function destroy(handle: ZeromqHandle, reason?: Error): Promise<void> {
@@ -1021,6 +1049,7 @@ async function destroy(handle: ZeromqHandle, reason?: Error): Promise<void> {
   handle.closeReason = reason;
   if (handle.role === 'receive') {
     failReaders(handle);
+    if (reason === undefined) await farewell(handle);
     handle.socket.close();
     await handle.releaseZap?.();
   } else {
