@@ -197,47 +197,80 @@ export class Endpoint extends EventEmitter {
    * endpoint is closed, `AMIX_ERR_ABORTED` on abort.
    */
   async receive(options: PointReceiveOptions = {}): Promise<PointMessage> {
-    const maxBytes = options.maxBytes ?? Number.MAX_SAFE_INTEGER;
     for (;;) {
       if (this.#closed) throw new AmixError(ErrorCode.AMIX_ERR_LINK_CLOSED, `point "${this.name}" is closed`, { cause: this.#closed });
       if (options.signal?.aborted) throw abortError(options.signal, 'receive');
-      // No filter (the usual case): walk the list itself, no array per message.
-      const candidates = options.from === undefined && options.link === undefined ? this.#rx
-        : this.#rx.filter((e) => (options.from === undefined || e.peer === options.from) && (options.link === undefined || e.link === options.link));
-      const n = candidates.length;
-      for (let k = 0; k < n; k++) {
-        const e = candidates[(this.#rr + k) % n]!;
-        if (e.ended) continue;
-        let msg = e.slot;
-        if (msg !== undefined) {
-          if (msg.length > maxBytes) throw tooSmall(msg.length, maxBytes);
-          e.slot = undefined;
-        } else if (!e.pumping && e.ch.isOpen) {
-          // Never poll a channel that has a receive outstanding: the poll could
-          // take a later message than the one the outstanding receive holds.
-          msg = e.ch.tryReceive(Math.min(maxBytes, e.ch.maxMessageBytes));
-        }
-        if (msg !== undefined) {
-          this.#rr = (this.#rr + k + 1) % Math.max(1, n);
-          this.#received++;
-          return { data: msg, size: msg.length, from: e.peer, link: e.link };
-        }
-      }
-      for (const e of candidates) this.#pump(e);
+      const m = this.#take(options);
+      if (m !== undefined) return m;
+      for (const e of this.#candidates(options)) this.#pump(e);
       await this.#waitChange(options.signal);
     }
   }
 
-  /** Messages as an async iterable; ends when the endpoint closes. `break` does not close it. */
-  async *messages(options: PointReceiveOptions = {}): AsyncGenerator<PointMessage, void, undefined> {
-    for (;;) {
-      try {
-        yield await this.receive(options);
-      } catch (err) {
-        if ((err as AmixError).code === ErrorCode.AMIX_ERR_LINK_CLOSED) return;
-        throw err;
+  /** The receiver-list entries `options` allows; no filter (the usual case) gives the list itself, no array per message. */
+  #candidates(options: PointReceiveOptions): RxEntry[] {
+    return options.from === undefined && options.link === undefined ? this.#rx
+      : this.#rx.filter((e) => (options.from === undefined || e.peer === options.from) && (options.link === undefined || e.link === options.link));
+  }
+
+  /** The next message that is ready now (round robin), or undefined. Never waits. */
+  #take(options: PointReceiveOptions): PointMessage | undefined {
+    const maxBytes = options.maxBytes ?? Number.MAX_SAFE_INTEGER;
+    const candidates = this.#candidates(options);
+    const n = candidates.length;
+    for (let k = 0; k < n; k++) {
+      const e = candidates[(this.#rr + k) % n]!;
+      if (e.ended) continue;
+      let msg = e.slot;
+      if (msg !== undefined) {
+        if (msg.length > maxBytes) throw tooSmall(msg.length, maxBytes);
+        e.slot = undefined;
+      } else if (!e.pumping && e.ch.isOpen) {
+        // Never poll a channel that has a receive outstanding: the poll could
+        // take a later message than the one the outstanding receive holds.
+        msg = e.ch.tryReceive(Math.min(maxBytes, e.ch.maxMessageBytes));
+      }
+      if (msg !== undefined) {
+        this.#rr = (this.#rr + k + 1) % Math.max(1, n);
+        this.#received++;
+        return { data: msg, size: msg.length, from: e.peer, link: e.link };
       }
     }
+    return undefined;
+  }
+
+  /**
+   * Messages as an async iterable; ends when the endpoint closes. `break` does
+   * not close it. A hand-written iterator rather than an async generator: when
+   * a message is ready, `next()` hands it over in one settled promise, where a
+   * generator costs about three times as much per message (measured, Node 20).
+   */
+  messages(options: PointReceiveOptions = {}): AsyncGenerator<PointMessage, void, undefined> {
+    let finished = false;
+    const end = (): IteratorResult<PointMessage, void> => { finished = true; return { value: undefined, done: true }; };
+    const it = {
+      next: (): Promise<IteratorResult<PointMessage, void>> => {
+        if (finished) return Promise.resolve({ value: undefined, done: true });
+        if (!this.#closed && !options.signal?.aborted) {
+          try {
+            const m = this.#take(options);
+            if (m !== undefined) return Promise.resolve({ value: m, done: false });
+          } catch (err) {
+            finished = true;
+            return Promise.reject(err);
+          }
+        }
+        return this.receive(options).then((value) => ({ value, done: false as const }), (err: unknown) => {
+          if ((err as AmixError).code === ErrorCode.AMIX_ERR_LINK_CLOSED) return end();
+          finished = true;
+          throw err;
+        });
+      },
+      return: (): Promise<IteratorResult<PointMessage, void>> => Promise.resolve(end()),
+      throw: (err?: unknown): Promise<IteratorResult<PointMessage, void>> => { finished = true; return Promise.reject(err); },
+      [Symbol.asyncIterator]() { return it; },
+    };
+    return it as unknown as AsyncGenerator<PointMessage, void, undefined>;
   }
 
   /** Same as {@link messages}. */

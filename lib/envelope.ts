@@ -220,12 +220,7 @@ export interface EnvelopeWriter {
  */
 export function envelopeWriter(sender: string, receiver: string): EnvelopeWriter {
   checkEncodableIdentifiers(sender, receiver);
-  const s = utf8Encoder.encode(sender);
-  const r = utf8Encoder.encode(receiver);
-  const prefix = new Uint8Array(2 + varintSize(s.length) + s.length + varintSize(r.length) + r.length);
-  let p = 0;
-  prefix[p++] = 0x0a; p = writeVarint(prefix, p, s.length); prefix.set(s, p); p += s.length;
-  prefix[p++] = 0x12; p = writeVarint(prefix, p, r.length); prefix.set(r, p);
+  const prefix = identifierFields(sender, receiver);
   const sizeOf = (sequence: number, n: number): number => prefix.length + 2 + varintSize(sequence) + varintSize(n) + n;
   /** Write one envelope at `o` in `out`; returns its end. */
   const writeAt = (out: Uint8Array, o: number, sequence: number, payload: Uint8Array): number => {
@@ -257,6 +252,74 @@ export function envelopeWriter(sender: string, receiver: string): EnvelopeWriter
     return frames;
   };
   return one;
+}
+
+/** Fields 1 and 2 (sender, receiver) as protobuf writes them: the bytes every envelope of one flow starts with. */
+function identifierFields(sender: string, receiver: string): Uint8Array {
+  const s = utf8Encoder.encode(sender);
+  const r = utf8Encoder.encode(receiver);
+  const prefix = new Uint8Array(2 + varintSize(s.length) + s.length + varintSize(r.length) + r.length);
+  let p = 0;
+  prefix[p++] = 0x0a; p = writeVarint(prefix, p, s.length); prefix.set(s, p); p += s.length;
+  prefix[p++] = 0x12; p = writeVarint(prefix, p, r.length); prefix.set(r, p);
+  return prefix;
+}
+
+/**
+ * Recognises the envelopes of one flow in the layout {@link envelopeWriter}
+ * (and protobufjs) writes: the two identifiers, then the sequence, then the
+ * payload, nothing else. {@link EnvelopeReader.match} compares the
+ * identifier bytes and reads the rest in one pass, with no allocation; an
+ * envelope it does not match (another flow, another field order, extra
+ * fields, anything malformed) is left to {@link scanEnvelope}. Where it
+ * matches, it reads what `scanEnvelope` would.
+ *
+ * @example
+ * const r = new EnvelopeReader(sender, receiver); if (r.match(frame)) use(frame.subarray(r.payloadStart))
+ */
+export class EnvelopeReader {
+  readonly #prefix: Uint8Array;
+  /** The sequence of the last matched envelope. */
+  sequence = 0;
+  /** Where the payload of the last matched envelope starts (it runs to the end). */
+  payloadStart = 0;
+
+  constructor(sender: string, receiver: string) {
+    this.#prefix = identifierFields(sender, receiver);
+  }
+
+  /** True when `b` is an envelope of this flow in the usual layout; then {@link sequence} and {@link payloadStart} describe it. */
+  match(b: Uint8Array): boolean {
+    const p = this.#prefix;
+    const n = p.length;
+    const len = b.length;
+    if (len < n + 4) return false;
+    for (let i = 0; i < n; i++) if (b[i] !== p[i]) return false;
+    let pos = n;
+    if (b[pos++] !== 0x18) return false;
+    // A sequence below 2^53 takes at most 8 varint bytes; a length below 2^32, 5.
+    let seq = 0; let mul = 1;
+    for (let i = 0; ; i++) {
+      if (pos >= len || i === 8) return false;
+      const byte = b[pos++]!;
+      seq += (byte & 0x7f) * mul;
+      if (byte < 0x80) break;
+      mul *= 128;
+    }
+    if (seq > Number.MAX_SAFE_INTEGER || pos >= len || b[pos++] !== 0x22) return false;
+    let size = 0; mul = 1;
+    for (let i = 0; ; i++) {
+      if (pos >= len || i === 5) return false;
+      const byte = b[pos++]!;
+      size += (byte & 0x7f) * mul;
+      if (byte < 0x80) break;
+      mul *= 128;
+    }
+    if (pos + size !== len) return false;
+    this.sequence = seq;
+    this.payloadStart = pos;
+    return true;
+  }
 }
 
 function varintSize(v: number): number {

@@ -40,7 +40,7 @@ import type { Channel } from './channel.js';
 import type { Directory, DirectoryPeer, PointView, QueryOptions, ResolveOptions } from './directory/index.js';
 import { parsePointId } from './directory/index.js';
 import { Endpoint } from './endpoint.js';
-import { decodeEnvelope, encodeEnvelope, envelopeIdentifier, envelopeWriter, scanEnvelope, type EnvelopeSpan, type EnvelopeWriter } from './envelope.js';
+import { EnvelopeReader, decodeEnvelope, encodeEnvelope, envelopeIdentifier, envelopeWriter, scanEnvelope, type EnvelopeSpan, type EnvelopeWriter } from './envelope.js';
 import { AmixError, ErrorCode, describe, errorFromPlain, errorToPlain } from './errors.js';
 import type { ExternalEnd, Fabric, LinkInfo } from './fabric.js';
 import { AllowList, type CurveKeyPair } from './keys.js';
@@ -153,6 +153,8 @@ interface InFlow extends Flow {
   /** The identifiers as they arrive, so the next envelope of this flow is recognised without decoding them. */
   senderBytes: Uint8Array;
   receiverBytes: Uint8Array;
+  /** Reads this flow's envelopes in the usual layout without a general scan. */
+  reader: EnvelopeReader;
 }
 
 interface RemoteLink {
@@ -659,7 +661,7 @@ export class Peering {
         const link = await this.#host.fabric.connect(null, view.name, { direction: 'aToB', as: c.end(sender) });
         const ch = c.endpoint.channels(link.id).tx[0];
         if (!ch) throw new AmixError(ErrorCode.AMIX_ERR_INTERNAL, `the link to ${view.name} has no sending end at the conduit`);
-        const f: InFlow = { key: k, sender, receiver, link: link.id, ch, expected: undefined, senderBytes: utf8.encode(sender), receiverBytes: utf8.encode(receiver) };
+        const f: InFlow = { key: k, sender, receiver, link: link.id, ch, expected: undefined, senderBytes: utf8.encode(sender), receiverBytes: utf8.encode(receiver), reader: new EnvelopeReader(sender, receiver) };
         c.in.set(k, f);
         return f;
       })().finally(() => c.opening.delete(k));
@@ -825,23 +827,31 @@ export class Peering {
       let batch: Uint8Array[];
       try { batch = await rx.receiveMany({ maxCount: BATCH }); } catch { return; }
       for (const bytes of batch) {
-        let span;
-        try { span = scanEnvelope(bytes); } catch (err) { this.#bad(err as AmixError, 'data'); continue; }
         let cur = last;
-        if (!cur || !cur.f.ch.isOpen || !same(bytes, span.senderStart, span.senderEnd, cur.f.senderBytes) || !same(bytes, span.receiverStart, span.receiverEnd, cur.f.receiverBytes)) {
-          await flush();
-          cur = await this.#route(bytes, span);
-          if (!cur) continue;
-          last = cur;
+        let sequence: number; let payloadStart: number; let payloadEnd: number;
+        if (cur !== undefined && cur.f.ch.isOpen && cur.f.reader.match(bytes)) {
+          // The common case: the same flow as the envelope before, in the usual layout.
+          ({ sequence, payloadStart } = cur.f.reader);
+          payloadEnd = bytes.length;
+        } else {
+          let span;
+          try { span = scanEnvelope(bytes); } catch (err) { this.#bad(err as AmixError, 'data'); continue; }
+          if (!cur || !cur.f.ch.isOpen || !same(bytes, span.senderStart, span.senderEnd, cur.f.senderBytes) || !same(bytes, span.receiverStart, span.receiverEnd, cur.f.receiverBytes)) {
+            await flush();
+            cur = await this.#route(bytes, span);
+            if (!cur) continue;
+            last = cur;
+          }
+          ({ sequence, payloadStart, payloadEnd } = span);
         }
         const { c, f } = cur;
         if (f.expected !== undefined) {
-          if (span.sequence < f.expected) { c.stats.duplicates++; continue; }
-          if (span.sequence > f.expected) c.stats.gaps++;
+          if (sequence < f.expected) { c.stats.duplicates++; continue; }
+          if (sequence > f.expected) c.stats.gaps++;
         }
-        f.expected = span.sequence + 1;
+        f.expected = sequence + 1;
         if (runOf !== cur) { await flush(); runOf = cur; }
-        run.push(bytes.subarray(span.payloadStart, span.payloadEnd));
+        run.push(bytes.subarray(payloadStart, payloadEnd));
       }
       await flush();
     }

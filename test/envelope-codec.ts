@@ -121,6 +121,43 @@ t.test('envelopeWriter.many writes a batch into one buffer, each envelope what p
   t.same(wrap.many(5, []), [], 'an empty batch gives no frames');
 });
 
+t.test('EnvelopeReader matches its flow\'s envelopes and reads what scanEnvelope reads; anything it matches, scanEnvelope accepts alike', async (t) => {
+  const { EnvelopeReader, envelopeWriter, scanEnvelope, envelopeIdentifier } = await import('../dist/lib/envelope.js');
+  const random = rng(34);
+  const sender = 'a1b2c3d4e5f60718.12';
+  const receiver = 'ffeeddccbbaa9988.3';
+  const reader = new EnvelopeReader(sender, receiver);
+  const wrap = envelopeWriter(sender, receiver);
+  const other = envelopeWriter(sender, 'ffeeddccbbaa9988.4');
+  let matched = 0; let disagreed = 0; let mutatedMatches = 0;
+  for (let i = 0; i < 5000; i++) {
+    const seq = i % 3 === 0 ? i : Math.floor(random() * 2 ** 50);
+    const payload = new Uint8Array(Math.floor(random() * 300)).map(() => Math.floor(random() * 256));
+    const good = wrap(seq, payload);
+    if (!reader.match(good) || reader.sequence !== seq || !Buffer.from(good.subarray(reader.payloadStart)).equals(Buffer.from(payload))) disagreed++;
+    else matched++;
+    if (reader.match(other(seq, payload))) disagreed++;
+    // Flip, cut or extend the bytes: whatever the reader still matches must scan to the same fields.
+    const m = Uint8Array.from(good);
+    const k = Math.floor(random() * 3);
+    const bad = k === 0 ? (m[Math.floor(random() * m.length)] ^= 1 << Math.floor(random() * 8), m)
+      : k === 1 ? m.subarray(0, Math.floor(random() * m.length))
+        : Uint8Array.from([...m, Math.floor(random() * 256)]);
+    if (reader.match(bad)) {
+      mutatedMatches++;
+      try {
+        const span = scanEnvelope(bad);
+        const same = envelopeIdentifier(bad, span.senderStart, span.senderEnd, 'sender') === sender
+          && envelopeIdentifier(bad, span.receiverStart, span.receiverEnd, 'receiver') === receiver
+          && span.sequence === reader.sequence && span.payloadStart === reader.payloadStart && span.payloadEnd === bad.length;
+        if (!same) disagreed++;
+      } catch { disagreed++; }
+    }
+  }
+  t.equal(matched, 5000, 'every envelope of the flow matched, with its sequence and payload');
+  t.equal(disagreed, 0, `no disagreement with scanEnvelope (${mutatedMatches} mutated envelopes still matched, all alike)`);
+});
+
 t.test('garbage: the fast decoder rejects with AMIX_ERR_BAD_FRAME and never throws anything else', async (t) => {
   const random = rng(32);
   const good = encodeEnvelope({ sender: 'a'.repeat(16) + '.1', receiver: 'b'.repeat(16) + '.2', sequence: 99, payload: new Uint8Array(40) });

@@ -1,0 +1,67 @@
+// Endpoint.messages(): the iterator a point reads its receiver list with.
+// Ready messages come in order from the synchronous fast path, waiting ones
+// through receive; it ends (done) when the endpoint closes, rethrows any
+// other error and is finished after it, and `break` leaves the endpoint open.
+import t, { type Test } from 'tap';
+import { Endpoint, ErrorCode, PrimitiveRegistry, type Channel } from '../dist/lib/index.js';
+
+async function linked(t: Test): Promise<{ ep: Endpoint; tx: Channel }> {
+  const reg = new PrimitiveRegistry();
+  t.teardown(() => reg.close());
+  const rx = await reg.open('queueConditionThread');
+  const tx = await reg.open('queueConditionThread', { address: rx.address });
+  t.teardown(() => tx.destroy());
+  await tx.connect();
+  const ep = new Endpoint('reader');
+  ep.addReceiver('L1', 'writer', rx);
+  t.teardown(() => ep.close());
+  return { ep, tx };
+}
+
+const text = (b: Uint8Array): string => Buffer.from(b).toString();
+
+t.test('ready and later messages arrive in order; break leaves the endpoint readable', async (t) => {
+  const { ep, tx } = await linked(t);
+  for (let i = 0; i < 50; i++) await tx.send(Buffer.from(`m${i}`));
+  const got: string[] = [];
+  // The first 50 are ready (fast path); the rest are sent while the loop waits.
+  const later = (async () => { for (let i = 50; i < 100; i++) await tx.send(Buffer.from(`m${i}`)); })();
+  for await (const m of ep.messages()) {
+    got.push(text(m.data));
+    t.equal(m.from, 'writer');
+    if (got.length === 100) break;
+  }
+  await later;
+  t.same(got, Array.from({ length: 100 }, (_, i) => `m${i}`), '100 in order');
+  await tx.send(Buffer.from('after'));
+  t.equal(text((await ep.receive()).data), 'after', 'the endpoint still delivers after break');
+});
+
+t.test('closing the endpoint ends the iteration (done), and next() stays done', async (t) => {
+  const { ep, tx } = await linked(t);
+  await tx.send(Buffer.from('one'));
+  const it = ep.messages();
+  t.same(text((await it.next()).value!.data), 'one');
+  const waiting = it.next();
+  await ep.close();
+  t.same(await waiting, { value: undefined, done: true }, 'a waiting next() ends with done');
+  t.same(await it.next(), { value: undefined, done: true }, 'and stays done');
+});
+
+t.test('an abort rejects next() with AMIX_ERR_ABORTED and finishes the iterator', async (t) => {
+  const { ep } = await linked(t);
+  const ac = new AbortController();
+  const it = ep.messages({ signal: ac.signal });
+  const waiting = it.next();
+  ac.abort();
+  await t.rejects(waiting, { code: ErrorCode.AMIX_ERR_ABORTED });
+  t.same(await it.next(), { value: undefined, done: true }, 'finished after the error');
+});
+
+t.test('a message above maxBytes rejects with AMIX_ERR_BUFFER_TOO_SMALL on the fast path too', async (t) => {
+  const { ep, tx } = await linked(t);
+  await tx.send(Buffer.alloc(64));
+  const it = ep.messages({ maxBytes: 8 });
+  await t.rejects(it.next(), { code: ErrorCode.AMIX_ERR_BUFFER_TOO_SMALL });
+  t.same(await it.next(), { value: undefined, done: true });
+});
