@@ -200,9 +200,10 @@ export class Endpoint extends EventEmitter {
     for (;;) {
       if (this.#closed) throw new AmixError(ErrorCode.AMIX_ERR_LINK_CLOSED, `point "${this.name}" is closed`, { cause: this.#closed });
       if (options.signal?.aborted) throw abortError(options.signal, 'receive');
-      const m = this.#take(options);
+      const candidates = this.#candidates(options);
+      const m = this.#take(options, candidates);
       if (m !== undefined) return m;
-      for (const e of this.#candidates(options)) this.#pump(e);
+      for (const e of candidates) this.#pump(e);
       await this.#waitChange(options.signal);
     }
   }
@@ -214,9 +215,8 @@ export class Endpoint extends EventEmitter {
   }
 
   /** The next message that is ready now (round robin), or undefined. Never waits. */
-  #take(options: PointReceiveOptions): PointMessage | undefined {
+  #take(options: PointReceiveOptions, candidates = this.#candidates(options)): PointMessage | undefined {
     const maxBytes = options.maxBytes ?? Number.MAX_SAFE_INTEGER;
-    const candidates = this.#candidates(options);
     const n = candidates.length;
     for (let k = 0; k < n; k++) {
       const e = candidates[(this.#rr + k) % n]!;
@@ -250,7 +250,7 @@ export class Endpoint extends EventEmitter {
     const end = (): IteratorResult<PointMessage, void> => { finished = true; return { value: undefined, done: true }; };
     const it = {
       next: (): Promise<IteratorResult<PointMessage, void>> => {
-        if (finished) return Promise.resolve({ value: undefined, done: true });
+        if (finished) return Promise.resolve(end());
         if (!this.#closed && !options.signal?.aborted) {
           try {
             const m = this.#take(options);

@@ -283,6 +283,8 @@ export class EnvelopeReader {
   sequence = 0;
   /** Where the payload of the last matched envelope starts (it runs to the end). */
   payloadStart = 0;
+  /** Read position inside {@link EnvelopeReader.match}. */
+  #pos = 0;
 
   constructor(sender: string, receiver: string) {
     this.#prefix = identifierFields(sender, receiver);
@@ -295,30 +297,28 @@ export class EnvelopeReader {
     const len = b.length;
     if (len < n + 4) return false;
     for (let i = 0; i < n; i++) if (b[i] !== p[i]) return false;
-    let pos = n;
-    if (b[pos++] !== 0x18) return false;
+    this.#pos = n;
+    if (b[this.#pos++] !== 0x18) return false;
     // A sequence below 2^53 takes at most 8 varint bytes; a length below 2^32, 5.
-    let seq = 0; let mul = 1;
-    for (let i = 0; ; i++) {
-      if (pos >= len || i === 8) return false;
-      const byte = b[pos++]!;
-      seq += (byte & 0x7f) * mul;
-      if (byte < 0x80) break;
-      mul *= 128;
-    }
-    if (seq > Number.MAX_SAFE_INTEGER || pos >= len || b[pos++] !== 0x22) return false;
-    let size = 0; mul = 1;
-    for (let i = 0; ; i++) {
-      if (pos >= len || i === 5) return false;
-      const byte = b[pos++]!;
-      size += (byte & 0x7f) * mul;
-      if (byte < 0x80) break;
-      mul *= 128;
-    }
-    if (pos + size !== len) return false;
+    const seq = this.#varint(b, 8);
+    if (seq < 0 || seq > Number.MAX_SAFE_INTEGER || this.#pos >= len || b[this.#pos++] !== 0x22) return false;
+    const size = this.#varint(b, 5);
+    if (size < 0 || this.#pos + size !== len) return false;
     this.sequence = seq;
-    this.payloadStart = pos;
+    this.payloadStart = this.#pos;
     return true;
+  }
+
+  /** Read a varint of at most `maxBytes` at {@link EnvelopeReader.#pos}, moving past it; -1 if it is cut short or longer. */
+  #varint(b: Uint8Array, maxBytes: number): number {
+    let v = 0; let mul = 1;
+    for (let i = 0; i < maxBytes && this.#pos < b.length; i++) {
+      const byte = b[this.#pos++]!;
+      v += (byte & 0x7f) * mul;
+      if (byte < 0x80) return v;
+      mul *= 128;
+    }
+    return -1;
   }
 }
 

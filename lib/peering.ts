@@ -131,7 +131,6 @@ const BATCH = 256;
 const DAEMON_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** How long an id that was waited for in vain is not waited for again. */
 const STRANGER_TTL_MS = 60_000;
-const utf8 = new TextEncoder();
 
 interface Flow {
   key: string;
@@ -150,10 +149,7 @@ interface OutFlow extends Flow {
 interface InFlow extends Flow {
   ch: Channel;
   expected: number | undefined;
-  /** The identifiers as they arrive, so the next envelope of this flow is recognised without decoding them. */
-  senderBytes: Uint8Array;
-  receiverBytes: Uint8Array;
-  /** Reads this flow's envelopes in the usual layout without a general scan. */
+  /** Recognises this flow's next envelopes (usual layout) without decoding identifiers or a general scan. */
   reader: EnvelopeReader;
 }
 
@@ -254,9 +250,9 @@ export class Peering {
   /** Envelopes that did not decode, or came from no known peer. */
   readonly counts = { badEnvelopes: 0, unknownSender: 0 };
   #lastBadLog = 0;
-  /** Callers waiting for a peer's hello to finish, by directory id (see {@link Peering.#whenPeer}). */
   /** Binds in progress, by peer id (serialised per peer). */
   readonly #binding = new Map<string, Promise<Conduit>>();
+  /** Callers waiting for a peer's hello to finish, by directory id (see {@link Peering.#whenPeer}). */
   readonly #helloWaiters = new Map<string, Array<(c: Conduit | undefined) => void>>();
   /** Directory ids that were waited for and never said hello: not waited for again until they do (or the entry ages out). */
   readonly #strangers = new LRUCache<string, true>({ max: 1024, ttl: STRANGER_TTL_MS });
@@ -661,7 +657,7 @@ export class Peering {
         const link = await this.#host.fabric.connect(null, view.name, { direction: 'aToB', as: c.end(sender) });
         const ch = c.endpoint.channels(link.id).tx[0];
         if (!ch) throw new AmixError(ErrorCode.AMIX_ERR_INTERNAL, `the link to ${view.name} has no sending end at the conduit`);
-        const f: InFlow = { key: k, sender, receiver, link: link.id, ch, expected: undefined, senderBytes: utf8.encode(sender), receiverBytes: utf8.encode(receiver), reader: new EnvelopeReader(sender, receiver) };
+        const f: InFlow = { key: k, sender, receiver, link: link.id, ch, expected: undefined, reader: new EnvelopeReader(sender, receiver) };
         c.in.set(k, f);
         return f;
       })().finally(() => c.opening.delete(k));
@@ -834,14 +830,12 @@ export class Peering {
           ({ sequence, payloadStart } = cur.f.reader);
           payloadEnd = bytes.length;
         } else {
+          // Another flow, or a layout the reader does not take: the general scan, then the flow by identifier.
           let span;
           try { span = scanEnvelope(bytes); } catch (err) { this.#bad(err as AmixError, 'data'); continue; }
-          if (!cur || !cur.f.ch.isOpen || !same(bytes, span.senderStart, span.senderEnd, cur.f.senderBytes) || !same(bytes, span.receiverStart, span.receiverEnd, cur.f.receiverBytes)) {
-            await flush();
-            cur = await this.#route(bytes, span);
-            if (!cur) continue;
-            last = cur;
-          }
+          const next = await this.#route(bytes, span);
+          if (!next) continue;
+          if (next.f !== cur?.f) { await flush(); cur = next; last = next; }
           ({ sequence, payloadStart, payloadEnd } = span);
         }
         const { c, f } = cur;
@@ -1034,13 +1028,6 @@ export function controlAddress(endpoint: string, publicKey?: string): ZeromqAddr
 }
 
 function key(sender: string, receiver: string): string { return `${sender}>${receiver}`; }
-
-/** True when `b[start, end)` holds exactly the bytes of `want`. */
-function same(b: Uint8Array, start: number, end: number, want: Uint8Array): boolean {
-  if (end - start !== want.length) return false;
-  for (let i = 0; i < want.length; i++) if (b[start + i] !== want[i]) return false;
-  return true;
-}
 
 /** The daemon (directory id) behind a point identifier, or a bare daemon id as control envelopes carry it. */
 function dirOf(id: string): string | undefined { return parsePointId(id)?.directoryId ?? (DAEMON_ID.test(id) ? id : undefined); }

@@ -818,9 +818,7 @@ function onCredit(h: ZeromqSendHandle, f: Extract<Frame, { kind: 'credit' }>): v
   // A PING is answered as well by any CREDIT that acknowledges everything sent
   // before it: a receiving end that closes says so once (see destroy) and never
   // answers a PING that arrives after that.
-  if (h.pings.size > 0) {
-    for (const [token, p] of h.pings) if (p.upTo <= h.acked) { h.pings.delete(token); p.resolve(); }
-  }
+  for (const [token, p] of h.pings) if (p.upTo <= h.acked) { h.pings.delete(token); p.resolve(); }
   pump(h);
 }
 
