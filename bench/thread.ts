@@ -20,8 +20,8 @@ import { performance } from 'node:perf_hooks';
 import { once } from 'node:events';
 // The registry module rather than the package index: workers start faster
 // without the rest of the package (the API is the same PrimitiveRegistry).
-import { PrimitiveRegistry } from '../lib/registry.js';
-import type { Channel } from '../lib/channel.js';
+import { PrimitiveRegistry } from '../lib/core/registry.js';
+import type { Channel } from '../lib/core/channel.js';
 import { latencyHistogram, parseBenchArgs, progress, report, summarise, type Figures, type Row } from './common.js';
 
 /** The systems of this bench, baseline first. */

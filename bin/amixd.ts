@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// amixd: the per-machine amix daemon. A thin shell over lib/daemon.ts.
+// amixd: the per-machine amix daemon. A thin shell over lib/control/daemon.ts.
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';

@@ -9,7 +9,7 @@
  * dials that socket. One receiving end accepts several sending ends (each
  * connection is independent: a bad frame closes only its own).
  *
- * Wire protocol (frames from `./framing.ts`: u32 LE length, u8 kind, payload):
+ * Wire protocol (frames from `../lib/core/framing.js`: u32 LE length, u8 kind, payload):
  *
  * | kind | name      | direction | payload                                              |
  * |-----:|-----------|-----------|------------------------------------------------------|
@@ -62,13 +62,13 @@ import { chmod, lstat, mkdir, readdir, unlink } from 'node:fs/promises';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AmixError, ErrorCode, abortError, invalidArg } from '../lib/errors.js';
-import { queueAbortable } from '../lib/abortable.js';
+import { AmixError, ErrorCode, abortError, invalidArg } from '../lib/core/errors.js';
+import { queueAbortable } from '../lib/core/waitList.js';
 import type {
   ChannelAddress, ChannelEvent, ChannelHandle, ChannelOptions, ChannelStats, DiscardPolicy,
   Primitive, PrimitiveCharacteristics, ReceiveOptions, SendOptions,
-} from '../lib/primitive.js';
-import { FRAME_HEADER_BYTES, FrameDecoder, FrameWriter, encodeFrame, type FrameKindRule } from './framing.js';
+} from '../lib/core/primitive.js';
+import { FRAME_HEADER_BYTES, FrameDecoder, FrameWriter, encodeFrame, type FrameKindRule } from '../lib/core/framing.js';
 
 /** The primitive's registered name. */
 export const NAME = 'queueConditionProcess';

@@ -84,11 +84,11 @@
  * @module
  */
 import { Worker, isMainThread, type WorkerOptions } from 'node:worker_threads';
-import { AmixError, ErrorCode, abortError } from '../lib/errors.js';
+import { AmixError, ErrorCode, abortError } from '../lib/core/errors.js';
 import type {
   ChannelEvent, ChannelHandle, ChannelOptions, ChannelStats, DiscardPolicy, IdleStrategy,
   Primitive, PrimitiveCharacteristics, ReceiveOptions, SendOptions,
-} from '../lib/primitive.js';
+} from '../lib/core/primitive.js';
 
 /**
  * The shared header: every offset of the ring, in one place. `i32` entries

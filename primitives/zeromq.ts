@@ -60,7 +60,7 @@
  * CURVE: a receiving end given `zeromq.curve` keys is a CURVE server and
  * puts its public key in the address; a sending end attached to such an
  * address is a CURVE client (with `zeromq.curve` keys, or a throw-away pair).
- * With `curve.allow`, the process's ZAP handler (`lib/keys.ts`) refuses every
+ * With `curve.allow`, the process's ZAP handler (`primitives/zeromq/keys.ts`) refuses every
  * client key not listed; refusals are counted in `stats().refused` and
  * reported to `zeromq.onRefused`, and the refused sender's `connect()`
  * rejects with `AMIX_ERR_UNAUTHORIZED`.
@@ -73,13 +73,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as zmq from 'zeromq';
-import { AmixError, ErrorCode, abortError, invalidArg } from '../lib/errors.js';
-import { queueAbortable, type Abortable } from '../lib/abortable.js';
-import { AllowList, isCurveKey, zapAuthenticator, type RefusedPeer } from '../lib/keys.js';
+import { AmixError, ErrorCode, abortError, invalidArg } from '../lib/core/errors.js';
+import { queueAbortable, type Abortable } from '../lib/core/waitList.js';
+import { AllowList, isCurveKey, zapAuthenticator, type RefusedPeer } from './zeromq/keys.js';
 import type {
   ChannelEvent, ChannelHandle, ChannelOptions, ChannelStats, DiscardPolicy, Primitive, PrimitiveCharacteristics,
   ReceiveOptions, SendOptions,
-} from '../lib/primitive.js';
+} from '../lib/core/primitive.js';
 
 /** Frame kinds of the wire protocol (first byte of every frame). */
 export const FrameKind = { data: 0x01, hello: 0x02, ping: 0x03, credit: 0x81 } as const;

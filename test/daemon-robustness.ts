@@ -10,8 +10,8 @@ import { AMIX, amix, daemonDir, startDaemon } from './helpers/daemon.js';
 import { rng } from './helpers/rng.js';
 
 
-t.test('lib/protocol.proto and the embedded schema agree', async (t) => {
-  const file = await readFile(new URL('../lib/protocol.proto', import.meta.url), 'utf8');
+t.test('lib/control/protocol.proto and the embedded schema agree', async (t) => {
+  const file = await readFile(new URL('../lib/control/protocol.proto', import.meta.url), 'utf8');
   t.equal(PROTOCOL_PROTO, file);
 });
 

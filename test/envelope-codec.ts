@@ -1,15 +1,15 @@
 // The remote envelope: round trips, the embedded schema agrees with
-// lib/envelope.proto, and malformed bytes (seeded fuzz) are rejected with
+// lib/remote/envelope.proto, and malformed bytes (seeded fuzz) are rejected with
 // AMIX_ERR_BAD_FRAME, never with anything else.
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import protobuf from 'protobufjs';
-import { ENVELOPE_PROTO, ENVELOPE_TYPE, decodeEnvelope, encodeEnvelope } from '../dist/lib/envelope.js';
+import { ENVELOPE_PROTO, ENVELOPE_TYPE, decodeEnvelope, encodeEnvelope } from '../dist/lib/remote/envelope.js';
 import { rng } from './helpers/rng.js';
 
 
-t.test('the embedded schema and lib/envelope.proto describe the same message', async (t) => {
-  const file = readFileSync(new URL('../lib/envelope.proto', import.meta.url), 'utf8');
+t.test('the embedded schema and lib/remote/envelope.proto describe the same message', async (t) => {
+  const file = readFileSync(new URL('../lib/remote/envelope.proto', import.meta.url), 'utf8');
   const fromFile = protobuf.parse(file, { keepCase: true }).root.lookupType(ENVELOPE_TYPE).toJSON();
   const embedded = protobuf.parse(ENVELOPE_PROTO, { keepCase: true }).root.lookupType(ENVELOPE_TYPE).toJSON();
   t.same(embedded, fromFile, 'same fields, numbers and types');
@@ -84,7 +84,7 @@ t.test('seeded fuzz: random and mutated bytes decode or fail with AMIX_ERR_BAD_F
 });
 
 t.test('envelopeWriter writes what protobufjs writes, and both decoders agree', async (t) => {
-  const { envelopeWriter } = await import('../dist/lib/envelope.js');
+  const { envelopeWriter } = await import('../dist/lib/remote/envelope.js');
   const random = rng(31);
   for (let i = 0; i < 500; i++) {
     const sender = `${'s'.repeat(1 + Math.floor(random() * 40))}.${i}`;
@@ -103,7 +103,7 @@ t.test('envelopeWriter writes what protobufjs writes, and both decoders agree', 
 });
 
 t.test('envelopeWriter.many writes a batch into one buffer, each envelope what protobufjs writes', async (t) => {
-  const { envelopeWriter } = await import('../dist/lib/envelope.js');
+  const { envelopeWriter } = await import('../dist/lib/remote/envelope.js');
   const random = rng(33);
   const sender = 'a1b2c3d4e5f60718.12';
   const receiver = 'ffeeddccbbaa9988.3';
@@ -122,7 +122,7 @@ t.test('envelopeWriter.many writes a batch into one buffer, each envelope what p
 });
 
 t.test('EnvelopeReader matches its flow\'s envelopes and reads what scanEnvelope reads; anything it matches, scanEnvelope accepts alike', async (t) => {
-  const { EnvelopeReader, envelopeWriter, scanEnvelope, envelopeIdentifier } = await import('../dist/lib/envelope.js');
+  const { EnvelopeReader, envelopeWriter, scanEnvelope, envelopeIdentifier } = await import('../dist/lib/remote/envelope.js');
   const random = rng(34);
   const sender = 'a1b2c3d4e5f60718.12';
   const receiver = 'ffeeddccbbaa9988.3';

@@ -7,7 +7,7 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { PrimitiveRegistry } from '../dist/lib/index.js';
-import { FrameDecoder } from '../dist/primitives/framing.js';
+import { FrameDecoder } from '../dist/lib/core/framing.js';
 import { FrameKind, receiverFrameRules } from '../dist/primitives/queueConditionProcess.js';
 import { spawnPeer, tempDir } from './fixtures/process-helpers.js';
 import { rng } from './helpers/rng.js';

@@ -5,7 +5,7 @@ import t from 'tap';
 import type { Test } from 'tap';
 import * as zmq from 'zeromq';
 import { PrimitiveRegistry, type Channel } from '../dist/lib/index.js';
-import { generateKeyPair, zapAuthenticator, type RefusedPeer } from '../dist/lib/keys.js';
+import { generateKeyPair, zapAuthenticator, type RefusedPeer } from '../dist/primitives/zeromq/keys.js';
 import type { ZeromqStats } from '../dist/primitives/zeromq.js';
 
 if (zmq.capability.curve !== true) {

@@ -3,7 +3,7 @@ import t from 'tap';
 import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AllowList, generateKeyPair, isCurveKey, loadKeyPair, saveKeyPair, z85Decode, z85Encode } from '../dist/lib/keys.js';
+import { AllowList, generateKeyPair, isCurveKey, loadKeyPair, saveKeyPair, z85Decode, z85Encode } from '../dist/primitives/zeromq/keys.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'amix-keys-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));

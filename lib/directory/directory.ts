@@ -16,13 +16,13 @@ import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { LRUCache } from 'lru-cache';
-import { AmixError, ErrorCode, describe, invalidArg } from '../errors.js';
-import { assertRegistration, type PrimitiveRegistration } from '../registry.js';
+import { AmixError, ErrorCode, describe, invalidArg } from '../core/errors.js';
+import { assertRegistration, type PrimitiveRegistration } from '../core/registry.js';
 import {
   attributeCondition, compareCodePoints, compileQuery, isAttributeLeaf, isAttributeName, optimizeQuery, parseQuery, type QueryLeaf, type QueryNode,
 } from './query.js';
 import { MIGRATIONS, migrate } from './schema.js';
-import { PointRole } from '../point.js';
+import { PointRole } from '../core/pointRole.js';
 
 /** Who performs an operation. The administrator may see and change everything. */
 export interface Principal {

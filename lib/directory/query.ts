@@ -37,7 +37,7 @@
  *
  * @module
  */
-import { AmixError, ErrorCode } from '../errors.js';
+import { AmixError, ErrorCode } from '../core/errors.js';
 
 /** The built-in fields every point has, usable in queries like attributes. */
 export const BUILTIN_FIELDS = ['id', 'name', 'owner', 'role'] as const;

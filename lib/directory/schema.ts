@@ -10,7 +10,7 @@
  * @module
  */
 import type Database from 'better-sqlite3';
-import { AmixError, ErrorCode } from '../errors.js';
+import { AmixError, ErrorCode } from '../core/errors.js';
 
 /** One schema step. */
 export interface Migration {

@@ -8,9 +8,9 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import type { Channel } from './channel.js';
-import { AmixError, ErrorCode, abortError, invalidArg } from './errors.js';
-import type { DiscardPolicy } from './primitive.js';
+import type { Channel } from '../core/channel.js';
+import { AmixError, ErrorCode, abortError, invalidArg } from '../core/errors.js';
+import type { DiscardPolicy } from '../core/primitive.js';
 
 /** A message as a point receives it. */
 export interface PointMessage {

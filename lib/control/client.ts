@@ -11,15 +11,15 @@ import { readFile } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
-import { Agent } from './agent.js';
+import { Agent } from '../fabric/agent.js';
 import { ControlConnection } from './connection.js';
-import { DAEMON_FILES } from './daemon.js';
-import { Endpoint, type PointMessage, type PointReceiveOptions, type PointSendOptions } from './endpoint.js';
-import { AmixError, ErrorCode } from './errors.js';
-import type { LinkInfo } from './fabric.js';
-import { defaultDaemonDir } from './paths.js';
+import { DAEMON_FILES } from './files.js';
+import { Endpoint, type PointMessage, type PointReceiveOptions, type PointSendOptions } from '../fabric/endpoint.js';
+import { AmixError, ErrorCode } from '../core/errors.js';
+import type { LinkInfo } from '../fabric/fabric.js';
+import { defaultDaemonDir } from '../core/paths.js';
 import { PROTOCOL_VERSION } from './protocol.js';
-import { PrimitiveRegistry } from './registry.js';
+import { PrimitiveRegistry } from '../core/registry.js';
 
 /** Options for {@link DaemonClient.connect}. */
 export interface DaemonClientOptions {

@@ -6,14 +6,12 @@
  *
  * @module
  */
-import { AmixError, ErrorCode, describe } from './errors.js';
-import { DiscardPolicy, IdleStrategy } from './primitive.js';
-import type { PointView } from './directory/index.js';
+import { AmixError, ErrorCode, describe } from '../core/errors.js';
+import { DiscardPolicy, IdleStrategy } from '../core/primitive.js';
+import { PointRole } from '../core/pointRole.js';
+import type { PointView } from '../directory/index.js';
 
-/** What a point does on its links. */
-export const PointRole = { sender: 'sender', receiver: 'receiver', both: 'both' } as const;
-/** One of {@link PointRole}. */
-export type PointRole = (typeof PointRole)[keyof typeof PointRole];
+export { PointRole };
 
 /** Where a point runs: a worker thread of the fabric's process, or a process of its own. */
 export const PointScope = { thread: 'thread', process: 'process' } as const;

@@ -15,16 +15,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, type AgentTarget } from './agent.js';
 import { Endpoint, type PointMessage, type PointReceiveOptions, type PointSendOptions, type ListEntry } from './endpoint.js';
-import { AmixError, ErrorCode, describe } from './errors.js';
-import { HostHandle, type HostExit } from './hosthandle.js';
+import { AmixError, ErrorCode, describe } from '../core/errors.js';
+import { HostHandle, type HostExit } from './hostHandle.js';
 import {
   DIRECTION_STEPS, normalizePoint, parseDirection,
   type Direction, type PointRegistration, type PointRegistrationInput,
 } from './point.js';
-import type { ChannelOptions } from './primitive.js';
-import { BUILTIN_PRIMITIVES, PrimitiveRegistry } from './registry.js';
+import type { ChannelOptions } from '../core/primitive.js';
+import { BUILTIN_PRIMITIVES, PrimitiveRegistry } from '../core/registry.js';
 
-const BROKER_LOCATION = new URL('./broker-point.js', import.meta.url).href;
+const BROKER_LOCATION = new URL('./brokerPoint.js', import.meta.url).href;
 /** How long a disconnect waits for a link's sending ends to flush. */
 const FLUSH_MS = 2000;
 

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { AmixError, ErrorCode } from '../lib/errors.js';
+import { AmixError, ErrorCode } from './errors.js';
 
 /** Bytes before the payload of every frame. */
 export const FRAME_HEADER_BYTES = 5;

@@ -8,7 +8,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { AmixError, ErrorCode, errorFromPlain } from './errors.js';
+import { AmixError, ErrorCode, errorFromPlain } from '../core/errors.js';
 import type { HostMessage } from './host.js';
 import type { PointScope } from './point.js';
 

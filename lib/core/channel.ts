@@ -3,7 +3,7 @@
  * channel. It owns the lifecycle (open → closing → closed), idempotent
  * close, the refusal to work after close, input checks at the edge, and the
  * defaults for operations a primitive lacks. Primitives supply only the raw
- * operations (see `lib/primitive.ts`).
+ * operations (see `lib/core/primitive.ts`).
  *
  * @module
  */

@@ -5,7 +5,7 @@
  * operations create, destroy, send, receive, cycle, connect, disconnect,
  * suspend and resume. The first four are required; the other five are
  * optional and fall back to the defaults documented on each member (the
- * {@link Channel} wrapper in `lib/channel.ts` applies them).
+ * {@link Channel} wrapper in `lib/core/channel.ts` applies them).
  *
  * A primitive works on *channels*: one channel is one directed flow (one
  * sender end, one receiver end). `create()` without an address makes a new
@@ -169,7 +169,7 @@ export interface ReceiveOptions {
  * A transport module. Export one object satisfying this as the module's
  * `default` export (or as a named export `primitive`), with a stable `name`.
  *
- * Errors: every rejection is an `AmixError` with a code from `lib/errors.ts`.
+ * Errors: every rejection is an `AmixError` with a code from `lib/core/errors.ts`.
  *
  * @example
  * export default { name: 'myBus', characteristics, create, destroy, send, receive } satisfies Primitive<MyHandle>

@@ -1,5 +1,5 @@
 /**
- * The amixd control protocol codec (see `lib/protocol.proto`, embedded below
+ * The amixd control protocol codec (see `lib/control/protocol.proto`, embedded below
  * so nothing depends on file layout; a test checks the two agree). Frames
  * are a 4-byte big-endian length and a protobuf `amix.control.v1.Frame`.
  * Decoding never throws anything but an `AMIX_ERR_PROTOCOL` AmixError.
@@ -7,9 +7,9 @@
  * @module
  */
 import protobuf from 'protobufjs';
-import { AmixError, ErrorCode, errorFromPlain, errorToPlain } from './errors.js';
+import { AmixError, ErrorCode, errorFromPlain, errorToPlain } from '../core/errors.js';
 
-/** The schema, identical to `lib/protocol.proto`. */
+/** The schema, identical to `lib/control/protocol.proto`. */
 export const PROTOCOL_PROTO = `// amixd control protocol, version 1. One frame on the Unix control socket is
 // a 4-byte big-endian length and then one encoded Frame (at most 1 MiB).
 // Either side may send requests (the daemon asks a container's agent to open

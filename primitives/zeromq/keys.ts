@@ -18,7 +18,7 @@
 import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import * as zmq from 'zeromq';
-import { AmixError, ErrorCode } from './errors.js';
+import { AmixError, ErrorCode } from '../../lib/core/errors.js';
 
 /** A CURVE key pair, each key Z85-encoded (40 characters). */
 export interface CurveKeyPair {

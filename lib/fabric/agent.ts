@@ -8,11 +8,11 @@
  *
  * @module
  */
-import type { Channel } from './channel.js';
+import type { Channel } from '../core/channel.js';
 import type { Endpoint } from './endpoint.js';
-import { AmixError, ErrorCode } from './errors.js';
-import type { ChannelOptions } from './primitive.js';
-import type { PrimitiveRegistry } from './registry.js';
+import { AmixError, ErrorCode } from '../core/errors.js';
+import type { ChannelOptions } from '../core/primitive.js';
+import type { PrimitiveRegistry } from '../core/registry.js';
 
 /** The link commands an agent understands. */
 export const AGENT_OPS = ['openReceiver', 'openSender', 'closeLink', 'hold', 'suspend', 'resume', 'cycle', 'stats'] as const;

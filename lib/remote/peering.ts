@@ -13,14 +13,14 @@
  * peer, and a link end in this daemon's fabric. A local point linked to a
  * point on the peer is linked (by the fabric, with a broker when the two
  * points' primitives differ) to the conduit; the conduit wraps each message
- * in an envelope (`lib/envelope.ts`: sender and receiver identifiers,
+ * in an envelope (`lib/remote/envelope.ts`: sender and receiver identifiers,
  * sequence, payload) and sends it to the peer. There the data loop unwraps
  * it, finds the receiving point by identifier in the directory, and sends it
  * on a link from the conduit to that point, opened on first use. Unknown
  * receivers and malformed envelopes are rejected with a code, counted, and
  * reported to the sending daemon; they never stop the loop.
  *
- * Control messages are amixd's own control frames (`lib/protocol.ts`) inside
+ * Control messages are amixd's own control frames (`lib/control/protocol.ts`) inside
  * envelopes from daemon to daemon, so one decoder checks both planes.
  *
  * Backpressure runs end to end with no queue of its own: the data loop waits
@@ -35,19 +35,19 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
-import { Agent } from './agent.js';
-import type { Channel } from './channel.js';
-import type { Directory, DirectoryPeer, PointView, QueryOptions, ResolveOptions } from './directory/index.js';
-import { parsePointId } from './directory/index.js';
-import { Endpoint } from './endpoint.js';
+import { Agent } from '../fabric/agent.js';
+import type { Channel } from '../core/channel.js';
+import type { Directory, DirectoryPeer, PointView, QueryOptions, ResolveOptions } from '../directory/index.js';
+import { parsePointId } from '../directory/index.js';
+import { Endpoint } from '../fabric/endpoint.js';
 import { EnvelopeReader, decodeEnvelope, encodeEnvelope, envelopeIdentifier, envelopeWriter, scanEnvelope, type EnvelopeSpan, type EnvelopeWriter } from './envelope.js';
-import { AmixError, ErrorCode, describe, errorFromPlain, errorToPlain } from './errors.js';
-import type { ExternalEnd, Fabric, LinkInfo } from './fabric.js';
-import { AllowList, type CurveKeyPair } from './keys.js';
-import { DIRECTION_STEPS, normalizePoint, registrationInput, type Direction, type PointRegistration } from './point.js';
-import type { ChannelEvent } from './primitive.js';
-import { MAX_CONTROL_FRAME, PROTOCOL_VERSION, decodeControl, encodeControlBody, type ControlMessage } from './protocol.js';
-import { isLoopback, maxFrameBytesFor, type ZeromqAddress, type ZeromqOptions } from '../primitives/zeromq.js';
+import { AmixError, ErrorCode, describe, errorFromPlain, errorToPlain } from '../core/errors.js';
+import type { ExternalEnd, Fabric, LinkInfo } from '../fabric/fabric.js';
+import { AllowList, type CurveKeyPair } from '../../primitives/zeromq/keys.js';
+import { DIRECTION_STEPS, normalizePoint, registrationInput, type Direction, type PointRegistration } from '../fabric/point.js';
+import type { ChannelEvent } from '../core/primitive.js';
+import { MAX_CONTROL_FRAME, PROTOCOL_VERSION, decodeControl, encodeControlBody, type ControlMessage } from '../control/protocol.js';
+import { isLoopback, maxFrameBytesFor, type ZeromqAddress, type ZeromqOptions } from '../../primitives/zeromq.js';
 
 /** A daemon to dial: its `--listen` endpoint, and its public key when it uses CURVE. */
 export interface PeerConfig {

@@ -64,17 +64,17 @@ const here = new URL('.', import.meta.url);
 export const BUILTIN_PRIMITIVES: readonly PrimitiveRegistration[] = Object.freeze([
   {
     name: 'queueConditionThread',
-    location: new URL('../primitives/queueConditionThread.js', here).href,
+    location: new URL('../../primitives/queueConditionThread.js', here).href,
     characteristics: { scopes: ['thread'], maxMessageBytes: 16 * 1024 * 1024, ordering: 'fifo', delivery: 'reliable' },
   },
   {
     name: 'queueConditionProcess',
-    location: new URL('../primitives/queueConditionProcess.js', here).href,
+    location: new URL('../../primitives/queueConditionProcess.js', here).href,
     characteristics: { scopes: ['process'], maxMessageBytes: 64 * 1024 * 1024, ordering: 'fifo', delivery: 'reliable' },
   },
   {
     name: 'zeromq',
-    location: new URL('../primitives/zeromq.js', here).href,
+    location: new URL('../../primitives/zeromq.js', here).href,
     characteristics: { scopes: ['remote', 'process'], maxMessageBytes: 64 * 1024 * 1024, ordering: 'fifo', delivery: 'reliable' },
   },
 ]);

@@ -7,7 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { AmixError, ErrorCode } from './errors.js';
+import { AmixError, ErrorCode } from '../core/errors.js';
 import { ControlDecoder, encodeControl, type ControlMessage } from './protocol.js';
 
 /** Answers a request: resolve with the result, or reject with an AmixError. */

@@ -17,14 +17,16 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { ControlConnection } from './connection.js';
-import { Directory, type AttributeInput, type PointView, type Principal } from './directory/index.js';
-import { AmixError, ErrorCode, describe } from './errors.js';
-import { Fabric, type FabricEvent } from './fabric.js';
-import { parseDirection, registrationInput, registrationRecord, type PointRegistration, type PointRegistrationInput } from './point.js';
-import { defaultDaemonDir, ensurePrivateDir } from './paths.js';
-import { Peering, type PeeringOptions } from './peering.js';
+import { Directory, type AttributeInput, type PointView, type Principal } from '../directory/index.js';
+import { AmixError, ErrorCode, describe } from '../core/errors.js';
+import { Fabric, type FabricEvent } from '../fabric/fabric.js';
+import { parseDirection, registrationInput, registrationRecord, type PointRegistration, type PointRegistrationInput } from '../fabric/point.js';
+import { defaultDaemonDir, ensurePrivateDir } from '../core/paths.js';
+import { Peering, type PeeringOptions } from '../remote/peering.js';
 import { PROTOCOL_VERSION } from './protocol.js';
-import type { PrimitiveRegistration } from './registry.js';
+import { DAEMON_FILES, isAlive } from './files.js';
+export { DAEMON_FILES, isAlive } from './files.js';
+import type { PrimitiveRegistration } from '../core/registry.js';
 
 /** Options for {@link Daemon}. */
 export interface DaemonOptions {
@@ -35,7 +37,7 @@ export interface DaemonOptions {
   /** Where to log one-line notices. Default: nowhere. */
   log?: (line: string) => void;
   /**
-   * Peering with other daemons (see `lib/peering.ts`): `listen` binds the
+   * Peering with other daemons (see `lib/remote/peering.ts`): `listen` binds the
    * control endpoint peers dial, `peers` are dialled, `keys` and `allow`
    * turn on CURVE. Without `listen` and `peers` the daemon opens no network
    * socket at all.
@@ -67,8 +69,6 @@ interface Plugged {
   subscribed: boolean;
 }
 
-/** The names of the files in the daemon's directory (the directory database is `directory.db`). */
-export const DAEMON_FILES = { socket: 'amixd.sock', pid: 'amixd.pid', token: 'token', adminToken: 'admin.token', run: 'run' } as const;
 
 /** The attribute that marks a point registered by a container as ending with it. */
 const EPHEMERAL = 'amixEphemeral';
@@ -441,11 +441,3 @@ function equal(a: string, b: string): boolean {
   return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
 }
 
-/** True when something answers on the Unix socket at `path`. */
-export function isAlive(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = netConnect(path);
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}

@@ -14,9 +14,9 @@
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { Agent, type AgentEvent } from './agent.js';
 import { Endpoint } from './endpoint.js';
-import { AmixError, ErrorCode, errorToPlain } from './errors.js';
-import { Container } from './module.js';
-import { PrimitiveRegistry, importSpecifier, type PrimitiveRegistration } from './registry.js';
+import { AmixError, ErrorCode, errorToPlain } from '../core/errors.js';
+import { Container } from '../core/module.js';
+import { PrimitiveRegistry, importSpecifier, type PrimitiveRegistration } from '../core/registry.js';
 import type { PointRegistration } from './point.js';
 
 /** What a point's `main` receives: its lists, send and receive, and a signal aborted on termination. */

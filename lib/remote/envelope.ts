@@ -2,7 +2,7 @@
  * The remote envelope (seed 002, paragraph 65): what a conduit point wraps
  * around each message crossing to another machine. Protobuf: protobufjs
  * encodes {@link encodeEnvelope} (the reference), and the per-message path
- * reads and writes the same bytes by hand (below); the schema is `lib/envelope.proto`, embedded here as {@link ENVELOPE_PROTO}
+ * reads and writes the same bytes by hand (below); the schema is `lib/remote/envelope.proto`, embedded here as {@link ENVELOPE_PROTO}
  * so nothing depends on where the package's files lie (a test checks that
  * the two agree).
  *
@@ -15,9 +15,9 @@
  * @module
  */
 import protobuf from 'protobufjs';
-import { AmixError, ErrorCode } from './errors.js';
+import { AmixError, ErrorCode } from '../core/errors.js';
 
-/** The schema of `lib/envelope.proto` (package `amix.remote.v1`). */
+/** The schema of `lib/remote/envelope.proto` (package `amix.remote.v1`). */
 export const ENVELOPE_PROTO = `
 syntax = "proto3";
 package amix.remote.v1;

@@ -1,0 +1,154 @@
+/**
+ * One home for every abortable wait: a blocked send, receive, request or
+ * cycle waits on a {@link WaitList} until it is served, and an abort or a
+ * timeout takes it off the list and rejects it (`AMIX_ERR_ABORTED` or
+ * `AMIX_ERR_TIMEOUT`). Closing a list rejects every waiter with one reason.
+ *
+ * @module
+ */
+import { AmixError, ErrorCode, abortError } from './errors.js';
+
+/** One waiter taken off a {@link WaitList}: what it waits with, and how to settle it. */
+export interface Waiter<V, R> {
+  /** What the waiter brought (the message to send, the receive's byte limit...). */
+  readonly value: V;
+  /** Settle the waiter with its result. */
+  resolve(result: R): void;
+  /** Settle the waiter with an error. */
+  reject(err: Error): void;
+}
+
+/** What {@link WaitList.wait} may be told beyond the value. */
+export interface WaitOptions {
+  /** Aborting it takes the waiter off the list and rejects it with `AMIX_ERR_ABORTED`. */
+  signal?: AbortSignal | undefined;
+  /** Names the operation in the abort and timeout errors. Default `'operation'`. */
+  what?: string;
+  /** Reject with `AMIX_ERR_TIMEOUT` after this many ms; 0 (default) waits for ever. */
+  timeoutMs?: number;
+  /** `details` of the timeout error. */
+  details?: Record<string, unknown>;
+}
+
+interface Entry<V, R> extends Waiter<V, R> {
+  done: boolean;
+}
+
+/**
+ * A first-in, first-out list of waiters. Each waiter is served at most once:
+ * whichever of serve, abort, timeout or close comes first settles it and
+ * removes its abort listener and timer.
+ *
+ * @example
+ * const readers = new WaitList<number, Uint8Array>();
+ * const next = readers.wait(maxBytes, { signal, what: 'receive' });
+ * // elsewhere, when a message arrives:
+ * readers.shift()?.resolve(message);
+ */
+export class WaitList<V = void, R = void> {
+  // A plain array: lists are short (one entry per blocked caller), and
+  // splice on abort keeps the order of those left.
+  readonly #items: Array<Entry<V, R>> = [];
+
+  /** How many are waiting. */
+  get length(): number {
+    return this.#items.length;
+  }
+
+  /** The oldest waiter's value, without taking it. */
+  peek(): V | undefined {
+    return this.#items[0]?.value;
+  }
+
+  /** The waiters' values, oldest first. */
+  values(): V[] {
+    return this.#items.map((e) => e.value);
+  }
+
+  /** Wait at the end of the list until served, aborted, timed out or the list is closed. */
+  wait(value: V, options: WaitOptions = {}): Promise<R> {
+    const { signal, what = 'operation', timeoutMs = 0 } = options;
+    if (signal?.aborted) return Promise.reject(abortError(signal, what));
+    return new Promise<R>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = (): void => entry.reject(abortError(signal, what));
+      const settle = (): boolean => {
+        if (entry.done) return false;
+        entry.done = true;
+        const i = this.#items.indexOf(entry);
+        if (i >= 0) this.#items.splice(i, 1);
+        if (timer) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        return true;
+      };
+      const entry: Entry<V, R> = {
+        value,
+        done: false,
+        resolve: (r) => {
+          if (settle()) resolve(r);
+        },
+        reject: (e) => {
+          if (settle()) reject(e);
+        },
+      };
+      this.#items.push(entry);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (timeoutMs > 0) {
+        timer = setTimeout(
+          () =>
+            entry.reject(
+              new AmixError(ErrorCode.AMIX_ERR_TIMEOUT, `${what} did not finish within ${timeoutMs} ms`, {
+                details: options.details ?? { timeoutMs },
+              }),
+            ),
+          timeoutMs,
+        );
+      }
+    });
+  }
+
+  /** Take the oldest waiter off the list; settle it with the returned handle. */
+  shift(): Waiter<V, R> | undefined {
+    const e = this.#items[0];
+    if (!e) return undefined;
+    // Mark it taken now (not when settled) so that an abort arriving between
+    // shift and resolve cannot settle it twice or leave it on the list.
+    this.#items.shift();
+    return e;
+  }
+
+  /** Reject every waiter with `err` and empty the list. */
+  rejectAll(err: Error): void {
+    for (const e of this.#items.splice(0)) e.reject(err);
+  }
+}
+
+/** A waiter a plain array holds: its rejection, and what to undo once it is served (set here). */
+export interface Abortable {
+  reject: (e: Error) => void;
+  /** Removes the abort listener; call it when the waiter is served or rejected from elsewhere. */
+  cleanup: (() => void) | null;
+}
+
+/**
+ * Put `w` at the end of `list`. If `signal` aborts first, `w` leaves the list
+ * and is rejected with `AMIX_ERR_ABORTED` naming `what`. Sets `w.cleanup`.
+ *
+ * @deprecated Use {@link WaitList}; kept until the last primitive moves to it.
+ */
+export function queueAbortable<W extends Abortable>(
+  list: W[],
+  w: W,
+  signal: AbortSignal | undefined,
+  what: string,
+): void {
+  list.push(w);
+  if (!signal) return;
+  const onAbort = (): void => {
+    const i = list.indexOf(w);
+    if (i >= 0) list.splice(i, 1);
+    w.reject(abortError(signal, what));
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+  w.cleanup = () => signal.removeEventListener('abort', onAbort);
+}
