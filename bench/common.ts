@@ -50,19 +50,34 @@ export interface BenchArgs {
  */
 export function parseBenchArgs(
   bench: string,
-  defaults: { reps: number; quickReps: number; sizes: number[]; count: number; quickCount: number; rtts: number; quickRtts: number },
+  defaults: {
+    reps: number;
+    quickReps: number;
+    sizes: number[];
+    count: number;
+    quickCount: number;
+    rtts: number;
+    quickRtts: number;
+  },
   extraOptions: Record<string, { type: 'string' | 'boolean' }> = {},
 ): BenchArgs {
   const { values } = parseArgs({
     options: {
-      quick: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      reps: { type: 'string' }, sizes: { type: 'string' }, count: { type: 'string' }, rtts: { type: 'string' },
+      quick: { type: 'boolean' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      reps: { type: 'string' },
+      sizes: { type: 'string' },
+      count: { type: 'string' },
+      rtts: { type: 'string' },
       ...extraOptions,
     },
     allowPositionals: false,
   });
   if (values.help) {
-    process.stdout.write(`usage: node dist/bench/${bench}.js [--quick] [--json] [--reps N] [--sizes 64,4096] [--count N] [--rtts N]\n`);
+    process.stdout.write(
+      `usage: node dist/bench/${bench}.js [--quick] [--json] [--reps N] [--sizes 64,4096] [--count N] [--rtts N]\n`,
+    );
     process.exit(0);
   }
   const quick = Boolean(values.quick);
@@ -70,12 +85,18 @@ export function parseBenchArgs(
     const raw = (v as string | undefined) ?? process.env[env];
     if (raw === undefined) return dflt;
     const n = Number(raw);
-    if (!Number.isFinite(n) || n <= 0) { process.stderr.write(`bench ${bench}: ${env.toLowerCase()} must be a positive number (got ${raw})\n`); process.exit(2); }
+    if (!Number.isFinite(n) || n <= 0) {
+      process.stderr.write(`bench ${bench}: ${env.toLowerCase()} must be a positive number (got ${raw})\n`);
+      process.exit(2);
+    }
     return Math.floor(n);
   };
   const sizesRaw = (values.sizes as string | undefined) ?? process.env.AMIX_BENCH_SIZES;
   const sizes = sizesRaw ? sizesRaw.split(',').map(Number) : defaults.sizes;
-  if (sizes.some((s) => !Number.isInteger(s) || s < 1)) { process.stderr.write(`bench ${bench}: --sizes must be positive integers\n`); process.exit(2); }
+  if (sizes.some((s) => !Number.isInteger(s) || s < 1)) {
+    process.stderr.write(`bench ${bench}: --sizes must be positive integers\n`);
+    process.exit(2);
+  }
   const extra: Record<string, string | boolean | undefined> = {};
   for (const k of Object.keys(extraOptions)) extra[k] = (values as Record<string, string | boolean | undefined>)[k];
   return {
@@ -92,7 +113,14 @@ export function parseBenchArgs(
 /** The conditions block of the JSON output. */
 export function conditions(reps: number, more: Record<string, unknown> = {}): Record<string, unknown> {
   const c = cpus();
-  return { date: new Date().toISOString(), node: process.version, cpu: c[0]?.model ?? 'unknown', cores: c.length, repetitions: reps, ...more };
+  return {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpu: c[0]?.model ?? 'unknown',
+    cores: c.length,
+    repetitions: reps,
+    ...more,
+  };
 }
 
 /** Progress to stderr, on one line when it is a terminal. */
@@ -103,7 +131,11 @@ export function progress(msg: string): void {
 
 /** A latency recorder in microseconds (hdr-histogram-js). */
 export function latencyHistogram(): { record(us: number): void; p50(): number; p99(): number; reset(): void } {
-  const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: 3 });
+  const h = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 60_000_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
   // Record in nanoseconds so sub-microsecond round trips keep their precision.
   return {
     record: (us: number) => h.recordValue(Math.max(1, Math.round(us * 1000))),
@@ -123,7 +155,8 @@ function median(xs: number[]): number {
 export function summarise(key: Omit<Row, keyof Figures | 'min' | 'max'>, reps: Figures[]): Row {
   const fields = [...new Set(reps.flatMap((r) => Object.keys(r)))] as Array<keyof Figures>;
   const row: Row = { ...key };
-  const min: Figures = {}; const max: Figures = {};
+  const min: Figures = {};
+  const max: Figures = {};
   for (const f of fields) {
     const xs = reps.map((r) => r[f]).filter((x): x is number => typeof x === 'number');
     if (xs.length === 0) continue;
@@ -131,7 +164,10 @@ export function summarise(key: Omit<Row, keyof Figures | 'min' | 'max'>, reps: F
     min[f] = round(Math.min(...xs));
     max[f] = round(Math.max(...xs));
   }
-  if (reps.length > 1) { row.min = min; row.max = max; }
+  if (reps.length > 1) {
+    row.min = min;
+    row.max = max;
+  }
   return row;
 }
 
@@ -143,7 +179,13 @@ function round(x: number): number {
  * Print the result: with `--json` one JSON object on stdout; otherwise the
  * conditions, a table, and each row's ratio to `baseline` (same size/op).
  */
-export function report(args: BenchArgs, bench: string, rows: Row[], baseline: string, more: Record<string, unknown> = {}): void {
+export function report(
+  args: BenchArgs,
+  bench: string,
+  rows: Row[],
+  baseline: string,
+  more: Record<string, unknown> = {},
+): void {
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
   const cond = conditions(args.reps, more);
   if (args.json) {
@@ -151,21 +193,41 @@ export function report(args: BenchArgs, bench: string, rows: Row[], baseline: st
     return;
   }
   const lines: string[] = [];
-  lines.push(`bench ${bench}: ${Object.entries(cond).map(([k, v]) => `${k}=${v}`).join(' ')}`);
-  lines.push(`medians of ${args.reps} repetitions; ratio = figure / ${baseline} at the same size (latency: lower is better)`);
+  lines.push(
+    `bench ${bench}: ${Object.entries(cond)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')}`,
+  );
+  lines.push(
+    `medians of ${args.reps} repetitions; ratio = figure / ${baseline} at the same size (latency: lower is better)`,
+  );
   const header = ['system', 'size/op', 'msgs/s', 'x', 'rtt p50 us', 'x', 'rtt p99 us', 'ops/s', 'p50 ms', 'p99 ms'];
   const table: string[][] = [header];
   for (const r of rows) {
     const base = rows.find((b) => b.system === baseline && b.size === r.size && b.op === r.op);
     const ratio = (f: keyof Figures) => (base?.[f] && r[f] !== undefined ? `${(r[f]! / base[f]!).toFixed(2)}` : '');
     table.push([
-      r.system, String(r.size ?? r.op ?? ''), fmt(r.msgsPerSec), ratio('msgsPerSec'),
-      fmt(r.rttP50Us), ratio('rttP50Us'), fmt(r.rttP99Us), fmt(r.opsPerSec), fmt(r.p50Ms), fmt(r.p99Ms),
+      r.system,
+      String(r.size ?? r.op ?? ''),
+      fmt(r.msgsPerSec),
+      ratio('msgsPerSec'),
+      fmt(r.rttP50Us),
+      ratio('rttP50Us'),
+      fmt(r.rttP99Us),
+      fmt(r.opsPerSec),
+      fmt(r.p50Ms),
+      fmt(r.p99Ms),
     ]);
   }
   const used = header.map((_, i) => table.slice(1).some((row) => row[i] !== ''));
   const widths = header.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-  for (const row of table) lines.push(row.filter((_, i) => used[i]).map((c, i) => c.padStart(widths.filter((_, j) => used[j])[i]!)).join('  '));
+  for (const row of table)
+    lines.push(
+      row
+        .filter((_, i) => used[i])
+        .map((c, i) => c.padStart(widths.filter((_, j) => used[j])[i]!))
+        .join('  '),
+    );
   process.stdout.write(lines.join('\n') + '\n');
 }
 

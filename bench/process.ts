@@ -31,14 +31,19 @@ function tpCount(system: System, size: number, count: number): number {
 interface NodeIpc {
   config: Record<string, unknown>;
   serve(path: string, cb: () => void): void;
-  server: { on(ev: string, cb: (data: unknown, socket: Socket) => void): void; emit(socket: Socket, ev: string, data: unknown): void; start(): void; stop(): void };
+  server: {
+    on(ev: string, cb: (data: unknown, socket: Socket) => void): void;
+    emit(socket: Socket, ev: string, data: unknown): void;
+    start(): void;
+    stop(): void;
+  };
   connectTo(id: string, path: string, cb: () => void): void;
   of: Record<string, { on(ev: string, cb: (data?: unknown) => void): void; emit(ev: string, data: unknown): void }>;
   disconnect(id: string): void;
 }
 async function nodeIpc(): Promise<NodeIpc> {
   const spec: string = '@achrinza/node-ipc';
-  const mod = await import(spec) as { IPCModule: new () => NodeIpc };
+  const mod = (await import(spec)) as { IPCModule: new () => NodeIpc };
   return new mod.IPCModule();
 }
 
@@ -59,11 +64,27 @@ async function child(): Promise<void> {
   let got = 0;
   let teardown: (() => Promise<void> | void) | null = null;
   const reply = (r: Reply) => process.send!(r);
-  const count = (n = 1) => { got += n; if (got >= expect) { expect = Infinity; reply({ done: got }); } };
+  const count = (n = 1) => {
+    got += n;
+    if (got >= expect) {
+      expect = Infinity;
+      reply({ done: got });
+    }
+  };
   process.on('message', async (cmd: Cmd) => {
     try {
-      if (cmd.op === 'expect') { got = 0; expect = cmd.n; reply({ ok: true }); return; }
-      if (cmd.op === 'teardown') { await teardown?.(); teardown = null; reply({ ok: true }); return; }
+      if (cmd.op === 'expect') {
+        got = 0;
+        expect = cmd.n;
+        reply({ ok: true });
+        return;
+      }
+      if (cmd.op === 'teardown') {
+        await teardown?.();
+        teardown = null;
+        reply({ ok: true });
+        return;
+      }
       const { system, mode, size, dir } = cmd;
       if (system === 'node-ipc') {
         const ipc = await nodeIpc();
@@ -73,15 +94,23 @@ async function child(): Promise<void> {
           ipc.serve(path, () => {
             let batch = 0;
             ipc.server.on('msg', (data: unknown, socket: Socket) => {
-              if (mode === 'rtt') { ipc.server.emit(socket, 'msg', data); return; }
+              if (mode === 'rtt') {
+                ipc.server.emit(socket, 'msg', data);
+                return;
+              }
               count();
-              if (++batch === NODE_IPC_BATCH) { batch = 0; ipc.server.emit(socket, 'ack', null); }
+              if (++batch === NODE_IPC_BATCH) {
+                batch = 0;
+                ipc.server.emit(socket, 'ack', null);
+              }
             });
             resolve();
           });
           ipc.server.start();
         });
-        teardown = () => { ipc.server.stop(); };
+        teardown = () => {
+          ipc.server.stop();
+        };
         reply({ ok: true, address: path });
       } else if (system === 'zeromq-ipc') {
         const zmq = await import('zeromq');
@@ -89,13 +118,24 @@ async function child(): Promise<void> {
         const ep = `ipc://${join(dir, `zmq-${process.pid}-${size}-${mode}.sock`)}`;
         await pull.bind(ep);
         let push: InstanceType<typeof zmq.Push> | null = null;
-        if (mode === 'rtt') { push = new zmq.Push(); push.connect(cmd.address as string); }
+        if (mode === 'rtt') {
+          push = new zmq.Push();
+          push.connect(cmd.address as string);
+        }
         void (async () => {
           try {
-            for await (const [msg] of pull) { if (push) await push.send(msg!); else count(); }
-          } catch { /* closed */ }
+            for await (const [msg] of pull) {
+              if (push) await push.send(msg!);
+              else count();
+            }
+          } catch {
+            /* closed */
+          }
         })();
-        teardown = () => { pull.close(); push?.close(); };
+        teardown = () => {
+          pull.close();
+          push?.close();
+        };
         reply({ ok: true, address: ep });
       } else if (system === 'net-naive') {
         const path = join(dir, `net-${process.pid}-${size}-${mode}.sock`);
@@ -111,33 +151,49 @@ async function child(): Promise<void> {
             } else {
               // Echo whole frames only, one write per frame, as the sender does.
               bytes += c.length;
-              while (bytes >= frame) { bytes -= frame; s.write(pingFrame(size)); }
+              while (bytes >= frame) {
+                bytes -= frame;
+                s.write(pingFrame(size));
+              }
             }
           });
           s.on('error', () => {});
         });
         await new Promise<void>((r) => server.listen(path, r));
-        teardown = () => { server.close(); };
+        teardown = () => {
+          server.close();
+        };
         reply({ ok: true, address: path });
       } else {
         const reg = new PrimitiveRegistry({ channelDefaults: { runtimeDir: dir } });
         const rx = await reg.open('queueConditionProcess');
         let tx: Channel | null = null;
-        if (mode === 'rtt') tx = await reg.open('queueConditionProcess', { address: cmd.address as Record<string, unknown> });
+        if (mode === 'rtt')
+          tx = await reg.open('queueConditionProcess', { address: cmd.address as Record<string, unknown> });
         let stop = false;
         void (async () => {
           try {
             while (!stop) {
-              if (tx) { await tx.send(await rx.receive()); continue; }
+              if (tx) {
+                await tx.send(await rx.receive());
+                continue;
+              }
               let n = 0;
               while (rx.tryReceive() !== undefined) n++;
               if (n > 0) count(n);
               await rx.receive();
               count();
             }
-          } catch { /* closed */ }
+          } catch {
+            /* closed */
+          }
         })();
-        teardown = async () => { stop = true; await tx?.close(); await rx.close(); await reg.close(); };
+        teardown = async () => {
+          stop = true;
+          await tx?.close();
+          await rx.close();
+          await reg.close();
+        };
         reply({ ok: true, address: rx.address });
       }
     } catch (err) {
@@ -150,7 +206,11 @@ async function child(): Promise<void> {
 const pings = new Map<number, Buffer>();
 function pingFrame(size: number): Buffer {
   let b = pings.get(size);
-  if (!b) { b = Buffer.alloc(size + 4, 7); b.writeUInt32LE(size, 0); pings.set(size, b); }
+  if (!b) {
+    b = Buffer.alloc(size + 4, 7);
+    b.writeUInt32LE(size, 0);
+    pings.set(size, b);
+  }
   return b;
 }
 
@@ -162,26 +222,42 @@ class Peer {
   #waiting: Array<(r: Reply) => void> = [];
   #done: ((n: number) => void) | null = null;
   constructor(script: string) {
-    this.proc = fork(script, [], { env: { ...process.env, AMIX_BENCH_PROCESS_CHILD: '1' }, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+    this.proc = fork(script, [], {
+      env: { ...process.env, AMIX_BENCH_PROCESS_CHILD: '1' },
+      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    });
     this.proc.stdout!.pipe(process.stderr);
     this.proc.on('message', (r: Reply) => {
-      if ('done' in r) { const d = this.#done; this.#done = null; d?.(r.done); return; }
+      if ('done' in r) {
+        const d = this.#done;
+        this.#done = null;
+        d?.(r.done);
+        return;
+      }
       this.#waiting.shift()?.(r);
     });
   }
   async ask(cmd: Cmd): Promise<{ address?: unknown }> {
-    const r = await new Promise<Reply>((resolve) => { this.#waiting.push(resolve); this.proc.send(cmd); });
+    const r = await new Promise<Reply>((resolve) => {
+      this.#waiting.push(resolve);
+      this.proc.send(cmd);
+    });
     if ('error' in r) throw new Error(`child failed on ${cmd.op}: ${r.error}`);
     return r as { address?: unknown };
   }
   /** Arm the child to report when `n` messages arrived; resolves (once armed) with the wait for that report. */
   async expect(n: number): Promise<{ done: Promise<number> }> {
-    const done = new Promise<number>((r) => { this.#done = r; });
+    const done = new Promise<number>((r) => {
+      this.#done = r;
+    });
     await this.ask({ op: 'expect', n });
     return { done };
   }
   close(): Promise<void> {
-    return new Promise((r) => { this.proc.once('exit', () => r()); this.proc.disconnect(); });
+    return new Promise((r) => {
+      this.proc.once('exit', () => r());
+      this.proc.disconnect();
+    });
   }
 }
 
@@ -199,12 +275,24 @@ async function driver(system: System, mode: 'tp' | 'rtt', size: number, peer: Pe
     Object.assign(ipc.config, { silent: true, id: `amixbenchparent${process.pid}`, maxRetries: 0 });
     const { address } = await peer.ask({ op: 'setup', system, mode, size, dir });
     const id = 'server';
-    await new Promise<void>((resolve) => { ipc.connectTo(id, address as string, () => { ipc.of[id]!.on('connect', () => resolve()); }); });
+    await new Promise<void>((resolve) => {
+      ipc.connectTo(id, address as string, () => {
+        ipc.of[id]!.on('connect', () => resolve());
+      });
+    });
     const conn = ipc.of[id]!;
     let pong: (() => void) | null = null;
     let acked: (() => void) | null = null;
-    conn.on('msg', () => { const p = pong; pong = null; p?.(); });
-    conn.on('ack', () => { const a = acked; acked = null; a?.(); });
+    conn.on('msg', () => {
+      const p = pong;
+      pong = null;
+      p?.();
+    });
+    conn.on('ack', () => {
+      const a = acked;
+      acked = null;
+      a?.();
+    });
     return {
       async throughput(n) {
         // node-ipc only parses when its receive buffer ends on a delimiter, so an
@@ -212,14 +300,26 @@ async function driver(system: System, mode: 'tp' | 'rtt', size: number, peer: Pe
         // of NODE_IPC_BATCH and wait for the receiver's ack of each.
         for (let i = 0; i < n;) {
           const k = Math.min(NODE_IPC_BATCH, n - i);
-          const ack = k === NODE_IPC_BATCH ? new Promise<void>((r) => { acked = r; }) : null;
+          const ack =
+            k === NODE_IPC_BATCH
+              ? new Promise<void>((r) => {
+                  acked = r;
+                })
+              : null;
           for (let j = 0; j < k; j++) conn.emit('msg', payload);
           i += k;
           await ack;
         }
       },
-      roundTrip: () => new Promise<void>((r) => { pong = r; conn.emit('msg', payload); }),
-      async close() { ipc.disconnect(id); await peer.ask({ op: 'teardown' }); },
+      roundTrip: () =>
+        new Promise<void>((r) => {
+          pong = r;
+          conn.emit('msg', payload);
+        }),
+      async close() {
+        ipc.disconnect(id);
+        await peer.ask({ op: 'teardown' });
+      },
     };
   }
   if (system === 'zeromq-ipc') {
@@ -235,29 +335,58 @@ async function driver(system: System, mode: 'tp' | 'rtt', size: number, peer: Pe
     const { address } = await peer.ask({ op: 'setup', system, mode, size, dir, address: back });
     push.connect(address as string);
     return {
-      async throughput(n) { for (let i = 0; i < n; i++) await push.send(payload); },
-      async roundTrip() { await push.send(payload); await pull!.receive(); },
-      async close() { push.close(); pull?.close(); await peer.ask({ op: 'teardown' }); },
+      async throughput(n) {
+        for (let i = 0; i < n; i++) await push.send(payload);
+      },
+      async roundTrip() {
+        await push.send(payload);
+        await pull!.receive();
+      },
+      async close() {
+        push.close();
+        pull?.close();
+        await peer.ask({ op: 'teardown' });
+      },
     };
   }
   if (system === 'net-naive') {
     const { address } = await peer.ask({ op: 'setup', system, mode, size, dir });
     const s = netConnect(address as string);
-    await new Promise<void>((r, j) => { s.once('connect', r); s.once('error', j); });
+    await new Promise<void>((r, j) => {
+      s.once('connect', r);
+      s.once('error', j);
+    });
     const frame = pingFrame(size);
     let acc = 0;
     let pong: (() => void) | null = null;
-    s.on('data', (c: Buffer) => { acc += c.length; if (acc >= frame.length) { acc -= frame.length; const p = pong; pong = null; p?.(); } });
+    s.on('data', (c: Buffer) => {
+      acc += c.length;
+      if (acc >= frame.length) {
+        acc -= frame.length;
+        const p = pong;
+        pong = null;
+        p?.();
+      }
+    });
     return {
       async throughput(n) {
         for (let i = 0; i < n; i++) {
           // One write per message: a fresh frame each time, as an application building messages would.
-          const b = Buffer.allocUnsafe(frame.length); b.writeUInt32LE(size, 0); payload.copy(b, 4);
+          const b = Buffer.allocUnsafe(frame.length);
+          b.writeUInt32LE(size, 0);
+          payload.copy(b, 4);
           if (!s.write(b)) await new Promise((r) => s.once('drain', r));
         }
       },
-      roundTrip: () => new Promise<void>((r) => { pong = r; s.write(frame); }),
-      async close() { s.destroy(); await peer.ask({ op: 'teardown' }); },
+      roundTrip: () =>
+        new Promise<void>((r) => {
+          pong = r;
+          s.write(frame);
+        }),
+      async close() {
+        s.destroy();
+        await peer.ask({ op: 'teardown' });
+      },
     };
   }
   const reg = new PrimitiveRegistry({ channelDefaults: { runtimeDir: dir } });
@@ -270,14 +399,25 @@ async function driver(system: System, mode: 'tp' | 'rtt', size: number, peer: Pe
       // The public API's fast path: trySend, and an awaited send only when it would have to wait.
       for (let i = 0; i < n; i++) if (!tx.trySend(payload)) await tx.send(payload);
     },
-    async roundTrip() { await tx.send(payload); await rx!.receive(); },
-    async close() { await tx.close(); await rx?.close(); await reg.close(); await peer.ask({ op: 'teardown' }); },
+    async roundTrip() {
+      await tx.send(payload);
+      await rx!.receive();
+    },
+    async close() {
+      await tx.close();
+      await rx?.close();
+      await reg.close();
+      await peer.ask({ op: 'teardown' });
+    },
   };
 }
 
 async function main(): Promise<void> {
-  const args = parseBenchArgs('process', { reps: 3, quickReps: 2, sizes: [64, 4096], count: 50_000, quickCount: 10_000, rtts: 4000, quickRtts: 1000 },
-    { only: { type: 'string' } });
+  const args = parseBenchArgs(
+    'process',
+    { reps: 3, quickReps: 2, sizes: [64, 4096], count: 50_000, quickCount: 10_000, rtts: 4000, quickRtts: 1000 },
+    { only: { type: 'string' } },
+  );
   const only = typeof args.extra.only === 'string' ? args.extra.only.split(',') : null;
   const systems = SYSTEMS.filter((s) => !only || only.includes(s) || only.includes(s.replace('amix:', '')));
   const script = fileURLToPath(import.meta.url);
@@ -343,14 +483,26 @@ async function main(): Promise<void> {
     for (const p of peers.values()) await p.close();
     rmSync(dir, { recursive: true, force: true });
   }
-  rows.sort((a, b) => systems.indexOf(a.system as System) - systems.indexOf(b.system as System) || (a.size ?? 0) - (b.size ?? 0));
+  rows.sort(
+    (a, b) =>
+      systems.indexOf(a.system as System) - systems.indexOf(b.system as System) || (a.size ?? 0) - (b.size ?? 0),
+  );
   report(args, 'process', rows, 'node-ipc', {
     label: `process systems=${systems.join(',')} sizes=${args.sizes.join(',')} rtts=${args.rtts}`,
     // Messages per throughput repetition, by system and size (same order as sizes).
-    throughputCounts: Object.entries(counts).map(([k, v]) => `${k}:${v.join('/')}`).join(','),
+    throughputCounts: Object.entries(counts)
+      .map(([k, v]) => `${k}:${v.join('/')}`)
+      .join(','),
     loadavg: loadavg().map((x) => Math.round(x * 100) / 100),
   });
 }
 
 if (process.env.AMIX_BENCH_PROCESS_CHILD === '1') void child();
-else main().then(() => process.exit(0), (err) => { process.stderr.write(`bench process failed: ${(err as Error).stack ?? String(err)}\n`); process.exit(1); });
+else
+  main().then(
+    () => process.exit(0),
+    (err) => {
+      process.stderr.write(`bench process failed: ${(err as Error).stack ?? String(err)}\n`);
+      process.exit(1);
+    },
+  );

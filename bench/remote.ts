@@ -94,7 +94,10 @@ async function childMain(): Promise<void> {
           const push = new zmq.Push({ linger: 0 });
           push.connect(c.back as string);
           say({ ready: pull.lastEndpoint });
-          for (let i = 0; i < c.count; i++) { const [m] = await pull.receive(); await push.send(m!); }
+          for (let i = 0; i < c.count; i++) {
+            const [m] = await pull.receive();
+            await push.send(m!);
+          }
           push.close();
         }
         pull.close();
@@ -117,23 +120,45 @@ async function childMain(): Promise<void> {
       say({ done: true });
     })().catch((err: Error) => say({ error: err.stack ?? err.message }));
   });
-  process.on('disconnect', () => { void reg.close().finally(() => process.exit(0)); });
+  process.on('disconnect', () => {
+    void reg.close().finally(() => process.exit(0));
+  });
 }
 
 // ---------------------------------------------------------------------------
 // The parent side.
 
-async function ask(child: ChildProcess, c: Command): Promise<{ ready: unknown; mark: Promise<void>; done: Promise<void> }> {
+async function ask(
+  child: ChildProcess,
+  c: Command,
+): Promise<{ ready: unknown; mark: Promise<void>; done: Promise<void> }> {
   let resolveMark!: () => void;
-  const mark = new Promise<void>((res) => { resolveMark = res; });
+  const mark = new Promise<void>((res) => {
+    resolveMark = res;
+  });
   let resolveDone!: () => void;
   let rejectDone!: (e: Error) => void;
-  const done = new Promise<void>((res, rej) => { resolveDone = res; rejectDone = rej; });
+  const done = new Promise<void>((res, rej) => {
+    resolveDone = res;
+    rejectDone = rej;
+  });
   const ready = await new Promise<unknown>((resolve, reject) => {
     const on = (r: Reply) => {
-      if ('error' in r) { child.off('message', on); const e = new Error(`child: ${r.error}`); reject(e); rejectDone(e); return; }
-      if ('ready' in r) { resolve(r.ready); return; }
-      if ('mark' in r) { resolveMark(); return; }
+      if ('error' in r) {
+        child.off('message', on);
+        const e = new Error(`child: ${r.error}`);
+        reject(e);
+        rejectDone(e);
+        return;
+      }
+      if ('ready' in r) {
+        resolve(r.ready);
+        return;
+      }
+      if ('mark' in r) {
+        resolveMark();
+        return;
+      }
       child.off('message', on);
       resolveDone();
     };
@@ -143,7 +168,13 @@ async function ask(child: ChildProcess, c: Command): Promise<{ ready: unknown; m
   return { ready, mark, done };
 }
 
-async function parentThroughput(child: ChildProcess, reg: PrimitiveRegistry, system: ChildSystem, size: number, count: number): Promise<Figures> {
+async function parentThroughput(
+  child: ChildProcess,
+  reg: PrimitiveRegistry,
+  system: ChildSystem,
+  size: number,
+  count: number,
+): Promise<Figures> {
   const msg = payload(size);
   // Untimed warm-up messages first, so connection set-up and JIT do not count.
   const warm = Math.min(20_000, Math.ceil(count / 5));
@@ -173,14 +204,26 @@ async function parentThroughput(child: ChildProcess, reg: PrimitiveRegistry, sys
   return { msgsPerSec: (count / ms) * 1000 };
 }
 
-async function parentRtt(child: ChildProcess, reg: PrimitiveRegistry, system: ChildSystem, size: number, rtts: number): Promise<Figures> {
+async function parentRtt(
+  child: ChildProcess,
+  reg: PrimitiveRegistry,
+  system: ChildSystem,
+  size: number,
+  rtts: number,
+): Promise<Figures> {
   const msg = payload(size);
   const h = latencyHistogram();
   const warm = Math.min(200, Math.floor(rtts / 10));
   if (system === 'zeromq-tcp') {
     const pull = new zmq.Pull({ linger: 0 });
     await pull.bind('tcp://127.0.0.1:*');
-    const { ready, done } = await ask(child, { cmd: 'echo', system, size, count: rtts + warm, back: pull.lastEndpoint });
+    const { ready, done } = await ask(child, {
+      cmd: 'echo',
+      system,
+      size,
+      count: rtts + warm,
+      back: pull.lastEndpoint,
+    });
     const push = new zmq.Push({ linger: 0 });
     push.connect(ready as string);
     for (let i = 0; i < rtts + warm; i++) {
@@ -211,7 +254,6 @@ async function parentRtt(child: ChildProcess, reg: PrimitiveRegistry, system: Ch
   return { rttP50Us: h.p50(), rttP99Us: h.p99() };
 }
 
-
 // ---------------------------------------------------------------------------
 // amix:daemon: two amixd peered over loopback, a point on each.
 
@@ -231,12 +273,18 @@ async function freePort(): Promise<number> {
 }
 
 /** One amixd this bench started, with what it wrote on stderr. */
-interface Amixd { name: string; proc: ChildProcess; dir: string; stderr: string[] }
+interface Amixd {
+  name: string;
+  proc: ChildProcess;
+  dir: string;
+  stderr: string[];
+}
 
 /** Start amixd in the foreground; resolves once it says `ready` on stdout. */
 async function startAmixd(name: string, dir: string, extra: string[]): Promise<Amixd> {
   const proc = spawn(process.execPath, [AMIXD, '--dir', dir, '--quiet', ...extra], {
-    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, AMIXD_READY_FD: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, AMIXD_READY_FD: '1' },
   });
   const d: Amixd = { name, proc, dir, stderr: [] };
   proc.stderr!.setEncoding('utf8').on('data', (s: string) => d.stderr.push(s));
@@ -246,9 +294,15 @@ async function startAmixd(name: string, dir: string, extra: string[]): Promise<A
       let out = '';
       proc.stdout!.setEncoding('utf8').on('data', (s: string) => {
         out += s;
-        if (out.includes('\n')) { clearTimeout(timer); resolve(); }
+        if (out.includes('\n')) {
+          clearTimeout(timer);
+          resolve();
+        }
       });
-      proc.once('exit', (code, sig) => { clearTimeout(timer); reject(new Error(`amixd ${name} exited early (${code ?? sig}): ${d.stderr.join('').trim()}`)); });
+      proc.once('exit', (code, sig) => {
+        clearTimeout(timer);
+        reject(new Error(`amixd ${name} exited early (${code ?? sig}): ${d.stderr.join('').trim()}`));
+      });
     });
   } catch (err) {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
@@ -259,7 +313,8 @@ async function startAmixd(name: string, dir: string, extra: string[]): Promise<A
 
 /** SIGTERM, then SIGKILL after 10 s; resolves with how it ended. */
 async function stopAmixd(d: Amixd): Promise<string> {
-  if (d.proc.exitCode !== null || d.proc.signalCode !== null) return `had already exited (${d.proc.exitCode ?? d.proc.signalCode})`;
+  if (d.proc.exitCode !== null || d.proc.signalCode !== null)
+    return `had already exited (${d.proc.exitCode ?? d.proc.signalCode})`;
   const exited = once(d.proc, 'exit');
   d.proc.kill('SIGTERM');
   const timer = setTimeout(() => d.proc.kill('SIGKILL'), 10_000);
@@ -281,7 +336,13 @@ function rssKiB(pid: number | undefined): number | undefined {
 /** The two peered daemons and a client on each, shared by every amix:daemon repetition. */
 class DaemonPair {
   rep = 0;
-  private constructor(readonly base: string, readonly a: Amixd, readonly b: Amixd, readonly ca: DaemonClient, readonly cb: DaemonClient) {}
+  private constructor(
+    readonly base: string,
+    readonly a: Amixd,
+    readonly b: Amixd,
+    readonly ca: DaemonClient,
+    readonly cb: DaemonClient,
+  ) {}
 
   static async start(): Promise<DaemonPair> {
     const base = await mkdtemp(join(tmpdir(), 'amix-bench-remote-'));
@@ -293,7 +354,10 @@ class DaemonPair {
         for (let attempt = 1; ; attempt++) {
           const listen = `tcp://127.0.0.1:${await freePort()}`;
           try {
-            return { d: await startAmixd(name, join(base, `${name.toLowerCase()}${attempt}`), ['--listen', listen, ...extra]), listen };
+            return {
+              d: await startAmixd(name, join(base, `${name.toLowerCase()}${attempt}`), ['--listen', listen, ...extra]),
+              listen,
+            };
           } catch (err) {
             if (attempt >= 3) throw err;
           }
@@ -311,7 +375,10 @@ class DaemonPair {
       for (;;) {
         const { peers } = await ca.request<{ peers: PeerInfo[] }>('peers');
         if (peers.some((p) => p.state === 'up')) break;
-        if (Date.now() > deadline) throw new Error(`amixd B did not peer with A within 10 s: ${JSON.stringify(peers)}; B stderr: ${b.stderr.join('').trim()}`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `amixd B did not peer with A within 10 s: ${JSON.stringify(peers)}; B stderr: ${b.stderr.join('').trim()}`,
+          );
         await new Promise((r) => setTimeout(r, 50));
       }
       return new DaemonPair(base, a, b, ca, cb);
@@ -329,8 +396,24 @@ class DaemonPair {
     const tag = `${size}-${++this.rep}`;
     const gen = `bench-gen-${tag}`;
     const tally = `bench-tally-${tag}`;
-    await this.ca.request('point.register', { registration: { name: gen, location: GEN, role: 'sender', data: { size, count, warm }, characteristics: { scope: 'process' } } });
-    await this.cb.request('point.register', { registration: { name: tally, location: TALLY, role: 'both', data: { count, warm }, characteristics: { scope: 'process' } } });
+    await this.ca.request('point.register', {
+      registration: {
+        name: gen,
+        location: GEN,
+        role: 'sender',
+        data: { size, count, warm },
+        characteristics: { scope: 'process' },
+      },
+    });
+    await this.cb.request('point.register', {
+      registration: {
+        name: tally,
+        location: TALLY,
+        role: 'both',
+        data: { count, warm },
+        characteristics: { scope: 'process' },
+      },
+    });
     let result: ClientLink | undefined;
     let remote: string | undefined;
     try {
@@ -340,8 +423,11 @@ class DaemonPair {
       const m = await result.receive({ signal: AbortSignal.timeout(120_000) });
       const wallMs = performance.now() - t0;
       const r = JSON.parse(new TextDecoder().decode(m.data)) as { count: number; ns: number; bytes: number };
-      if (r.count !== count || r.bytes !== count * size) throw new Error(`tally got ${r.bytes} bytes in ${r.count} messages, expected ${count * size} in ${count}`);
-      progress(`  amix:daemon size=${size}: ${Math.round((count / r.ns) * 1e9)} msgs/s on tally's clock; ${Math.round(((warm + count) / wallMs) * 1000)} msgs/s from connect to result (${(wallMs / 1000).toFixed(2)} s, ${warm} warm-up messages and link set-up included); ${this.rss()}`);
+      if (r.count !== count || r.bytes !== count * size)
+        throw new Error(`tally got ${r.bytes} bytes in ${r.count} messages, expected ${count * size} in ${count}`);
+      progress(
+        `  amix:daemon size=${size}: ${Math.round((count / r.ns) * 1e9)} msgs/s on tally's clock; ${Math.round(((warm + count) / wallMs) * 1000)} msgs/s from connect to result (${(wallMs / 1000).toFixed(2)} s, ${warm} warm-up messages and link set-up included); ${this.rss()}`,
+      );
       return { msgsPerSec: (count / r.ns) * 1e9 };
     } finally {
       if (remote !== undefined) await this.ca.request('disconnect', { link: remote });
@@ -359,26 +445,46 @@ class DaemonPair {
   /** Close the clients, stop the daemons, report anything they wrote on stderr, remove the directories. */
   async stop(): Promise<void> {
     // Every repetition removed its points and links: say so if either daemon still holds some.
-    for (const [name, c] of [['A', this.ca], ['B', this.cb]] as const) {
-      const left = await Promise.all(['links', 'instances', 'point.ls'].map((op) => c.request<unknown[]>(op).then((r) => r.length, () => -1)));
-      if (left.some((n) => n !== 0)) process.stderr.write(`bench remote: amixd ${name} still holds links=${left[0]} instances=${left[1]} points=${left[2]} after the last repetition\n`);
+    for (const [name, c] of [
+      ['A', this.ca],
+      ['B', this.cb],
+    ] as const) {
+      const left = await Promise.all(
+        ['links', 'instances', 'point.ls'].map((op) =>
+          c.request<unknown[]>(op).then(
+            (r) => r.length,
+            () => -1,
+          ),
+        ),
+      );
+      if (left.some((n) => n !== 0))
+        process.stderr.write(
+          `bench remote: amixd ${name} still holds links=${left[0]} instances=${left[1]} points=${left[2]} after the last repetition\n`,
+        );
     }
     await this.ca.close().catch(() => {});
     await this.cb.close().catch(() => {});
     for (const d of [this.a, this.b]) {
       const how = await stopAmixd(d);
       const err = d.stderr.join('').trim();
-      if (how !== 'exit 0' || err) process.stderr.write(`bench remote: amixd ${d.name} ${how}${err ? `; its stderr:\n${err}` : ''}\n`);
+      if (how !== 'exit 0' || err)
+        process.stderr.write(`bench remote: amixd ${d.name} ${how}${err ? `; its stderr:\n${err}` : ''}\n`);
     }
     await rm(this.base, { recursive: true, force: true });
   }
 }
 
 async function parentMain(): Promise<void> {
-  const args = parseBenchArgs('remote', { reps: 5, quickReps: 2, sizes: [64, 4096], count: 60_000, quickCount: 30_000, rtts: 2_000, quickRtts: 800 },
-    { 'daemon-count': { type: 'string' } });
+  const args = parseBenchArgs(
+    'remote',
+    { reps: 5, quickReps: 2, sizes: [64, 4096], count: 60_000, quickCount: 30_000, rtts: 2_000, quickRtts: 800 },
+    { 'daemon-count': { type: 'string' } },
+  );
   const daemonCount = args.extra['daemon-count'] === undefined ? args.count : Number(args.extra['daemon-count']);
-  if (!Number.isSafeInteger(daemonCount) || daemonCount < 1) { process.stderr.write(`bench remote: --daemon-count must be a positive integer\n`); process.exit(2); }
+  if (!Number.isSafeInteger(daemonCount) || daemonCount < 1) {
+    process.stderr.write(`bench remote: --daemon-count must be a positive integer\n`);
+    process.exit(2);
+  }
   const child = fork(fileURLToPath(import.meta.url), ['--child'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   const exited = once(child, 'exit');
   const reg = new PrimitiveRegistry();
@@ -413,9 +519,13 @@ async function parentMain(): Promise<void> {
     await exited;
   }
   report(args, 'remote', rows, BASELINE, {
-    transport: 'tcp://127.0.0.1', processes: 2, count: args.count, rtts: args.rtts,
+    transport: 'tcp://127.0.0.1',
+    processes: 2,
+    count: args.count,
+    rtts: args.rtts,
     // amix:daemon: gen, amixd A, amixd B and tally are four processes; its round trip is not measured.
-    daemonProcesses: 4, daemonCount,
+    daemonProcesses: 4,
+    daemonCount,
   });
 }
 

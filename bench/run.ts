@@ -13,11 +13,17 @@ if (flags.includes('-h') || flags.includes('--help')) {
   process.exit(0);
 }
 const unknown = names.filter((n) => !ALL.includes(n));
-if (unknown.length) { process.stderr.write(`bench: unknown bench ${unknown.join(', ')}; known: ${ALL.join(', ')}\n`); process.exit(2); }
+if (unknown.length) {
+  process.stderr.write(`bench: unknown bench ${unknown.join(', ')}; known: ${ALL.join(', ')}\n`);
+  process.exit(2);
+}
 let failed = 0;
 for (const name of names.length ? names : ALL) {
   const script = fileURLToPath(new URL(`./${name}.js`, import.meta.url));
-  if (!existsSync(script)) { process.stderr.write(`bench: ${name} is not built yet, skipped\n`); continue; }
+  if (!existsSync(script)) {
+    process.stderr.write(`bench: ${name} is not built yet, skipped\n`);
+    continue;
+  }
   const r = spawnSync(process.execPath, ['--expose-gc', script, ...flags], { stdio: 'inherit' });
   if (r.status !== 0) failed++;
 }

@@ -25,7 +25,12 @@ import type { Channel } from '../lib/core/channel.js';
 import { latencyHistogram, parseBenchArgs, progress, report, summarise, type Figures, type Row } from './common.js';
 
 /** The systems of this bench, baseline first. */
-const SYSTEMS = ['postMessage', 'postMessage-batch64', 'amix:queueConditionThread', 'amix:queueConditionThread-batch64'] as const;
+const SYSTEMS = [
+  'postMessage',
+  'postMessage-batch64',
+  'amix:queueConditionThread',
+  'amix:queueConditionThread-batch64',
+] as const;
 type System = (typeof SYSTEMS)[number];
 const BASELINE: System = 'postMessage';
 /** postMessage is much slower: it gets this fraction of the messages, so each row runs for a similar time. */
@@ -60,7 +65,8 @@ async function workerMain(job: Job): Promise<void> {
     const batch = Array.from({ length: 64 }, () => payload(job.size));
     port.postMessage('ready');
     await once(port, 'message');
-    for (let i = 0; i < job.count; i += 64) await tx.sendMany(job.count - i >= 64 ? batch : batch.slice(0, job.count - i));
+    for (let i = 0; i < job.count; i += 64)
+      await tx.sendMany(job.count - i >= 64 ? batch : batch.slice(0, job.count - i));
     await tx.close();
     await reg.close();
     return;
@@ -95,7 +101,8 @@ async function workerMain(job: Job): Promise<void> {
     } else {
       // 64 distinct arrays: one array listed 64 times would be cloned once.
       const batch = Array.from({ length: 64 }, () => payload(job.size));
-      for (let i = 0; i < job.count; i += 64) port.postMessage(i + 64 <= job.count ? batch : batch.slice(0, job.count - i));
+      for (let i = 0; i < job.count; i += 64)
+        port.postMessage(i + 64 <= job.count ? batch : batch.slice(0, job.count - i));
     }
     return;
   }
@@ -156,7 +163,10 @@ async function throughput(system: System, size: number, count: number): Promise<
   const done = new Promise<void>((resolve) => {
     worker.on('message', (m: Uint8Array | Uint8Array[]) => {
       got += Array.isArray(m) ? m.length : 1;
-      if (got >= count) { t1 = performance.now(); resolve(); }
+      if (got >= count) {
+        t1 = performance.now();
+        resolve();
+      }
     });
   });
   const t0 = performance.now();
@@ -174,7 +184,10 @@ async function roundTrip(system: System, size: number, rtts: number): Promise<Fi
     const reg = new PrimitiveRegistry();
     const pong = await reg.open('queueConditionThread', { idle: 'spin' });
     const { worker, ready } = startWorker({ system, kind: 'rtt', size, count: rtts + warm, rx: pong.address });
-    const ping = await reg.open('queueConditionThread', { idle: 'spin', address: (await ready) as Record<string, unknown> });
+    const ping = await reg.open('queueConditionThread', {
+      idle: 'spin',
+      address: (await ready) as Record<string, unknown>,
+    });
     for (let i = 0; i < rtts + warm; i++) {
       const t0 = performance.now();
       if (!ping.trySend(msg)) await ping.send(msg);
@@ -184,7 +197,8 @@ async function roundTrip(system: System, size: number, rtts: number): Promise<Fi
       if (i >= warm) h.record(us);
     }
     await once(worker, 'exit');
-    await ping.close(); await pong.close();
+    await ping.close();
+    await pong.close();
     await reg.close();
     return { rttP50Us: h.p50(), rttP99Us: h.p99() };
   }
@@ -208,7 +222,15 @@ function countFor(count: number, system: System, size: number): number {
 }
 
 async function main(): Promise<void> {
-  const args = parseBenchArgs('thread', { reps: 5, quickReps: 1, sizes: [64, 4096], count: 1_200_000, quickCount: 300_000, rtts: 12_000, quickRtts: 3_000 });
+  const args = parseBenchArgs('thread', {
+    reps: 5,
+    quickReps: 1,
+    sizes: [64, 4096],
+    count: 1_200_000,
+    quickCount: 300_000,
+    rtts: 12_000,
+    quickRtts: 3_000,
+  });
   const rows: Row[] = [];
   for (const size of args.sizes) {
     const reps = new Map<System, Figures[]>(SYSTEMS.map((s) => [s, []]));
@@ -228,7 +250,9 @@ async function main(): Promise<void> {
     for (const system of SYSTEMS) rows.push(summarise({ system, size }, reps.get(system)!));
   }
   report(args, 'thread', rows, BASELINE, {
-    count: args.count, countRule: 'amix: count (size <= 1 KiB) or count/4; postMessage rows: a tenth of that', rtts: args.rtts,
+    count: args.count,
+    countRule: 'amix: count (size <= 1 KiB) or count/4; postMessage rows: a tenth of that',
+    rtts: args.rtts,
     direction: 'worker to main thread (throughput); main to worker and back (round trip)',
     amixIdle: 'spinThenBlock (throughput), spin (round trip)',
   });

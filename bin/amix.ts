@@ -8,11 +8,26 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { DAEMON_FILES, DaemonClient, defaultDaemonDir, ensurePrivateDir, generateKeyPair, isAmixError, isAlive, saveKeyPair } from '../lib/index.js';
+import {
+  DAEMON_FILES,
+  DaemonClient,
+  defaultDaemonDir,
+  ensurePrivateDir,
+  generateKeyPair,
+  isAmixError,
+  isAlive,
+  saveKeyPair,
+} from '../lib/index.js';
 
 type Opts = NonNullable<ParseArgsConfig['options']>;
 type Values = Record<string, string | boolean | undefined>;
-interface Verb { usage: string; options?: Opts; min?: number; max?: number; run(pos: string[], v: Values): Promise<unknown> }
+interface Verb {
+  usage: string;
+  options?: Opts;
+  min?: number;
+  max?: number;
+  run(pos: string[], v: Values): Promise<unknown>;
+}
 
 class Misuse extends Error {}
 const common: Opts = { dir: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
@@ -24,20 +39,39 @@ function out(v: Values, data: unknown, human: () => string): void {
 
 function table(rows: Array<Record<string, unknown>>, cols: string[]): string {
   if (rows.length === 0) return '(none)';
-  const cell = (x: unknown) => (x === undefined || x === null ? '' : Array.isArray(x) ? x.join(',') : typeof x === 'object' ? JSON.stringify(x) : String(x));
+  const cell = (x: unknown) =>
+    x === undefined || x === null
+      ? ''
+      : Array.isArray(x)
+        ? x.join(',')
+        : typeof x === 'object'
+          ? JSON.stringify(x)
+          : String(x);
   const w = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (xs: string[]) => xs.map((x, i) => x.padEnd(w[i]!)).join('  ').trimEnd();
+  const line = (xs: string[]) =>
+    xs
+      .map((x, i) => x.padEnd(w[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(cols.map((c) => c.toUpperCase())), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n');
 }
 
 async function client(v: Values): Promise<DaemonClient> {
-  return DaemonClient.connect({ ...(v.dir ? { dir: v.dir as string } : {}), name: `amix ${process.argv[2] ?? ''}`.trim() });
+  return DaemonClient.connect({
+    ...(v.dir ? { dir: v.dir as string } : {}),
+    name: `amix ${process.argv[2] ?? ''}`.trim(),
+  });
 }
 
 /** Run one request against the daemon and print its result. */
 async function simple(v: Values, op: string, args: Record<string, unknown>, human: (r: any) => string): Promise<void> {
   const c = await client(v);
-  try { const r = await c.request(op, args); out(v, r, () => human(r)); } finally { await c.close(); }
+  try {
+    const r = await c.request(op, args);
+    out(v, r, () => human(r));
+  } finally {
+    await c.close();
+  }
 }
 
 function int(v: Values, k: string): number | undefined {
@@ -54,7 +88,10 @@ const verbs: Record<string, Verb> = {
     async run(_, v) {
       const dir = (v.dir as string | undefined) ?? defaultDaemonDir();
       const socket = join(dir, DAEMON_FILES.socket);
-      if (await isAlive(socket)) { out(v, { running: true, dir }, () => `amixd already running in ${dir}`); return; }
+      if (await isAlive(socket)) {
+        out(v, { running: true, dir }, () => `amixd already running in ${dir}`);
+        return;
+      }
       await ensurePrivateDir(dir);
       // The daemon and the point processes it forks write to this file, never
       // to a pipe of ours that closes when this command exits.
@@ -63,10 +100,13 @@ const verbs: Record<string, Verb> = {
       const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log] });
       closeSync(log);
       let exited: number | null | undefined;
-      child.once('exit', (code) => { exited = code; });
+      child.once('exit', (code) => {
+        exited = code;
+      });
       const deadline = Date.now() + 15_000;
       while (!(await isAlive(socket))) {
-        if (exited !== undefined) throw new Error(`amixd exited with code ${exited} before it was ready (see ${join(dir, 'amixd.log')})`);
+        if (exited !== undefined)
+          throw new Error(`amixd exited with code ${exited} before it was ready (see ${join(dir, 'amixd.log')})`);
         if (Date.now() > deadline) throw new Error(`amixd did not listen within 15 s (see ${join(dir, 'amixd.log')})`);
         await new Promise((r) => setTimeout(r, 50));
       }
@@ -87,114 +127,303 @@ const verbs: Record<string, Verb> = {
   'daemon status': {
     usage: 'amix daemon status [--dir DIR] [--json]',
     async run(_, v) {
-      await simple(v, 'status', {}, (s) => `amixd ${s.pid} in ${s.dir}, up ${Math.round(s.uptimeMs / 1000)} s, ${s.containers.length}/${s.slots} slots, ${s.points} points, ${s.instances} instances, ${s.links} links\n${table(s.containers, ['id', 'name', 'pid', 'owner', 'links'])}`);
+      await simple(
+        v,
+        'status',
+        {},
+        (s) =>
+          `amixd ${s.pid} in ${s.dir}, up ${Math.round(s.uptimeMs / 1000)} s, ${s.containers.length}/${s.slots} slots, ${s.points} points, ${s.instances} instances, ${s.links} links\n${table(s.containers, ['id', 'name', 'pid', 'owner', 'links'])}`,
+      );
     },
   },
   'primitive add': {
-    usage: 'amix primitive add NAME LOCATION --scopes thread,process,remote [--max-bytes N] [--ordering fifo|unordered] [--delivery reliable|bestEffort]',
-    options: { scopes: { type: 'string' }, 'max-bytes': { type: 'string' }, ordering: { type: 'string' }, delivery: { type: 'string' } },
-    min: 2, max: 2,
+    usage:
+      'amix primitive add NAME LOCATION --scopes thread,process,remote [--max-bytes N] [--ordering fifo|unordered] [--delivery reliable|bestEffort]',
+    options: {
+      scopes: { type: 'string' },
+      'max-bytes': { type: 'string' },
+      ordering: { type: 'string' },
+      delivery: { type: 'string' },
+    },
+    min: 2,
+    max: 2,
     async run([name, location], v) {
       if (!v.scopes) throw new Misuse('--scopes is required');
       const loc = location!.startsWith('.') ? resolve(location!) : location!;
-      const registration = { name, location: loc, characteristics: { scopes: (v.scopes as string).split(','), maxMessageBytes: int(v, 'max-bytes') ?? 1 << 20, ordering: v.ordering ?? 'fifo', delivery: v.delivery ?? 'reliable' } };
+      const registration = {
+        name,
+        location: loc,
+        characteristics: {
+          scopes: (v.scopes as string).split(','),
+          maxMessageBytes: int(v, 'max-bytes') ?? 1 << 20,
+          ordering: v.ordering ?? 'fifo',
+          delivery: v.delivery ?? 'reliable',
+        },
+      };
       await simple(v, 'primitive.add', { registration }, (r) => `primitive ${r.name} registered (${r.state})`);
     },
   },
-  'primitive rm': { usage: 'amix primitive rm NAME', min: 1, max: 1, async run([name], v) { await simple(v, 'primitive.rm', { name }, () => `primitive ${name} removed`); } },
+  'primitive rm': {
+    usage: 'amix primitive rm NAME',
+    min: 1,
+    max: 1,
+    async run([name], v) {
+      await simple(v, 'primitive.rm', { name }, () => `primitive ${name} removed`);
+    },
+  },
   'primitive ls': {
     usage: 'amix primitive ls [--json]',
-    async run(_, v) { await simple(v, 'primitive.ls', {}, (r) => table(r.map((p: any) => ({ ...p, scopes: p.characteristics.scopes, maxBytes: p.characteristics.maxMessageBytes })), ['name', 'scopes', 'maxBytes', 'state', 'builtin', 'location'])); },
+    async run(_, v) {
+      await simple(v, 'primitive.ls', {}, (r) =>
+        table(
+          r.map((p: any) => ({ ...p, scopes: p.characteristics.scopes, maxBytes: p.characteristics.maxMessageBytes })),
+          ['name', 'scopes', 'maxBytes', 'state', 'builtin', 'location'],
+        ),
+      );
+    },
   },
   'point register': {
-    usage: 'amix point register NAME LOCATION [--scope thread|process] [--role sender|receiver|both] [--send-primitive P] [--receive-primitive P]\n  [--maxmsg N] [--minmsg N] [--idle] [--restart] [--termination message|signal|messageThenSignal] [--grace-ms N]\n  [--discard block|dropNewest|dropOldest|reject] [--private] [--max-connections N] [--data JSON] [--ephemeral]\n  [--attr KEY=VALUE]... [--private-attr KEY=VALUE]...   attributes for amix query (numbers and true/false are typed)',
+    usage:
+      'amix point register NAME LOCATION [--scope thread|process] [--role sender|receiver|both] [--send-primitive P] [--receive-primitive P]\n  [--maxmsg N] [--minmsg N] [--idle] [--restart] [--termination message|signal|messageThenSignal] [--grace-ms N]\n  [--discard block|dropNewest|dropOldest|reject] [--private] [--max-connections N] [--data JSON] [--ephemeral]\n  [--attr KEY=VALUE]... [--private-attr KEY=VALUE]...   attributes for amix query (numbers and true/false are typed)',
     options: {
-      scope: { type: 'string' }, role: { type: 'string' }, 'send-primitive': { type: 'string' }, 'receive-primitive': { type: 'string' },
-      maxmsg: { type: 'string' }, minmsg: { type: 'string' }, idle: { type: 'boolean' }, restart: { type: 'boolean' }, termination: { type: 'string' },
-      'grace-ms': { type: 'string' }, discard: { type: 'string' }, private: { type: 'boolean' }, 'max-connections': { type: 'string' }, data: { type: 'string' },
-      ephemeral: { type: 'boolean' }, attr: { type: 'string', multiple: true }, 'private-attr': { type: 'string', multiple: true },
+      scope: { type: 'string' },
+      role: { type: 'string' },
+      'send-primitive': { type: 'string' },
+      'receive-primitive': { type: 'string' },
+      maxmsg: { type: 'string' },
+      minmsg: { type: 'string' },
+      idle: { type: 'boolean' },
+      restart: { type: 'boolean' },
+      termination: { type: 'string' },
+      'grace-ms': { type: 'string' },
+      discard: { type: 'string' },
+      private: { type: 'boolean' },
+      'max-connections': { type: 'string' },
+      data: { type: 'string' },
+      ephemeral: { type: 'boolean' },
+      attr: { type: 'string', multiple: true },
+      'private-attr': { type: 'string', multiple: true },
     },
-    min: 2, max: 2,
+    min: 2,
+    max: 2,
     async run([name, location], v) {
       const c: Record<string, unknown> = {};
-      const set = (k: string, val: unknown) => { if (val !== undefined) c[k] = val; };
-      set('scope', v.scope); set('maxmsg', int(v, 'maxmsg')); set('minmsg', int(v, 'minmsg')); set('idle', v.idle); set('restart', v.restart);
-      set('termination', v.termination); set('graceMs', int(v, 'grace-ms')); set('discard', v.discard);
-      set('maxConnections', int(v, 'max-connections')); if (v.private) c.instancing = 'private';
+      const set = (k: string, val: unknown) => {
+        if (val !== undefined) c[k] = val;
+      };
+      set('scope', v.scope);
+      set('maxmsg', int(v, 'maxmsg'));
+      set('minmsg', int(v, 'minmsg'));
+      set('idle', v.idle);
+      set('restart', v.restart);
+      set('termination', v.termination);
+      set('graceMs', int(v, 'grace-ms'));
+      set('discard', v.discard);
+      set('maxConnections', int(v, 'max-connections'));
+      if (v.private) c.instancing = 'private';
       let data: unknown;
-      if (v.data !== undefined) { try { data = JSON.parse(v.data as string); } catch { throw new Misuse('--data must be JSON'); } }
+      if (v.data !== undefined) {
+        try {
+          data = JSON.parse(v.data as string);
+        } catch {
+          throw new Misuse('--data must be JSON');
+        }
+      }
       const loc = location!.startsWith('.') ? resolve(location!) : location!;
       const registration = {
-        name, location: loc, characteristics: c, ...(v.role ? { role: v.role } : {}), ...(data !== undefined ? { data } : {}),
-        ...(v['send-primitive'] ? { sendPrimitive: v['send-primitive'] } : {}), ...(v['receive-primitive'] ? { receivePrimitive: v['receive-primitive'] } : {}),
+        name,
+        location: loc,
+        characteristics: c,
+        ...(v.role ? { role: v.role } : {}),
+        ...(data !== undefined ? { data } : {}),
+        ...(v['send-primitive'] ? { sendPrimitive: v['send-primitive'] } : {}),
+        ...(v['receive-primitive'] ? { receivePrimitive: v['receive-primitive'] } : {}),
       };
       const attributes: Record<string, unknown> = {};
-      for (const [flag, visibility] of [['attr', 'public'], ['private-attr', 'private']] as const) {
+      for (const [flag, visibility] of [
+        ['attr', 'public'],
+        ['private-attr', 'private'],
+      ] as const) {
         for (const kv of (v[flag] as unknown as string[] | undefined) ?? []) {
           const eq = kv.indexOf('=');
           if (eq < 1) throw new Misuse(`--${flag} takes KEY=VALUE (got ${kv})`);
           const raw = kv.slice(eq + 1);
-          const value = raw === 'true' ? true : raw === 'false' ? false : raw !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw;
+          const value =
+            raw === 'true'
+              ? true
+              : raw === 'false'
+                ? false
+                : raw !== '' && Number.isFinite(Number(raw))
+                  ? Number(raw)
+                  : raw;
           attributes[kv.slice(0, eq)] = { value, visibility };
         }
       }
-      await simple(v, 'point.register', { registration, attributes, ephemeral: v.ephemeral === true }, (r) => `point ${r.name} registered as ${r.id} (${r.scope}, owner ${r.owner})`);
+      await simple(
+        v,
+        'point.register',
+        { registration, attributes, ephemeral: v.ephemeral === true },
+        (r) => `point ${r.name} registered as ${r.id} (${r.scope}, owner ${r.owner})`,
+      );
     },
   },
-  'point rm': { usage: 'amix point rm NAME   (owner or administrator only)', min: 1, max: 1, async run([name], v) { await simple(v, 'point.rm', { name }, () => `point ${name} removed`); } },
-  'point ls': { usage: 'amix point ls [--json]', async run(_, v) { await simple(v, 'point.ls', {}, (r) => table(r, ['id', 'name', 'scope', 'role', 'owner', 'sendPrimitive', 'receivePrimitive', 'instances'])); } },
-  'point show': {
-    usage: 'amix point show NAME|ID [--json]   (private attributes only for the owner or administrator)', min: 1, max: 1,
+  'point rm': {
+    usage: 'amix point rm NAME   (owner or administrator only)',
+    min: 1,
+    max: 1,
     async run([name], v) {
-      await simple(v, 'point.show', { name }, (r) => [
-        ...['id', 'name', 'owner'].map((k) => `${k}: ${r[k]}`),
-        `record: ${JSON.stringify(r.record)}`,
-        ...Object.entries(r.attributes as Record<string, { value: unknown; visibility: string }>).map(([k, a]) => `attribute ${k} = ${JSON.stringify(a.value)}${a.visibility === 'private' ? ' (private)' : ''}`),
-        `instances: ${(r.instances as Array<{ instance: string; state: string }>).map((i) => `${i.instance} ${i.state}`).join(', ') || 'none'}`,
-      ].join('\n'));
+      await simple(v, 'point.rm', { name }, () => `point ${name} removed`);
+    },
+  },
+  'point ls': {
+    usage: 'amix point ls [--json]',
+    async run(_, v) {
+      await simple(v, 'point.ls', {}, (r) =>
+        table(r, ['id', 'name', 'scope', 'role', 'owner', 'sendPrimitive', 'receivePrimitive', 'instances']),
+      );
+    },
+  },
+  'point show': {
+    usage: 'amix point show NAME|ID [--json]   (private attributes only for the owner or administrator)',
+    min: 1,
+    max: 1,
+    async run([name], v) {
+      await simple(v, 'point.show', { name }, (r) =>
+        [
+          ...['id', 'name', 'owner'].map((k) => `${k}: ${r[k]}`),
+          `record: ${JSON.stringify(r.record)}`,
+          ...Object.entries(r.attributes as Record<string, { value: unknown; visibility: string }>).map(
+            ([k, a]) => `attribute ${k} = ${JSON.stringify(a.value)}${a.visibility === 'private' ? ' (private)' : ''}`,
+          ),
+          `instances: ${(r.instances as Array<{ instance: string; state: string }>).map((i) => `${i.instance} ${i.state}`).join(', ') || 'none'}`,
+        ].join('\n'),
+      );
     },
   },
   query: {
-    usage: 'amix query EXPR [--limit N] [--offset N]   e.g. \'role = "receiver" and (region = "eu*" or not exists backup)\'',
-    options: { limit: { type: 'string' }, offset: { type: 'string' } }, min: 1, max: 1,
+    usage:
+      'amix query EXPR [--limit N] [--offset N]   e.g. \'role = "receiver" and (region = "eu*" or not exists backup)\'',
+    options: { limit: { type: 'string' }, offset: { type: 'string' } },
+    min: 1,
+    max: 1,
     async run([expr], v) {
-      await simple(v, 'query', { expr, ...(v.limit ? { limit: int(v, 'limit') } : {}), ...(v.offset ? { offset: int(v, 'offset') } : {}) },
-        (r) => `${table(r.points.map((p: any) => ({ id: p.id, name: p.name, owner: p.owner, role: p.record.role, attributes: Object.fromEntries(Object.entries(p.attributes).map(([k, a]: [string, any]) => [k, a.value])) })), ['id', 'name', 'owner', 'role', 'attributes'])}${r.more ? '\n(more: use --offset)' : ''}`);
+      await simple(
+        v,
+        'query',
+        { expr, ...(v.limit ? { limit: int(v, 'limit') } : {}), ...(v.offset ? { offset: int(v, 'offset') } : {}) },
+        (r) =>
+          `${table(
+            r.points.map((p: any) => ({
+              id: p.id,
+              name: p.name,
+              owner: p.owner,
+              role: p.record.role,
+              attributes: Object.fromEntries(Object.entries(p.attributes).map(([k, a]: [string, any]) => [k, a.value])),
+            })),
+            ['id', 'name', 'owner', 'role', 'attributes'],
+          )}${r.more ? '\n(more: use --offset)' : ''}`,
+      );
     },
   },
   connect: {
     usage: 'amix connect A B [--direction both|aToB|bToA|none|1-4] [--mode add|hold|conference]',
-    options: { direction: { type: 'string' }, mode: { type: 'string' } }, min: 2, max: 2,
+    options: { direction: { type: 'string' }, mode: { type: 'string' } },
+    min: 2,
+    max: 2,
     async run([a, b], v) {
-      await simple(v, 'connect', { a, b, ...(v.direction ? { direction: v.direction } : {}), ...(v.mode ? { mode: v.mode } : {}) }, (r) => `${r.id}: ${r.a} → ${r.b.join(',')} (${r.direction}, steps ${r.steps.join(',')})`);
+      await simple(
+        v,
+        'connect',
+        { a, b, ...(v.direction ? { direction: v.direction } : {}), ...(v.mode ? { mode: v.mode } : {}) },
+        (r) => `${r.id}: ${r.a} → ${r.b.join(',')} (${r.direction}, steps ${r.steps.join(',')})`,
+      );
     },
   },
   disconnect: {
-    usage: 'amix disconnect LINK [--terminate a|b|both]', options: { terminate: { type: 'string' } }, min: 1, max: 1,
-    async run([link], v) { await simple(v, 'disconnect', { link, ...(v.terminate ? { terminate: v.terminate } : {}) }, () => `${link} disconnected`); },
+    usage: 'amix disconnect LINK [--terminate a|b|both]',
+    options: { terminate: { type: 'string' } },
+    min: 1,
+    max: 1,
+    async run([link], v) {
+      await simple(
+        v,
+        'disconnect',
+        { link, ...(v.terminate ? { terminate: v.terminate } : {}) },
+        () => `${link} disconnected`,
+      );
+    },
   },
-  suspend: { usage: 'amix suspend LINK', min: 1, max: 1, async run([link], v) { await simple(v, 'suspend', { link }, (r) => `${r.id} ${r.state}`); } },
-  resume: { usage: 'amix resume LINK', min: 1, max: 1, async run([link], v) { await simple(v, 'resume', { link }, (r) => `${r.id} ${r.state}`); } },
-  reconnect: { usage: 'amix reconnect POINT   (null message through its links; reports its state)', min: 1, max: 1, async run([name], v) { await simple(v, 'reconnect', { name }, (r) => table(r, ['instance', 'state', 'links'])); } },
-  execute: { usage: 'amix execute POINT   (start it with nobody connected)', min: 1, max: 1, async run([name], v) { await simple(v, 'execute', { name }, (r) => `${r.instance} ${r.state}`); } },
-  destroy: { usage: 'amix destroy POINT   (remove the registration, terminate its instances)', min: 1, max: 1, async run([name], v) { await simple(v, 'destroy', { name }, () => `point ${name} destroyed`); } },
+  suspend: {
+    usage: 'amix suspend LINK',
+    min: 1,
+    max: 1,
+    async run([link], v) {
+      await simple(v, 'suspend', { link }, (r) => `${r.id} ${r.state}`);
+    },
+  },
+  resume: {
+    usage: 'amix resume LINK',
+    min: 1,
+    max: 1,
+    async run([link], v) {
+      await simple(v, 'resume', { link }, (r) => `${r.id} ${r.state}`);
+    },
+  },
+  reconnect: {
+    usage: 'amix reconnect POINT   (null message through its links; reports its state)',
+    min: 1,
+    max: 1,
+    async run([name], v) {
+      await simple(v, 'reconnect', { name }, (r) => table(r, ['instance', 'state', 'links']));
+    },
+  },
+  execute: {
+    usage: 'amix execute POINT   (start it with nobody connected)',
+    min: 1,
+    max: 1,
+    async run([name], v) {
+      await simple(v, 'execute', { name }, (r) => `${r.instance} ${r.state}`);
+    },
+  },
+  destroy: {
+    usage: 'amix destroy POINT   (remove the registration, terminate its instances)',
+    min: 1,
+    max: 1,
+    async run([name], v) {
+      await simple(v, 'destroy', { name }, () => `point ${name} destroyed`);
+    },
+  },
   send: {
-    usage: 'amix send POINT [FILE...]   each stdin line (or each whole FILE) becomes one message to POINT', min: 1,
+    usage: 'amix send POINT [FILE...]   each stdin line (or each whole FILE) becomes one message to POINT',
+    min: 1,
     async run([point, ...files], v) {
       const c = await client(v);
       try {
         const link = await c.connect(null, point!, { direction: 'aToB' });
         let n = 0;
-        if (files.length > 0) for (const f of files) { await link.send(await readFile(f)); n++; }
-        else for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) { await link.send(Buffer.from(line)); n++; }
+        if (files.length > 0)
+          for (const f of files) {
+            await link.send(await readFile(f));
+            n++;
+          }
+        else
+          for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+            await link.send(Buffer.from(line));
+            n++;
+          }
         await link.close();
         out(v, { sent: n, link: link.id }, () => `sent ${n} message(s) to ${point}`);
-      } finally { await c.close(); }
+      } finally {
+        await c.close();
+      }
     },
   },
   recv: {
-    usage: 'amix recv POINT [--count N]   print POINT\'s messages, one per line (--json: objects with from, size, base64 data)',
-    options: { count: { type: 'string' } }, min: 1, max: 1,
+    usage:
+      "amix recv POINT [--count N]   print POINT's messages, one per line (--json: objects with from, size, base64 data)",
+    options: { count: { type: 'string' } },
+    min: 1,
+    max: 1,
     async run([point], v) {
       const count = int(v, 'count');
       const c = await client(v);
@@ -203,13 +432,20 @@ const verbs: Record<string, Verb> = {
         process.stderr.write(`recv: linked ${link.id}\n`);
         let n = 0;
         const stop = () => void link.close();
-        process.once('SIGINT', stop); process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
         for await (const m of link) {
-          process.stdout.write(v.json ? `${JSON.stringify({ from: m.from, size: m.size, data: Buffer.from(m.data).toString('base64') })}\n` : `${Buffer.from(m.data).toString()}\n`);
+          process.stdout.write(
+            v.json
+              ? `${JSON.stringify({ from: m.from, size: m.size, data: Buffer.from(m.data).toString('base64') })}\n`
+              : `${Buffer.from(m.data).toString()}\n`,
+          );
           if (count !== undefined && ++n >= count) break;
         }
         await link.close();
-      } finally { await c.close(); }
+      } finally {
+        await c.close();
+      }
     },
   },
   top: {
@@ -228,18 +464,31 @@ const verbs: Record<string, Verb> = {
             const pending = (st?.tx ?? []).reduce((n: number, x: any) => n + (x.pending ?? 0), 0);
             const p = prev.get(l.id);
             const rate = p ? Math.round(((sent - p.sent) * 1000) / Math.max(1, s.at - p.at)) : undefined;
-            return { link: l.id, from: l.a, to: l.b.join(','), state: l.state, 'msgs/s': rate, sent, pending, suspendedMs: l.suspendedMs };
+            return {
+              link: l.id,
+              from: l.a,
+              to: l.b.join(','),
+              state: l.state,
+              'msgs/s': rate,
+              sent,
+              pending,
+              suspendedMs: l.suspendedMs,
+            };
           });
           prev = new Map(rows.map((r) => [r.link, { at: s.at, sent: r.sent }]));
           if (v.json) process.stdout.write(`${JSON.stringify({ at: s.at, links: rows })}\n`);
           else {
             if (process.stdout.isTTY && !v.once) process.stdout.write('\x1b[H\x1b[2J');
-            process.stdout.write(`amix top  ${new Date(s.at).toISOString()}\n${table(rows, ['link', 'from', 'to', 'state', 'msgs/s', 'sent', 'pending', 'suspendedMs'])}\n`);
+            process.stdout.write(
+              `amix top  ${new Date(s.at).toISOString()}\n${table(rows, ['link', 'from', 'to', 'state', 'msgs/s', 'sent', 'pending', 'suspendedMs'])}\n`,
+            );
           }
           if (v.once) break;
           await new Promise((r) => setTimeout(r, every));
         }
-      } finally { await c.close(); }
+      } finally {
+        await c.close();
+      }
     },
   },
   'keys generate': {
@@ -249,7 +498,11 @@ const verbs: Record<string, Verb> = {
       const pair = generateKeyPair();
       if (v.out) {
         await saveKeyPair(v.out as string, pair);
-        out(v, { publicKey: pair.publicKey, file: v.out }, () => `public key ${pair.publicKey} (key pair in ${v.out as string}, mode 0600)`);
+        out(
+          v,
+          { publicKey: pair.publicKey, file: v.out },
+          () => `public key ${pair.publicKey} (key pair in ${v.out as string}, mode 0600)`,
+        );
       } else out(v, pair, () => `public ${pair.publicKey}\nsecret ${pair.secretKey}`);
     },
   },
@@ -259,7 +512,11 @@ const verbs: Record<string, Verb> = {
     async run(pos, v) {
       const script = join(here, '..', 'bench', 'run.js');
       if (!existsSync(script)) throw new Error('benchmarks are not built (run npm run build in a checkout)');
-      const code = await new Promise<number>((res) => spawn(process.execPath, [script, ...pos, ...(v.quick ? ['--quick'] : []), ...(v.json ? ['--json'] : [])], { stdio: 'inherit' }).on('exit', (c) => res(c ?? 1)));
+      const code = await new Promise<number>((res) =>
+        spawn(process.execPath, [script, ...pos, ...(v.quick ? ['--quick'] : []), ...(v.json ? ['--json'] : [])], {
+          stdio: 'inherit',
+        }).on('exit', (c) => res(c ?? 1)),
+      );
       if (code !== 0) process.exitCode = code;
     },
   },
@@ -268,23 +525,39 @@ const verbs: Record<string, Verb> = {
 const GROUPS = new Set(['daemon', 'primitive', 'point', 'keys']);
 
 function usageAll(): string {
-  return `usage: amix VERB [ARGS] [--dir DIR] [--json] [-h]\n\n${Object.values(verbs).map((x) => `  ${x.usage.split('\n')[0]}`).join('\n')}\n\nThe daemon directory defaults to ${defaultDaemonDir()} (or $AMIX_DIR).`;
+  return `usage: amix VERB [ARGS] [--dir DIR] [--json] [-h]\n\n${Object.values(verbs)
+    .map((x) => `  ${x.usage.split('\n')[0]}`)
+    .join('\n')}\n\nThe daemon directory defaults to ${defaultDaemonDir()} (or $AMIX_DIR).`;
 }
 
 async function main(argv: string[]): Promise<number> {
-  if (argv.length === 0 || argv[0] === '-h' || argv[0] === '--help' || argv[0] === 'help') { process.stdout.write(`${usageAll()}\n`); return argv.length === 0 ? 2 : 0; }
+  if (argv.length === 0 || argv[0] === '-h' || argv[0] === '--help' || argv[0] === 'help') {
+    process.stdout.write(`${usageAll()}\n`);
+    return argv.length === 0 ? 2 : 0;
+  }
   const key = GROUPS.has(argv[0]!) ? `${argv[0]} ${argv[1] ?? ''}` : argv[0]!;
   const verb = verbs[key];
-  if (!verb) { process.stderr.write(`amix: unknown verb "${key.trim()}"\n${usageAll()}\n`); return 2; }
+  if (!verb) {
+    process.stderr.write(`amix: unknown verb "${key.trim()}"\n${usageAll()}\n`);
+    return 2;
+  }
   const rest = argv.slice(GROUPS.has(argv[0]!) ? 2 : 1);
-  let positionals: string[]; let values: Values;
+  let positionals: string[];
+  let values: Values;
   try {
-    ({ positionals, values } = parseArgs({ args: rest, options: { ...common, ...verb.options }, allowPositionals: true }) as { positionals: string[]; values: Values });
+    ({ positionals, values } = parseArgs({
+      args: rest,
+      options: { ...common, ...verb.options },
+      allowPositionals: true,
+    }) as { positionals: string[]; values: Values });
   } catch (err) {
     process.stderr.write(`amix ${key}: ${(err as Error).message}\nusage: ${verb.usage}\n`);
     return 2;
   }
-  if (values.help) { process.stdout.write(`usage: ${verb.usage}\n`); return 0; }
+  if (values.help) {
+    process.stdout.write(`usage: ${verb.usage}\n`);
+    return 0;
+  }
   if (positionals.length < (verb.min ?? 0) || positionals.length > (verb.max ?? Infinity)) {
     process.stderr.write(`amix ${key}: wrong number of arguments\nusage: ${verb.usage}\n`);
     return 2;
@@ -293,9 +566,15 @@ async function main(argv: string[]): Promise<number> {
     await verb.run(positionals, values);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
-    if (err instanceof Misuse) { process.stderr.write(`amix ${key}: ${err.message}\nusage: ${verb.usage}\n`); return 2; }
+    if (err instanceof Misuse) {
+      process.stderr.write(`amix ${key}: ${err.message}\nusage: ${verb.usage}\n`);
+      return 2;
+    }
     const msg = isAmixError(err) ? `${err.message} (${err.code})` : (err as Error).message;
-    if (values.json) process.stdout.write(`${JSON.stringify({ error: { code: isAmixError(err) ? err.code : 'AMIX_ERR_INTERNAL', message: (err as Error).message } })}\n`);
+    if (values.json)
+      process.stdout.write(
+        `${JSON.stringify({ error: { code: isAmixError(err) ? err.code : 'AMIX_ERR_INTERNAL', message: (err as Error).message } })}\n`,
+      );
     process.stderr.write(`amix ${key}: ${msg}\n`);
     return 1;
   }

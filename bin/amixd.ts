@@ -3,8 +3,17 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { AllowList, Daemon, checkPeerEndpoint, defaultDaemonDir, isAmixError, isCurveKey, loadKeyPair, type PeerConfig, type PeeringOptions } from '../lib/index.js';
-
+import {
+  AllowList,
+  Daemon,
+  checkPeerEndpoint,
+  defaultDaemonDir,
+  isAmixError,
+  isCurveKey,
+  loadKeyPair,
+  type PeerConfig,
+  type PeeringOptions,
+} from '../lib/index.js';
 
 const USAGE = `usage: amixd [--dir DIR] [--slots N] [--quiet] [peering options]
 
@@ -40,25 +49,44 @@ let values: Record<string, string | boolean | string[] | undefined>;
 try {
   ({ values } = parseArgs({
     options: {
-      dir: { type: 'string' }, slots: { type: 'string' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      listen: { type: 'string' }, peer: { type: 'string', multiple: true }, 'peer-key': { type: 'string', multiple: true },
-      keys: { type: 'string' }, allow: { type: 'string' }, insecure: { type: 'boolean' }, config: { type: 'string' },
+      dir: { type: 'string' },
+      slots: { type: 'string' },
+      quiet: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      listen: { type: 'string' },
+      peer: { type: 'string', multiple: true },
+      'peer-key': { type: 'string', multiple: true },
+      keys: { type: 'string' },
+      allow: { type: 'string' },
+      insecure: { type: 'boolean' },
+      config: { type: 'string' },
     },
   }));
 } catch (err) {
   usage((err as Error).message);
 }
-if (values!.help) { process.stdout.write(`${USAGE}\n`); process.exit(0); }
+if (values!.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
 const v = values!;
 
 /** The config file's shape; paths in it are relative to the file. */
-interface Config { listen?: string; peers?: Array<string | PeerConfig>; keys?: string; allow?: string | string[]; insecure?: boolean; slots?: number }
+interface Config {
+  listen?: string;
+  peers?: Array<string | PeerConfig>;
+  keys?: string;
+  allow?: string | string[];
+  insecure?: boolean;
+  slots?: number;
+}
 let config: Config = {};
 let configDir = process.cwd();
 if (typeof v.config === 'string') {
   try {
     config = JSON.parse(await readFile(v.config, 'utf8')) as Config;
-    if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new Error('must hold a JSON object');
+    if (config === null || typeof config !== 'object' || Array.isArray(config))
+      throw new Error('must hold a JSON object');
   } catch (err) {
     usage(`--config ${v.config}: ${(err as Error).message}`);
   }
@@ -77,22 +105,31 @@ try {
   const flagKeys = (v['peer-key'] as string[] | undefined) ?? [];
   if (flagKeys.length > flagPeers.length) usage('--peer-key needs a --peer at the same position');
   flagPeers.forEach((endpoint, i) => peers.push({ endpoint, ...(flagKeys[i] ? { publicKey: flagKeys[i] } : {}) }));
-  if (flagPeers.length === 0) for (const p of config.peers ?? []) peers.push(typeof p === 'string' ? { endpoint: p } : p);
+  if (flagPeers.length === 0)
+    for (const p of config.peers ?? []) peers.push(typeof p === 'string' ? { endpoint: p } : p);
   for (const p of peers) {
     checkPeerEndpoint(p.endpoint);
-    if (p.publicKey !== undefined && !isCurveKey(p.publicKey)) usage(`the key of peer ${p.endpoint} is not a Z85 CURVE public key`);
+    if (p.publicKey !== undefined && !isCurveKey(p.publicKey))
+      usage(`the key of peer ${p.endpoint} is not a Z85 CURVE public key`);
   }
   if (listen !== undefined) checkPeerEndpoint(listen);
-  const keysFile = (v.keys as string | undefined) ?? (config.keys === undefined ? undefined : resolve(configDir, config.keys));
-  const allowSpec = (v.allow as string | undefined) ?? (typeof config.allow === 'string' ? resolve(configDir, config.allow) : config.allow);
+  const keysFile =
+    (v.keys as string | undefined) ?? (config.keys === undefined ? undefined : resolve(configDir, config.keys));
+  const allowSpec =
+    (v.allow as string | undefined) ??
+    (typeof config.allow === 'string' ? resolve(configDir, config.allow) : config.allow);
   if (listen !== undefined || peers.length > 0) {
     peering = {
-      ...(listen !== undefined ? { listen } : {}), peers,
+      ...(listen !== undefined ? { listen } : {}),
+      peers,
       ...(keysFile ? { keys: await loadKeyPair(keysFile) } : {}),
-      ...(allowSpec !== undefined ? { allow: typeof allowSpec === 'string' ? await AllowList.load(allowSpec) : new AllowList(allowSpec) } : {}),
+      ...(allowSpec !== undefined
+        ? { allow: typeof allowSpec === 'string' ? await AllowList.load(allowSpec) : new AllowList(allowSpec) }
+        : {}),
       insecure: Boolean(v.insecure ?? config.insecure),
     };
-  } else if (keysFile || allowSpec !== undefined) usage('--keys and --allow are for peering: give --listen or --peer too');
+  } else if (keysFile || allowSpec !== undefined)
+    usage('--keys and --allow are for peering: give --listen or --peer too');
 } catch (err) {
   process.stderr.write(`amixd: ${reason(err)}\n`);
   process.exit(2);
@@ -113,10 +150,19 @@ try {
 let stopping = false;
 const stop = (why: string) => {
   // A second signal while stopping: the user wants out now.
-  if (stopping) { process.stderr.write(`amixd: ${why} again, exiting at once\n`); process.exit(1); }
+  if (stopping) {
+    process.stderr.write(`amixd: ${why} again, exiting at once\n`);
+    process.exit(1);
+  }
   stopping = true;
   process.stderr.write(v.quiet ? '' : `amixd: ${why}, stopping\n`);
-  void daemon.stop().then(() => process.exit(0), (err) => { process.stderr.write(`amixd: stop failed: ${(err as Error).message}\n`); process.exit(1); });
+  void daemon.stop().then(
+    () => process.exit(0),
+    (err) => {
+      process.stderr.write(`amixd: stop failed: ${(err as Error).message}\n`);
+      process.exit(1);
+    },
+  );
 };
 process.on('SIGTERM', () => stop('SIGTERM'));
 process.on('SIGINT', () => stop('SIGINT'));

@@ -65,8 +65,16 @@ import { join } from 'node:path';
 import { AmixError, ErrorCode, abortError, invalidArg } from '../lib/core/errors.js';
 import { queueAbortable } from '../lib/core/waitList.js';
 import type {
-  ChannelAddress, ChannelEvent, ChannelHandle, ChannelOptions, ChannelStats, DiscardPolicy,
-  Primitive, PrimitiveCharacteristics, ReceiveOptions, SendOptions,
+  ChannelAddress,
+  ChannelEvent,
+  ChannelHandle,
+  ChannelOptions,
+  ChannelStats,
+  DiscardPolicy,
+  Primitive,
+  PrimitiveCharacteristics,
+  ReceiveOptions,
+  SendOptions,
 } from '../lib/core/primitive.js';
 import { FRAME_HEADER_BYTES, FrameDecoder, FrameWriter, encodeFrame, type FrameKindRule } from '../lib/core/framing.js';
 
@@ -75,7 +83,15 @@ export const NAME = 'queueConditionProcess';
 
 /** Frame kinds of the wire protocol (see the module comment). */
 export const FrameKind = {
-  data: 0, credit: 1, cycle: 2, cycleAck: 3, hello: 4, helloAck: 5, close: 6, detach: 7, error: 8,
+  data: 0,
+  credit: 1,
+  cycle: 2,
+  cycleAck: 3,
+  hello: 4,
+  helloAck: 5,
+  close: 6,
+  detach: 7,
+  error: 8,
 } as const;
 /** One of {@link FrameKind}. */
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
@@ -196,13 +212,20 @@ export async function runtimeDirectory(dir?: string): Promise<string> {
   try {
     await mkdir(path, { mode: 0o700, recursive: dir !== undefined });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw asAmix(err, ErrorCode.AMIX_ERR_INVALID_ARG, `options.runtimeDir ${path} cannot be created`);
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
+      throw asAmix(err, ErrorCode.AMIX_ERR_INVALID_ARG, `options.runtimeDir ${path} cannot be created`);
   }
   const st = await lstat(path);
   if (!st.isDirectory()) throw invalidArg('options.runtimeDir', 'must be a directory, not a symlink or file', path);
-  if (uid !== undefined && st.uid !== uid) throw invalidArg('options.runtimeDir', `must be owned by this user (uid ${uid}; owner is ${st.uid})`, path);
+  if (uid !== undefined && st.uid !== uid)
+    throw invalidArg('options.runtimeDir', `must be owned by this user (uid ${uid}; owner is ${st.uid})`, path);
   if ((st.mode & 0o077) !== 0) {
-    if (dir !== undefined) throw invalidArg('options.runtimeDir', `must not be accessible by group or others (mode ${(st.mode & 0o777).toString(8)}; want 700)`, path);
+    if (dir !== undefined)
+      throw invalidArg(
+        'options.runtimeDir',
+        `must not be accessible by group or others (mode ${(st.mode & 0o777).toString(8)}; want 700)`,
+        path,
+      );
     await chmod(path, 0o700);
   }
   return path;
@@ -215,13 +238,19 @@ async function sweepStale(dir: string): Promise<void> {
   if (isWindows || swept.has(dir)) return;
   swept.add(dir);
   let names: string[];
-  try { names = await readdir(dir); } catch { return; }
+  try {
+    names = await readdir(dir);
+  } catch {
+    return;
+  }
   for (const name of names) {
     const m = SOCKET_RE.exec(name);
     if (!m) continue;
     const pid = Number(m[1]);
     if (pid === process.pid) continue;
-    try { process.kill(pid, 0); } catch (err) {
+    try {
+      process.kill(pid, 0);
+    } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ESRCH') await unlink(join(dir, name)).catch(() => {});
     }
   }
@@ -231,7 +260,10 @@ async function sweepStale(dir: string): Promise<void> {
 function probe(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = netConnect(path);
-    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
     s.once('error', () => resolve(false));
   });
 }
@@ -240,10 +272,16 @@ function probe(path: string): Promise<boolean> {
 async function clearStale(path: string): Promise<void> {
   if (isWindows) return;
   let st;
-  try { st = await lstat(path); } catch { return; }
+  try {
+    st = await lstat(path);
+  } catch {
+    return;
+  }
   if (!st.isSocket()) throw invalidArg('options.socketPath', 'exists and is not a socket', path);
   if (await probe(path)) {
-    throw new AmixError(ErrorCode.AMIX_ERR_DUPLICATE, `${NAME}: a live process is listening on ${path}`, { details: { path } });
+    throw new AmixError(ErrorCode.AMIX_ERR_DUPLICATE, `${NAME}: a live process is listening on ${path}`, {
+      details: { path },
+    });
   }
   await unlink(path).catch(() => {});
 }
@@ -260,23 +298,33 @@ class FrameRing {
   set(seq: number, first: number, buf: Uint8Array, off: number): void {
     if (seq - first > this.#mask) this.#grow(first, seq - first + 1);
     const i = seq & this.#mask;
-    this.#bufs[i] = buf; this.#offs[i] = off;
+    this.#bufs[i] = buf;
+    this.#offs[i] = off;
   }
   /** The frame bytes of message `seq` (a new view: only resends need one). */
   view(seq: number): Uint8Array {
     const i = seq & this.#mask;
-    const b = this.#bufs[i]!; const o = this.#offs[i]!;
-    const len = b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24 >>> 0);
+    const b = this.#bufs[i]!;
+    const o = this.#offs[i]!;
+    const len = b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | ((b[o + 3]! << 24) >>> 0);
     return new Uint8Array(b.buffer, b.byteOffset + o, FRAME_HEADER_BYTES + len);
   }
-  clear(from: number, to: number): void { for (let s = from; s < to; s++) this.#bufs[s & this.#mask] = undefined; }
+  clear(from: number, to: number): void {
+    for (let s = from; s < to; s++) this.#bufs[s & this.#mask] = undefined;
+  }
   #grow(first: number, need: number): void {
     let c = (this.#mask + 1) * 2;
     while (c < need) c *= 2;
-    const bufs = new Array<Uint8Array | undefined>(c); const offs = new Int32Array(c);
+    const bufs = new Array<Uint8Array | undefined>(c);
+    const offs = new Int32Array(c);
     const mask = c - 1;
-    for (let s = first; s <= first + this.#mask; s++) { bufs[s & mask] = this.#bufs[s & this.#mask]; offs[s & mask] = this.#offs[s & this.#mask]!; }
-    this.#bufs = bufs; this.#offs = offs; this.#mask = mask;
+    for (let s = first; s <= first + this.#mask; s++) {
+      bufs[s & mask] = this.#bufs[s & this.#mask];
+      offs[s & mask] = this.#offs[s & this.#mask]!;
+    }
+    this.#bufs = bufs;
+    this.#offs = offs;
+    this.#mask = mask;
   }
 }
 
@@ -287,25 +335,42 @@ class MessageQueue {
   #mask = 1023;
   #head = 0;
   #tail = 0;
-  get length(): number { return this.#tail - this.#head; }
+  get length(): number {
+    return this.#tail - this.#head;
+  }
   push(m: Uint8Array, s: RxSession): void {
     if (this.#tail - this.#head > this.#mask) this.#grow();
     const i = this.#tail++ & this.#mask;
-    this.#msgs[i] = m; this.#from[i] = s;
+    this.#msgs[i] = m;
+    this.#from[i] = s;
   }
-  peek(): Uint8Array | undefined { return this.#msgs[this.#head & this.#mask]; }
-  peekFrom(): RxSession { return this.#from[this.#head & this.#mask]!; }
+  peek(): Uint8Array | undefined {
+    return this.#msgs[this.#head & this.#mask];
+  }
+  peekFrom(): RxSession {
+    return this.#from[this.#head & this.#mask]!;
+  }
   shift(): void {
     const i = this.#head++ & this.#mask;
-    this.#msgs[i] = undefined; this.#from[i] = undefined;
+    this.#msgs[i] = undefined;
+    this.#from[i] = undefined;
   }
-  clear(): void { while (this.length > 0) this.shift(); }
+  clear(): void {
+    while (this.length > 0) this.shift();
+  }
   #grow(): void {
     const n = (this.#mask + 1) * 2;
-    const msgs = new Array<Uint8Array | undefined>(n); const from = new Array<RxSession | undefined>(n);
-    for (let s = this.#head, j = 0; s < this.#tail; s++, j++) { msgs[j] = this.#msgs[s & this.#mask]; from[j] = this.#from[s & this.#mask]; }
-    this.#tail -= this.#head; this.#head = 0;
-    this.#msgs = msgs; this.#from = from; this.#mask = n - 1;
+    const msgs = new Array<Uint8Array | undefined>(n);
+    const from = new Array<RxSession | undefined>(n);
+    for (let s = this.#head, j = 0; s < this.#tail; s++, j++) {
+      msgs[j] = this.#msgs[s & this.#mask];
+      from[j] = this.#from[s & this.#mask];
+    }
+    this.#tail -= this.#head;
+    this.#head = 0;
+    this.#msgs = msgs;
+    this.#from = from;
+    this.#mask = n - 1;
   }
 }
 
@@ -348,7 +413,10 @@ export class ReceiverHandle implements ChannelHandle {
   readonly role = 'receive' as const;
   readonly address: ProcessAddress;
   /** @internal */ readonly st: ReceiverState;
-  constructor(address: ProcessAddress, st: ReceiverState) { this.address = address; this.st = st; }
+  constructor(address: ProcessAddress, st: ReceiverState) {
+    this.address = address;
+    this.st = st;
+  }
 }
 
 class ReceiverState {
@@ -384,13 +452,24 @@ class ReceiverState {
   }
 
   accept(socket: Socket): void {
-    if (this.closed) { socket.destroy(); return; }
+    if (this.closed) {
+      socket.destroy();
+      return;
+    }
     const conn: RxConn = {
-      socket, writer: new FrameWriter(socket, { slabBytes: 16 * 1024, flushBytes: 16 * 1024 }),
-      decoder: null!, session: null, ending: false,
+      socket,
+      writer: new FrameWriter(socket, { slabBytes: 16 * 1024, flushBytes: 16 * 1024 }),
+      decoder: null!,
+      session: null,
+      ending: false,
     };
-    conn.decoder = new FrameDecoder({ maxPayloadBytes: Math.max(this.maxMessageBytes, ERROR_MAX_BYTES), kinds: receiverFrameRules(this.maxMessageBytes) },
-      (kind, buf, start, end) => this.frame(conn, kind, buf, start, end));
+    conn.decoder = new FrameDecoder(
+      {
+        maxPayloadBytes: Math.max(this.maxMessageBytes, ERROR_MAX_BYTES),
+        kinds: receiverFrameRules(this.maxMessageBytes),
+      },
+      (kind, buf, start, end) => this.frame(conn, kind, buf, start, end),
+    );
     this.conns.add(conn);
     socket.on('data', (chunk: Buffer) => {
       try {
@@ -423,8 +502,11 @@ class ReceiverState {
     if (kind === FrameKind.data) {
       if (s === null) throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `${NAME}: data frame before hello`);
       if (s.next >= s.limit) {
-        throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `${NAME}: sender exceeded its credit (message ${s.next}, limit ${s.limit})`,
-          { details: { next: s.next, limit: s.limit } });
+        throw new AmixError(
+          ErrorCode.AMIX_ERR_PROTOCOL,
+          `${NAME}: sender exceeded its credit (message ${s.next}, limit ${s.limit})`,
+          { details: { next: s.next, limit: s.limit } },
+        );
       }
       s.next++;
       this.outstanding--;
@@ -460,16 +542,24 @@ class ReceiverState {
   }
 
   hello(conn: RxConn, buf: Buffer, at: number): void {
-    if (conn.session !== null) throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `${NAME}: second hello on one connection`);
+    if (conn.session !== null)
+      throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `${NAME}: second hello on one connection`);
     const version = buf[at]!;
     if (version !== PROTOCOL_VERSION) {
-      throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `${NAME}: protocol version ${version} is not supported (want ${PROTOCOL_VERSION})`, { details: { version } });
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_PROTOCOL,
+        `${NAME}: protocol version ${version} is not supported (want ${PROTOCOL_VERSION})`,
+        { details: { version } },
+      );
     }
     const id = buf.toString('hex', at + 1, at + 17);
     const firstUnacked = buf.readDoubleLE(at + 17);
     const next = buf.readDoubleLE(at + 25);
     if (!Number.isSafeInteger(firstUnacked) || !Number.isSafeInteger(next) || firstUnacked < 0 || next < firstUnacked) {
-      throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `${NAME}: hello with bad sequence numbers ${firstUnacked}..${next}`);
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_PROTOCOL,
+        `${NAME}: hello with bad sequence numbers ${firstUnacked}..${next}`,
+      );
     }
     let s = this.sessions.get(id);
     if (s && (s.next < firstUnacked || s.next > next)) {
@@ -478,20 +568,42 @@ class ReceiverState {
       s = undefined;
     }
     if (s) {
-      if (s.conn && s.conn !== conn) { const old = s.conn; old.ending = true; this.detachSession(s); old.socket.destroy(); }
-      if (s.linger) { clearTimeout(s.linger); s.linger = null; }
+      if (s.conn && s.conn !== conn) {
+        const old = s.conn;
+        old.ending = true;
+        this.detachSession(s);
+        old.socket.destroy();
+      }
+      if (s.linger) {
+        clearTimeout(s.linger);
+        s.linger = null;
+      }
     } else {
-      s = { id, next: firstUnacked, consumed: firstUnacked, limit: firstUnacked, ackSent: firstUnacked, conn: null, linger: null };
+      s = {
+        id,
+        next: firstUnacked,
+        consumed: firstUnacked,
+        limit: firstUnacked,
+        ackSent: firstUnacked,
+        conn: null,
+        linger: null,
+      };
       this.sessions.set(id, s);
     }
     if (!this.suspended) {
       const free = this.maxmsg - this.queue.length - this.outstanding;
-      if (free > 0) { s.limit += free; this.outstanding += free; }
+      if (free > 0) {
+        s.limit += free;
+        this.outstanding += free;
+      }
     }
     s.conn = conn;
     conn.session = s;
     s.ackSent = s.consumed;
-    const limit = s.limit; const acked = s.consumed; const resumeFrom = s.next; const max = this.maxMessageBytes;
+    const limit = s.limit;
+    const acked = s.consumed;
+    const resumeFrom = s.next;
+    const max = this.maxMessageBytes;
     conn.writer.control(FrameKind.helloAck, HELLO_ACK_BYTES, (b, o) => {
       b[o] = PROTOCOL_VERSION;
       b.writeDoubleLE(resumeFrom, o + 1);
@@ -557,8 +669,12 @@ class ReceiverState {
 
   sendCredit(s: RxSession): void {
     s.ackSent = s.consumed;
-    const limit = s.limit; const acked = s.consumed;
-    s.conn!.writer.control(FrameKind.credit, 16, (b, o) => { b.writeDoubleLE(limit, o); b.writeDoubleLE(acked, o + 8); });
+    const limit = s.limit;
+    const acked = s.consumed;
+    s.conn!.writer.control(FrameKind.credit, 16, (b, o) => {
+      b.writeDoubleLE(limit, o);
+      b.writeDoubleLE(acked, o + 8);
+    });
   }
 
   armAck(): void {
@@ -591,8 +707,14 @@ class ReceiverState {
   }
 
   endSession(s: RxSession): void {
-    if (s.linger) { clearTimeout(s.linger); s.linger = null; }
-    if (s.conn) { s.conn.session = null; s.conn = null; }
+    if (s.linger) {
+      clearTimeout(s.linger);
+      s.linger = null;
+    }
+    if (s.conn) {
+      s.conn.session = null;
+      s.conn = null;
+    }
     this.outstanding -= s.limit - s.next;
     s.limit = s.next;
     if (this.sessions.get(s.id) === s) this.sessions.delete(s.id);
@@ -606,7 +728,10 @@ class ReceiverState {
     const s = conn.session;
     if (s) {
       this.detachSession(s);
-      this.onEvent({ type: 'peerLost', error: peerLost('a sending end went away without closing', undefined, { session: s.id }) });
+      this.onEvent({
+        type: 'peerLost',
+        error: peerLost('a sending end went away without closing', undefined, { session: s.id }),
+      });
     }
   }
 
@@ -615,7 +740,10 @@ class ReceiverState {
     if (this.closed) return;
     this.closed = true;
     this.closeReason = reason;
-    if (this.ackTimer) { clearTimeout(this.ackTimer); this.ackTimer = null; }
+    if (this.ackTimer) {
+      clearTimeout(this.ackTimer);
+      this.ackTimer = null;
+    }
     for (const s of this.sessions.values()) if (s.linger) clearTimeout(s.linger);
     this.sessions.clear();
     for (const c of this.conns) {
@@ -632,16 +760,28 @@ class ReceiverState {
     }
     this.conns.clear();
     const err = linkClosed('receiving end closed', reason);
-    for (const r of this.readers.splice(0)) { r.cleanup?.(); r.reject(err); }
+    for (const r of this.readers.splice(0)) {
+      r.cleanup?.();
+      r.reject(err);
+    }
     this.queue.clear();
     this.server.close();
-    if (!isWindows) { try { unlinkSync(this.path); } catch { /* already gone */ } }
+    if (!isWindows) {
+      try {
+        unlinkSync(this.path);
+      } catch {
+        /* already gone */
+      }
+    }
   }
 }
 
 function tooSmall(size: number, maxBytes: number): AmixError {
-  return new AmixError(ErrorCode.AMIX_ERR_BUFFER_TOO_SMALL,
-    `${NAME}: next message is ${size} bytes, the caller accepts ${maxBytes}`, { details: { size, maxBytes } });
+  return new AmixError(
+    ErrorCode.AMIX_ERR_BUFFER_TOO_SMALL,
+    `${NAME}: next message is ${size} bytes, the caller accepts ${maxBytes}`,
+    { details: { size, maxBytes } },
+  );
 }
 
 // ---------------------------------------------------------------------------
@@ -654,14 +794,20 @@ interface Waiter {
   cleanup: (() => void) | null;
 }
 
-interface CycleWait { resolve: () => void; reject: (e: Error) => void }
+interface CycleWait {
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
 
 /** The sending end's handle. */
 export class SenderHandle implements ChannelHandle {
   readonly role = 'send' as const;
   readonly address: ProcessAddress;
   /** @internal */ readonly st: SenderState;
-  constructor(address: ProcessAddress, st: SenderState) { this.address = address; this.st = st; }
+  constructor(address: ProcessAddress, st: SenderState) {
+    this.address = address;
+    this.st = st;
+  }
 }
 
 const TxState = { connecting: 0, open: 1, reconnecting: 2, detached: 3, closed: 4 } as const;
@@ -723,14 +869,31 @@ class SenderState {
       this.socket = socket;
       let settled = false;
       const timer = setTimeout(() => {
-        socket.destroy(new AmixError(ErrorCode.AMIX_ERR_TIMEOUT, `${NAME}: no handshake from ${this.path} within ${this.handshakeMs} ms`));
+        socket.destroy(
+          new AmixError(
+            ErrorCode.AMIX_ERR_TIMEOUT,
+            `${NAME}: no handshake from ${this.path} within ${this.handshakeMs} ms`,
+          ),
+        );
       }, this.handshakeMs);
       this.handshake = {
-        resolve: () => { settled = true; clearTimeout(timer); this.handshake = null; resolve(); },
-        reject: (e) => { settled = true; clearTimeout(timer); this.handshake = null; reject(e); },
+        resolve: () => {
+          settled = true;
+          clearTimeout(timer);
+          this.handshake = null;
+          resolve();
+        },
+        reject: (e) => {
+          settled = true;
+          clearTimeout(timer);
+          this.handshake = null;
+          reject(e);
+        },
       };
-      const decoder = new FrameDecoder({ maxPayloadBytes: ERROR_MAX_BYTES, kinds: senderFrameRules() },
-        (kind, buf, start, end) => this.frame(socket, kind, buf, start, end));
+      const decoder = new FrameDecoder(
+        { maxPayloadBytes: ERROR_MAX_BYTES, kinds: senderFrameRules() },
+        (kind, buf, start, end) => this.frame(socket, kind, buf, start, end),
+      );
       socket.on('connect', () => {
         const hello = Buffer.allocUnsafe(HELLO_BYTES);
         hello[0] = PROTOCOL_VERSION;
@@ -747,13 +910,25 @@ class SenderState {
         }
       });
       let error: Error | undefined;
-      socket.on('error', (err) => { error = err; });
+      socket.on('error', (err) => {
+        error = err;
+      });
       socket.on('close', () => {
-        if (this.socket === socket) { this.socket = null; this.writer.setSink(null); this.writer.discard(); }
-        const why = this.lastError ?? (error ? asAmix(error, ErrorCode.AMIX_ERR_PEER_LOST, `${NAME}: connection to ${this.path} failed`)
-          : peerLost(`the receiving end at ${this.path} went away`));
+        if (this.socket === socket) {
+          this.socket = null;
+          this.writer.setSink(null);
+          this.writer.discard();
+        }
+        const why =
+          this.lastError ??
+          (error
+            ? asAmix(error, ErrorCode.AMIX_ERR_PEER_LOST, `${NAME}: connection to ${this.path} failed`)
+            : peerLost(`the receiving end at ${this.path} went away`));
         this.lastError = null;
-        if (!settled) { this.handshake?.reject(why); return; }
+        if (!settled) {
+          this.handshake?.reject(why);
+          return;
+        }
         if (this.socket === null && this.state === TxState.open) this.connectionLost(why as AmixError);
       });
     });
@@ -770,7 +945,10 @@ class SenderState {
       case FrameKind.cycleAck: {
         const token = buf.readUInt32LE(start);
         const c = this.cycles.get(token);
-        if (c) { this.cycles.delete(token); c.resolve(); }
+        if (c) {
+          this.cycles.delete(token);
+          c.resolve();
+        }
         return;
       }
       case FrameKind.helloAck:
@@ -778,8 +956,11 @@ class SenderState {
         return;
       case FrameKind.close:
         // The receiver closed on purpose: it will not come back, so no reconnect.
-        this.lastError = peerLost(`the receiving end at ${this.path} closed the channel; ${this.seq - this.acked} accepted messages are unacknowledged`,
-          undefined, { unacknowledged: this.seq - this.acked });
+        this.lastError = peerLost(
+          `the receiving end at ${this.path} closed the channel; ${this.seq - this.acked} accepted messages are unacknowledged`,
+          undefined,
+          { unacknowledged: this.seq - this.acked },
+        );
         this.onEvent({ type: 'peerLost', error: this.lastError });
         this.finalClose(this.lastError);
         return;
@@ -794,13 +975,17 @@ class SenderState {
 
   helloAck(socket: Socket, buf: Buffer, at: number): void {
     if (!this.handshake) throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `${NAME}: unexpected helloAck`);
-    if (buf[at] !== PROTOCOL_VERSION) throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `${NAME}: receiver speaks protocol ${buf[at]}`);
+    if (buf[at] !== PROTOCOL_VERSION)
+      throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `${NAME}: receiver speaks protocol ${buf[at]}`);
     const resumeFrom = buf.readDoubleLE(at + 1);
     const limit = buf.readDoubleLE(at + 9);
     const acked = buf.readDoubleLE(at + 17);
     this.peerMaxBytes = buf.readUInt32LE(at + 25);
     if (!(resumeFrom >= this.acked && resumeFrom <= this.seq && acked <= resumeFrom && limit >= resumeFrom)) {
-      throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `${NAME}: helloAck resumes from ${resumeFrom}, outside ${this.acked}..${this.seq}`);
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_PROTOCOL,
+        `${NAME}: helloAck resumes from ${resumeFrom}, outside ${this.acked}..${this.seq}`,
+      );
     }
     this.ack(acked);
     this.limit = limit;
@@ -878,9 +1063,11 @@ class SenderState {
   check(data: Uint8Array): void {
     if (this.state === TxState.closed) throw linkClosed('sending end is closed', this.lastError ?? undefined);
     if (data.length > this.peerMaxBytes) {
-      throw new AmixError(ErrorCode.AMIX_ERR_MESSAGE_TOO_LARGE,
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_MESSAGE_TOO_LARGE,
         `${NAME}: message of ${data.length} bytes exceeds the receiving end's maximum of ${this.peerMaxBytes}`,
-        { details: { size: data.length, max: this.peerMaxBytes } });
+        { details: { size: data.length, max: this.peerMaxBytes } },
+      );
     }
   }
 
@@ -899,13 +1086,19 @@ class SenderState {
         return true;
       case 'reject':
         this.stats.rejected++;
-        throw new AmixError(ErrorCode.AMIX_ERR_QUEUE_FULL, `${NAME}: no credit from the receiving end (maxmsg reached) and the policy is reject`,
-          { details: { pending: this.seq - this.acked } });
+        throw new AmixError(
+          ErrorCode.AMIX_ERR_QUEUE_FULL,
+          `${NAME}: no credit from the receiving end (maxmsg reached) and the policy is reject`,
+          { details: { pending: this.seq - this.acked } },
+        );
       case 'dropOldest': {
         const copy = Buffer.allocUnsafe(data.length);
         copy.set(data);
         this.outbox.push(copy);
-        if (this.outbox.length > this.outboxMax) { this.outbox.shift(); this.dropped('dropOldest', 1); }
+        if (this.outbox.length > this.outboxMax) {
+          this.outbox.shift();
+          this.dropped('dropOldest', 1);
+        }
         return true;
       }
       default:
@@ -920,7 +1113,9 @@ class SenderState {
 
   send(data: Uint8Array, signal: AbortSignal | undefined): Promise<void> {
     if (this.trySend(data)) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => queueAbortable(this.waiters, { data, resolve, reject, cleanup: null }, signal, 'send'));
+    return new Promise<void>((resolve, reject) =>
+      queueAbortable(this.waiters, { data, resolve, reject, cleanup: null }, signal, 'send'),
+    );
   }
 
   packCycle(token: number): void {
@@ -932,10 +1127,24 @@ class SenderState {
     const token = (this.cycleToken = (this.cycleToken + 1) >>> 0);
     return new Promise<void>((resolve, reject) => {
       let onAbort: (() => void) | null = null;
-      const done = () => { if (onAbort) signal!.removeEventListener('abort', onAbort); };
-      this.cycles.set(token, { resolve: () => { done(); resolve(); }, reject: (e) => { done(); reject(e); } });
+      const done = () => {
+        if (onAbort) signal!.removeEventListener('abort', onAbort);
+      };
+      this.cycles.set(token, {
+        resolve: () => {
+          done();
+          resolve();
+        },
+        reject: (e) => {
+          done();
+          reject(e);
+        },
+      });
       if (signal) {
-        onAbort = () => { this.cycles.delete(token); reject(abortError(signal, 'cycle')); };
+        onAbort = () => {
+          this.cycles.delete(token);
+          reject(abortError(signal, 'cycle'));
+        };
         signal.addEventListener('abort', onAbort, { once: true });
       }
       if (this.state === TxState.open) this.packCycle(token);
@@ -952,8 +1161,13 @@ class SenderState {
   retry(attempt: number, why: AmixError): void {
     if (this.state !== TxState.reconnecting) return;
     if (attempt > this.attempts) {
-      this.finalClose(peerLost(`gave up reconnecting to ${this.path} after ${this.attempts} attempts; ${this.seq - this.acked} accepted messages are unacknowledged`,
-        why, { attempts: this.attempts, unacknowledged: this.seq - this.acked }));
+      this.finalClose(
+        peerLost(
+          `gave up reconnecting to ${this.path} after ${this.attempts} attempts; ${this.seq - this.acked} accepted messages are unacknowledged`,
+          why,
+          { attempts: this.attempts, unacknowledged: this.seq - this.acked },
+        ),
+      );
       return;
     }
     const delayMs = Math.min(this.initialDelayMs * 2 ** (attempt - 1), this.maxDelayMs);
@@ -977,9 +1191,15 @@ class SenderState {
 
   shutdown(reason: Error | undefined): void {
     this.state = TxState.closed;
-    if (this.reconnectTimer) { clearTimeout(this.reconnectTimer); this.reconnectTimer = null; }
+    if (this.reconnectTimer) {
+      clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = null;
+    }
     const err = linkClosed('sending end closed', reason);
-    for (const w of this.waiters.splice(0)) { w.cleanup?.(); w.reject(err); }
+    for (const w of this.waiters.splice(0)) {
+      w.cleanup?.();
+      w.reject(err);
+    }
     for (const c of this.cycles.values()) c.reject(err);
     this.cycles.clear();
     this.handshake?.reject(err);
@@ -998,9 +1218,15 @@ class SenderState {
       this.writer.flush();
       this.writer.setSink(null);
       await new Promise<void>((resolve) => {
-        const t = setTimeout(() => { socket.destroy(); resolve(); }, 1000);
+        const t = setTimeout(() => {
+          socket.destroy();
+          resolve();
+        }, 1000);
         t.unref();
-        socket.end(() => { clearTimeout(t); resolve(); });
+        socket.end(() => {
+          clearTimeout(t);
+          resolve();
+        });
       });
       this.socket = null;
     }
@@ -1011,7 +1237,10 @@ class SenderState {
     if (this.state !== TxState.open) {
       if (this.state === TxState.reconnecting) {
         this.state = TxState.detached;
-        if (this.reconnectTimer) { clearTimeout(this.reconnectTimer); this.reconnectTimer = null; }
+        if (this.reconnectTimer) {
+          clearTimeout(this.reconnectTimer);
+          this.reconnectTimer = null;
+        }
       }
       return;
     }
@@ -1027,7 +1256,10 @@ class SenderState {
   async attach(): Promise<void> {
     if (this.state === TxState.open || this.state === TxState.connecting) return;
     if (this.state === TxState.closed) throw linkClosed('sending end is closed');
-    if (this.state === TxState.reconnecting && this.reconnectTimer) { clearTimeout(this.reconnectTimer); this.reconnectTimer = null; }
+    if (this.state === TxState.reconnecting && this.reconnectTimer) {
+      clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = null;
+    }
     this.state = TxState.connecting;
     try {
       await this.dial();
@@ -1054,14 +1286,16 @@ export type ProcessHandle = ReceiverHandle | SenderHandle;
 
 function addressPath(address: ChannelAddress): string {
   const p = (address as { path?: unknown }).path;
-  if (typeof p !== 'string' || p.length === 0) throw invalidArg('options.address.path', 'must be a non-empty string (the socket path)', p);
+  if (typeof p !== 'string' || p.length === 0)
+    throw invalidArg('options.address.path', 'must be a non-empty string (the socket path)', p);
   return p;
 }
 
 async function createReceiver(o: ProcessChannelOptions): Promise<ReceiverHandle> {
   let path: string;
   if (o.socketPath !== undefined) {
-    if (typeof o.socketPath !== 'string' || o.socketPath.length === 0) throw invalidArg('options.socketPath', 'must be a non-empty string', o.socketPath);
+    if (typeof o.socketPath !== 'string' || o.socketPath.length === 0)
+      throw invalidArg('options.socketPath', 'must be a non-empty string', o.socketPath);
     path = o.socketPath;
     if (!isWindows) await runtimeDirectory(o.runtimeDir);
   } else if (isWindows) {
@@ -1074,7 +1308,9 @@ async function createReceiver(o: ProcessChannelOptions): Promise<ReceiverHandle>
   await clearStale(path);
   const server = createServer({ pauseOnConnect: false });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(asAmix(err, ErrorCode.AMIX_ERR_INVALID_ARG, `${NAME}: cannot listen on ${path}`)));
+    server.once('error', (err) =>
+      reject(asAmix(err, ErrorCode.AMIX_ERR_INVALID_ARG, `${NAME}: cannot listen on ${path}`)),
+    );
     server.listen(path, () => resolve());
   });
   server.on('error', () => {});
@@ -1141,7 +1377,9 @@ const primitive = {
     }
     if (st.closed) return Promise.reject(linkClosed('receiving end is closed', st.closeReason));
     const signal = options.signal;
-    return new Promise<Uint8Array>((resolve, reject) => queueAbortable(st.readers, { resolve, reject, maxBytes: options.maxBytes, cleanup: null }, signal, 'receive'));
+    return new Promise<Uint8Array>((resolve, reject) =>
+      queueAbortable(st.readers, { resolve, reject, maxBytes: options.maxBytes, cleanup: null }, signal, 'receive'),
+    );
   },
 
   /**

@@ -86,8 +86,16 @@
 import { Worker, isMainThread, type WorkerOptions } from 'node:worker_threads';
 import { AmixError, ErrorCode, abortError } from '../lib/core/errors.js';
 import type {
-  ChannelEvent, ChannelHandle, ChannelOptions, ChannelStats, DiscardPolicy, IdleStrategy,
-  Primitive, PrimitiveCharacteristics, ReceiveOptions, SendOptions,
+  ChannelEvent,
+  ChannelHandle,
+  ChannelOptions,
+  ChannelStats,
+  DiscardPolicy,
+  IdleStrategy,
+  Primitive,
+  PrimitiveCharacteristics,
+  ReceiveOptions,
+  SendOptions,
 } from '../lib/core/primitive.js';
 
 /**
@@ -249,22 +257,36 @@ function ceilPow2(n: number): number {
 }
 
 function emit(h: ThreadHandle, e: ChannelEvent): void {
-  try { h.onEvent?.(e); } catch { /* onEvent must not throw; a throwing listener must not break the ring */ }
+  try {
+    h.onEvent?.(e);
+  } catch {
+    /* onEvent must not throw; a throwing listener must not break the ring */
+  }
 }
 
 function closedError(h: ThreadHandle): AmixError {
   if (h.destroyed) {
-    return new AmixError(ErrorCode.AMIX_ERR_LINK_CLOSED, `queueConditionThread ${h.role} end was destroyed: ${h.destroyed.message}`, { cause: h.destroyed });
+    return new AmixError(
+      ErrorCode.AMIX_ERR_LINK_CLOSED,
+      `queueConditionThread ${h.role} end was destroyed: ${h.destroyed.message}`,
+      { cause: h.destroyed },
+    );
   }
   const n = h.i32[Header.REASON_LEN]!;
   const why = n > 0 ? textDecoder.decode(h.u8.slice(Header.BYTE_REASON, Header.BYTE_REASON + n)) : 'closed';
-  return new AmixError(ErrorCode.AMIX_ERR_LINK_CLOSED, `queueConditionThread ring was closed by its receiving end: ${why}`, { details: { reason: why } });
+  return new AmixError(
+    ErrorCode.AMIX_ERR_LINK_CLOSED,
+    `queueConditionThread ring was closed by its receiving end: ${why}`,
+    { details: { reason: why } },
+  );
 }
 
 function tooLarge(h: ThreadHandle, size: number): AmixError {
-  return new AmixError(ErrorCode.AMIX_ERR_MESSAGE_TOO_LARGE,
+  return new AmixError(
+    ErrorCode.AMIX_ERR_MESSAGE_TOO_LARGE,
     `message of ${size} bytes exceeds the queueConditionThread ring maximum of ${h.maxMessageBytes} (raise capacityBytes or maxMessageBytes)`,
-    { details: { size, max: h.maxMessageBytes } });
+    { details: { size, max: h.maxMessageBytes } },
+  );
 }
 
 function makeHandle(sab: SharedArrayBuffer, role: 'send' | 'receive', options: ChannelOptions): ThreadHandle {
@@ -323,9 +345,15 @@ function wake(i32: Int32Array, word: number): void {
 }
 
 /** `Atomics.waitAsync` (ES2024; present in Node 20, absent from this project's `lib`). */
-const waitAsync = (Atomics as unknown as {
-  waitAsync(a: Int32Array, index: number, value: number): { async: false; value: string } | { async: true; value: Promise<string> };
-}).waitAsync;
+const waitAsync = (
+  Atomics as unknown as {
+    waitAsync(
+      a: Int32Array,
+      index: number,
+      value: number,
+    ): { async: false; value: string } | { async: true; value: Promise<string> };
+  }
+).waitAsync;
 
 const immediate = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -452,7 +480,10 @@ function attemptSend(h: ThreadHandle, data: Uint8Array, lengthWord: number): 0 |
   // (a send racing a close may still go in; the receiver discards the ring).
   if (i32[Header.CLOSED] !== 0) {
     const err = closedError(h);
-    if (!h.peerClosed) { h.peerClosed = true; emit(h, { type: 'closed', reason: err }); }
+    if (!h.peerClosed) {
+      h.peerClosed = true;
+      emit(h, { type: 'closed', reason: err });
+    }
     throw err;
   }
   if (i32[Header.PAUSED] !== 0) return SendResult.wait;
@@ -467,9 +498,11 @@ function attemptSend(h: ThreadHandle, data: Uint8Array, lengthWord: number): 0 |
         return SendResult.wait;
       case 'reject':
         h.f64[Header.F64_REJECTED]! += 1;
-        throw new AmixError(ErrorCode.AMIX_ERR_QUEUE_FULL,
+        throw new AmixError(
+          ErrorCode.AMIX_ERR_QUEUE_FULL,
           `queueConditionThread ring is full (${(h.seq - h.otherSeq) | 0} pending, maxmsg ${h.maxmsg}) and the discard policy is reject`,
-          { details: { pending: (h.seq - h.otherSeq) | 0, maxmsg: h.maxmsg } });
+          { details: { pending: (h.seq - h.otherSeq) | 0, maxmsg: h.maxmsg } },
+        );
       case 'dropNewest':
         if (!isMessage) return SendResult.wait;
         h.f64[Header.F64_DROPPED]! += 1;
@@ -526,13 +559,18 @@ function attemptReceive(h: ThreadHandle, maxBytes: number): Uint8Array | undefin
       // A producer's dropOldest can overwrite the record under us: only a
       // length read while `tail` still points at it is meaningful.
       if (shared && Atomics.load(i32, Header.TAIL) !== tail) continue;
-      throw new AmixError(ErrorCode.AMIX_ERR_INTERNAL, `queueConditionThread ring is corrupt: record length ${len} at ${at}`);
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_INTERNAL,
+        `queueConditionThread ring is corrupt: record length ${len} at ${at}`,
+      );
     }
     if (len > maxBytes) {
       if (shared && Atomics.load(i32, Header.TAIL) !== tail) continue;
-      throw new AmixError(ErrorCode.AMIX_ERR_BUFFER_TOO_SMALL,
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_BUFFER_TOO_SMALL,
         `next message is ${len} bytes, the receiver accepts at most ${maxBytes}; it stays queued`,
-        { details: { size: len, maxBytes } });
+        { details: { size: len, maxBytes } },
+      );
     }
     const out = copyOut(h, at, len);
     if (!release(h, tail, recordBytes(len), true)) continue;
@@ -558,7 +596,10 @@ function copyOut(h: ThreadHandle, at: number, len: number): Uint8Array {
     let target: Buffer;
     let off: number;
     if (len <= SLAB_MAX_MESSAGE) {
-      if (h.slab === null || h.slabOff + len > SLAB_BYTES) { h.slab = Buffer.allocUnsafeSlow(SLAB_BYTES); h.slabOff = 0; }
+      if (h.slab === null || h.slabOff + len > SLAB_BYTES) {
+        h.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+        h.slabOff = 0;
+      }
       target = h.slab;
       off = h.slabOff;
       h.slabOff = (off + len + 7) & ~7;
@@ -596,7 +637,10 @@ function release(h: ThreadHandle, tail: number, need: number, isMessage: boolean
 /** Single-consumer release (not dropOldest): hand every byte up to `next` back, `messages` of them messages. */
 function commitTail(h: ThreadHandle, next: number, messages: number): void {
   const { i32 } = h;
-  if (messages > 0) { h.seq = (h.seq + messages) | 0; i32[Header.RSEQ] = h.seq; }
+  if (messages > 0) {
+    h.seq = (h.seq + messages) | 0;
+    i32[Header.RSEQ] = h.seq;
+  }
   // Seq-cst: publishes RSEQ too, and orders the loads in afterRelease after it.
   Atomics.store(i32, Header.TAIL, next);
   h.pos = next;
@@ -641,12 +685,20 @@ function canSend(h: ThreadHandle, need: number, isMessage: boolean): boolean {
  * (the caller re-checks). `rx` picks the receiver's wake word and waiting
  * counter, otherwise the sender's.
  */
-async function park(h: ThreadHandle, rx: boolean, ready: () => boolean, signal: AbortSignal | undefined): Promise<void> {
+async function park(
+  h: ThreadHandle,
+  rx: boolean,
+  ready: () => boolean,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   const idle = h.idle;
   if (idle === 'spin' || idle === 'spinThenBlock') {
     const limit = idle === 'spin' ? SPIN_CHUNK : SPIN_BOUND;
     for (let i = 0; i < limit; i++) if (ready()) return;
-    if (idle === 'spin') { await immediate(); return; }
+    if (idle === 'spin') {
+      await immediate();
+      return;
+    }
   } else if (idle === 'yield') {
     await immediate();
     return;
@@ -663,7 +715,10 @@ async function park(h: ThreadHandle, rx: boolean, ready: () => boolean, signal: 
     if (isMainThread) {
       const r = waitAsync(i32, wakeWord, seen);
       if (!r.async) return;
-      if (!signal) { await r.value; return; }
+      if (!signal) {
+        await r.value;
+        return;
+      }
       if (signal.aborted) return;
       await new Promise<void>((resolve) => {
         const onAbort = (): void => {
@@ -672,7 +727,10 @@ async function park(h: ThreadHandle, rx: boolean, ready: () => boolean, signal: 
           resolve();
         };
         signal.addEventListener('abort', onAbort, { once: true });
-        void r.value.then(() => { signal.removeEventListener('abort', onAbort); resolve(); });
+        void r.value.then(() => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        });
       });
     } else {
       // A worker may sleep, but in slices, so that its own timers, aborts
@@ -689,9 +747,14 @@ function enqueue<T>(h: ThreadHandle, op: () => Promise<T>): Promise<T> {
   h.queued++;
   const prev = h.queue;
   const run = prev ? prev.then(op, op) : op();
-  const settled = run.then(() => undefined, () => undefined).then(() => {
-    if (--h.queued === 0) h.queue = null;
-  });
+  const settled = run
+    .then(
+      () => undefined,
+      () => undefined,
+    )
+    .then(() => {
+      if (--h.queued === 0) h.queue = null;
+    });
   h.queue = settled;
   return run;
 }
@@ -714,11 +777,19 @@ export const characteristics: PrimitiveCharacteristics = Object.freeze({
 function assertSab(address: unknown): SharedArrayBuffer {
   const sab = (address as { sab?: unknown } | null)?.sab;
   if (!(sab instanceof SharedArrayBuffer) || sab.byteLength < Header.BYTE_DATA + MIN_CAPACITY) {
-    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, 'options.address must be a queueConditionThread address ({ sab: SharedArrayBuffer }) from the receiving end', { details: { option: 'address' } });
+    throw new AmixError(
+      ErrorCode.AMIX_ERR_INVALID_ARG,
+      'options.address must be a queueConditionThread address ({ sab: SharedArrayBuffer }) from the receiving end',
+      { details: { option: 'address' } },
+    );
   }
   const i32 = new Int32Array(sab);
   if (Atomics.load(i32, Header.MAGIC) !== RING_MAGIC || i32[Header.VERSION] !== LAYOUT_VERSION) {
-    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `options.address is not a queueConditionThread ring of layout version ${LAYOUT_VERSION}`, { details: { option: 'address' } });
+    throw new AmixError(
+      ErrorCode.AMIX_ERR_INVALID_ARG,
+      `options.address is not a queueConditionThread ring of layout version ${LAYOUT_VERSION}`,
+      { details: { option: 'address' } },
+    );
   }
   return sab;
 }
@@ -745,7 +816,10 @@ function trySendMany(h: ThreadHandle, messages: readonly Uint8Array[]): number {
       if (len > h.maxMessageBytes) throw tooLarge(h, len);
       const need = recordBytes(len);
       if (h.suspendedSeen || !fits(h, need) || pendingAtMark(h)) {
-        if (written > 0) { commitHead(h); written = 0; }
+        if (written > 0) {
+          commitHead(h);
+          written = 0;
+        }
         if (attemptSend(h, data, len) !== SendResult.sent) break;
         continue;
       }
@@ -796,7 +870,11 @@ function tryReceiveMany(h: ThreadHandle, maxBytes: number, maxCount: number): Ui
     }
     const at = tail & mask;
     const len = i32[h.dataI32 + (at >> 2)]!;
-    if (len === CYCLE_RECORD) { tail = (tail + RECORD_HEADER) | 0; cycles++; continue; }
+    if (len === CYCLE_RECORD) {
+      tail = (tail + RECORD_HEADER) | 0;
+      cycles++;
+      continue;
+    }
     if (len < 0 || len > h.maxMessageBytes || len > maxBytes) {
       if (out.length > 0 || cycles > 0) break;
       // Nothing taken yet: the single-message path raises the right error.
@@ -837,10 +915,17 @@ const queueConditionThread = {
     const sab = assertSab(options.address);
     const i32 = new Int32Array(sab);
     if (Atomics.load(i32, Header.CLOSED) !== 0) {
-      throw new AmixError(ErrorCode.AMIX_ERR_LINK_CLOSED, 'queueConditionThread ring is already closed by its receiving end');
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_LINK_CLOSED,
+        'queueConditionThread ring is already closed by its receiving end',
+      );
     }
     if (Atomics.compareExchange(i32, Header.ATTACHED, 0, 1) !== 0) {
-      throw new AmixError(ErrorCode.AMIX_ERR_MAX_CONNECTIONS, 'queueConditionThread ring already has its one sending end attached (single producer)', { details: { max: 1 } });
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_MAX_CONNECTIONS,
+        'queueConditionThread ring already has its one sending end attached (single producer)',
+        { details: { max: 1 } },
+      );
     }
     return makeHandle(sab, 'send', options);
   },
@@ -857,7 +942,9 @@ const queueConditionThread = {
     const { i32 } = h;
     if (h.role === 'receive') {
       if (Atomics.load(i32, Header.CLOSED) === 0) {
-        const bytes = textEncoder.encode(reason?.message ?? 'the receiving end was closed').subarray(0, Header.REASON_MAX);
+        const bytes = textEncoder
+          .encode(reason?.message ?? 'the receiving end was closed')
+          .subarray(0, Header.REASON_MAX);
         h.u8.set(bytes, Header.BYTE_REASON);
         i32[Header.REASON_LEN] = bytes.length;
         Atomics.store(i32, Header.CLOSED, 1);
@@ -975,7 +1062,12 @@ const queueConditionThread = {
 
 const EMPTY = new Uint8Array(0);
 
-async function sendRecord(h: ThreadHandle, data: Uint8Array, lengthWord: number, signal: AbortSignal | undefined): Promise<void> {
+async function sendRecord(
+  h: ThreadHandle,
+  data: Uint8Array,
+  lengthWord: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   abortIfNeeded(signal, 'send');
   if (h.queued === 0 && attemptSend(h, data, lengthWord) === SendResult.sent) return;
   // The caller may reuse its buffer once send resolves, so until then we
@@ -985,7 +1077,12 @@ async function sendRecord(h: ThreadHandle, data: Uint8Array, lengthWord: number,
       abortIfNeeded(signal, 'send');
       if (attemptSend(h, data, lengthWord) === SendResult.sent) return;
       const need = lengthWord === CYCLE_RECORD ? RECORD_HEADER : recordBytes(data.byteLength);
-      await park(h, false, () => h.destroyed !== null || signal?.aborted === true || canSend(h, need, lengthWord !== CYCLE_RECORD), signal);
+      await park(
+        h,
+        false,
+        () => h.destroyed !== null || signal?.aborted === true || canSend(h, need, lengthWord !== CYCLE_RECORD),
+        signal,
+      );
     }
   });
 }
@@ -999,7 +1096,9 @@ export interface ThreadWorkerOptions extends Omit<WorkerOptions, 'resourceLimits
 }
 
 /** Anything with an abrupt close, such as a `Channel`. */
-export interface Destroyable { destroy(reason?: Error): Promise<void> }
+export interface Destroyable {
+  destroy(reason?: Error): Promise<void>;
+}
 
 /**
  * Function: `startThreadWorker(script, [options])`. Start a thread-scope
@@ -1013,9 +1112,16 @@ export interface Destroyable { destroy(reason?: Error): Promise<void> }
 export function startThreadWorker(script: string | URL, options: ThreadWorkerOptions = {}): Worker {
   const { stackSizeMb, resourceLimits, ...rest } = options;
   if (stackSizeMb !== undefined && !(Number.isFinite(stackSizeMb) && stackSizeMb > 0)) {
-    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `options.stackSizeMb must be a positive number (got ${String(stackSizeMb)})`, { details: { option: 'stackSizeMb' } });
+    throw new AmixError(
+      ErrorCode.AMIX_ERR_INVALID_ARG,
+      `options.stackSizeMb must be a positive number (got ${String(stackSizeMb)})`,
+      { details: { option: 'stackSizeMb' } },
+    );
   }
-  return new Worker(script, { ...rest, resourceLimits: { ...resourceLimits, ...(stackSizeMb !== undefined ? { stackSizeMb } : {}) } });
+  return new Worker(script, {
+    ...rest,
+    resourceLimits: { ...resourceLimits, ...(stackSizeMb !== undefined ? { stackSizeMb } : {}) },
+  });
 }
 
 /**
@@ -1029,21 +1135,32 @@ export function startThreadWorker(script: string | URL, options: ThreadWorkerOpt
  * death. Returns a function that stops watching. Restarting is the
  * fabric's business.
  */
-export function watchWorker(worker: Worker, ends: readonly Destroyable[], onDeath?: (err: AmixError) => void): () => void {
+export function watchWorker(
+  worker: Worker,
+  ends: readonly Destroyable[],
+  onDeath?: (err: AmixError) => void,
+): () => void {
   let lastError: Error | undefined;
   const threadId = worker.threadId;
-  const onError = (err: Error): void => { lastError = err; };
+  const onError = (err: Error): void => {
+    lastError = err;
+  };
   const onExit = (exitCode: number): void => {
     if (exitCode === 0 && !lastError) return;
     const why = lastError ? `threw ${lastError.message}` : `exited with code ${exitCode}`;
-    const died = new AmixError(ErrorCode.AMIX_ERR_POINT_DIED, `thread ${threadId} ${why}`,
-      { cause: lastError, details: { threadId, exitCode, ...(lastError ? { error: lastError.message } : {}) } });
+    const died = new AmixError(ErrorCode.AMIX_ERR_POINT_DIED, `thread ${threadId} ${why}`, {
+      cause: lastError,
+      details: { threadId, exitCode, ...(lastError ? { error: lastError.message } : {}) },
+    });
     for (const end of ends) void end.destroy(died).catch(() => undefined);
     onDeath?.(died);
   };
   worker.on('error', onError);
   worker.once('exit', onExit);
-  return () => { worker.off('error', onError); worker.off('exit', onExit); };
+  return () => {
+    worker.off('error', onError);
+    worker.off('exit', onExit);
+  };
 }
 
 export default queueConditionThread;

@@ -77,8 +77,15 @@ import { AmixError, ErrorCode, abortError, invalidArg } from '../lib/core/errors
 import { queueAbortable, type Abortable } from '../lib/core/waitList.js';
 import { AllowList, isCurveKey, zapAuthenticator, type RefusedPeer } from './zeromq/keys.js';
 import type {
-  ChannelEvent, ChannelHandle, ChannelOptions, ChannelStats, DiscardPolicy, Primitive, PrimitiveCharacteristics,
-  ReceiveOptions, SendOptions,
+  ChannelEvent,
+  ChannelHandle,
+  ChannelOptions,
+  ChannelStats,
+  DiscardPolicy,
+  Primitive,
+  PrimitiveCharacteristics,
+  ReceiveOptions,
+  SendOptions,
 } from '../lib/core/primitive.js';
 
 /** Frame kinds of the wire protocol (first byte of every frame). */
@@ -199,12 +206,33 @@ export interface ZeromqStats extends ChannelStats {
 interface Counters extends ZeromqStats {}
 
 function newCounters(): Counters {
-  return { sent: 0, received: 0, pending: 0, dropped: 0, rejected: 0, suspensions: 0, bytesSent: 0, bytesReceived: 0, badFrames: 0, duplicates: 0, resent: 0, refused: 0, lost: 0 };
+  return {
+    sent: 0,
+    received: 0,
+    pending: 0,
+    dropped: 0,
+    rejected: 0,
+    suspensions: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    badFrames: 0,
+    duplicates: 0,
+    resent: 0,
+    refused: 0,
+    lost: 0,
+  };
 }
 
 /** The state both kinds of end start with. */
 function common(options: ChannelOptions, maxMessageBytes: number, z: ZeromqOptions): Common {
-  return { onEvent: options.onEvent, stats: newCounters(), maxMessageBytes, onBadFrame: z.onBadFrame, closed: false, closeReason: undefined };
+  return {
+    onEvent: options.onEvent,
+    stats: newCounters(),
+    maxMessageBytes,
+    onBadFrame: z.onBadFrame,
+    closed: false,
+    closeReason: undefined,
+  };
 }
 
 interface Common {
@@ -277,10 +305,23 @@ export interface ZeromqSendHandle extends Omit<ChannelHandle, 'maxMessageBytes'>
 /** Either end. */
 export type ZeromqHandle = ZeromqReceiveHandle | ZeromqSendHandle;
 
-interface Item { data: Buffer; session: Session }
-interface DataFrame { buf: Buffer; first: number; end: number }
-interface Reader extends Abortable { resolve: (b: Uint8Array) => void; maxBytes: number }
-interface Waiter extends Abortable { data: Buffer; resolve: () => void }
+interface Item {
+  data: Buffer;
+  session: Session;
+}
+interface DataFrame {
+  buf: Buffer;
+  first: number;
+  end: number;
+}
+interface Reader extends Abortable {
+  resolve: (b: Uint8Array) => void;
+  maxBytes: number;
+}
+interface Waiter extends Abortable {
+  data: Buffer;
+  resolve: () => void;
+}
 interface Session {
   readonly key: string;
   readonly id: Buffer;
@@ -308,18 +349,26 @@ function badFrame(message: string, details: Record<string, unknown> = {}): AmixE
 }
 
 function closedError(h: Common, what: string): AmixError {
-  return new AmixError(ErrorCode.AMIX_ERR_LINK_CLOSED, `zeromq channel closed${what ? ` ${what}` : ''}`, h.closeReason ? { cause: h.closeReason } : {});
+  return new AmixError(
+    ErrorCode.AMIX_ERR_LINK_CLOSED,
+    `zeromq channel closed${what ? ` ${what}` : ''}`,
+    h.closeReason ? { cause: h.closeReason } : {},
+  );
 }
 
 function emit(h: Common, e: ChannelEvent): void {
-  try { h.onEvent?.(e); } catch {
+  try {
+    h.onEvent?.(e);
+  } catch {
     // onEvent must not throw; if it does, the transport carries on.
   }
 }
 
 function reportBad(h: Common, err: AmixError): void {
   h.stats.badFrames++;
-  try { h.onBadFrame?.(err); } catch {
+  try {
+    h.onBadFrame?.(err);
+  } catch {
     // An observer's failure must not reach the receive loop.
   }
 }
@@ -340,7 +389,10 @@ export function parseFrame(frame: Buffer, maxMessageBytes: number = characterist
   if (frame.length < 1) throw badFrame('is empty');
   const kind = frame[0];
   const need = (n: number, exact: boolean) => {
-    if (exact ? frame.length !== n : frame.length < n) throw badFrame(`of kind 0x${kind!.toString(16)} has ${frame.length} bytes, expected ${exact ? '' : 'at least '}${n}`);
+    if (exact ? frame.length !== n : frame.length < n)
+      throw badFrame(
+        `of kind 0x${kind!.toString(16)} has ${frame.length} bytes, expected ${exact ? '' : 'at least '}${n}`,
+      );
   };
   const session = () => frame.subarray(1, 1 + SESSION_BYTES);
   switch (kind) {
@@ -354,13 +406,18 @@ export function parseFrame(frame: Buffer, maxMessageBytes: number = characterist
         if (frame.length - off < 4) throw badFrame('ends inside a length prefix', { offset: off });
         const len = frame.readUInt32BE(off);
         off += 4;
-        if (len > maxMessageBytes) throw badFrame(`carries a message of ${len} bytes, above the channel maximum of ${maxMessageBytes}`, { size: len });
-        if (len > frame.length - off) throw badFrame(`announces ${len} bytes but only ${frame.length - off} follow`, { offset: off });
+        if (len > maxMessageBytes)
+          throw badFrame(`carries a message of ${len} bytes, above the channel maximum of ${maxMessageBytes}`, {
+            size: len,
+          });
+        if (len > frame.length - off)
+          throw badFrame(`announces ${len} bytes but only ${frame.length - off} follow`, { offset: off });
         messages.push(frame.subarray(off, off + len));
         off += len;
       }
       if (messages.length === 0) throw badFrame('carries no message');
-      if (firstUnacked > firstSeq || !Number.isSafeInteger(firstSeq + messages.length)) throw badFrame('has inconsistent sequence numbers');
+      if (firstUnacked > firstSeq || !Number.isSafeInteger(firstSeq + messages.length))
+        throw badFrame('has inconsistent sequence numbers');
       return { kind: 'data', session: session(), firstSeq, firstUnacked, messages };
     }
     case FrameKind.hello: {
@@ -377,7 +434,14 @@ export function parseFrame(frame: Buffer, maxMessageBytes: number = characterist
       need(CREDIT_SIZE, true);
       const flags = frame[29]!;
       if (flags > 1) throw badFrame('CREDIT has unknown flags');
-      return { kind: 'credit', session: session(), expected: readU64(frame, 9), limit: readU64(frame, 17), token: frame.readUInt32BE(25), resend: (flags & 1) === 1 };
+      return {
+        kind: 'credit',
+        session: session(),
+        expected: readU64(frame, 9),
+        limit: readU64(frame, 17),
+        token: frame.readUInt32BE(25),
+        resend: (flags & 1) === 1,
+      };
     }
     default:
       throw badFrame(`has unknown kind 0x${(kind ?? 0).toString(16)}`, { kind });
@@ -393,13 +457,15 @@ export function isLoopback(endpoint: string): boolean {
 }
 
 function checkEndpoint(name: string, v: unknown): string {
-  if (typeof v !== 'string' || !/^(tcp|ipc|inproc):\/\/.+/.test(v)) throw invalidArg(name, 'must be a tcp://, ipc:// or inproc:// endpoint', v);
+  if (typeof v !== 'string' || !/^(tcp|ipc|inproc):\/\/.+/.test(v))
+    throw invalidArg(name, 'must be a tcp://, ipc:// or inproc:// endpoint', v);
   return v;
 }
 
 function positive(name: string, v: unknown, dflt: number, allowZero = false): number {
   if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < (allowZero ? 0 : 1)) throw invalidArg(`options.zeromq.${name}`, `must be a ${allowZero ? 'non-negative' : 'positive'} integer`, v);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < (allowZero ? 0 : 1))
+    throw invalidArg(`options.zeromq.${name}`, `must be a ${allowZero ? 'non-negative' : 'positive'} integer`, v);
   return v;
 }
 
@@ -408,9 +474,15 @@ function socketOptions(z: ZeromqOptions): Record<string, number> {
   return {
     linger: 0,
     reconnectInterval: positive('reconnectIntervalMs', z.reconnectIntervalMs, ZEROMQ_DEFAULTS.reconnectIntervalMs),
-    reconnectMaxInterval: positive('reconnectMaxIntervalMs', z.reconnectMaxIntervalMs, ZEROMQ_DEFAULTS.reconnectMaxIntervalMs),
+    reconnectMaxInterval: positive(
+      'reconnectMaxIntervalMs',
+      z.reconnectMaxIntervalMs,
+      ZEROMQ_DEFAULTS.reconnectMaxIntervalMs,
+    ),
     heartbeatInterval: hb,
-    ...(hb > 0 ? { heartbeatTimeout: positive('heartbeatTimeoutMs', z.heartbeatTimeoutMs, ZEROMQ_DEFAULTS.heartbeatTimeoutMs) } : {}),
+    ...(hb > 0
+      ? { heartbeatTimeout: positive('heartbeatTimeoutMs', z.heartbeatTimeoutMs, ZEROMQ_DEFAULTS.heartbeatTimeoutMs) }
+      : {}),
   };
 }
 
@@ -421,8 +493,10 @@ async function createReceiver(options: ZeromqChannelOptions): Promise<ZeromqRece
   const maxMessageBytes = options.maxMessageBytes ?? characteristics.maxMessageBytes;
   const maxmsg = options.maxmsg ?? ZEROMQ_DEFAULTS.maxmsg;
   const minmsg = options.minmsg ?? Math.floor(maxmsg / 2);
-  if (!Number.isSafeInteger(maxmsg) || maxmsg < 1) throw invalidArg('options.maxmsg', 'must be a positive integer', maxmsg);
-  if (!Number.isSafeInteger(minmsg) || minmsg < 0 || minmsg >= maxmsg) throw invalidArg('options.minmsg', 'must be an integer from 0 to maxmsg - 1', minmsg);
+  if (!Number.isSafeInteger(maxmsg) || maxmsg < 1)
+    throw invalidArg('options.maxmsg', 'must be a positive integer', maxmsg);
+  if (!Number.isSafeInteger(minmsg) || minmsg < 0 || minmsg >= maxmsg)
+    throw invalidArg('options.minmsg', 'must be an integer from 0 to maxmsg - 1', minmsg);
   const bind = checkEndpoint('options.zeromq.bind', z.bind ?? ZEROMQ_DEFAULTS.bind);
   const curve = z.curve;
   const batchBytes = positive('batchBytes', z.batchBytes, ZEROMQ_DEFAULTS.batchBytes);
@@ -430,7 +504,11 @@ async function createReceiver(options: ZeromqChannelOptions): Promise<ZeromqRece
   const sockOpts: Record<string, unknown> = { ...socketOptions(z), maxMessageSize: maxFrameBytes };
   let releaseZap: (() => Promise<void>) | undefined;
   if (curve) {
-    if (!isCurveKey(curve.publicKey) || !isCurveKey(curve.secretKey)) throw invalidArg('options.zeromq.curve', 'needs publicKey and secretKey, Z85-encoded CURVE keys (see generateKeyPair)');
+    if (!isCurveKey(curve.publicKey) || !isCurveKey(curve.secretKey))
+      throw invalidArg(
+        'options.zeromq.curve',
+        'needs publicKey and secretKey, Z85-encoded CURVE keys (see generateKeyPair)',
+      );
     Object.assign(sockOpts, { curveServer: true, curveSecretKey: curve.secretKey, curvePublicKey: curve.publicKey });
     if (curve.allow !== undefined) {
       const allow = curve.allow instanceof AllowList ? curve.allow : new AllowList(curve.allow);
@@ -441,7 +519,9 @@ async function createReceiver(options: ZeromqChannelOptions): Promise<ZeromqRece
       Object.assign(sockOpts, { zapDomain: domain, zapEnforceDomain: true });
     }
   } else if (!isLoopback(bind)) {
-    process.emitWarning(`zeromq primitive: binding ${bind} without CURVE keys; anyone who can reach it may send`, { code: 'AMIX_ZEROMQ_INSECURE' });
+    process.emitWarning(`zeromq primitive: binding ${bind} without CURVE keys; anyone who can reach it may send`, {
+      code: 'AMIX_ZEROMQ_INSECURE',
+    });
   }
   const socket = new zmq.Router(sockOpts);
   const h: ZeromqReceiveHandle = {
@@ -466,13 +546,21 @@ async function createReceiver(options: ZeromqChannelOptions): Promise<ZeromqRece
   } catch (err) {
     socket.close();
     await releaseZap?.();
-    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `zeromq primitive cannot bind ${bind}: ${(err as Error).message}`, { cause: err, details: { option: 'options.zeromq.bind' } });
+    throw new AmixError(
+      ErrorCode.AMIX_ERR_INVALID_ARG,
+      `zeromq primitive cannot bind ${bind}: ${(err as Error).message}`,
+      { cause: err, details: { option: 'options.zeromq.bind' } },
+    );
   }
-  const endpoint = z.advertise !== undefined ? checkEndpoint('options.zeromq.advertise', z.advertise) : socket.lastEndpoint!;
+  const endpoint =
+    z.advertise !== undefined ? checkEndpoint('options.zeromq.advertise', z.advertise) : socket.lastEndpoint!;
   (h as { address: ZeromqAddress }).address = Object.freeze({
     endpoint,
     ...(curve ? { serverPublicKey: curve.publicKey! } : {}),
-    maxmsg, minmsg, maxMessageBytes, maxFrameBytes,
+    maxmsg,
+    minmsg,
+    maxMessageBytes,
+    maxFrameBytes,
     discard: options.discard ?? 'block',
   });
   h.loop = receiveLoop(h, maxmsg);
@@ -481,18 +569,29 @@ async function createReceiver(options: ZeromqChannelOptions): Promise<ZeromqRece
 
 function watchReceiver(h: ZeromqReceiveHandle): void {
   const ev = h.socket.events;
-  ev.on('handshake', () => { h.live++; });
-  const refused = () => { h.stats.refused++; h.refusing++; };
+  ev.on('handshake', () => {
+    h.live++;
+  });
+  const refused = () => {
+    h.stats.refused++;
+    h.refusing++;
+  };
   ev.on('handshake:error:auth', refused);
   ev.on('handshake:error:protocol', refused);
   ev.on('handshake:error:other', refused);
   ev.on('disconnect', () => {
-    if (h.refusing > 0) { h.refusing--; return; }
+    if (h.refusing > 0) {
+      h.refusing--;
+      return;
+    }
     if (h.live > 0) {
       h.live--;
       if (!h.closed && !h.lostPeer) {
         h.lostPeer = true;
-        emit(h, { type: 'peerLost', error: new AmixError(ErrorCode.AMIX_ERR_PEER_LOST, 'a sending end of the zeromq channel disconnected') });
+        emit(h, {
+          type: 'peerLost',
+          error: new AmixError(ErrorCode.AMIX_ERR_PEER_LOST, 'a sending end of the zeromq channel disconnected'),
+        });
       }
     }
   });
@@ -503,25 +602,51 @@ async function receiveLoop(h: ZeromqReceiveHandle, maxmsg: number): Promise<void
     for await (const parts of h.socket) {
       if (h.closed) break;
       const route = parts[0]!;
-      if (parts.length !== 2) { reportBad(h, badFrame(`message has ${parts.length - 1} parts, expected 1`)); continue; }
+      if (parts.length !== 2) {
+        reportBad(h, badFrame(`message has ${parts.length - 1} parts, expected 1`));
+        continue;
+      }
       let f: Frame;
-      try { f = parseFrame(parts[1]!, h.maxMessageBytes); } catch (err) { reportBad(h, err as AmixError); continue; }
-      if (f.kind === 'credit') { reportBad(h, badFrame('CREDIT sent to a receiving end')); continue; }
+      try {
+        f = parseFrame(parts[1]!, h.maxMessageBytes);
+      } catch (err) {
+        reportBad(h, err as AmixError);
+        continue;
+      }
+      if (f.kind === 'credit') {
+        reportBad(h, badFrame('CREDIT sent to a receiving end'));
+        continue;
+      }
       const key = f.session.toString('hex');
       let s = h.sessions.get(key);
       if (!s) {
         const start = f.kind === 'ping' ? 0 : f.firstUnacked;
-        s = { key, id: Buffer.from(f.session), route, expected: start, consumed: start, limit: start + maxmsg, queued: 0, resendAskedAt: -1, suspended: false };
+        s = {
+          key,
+          id: Buffer.from(f.session),
+          route,
+          expected: start,
+          consumed: start,
+          limit: start + maxmsg,
+          queued: 0,
+          resendAskedAt: -1,
+          suspended: false,
+        };
         addSession(h, s);
       }
       s.route = route;
-      if (f.kind === 'data') { resync(s, f.firstUnacked, maxmsg); onData(h, s, f); }
-      else if (f.kind === 'hello') {
+      if (f.kind === 'data') {
+        resync(s, f.firstUnacked, maxmsg);
+        onData(h, s, f);
+      } else if (f.kind === 'hello') {
         // A HELLO opens each connection: whatever the sender sent beyond `expected` was lost with the old one.
         resync(s, f.firstUnacked, maxmsg);
         const resend = s.expected < f.sentUpTo;
         if (resend) s.resendAskedAt = s.expected;
-        if (h.lostPeer) { h.lostPeer = false; emit(h, { type: 'reconnected', resent: 0, lost: 0 }); }
+        if (h.lostPeer) {
+          h.lostPeer = false;
+          emit(h, { type: 'reconnected', resent: 0, lost: 0 });
+        }
         void sendCredit(h, s, 0, resend);
       } else void sendCredit(h, s, f.token, false);
     }
@@ -529,7 +654,9 @@ async function receiveLoop(h: ZeromqReceiveHandle, maxmsg: number): Promise<void
     if (!h.closed) {
       // The socket failed under us (not a close we asked for): end the channel with the reason.
       h.closed = true;
-      h.closeReason = new AmixError(ErrorCode.AMIX_ERR_PEER_LOST, `zeromq receive failed: ${(err as Error).message}`, { cause: err });
+      h.closeReason = new AmixError(ErrorCode.AMIX_ERR_PEER_LOST, `zeromq receive failed: ${(err as Error).message}`, {
+        cause: err,
+      });
       failReaders(h);
       emit(h, { type: 'closed', reason: h.closeReason });
     }
@@ -547,7 +674,10 @@ function resync(s: Session, firstUnacked: number, maxmsg: number): void {
 function addSession(h: ZeromqReceiveHandle, s: Session): void {
   if (h.sessions.size >= MAX_SESSIONS) {
     for (const [k, old] of h.sessions) {
-      if (old.queued === 0) { h.sessions.delete(k); break; }
+      if (old.queued === 0) {
+        h.sessions.delete(k);
+        break;
+      }
     }
   }
   h.sessions.set(s.key, s);
@@ -557,8 +687,15 @@ function onData(h: ZeromqReceiveHandle, s: Session, f: Extract<Frame, { kind: 'd
   let seq = f.firstSeq;
   let gap = false;
   for (const m of f.messages) {
-    if (seq < s.expected) { h.stats.duplicates++; seq++; continue; }
-    if (seq > s.expected) { gap = true; break; }
+    if (seq < s.expected) {
+      h.stats.duplicates++;
+      seq++;
+      continue;
+    }
+    if (seq > s.expected) {
+      gap = true;
+      break;
+    }
     if (seq >= s.limit) {
       // Beyond the credit granted: a misbehaving peer. Drop the rest; a correct sender never gets here.
       reportBad(h, badFrame('carries messages beyond the granted credit', { seq, limit: s.limit }));
@@ -582,7 +719,9 @@ function onData(h: ZeromqReceiveHandle, s: Session, f: Extract<Frame, { kind: 'd
   }
 }
 
-function queueLength(h: ZeromqReceiveHandle): number { return h.queue.length - h.head; }
+function queueLength(h: ZeromqReceiveHandle): number {
+  return h.queue.length - h.head;
+}
 
 function deliver(h: ZeromqReceiveHandle, item: Item): void {
   while (h.readers.length > 0 && queueLength(h) === 0) {
@@ -603,7 +742,11 @@ function deliver(h: ZeromqReceiveHandle, item: Item): void {
 }
 
 function tooSmall(size: number, max: number): AmixError {
-  return new AmixError(ErrorCode.AMIX_ERR_BUFFER_TOO_SMALL, `next zeromq message is ${size} bytes, the caller accepts ${max}`, { details: { size, max } });
+  return new AmixError(
+    ErrorCode.AMIX_ERR_BUFFER_TOO_SMALL,
+    `next zeromq message is ${size} bytes, the caller accepts ${max}`,
+    { details: { size, max } },
+  );
 }
 
 function consumed(h: ZeromqReceiveHandle, item: Item): void {
@@ -624,7 +767,13 @@ function maybeGrant(h: ZeromqReceiveHandle, s: Session): void {
   void sendCredit(h, s, 0, false);
 }
 
-async function sendCredit(h: ZeromqReceiveHandle, s: Session, token: number, resend: boolean, closing = false): Promise<void> {
+async function sendCredit(
+  h: ZeromqReceiveHandle,
+  s: Session,
+  token: number,
+  resend: boolean,
+  closing = false,
+): Promise<void> {
   if (h.closed && !closing) return;
   const b = Buffer.allocUnsafe(CREDIT_SIZE);
   b[0] = FrameKind.credit;
@@ -647,24 +796,33 @@ function takeNext(h: ZeromqReceiveHandle, maxBytes: number): Uint8Array | undefi
   if (item.data.length > maxBytes) throw tooSmall(item.data.length, maxBytes);
   h.queue[h.head] = undefined as unknown as Item;
   h.head++;
-  if (h.head > 1024 && h.head * 2 > h.queue.length) { h.queue.splice(0, h.head); h.head = 0; }
+  if (h.head > 1024 && h.head * 2 > h.queue.length) {
+    h.queue.splice(0, h.head);
+    h.head = 0;
+  }
   consumed(h, item);
   return item.data;
 }
 
 function failReaders(h: ZeromqReceiveHandle): void {
-  for (const r of h.readers.splice(0)) { r.cleanup?.(); r.reject(closedError(h, 'while receiving')); }
+  for (const r of h.readers.splice(0)) {
+    r.cleanup?.();
+    r.reject(closedError(h, 'while receiving'));
+  }
 }
 
 // ---------------------------------------------------------------- sending end
 
 function checkAddress(a: unknown): ZeromqAddress {
-  if (a === null || typeof a !== 'object') throw invalidArg('options.address', 'must be the address of a zeromq receiving end', a);
+  if (a === null || typeof a !== 'object')
+    throw invalidArg('options.address', 'must be the address of a zeromq receiving end', a);
   const x = a as Record<string, unknown>;
   checkEndpoint('options.address.endpoint', x.endpoint);
-  if (x.serverPublicKey !== undefined && !isCurveKey(x.serverPublicKey)) throw invalidArg('options.address.serverPublicKey', 'must be a Z85 CURVE key', x.serverPublicKey);
+  if (x.serverPublicKey !== undefined && !isCurveKey(x.serverPublicKey))
+    throw invalidArg('options.address.serverPublicKey', 'must be a Z85 CURVE key', x.serverPublicKey);
   for (const k of ['maxmsg', 'maxMessageBytes', 'maxFrameBytes'] as const) {
-    if (typeof x[k] !== 'number' || !Number.isSafeInteger(x[k]) || (x[k] as number) < 1) throw invalidArg(`options.address.${k}`, 'must be a positive integer', x[k]);
+    if (typeof x[k] !== 'number' || !Number.isSafeInteger(x[k]) || (x[k] as number) < 1)
+      throw invalidArg(`options.address.${k}`, 'must be a positive integer', x[k]);
   }
   return x as unknown as ZeromqAddress;
 }
@@ -676,8 +834,13 @@ async function createSender(options: ZeromqChannelOptions): Promise<ZeromqSendHa
   if (address.serverPublicKey !== undefined) {
     let pair = z.curve;
     if (pair?.publicKey === undefined || pair.secretKey === undefined) pair = zmq.curveKeyPair();
-    else if (!isCurveKey(pair.publicKey) || !isCurveKey(pair.secretKey)) throw invalidArg('options.zeromq.curve', 'needs Z85-encoded publicKey and secretKey');
-    Object.assign(sockOpts, { curveServerKey: address.serverPublicKey, curvePublicKey: pair.publicKey, curveSecretKey: pair.secretKey });
+    else if (!isCurveKey(pair.publicKey) || !isCurveKey(pair.secretKey))
+      throw invalidArg('options.zeromq.curve', 'needs Z85-encoded publicKey and secretKey');
+    Object.assign(sockOpts, {
+      curveServerKey: address.serverPublicKey,
+      curvePublicKey: pair.publicKey,
+      curveSecretKey: pair.secretKey,
+    });
   }
   const socket = new zmq.Dealer(sockOpts);
   const maxMessageBytes = Math.min(options.maxMessageBytes ?? characteristics.maxMessageBytes, address.maxMessageBytes);
@@ -743,7 +906,12 @@ function watchSender(h: ZeromqSendHandle): void {
     h.credited = false;
     if (!h.lostPeer) {
       h.lostPeer = true;
-      emit(h, { type: 'peerLost', error: new AmixError(ErrorCode.AMIX_ERR_PEER_LOST, `lost the connection to ${h.address.endpoint}`, { details: { endpoint: h.address.endpoint } }) });
+      emit(h, {
+        type: 'peerLost',
+        error: new AmixError(ErrorCode.AMIX_ERR_PEER_LOST, `lost the connection to ${h.address.endpoint}`, {
+          details: { endpoint: h.address.endpoint },
+        }),
+      });
     }
   });
   ev.on('connect:retry', (e) => {
@@ -753,7 +921,11 @@ function watchSender(h: ZeromqSendHandle): void {
   const refused = (e: { error: Error }) => {
     if (h.closed) return;
     h.stats.refused++;
-    const err = new AmixError(ErrorCode.AMIX_ERR_UNAUTHORIZED, `${h.address.endpoint} refused this end at the handshake: ${e.error.message}`, { cause: e.error, details: { endpoint: h.address.endpoint } });
+    const err = new AmixError(
+      ErrorCode.AMIX_ERR_UNAUTHORIZED,
+      `${h.address.endpoint} refused this end at the handshake: ${e.error.message}`,
+      { cause: e.error, details: { endpoint: h.address.endpoint } },
+    );
     const first = h.authError === undefined;
     h.authError = err;
     for (const w of h.connectWaiters.splice(0)) w.reject(err);
@@ -785,7 +957,10 @@ async function creditLoop(h: ZeromqSendHandle): Promise<void> {
         f = parseFrame(parts[0]!, 0);
         if (f.kind !== 'credit') throw badFrame(`of kind ${f.kind} sent to a sending end`);
         if (!f.session.equals(h.session)) throw badFrame('CREDIT for another session');
-      } catch (err) { reportBad(h, err as AmixError); continue; }
+      } catch (err) {
+        reportBad(h, err as AmixError);
+        continue;
+      }
       onCredit(h, f);
     }
   } catch {
@@ -796,8 +971,12 @@ async function creditLoop(h: ZeromqSendHandle): Promise<void> {
 function onCredit(h: ZeromqSendHandle, f: Extract<Frame, { kind: 'credit' }>): void {
   if (f.expected > h.acked) {
     h.acked = Math.min(f.expected, h.sentUpTo);
-    while (h.framesHead < h.frames.length && h.frames[h.framesHead]!.end <= h.acked) h.frames[h.framesHead++] = undefined as unknown as DataFrame;
-    if (h.framesHead > 64 && h.framesHead * 2 > h.frames.length) { h.frames.splice(0, h.framesHead); h.framesHead = 0; }
+    while (h.framesHead < h.frames.length && h.frames[h.framesHead]!.end <= h.acked)
+      h.frames[h.framesHead++] = undefined as unknown as DataFrame;
+    if (h.framesHead > 64 && h.framesHead * 2 > h.frames.length) {
+      h.frames.splice(0, h.framesHead);
+      h.framesHead = 0;
+    }
   }
   if (f.limit > h.limit) h.limit = f.limit;
   let resent = 0;
@@ -813,12 +992,19 @@ function onCredit(h: ZeromqSendHandle, f: Extract<Frame, { kind: 'credit' }>): v
   for (const w of h.connectWaiters.splice(0)) w.resolve();
   if (f.token !== 0) {
     const p = h.pings.get(f.token);
-    if (p) { h.pings.delete(f.token); p.resolve(); }
+    if (p) {
+      h.pings.delete(f.token);
+      p.resolve();
+    }
   }
   // A PING is answered as well by any CREDIT that acknowledges everything sent
   // before it: a receiving end that closes says so once (see destroy) and never
   // answers a PING that arrives after that.
-  for (const [token, p] of h.pings) if (p.upTo <= h.acked) { h.pings.delete(token); p.resolve(); }
+  for (const [token, p] of h.pings)
+    if (p.upTo <= h.acked) {
+      h.pings.delete(token);
+      p.resolve();
+    }
   pump(h);
 }
 
@@ -836,7 +1022,9 @@ function resendFrom(h: ZeromqSendHandle, from: number): number {
   return resent;
 }
 
-function credit(h: ZeromqSendHandle): number { return h.limit - h.nextSeq; }
+function credit(h: ZeromqSendHandle): number {
+  return h.limit - h.nextSeq;
+}
 
 /** Move backlog and blocked sends into the window while there is credit; emit resumed/suspended. */
 function pump(h: ZeromqSendHandle): void {
@@ -856,7 +1044,9 @@ function pump(h: ZeromqSendHandle): void {
   }
 }
 
-function pendingOf(h: ZeromqSendHandle): number { return h.nextSeq - h.acked + h.backlog.length + h.waiters.length; }
+function pendingOf(h: ZeromqSendHandle): number {
+  return h.nextSeq - h.acked + h.backlog.length + h.waiters.length;
+}
 
 function accept(h: ZeromqSendHandle, data: Uint8Array): void {
   const len = data.byteLength;
@@ -909,7 +1099,10 @@ function scheduleFlush(h: ZeromqSendHandle): void {
   // Messages accepted in one tick share frames: they go out together on the next turn of the loop.
   if (h.flushScheduled) return;
   h.flushScheduled = true;
-  setImmediate(() => { h.flushScheduled = false; flush(h); });
+  setImmediate(() => {
+    h.flushScheduled = false;
+    flush(h);
+  });
 }
 
 function flush(h: ZeromqSendHandle): void {
@@ -934,7 +1127,11 @@ async function write(h: ZeromqSendHandle): Promise<void> {
 
 function checkSize(h: Common, data: Uint8Array): void {
   if (data.byteLength > h.maxMessageBytes) {
-    throw new AmixError(ErrorCode.AMIX_ERR_MESSAGE_TOO_LARGE, `message of ${data.byteLength} bytes exceeds the zeromq channel maximum of ${h.maxMessageBytes}`, { details: { size: data.byteLength, max: h.maxMessageBytes } });
+    throw new AmixError(
+      ErrorCode.AMIX_ERR_MESSAGE_TOO_LARGE,
+      `message of ${data.byteLength} bytes exceeds the zeromq channel maximum of ${h.maxMessageBytes}`,
+      { details: { size: data.byteLength, max: h.maxMessageBytes } },
+    );
   }
 }
 
@@ -943,7 +1140,10 @@ function trySendNow(h: ZeromqSendHandle, data: Uint8Array): boolean {
   if (h.closed) throw closedError(h, '');
   checkSize(h, data);
   if (h.suspendedByUser || h.waiters.length > 0) return false;
-  if (credit(h) > 0 && h.backlog.length === 0) { accept(h, data); return true; }
+  if (credit(h) > 0 && h.backlog.length === 0) {
+    accept(h, data);
+    return true;
+  }
   switch (h.discard) {
     case 'dropNewest':
       h.stats.dropped++;
@@ -951,7 +1151,11 @@ function trySendNow(h: ZeromqSendHandle, data: Uint8Array): boolean {
       return true;
     case 'reject':
       h.stats.rejected++;
-      throw new AmixError(ErrorCode.AMIX_ERR_QUEUE_FULL, `zeromq receiver at ${h.address.endpoint} has ${h.address.maxmsg} messages pending (maxmsg)`, { details: { maxmsg: h.address.maxmsg } });
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_QUEUE_FULL,
+        `zeromq receiver at ${h.address.endpoint} has ${h.address.maxmsg} messages pending (maxmsg)`,
+        { details: { maxmsg: h.address.maxmsg } },
+      );
     case 'dropOldest':
       h.backlog.push(Buffer.from(data));
       // Messages already on the wire cannot be recalled; the oldest still waiting here go first.
@@ -967,7 +1171,9 @@ function trySendNow(h: ZeromqSendHandle, data: Uint8Array): boolean {
 }
 
 function sendBlocking(h: ZeromqSendHandle, data: Uint8Array, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => queueAbortable(h.waiters, { data: Buffer.from(data), resolve, reject, cleanup: null }, signal, 'send'));
+  return new Promise((resolve, reject) =>
+    queueAbortable(h.waiters, { data: Buffer.from(data), resolve, reject, cleanup: null }, signal, 'send'),
+  );
 }
 
 function waitCredited(h: ZeromqSendHandle, timeoutMs: number, what: string): Promise<void> {
@@ -978,9 +1184,24 @@ function waitCredited(h: ZeromqSendHandle, timeoutMs: number, what: string): Pro
     const timer = setTimeout(() => {
       const i = h.connectWaiters.indexOf(w);
       if (i >= 0) h.connectWaiters.splice(i, 1);
-      reject(new AmixError(ErrorCode.AMIX_ERR_TIMEOUT, `${what}: no answer from ${h.address.endpoint} within ${timeoutMs} ms`, { details: { endpoint: h.address.endpoint, timeoutMs } }));
+      reject(
+        new AmixError(
+          ErrorCode.AMIX_ERR_TIMEOUT,
+          `${what}: no answer from ${h.address.endpoint} within ${timeoutMs} ms`,
+          { details: { endpoint: h.address.endpoint, timeoutMs } },
+        ),
+      );
     }, timeoutMs);
-    const w = { resolve: () => { clearTimeout(timer); resolve(); }, reject: (e: Error) => { clearTimeout(timer); reject(e); } };
+    const w = {
+      resolve: () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      reject: (e: Error) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    };
     h.connectWaiters.push(w);
   });
 }
@@ -997,11 +1218,20 @@ function ping(h: ZeromqSendHandle, signal?: AbortSignal): Promise<void> {
   // Behind every message accepted so far: a PING that overtook them would prove nothing.
   seal(h);
   return new Promise<void>((resolve, reject) => {
-    const onAbort = () => { h.pings.delete(token); reject(abortError(signal, 'cycle')); };
+    const onAbort = () => {
+      h.pings.delete(token);
+      reject(abortError(signal, 'cycle'));
+    };
     h.pings.set(token, {
       upTo: h.nextSeq,
-      resolve: () => { signal?.removeEventListener('abort', onAbort); resolve(); },
-      reject: (e) => { signal?.removeEventListener('abort', onAbort); reject(e); },
+      resolve: () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      },
+      reject: (e) => {
+        signal?.removeEventListener('abort', onAbort);
+        reject(e);
+      },
     });
     signal?.addEventListener('abort', onAbort, { once: true });
     h.outbox.push(b);
@@ -1018,7 +1248,13 @@ async function drainOnClose(h: ZeromqSendHandle): Promise<void> {
     if (left <= 0) return;
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), left);
-    try { await ping(h, ac.signal); } catch { return; } finally { clearTimeout(timer); }
+    try {
+      await ping(h, ac.signal);
+    } catch {
+      return;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 
@@ -1032,7 +1268,9 @@ async function farewell(h: ZeromqReceiveHandle): Promise<void> {
   const sends: Promise<void>[] = [];
   for (const s of h.sessions.values()) sends.push(sendCredit(h, s, 0, false, true));
   await Promise.all(sends);
-  try { h.socket.linger = FAREWELL_LINGER_MS; } catch {
+  try {
+    h.socket.linger = FAREWELL_LINGER_MS;
+  } catch {
     // A socket already gone: nothing to linger for.
   }
 }
@@ -1053,7 +1291,10 @@ async function destroy(handle: ZeromqHandle, reason?: Error): Promise<void> {
   } else {
     const h = handle;
     const err = closedError(h, 'while sending');
-    for (const w of h.waiters.splice(0)) { w.cleanup?.(); w.reject(err); }
+    for (const w of h.waiters.splice(0)) {
+      w.cleanup?.();
+      w.reject(err);
+    }
     for (const w of h.connectWaiters.splice(0)) w.reject(err);
     for (const p of h.pings.values()) p.reject(err);
     h.pings.clear();
@@ -1076,7 +1317,8 @@ export const zeromqPrimitive: Primitive<ZeromqHandle> = {
 
   async create(options: ChannelOptions): Promise<ZeromqHandle> {
     const o = options as ZeromqChannelOptions;
-    if (o.zeromq !== undefined && (o.zeromq === null || typeof o.zeromq !== 'object')) throw invalidArg('options.zeromq', 'must be an object', o.zeromq);
+    if (o.zeromq !== undefined && (o.zeromq === null || typeof o.zeromq !== 'object'))
+      throw invalidArg('options.zeromq', 'must be an object', o.zeromq);
     return o.address === undefined ? createReceiver(o) : createSender(o);
   },
 
@@ -1102,7 +1344,9 @@ export const zeromqPrimitive: Primitive<ZeromqHandle> = {
     if (h.closed) throw closedError(h, '');
     const signal = options.signal;
     if (signal?.aborted) throw abortError(signal, 'receive');
-    return new Promise<Uint8Array>((resolve, reject) => queueAbortable(h.readers, { resolve, reject, maxBytes: options.maxBytes, cleanup: null }, signal, 'receive'));
+    return new Promise<Uint8Array>((resolve, reject) =>
+      queueAbortable(h.readers, { resolve, reject, maxBytes: options.maxBytes, cleanup: null }, signal, 'receive'),
+    );
   },
 
   tryReceive(handle: ZeromqHandle, maxBytes: number): Uint8Array | undefined {

@@ -20,12 +20,16 @@ t.test('two points registered from two processes, linked, lines piped with send 
   const link = JSON.parse(c.stdout);
   t.match(link, { a: 'upper', b: ['fwd'], direction: 'aToB', steps: [1, 2, 5, 6] });
 
-  const recv = spawn(process.execPath, [AMIX, 'recv', 'fwd', '--count', '3', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const recv = spawn(process.execPath, [AMIX, 'recv', 'fwd', '--count', '3', '--dir', dir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   t.teardown(() => recv.kill());
   // Listen now: recv may finish before the send below has even returned.
   const exited = once(recv, 'exit');
   let got = '';
-  recv.stdout.on('data', (d) => { got += d; });
+  recv.stdout.on('data', (d) => {
+    got += d;
+  });
   await once(recv.stderr, 'data'); // "recv: linked ..."
   const sent = await amix(dir, ['send', 'upper'], 'one\ntwo\nthree\n');
   t.equal(sent.code, 0, sent.stderr);
@@ -40,7 +44,10 @@ t.test('two points registered from two processes, linked, lines piped with send 
   t.equal(res.state, 'active', 'resume');
   t.equal((await amix(dir, ['reconnect', 'upper', '--json'])).code, 0, 'reconnect');
   const top = JSON.parse((await amix(dir, ['top', '--once', '--json'])).stdout);
-  t.ok(top.links.some((l: { link: string }) => l.link === link.id), 'top shows the link');
+  t.ok(
+    top.links.some((l: { link: string }) => l.link === link.id),
+    'top shows the link',
+  );
   t.equal((await amix(dir, ['disconnect', link.id, '--json'])).code, 0, 'disconnect');
   const show = JSON.parse((await amix(dir, ['point', 'show', 'upper', '--json'])).stdout);
   t.equal(show.name, 'upper');
@@ -49,7 +56,10 @@ t.test('two points registered from two processes, linked, lines piped with send 
   const status = JSON.parse((await amix(dir, ['daemon', 'status', '--json'])).stdout);
   t.equal(status.points, 0, 'no points left');
   const prims = JSON.parse((await amix(dir, ['primitive', 'ls', '--json'])).stdout);
-  t.ok(prims.some((p: { name: string }) => p.name === 'queueConditionProcess'), 'primitive ls');
+  t.ok(
+    prims.some((p: { name: string }) => p.name === 'queueConditionProcess'),
+    'primitive ls',
+  );
   const stop = await amix(dir, ['daemon', 'stop', '--json']);
   t.same(JSON.parse(stop.stdout), { stopped: true });
 });
@@ -57,9 +67,31 @@ t.test('two points registered from two processes, linked, lines piped with send 
 t.test('misuse gives a one-line reason and a non-zero exit; -h works on every verb', async (t) => {
   const dir = await daemonDir(t);
   await startDaemon(t, dir);
-  const verbs = [['daemon', 'start'], ['daemon', 'stop'], ['daemon', 'status'], ['primitive', 'add'], ['primitive', 'rm'], ['primitive', 'ls'],
-    ['point', 'register'], ['point', 'rm'], ['point', 'ls'], ['point', 'show'], ['connect'], ['disconnect'], ['suspend'], ['resume'],
-    ['reconnect'], ['execute'], ['destroy'], ['send'], ['recv'], ['top'], ['query'], ['keys', 'generate'], ['bench']];
+  const verbs = [
+    ['daemon', 'start'],
+    ['daemon', 'stop'],
+    ['daemon', 'status'],
+    ['primitive', 'add'],
+    ['primitive', 'rm'],
+    ['primitive', 'ls'],
+    ['point', 'register'],
+    ['point', 'rm'],
+    ['point', 'ls'],
+    ['point', 'show'],
+    ['connect'],
+    ['disconnect'],
+    ['suspend'],
+    ['resume'],
+    ['reconnect'],
+    ['execute'],
+    ['destroy'],
+    ['send'],
+    ['recv'],
+    ['top'],
+    ['query'],
+    ['keys', 'generate'],
+    ['bench'],
+  ];
   for (const v of verbs) {
     const r = await amix(dir, [...v, '-h']);
     t.equal(r.code, 0, `${v.join(' ')} -h`);
@@ -85,24 +117,37 @@ t.test('misuse gives a one-line reason and a non-zero exit; -h works on every ve
   t.match(noDaemon.stderr, /AMIX_ERR_DAEMON_UNAVAILABLE/);
 });
 
-t.test('amix daemon start runs amixd in the background; points may write to stdout (it goes to amixd.log)', async (t) => {
-  const dir = await daemonDir(t);
-  const started = await amix(dir, ['daemon', 'start', '--json']);
-  t.equal(started.code, 0, started.stderr);
-  const { pid } = JSON.parse(started.stdout);
-  t.teardown(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } });
-  t.equal((await amix(dir, ['point', 'register', 'chatty', pointFixture('chatty'), '--scope', 'process'])).code, 0);
-  const recv = spawn(process.execPath, [AMIX, 'recv', 'chatty', '--count', '1', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  t.teardown(() => recv.kill());
-  const exited = once(recv, 'exit');
-  let got = '';
-  recv.stdout.on('data', (d) => { got += d; });
-  await once(recv.stderr, 'data');
-  t.equal((await amix(dir, ['send', 'chatty'], 'ping\n')).code, 0);
-  await exited;
-  t.equal(got, 'ping\n', 'the point that logs still works after the starting command exited');
-  const log = (await import('node:fs')).readFileSync(`${dir}/amixd.log`, 'utf8');
-  t.match(log, /chatty chatty started/, 'its output is in amixd.log');
-  t.equal((await import('node:fs')).statSync(`${dir}/amixd.log`).mode & 0o777, 0o600, 'the log is owner-only');
-  t.equal((await amix(dir, ['daemon', 'stop'])).code, 0);
-});
+t.test(
+  'amix daemon start runs amixd in the background; points may write to stdout (it goes to amixd.log)',
+  async (t) => {
+    const dir = await daemonDir(t);
+    const started = await amix(dir, ['daemon', 'start', '--json']);
+    t.equal(started.code, 0, started.stderr);
+    const { pid } = JSON.parse(started.stdout);
+    t.teardown(() => {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    });
+    t.equal((await amix(dir, ['point', 'register', 'chatty', pointFixture('chatty'), '--scope', 'process'])).code, 0);
+    const recv = spawn(process.execPath, [AMIX, 'recv', 'chatty', '--count', '1', '--dir', dir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    t.teardown(() => recv.kill());
+    const exited = once(recv, 'exit');
+    let got = '';
+    recv.stdout.on('data', (d) => {
+      got += d;
+    });
+    await once(recv.stderr, 'data');
+    t.equal((await amix(dir, ['send', 'chatty'], 'ping\n')).code, 0);
+    await exited;
+    t.equal(got, 'ping\n', 'the point that logs still works after the starting command exited');
+    const log = (await import('node:fs')).readFileSync(`${dir}/amixd.log`, 'utf8');
+    t.match(log, /chatty chatty started/, 'its output is in amixd.log');
+    t.equal((await import('node:fs')).statSync(`${dir}/amixd.log`).mode & 0o777, 0o600, 'the log is owner-only');
+    t.equal((await amix(dir, ['daemon', 'stop'])).code, 0);
+  },
+);

@@ -9,16 +9,47 @@ import { amix, daemonDir, startDaemon } from './helpers/daemon.js';
 t.test('registrations get identifiers; query, show and connect accept a name or an identifier', async (t) => {
   const dir = await daemonDir(t);
   await startDaemon(t, dir);
-  const r = await amix(dir, ['point', 'register', 'printer', pointFixture('echo'), '--scope', 'process',
-    '--attr', 'region=eu-west', '--attr', 'floor=2', '--private-attr', 'secret=k', '--json']);
+  const r = await amix(dir, [
+    'point',
+    'register',
+    'printer',
+    pointFixture('echo'),
+    '--scope',
+    'process',
+    '--attr',
+    'region=eu-west',
+    '--attr',
+    'floor=2',
+    '--private-attr',
+    'secret=k',
+    '--json',
+  ]);
   t.equal(r.code, 0, r.stderr);
   const { id } = JSON.parse(r.stdout);
   t.match(id, /^[0-9a-f]{16}\.\d+$/, 'identifier <directoryId>.<seq>');
-  await amix(dir, ['point', 'register', 'scanner', pointFixture('sink'), '--scope', 'process', '--attr', 'region=us-east', '--json']);
+  await amix(dir, [
+    'point',
+    'register',
+    'scanner',
+    pointFixture('sink'),
+    '--scope',
+    'process',
+    '--attr',
+    'region=us-east',
+    '--json',
+  ]);
   const q = JSON.parse((await amix(dir, ['query', 'region = "eu*" and floor >= 2', '--json'])).stdout);
-  t.same(q.points.map((p: { name: string }) => p.name), ['printer'], 'wildcard and numeric comparison');
+  t.same(
+    q.points.map((p: { name: string }) => p.name),
+    ['printer'],
+    'wildcard and numeric comparison',
+  );
   const all = JSON.parse((await amix(dir, ['query', 'exists region', '--json'])).stdout);
-  t.same(all.points.map((p: { name: string }) => p.name), ['printer', 'scanner'], 'stable order');
+  t.same(
+    all.points.map((p: { name: string }) => p.name),
+    ['printer', 'scanner'],
+    'stable order',
+  );
   const bad = await amix(dir, ['query', 'region = ', '--json']);
   t.equal(JSON.parse(bad.stdout).error.code, 'AMIX_ERR_QUERY_SYNTAX', 'syntax errors have their code');
   const byId = JSON.parse((await amix(dir, ['point', 'show', id, '--json'])).stdout);
@@ -40,7 +71,9 @@ t.test('registrations get identifiers; query, show and connect accept a name or 
   t.equal(text(await link.receive()), 'by id', 'connect by identifier');
   await link.close();
   t.equal((await amix(dir, ['destroy', id])).code, 0, 'destroy by identifier');
-  const again = JSON.parse((await amix(dir, ['point', 'register', 'printer', pointFixture('echo'), '--scope', 'process', '--json'])).stdout);
+  const again = JSON.parse(
+    (await amix(dir, ['point', 'register', 'printer', pointFixture('echo'), '--scope', 'process', '--json'])).stdout,
+  );
   t.not(again.id, id, 'identifiers are not reused after delete');
 });
 
@@ -52,7 +85,10 @@ t.test('every acknowledged registration survives a SIGKILL of the daemon mid-bur
   const acked: string[] = [];
   const burst = (async () => {
     for (let i = 0; ; i++) {
-      await c.request('point.register', { registration: { name: `p${i}`, location: pointFixture('sink'), characteristics: { scope: 'process' } }, attributes: { n: i } });
+      await c.request('point.register', {
+        registration: { name: `p${i}`, location: pointFixture('sink'), characteristics: { scope: 'process' } },
+        attributes: { n: i },
+      });
       acked.push(`p${i}`);
       if (acked.length === 150) first.kill('SIGKILL');
     }
@@ -65,7 +101,10 @@ t.test('every acknowledged registration survives a SIGKILL of the daemon mid-bur
   t.teardown(() => after.close());
   const names = new Set<string>();
   for (let offset = 0; ;) {
-    const page = await after.request<{ points: Array<{ name: string; attributes: Record<string, { value: number }> }>; more: boolean }>('query', { expr: 'exists n', limit: 100, offset });
+    const page = await after.request<{
+      points: Array<{ name: string; attributes: Record<string, { value: number }> }>;
+      more: boolean;
+    }>('query', { expr: 'exists n', limit: 100, offset });
     for (const p of page.points) {
       names.add(p.name);
       if (`p${p.attributes.n!.value}` !== p.name) t.fail(`point ${p.name} half-written`);
@@ -73,7 +112,11 @@ t.test('every acknowledged registration survives a SIGKILL of the daemon mid-bur
     if (!page.more) break;
     offset += page.points.length;
   }
-  t.same(acked.filter((n) => !names.has(n)), [], 'every acknowledged registration is there');
+  t.same(
+    acked.filter((n) => !names.has(n)),
+    [],
+    'every acknowledged registration is there',
+  );
   const ls = await after.request<Array<{ name: string }>>('point.ls');
   t.equal(ls.length, names.size, 'and the fabric knows each of them again');
 });

@@ -9,7 +9,6 @@ import { pointFixture } from './helpers/fabric.js';
 import { AMIX, amix, daemonDir, startDaemon } from './helpers/daemon.js';
 import { rng } from './helpers/rng.js';
 
-
 t.test('lib/control/protocol.proto and the embedded schema agree', async (t) => {
   const file = await readFile(new URL('../lib/control/protocol.proto', import.meta.url), 'utf8');
   t.equal(PROTOCOL_PROTO, file);
@@ -34,7 +33,9 @@ t.test('a client without the token is refused and cut off', async (t) => {
   t.teardown(() => s.destroy());
   await once(s, 'connect');
   let reply = Buffer.alloc(0);
-  s.on('data', (d: Buffer) => { reply = Buffer.concat([reply, d]); });
+  s.on('data', (d: Buffer) => {
+    reply = Buffer.concat([reply, d]);
+  });
   s.write(encodeControl({ kind: 'request', id: 1, op: 'hello', args: { token: 'guess' } }));
   s.write(encodeControl({ kind: 'request', id: 2, op: 'status', args: {} }));
   await once(s, 'close');
@@ -49,11 +50,31 @@ t.test('10k seeded random control messages leave the daemon answering', async (t
   const seed = Number(process.env.AMIX_FUZZ_SEED ?? 20261122);
   t.comment(`fuzz seed ${seed} (replay with AMIX_FUZZ_SEED=${seed})`);
   const rnd = rng(seed);
-  const ops = ['status', 'connect', 'point.register', 'point.rm', 'suspend', 'disconnect', 'hello', 'nonsense', 'primitive.add', 'execute', ''];
+  const ops = [
+    'status',
+    'connect',
+    'point.register',
+    'point.rm',
+    'suspend',
+    'disconnect',
+    'hello',
+    'nonsense',
+    'primitive.add',
+    'execute',
+    '',
+  ];
   const randBytes = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(rnd() * 256)));
   const randValue = (): unknown => {
     const k = Math.floor(rnd() * 7);
-    return [null, rnd() * 1e6, 'x'.repeat(Math.floor(rnd() * 50)), [1, 'a'], { name: 42 }, true, { registration: { name: 'n', location: 5 } }][k];
+    return [
+      null,
+      rnd() * 1e6,
+      'x'.repeat(Math.floor(rnd() * 50)),
+      [1, 'a'],
+      { name: 42 },
+      true,
+      { registration: { name: 'n', location: 5 } },
+    ][k];
   };
   let sent = 0;
   let sock = connect(join(dir, 'amixd.sock'));
@@ -71,12 +92,22 @@ t.test('10k seeded random control messages leave the daemon answering', async (t
     const kind = rnd();
     let frame: Buffer;
     if (kind < 0.3) {
-      frame = encodeControl({ kind: 'request', id: Math.floor(rnd() * 1e9), op: ops[Math.floor(rnd() * ops.length)]!, args: { a: randValue(), b: randValue(), name: randValue(), link: randValue(), registration: randValue() } });
+      frame = encodeControl({
+        kind: 'request',
+        id: Math.floor(rnd() * 1e9),
+        op: ops[Math.floor(rnd() * ops.length)]!,
+        args: { a: randValue(), b: randValue(), name: randValue(), link: randValue(), registration: randValue() },
+      });
     } else if (kind < 0.6) {
       const body = randBytes(Math.floor(rnd() * 64));
       frame = Buffer.concat([Buffer.from([0, 0, 0, body.length]), body]);
     } else if (kind < 0.8) {
-      frame = encodeControl({ kind: 'reply', id: Math.floor(rnd() * 100), ok: rnd() < 0.5, result: randValue() } as never);
+      frame = encodeControl({
+        kind: 'reply',
+        id: Math.floor(rnd() * 100),
+        ok: rnd() < 0.5,
+        result: randValue(),
+      } as never);
     } else if (kind < 0.95) {
       frame = randBytes(1 + Math.floor(rnd() * 16)); // garbage that may announce any length
     } else {
@@ -109,13 +140,26 @@ t.test('a container killed with SIGKILL is cleaned up and its peers are told', a
   const before = await watcher.request<{ containers: Array<{ pid: number; links: string[] }> }>('status');
   const victim = before.containers.find((c) => c.pid === recv.pid);
   t.ok(victim && victim.links.length === 1, 'the recv container holds a link');
-  const gone = new Promise<void>((resolve) => watcher.connection.on('event', (e) => { if (e.type === 'daemon.containerUnplugged') resolve(); }));
+  const gone = new Promise<void>((resolve) =>
+    watcher.connection.on('event', (e) => {
+      if (e.type === 'daemon.containerUnplugged') resolve();
+    }),
+  );
   recv.kill('SIGKILL');
   await gone;
-  t.ok(events.some((e) => e.type === 'peerLost' && e.body.instance === 'talker'), 'the point at the other end was told');
-  t.ok(events.some((e) => e.type === 'linkDisconnected'), 'the link was taken down');
+  t.ok(
+    events.some((e) => e.type === 'peerLost' && e.body.instance === 'talker'),
+    'the point at the other end was told',
+  );
+  t.ok(
+    events.some((e) => e.type === 'linkDisconnected'),
+    'the link was taken down',
+  );
   const after = await watcher.request<{ containers: Array<{ pid: number }>; links: number }>('status');
-  t.notOk(after.containers.some((c) => c.pid === recv.pid), 'the container is gone');
+  t.notOk(
+    after.containers.some((c) => c.pid === recv.pid),
+    'the container is gone',
+  );
   t.equal(after.links, 0, 'no links left');
 });
 
@@ -128,7 +172,11 @@ t.test('a daemon killed with SIGKILL restarts cleanly and keeps its registration
   t.ok((await stat(join(dir, 'amixd.sock'))).isSocket(), 'a stale socket was left behind');
   await startDaemon(t, dir);
   const ls = JSON.parse((await amix(dir, ['point', 'ls', '--json'])).stdout);
-  t.same(ls.map((p: { name: string }) => p.name), ['keep'], 'registration survived');
+  t.same(
+    ls.map((p: { name: string }) => p.name),
+    ['keep'],
+    'registration survived',
+  );
   const second = await amix(dir, ['daemon', 'start']);
   t.match(second.stdout, /already running/, 'a second daemon on a live directory is not started');
 });
@@ -142,7 +190,9 @@ t.test('points belong to their owner; others may not remove them, the administra
   t.teardown(() => bob.close());
   const admin = await DaemonClient.connect({ dir, owner: 'root', admin: true });
   t.teardown(() => admin.close());
-  await alice.request('point.register', { registration: { name: 'mine', location: pointFixture('sink'), characteristics: { scope: 'process' } } });
+  await alice.request('point.register', {
+    registration: { name: 'mine', location: pointFixture('sink'), characteristics: { scope: 'process' } },
+  });
   await t.rejects(bob.request('point.rm', { name: 'mine' }), { code: 'AMIX_ERR_NOT_OWNER' }, 'bob may not');
   await admin.request('point.rm', { name: 'mine' });
   t.same(await admin.request('point.ls'), [], 'the administrator may');
@@ -151,14 +201,32 @@ t.test('points belong to their owner; others may not remove them, the administra
 t.test('SIGTERM ends the daemon inside out, escalating on a stubborn point', async (t) => {
   const dir = await daemonDir(t);
   const daemon = await startDaemon(t, dir);
-  t.equal((await amix(dir, ['point', 'register', 'stubborn', pointFixture('stubborn'), '--scope', 'process', '--grace-ms', '300'])).code, 0);
+  t.equal(
+    (
+      await amix(dir, [
+        'point',
+        'register',
+        'stubborn',
+        pointFixture('stubborn'),
+        '--scope',
+        'process',
+        '--grace-ms',
+        '300',
+      ])
+    ).code,
+    0,
+  );
   const ex = JSON.parse((await amix(dir, ['execute', 'stubborn', '--json'])).stdout);
   const pid = ex.pid as number;
   t.ok(pid > 0 && pid !== daemon.pid, 'the point runs in its own process');
   daemon.kill('SIGTERM');
   const [code] = await once(daemon, 'exit');
   t.equal(code, 0, 'the daemon exits cleanly');
-  t.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, 'the stubborn point was ended (signal after the grace period)');
+  t.throws(
+    () => process.kill(pid, 0),
+    { code: 'ESRCH' },
+    'the stubborn point was ended (signal after the grace period)',
+  );
   await t.rejects(stat(join(dir, 'amixd.sock')), { code: 'ENOENT' }, 'the socket is removed');
 });
 
@@ -167,5 +235,9 @@ t.test('the daemon has a fixed number of slots', async (t) => {
   await startDaemon(t, dir, ['--slots', '1']);
   const first = await DaemonClient.connect({ dir });
   t.teardown(() => first.close());
-  await t.rejects(DaemonClient.connect({ dir }), { code: 'AMIX_ERR_MAX_CONNECTIONS' }, 'the second container finds no slot');
+  await t.rejects(
+    DaemonClient.connect({ dir }),
+    { code: 'AMIX_ERR_MAX_CONNECTIONS' },
+    'the second container finds no slot',
+  );
 });

@@ -5,49 +5,71 @@ import { Directory, evaluateQuery, parseQuery } from '../dist/lib/directory/inde
 const N = 3000;
 const regions = ['eu-west', 'eu-north', 'us-east', 'ap-south'];
 
-t.test('every plan returns the same pages as the in-memory evaluator on a directory large enough to plan', async (t) => {
-  const dir = new Directory({ path: ':memory:' });
-  t.teardown(() => dir.close());
-  dir.registerPoints(Array.from({ length: N }, (_, i) => ({
-    name: `svc-${i}`, owner: `o${i % 4}`, record: { role: (['sender', 'receiver', 'both'] as const)[i % 3]! },
-    attributes: {
-      zone: `z-${i % 500}`, region: regions[i % 4]!, port: (i * 7919) % 10_000, tier: i % 10, gpu: i % 3 === 0,
-      ...(i % 2 ? { backup: 'yes' } : {}), ...(i % 10 === 0 ? { secret: { value: `s${i % 7}`, visibility: 'private' as const } } : {}),
-    },
-  })));
-  const all = dir.queryLocal('exists name', { limit: N, as: { owner: 'root', admin: true } }).points;
-  const queries = [
-    'zone = "z-17"',
-    'zone = "z-17" and tier < 5',
-    'tier < 5 and zone = "z-17"',
-    'port >= 1000 and port < 1100',
-    'port >= 1000 and port < 1100 and region = "eu*"',
-    'region = "eu*" and not exists backup',
-    'zone = "z-1" or zone = "z-2" or port < 20',
-    'zone = "z-1" or tier = 3',
-    '(zone = "z-3" or zone = "z-4") and gpu = true',
-    'role = "receiver" and (region = "eu*" or not exists backup) and tier < 3',
-    'exists backup and tier = 9',
-    'not zone = "z-5"',
-    'secret = "s3"',
-    'exists secret and zone = "z-10"',
-    'name = "svc-42" and tier = 2',
-  ];
-  const askers = [undefined, { owner: 'o2' }, { owner: 'root', admin: true }];
-  for (const expr of queries) {
-    const ast = parseQuery(expr);
-    for (const as of askers) {
-      const expected = all.filter((p) => {
-        const sees = as !== undefined && (as.admin === true || as.owner === p.owner);
-        const attributes = Object.fromEntries(Object.entries(p.attributes).filter(([, a]) => sees || a.visibility === 'public').map(([k, a]) => [k, a.value]));
-        return evaluateQuery(ast, { id: p.id, name: p.name, owner: p.owner, role: p.record.role, attributes });
-      }).map((p) => p.name);
-      for (const plan of ['auto', 'index', 'scan'] as const) {
-        const first = dir.queryLocal(expr, { plan, as, limit: 50 });
-        const second = dir.queryLocal(expr, { plan, as, limit: 50, offset: 50 });
-        t.same([...first.points, ...second.points].map((p) => p.name), expected.slice(0, 100), `${plan} as ${as?.owner ?? 'anonymous'}: ${expr}`);
-        t.equal(second.more, expected.length > 100, `${plan}: more flag for ${expr}`);
+t.test(
+  'every plan returns the same pages as the in-memory evaluator on a directory large enough to plan',
+  async (t) => {
+    const dir = new Directory({ path: ':memory:' });
+    t.teardown(() => dir.close());
+    dir.registerPoints(
+      Array.from({ length: N }, (_, i) => ({
+        name: `svc-${i}`,
+        owner: `o${i % 4}`,
+        record: { role: (['sender', 'receiver', 'both'] as const)[i % 3]! },
+        attributes: {
+          zone: `z-${i % 500}`,
+          region: regions[i % 4]!,
+          port: (i * 7919) % 10_000,
+          tier: i % 10,
+          gpu: i % 3 === 0,
+          ...(i % 2 ? { backup: 'yes' } : {}),
+          ...(i % 10 === 0 ? { secret: { value: `s${i % 7}`, visibility: 'private' as const } } : {}),
+        },
+      })),
+    );
+    const all = dir.queryLocal('exists name', { limit: N, as: { owner: 'root', admin: true } }).points;
+    const queries = [
+      'zone = "z-17"',
+      'zone = "z-17" and tier < 5',
+      'tier < 5 and zone = "z-17"',
+      'port >= 1000 and port < 1100',
+      'port >= 1000 and port < 1100 and region = "eu*"',
+      'region = "eu*" and not exists backup',
+      'zone = "z-1" or zone = "z-2" or port < 20',
+      'zone = "z-1" or tier = 3',
+      '(zone = "z-3" or zone = "z-4") and gpu = true',
+      'role = "receiver" and (region = "eu*" or not exists backup) and tier < 3',
+      'exists backup and tier = 9',
+      'not zone = "z-5"',
+      'secret = "s3"',
+      'exists secret and zone = "z-10"',
+      'name = "svc-42" and tier = 2',
+    ];
+    const askers = [undefined, { owner: 'o2' }, { owner: 'root', admin: true }];
+    for (const expr of queries) {
+      const ast = parseQuery(expr);
+      for (const as of askers) {
+        const expected = all
+          .filter((p) => {
+            const sees = as !== undefined && (as.admin === true || as.owner === p.owner);
+            const attributes = Object.fromEntries(
+              Object.entries(p.attributes)
+                .filter(([, a]) => sees || a.visibility === 'public')
+                .map(([k, a]) => [k, a.value]),
+            );
+            return evaluateQuery(ast, { id: p.id, name: p.name, owner: p.owner, role: p.record.role, attributes });
+          })
+          .map((p) => p.name);
+        for (const plan of ['auto', 'index', 'scan'] as const) {
+          const first = dir.queryLocal(expr, { plan, as, limit: 50 });
+          const second = dir.queryLocal(expr, { plan, as, limit: 50, offset: 50 });
+          t.same(
+            [...first.points, ...second.points].map((p) => p.name),
+            expected.slice(0, 100),
+            `${plan} as ${as?.owner ?? 'anonymous'}: ${expr}`,
+          );
+          t.equal(second.more, expected.length > 100, `${plan}: more flag for ${expr}`);
+        }
       }
     }
-  }
-});
+  },
+);

@@ -3,12 +3,37 @@ import { Directory, evaluateQuery, optimizeQuery, parseQuery, type PointView } f
 
 // A small fixture: names p1..p8 with mixed attribute types; p3 carries a private attribute owned by "alice".
 const points = [
-  { name: 'p1', owner: 'alice', record: { role: 'receiver' }, attributes: { region: 'eu-west', port: 80, gpu: true, tier: 1 } },
-  { name: 'p2', owner: 'bob', record: { role: 'sender' }, attributes: { region: 'eu-north', port: 443, gpu: false, backup: 'p1' } },
-  { name: 'p3', owner: 'alice', record: { role: 'both' }, attributes: { region: 'us-east', port: 8080, secret: { value: 'k', visibility: 'private' } } },
+  {
+    name: 'p1',
+    owner: 'alice',
+    record: { role: 'receiver' },
+    attributes: { region: 'eu-west', port: 80, gpu: true, tier: 1 },
+  },
+  {
+    name: 'p2',
+    owner: 'bob',
+    record: { role: 'sender' },
+    attributes: { region: 'eu-north', port: 443, gpu: false, backup: 'p1' },
+  },
+  {
+    name: 'p3',
+    owner: 'alice',
+    record: { role: 'both' },
+    attributes: { region: 'us-east', port: 8080, secret: { value: 'k', visibility: 'private' } },
+  },
   { name: 'p4', owner: 'bob', record: { role: 'receiver' }, attributes: { region: 'EU-west', port: '80', tier: 2.5 } },
-  { name: 'p5', owner: 'carol', record: { role: 'receiver' }, attributes: { region: 'eu*star', label: 'a?b', tier: -3 } },
-  { name: 'p6', owner: 'carol', record: { role: 'sender' }, attributes: { region: 'ap-south', label: 'axb', note: 'café ✓ 🚀' } },
+  {
+    name: 'p5',
+    owner: 'carol',
+    record: { role: 'receiver' },
+    attributes: { region: 'eu*star', label: 'a?b', tier: -3 },
+  },
+  {
+    name: 'p6',
+    owner: 'carol',
+    record: { role: 'sender' },
+    attributes: { region: 'ap-south', label: 'axb', note: 'café ✓ 🚀' },
+  },
   { name: 'p7', owner: 'dave', record: { role: 'receiver' }, attributes: {} },
   { name: 'p8', owner: 'dave', record: { role: 'sender' }, attributes: { region: 'eu', tier: 1e3 } },
 ] as const;
@@ -99,7 +124,10 @@ t.test('the grammar table matches the expected points through SQL and through th
 
 function subject(p: PointView) {
   return {
-    id: p.id, name: p.name, owner: p.owner, role: p.record.role,
+    id: p.id,
+    name: p.name,
+    owner: p.owner,
+    role: p.record.role,
     attributes: Object.fromEntries(Object.entries(p.attributes).map(([k, a]) => [k, a.value])),
   };
 }
@@ -107,24 +135,52 @@ function subject(p: PointView) {
 t.test('built-in id matches by identifier, exact or wildcard', async (t) => {
   const dir = setup(t);
   const p3 = dir.getPoint('p3')!;
-  t.same(dir.queryLocal(`id = "${p3.id}"`).points.map((p) => p.name), ['p3'], 'exact id');
-  t.same(dir.queryLocal(`id != "${p3.id}" and role = "both"`).points.map((p) => p.name), [], 'id !=');
+  t.same(
+    dir.queryLocal(`id = "${p3.id}"`).points.map((p) => p.name),
+    ['p3'],
+    'exact id',
+  );
+  t.same(
+    dir.queryLocal(`id != "${p3.id}" and role = "both"`).points.map((p) => p.name),
+    [],
+    'id !=',
+  );
   t.same(dir.queryLocal(`id = "${dir.id}.*"`).points.length, 8, 'wildcard over the directory id');
-  t.same(dir.queryLocal('id = "0000000000000000.3"').points, [], 'another directory\'s id matches nothing here');
+  t.same(dir.queryLocal('id = "0000000000000000.3"').points, [], "another directory's id matches nothing here");
 });
 
 t.test('private attributes are matched for the owner and the administrator only', async (t) => {
   const dir = setup(t);
   for (const plan of ['index', 'scan'] as const) {
-    t.same(dir.queryLocal('secret = "k"', { as: { owner: 'alice' }, plan }).points.map((p) => p.name), ['p3'], `owner matches (${plan})`);
-    t.same(dir.queryLocal('exists secret', { as: { owner: 'bob' }, plan }).points, [], `another owner does not (${plan})`);
+    t.same(
+      dir.queryLocal('secret = "k"', { as: { owner: 'alice' }, plan }).points.map((p) => p.name),
+      ['p3'],
+      `owner matches (${plan})`,
+    );
+    t.same(
+      dir.queryLocal('exists secret', { as: { owner: 'bob' }, plan }).points,
+      [],
+      `another owner does not (${plan})`,
+    );
     t.same(dir.queryLocal('secret != "x"', { plan }).points, [], `anonymous does not (${plan})`);
   }
-  t.same(dir.queryLocal('secret = "k"', { as: { owner: 'alice' } }).points.map((p) => p.name), ['p3'], 'owner matches');
-  t.same(dir.queryLocal('exists secret', { as: { owner: 'root', admin: true } }).points.map((p) => p.name), ['p3'], 'admin matches');
+  t.same(
+    dir.queryLocal('secret = "k"', { as: { owner: 'alice' } }).points.map((p) => p.name),
+    ['p3'],
+    'owner matches',
+  );
+  t.same(
+    dir.queryLocal('exists secret', { as: { owner: 'root', admin: true } }).points.map((p) => p.name),
+    ['p3'],
+    'admin matches',
+  );
   t.same(dir.queryLocal('exists secret', { as: { owner: 'bob' } }).points, [], 'another owner does not');
   t.same(dir.queryLocal('secret != "zzz"', { as: { owner: 'bob' } }).points, [], '!= does not reveal it either');
-  t.equal(dir.queryLocal('not exists secret', { as: { owner: 'bob' } }).points.length, 8, 'to bob every point lacks it');
+  t.equal(
+    dir.queryLocal('not exists secret', { as: { owner: 'bob' } }).points.length,
+    8,
+    'to bob every point lacks it',
+  );
   const shown = dir.queryLocal('name = "p3"', { as: { owner: 'bob' } }).points[0]!;
   t.notOk('secret' in shown.attributes, 'query results do not show it to bob');
   const own = dir.queryLocal('name = "p3"', { as: { owner: 'alice' } }).points[0]!;
@@ -141,10 +197,22 @@ t.test('results come in identifier order and page stably', async (t) => {
     pages.push(...page.points.map((p) => p.name));
     if (!page.more) break;
   }
-  t.same(pages, all.points.map((p) => p.name), 'pages of 3 concatenate to the whole');
-  t.same(all.points.map((p) => p.name), ['p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7', 'p8'], 'identifier order');
+  t.same(
+    pages,
+    all.points.map((p) => p.name),
+    'pages of 3 concatenate to the whole',
+  );
+  t.same(
+    all.points.map((p) => p.name),
+    ['p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7', 'p8'],
+    'identifier order',
+  );
   t.throws(() => dir.queryLocal('exists name', { limit: 0 }), { code: 'AMIX_ERR_INVALID_ARG' }, 'limit 0 refused');
-  t.throws(() => dir.queryLocal('exists name', { offset: -1 }), { code: 'AMIX_ERR_INVALID_ARG' }, 'negative offset refused');
+  t.throws(
+    () => dir.queryLocal('exists name', { offset: -1 }),
+    { code: 'AMIX_ERR_INVALID_ARG' },
+    'negative offset refused',
+  );
 });
 
 const malformed: Array<[string, number]> = [
@@ -186,12 +254,20 @@ const malformed: Array<[string, number]> = [
 
 t.test('malformed queries fail with AMIX_ERR_QUERY_SYNTAX at the expected column', async (t) => {
   for (const [expr, column] of malformed) {
-    t.throws(() => parseQuery(expr), { code: 'AMIX_ERR_QUERY_SYNTAX', details: { column }, message: new RegExp(`column ${column}\\b`) }, `${JSON.stringify(expr)} → column ${column}`);
+    t.throws(
+      () => parseQuery(expr),
+      { code: 'AMIX_ERR_QUERY_SYNTAX', details: { column }, message: new RegExp(`column ${column}\\b`) },
+      `${JSON.stringify(expr)} → column ${column}`,
+    );
   }
 });
 
 t.test('deep nesting and over-long queries are refused, not stack-overflowed', async (t) => {
-  t.throws(() => parseQuery('('.repeat(100) + 'a = 1' + ')'.repeat(100)), { code: 'AMIX_ERR_QUERY_SYNTAX', details: { column: 65 } }, 'nesting limit');
+  t.throws(
+    () => parseQuery('('.repeat(100) + 'a = 1' + ')'.repeat(100)),
+    { code: 'AMIX_ERR_QUERY_SYNTAX', details: { column: 65 } },
+    'nesting limit',
+  );
   t.throws(() => parseQuery('not '.repeat(100) + 'a = 1'), { code: 'AMIX_ERR_QUERY_SYNTAX' }, 'not-chain limit');
   t.throws(() => parseQuery('a = 1 or '.repeat(1000) + 'a = 1'), { code: 'AMIX_ERR_INVALID_ARG' }, 'length limit');
   const dir = new Directory({ path: ':memory:' });
@@ -203,30 +279,84 @@ t.test('deep nesting and over-long queries are refused, not stack-overflowed', a
 const hostile = [
   "'; DROP TABLE points; --",
   '" OR 1=1 --',
-  '%', '_', '%_%', "'", "''", '\\', '\\\\', '"', '[', ']', '[a-z]', '^', '\u0000', 'ünï©ødé ✓', '🚀🚀', '\n\t\r',
-  'x\' UNION SELECT seq, name, owner, record, 0, 0 FROM points --',
+  '%',
+  '_',
+  '%_%',
+  "'",
+  "''",
+  '\\',
+  '\\\\',
+  '"',
+  '[',
+  ']',
+  '[a-z]',
+  '^',
+  '\u0000',
+  'ünï©ødé ✓',
+  '🚀🚀',
+  '\n\t\r',
+  "x' UNION SELECT seq, name, owner, record, 0, 0 FROM points --",
 ];
 
 function quote(v: string): string {
-  return '"' + [...v].map((c) => (c === '"' || c === '\\' || c === '*' || c === '?' ? '\\' + c : c === '\n' ? '\\n' : c === '\t' ? '\\t' : c === '\r' ? '\\r' : c === '\u0000' ? '\\u0000' : c)).join('') + '"';
+  return (
+    '"' +
+    [...v]
+      .map((c) =>
+        c === '"' || c === '\\' || c === '*' || c === '?'
+          ? '\\' + c
+          : c === '\n'
+            ? '\\n'
+            : c === '\t'
+              ? '\\t'
+              : c === '\r'
+                ? '\\r'
+                : c === '\u0000'
+                  ? '\\u0000'
+                  : c,
+      )
+      .join('') +
+    '"'
+  );
 }
 
 t.test('hostile values are stored and matched as plain data', async (t) => {
   const dir = new Directory({ path: ':memory:' });
   t.teardown(() => dir.close());
-  hostile.forEach((v, i) => dir.registerPoint({ name: `h${i}`, owner: 'o', record: { role: 'both' }, attributes: { v, [`k${i}`]: v } }));
+  hostile.forEach((v, i) =>
+    dir.registerPoint({ name: `h${i}`, owner: 'o', record: { role: 'both' }, attributes: { v, [`k${i}`]: v } }),
+  );
   dir.registerPoint({ name: 'plain', owner: 'o', record: { role: 'both' }, attributes: { v: 'plain' } });
   hostile.forEach((v, i) => {
-    t.same(dir.queryLocal(`v = ${quote(v)}`).points.map((p) => p.name), [`h${i}`], `= ${JSON.stringify(v)} matches exactly one point`);
-    t.same(dir.queryLocal(`v = ${quote(v)}*`.replace(/"\*$/, '*"')).points.map((p) => p.name).includes(`h${i}`), true, `prefix wildcard ${JSON.stringify(v)}`);
+    t.same(
+      dir.queryLocal(`v = ${quote(v)}`).points.map((p) => p.name),
+      [`h${i}`],
+      `= ${JSON.stringify(v)} matches exactly one point`,
+    );
+    t.same(
+      dir
+        .queryLocal(`v = ${quote(v)}*`.replace(/"\*$/, '*"'))
+        .points.map((p) => p.name)
+        .includes(`h${i}`),
+      true,
+      `prefix wildcard ${JSON.stringify(v)}`,
+    );
     t.equal(dir.getPoint(`h${i}`)!.attributes.v!.value, v, `${JSON.stringify(v)} round-trips`);
   });
   t.equal(dir.queryLocal('v = "%"').points.length, 1, '% is not a LIKE wildcard');
   t.equal(dir.queryLocal('v = "_"').points.length, 1, '_ is not a LIKE wildcard');
   t.equal(dir.queryLocal('v = "[a-z]"').points.length, 1, '[a-z] is not a GLOB class');
-  t.equal(dir.queryLocal('exists name', { limit: 1000 }).points.length, hostile.length + 1, 'no table was dropped, nothing extra returned');
+  t.equal(
+    dir.queryLocal('exists name', { limit: 1000 }).points.length,
+    hostile.length + 1,
+    'no table was dropped, nothing extra returned',
+  );
   const named = `'; DROP TABLE points; --`;
   dir.registerPoint({ name: named, owner: "o'; --", record: { role: 'both' } });
   t.equal(dir.getPoint(named)!.owner, "o'; --", 'hostile name and owner round-trip');
-  t.same(dir.queryLocal(`name = ${quote(named)}`).points.map((p) => p.name), [named], 'hostile name matches itself');
+  t.same(
+    dir.queryLocal(`name = ${quote(named)}`).points.map((p) => p.name),
+    [named],
+    'hostile name matches itself',
+  );
 });

@@ -55,33 +55,56 @@ t.test('migrations run once and the schema version is recorded', async (t) => {
   const db = new Database(join(base, DIRECTORY_FILE));
   t.teardown(() => db.close());
   const rows = db.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as Array<{ version: number }>;
-  t.same(rows.map((r) => r.version), MIGRATIONS.map((m) => m.version), 'each migration recorded exactly once after two opens');
-  const extra = [...MIGRATIONS, { version: MIGRATIONS.length + 1, description: 'test column', up: 'ALTER TABLE points ADD COLUMN note TEXT' }];
+  t.same(
+    rows.map((r) => r.version),
+    MIGRATIONS.map((m) => m.version),
+    'each migration recorded exactly once after two opens',
+  );
+  const extra = [
+    ...MIGRATIONS,
+    { version: MIGRATIONS.length + 1, description: 'test column', up: 'ALTER TABLE points ADD COLUMN note TEXT' },
+  ];
   const r1 = migrate(db, extra);
   t.same(r1.applied, [MIGRATIONS.length + 1], 'only the new migration runs');
   const r2 = migrate(db, extra);
   t.same(r2.applied, [], 'running again applies nothing');
   t.equal(r2.to, MIGRATIONS.length + 1, 'version advanced');
   db.close();
-  t.throws(() => new Directory({ stateDir: base }), { code: 'AMIX_ERR_INVALID_ARG', details: { schemaVersion: MIGRATIONS.length + 1 } }, 'a newer schema is refused');
+  t.throws(
+    () => new Directory({ stateDir: base }),
+    { code: 'AMIX_ERR_INVALID_ARG', details: { schemaVersion: MIGRATIONS.length + 1 } },
+    'a newer schema is refused',
+  );
 });
 
 t.test('a failing migration leaves the schema at the previous version', async (t) => {
   const db = new Database(':memory:');
   t.teardown(() => db.close());
   migrate(db);
-  const bad = [...MIGRATIONS, { version: MIGRATIONS.length + 1, description: 'broken', up: 'CREATE TABLE half (x); SELECT nope FROM nowhere;' }];
+  const bad = [
+    ...MIGRATIONS,
+    { version: MIGRATIONS.length + 1, description: 'broken', up: 'CREATE TABLE half (x); SELECT nope FROM nowhere;' },
+  ];
   t.throws(() => migrate(db, bad), 'the broken migration throws');
   t.equal(db.pragma('user_version', { simple: true }), MIGRATIONS.length, 'version unchanged');
-  t.equal(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'half'").get()!.n as number, 0, 'its partial work rolled back');
+  t.equal(
+    db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'half'").get()!.n as number,
+    0,
+    'its partial work rolled back',
+  );
 });
 
 t.test('identifiers are unique, never reused after delete, nor after reopening', async (t) => {
   const base = await tempDir(t);
   let dir = new Directory({ stateDir: base });
-  const ids = dir.registerPoints(Array.from({ length: 5 }, (_, i) => ({ name: `p${i}`, owner: 'alice', record: receiver }))).map((r) => r.id);
+  const ids = dir
+    .registerPoints(Array.from({ length: 5 }, (_, i) => ({ name: `p${i}`, owner: 'alice', record: receiver })))
+    .map((r) => r.id);
   t.equal(new Set(ids).size, 5, 'five distinct ids');
-  t.ok(ids.every((id) => parsePointId(id)?.directoryId === dir.id), 'built from the directory id');
+  t.ok(
+    ids.every((id) => parsePointId(id)?.directoryId === dir.id),
+    'built from the directory id',
+  );
   dir.deletePoint('p4', { as: alice });
   dir.deletePoint('p3', { as: alice });
   const next = dir.registerPoint({ name: 'p4', owner: 'alice', record: receiver }).id;
@@ -93,22 +116,42 @@ t.test('identifiers are unique, never reused after delete, nor after reopening',
   t.teardown(() => dir.close());
   const after = dir.registerPoint({ name: 'again', owner: 'alice', record: receiver }).id;
   t.equal(parsePointId(after)!.seq, 7, 'after reopening the sequence still moves on');
-  t.same(dir.queryLocal('exists name').points.map((p) => p.name), ['p0', 'p1', 'p2', 'again'], 'registrations survived the reopen');
+  t.same(
+    dir.queryLocal('exists name').points.map((p) => p.name),
+    ['p0', 'p1', 'p2', 'again'],
+    'registrations survived the reopen',
+  );
 });
 
 t.test('a duplicate name is refused, and a batch is all or nothing', async (t) => {
   const dir = new Directory({ path: ':memory:' });
   t.teardown(() => dir.close());
   dir.registerPoint({ name: 'svc', owner: 'alice', record: receiver });
-  t.throws(() => dir.registerPoint({ name: 'svc', owner: 'bob', record: receiver }), { code: 'AMIX_ERR_DUPLICATE', details: { name: 'svc' } }, 'same name refused');
-  t.throws(() => dir.registerPoints([
-    { name: 'a', owner: 'bob', record: receiver },
-    { name: 'b', owner: 'bob', record: receiver },
-    { name: 'a', owner: 'bob', record: receiver },
-  ]), { code: 'AMIX_ERR_DUPLICATE', details: { index: 2 } }, 'a repeat inside the batch is refused');
+  t.throws(
+    () => dir.registerPoint({ name: 'svc', owner: 'bob', record: receiver }),
+    { code: 'AMIX_ERR_DUPLICATE', details: { name: 'svc' } },
+    'same name refused',
+  );
+  t.throws(
+    () =>
+      dir.registerPoints([
+        { name: 'a', owner: 'bob', record: receiver },
+        { name: 'b', owner: 'bob', record: receiver },
+        { name: 'a', owner: 'bob', record: receiver },
+      ]),
+    { code: 'AMIX_ERR_DUPLICATE', details: { index: 2 } },
+    'a repeat inside the batch is refused',
+  );
   t.equal(dir.getPoint('a'), undefined, 'nothing of the failed batch was kept');
-  t.throws(() => dir.registerPoints([{ name: 'c', owner: 'bob', record: receiver }, { name: 'd', owner: 'bob', record: { role: 'nope' } as never }]),
-    { code: 'AMIX_ERR_INVALID_ARG', message: /registrations\[1\]\.record\.role/ }, 'a malformed entry fails the batch before writing');
+  t.throws(
+    () =>
+      dir.registerPoints([
+        { name: 'c', owner: 'bob', record: receiver },
+        { name: 'd', owner: 'bob', record: { role: 'nope' } as never },
+      ]),
+    { code: 'AMIX_ERR_INVALID_ARG', message: /registrations\[1\]\.record\.role/ },
+    'a malformed entry fails the batch before writing',
+  );
   t.equal(dir.getPoint('c'), undefined, 'and nothing was written');
 });
 
@@ -129,7 +172,8 @@ t.test('malformed registrations name the field and the rule', async (t) => {
     ['object value', { ...ok, attributes: { n: { value: [] } } }, /string, a finite number or a boolean/],
     ['bad visibility', { ...ok, attributes: { n: { value: 1, visibility: 'secret' } } }, /visibility/],
   ];
-  for (const [label, reg, message] of cases) t.throws(() => dir.registerPoint(reg as never), { code: 'AMIX_ERR_INVALID_ARG', message }, label);
+  for (const [label, reg, message] of cases)
+    t.throws(() => dir.registerPoint(reg as never), { code: 'AMIX_ERR_INVALID_ARG', message }, label);
 });
 
 t.test('only the owner or the administrator may change or delete a point', async (t) => {
@@ -138,28 +182,53 @@ t.test('only the owner or the administrator may change or delete a point', async
   const { id } = dir.registerPoint({ name: 'svc', owner: 'alice', record: receiver, attributes: { region: 'eu' } });
   t.throws(() => dir.deletePoint('svc', { as: bob }), { code: 'AMIX_ERR_NOT_OWNER' }, 'bob may not delete by name');
   t.throws(() => dir.deletePoint(id, { as: bob }), { code: 'AMIX_ERR_NOT_OWNER' }, 'nor by id');
-  t.throws(() => dir.updatePoint('svc', { attributes: { region: 'us' } }, { as: bob }), { code: 'AMIX_ERR_NOT_OWNER' }, 'nor change it');
+  t.throws(
+    () => dir.updatePoint('svc', { attributes: { region: 'us' } }, { as: bob }),
+    { code: 'AMIX_ERR_NOT_OWNER' },
+    'nor change it',
+  );
   t.equal(dir.getPoint('svc')!.attributes.region!.value, 'eu', 'unchanged');
   const changed = dir.setAttributes('svc', { region: 'us', tier: { value: 2, visibility: 'private' } }, { as: alice });
-  t.same(changed.attributes, { region: { value: 'us', visibility: 'public' }, tier: { value: 2, visibility: 'private' } }, 'the owner changes it');
+  t.same(
+    changed.attributes,
+    { region: { value: 'us', visibility: 'public' }, tier: { value: 2, visibility: 'private' } },
+    'the owner changes it',
+  );
   dir.updatePoint(id, { record: { role: 'both' }, attributes: { tier: null } }, { as: admin });
   const now = dir.getPoint('svc', { as: alice })!;
   t.equal(now.record.role, 'both', 'the admin changes the record');
   t.notOk('tier' in now.attributes, 'null removed the attribute');
-  t.same(dir.queryLocal('role = "both"').points.map((p) => p.name), ['svc'], 'the role column follows the record');
+  t.same(
+    dir.queryLocal('role = "both"').points.map((p) => p.name),
+    ['svc'],
+    'the role column follows the record',
+  );
   dir.deletePoint('svc', { as: alice });
   t.equal(dir.getPoint('svc'), undefined, 'the owner deleted it');
   dir.registerPoint({ name: 'svc2', owner: 'alice', record: receiver });
   dir.deletePoint('svc2', { as: admin });
   t.equal(dir.getPoint('svc2'), undefined, 'the administrator deleted it');
-  t.throws(() => dir.deletePoint('svc2', { as: admin }), { code: 'AMIX_ERR_UNKNOWN_POINT' }, 'deleting again: unknown point');
-  t.throws(() => dir.deletePoint('svc', { as: { owner: '' } }), { code: 'AMIX_ERR_INVALID_ARG' }, 'a principal needs an owner');
+  t.throws(
+    () => dir.deletePoint('svc2', { as: admin }),
+    { code: 'AMIX_ERR_UNKNOWN_POINT' },
+    'deleting again: unknown point',
+  );
+  t.throws(
+    () => dir.deletePoint('svc', { as: { owner: '' } }),
+    { code: 'AMIX_ERR_INVALID_ARG' },
+    'a principal needs an owner',
+  );
 });
 
 t.test('private attributes are shown only to the owner and the administrator', async (t) => {
   const dir = new Directory({ path: ':memory:' });
   t.teardown(() => dir.close());
-  dir.registerPoint({ name: 'svc', owner: 'alice', record: receiver, attributes: { region: 'eu', token: { value: 'hunter2', visibility: 'private' } } });
+  dir.registerPoint({
+    name: 'svc',
+    owner: 'alice',
+    record: receiver,
+    attributes: { region: 'eu', token: { value: 'hunter2', visibility: 'private' } },
+  });
   t.notOk('token' in dir.getPoint('svc')!.attributes, 'hidden from an anonymous asker');
   t.notOk('token' in dir.getPoint('svc', { as: bob })!.attributes, 'hidden from bob');
   t.equal(dir.getPoint('svc', { as: alice })!.attributes.token!.value, 'hunter2', 'shown to the owner');
@@ -199,16 +268,38 @@ t.test('a write by another connection to the same file invalidates the cache', a
 
 t.test('primitives are registered, listed and deleted persistently', async (t) => {
   const base = await tempDir(t);
-  const characteristics = { scopes: ['thread'], maxMessageBytes: 1024, ordering: 'fifo', delivery: 'reliable' } as const;
+  const characteristics = {
+    scopes: ['thread'],
+    maxMessageBytes: 1024,
+    ordering: 'fifo',
+    delivery: 'reliable',
+  } as const;
   let dir = new Directory({ stateDir: base });
   dir.registerPrimitive({ name: 'memory', location: '/x/memory.js', characteristics });
   dir.registerPrimitive({ name: 'alpha', location: 'alpha-pkg', characteristics });
-  t.throws(() => dir.registerPrimitive({ name: 'memory', location: '/y', characteristics }), { code: 'AMIX_ERR_DUPLICATE' }, 'duplicate refused');
-  t.throws(() => dir.registerPrimitive({ name: 'bad', location: '/y', characteristics: { ...characteristics, scopes: ['pigeon'] } } as never), { code: 'AMIX_ERR_BAD_PRIMITIVE' }, 'malformed refused');
+  t.throws(
+    () => dir.registerPrimitive({ name: 'memory', location: '/y', characteristics }),
+    { code: 'AMIX_ERR_DUPLICATE' },
+    'duplicate refused',
+  );
+  t.throws(
+    () =>
+      dir.registerPrimitive({
+        name: 'bad',
+        location: '/y',
+        characteristics: { ...characteristics, scopes: ['pigeon'] },
+      } as never),
+    { code: 'AMIX_ERR_BAD_PRIMITIVE' },
+    'malformed refused',
+  );
   dir.close();
   dir = new Directory({ stateDir: base });
   t.teardown(() => dir.close());
-  t.same(dir.listPrimitives().map((p) => p.name), ['alpha', 'memory'], 'listed by name after reopening');
+  t.same(
+    dir.listPrimitives().map((p) => p.name),
+    ['alpha', 'memory'],
+    'listed by name after reopening',
+  );
   t.same(dir.getPrimitive('memory'), { name: 'memory', location: '/x/memory.js', characteristics }, 'stored as given');
   dir.deletePrimitive('memory');
   t.equal(dir.getPrimitive('memory'), undefined, 'deleted');
@@ -229,18 +320,48 @@ t.test('a large batch stores every attribute and every one is found by query', a
   const dir = new Directory({ path: ':memory:' });
   t.teardown(() => dir.close());
   const regs = Array.from({ length: 150 }, (_, i) => ({
-    name: `p${i}`, owner: `o${i % 3}`, record: receiver,
-    attributes: { mod: i % 7, tag: `t${i % 5}`, even: i % 2 === 0, ...(i % 4 === 0 ? { hidden: { value: i, visibility: 'private' as const } } : {}) },
+    name: `p${i}`,
+    owner: `o${i % 3}`,
+    record: receiver,
+    attributes: {
+      mod: i % 7,
+      tag: `t${i % 5}`,
+      even: i % 2 === 0,
+      ...(i % 4 === 0 ? { hidden: { value: i, visibility: 'private' as const } } : {}),
+    },
   }));
   const ids = dir.registerPoints(regs);
   t.equal(ids.length, 150, 'one id per registration, in order');
-  t.same(ids.map((r) => dir.getPoint(r.id)!.name), regs.map((r) => r.name), 'each id names its own registration');
-  t.same(dir.getPoint('p8', { as: { owner: 'o2' } })!.attributes, {
-    mod: { value: 1, visibility: 'public' }, tag: { value: 't3', visibility: 'public' }, even: { value: true, visibility: 'public' }, hidden: { value: 8, visibility: 'private' },
-  }, 'a point reads back with all its attributes');
+  t.same(
+    ids.map((r) => dir.getPoint(r.id)!.name),
+    regs.map((r) => r.name),
+    'each id names its own registration',
+  );
+  t.same(
+    dir.getPoint('p8', { as: { owner: 'o2' } })!.attributes,
+    {
+      mod: { value: 1, visibility: 'public' },
+      tag: { value: 't3', visibility: 'public' },
+      even: { value: true, visibility: 'public' },
+      hidden: { value: 8, visibility: 'private' },
+    },
+    'a point reads back with all its attributes',
+  );
   for (const plan of ['index', 'scan'] as const) {
-    t.equal(dir.queryLocal('mod = 3', { plan, limit: 1000 }).points.length, regs.filter((_, i) => i % 7 === 3).length, `mod = 3 (${plan})`);
-    t.equal(dir.queryLocal('tag = "t4" and even = false', { plan, limit: 1000 }).points.length, regs.filter((_, i) => i % 5 === 4 && i % 2 === 1).length, `tag and even (${plan})`);
-    t.equal(dir.queryLocal('exists hidden', { plan, limit: 1000, as: { owner: 'root', admin: true } }).points.length, 38, `hidden, as admin (${plan})`);
+    t.equal(
+      dir.queryLocal('mod = 3', { plan, limit: 1000 }).points.length,
+      regs.filter((_, i) => i % 7 === 3).length,
+      `mod = 3 (${plan})`,
+    );
+    t.equal(
+      dir.queryLocal('tag = "t4" and even = false', { plan, limit: 1000 }).points.length,
+      regs.filter((_, i) => i % 5 === 4 && i % 2 === 1).length,
+      `tag and even (${plan})`,
+    );
+    t.equal(
+      dir.queryLocal('exists hidden', { plan, limit: 1000, as: { owner: 'root', admin: true } }).points.length,
+      38,
+      `hidden, as admin (${plan})`,
+    );
   }
 });

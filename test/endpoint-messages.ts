@@ -25,14 +25,20 @@ t.test('ready and later messages arrive in order; break leaves the endpoint read
   for (let i = 0; i < 50; i++) await tx.send(Buffer.from(`m${i}`));
   const got: string[] = [];
   // The first 50 are ready (fast path); the rest are sent while the loop waits.
-  const later = (async () => { for (let i = 50; i < 100; i++) await tx.send(Buffer.from(`m${i}`)); })();
+  const later = (async () => {
+    for (let i = 50; i < 100; i++) await tx.send(Buffer.from(`m${i}`));
+  })();
   for await (const m of ep.messages()) {
     got.push(text(m.data));
     t.equal(m.from, 'writer');
     if (got.length === 100) break;
   }
   await later;
-  t.same(got, Array.from({ length: 100 }, (_, i) => `m${i}`), '100 in order');
+  t.same(
+    got,
+    Array.from({ length: 100 }, (_, i) => `m${i}`),
+    '100 in order',
+  );
   await tx.send(Buffer.from('after'));
   t.equal(text((await ep.receive()).data), 'after', 'the endpoint still delivers after break');
 });

@@ -7,7 +7,6 @@ import protobuf from 'protobufjs';
 import { ENVELOPE_PROTO, ENVELOPE_TYPE, decodeEnvelope, encodeEnvelope } from '../dist/lib/remote/envelope.js';
 import { rng } from './helpers/rng.js';
 
-
 t.test('the embedded schema and lib/remote/envelope.proto describe the same message', async (t) => {
   const file = readFileSync(new URL('../lib/remote/envelope.proto', import.meta.url), 'utf8');
   const fromFile = protobuf.parse(file, { keepCase: true }).root.lookupType(ENVELOPE_TYPE).toJSON();
@@ -27,17 +26,41 @@ t.test('an envelope round-trips with identifiers, sequence and payload intact', 
     t.equal(got.sender, env.sender, 'sender');
     t.equal(got.receiver, env.receiver, 'receiver');
     t.equal(got.sequence, env.sequence, `sequence ${env.sequence}`);
-    t.equal(Buffer.compare(Buffer.from(got.payload), Buffer.from(env.payload)), 0, `payload of ${env.payload.length} bytes`);
+    t.equal(
+      Buffer.compare(Buffer.from(got.payload), Buffer.from(env.payload)),
+      0,
+      `payload of ${env.payload.length} bytes`,
+    );
   }
 });
 
 t.test('encode refuses an envelope it could not decode again', async (t) => {
   const payload = new Uint8Array(1);
-  t.throws(() => encodeEnvelope({ sender: '', receiver: 'b', sequence: 0, payload }), { code: 'AMIX_ERR_INVALID_ARG' }, 'empty sender');
-  t.throws(() => encodeEnvelope({ sender: 'a', receiver: 'b'.repeat(1025), sequence: 0, payload }), { code: 'AMIX_ERR_INVALID_ARG' }, 'receiver too long');
-  t.throws(() => encodeEnvelope({ sender: 'a', receiver: 'b', sequence: -1, payload }), { code: 'AMIX_ERR_INVALID_ARG' }, 'negative sequence');
-  t.throws(() => encodeEnvelope({ sender: 'a', receiver: 'b', sequence: 2 ** 53, payload }), { code: 'AMIX_ERR_INVALID_ARG' }, 'unsafe sequence');
-  t.throws(() => encodeEnvelope({ sender: 'a', receiver: 'b', sequence: 0, payload: 'x' as unknown as Uint8Array }), { code: 'AMIX_ERR_INVALID_ARG' }, 'payload not bytes');
+  t.throws(
+    () => encodeEnvelope({ sender: '', receiver: 'b', sequence: 0, payload }),
+    { code: 'AMIX_ERR_INVALID_ARG' },
+    'empty sender',
+  );
+  t.throws(
+    () => encodeEnvelope({ sender: 'a', receiver: 'b'.repeat(1025), sequence: 0, payload }),
+    { code: 'AMIX_ERR_INVALID_ARG' },
+    'receiver too long',
+  );
+  t.throws(
+    () => encodeEnvelope({ sender: 'a', receiver: 'b', sequence: -1, payload }),
+    { code: 'AMIX_ERR_INVALID_ARG' },
+    'negative sequence',
+  );
+  t.throws(
+    () => encodeEnvelope({ sender: 'a', receiver: 'b', sequence: 2 ** 53, payload }),
+    { code: 'AMIX_ERR_INVALID_ARG' },
+    'unsafe sequence',
+  );
+  t.throws(
+    () => encodeEnvelope({ sender: 'a', receiver: 'b', sequence: 0, payload: 'x' as unknown as Uint8Array }),
+    { code: 'AMIX_ERR_INVALID_ARG' },
+    'payload not bytes',
+  );
 });
 
 t.test('decode rejects malformed envelopes with AMIX_ERR_BAD_FRAME', async (t) => {
@@ -47,7 +70,11 @@ t.test('decode rejects malformed envelopes with AMIX_ERR_BAD_FRAME', async (t) =
   const Type = protobuf.parse(ENVELOPE_PROTO, { keepCase: true }).root.lookupType(ENVELOPE_TYPE);
   const noReceiver = Type.encode({ sender: 'a', sequence: 1 }).finish();
   t.throws(() => decodeEnvelope(noReceiver), { code: 'AMIX_ERR_BAD_FRAME' }, 'missing receiver');
-  const huge = Type.encode({ sender: 'a', receiver: 'b', sequence: protobuf.util.Long.fromString('18446744073709551615', true) }).finish();
+  const huge = Type.encode({
+    sender: 'a',
+    receiver: 'b',
+    sequence: protobuf.util.Long.fromString('18446744073709551615', true),
+  }).finish();
   t.throws(() => decodeEnvelope(huge), { code: 'AMIX_ERR_BAD_FRAME' }, 'sequence beyond 2^53');
   t.throws(() => decodeEnvelope(Buffer.from([0x0f])), { code: 'AMIX_ERR_BAD_FRAME' }, 'invalid wire type');
 });
@@ -55,7 +82,12 @@ t.test('decode rejects malformed envelopes with AMIX_ERR_BAD_FRAME', async (t) =
 t.test('seeded fuzz: random and mutated bytes decode or fail with AMIX_ERR_BAD_FRAME only', async (t) => {
   const seed = Number(process.env.AMIX_FUZZ_SEED ?? 0x5eed);
   const rand = rng(seed);
-  const base = encodeEnvelope({ sender: 'dirA.7', receiver: 'dirB.3', sequence: 77, payload: new Uint8Array(40).fill(3) });
+  const base = encodeEnvelope({
+    sender: 'dirA.7',
+    receiver: 'dirB.3',
+    sequence: 77,
+    payload: new Uint8Array(40).fill(3),
+  });
   let other = 0;
   let rejected = 0;
   let decoded = 0;
@@ -93,10 +125,19 @@ t.test('envelopeWriter writes what protobufjs writes, and both decoders agree', 
     const payload = new Uint8Array(Math.floor(random() * 300)).map(() => Math.floor(random() * 256));
     const fast = envelopeWriter(sender, receiver)(sequence, payload);
     const ref = encodeEnvelope({ sender, receiver, sequence, payload });
-    if (!Buffer.from(fast).equals(Buffer.from(ref))) { t.fail(`case ${i}: bytes differ`); return; }
+    if (!Buffer.from(fast).equals(Buffer.from(ref))) {
+      t.fail(`case ${i}: bytes differ`);
+      return;
+    }
     const back = decodeEnvelope(fast);
-    if (back.sender !== sender || back.receiver !== receiver || back.sequence !== sequence || !Buffer.from(back.payload).equals(Buffer.from(payload))) {
-      t.fail(`case ${i}: does not round-trip`); return;
+    if (
+      back.sender !== sender ||
+      back.receiver !== receiver ||
+      back.sequence !== sequence ||
+      !Buffer.from(back.payload).equals(Buffer.from(payload))
+    ) {
+      t.fail(`case ${i}: does not round-trip`);
+      return;
     }
   }
   t.pass('500 envelopes: identical bytes, round trip');
@@ -110,75 +151,129 @@ t.test('envelopeWriter.many writes a batch into one buffer, each envelope what p
   const wrap = envelopeWriter(sender, receiver);
   // Sequence numbers cross the varint size steps (127/128, 16383/16384, 2^35), so envelope sizes vary inside a batch.
   for (const first of [0, 100, 16_300, 2 ** 35 - 50]) {
-    const payloads = Array.from({ length: 200 }, () => new Uint8Array(Math.floor(random() * 200)).map(() => Math.floor(random() * 256)));
+    const payloads = Array.from({ length: 200 }, () =>
+      new Uint8Array(Math.floor(random() * 200)).map(() => Math.floor(random() * 256)),
+    );
     const frames = wrap.many(first, payloads);
     t.equal(frames.length, payloads.length, `first ${first}: one frame per payload`);
-    t.ok(frames.every((f) => f.buffer === frames[0]!.buffer), `first ${first}: all views of one buffer`);
-    const bad = frames.findIndex((f, i) => !Buffer.from(f).equals(Buffer.from(encodeEnvelope({ sender, receiver, sequence: first + i, payload: payloads[i]! }))));
+    t.ok(
+      frames.every((f) => f.buffer === frames[0]!.buffer),
+      `first ${first}: all views of one buffer`,
+    );
+    const bad = frames.findIndex(
+      (f, i) =>
+        !Buffer.from(f).equals(
+          Buffer.from(encodeEnvelope({ sender, receiver, sequence: first + i, payload: payloads[i]! })),
+        ),
+    );
     t.equal(bad, -1, `first ${first}: every envelope byte-identical to protobufjs`);
-    t.equal(frames.reduce((n, f) => n + f.length, 0), frames[0]!.buffer.byteLength, `first ${first}: the views tile the buffer exactly`);
+    t.equal(
+      frames.reduce((n, f) => n + f.length, 0),
+      frames[0]!.buffer.byteLength,
+      `first ${first}: the views tile the buffer exactly`,
+    );
   }
   t.same(wrap.many(5, []), [], 'an empty batch gives no frames');
 });
 
-t.test('EnvelopeReader matches its flow\'s envelopes and reads what scanEnvelope reads; anything it matches, scanEnvelope accepts alike', async (t) => {
-  const { EnvelopeReader, envelopeWriter, scanEnvelope, envelopeIdentifier } = await import('../dist/lib/remote/envelope.js');
-  const random = rng(34);
-  const sender = 'a1b2c3d4e5f60718.12';
-  const receiver = 'ffeeddccbbaa9988.3';
-  const reader = new EnvelopeReader(sender, receiver);
-  const wrap = envelopeWriter(sender, receiver);
-  const other = envelopeWriter(sender, 'ffeeddccbbaa9988.4');
-  let matched = 0; let disagreed = 0; let mutatedMatches = 0;
-  for (let i = 0; i < 5000; i++) {
-    const seq = i % 3 === 0 ? i : Math.floor(random() * 2 ** 50);
-    const payload = new Uint8Array(Math.floor(random() * 300)).map(() => Math.floor(random() * 256));
-    const good = wrap(seq, payload);
-    if (!reader.match(good) || reader.sequence !== seq || !Buffer.from(good.subarray(reader.payloadStart)).equals(Buffer.from(payload))) disagreed++;
-    else matched++;
-    if (reader.match(other(seq, payload))) disagreed++;
-    // Flip, cut or extend the bytes: whatever the reader still matches must scan to the same fields.
-    const m = Uint8Array.from(good);
-    const k = Math.floor(random() * 3);
-    const bad = k === 0 ? (m[Math.floor(random() * m.length)] ^= 1 << Math.floor(random() * 8), m)
-      : k === 1 ? m.subarray(0, Math.floor(random() * m.length))
-        : Uint8Array.from([...m, Math.floor(random() * 256)]);
-    if (reader.match(bad)) {
-      mutatedMatches++;
-      try {
-        const span = scanEnvelope(bad);
-        const same = envelopeIdentifier(bad, span.senderStart, span.senderEnd, 'sender') === sender
-          && envelopeIdentifier(bad, span.receiverStart, span.receiverEnd, 'receiver') === receiver
-          && span.sequence === reader.sequence && span.payloadStart === reader.payloadStart && span.payloadEnd === bad.length;
-        if (!same) disagreed++;
-      } catch { disagreed++; }
+t.test(
+  "EnvelopeReader matches its flow's envelopes and reads what scanEnvelope reads; anything it matches, scanEnvelope accepts alike",
+  async (t) => {
+    const { EnvelopeReader, envelopeWriter, scanEnvelope, envelopeIdentifier } =
+      await import('../dist/lib/remote/envelope.js');
+    const random = rng(34);
+    const sender = 'a1b2c3d4e5f60718.12';
+    const receiver = 'ffeeddccbbaa9988.3';
+    const reader = new EnvelopeReader(sender, receiver);
+    const wrap = envelopeWriter(sender, receiver);
+    const other = envelopeWriter(sender, 'ffeeddccbbaa9988.4');
+    let matched = 0;
+    let disagreed = 0;
+    let mutatedMatches = 0;
+    for (let i = 0; i < 5000; i++) {
+      const seq = i % 3 === 0 ? i : Math.floor(random() * 2 ** 50);
+      const payload = new Uint8Array(Math.floor(random() * 300)).map(() => Math.floor(random() * 256));
+      const good = wrap(seq, payload);
+      if (
+        !reader.match(good) ||
+        reader.sequence !== seq ||
+        !Buffer.from(good.subarray(reader.payloadStart)).equals(Buffer.from(payload))
+      )
+        disagreed++;
+      else matched++;
+      if (reader.match(other(seq, payload))) disagreed++;
+      // Flip, cut or extend the bytes: whatever the reader still matches must scan to the same fields.
+      const m = Uint8Array.from(good);
+      const k = Math.floor(random() * 3);
+      const bad =
+        k === 0
+          ? ((m[Math.floor(random() * m.length)] ^= 1 << Math.floor(random() * 8)), m)
+          : k === 1
+            ? m.subarray(0, Math.floor(random() * m.length))
+            : Uint8Array.from([...m, Math.floor(random() * 256)]);
+      if (reader.match(bad)) {
+        mutatedMatches++;
+        try {
+          const span = scanEnvelope(bad);
+          const same =
+            envelopeIdentifier(bad, span.senderStart, span.senderEnd, 'sender') === sender &&
+            envelopeIdentifier(bad, span.receiverStart, span.receiverEnd, 'receiver') === receiver &&
+            span.sequence === reader.sequence &&
+            span.payloadStart === reader.payloadStart &&
+            span.payloadEnd === bad.length;
+          if (!same) disagreed++;
+        } catch {
+          disagreed++;
+        }
+      }
     }
-  }
-  t.equal(matched, 5000, 'every envelope of the flow matched, with its sequence and payload');
-  t.equal(disagreed, 0, `no disagreement with scanEnvelope (${mutatedMatches} mutated envelopes still matched, all alike)`);
-});
+    t.equal(matched, 5000, 'every envelope of the flow matched, with its sequence and payload');
+    t.equal(
+      disagreed,
+      0,
+      `no disagreement with scanEnvelope (${mutatedMatches} mutated envelopes still matched, all alike)`,
+    );
+  },
+);
 
 t.test('garbage: the fast decoder rejects with AMIX_ERR_BAD_FRAME and never throws anything else', async (t) => {
   const random = rng(32);
-  const good = encodeEnvelope({ sender: 'a'.repeat(16) + '.1', receiver: 'b'.repeat(16) + '.2', sequence: 99, payload: new Uint8Array(40) });
-  let rejected = 0; let other = 0;
+  const good = encodeEnvelope({
+    sender: 'a'.repeat(16) + '.1',
+    receiver: 'b'.repeat(16) + '.2',
+    sequence: 99,
+    payload: new Uint8Array(40),
+  });
+  let rejected = 0;
+  let other = 0;
   for (let i = 0; i < 20_000; i++) {
     // Half pure noise, half a real envelope with bytes flipped, cut or appended.
     let m: Uint8Array;
     if (i % 2 === 0) m = new Uint8Array(Math.floor(random() * 80)).map(() => Math.floor(random() * 256));
     else {
       m = Uint8Array.from(good);
-      for (let k = 0; k < 1 + Math.floor(random() * 3); k++) m[Math.floor(random() * m.length)] = Math.floor(random() * 256);
+      for (let k = 0; k < 1 + Math.floor(random() * 3); k++)
+        m[Math.floor(random() * m.length)] = Math.floor(random() * 256);
       if (random() < 0.3) m = m.subarray(0, Math.floor(random() * m.length));
     }
     // A Buffer (what the zeromq primitive hands out) and a plain Uint8Array decode alike.
     const outcome = (input: Uint8Array): string => {
-      try { const e = decodeEnvelope(input); return JSON.stringify([e.sender, e.receiver, e.sequence, [...e.payload]]); } catch (err) {
-        if ((err as { code?: string }).code === 'AMIX_ERR_BAD_FRAME') { rejected++; return 'bad'; }
-        other++; return 'other';
+      try {
+        const e = decodeEnvelope(input);
+        return JSON.stringify([e.sender, e.receiver, e.sequence, [...e.payload]]);
+      } catch (err) {
+        if ((err as { code?: string }).code === 'AMIX_ERR_BAD_FRAME') {
+          rejected++;
+          return 'bad';
+        }
+        other++;
+        return 'other';
       }
     };
-    if (outcome(m) !== outcome(Buffer.from(m))) { t.fail(`case ${i}: Buffer and Uint8Array decode differently`); return; }
+    if (outcome(m) !== outcome(Buffer.from(m))) {
+      t.fail(`case ${i}: Buffer and Uint8Array decode differently`);
+      return;
+    }
   }
   t.equal(other, 0, 'no error other than AMIX_ERR_BAD_FRAME');
   t.ok(rejected > 10_000, `most garbage rejected (${rejected} of 40000)`);

@@ -13,6 +13,10 @@ t.test('an error survives the trip to plain fields and back', async (t) => {
   const back = errorFromPlain(JSON.parse(JSON.stringify(errorToPlain(err))));
   t.ok(isAmixError(back, 'AMIX_ERR_QUEUE_FULL'));
   t.same(back.details, { pending: 8 }, 'only plain details travel');
-  t.equal(errorFromPlain({ code: 'NOT_A_CODE', message: 'x' }).code, 'AMIX_ERR_INTERNAL', 'unknown codes become internal');
+  t.equal(
+    errorFromPlain({ code: 'NOT_A_CODE', message: 'x' }).code,
+    'AMIX_ERR_INTERNAL',
+    'unknown codes become internal',
+  );
   t.equal(errorToPlain(new TypeError('boom')).code, 'AMIX_ERR_INTERNAL');
 });

@@ -6,7 +6,10 @@ t.test('an idle point is loaded but not started until something connects', async
   fabric.register({ name: 'lazy', location: pointFixture('echo'), characteristics: { idle: true } });
   const info = await fabric.create('lazy');
   t.equal(info.state, 'idle', 'created idle');
-  t.notOk(events.some((e) => e.type === 'instanceStarted'), 'not started');
+  t.notOk(
+    events.some((e) => e.type === 'instanceStarted'),
+    'not started',
+  );
   const link = await fabric.connect(null, 'lazy');
   t.equal(fabric.instance('lazy').state, 'running', 'connect reactivated it (step 6)');
   await link.send(Buffer.from('wake'));
@@ -15,12 +18,22 @@ t.test('an idle point is loaded but not started until something connects', async
 
 t.test('execute starts a point with nobody connected, even an idle one', async (t) => {
   const { fabric } = await makeFabric(t);
-  fabric.register({ name: 'daemon', location: pointFixture('greeter'), role: 'sender', characteristics: { idle: true }, data: { count: 1 } });
+  fabric.register({
+    name: 'daemon',
+    location: pointFixture('greeter'),
+    role: 'sender',
+    characteristics: { idle: true },
+    data: { count: 1 },
+  });
   const info = await fabric.execute('daemon');
   t.equal(info.state, 'running');
   t.same(info.senderList, [], 'nobody connected');
   const link = await fabric.connect('daemon', null, { direction: 'aToB' });
-  t.equal(text(await link.receive()), 'hello 0', 'what it sent before anyone connected was kept for the first receiver');
+  t.equal(
+    text(await link.receive()),
+    'hello 0',
+    'what it sent before anyone connected was kept for the first receiver',
+  );
 });
 
 t.test('maxConnections refuses the next client and admits one after a leave', async (t) => {
@@ -28,7 +41,11 @@ t.test('maxConnections refuses the next client and admits one after a leave', as
   fabric.register({ name: 'busy', location: pointFixture('echo'), characteristics: { maxConnections: 2 } });
   const c1 = await fabric.connect(null, 'busy');
   await fabric.connect(null, 'busy');
-  await t.rejects(fabric.connect(null, 'busy'), { code: 'AMIX_ERR_MAX_CONNECTIONS', details: { maxConnections: 2 } }, 'third client refused');
+  await t.rejects(
+    fabric.connect(null, 'busy'),
+    { code: 'AMIX_ERR_MAX_CONNECTIONS', details: { maxConnections: 2 } },
+    'third client refused',
+  );
   await c1.close();
   const c3 = await fabric.connect(null, 'busy');
   await c3.send(Buffer.from('in'));
@@ -37,11 +54,18 @@ t.test('maxConnections refuses the next client and admits one after a leave', as
 
 t.test('a private point gets a separate instance per client; maxConnections caps instances', async (t) => {
   const { fabric } = await makeFabric(t);
-  fabric.register({ name: 'priv', location: pointFixture('echo'), data: { tag: true }, characteristics: { instancing: 'private', maxConnections: 2 } });
+  fabric.register({
+    name: 'priv',
+    location: pointFixture('echo'),
+    data: { tag: true },
+    characteristics: { instancing: 'private', maxConnections: 2 },
+  });
   const a = await fabric.connect(null, 'priv');
   const b = await fabric.connect(null, 'priv');
-  await a.send(Buffer.from('x')); await b.send(Buffer.from('x'));
-  const ta = text(await a.receive()); const tb = text(await b.receive());
+  await a.send(Buffer.from('x'));
+  await b.send(Buffer.from('x'));
+  const ta = text(await a.receive());
+  const tb = text(await b.receive());
   t.not(ta.split(':')[0], tb.split(':')[0], `separate instances answered (${ta}, ${tb})`);
   t.equal(fabric.instances('priv').length, 2, 'two instances');
   await t.rejects(fabric.connect(null, 'priv'), { code: 'AMIX_ERR_MAX_CONNECTIONS' }, 'a third instance is refused');
@@ -56,8 +80,10 @@ t.test('a public point is one instance shared by every client', async (t) => {
   fabric.register({ name: 'pub', location: pointFixture('echo'), data: { tag: true } });
   const a = await fabric.connect(null, 'pub');
   const b = await fabric.connect(null, 'pub');
-  await a.send(Buffer.from('1')); await b.send(Buffer.from('2'));
-  t.equal(text(await a.receive()), 'pub:1'); t.equal(text(await b.receive()), 'pub:2');
+  await a.send(Buffer.from('1'));
+  await b.send(Buffer.from('2'));
+  t.equal(text(await a.receive()), 'pub:1');
+  t.equal(text(await b.receive()), 'pub:2');
   t.equal(fabric.instances('pub').length, 1);
 });
 
@@ -94,13 +120,21 @@ t.test('destroy terminates with the chosen method', async (t) => {
   const { fabric, events } = await makeFabric(t);
   fabric.register({ name: 'polite', location: pointFixture('sink'), characteristics: { termination: 'message' } });
   fabric.register({ name: 'blunt', location: pointFixture('sink'), characteristics: { termination: 'signal' } });
-  fabric.register({ name: 'stubborn', location: pointFixture('stubborn'), characteristics: { termination: 'messageThenSignal', graceMs: 200 } });
+  fabric.register({
+    name: 'stubborn',
+    location: pointFixture('stubborn'),
+    characteristics: { termination: 'messageThenSignal', graceMs: 200 },
+  });
   for (const p of ['polite', 'blunt', 'stubborn']) await fabric.execute(p);
   for (const p of ['polite', 'blunt', 'stubborn']) await fabric.destroy(p);
   const ended = (p: string) => events.find((e) => e.type === 'instanceTerminated' && e.point === p);
   t.match(ended('polite'), { method: 'message', escalated: false }, 'message: the point ended its own work');
   t.match(ended('blunt'), { method: 'signal', escalated: false }, 'signal: stopped at once');
-  t.match(ended('stubborn'), { method: 'signal', escalated: true }, 'messageThenSignal: escalated after the grace period');
+  t.match(
+    ended('stubborn'),
+    { method: 'signal', escalated: true },
+    'messageThenSignal: escalated after the grace period',
+  );
   t.same(fabric.points(), [], 'registrations removed');
 });
 
@@ -122,7 +156,10 @@ t.test('termination order: coordinator withdrawn first; fabric close ends points
   await fabric.execute('inner');
   const before = events.length;
   await fabric.close();
-  const order = events.slice(before).map((e) => (e.type === 'instanceTerminated' ? `end ${e.instance}` : e.type)).filter((x) => x.startsWith('end') || x === 'closed');
+  const order = events
+    .slice(before)
+    .map((e) => (e.type === 'instanceTerminated' ? `end ${e.instance}` : e.type))
+    .filter((x) => x.startsWith('end') || x === 'closed');
   t.same(order, ['end inner', 'end outer', 'closed'], 'the last created ends first, then the fabric closes');
 });
 
@@ -132,7 +169,10 @@ t.test('stats per point and link', async (t) => {
   const link = await fabric.connect(null, 'echo');
   for (let i = 0; i < 10; i++) await link.send(Buffer.from(`m${i}`));
   for (let i = 0; i < 10; i++) await link.receive();
-  const s = await fabric.stats('echo') as { point: { sent: number; received: number }; linkInfo: Record<string, unknown> };
+  const s = (await fabric.stats('echo')) as {
+    point: { sent: number; received: number };
+    linkInfo: Record<string, unknown>;
+  };
   t.equal(s.point.received, 10, 'received counted');
   t.equal(s.point.sent, 10, 'sent counted');
   t.ok(s.linkInfo[link.id], 'link info included');

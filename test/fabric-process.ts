@@ -6,16 +6,29 @@ import { timeoutSignal } from './helpers/conformance.js';
 
 t.test('a process point echoes over its link from another process', async (t) => {
   const { fabric } = await makeFabric(t);
-  fabric.register({ name: 'echo', location: pointFixture('echo'), data: { tag: true }, characteristics: { scope: 'process' } });
+  fabric.register({
+    name: 'echo',
+    location: pointFixture('echo'),
+    data: { tag: true },
+    characteristics: { scope: 'process' },
+  });
   const link = await fabric.connect(null, 'echo');
   t.not(fabric.instance('echo').pid, process.pid, 'runs in its own process');
   for (let i = 0; i < 100; i++) await link.send(Buffer.from(`m${i}`));
   const got: string[] = [];
   for (let i = 0; i < 100; i++) got.push(text(await link.receive()));
-  t.same(got, Array.from({ length: 100 }, (_, i) => `echo:m${i}`), 'in order, none lost');
+  t.same(
+    got,
+    Array.from({ length: 100 }, (_, i) => `echo:m${i}`),
+    'in order, none lost',
+  );
   await link.suspend();
   const later = link.send(Buffer.from('later'));
-  t.equal((await link.receive({ signal: timeoutSignal(t, 150) }).catch((e) => e)).code, 'AMIX_ERR_ABORTED', 'nothing while suspended');
+  t.equal(
+    (await link.receive({ signal: timeoutSignal(t, 150) }).catch((e) => e)).code,
+    'AMIX_ERR_ABORTED',
+    'nothing while suspended',
+  );
   await link.resume();
   await later;
   t.equal(text(await link.receive()), 'echo:later', 'flows after resume');
@@ -23,14 +36,22 @@ t.test('a process point echoes over its link from another process', async (t) =>
 
 t.test('a restartable process point killed with SIGKILL comes back with its link', async (t) => {
   const { fabric, events } = await makeFabric(t);
-  fabric.register({ name: 'phoenix', location: pointFixture('echo'), characteristics: { scope: 'process', restart: true } });
+  fabric.register({
+    name: 'phoenix',
+    location: pointFixture('echo'),
+    characteristics: { scope: 'process', restart: true },
+  });
   const link = await fabric.connect(null, 'phoenix');
   const firstPid = fabric.instance('phoenix').pid;
   const restarted = nextEvent(fabric, events, 'instanceRestarted');
   await fabric.kill('phoenix');
   await restarted;
   t.not(fabric.instance('phoenix').pid, firstPid, 'a new process');
-  t.match(events.find((e) => e.type === 'instanceDied'), { signal: 'SIGKILL' }, 'the death names the signal');
+  t.match(
+    events.find((e) => e.type === 'instanceDied'),
+    { signal: 'SIGKILL' },
+    'the death names the signal',
+  );
   await link.send(Buffer.from('again'));
   t.equal(text(await link.receive({ signal: timeoutSignal(t, 10_000) })), 'again', 'the link works again');
 });
@@ -45,5 +66,9 @@ t.test('a disconnect right after a burst loses none of the accepted messages', a
   await into.close(); // at once: most of the burst is still in the channels and the point
   const got: string[] = [];
   for (let i = 0; i < n; i++) got.push(text(await out.receive({ signal: timeoutSignal(t, 20_000) })));
-  t.same(got, Array.from({ length: n }, (_, i) => `M${i}`), `all ${n} arrived, in order, after the disconnect`);
+  t.same(
+    got,
+    Array.from({ length: n }, (_, i) => `M${i}`),
+    `all ${n} arrived, in order, after the disconnect`,
+  );
 });

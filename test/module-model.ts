@@ -6,15 +6,28 @@ const settled: ModuleState[] = ['unloaded', 'loaded', 'started', 'quiesced', 'fa
 /** Drive a fresh module into `state` through allowed transitions only. */
 async function moduleIn(state: ModuleState, calls: string[]): Promise<Container> {
   const c = new Container({ name: 'test', quiesceTimeoutMs: 1000 });
-  const record = (h: string) => () => { calls.push(h); };
+  const record = (h: string) => () => {
+    calls.push(h);
+  };
   c.add('m', {
-    load: record('load'), start: record('start'), unload: record('unload'),
-    quiesce: () => { calls.push('quiesce'); if (state === 'failed') throw new Error('boom'); },
+    load: record('load'),
+    start: record('start'),
+    unload: record('unload'),
+    quiesce: () => {
+      calls.push('quiesce');
+      if (state === 'failed') throw new Error('boom');
+    },
   });
   const path: Record<ModuleState, ModuleRequest[]> = {
-    unloaded: [], loaded: ['load'], started: ['load', 'start'], quiesced: ['load', 'start', 'quiesce'],
+    unloaded: [],
+    loaded: ['load'],
+    started: ['load', 'start'],
+    quiesced: ['load', 'start', 'quiesce'],
     failed: ['load', 'start', 'quiesce'],
-    loading: [], starting: [], quiescing: [], unloading: [],
+    loading: [],
+    starting: [],
+    quiescing: [],
+    unloading: [],
   };
   for (const r of path[state]) await c[r]('m').catch(() => {});
   calls.length = 0;
@@ -30,12 +43,20 @@ t.test('the state table: every request from every settled state', async (t) => {
       if (isAllowed(from, request)) {
         await c[request]('m');
         t.same(calls, [request], `${request} from ${from}: handler ran once`);
-        t.equal(c.get('m').state, TRANSITIONS[request].to, `${request} from ${from} ends in ${TRANSITIONS[request].to}`);
+        t.equal(
+          c.get('m').state,
+          TRANSITIONS[request].to,
+          `${request} from ${from} ends in ${TRANSITIONS[request].to}`,
+        );
       } else {
-        await t.rejects(c[request]('m'), {
-          code: 'AMIX_ERR_BAD_TRANSITION',
-          details: { module: 'm', state: from, request },
-        }, `${request} from ${from} is refused, naming module, state and request`);
+        await t.rejects(
+          c[request]('m'),
+          {
+            code: 'AMIX_ERR_BAD_TRANSITION',
+            details: { module: 'm', state: from, request },
+          },
+          `${request} from ${from} is refused, naming module, state and request`,
+        );
         t.same(calls, [], `${request} from ${from}: handler not invoked`);
         t.equal(c.get('m').state, from, `${request} from ${from}: state unchanged`);
       }
@@ -46,25 +67,46 @@ t.test('the state table: every request from every settled state', async (t) => {
 t.test('a throwing handler leaves the state the table names', async (t) => {
   for (const request of Object.values(ModuleRequest)) {
     const c = new Container();
-    const boom = () => { throw new Error(`${request} broke`); };
+    const boom = () => {
+      throw new Error(`${request} broke`);
+    };
     c.add('m', { [request]: boom });
     const path: Record<ModuleRequest, ModuleRequest[]> = {
-      load: [], start: ['load'], quiesce: ['load', 'start'], unload: ['load'],
+      load: [],
+      start: ['load'],
+      quiesce: ['load', 'start'],
+      unload: ['load'],
     };
     for (const r of path[request]) await c[r]('m');
     const events: unknown[] = [];
     c.on('event', (e) => events.push(e));
-    await t.rejects(c[request]('m'), { code: 'AMIX_ERR_HANDLER_FAILED', details: { request } }, `${request} failure is reported`);
-    t.equal(c.get('m').state, TRANSITIONS[request].onError, `after a failed ${request} the module is ${TRANSITIONS[request].onError}`);
+    await t.rejects(
+      c[request]('m'),
+      { code: 'AMIX_ERR_HANDLER_FAILED', details: { request } },
+      `${request} failure is reported`,
+    );
+    t.equal(
+      c.get('m').state,
+      TRANSITIONS[request].onError,
+      `after a failed ${request} the module is ${TRANSITIONS[request].onError}`,
+    );
     t.match(c.get('m').lastError, { cause: { message: `${request} broke` } }, 'lastError keeps the cause');
-    t.ok(events.some((e) => (e as { type: string }).type === 'handlerError'), 'a handlerError event was emitted');
+    t.ok(
+      events.some((e) => (e as { type: string }).type === 'handlerError'),
+      'a handlerError event was emitted',
+    );
   }
 });
 
 t.test('a failed module can still be unloaded and removed', async (t) => {
   const c = new Container();
-  c.add('m', { quiesce: () => { throw new Error('stuck'); } });
-  await c.load('m'); await c.start('m');
+  c.add('m', {
+    quiesce: () => {
+      throw new Error('stuck');
+    },
+  });
+  await c.load('m');
+  await c.start('m');
   await t.rejects(c.quiesce('m'), { code: 'AMIX_ERR_HANDLER_FAILED' });
   t.equal(c.get('m').state, 'failed');
   await c.unload('m');
@@ -75,12 +117,25 @@ t.test('a failed module can still be unloaded and removed', async (t) => {
 t.test('quiesce stops new work and waits for in-flight work', async (t) => {
   const c = new Container();
   c.add('m', {});
-  await c.load('m'); await c.start('m');
+  await c.load('m');
+  await c.start('m');
   let release!: () => void;
-  const work = c.run('m', () => new Promise<string>((r) => { release = () => r('done'); }));
+  const work = c.run(
+    'm',
+    () =>
+      new Promise<string>((r) => {
+        release = () => r('done');
+      }),
+  );
   let quiesced = false;
-  const q = c.quiesce('m').then(() => { quiesced = true; });
-  await t.rejects(c.run('m', () => 1), { code: 'AMIX_ERR_NOT_ACCEPTING' }, 'new work refused while quiescing');
+  const q = c.quiesce('m').then(() => {
+    quiesced = true;
+  });
+  await t.rejects(
+    c.run('m', () => 1),
+    { code: 'AMIX_ERR_NOT_ACCEPTING' },
+    'new work refused while quiescing',
+  );
   await new Promise((r) => setImmediate(r));
   t.equal(c.get('m').state, 'quiescing', 'still quiescing while work is in flight');
   t.notOk(quiesced, 'quiesce has not resolved');
@@ -95,19 +150,32 @@ t.test('quiesce stops new work and waits for in-flight work', async (t) => {
 t.test('quiesce times out with AMIX_ERR_QUIESCE_TIMEOUT and leaves the module failed', async (t) => {
   const c = new Container({ quiesceTimeoutMs: 30 });
   c.add('m', {});
-  await c.load('m'); await c.start('m');
+  await c.load('m');
+  await c.start('m');
   let release!: () => void;
-  const work = c.run('m', () => new Promise<void>((r) => { release = r; }));
+  const work = c.run(
+    'm',
+    () =>
+      new Promise<void>((r) => {
+        release = r;
+      }),
+  );
   await t.rejects(c.quiesce('m'), { code: 'AMIX_ERR_QUIESCE_TIMEOUT', details: { inFlight: 1 } });
   t.equal(c.get('m').state, 'failed', 'failed after a quiesce timeout');
-  release(); await work;
+  release();
+  await work;
 });
 
 t.test('start after quiesce resumes work (the table allows it)', async (t) => {
   const c = new Container();
   let signal: AbortSignal | undefined;
-  c.add('m', { start: (ctx) => { signal = ctx.signal; } });
-  await c.load('m'); await c.start('m');
+  c.add('m', {
+    start: (ctx) => {
+      signal = ctx.signal;
+    },
+  });
+  await c.load('m');
+  await c.start('m');
   const first = signal!;
   await c.quiesce('m');
   t.ok(first.aborted, 'the start signal was aborted by quiesce');
@@ -130,7 +198,16 @@ t.test('concurrent requests on one module are serialised in arrival order', asyn
   };
   c.add('m', { load: slow('load'), start: slow('start'), quiesce: slow('quiesce'), unload: slow('unload') });
   await Promise.all([c.load('m'), c.start('m'), c.quiesce('m'), c.unload('m')]);
-  t.same(log, ['load:begin', 'load:end', 'start:begin', 'start:end', 'quiesce:begin', 'quiesce:end', 'unload:begin', 'unload:end']);
+  t.same(log, [
+    'load:begin',
+    'load:end',
+    'start:begin',
+    'start:end',
+    'quiesce:begin',
+    'quiesce:end',
+    'unload:begin',
+    'unload:end',
+  ]);
   t.equal(c.get('m').state, 'unloaded');
 });
 
@@ -145,7 +222,11 @@ t.test('the module database keeps name, state, metadata and timestamps', async (
   t.same(rec.metadata, { version: '1.2.3' });
   t.ok(rec.addedAt >= before && rec.changedAt >= rec.addedAt, 'timestamps are set');
   t.throws(() => c.add('m', {}), { code: 'AMIX_ERR_DUPLICATE' }, 'duplicate name refused');
-  t.throws(() => c.add('x', { load: 5 as unknown as () => void }), { code: 'AMIX_ERR_INVALID_ARG' }, 'a handler must be a function');
+  t.throws(
+    () => c.add('x', { load: 5 as unknown as () => void }),
+    { code: 'AMIX_ERR_INVALID_ARG' },
+    'a handler must be a function',
+  );
   t.throws(() => c.remove('m'), { code: 'AMIX_ERR_BAD_TRANSITION' }, 'a loaded module cannot be removed');
 });
 
@@ -153,8 +234,16 @@ t.test('close brings modules down inside out (last added first)', async (t) => {
   const c = new Container();
   const log: string[] = [];
   for (const n of ['outer', 'inner']) {
-    c.add(n, { quiesce: () => { log.push(`quiesce ${n}`); }, unload: () => { log.push(`unload ${n}`); } });
-    await c.load(n); await c.start(n);
+    c.add(n, {
+      quiesce: () => {
+        log.push(`quiesce ${n}`);
+      },
+      unload: () => {
+        log.push(`unload ${n}`);
+      },
+    });
+    await c.load(n);
+    await c.start(n);
   }
   await c.close();
   t.same(log, ['quiesce inner', 'unload inner', 'quiesce outer', 'unload outer']);

@@ -11,7 +11,11 @@ conformance(t, {
   name: 'memory',
   registry: () => {
     const reg = new PrimitiveRegistry({ builtins: false });
-    reg.register({ name: 'memory', location, characteristics: { scopes: ['thread'], maxMessageBytes: 1 << 20, ordering: 'fifo', delivery: 'reliable' } });
+    reg.register({
+      name: 'memory',
+      location,
+      characteristics: { scopes: ['thread'], maxMessageBytes: 1 << 20, ordering: 'fifo', delivery: 'reliable' },
+    });
     return reg;
   },
 });

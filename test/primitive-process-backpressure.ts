@@ -10,8 +10,18 @@ t.test('a slow receiver in another process never has more than maxmsg pending', 
   const maxmsg = 64;
   const minmsg = 16;
   const count = 3000;
-  const peer = spawnPeer(t, { role: 'receive', runtimeDir, expect: count, slowEvery: 25, slowMs: 3, options: { maxmsg, minmsg } });
-  const { address } = await peer.next<{ address: Record<string, unknown> }>((m) => 'address' in m, 'the receiver address');
+  const peer = spawnPeer(t, {
+    role: 'receive',
+    runtimeDir,
+    expect: count,
+    slowEvery: 25,
+    slowMs: 3,
+    options: { maxmsg, minmsg },
+  });
+  const { address } = await peer.next<{ address: Record<string, unknown> }>(
+    (m) => 'address' in m,
+    'the receiver address',
+  );
   const reg = new PrimitiveRegistry({ channelDefaults: { runtimeDir } });
   t.teardown(() => reg.close());
   const events: ChannelEvent[] = [];
@@ -26,7 +36,10 @@ t.test('a slow receiver in another process never has more than maxmsg pending', 
     const p = tx.stats().pending;
     if (p > maxInFlight) maxInFlight = p;
   }
-  const done = await peer.next<{ done: number; bad: number; maxPending: number }>((m) => 'done' in m, 'the receiver finished');
+  const done = await peer.next<{ done: number; bad: number; maxPending: number }>(
+    (m) => 'done' in m,
+    'the receiver finished',
+  );
   t.equal(done.done, count, 'every message arrived');
   t.equal(done.bad, 0, 'in order');
   t.ok(done.maxPending <= maxmsg, `the receiver's pending peaked at ${done.maxPending}, within maxmsg ${maxmsg}`);
@@ -39,7 +52,10 @@ t.test('a slow receiver in another process never has more than maxmsg pending', 
   t.equal(tx.stats().suspensions, suspended, 'stats count the suspensions');
 });
 
-async function stalled(t: Parameters<Parameters<typeof t.test>[1]>[0], extra: ChannelOptions): Promise<{ rx: Channel; tx: Channel; events: ChannelEvent[] }> {
+async function stalled(
+  t: Parameters<Parameters<typeof t.test>[1]>[0],
+  extra: ChannelOptions,
+): Promise<{ rx: Channel; tx: Channel; events: ChannelEvent[] }> {
   const runtimeDir = tempDir(t);
   const reg = new PrimitiveRegistry({ channelDefaults: { runtimeDir } });
   t.teardown(() => reg.close());
@@ -58,8 +74,12 @@ t.test('with no credit, dropNewest drops the new message and counts it', async (
   await tx.send(Buffer.from([9]));
   t.ok(tx.trySend(Buffer.from([10])), 'trySend reports the message as taken (and dropped)');
   t.equal(tx.stats().dropped, 2, 'both drops counted');
-  t.same(events.filter((e) => e.type === 'dropped').map((e) => (e as { policy: string }).policy), ['dropNewest', 'dropNewest'], 'a dropped event per drop');
-  for (let i = 0; i < 4; i++) t.same([...await rx.receive()], [i], `message ${i} arrives`);
+  t.same(
+    events.filter((e) => e.type === 'dropped').map((e) => (e as { policy: string }).policy),
+    ['dropNewest', 'dropNewest'],
+    'a dropped event per drop',
+  );
+  for (let i = 0; i < 4; i++) t.same([...(await rx.receive())], [i], `message ${i} arrives`);
 });
 
 t.test('with no credit, reject rejects with AMIX_ERR_QUEUE_FULL and counts it', async (t) => {
@@ -73,24 +93,35 @@ t.test('with no credit, dropOldest keeps the newest maxmsg messages waiting and 
   const { rx, tx, events } = await stalled(t, { discard: 'dropOldest' });
   for (let i = 4; i < 10; i++) await tx.send(Buffer.from([i]));
   t.equal(tx.stats().dropped, 2, 'two waiting messages were dropped to keep maxmsg waiting');
-  t.ok(events.some((e) => e.type === 'dropped' && e.policy === 'dropOldest'), 'dropped events name the policy');
+  t.ok(
+    events.some((e) => e.type === 'dropped' && e.policy === 'dropOldest'),
+    'dropped events name the policy',
+  );
   const got: number[] = [];
   for (let i = 0; i < 8; i++) got.push((await rx.receive())[0]!);
   t.same(got, [0, 1, 2, 3, 6, 7, 8, 9], 'the sent ones, then the newest waiting ones, in order');
 });
 
-t.test('with no credit, block waits until the receiver consumes, and a receiving end suspended grants nothing', async (t) => {
-  const { rx, tx, events } = await stalled(t, {});
-  t.notOk(tx.trySend(Buffer.from([4])), 'trySend says it would have to wait');
-  await rx.suspend();
-  const blocked = tx.send(Buffer.from([4]));
-  let settled = false;
-  void blocked.then(() => { settled = true; });
-  for (let i = 0; i < 4; i++) t.same([...await rx.receive()], [i], `message ${i} arrives`);
-  await tx.cycle();
-  t.notOk(settled, 'no credit was granted while the receiving end was suspended');
-  await rx.resume();
-  await blocked;
-  t.same([...await rx.receive()], [4], 'the blocked message went through after resume');
-  t.ok(events.some((e) => e.type === 'suspended') && events.some((e) => e.type === 'resumed'), 'suspended and resumed events');
-});
+t.test(
+  'with no credit, block waits until the receiver consumes, and a receiving end suspended grants nothing',
+  async (t) => {
+    const { rx, tx, events } = await stalled(t, {});
+    t.notOk(tx.trySend(Buffer.from([4])), 'trySend says it would have to wait');
+    await rx.suspend();
+    const blocked = tx.send(Buffer.from([4]));
+    let settled = false;
+    void blocked.then(() => {
+      settled = true;
+    });
+    for (let i = 0; i < 4; i++) t.same([...(await rx.receive())], [i], `message ${i} arrives`);
+    await tx.cycle();
+    t.notOk(settled, 'no credit was granted while the receiving end was suspended');
+    await rx.resume();
+    await blocked;
+    t.same([...(await rx.receive())], [4], 'the blocked message went through after resume');
+    t.ok(
+      events.some((e) => e.type === 'suspended') && events.some((e) => e.type === 'resumed'),
+      'suspended and resumed events',
+    );
+  },
+);

@@ -50,28 +50,39 @@ if (process.platform === 'win32') {
     await t.rejects(runtimeDirectory(link), { code: 'AMIX_ERR_INVALID_ARG' }, 'a symlink is refused');
   });
 
-  t.test('a stale socket left by a killed process is removed; a live one is refused with AMIX_ERR_DUPLICATE', async (t) => {
-    const runtimeDir = tempDir(t);
-    const socketPath = join(runtimeDir, 'well-known.sock');
-    const peer = spawnPeer(t, { role: 'receive', runtimeDir, socketPath });
-    await peer.next((m) => 'address' in m, 'the child listens');
-    const reg = new PrimitiveRegistry({ channelDefaults: { runtimeDir } });
-    t.teardown(() => reg.close());
-    await t.rejects(reg.open('queueConditionProcess', { socketPath } as object), { code: 'AMIX_ERR_DUPLICATE' }, 'a live listener keeps its path');
-    peer.proc.kill('SIGKILL');
-    await peer.exited;
-    t.ok(existsSync(socketPath), 'the killed process left its socket file behind');
-    const rx = await reg.open('queueConditionProcess', { socketPath } as object);
-    t.teardown(() => rx.destroy());
-    t.equal((rx.address as { path: string }).path, socketPath, 'the stale socket was replaced by a live one');
-    const tx = await reg.open('queueConditionProcess', { address: rx.address });
-    t.teardown(() => tx.destroy());
-    await tx.send(Buffer.from('hi'));
-    t.equal(Buffer.from(await rx.receive()).toString(), 'hi', 'and it works');
-    const notSocket = join(runtimeDir, 'file');
-    writeFileSync(notSocket, 'x');
-    await t.rejects(reg.open('queueConditionProcess', { socketPath: notSocket } as object), { code: 'AMIX_ERR_INVALID_ARG' }, 'a path that is not a socket is never removed');
-  });
+  t.test(
+    'a stale socket left by a killed process is removed; a live one is refused with AMIX_ERR_DUPLICATE',
+    async (t) => {
+      const runtimeDir = tempDir(t);
+      const socketPath = join(runtimeDir, 'well-known.sock');
+      const peer = spawnPeer(t, { role: 'receive', runtimeDir, socketPath });
+      await peer.next((m) => 'address' in m, 'the child listens');
+      const reg = new PrimitiveRegistry({ channelDefaults: { runtimeDir } });
+      t.teardown(() => reg.close());
+      await t.rejects(
+        reg.open('queueConditionProcess', { socketPath } as object),
+        { code: 'AMIX_ERR_DUPLICATE' },
+        'a live listener keeps its path',
+      );
+      peer.proc.kill('SIGKILL');
+      await peer.exited;
+      t.ok(existsSync(socketPath), 'the killed process left its socket file behind');
+      const rx = await reg.open('queueConditionProcess', { socketPath } as object);
+      t.teardown(() => rx.destroy());
+      t.equal((rx.address as { path: string }).path, socketPath, 'the stale socket was replaced by a live one');
+      const tx = await reg.open('queueConditionProcess', { address: rx.address });
+      t.teardown(() => tx.destroy());
+      await tx.send(Buffer.from('hi'));
+      t.equal(Buffer.from(await rx.receive()).toString(), 'hi', 'and it works');
+      const notSocket = join(runtimeDir, 'file');
+      writeFileSync(notSocket, 'x');
+      await t.rejects(
+        reg.open('queueConditionProcess', { socketPath: notSocket } as object),
+        { code: 'AMIX_ERR_INVALID_ARG' },
+        'a path that is not a socket is never removed',
+      );
+    },
+  );
 
   t.test('sockets named for dead processes are swept from the runtime directory', async (t) => {
     const runtimeDir = tempDir(t);
@@ -91,7 +102,15 @@ if (process.platform === 'win32') {
     const runtimeDir = tempDir(t);
     const reg = new PrimitiveRegistry({ channelDefaults: { runtimeDir } });
     t.teardown(() => reg.close());
-    await t.rejects(reg.open('queueConditionProcess', { address: { path: join(runtimeDir, 'nobody.sock') } }), { code: 'AMIX_ERR_PEER_LOST' }, 'nothing there');
-    await t.rejects(reg.open('queueConditionProcess', { address: { path: 42 } }), { code: 'AMIX_ERR_INVALID_ARG' }, 'a path must be a string');
+    await t.rejects(
+      reg.open('queueConditionProcess', { address: { path: join(runtimeDir, 'nobody.sock') } }),
+      { code: 'AMIX_ERR_PEER_LOST' },
+      'nothing there',
+    );
+    await t.rejects(
+      reg.open('queueConditionProcess', { address: { path: 42 } }),
+      { code: 'AMIX_ERR_INVALID_ARG' },
+      'a path must be a string',
+    );
   });
 }

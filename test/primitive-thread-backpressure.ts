@@ -8,7 +8,11 @@ import { PrimitiveRegistry, type Channel, type ChannelEvent, type ChannelOptions
 
 const peer = new URL('./fixtures/thread-peer.mjs', import.meta.url);
 
-interface Pair { rx: Channel; tx: Channel; events: Array<{ end: 'rx' | 'tx'; e: ChannelEvent }> }
+interface Pair {
+  rx: Channel;
+  tx: Channel;
+  events: Array<{ end: 'rx' | 'tx'; e: ChannelEvent }>;
+}
 
 async function pair(t: Test, options: ChannelOptions): Promise<Pair> {
   const reg = new PrimitiveRegistry();
@@ -23,9 +27,16 @@ async function pair(t: Test, options: ChannelOptions): Promise<Pair> {
   return { rx, tx, events };
 }
 
-const num = (i: number): Uint8Array => { const b = new Uint8Array(4); new DataView(b.buffer).setUint32(0, i); return b; };
+const num = (i: number): Uint8Array => {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, i);
+  return b;
+};
 const seqOf = (m: Uint8Array): number => new DataView(m.buffer, m.byteOffset, m.length).getUint32(0);
-const kinds = (p: Pair): string[] => p.events.filter((x) => x.e.type !== 'closed').map((x) => `${x.end}:${x.e.type}${'pending' in x.e ? `@${x.e.pending}` : ''}`);
+const kinds = (p: Pair): string[] =>
+  p.events
+    .filter((x) => x.e.type !== 'closed')
+    .map((x) => `${x.end}:${x.e.type}${'pending' in x.e ? `@${x.e.pending}` : ''}`);
 
 t.test('watermarks suspend the sender at maxmsg and resume it at minmsg, in that order', async (t) => {
   const p = await pair(t, { maxmsg: 8, minmsg: 2, discard: 'block' });
@@ -35,14 +46,20 @@ t.test('watermarks suspend the sender at maxmsg and resume it at minmsg, in that
   t.same(kinds(p), ['tx:suspended@8'], 'the sender sees the suspension when pending reaches maxmsg');
   t.notOk(p.tx.trySend(num(8)), 'a suspended sender cannot trySend');
   let sentLate = false;
-  const late = p.tx.send(num(8)).then(() => { sentLate = true; });
+  const late = p.tx.send(num(8)).then(() => {
+    sentLate = true;
+  });
   for (let i = 0; i < 5; i++) t.equal(seqOf(await p.rx.receive()), i, `receive ${i} in order`);
   t.notOk(p.tx.trySend(num(99)), 'still suspended at 3 pending (above minmsg)');
   t.notOk(sentLate, 'the blocked send has not gone through above minmsg');
   t.equal(seqOf(await p.rx.receive()), 5, 'the receive that reaches minmsg');
   t.same(kinds(p), ['tx:suspended@8', 'rx:resumed@2'], 'the receiver sees the resume when pending falls to minmsg');
   await late;
-  t.same(kinds(p), ['tx:suspended@8', 'rx:resumed@2', 'tx:resumed@2'], 'then the sender observes the resume and its send goes through');
+  t.same(
+    kinds(p),
+    ['tx:suspended@8', 'rx:resumed@2', 'tx:resumed@2'],
+    'then the sender observes the resume and its send goes through',
+  );
   const rest: number[] = [];
   for (let i = 0; i < 3; i++) rest.push(seqOf(await p.rx.receive()));
   t.same(rest, [6, 7, 8], 'the held message follows the others');
@@ -70,9 +87,14 @@ t.test('dropNewest drops the message being sent, and counts it', async (t) => {
   while ((m = p.rx.tryReceive()) !== undefined) got.push(seqOf(m));
   t.same(got, [0, 1, 2, 3], 'the first four are kept, the newest two dropped');
   t.equal(p.rx.stats().dropped, 2, 'two drops counted in the shared stats');
-  t.same(p.events.filter((x) => x.e.type === 'dropped').map((x) => x.e), [
-    { type: 'dropped', policy: 'dropNewest', count: 1 }, { type: 'dropped', policy: 'dropNewest', count: 1 },
-  ], 'each drop is an event on the sender');
+  t.same(
+    p.events.filter((x) => x.e.type === 'dropped').map((x) => x.e),
+    [
+      { type: 'dropped', policy: 'dropNewest', count: 1 },
+      { type: 'dropped', policy: 'dropNewest', count: 1 },
+    ],
+    'each drop is an event on the sender',
+  );
 });
 
 t.test('dropOldest drops the oldest pending message to make room, and counts it', async (t) => {
@@ -84,12 +106,20 @@ t.test('dropOldest drops the oldest pending message to make room, and counts it'
   t.same(got, [2, 3, 4, 5], 'the oldest two are gone, the newest four kept in order');
   t.equal(p.rx.stats().dropped, 2, 'two drops counted');
   t.equal(p.rx.stats().sent, 6, 'all six were accepted');
-  t.same(p.events.filter((x) => x.e.type === 'dropped').map((x) => (x.e as { policy: string }).policy), ['dropOldest', 'dropOldest'], 'each drop is an event');
+  t.same(
+    p.events.filter((x) => x.e.type === 'dropped').map((x) => (x.e as { policy: string }).policy),
+    ['dropOldest', 'dropOldest'],
+    'each drop is an event',
+  );
 });
 
 t.test('dropOldest also makes room for bytes', async (t) => {
   const p = await pair(t, { capacityBytes: 1024, discard: 'dropOldest' });
-  for (let i = 0; i < 5; i++) { const b = new Uint8Array(300); b.set(num(i)); await p.tx.send(b); }
+  for (let i = 0; i < 5; i++) {
+    const b = new Uint8Array(300);
+    b.set(num(i));
+    await p.tx.send(b);
+  }
   const got: number[] = [];
   let m: Uint8Array | undefined;
   while ((m = p.rx.tryReceive()) !== undefined) got.push(seqOf(m));
@@ -114,7 +144,7 @@ t.test('dropOldest against a receiving worker loses nothing silently and never t
   const ring = { maxmsg: 16, minmsg: 8, discard: 'dropOldest', capacityBytes: 4096 };
   const worker = new Worker(peer, { workerData: { role: 'recvCheck', idle: 'block', ring }, execArgv: [] });
   t.teardown(() => worker.terminate());
-  const [ready] = await once(worker, 'message') as [{ address: Record<string, unknown> }];
+  const [ready] = (await once(worker, 'message')) as [{ address: Record<string, unknown> }];
   const done = once(worker, 'message');
   const tx = await reg.open('queueConditionThread', { address: ready.address });
   t.teardown(() => tx.destroy());
@@ -126,7 +156,9 @@ t.test('dropOldest against a receiving worker loses nothing silently and never t
     if (!tx.trySend(msg)) await tx.send(msg);
   }
   await tx.send(new Uint8Array(0));
-  const [report] = await done as [{ received: number; bad: number; outOfOrder: number; last: number; stats: { dropped: number; sent: number } }];
+  const [report] = (await done) as [
+    { received: number; bad: number; outOfOrder: number; last: number; stats: { dropped: number; sent: number } },
+  ];
   t.equal(report.bad, 0, 'no torn message was delivered');
   t.equal(report.outOfOrder, 0, 'messages arrive in order');
   t.equal(report.last, count - 1, 'the newest message arrives');
@@ -135,15 +167,26 @@ t.test('dropOldest against a receiving worker loses nothing silently and never t
   t.ok(report.stats.dropped > 0, `the race was exercised: ${report.stats.dropped} dropped as oldest`);
 });
 
-t.test('an oversize send gives AMIX_ERR_MESSAGE_TOO_LARGE; an undersized receive gives AMIX_ERR_BUFFER_TOO_SMALL', async (t) => {
-  const p = await pair(t, { capacityBytes: 1024 });
-  await t.rejects(p.tx.send(new Uint8Array(1017)), { code: 'AMIX_ERR_MESSAGE_TOO_LARGE' }, 'larger than the ring carries (1 KiB less its 8-byte record header)');
-  t.throws(() => p.tx.trySend(new Uint8Array(5000)), { code: 'AMIX_ERR_MESSAGE_TOO_LARGE' }, 'trySend throws the same code');
-  await p.tx.send(new Uint8Array(1016));
-  await t.rejects(p.rx.receive({ maxBytes: 1015 }), { code: 'AMIX_ERR_BUFFER_TOO_SMALL' }, 'receive one byte short');
-  t.throws(() => p.rx.tryReceive(10), { code: 'AMIX_ERR_BUFFER_TOO_SMALL' }, 'tryReceive throws the same code');
-  t.equal((await p.rx.receive({ maxBytes: 1016 })).length, 1016, 'the message stayed queued and arrives whole');
-});
+t.test(
+  'an oversize send gives AMIX_ERR_MESSAGE_TOO_LARGE; an undersized receive gives AMIX_ERR_BUFFER_TOO_SMALL',
+  async (t) => {
+    const p = await pair(t, { capacityBytes: 1024 });
+    await t.rejects(
+      p.tx.send(new Uint8Array(1017)),
+      { code: 'AMIX_ERR_MESSAGE_TOO_LARGE' },
+      'larger than the ring carries (1 KiB less its 8-byte record header)',
+    );
+    t.throws(
+      () => p.tx.trySend(new Uint8Array(5000)),
+      { code: 'AMIX_ERR_MESSAGE_TOO_LARGE' },
+      'trySend throws the same code',
+    );
+    await p.tx.send(new Uint8Array(1016));
+    await t.rejects(p.rx.receive({ maxBytes: 1015 }), { code: 'AMIX_ERR_BUFFER_TOO_SMALL' }, 'receive one byte short');
+    t.throws(() => p.rx.tryReceive(10), { code: 'AMIX_ERR_BUFFER_TOO_SMALL' }, 'tryReceive throws the same code');
+    t.equal((await p.rx.receive({ maxBytes: 1016 })).length, 1016, 'the message stayed queued and arrives whole');
+  },
+);
 
 t.test('the batching fast paths move runs of messages in order and stop at the mark', async (t) => {
   const { default: qct } = await import('../dist/primitives/queueConditionThread.js');
@@ -162,6 +205,10 @@ t.test('the batching fast paths move runs of messages in order and stop at the m
   qct.tryReceiveMany(rx, 1024, 100);
   t.equal(qct.trySendMany(tx, [num(1), new Uint8Array(100), num(2)]), 3, 'a mixed batch goes in');
   t.same(qct.tryReceiveMany(rx, 50, 100).map(seqOf), [1], 'a batch stops before a message over maxBytes');
-  t.throws(() => qct.tryReceiveMany(rx, 50, 100), { code: 'AMIX_ERR_BUFFER_TOO_SMALL' }, 'and throws when that message comes first');
+  t.throws(
+    () => qct.tryReceiveMany(rx, 50, 100),
+    { code: 'AMIX_ERR_BUFFER_TOO_SMALL' },
+    'and throws when that message comes first',
+  );
   t.equal(qct.tryReceiveMany(rx, 1024, 100).length, 2, 'the message stayed queued');
 });

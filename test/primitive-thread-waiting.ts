@@ -35,7 +35,9 @@ for (const idle of ['block', 'spinThenBlock'] as const) {
     let ticks = 0;
     // The worker sends only after the main thread's timer has fired five
     // times, which it cannot do if the waiting receive blocks the thread.
-    const timer = setInterval(() => { if (++ticks === 5) worker.postMessage('after-ticks'); }, 2);
+    const timer = setInterval(() => {
+      if (++ticks === 5) worker.postMessage('after-ticks');
+    }, 2);
     t.teardown(() => clearInterval(timer));
     const got = Buffer.from(await pending).toString();
     clearInterval(timer);
@@ -52,11 +54,18 @@ t.test('the main thread keeps running timers while a send waits for room', async
   t.teardown(() => rx.destroy());
   const tx = await reg.open('queueConditionThread', { address: rx.address, idle: 'block' });
   t.teardown(() => tx.destroy());
-  while (tx.trySend(new Uint8Array(100))) { /* fill */ }
+  while (tx.trySend(new Uint8Array(100))) {
+    /* fill */
+  }
   const blocked = tx.send(new Uint8Array(100));
   let ticks = 0;
   await new Promise<void>((resolve) => {
-    const timer = setInterval(() => { if (++ticks === 5) { clearInterval(timer); resolve(); } }, 2);
+    const timer = setInterval(() => {
+      if (++ticks === 5) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 2);
   });
   t.equal(ticks, 5, 'the timer fired while the send waited');
   rx.tryReceive();
@@ -71,7 +80,7 @@ for (const idle of IDLES) {
     const back = await reg.open('queueConditionThread', { idle });
     t.teardown(() => back.destroy());
     const worker = startPeer(t, { role: 'echo', address: back.address, idle, count });
-    const [ready] = await once(worker, 'message') as [{ address: Record<string, unknown> }];
+    const [ready] = (await once(worker, 'message')) as [{ address: Record<string, unknown> }];
     const out = await reg.open('queueConditionThread', { address: ready.address, idle });
     t.teardown(() => out.destroy());
     let wrong = 0;
@@ -95,8 +104,12 @@ t.test('destroying the receiving end wakes every waiting receive with the reason
   for (const [i, w] of waiting.entries()) {
     await t.rejects(w, { code: 'AMIX_ERR_LINK_CLOSED' }, `waiting receive ${i} is woken with AMIX_ERR_LINK_CLOSED`);
   }
-  await t.rejects(tx.send(new Uint8Array(1)), { code: 'AMIX_ERR_LINK_CLOSED', message: /maintenance window/ }, 'the sending end learns why the ring closed');
-  t.equal(await tx.closed, (await tx.closed), 'the sending end settles closed');
+  await t.rejects(
+    tx.send(new Uint8Array(1)),
+    { code: 'AMIX_ERR_LINK_CLOSED', message: /maintenance window/ },
+    'the sending end learns why the ring closed',
+  );
+  t.equal(await tx.closed, await tx.closed, 'the sending end settles closed');
   t.notOk(tx.isOpen, 'and reports itself closed');
 });
 
@@ -104,11 +117,11 @@ t.test('destroying the receiving end wakes a sender blocked in another thread, w
   const reg = registry(t);
   const rx = await reg.open('queueConditionThread', { capacityBytes: 1024, idle: 'block' });
   const worker = startPeer(t, { role: 'blockedSend', address: rx.address, idle: 'block' });
-  const [full] = await once(worker, 'message') as [{ type: string; queued: number }];
+  const [full] = (await once(worker, 'message')) as [{ type: string; queued: number }];
   t.equal(full.type, 'full', `the worker filled the ring (${full.queued} messages) and waits in send`);
   const reported = once(worker, 'message');
   await rx.destroy(new Error('receiver shutting down'));
-  const [r] = await reported as [{ type: string; error: { code: string; message: string } }];
+  const [r] = (await reported) as [{ type: string; error: { code: string; message: string } }];
   t.equal(r.type, 'error', 'the blocked send failed');
   t.equal(r.error.code, 'AMIX_ERR_LINK_CLOSED', 'with AMIX_ERR_LINK_CLOSED');
   t.match(r.error.message, /receiver shutting down/, 'and the message carries the reason across threads');
@@ -120,10 +133,16 @@ t.test('destroying a sending end wakes its own blocked send', async (t) => {
   const rx = await reg.open('queueConditionThread', { capacityBytes: 1024 });
   t.teardown(() => rx.destroy());
   const tx = await reg.open('queueConditionThread', { address: rx.address, idle: 'block' });
-  while (tx.trySend(new Uint8Array(100))) { /* fill */ }
+  while (tx.trySend(new Uint8Array(100))) {
+    /* fill */
+  }
   const blocked = tx.send(new Uint8Array(100));
   await tx.destroy(new Error('sender going away'));
-  await t.rejects(blocked, { code: 'AMIX_ERR_LINK_CLOSED', message: /sender going away/ }, 'the blocked send is woken with the reason');
+  await t.rejects(
+    blocked,
+    { code: 'AMIX_ERR_LINK_CLOSED', message: /sender going away/ },
+    'the blocked send is woken with the reason',
+  );
   t.ok(rx.isOpen, 'the receiving end stays open');
   const again = await reg.open('queueConditionThread', { address: rx.address });
   t.teardown(() => again.destroy());
@@ -136,7 +155,11 @@ t.test('a second sending end is refused while one is attached', async (t) => {
   t.teardown(() => rx.destroy());
   const tx = await reg.open('queueConditionThread', { address: rx.address });
   t.teardown(() => tx.destroy());
-  await t.rejects(reg.open('queueConditionThread', { address: rx.address }), { code: 'AMIX_ERR_MAX_CONNECTIONS' }, 'single producer per ring');
+  await t.rejects(
+    reg.open('queueConditionThread', { address: rx.address }),
+    { code: 'AMIX_ERR_MAX_CONNECTIONS' },
+    'single producer per ring',
+  );
 });
 
 t.test('cycle sends a null record that is never delivered as a message', async (t) => {
@@ -147,6 +170,10 @@ t.test('cycle sends a null record that is never delivered as a message', async (
   t.teardown(() => tx.destroy());
   await tx.cycle();
   await tx.send(Buffer.from('after'));
-  t.equal(Buffer.from(await rx.receive()).toString(), 'after', 'the first message delivered is the one after the cycle');
+  t.equal(
+    Buffer.from(await rx.receive()).toString(),
+    'after',
+    'the first message delivered is the one after the cycle',
+  );
   t.equal(rx.stats().received, 1, 'the cycle record is not counted as a message');
 });

@@ -30,9 +30,14 @@ const text = (b: Uint8Array) => Buffer.from(b).toString();
 t.test('block: the sender stops at maxmsg pending and resumes when the receiver is down to minmsg', async (t) => {
   const { rx, tx, events } = await pair(t);
   for (let i = 0; i < MAXMSG; i++) await tx.send(msg(i));
-  t.ok(events.some((e) => e.type === 'suspended'), 'suspended emitted at maxmsg');
+  t.ok(
+    events.some((e) => e.type === 'suspended'),
+    'suspended emitted at maxmsg',
+  );
   let ninthDone = false;
-  const ninth = tx.send(msg(MAXMSG)).then(() => { ninthDone = true; });
+  const ninth = tx.send(msg(MAXMSG)).then(() => {
+    ninthDone = true;
+  });
   await tx.cycle();
   t.equal(rx.stats().pending, MAXMSG, 'the receiver holds exactly maxmsg');
   t.notOk(ninthDone, 'the next send waits');
@@ -41,7 +46,10 @@ t.test('block: the sender stops at maxmsg pending and resumes when the receiver 
   t.notOk(ninthDone, `still waiting with ${MINMSG + 1} pending (above minmsg)`);
   t.equal(text(await rx.receive()), `m${MAXMSG - MINMSG - 1}`, 'down to minmsg');
   await ninth;
-  t.ok(events.some((e) => e.type === 'resumed'), 'resumed emitted');
+  t.ok(
+    events.some((e) => e.type === 'resumed'),
+    'resumed emitted',
+  );
   for (let i = MAXMSG - MINMSG; i <= MAXMSG; i++) t.equal(text(await rx.receive()), `m${i}`, `m${i} in order`);
   t.equal((tx.stats() as ZeromqStats).suspensions, 1, 'one suspension counted');
 });
@@ -65,7 +73,11 @@ t.test('dropNewest: sends at zero credit are dropped, counted and reported', asy
   await tx.cycle();
   const got: string[] = [];
   for (let m = rx.tryReceive(); m !== undefined; m = rx.tryReceive()) got.push(text(m));
-  t.same(got, Array.from({ length: MAXMSG }, (_, i) => `m${i}`), 'the first maxmsg arrived, the newest were dropped');
+  t.same(
+    got,
+    Array.from({ length: MAXMSG }, (_, i) => `m${i}`),
+    'the first maxmsg arrived, the newest were dropped',
+  );
 });
 
 t.test('dropOldest: the oldest messages still waiting at the sender make room', async (t) => {
@@ -74,7 +86,10 @@ t.test('dropOldest: the oldest messages still waiting at the sender make room', 
   t.equal(tx.stats().dropped, 2, 'two dropped');
   const got: string[] = [];
   while (got.length < MAXMSG + MAXMSG) got.push(text(await rx.receive()));
-  const want = [...Array.from({ length: MAXMSG }, (_, i) => `m${i}`), ...Array.from({ length: MAXMSG }, (_, i) => `m${MAXMSG + 2 + i}`)];
+  const want = [
+    ...Array.from({ length: MAXMSG }, (_, i) => `m${i}`),
+    ...Array.from({ length: MAXMSG }, (_, i) => `m${MAXMSG + 2 + i}`),
+  ];
   t.same(got, want, 'messages already on the wire arrive; of the waiting ones the two oldest were dropped');
 });
 
@@ -91,7 +106,9 @@ t.test('a suspended receiving end grants no credit until resumed', async (t) => 
   for (let i = 0; i < MAXMSG; i++) await tx.send(msg(i));
   await rx.suspend();
   let done = false;
-  const next = tx.send(msg(MAXMSG)).then(() => { done = true; });
+  const next = tx.send(msg(MAXMSG)).then(() => {
+    done = true;
+  });
   for (let i = 0; i < MAXMSG; i++) await rx.receive();
   await tx.cycle();
   t.notOk(done, 'the sender stays stopped while the receiver is suspended, although its queue is empty');
@@ -115,21 +132,24 @@ t.test('an aborted blocked send rejects with AMIX_ERR_ABORTED and is not sent', 
   t.equal(got.at(-1), 'm501', 'the next one did');
 });
 
-t.test('a receiving end that closes right after the last message acknowledges it: the sender closes with nothing lost', async (t) => {
-  const reg = new PrimitiveRegistry();
-  t.teardown(() => reg.close());
-  const rx = await reg.open('zeromq');
-  t.teardown(() => rx.destroy());
-  // A short timeout: without the receiver's last acknowledgement the close gives up and counts the messages lost.
-  const tx = await reg.open('zeromq', { address: rx.address, zeromq: { closeTimeoutMs: 300 } });
-  t.teardown(() => tx.destroy());
-  await tx.connect();
-  const n = 100; // far below minmsg: no credit (and so no acknowledgement) is sent along the way
-  for (let i = 0; i < n; i++) await tx.send(msg(i));
-  for (let i = 0; i < n; i++) t.equal(text(await rx.receive()), `m${i}`);
-  // The receiver is gone before the sender's closing PING can reach it.
-  await rx.close();
-  await tx.close();
-  t.equal((tx.stats() as ZeromqStats).lost, 0, 'every message counted as delivered');
-  t.equal(tx.stats().sent, n);
-});
+t.test(
+  'a receiving end that closes right after the last message acknowledges it: the sender closes with nothing lost',
+  async (t) => {
+    const reg = new PrimitiveRegistry();
+    t.teardown(() => reg.close());
+    const rx = await reg.open('zeromq');
+    t.teardown(() => rx.destroy());
+    // A short timeout: without the receiver's last acknowledgement the close gives up and counts the messages lost.
+    const tx = await reg.open('zeromq', { address: rx.address, zeromq: { closeTimeoutMs: 300 } });
+    t.teardown(() => tx.destroy());
+    await tx.connect();
+    const n = 100; // far below minmsg: no credit (and so no acknowledgement) is sent along the way
+    for (let i = 0; i < n; i++) await tx.send(msg(i));
+    for (let i = 0; i < n; i++) t.equal(text(await rx.receive()), `m${i}`);
+    // The receiver is gone before the sender's closing PING can reach it.
+    await rx.close();
+    await tx.close();
+    t.equal((tx.stats() as ZeromqStats).lost, 0, 'every message counted as delivered');
+    t.equal(tx.stats().sent, n);
+  },
+);

@@ -27,7 +27,9 @@ if (zmq.capability.curve !== true) {
   async function keyedReceiver(t: Test, refusedSeen: RefusedPeer[]): Promise<{ reg: PrimitiveRegistry; rx: Channel }> {
     const reg = new PrimitiveRegistry();
     t.teardown(() => reg.close());
-    const rx = await reg.open('zeromq', { zeromq: { curve: { ...server, allow: [good.publicKey] }, onRefused: (p: RefusedPeer) => refusedSeen.push(p) } } as never);
+    const rx = await reg.open('zeromq', {
+      zeromq: { curve: { ...server, allow: [good.publicKey] }, onRefused: (p: RefusedPeer) => refusedSeen.push(p) },
+    } as never);
     t.teardown(() => rx.destroy());
     return { reg, rx };
   }
@@ -46,10 +48,15 @@ if (zmq.capability.curve !== true) {
   t.test('a client whose key is not listed is refused and gets nothing through', async (t) => {
     const refused: RefusedPeer[] = [];
     const { reg, rx } = await keyedReceiver(t, refused);
-    const bad = await reg.open('zeromq', { address: rx.address, zeromq: { curve: stranger, connectTimeoutMs: 5000 } } as never);
+    const bad = await reg.open('zeromq', {
+      address: rx.address,
+      zeromq: { curve: stranger, connectTimeoutMs: 5000 },
+    } as never);
     t.teardown(() => bad.destroy());
     const events: string[] = [];
-    bad.on('event', (e: { type: string; error?: { code?: string } }) => { if (e.type === 'peerLost') events.push(e.error?.code ?? ''); });
+    bad.on('event', (e: { type: string; error?: { code?: string } }) => {
+      if (e.type === 'peerLost') events.push(e.error?.code ?? '');
+    });
     await bad.send(Buffer.from('let me in'));
     await t.rejects(bad.connect(), { code: 'AMIX_ERR_UNAUTHORIZED' }, 'connect reports the refusal');
     t.ok(events.includes('AMIX_ERR_UNAUTHORIZED'), 'the refused end emitted peerLost with AMIX_ERR_UNAUTHORIZED');
@@ -75,7 +82,11 @@ if (zmq.capability.curve !== true) {
     const bad = await reg.open('zeromq', { address: plain, zeromq: { connectTimeoutMs: 5000 } } as never);
     t.teardown(() => bad.destroy());
     await bad.send(Buffer.from('plain text'));
-    await t.rejects(bad.connect(), { code: 'AMIX_ERR_UNAUTHORIZED' }, 'the mechanism mismatch is reported as unauthorized');
+    await t.rejects(
+      bad.connect(),
+      { code: 'AMIX_ERR_UNAUTHORIZED' },
+      'the mechanism mismatch is reported as unauthorized',
+    );
     await until(() => (rx.stats() as ZeromqStats).refused >= 1, 5000, 'the server-side refusal');
     t.pass('the receiving end counted the refusal');
     t.equal(rx.tryReceive(), undefined, 'nothing arrived');

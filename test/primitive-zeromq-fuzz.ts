@@ -12,11 +12,14 @@ t.setTimeout(60_000);
 
 const SEED = Number(process.env.AMIX_FUZZ_SEED ?? 0xa31c);
 
-
 /** A valid DATA frame of `count` small messages, for mutation. */
 function dataFrame(count: number): Buffer {
   const parts = [Buffer.from([FrameKind.data]), Buffer.alloc(8, 7), Buffer.alloc(8), Buffer.alloc(8)];
-  for (let i = 0; i < count; i++) { const len = Buffer.alloc(4); len.writeUInt32BE(3); parts.push(len, Buffer.from('abc')); }
+  for (let i = 0; i < count; i++) {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(3);
+    parts.push(len, Buffer.from('abc'));
+  }
   return Buffer.concat(parts);
 }
 
@@ -52,7 +55,9 @@ t.test('parseFrame accepts or rejects with AMIX_ERR_BAD_FRAME, nothing else', as
   let other = 0;
   let rejected = 0;
   for (const f of fuzzFrames(rand, 30_000)) {
-    try { parseFrame(f, 1024); } catch (err) {
+    try {
+      parseFrame(f, 1024);
+    } catch (err) {
       if ((err as AmixError).code === 'AMIX_ERR_BAD_FRAME') rejected++;
       else other++;
     }
@@ -69,14 +74,28 @@ t.test('a receiving end counts garbage from a raw socket and keeps serving its s
   const reg = new PrimitiveRegistry();
   t.teardown(() => reg.close());
   const rand = rng(SEED + 1);
-  const garbage = fuzzFrames(rand, 3000).filter((f) => { try { parseFrame(f, 1024); return false; } catch { return true; } });
+  const garbage = fuzzFrames(rand, 3000).filter((f) => {
+    try {
+      parseFrame(f, 1024);
+      return false;
+    } catch {
+      return true;
+    }
+  });
   const expected = garbage.length + 5 + 3;
   const errors: AmixError[] = [];
   let allSeen!: () => void;
-  const seen = new Promise<void>((r) => { allSeen = r; });
+  const seen = new Promise<void>((r) => {
+    allSeen = r;
+  });
   const rx = await reg.open('zeromq', {
     maxMessageBytes: 1024,
-    zeromq: { onBadFrame: (e: AmixError) => { errors.push(e); if (errors.length === expected) allSeen(); } },
+    zeromq: {
+      onBadFrame: (e: AmixError) => {
+        errors.push(e);
+        if (errors.length === expected) allSeen();
+      },
+    },
   } as never);
   t.teardown(() => rx.destroy());
   const raw = new zmq.Dealer({ linger: 0 });
@@ -89,7 +108,10 @@ t.test('a receiving end counts garbage from a raw socket and keeps serving its s
   for (let i = 0; i < 3; i++) await raw.send(credit);
   await seen;
   t.equal((rx.stats() as ZeromqStats).badFrames, expected, `all ${expected} bad frames counted`);
-  t.ok(errors.every((e) => e.code === 'AMIX_ERR_BAD_FRAME'), 'each reported as AMIX_ERR_BAD_FRAME');
+  t.ok(
+    errors.every((e) => e.code === 'AMIX_ERR_BAD_FRAME'),
+    'each reported as AMIX_ERR_BAD_FRAME',
+  );
   const tx = await reg.open('zeromq', { address: rx.address });
   t.teardown(() => tx.destroy());
   await tx.connect();

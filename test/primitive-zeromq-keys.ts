@@ -3,7 +3,15 @@ import t from 'tap';
 import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AllowList, generateKeyPair, isCurveKey, loadKeyPair, saveKeyPair, z85Decode, z85Encode } from '../dist/primitives/zeromq/keys.js';
+import {
+  AllowList,
+  generateKeyPair,
+  isCurveKey,
+  loadKeyPair,
+  saveKeyPair,
+  z85Decode,
+  z85Encode,
+} from '../dist/primitives/zeromq/keys.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'amix-keys-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -34,16 +42,20 @@ t.test('a key file is written 0600 and read back', async (t) => {
   t.same(await loadKeyPair(file), pair, 'same keys');
 });
 
-t.test('a key file readable by others is refused', { skip: process.platform === 'win32' ? 'no POSIX modes' : false }, async (t) => {
-  const file = join(dir, 'open.key');
-  await saveKeyPair(file, generateKeyPair());
-  chmodSync(file, 0o644);
-  await t.rejects(loadKeyPair(file), { code: 'AMIX_ERR_UNAUTHORIZED' }, 'mode 0644 refused');
-  const junk = join(dir, 'junk.key');
-  writeFileSync(junk, '{"version":1,"publicKey":"nope"}', { mode: 0o600 });
-  await t.rejects(loadKeyPair(junk), { code: 'AMIX_ERR_INVALID_ARG' }, 'not a key file');
-  await t.rejects(loadKeyPair(join(dir, 'missing.key')), { code: 'AMIX_ERR_INVALID_ARG' }, 'missing file');
-});
+t.test(
+  'a key file readable by others is refused',
+  { skip: process.platform === 'win32' ? 'no POSIX modes' : false },
+  async (t) => {
+    const file = join(dir, 'open.key');
+    await saveKeyPair(file, generateKeyPair());
+    chmodSync(file, 0o644);
+    await t.rejects(loadKeyPair(file), { code: 'AMIX_ERR_UNAUTHORIZED' }, 'mode 0644 refused');
+    const junk = join(dir, 'junk.key');
+    writeFileSync(junk, '{"version":1,"publicKey":"nope"}', { mode: 0o600 });
+    await t.rejects(loadKeyPair(junk), { code: 'AMIX_ERR_INVALID_ARG' }, 'not a key file');
+    await t.rejects(loadKeyPair(join(dir, 'missing.key')), { code: 'AMIX_ERR_INVALID_ARG' }, 'missing file');
+  },
+);
 
 t.test('an allow-list holds keys, survives a file round trip and names a bad line', async (t) => {
   const a = generateKeyPair().publicKey;
@@ -59,6 +71,10 @@ t.test('an allow-list holds keys, survives a file round trip and names a bad lin
   const back = await AllowList.load(file);
   t.same([...back].sort(), [a, b].sort(), 'same keys after load');
   writeFileSync(join(dir, 'bad-allow'), `# comment\n${a}\nnot-a-key\n`);
-  await t.rejects(AllowList.load(join(dir, 'bad-allow')), { code: 'AMIX_ERR_INVALID_ARG', details: { line: 3 } }, 'line 3 named');
+  await t.rejects(
+    AllowList.load(join(dir, 'bad-allow')),
+    { code: 'AMIX_ERR_INVALID_ARG', details: { line: 3 } },
+    'line 3 named',
+  );
   t.throws(() => new AllowList(['x']), { code: 'AMIX_ERR_INVALID_ARG' }, 'a malformed key is refused');
 });

@@ -14,7 +14,9 @@ t.setTimeout(60_000);
  * `swallow()` makes it drop what senders write until the next cut, and
  * resolves once it has dropped something (bytes lost in flight for sure).
  */
-async function relay(port: number): Promise<{ endpoint: string; cut: () => number; swallow: () => Promise<void>; close: () => Promise<void> }> {
+async function relay(
+  port: number,
+): Promise<{ endpoint: string; cut: () => number; swallow: () => Promise<void>; close: () => Promise<void> }> {
   const live = new Set<net.Socket>();
   let swallowing: (() => void) | undefined;
   const server = net.createServer((client) => {
@@ -25,7 +27,10 @@ async function relay(port: number): Promise<{ endpoint: string; cut: () => numbe
       s.on('close', () => live.delete(s));
     }
     client.on('data', (chunk) => {
-      if (swallowing) { swallowing(); return; }
+      if (swallowing) {
+        swallowing();
+        return;
+      }
       upstream.write(chunk);
     });
     upstream.pipe(client);
@@ -34,9 +39,22 @@ async function relay(port: number): Promise<{ endpoint: string; cut: () => numbe
   const { port: relayPort } = server.address() as net.AddressInfo;
   return {
     endpoint: `tcp://127.0.0.1:${relayPort}`,
-    cut: () => { swallowing = undefined; const n = live.size; for (const s of live) s.destroy(); live.clear(); return n; },
-    swallow: () => new Promise<void>((resolve) => { swallowing = resolve; }),
-    close: () => new Promise((r) => { for (const s of live) s.destroy(); server.close(() => r()); }),
+    cut: () => {
+      swallowing = undefined;
+      const n = live.size;
+      for (const s of live) s.destroy();
+      live.clear();
+      return n;
+    },
+    swallow: () =>
+      new Promise<void>((resolve) => {
+        swallowing = resolve;
+      }),
+    close: () =>
+      new Promise((r) => {
+        for (const s of live) s.destroy();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -51,7 +69,10 @@ t.test('cutting the connection mid-stream loses and duplicates nothing', async (
   rx.on('event', (e: ChannelEvent) => rxEvents.push(e));
   const r = await relay(portOf(rx.address.endpoint));
   t.teardown(() => r.close());
-  const tx = await reg.open('zeromq', { address: { ...rx.address, endpoint: r.endpoint }, zeromq: { reconnectIntervalMs: 10, reconnectMaxIntervalMs: 50 } } as never);
+  const tx = await reg.open('zeromq', {
+    address: { ...rx.address, endpoint: r.endpoint },
+    zeromq: { reconnectIntervalMs: 10, reconnectMaxIntervalMs: 50 },
+  } as never);
   t.teardown(() => tx.destroy());
   const txEvents: ChannelEvent[] = [];
   tx.on('event', (e: ChannelEvent) => txEvents.push(e));
@@ -84,10 +105,18 @@ t.test('cutting the connection mid-stream loses and duplicates nothing', async (
   const lost = txEvents.find((e) => e.type === 'peerLost') as { error: { code: string } };
   t.equal(lost.error.code, 'AMIX_ERR_PEER_LOST', 'peerLost carries AMIX_ERR_PEER_LOST');
   const re = txEvents.filter((e) => e.type === 'reconnected') as Array<{ resent: number; lost: number }>;
-  t.ok(re.every((e) => e.lost === 0), 'nothing reported lost');
-  t.ok(rxEvents.some((e) => e.type === 'peerLost'), 'the receiving end reported peerLost too');
+  t.ok(
+    re.every((e) => e.lost === 0),
+    'nothing reported lost',
+  );
+  t.ok(
+    rxEvents.some((e) => e.type === 'peerLost'),
+    'the receiving end reported peerLost too',
+  );
   const s = tx.stats() as ZeromqStats;
-  t.comment(`resent ${s.resent}, duplicates dropped ${(rx.stats() as ZeromqStats).duplicates}, reconnects ${re.length}`);
+  t.comment(
+    `resent ${s.resent}, duplicates dropped ${(rx.stats() as ZeromqStats).duplicates}, reconnects ${re.length}`,
+  );
 });
 
 t.test('messages lost in flight are re-sent after the reconnect, exactly once', async (t) => {
@@ -97,7 +126,10 @@ t.test('messages lost in flight are re-sent after the reconnect, exactly once', 
   t.teardown(() => rx.destroy());
   const r = await relay(portOf(rx.address.endpoint));
   t.teardown(() => r.close());
-  const tx = await reg.open('zeromq', { address: { ...rx.address, endpoint: r.endpoint }, zeromq: { reconnectIntervalMs: 10, reconnectMaxIntervalMs: 50 } } as never);
+  const tx = await reg.open('zeromq', {
+    address: { ...rx.address, endpoint: r.endpoint },
+    zeromq: { reconnectIntervalMs: 10, reconnectMaxIntervalMs: 50 },
+  } as never);
   t.teardown(() => tx.destroy());
   const events: ChannelEvent[] = [];
   tx.on('event', (e: ChannelEvent) => events.push(e));
@@ -107,14 +139,22 @@ t.test('messages lost in flight are re-sent after the reconnect, exactly once', 
   const swallowed = r.swallow();
   for (let i = 100; i < 150; i++) await tx.send(Buffer.from(`m${i}`));
   await swallowed;
-  const reconnected = new Promise<ChannelEvent>((resolve) => tx.on('event', (e: ChannelEvent) => { if (e.type === 'reconnected') resolve(e); }));
+  const reconnected = new Promise<ChannelEvent>((resolve) =>
+    tx.on('event', (e: ChannelEvent) => {
+      if (e.type === 'reconnected') resolve(e);
+    }),
+  );
   t.ok(r.cut() > 0, 'cut with bytes lost in the relay');
   const got: string[] = [];
   for (let i = 100; i < 150; i++) got.push(Buffer.from(await rx.receive()).toString());
-  t.same(got, Array.from({ length: 50 }, (_, i) => `m${100 + i}`), 'the lost messages arrived, in order');
+  t.same(
+    got,
+    Array.from({ length: 50 }, (_, i) => `m${100 + i}`),
+    'the lost messages arrived, in order',
+  );
   await tx.cycle();
   t.equal(rx.tryReceive(), undefined, 'and only once');
-  const e = await reconnected as { resent: number; lost: number };
+  const e = (await reconnected) as { resent: number; lost: number };
   t.ok(e.resent > 0, `reconnected reports ${e.resent} re-sent`);
   t.equal(e.lost, 0, 'and none lost');
   t.ok((tx.stats() as ZeromqStats).resent > 0, 'stats count the re-sent messages');
@@ -126,7 +166,10 @@ t.test('a replaced receiving end gets every message not yet acknowledged', async
   const rx1 = await reg.open('zeromq');
   t.teardown(() => rx1.destroy());
   const endpoint = String(rx1.address.endpoint);
-  const tx = await reg.open('zeromq', { address: rx1.address, zeromq: { reconnectIntervalMs: 10, reconnectMaxIntervalMs: 50 } } as never);
+  const tx = await reg.open('zeromq', {
+    address: rx1.address,
+    zeromq: { reconnectIntervalMs: 10, reconnectMaxIntervalMs: 50 },
+  } as never);
   t.teardown(() => tx.destroy());
   const events: ChannelEvent[] = [];
   tx.on('event', (e: ChannelEvent) => events.push(e));
@@ -134,20 +177,31 @@ t.test('a replaced receiving end gets every message not yet acknowledged', async
   for (let i = 0; i < 10; i++) await tx.send(Buffer.from(`m${i}`));
   for (let i = 0; i < 10; i++) await rx1.receive();
   await tx.cycle();
-  const lostSeen = new Promise<void>((resolve) => tx.on('event', (e: ChannelEvent) => { if (e.type === 'peerLost') resolve(); }));
+  const lostSeen = new Promise<void>((resolve) =>
+    tx.on('event', (e: ChannelEvent) => {
+      if (e.type === 'peerLost') resolve();
+    }),
+  );
   await rx1.destroy();
   await lostSeen;
   t.pass('peerLost when the receiving end went away');
   for (let i = 10; i < 15; i++) await tx.send(Buffer.from(`m${i}`));
-  const reconnected = new Promise<ChannelEvent>((resolve) => tx.on('event', (e: ChannelEvent) => { if (e.type === 'reconnected') resolve(e); }));
+  const reconnected = new Promise<ChannelEvent>((resolve) =>
+    tx.on('event', (e: ChannelEvent) => {
+      if (e.type === 'reconnected') resolve(e);
+    }),
+  );
   const rx2 = await reg.open('zeromq', { zeromq: { bind: endpoint } } as never);
   t.teardown(() => rx2.destroy());
   const got: string[] = [];
   for (let i = 0; i < 5; i++) got.push(Buffer.from(await rx2.receive()).toString());
   t.same(got, ['m10', 'm11', 'm12', 'm13', 'm14'], 'the new receiving end got exactly the unacknowledged messages');
-  const e = await reconnected as { resent: number; lost: number };
+  const e = (await reconnected) as { resent: number; lost: number };
   t.equal(e.lost, 0, 'reconnected reports nothing lost');
-  t.ok(events.some((x) => x.type === 'reconnecting'), 'reconnecting attempts were reported');
+  t.ok(
+    events.some((x) => x.type === 'reconnecting'),
+    'reconnecting attempts were reported',
+  );
 });
 
 t.test('disconnect keeps messages and connect delivers them', async (t) => {

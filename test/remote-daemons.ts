@@ -7,15 +7,34 @@ import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
-  DaemonClient, ErrorCode, PrimitiveRegistry, decodeEnvelope, encodeEnvelope, generateKeyPair, saveKeyPair,
-  type ClientLink, type PeerInfo, type RemoteLinkInfo,
+  DaemonClient,
+  ErrorCode,
+  PrimitiveRegistry,
+  decodeEnvelope,
+  encodeEnvelope,
+  generateKeyPair,
+  saveKeyPair,
+  type ClientLink,
+  type PeerInfo,
+  type RemoteLinkInfo,
 } from '../dist/lib/index.js';
 import { pointFixture } from './helpers/fabric.js';
 import { daemonDir, freePort, startDaemon } from './helpers/daemon.js';
 import { rng } from './helpers/rng.js';
 
-interface Ev { type: string; body: Record<string, unknown> }
-interface PeeringStatus { id: string; data: string; dataAddress: Record<string, unknown>; badEnvelopes: number; unknownSender: number; refused: number; peers: PeerInfo[] }
+interface Ev {
+  type: string;
+  body: Record<string, unknown>;
+}
+interface PeeringStatus {
+  id: string;
+  data: string;
+  dataAddress: Record<string, unknown>;
+  badEnvelopes: number;
+  unknownSender: number;
+  refused: number;
+  peers: PeerInfo[];
+}
 
 /** A daemon child with its directory and a plugged-in, subscribed client that records events. */
 interface D {
@@ -30,8 +49,8 @@ interface D {
 }
 
 async function daemon(t: Test, args: string[], reuse?: { dir: string; port: number }): Promise<D> {
-  const dir = reuse?.dir ?? await daemonDir(t);
-  const port = reuse?.port ?? await freePort();
+  const dir = reuse?.dir ?? (await daemonDir(t));
+  const port = reuse?.port ?? (await freePort());
   const child = await startDaemon(t, dir, ['--listen', `tcp://127.0.0.1:${port}`, ...args]);
   const client = await DaemonClient.connect({ dir });
   t.teardown(() => client.close().catch(() => {}));
@@ -39,11 +58,17 @@ async function daemon(t: Test, args: string[], reuse?: { dir: string; port: numb
   const waiters: Array<{ match: (e: Ev) => boolean; resolve: (e: Ev) => void }> = [];
   client.connection.on('event', (e: Ev) => {
     events.push(e);
-    for (const w of waiters.splice(0)) if (w.match(e)) w.resolve(e); else waiters.push(w);
+    for (const w of waiters.splice(0))
+      if (w.match(e)) w.resolve(e);
+      else waiters.push(w);
   });
   await client.subscribe();
   return {
-    dir, port, child, client, events,
+    dir,
+    port,
+    child,
+    client,
+    events,
     event: (match) => {
       const seen = events.find(match);
       return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.push({ match, resolve }));
@@ -56,10 +81,14 @@ async function daemon(t: Test, args: string[], reuse?: { dir: string; port: numb
 async function peerUp(d: D): Promise<string> {
   const up = d.event((e) => e.type === 'remote.peerUp');
   const now = (await d.peers()).peers.find((p) => p.state === 'up');
-  return now?.id ?? (await up).body.peer as string;
+  return now?.id ?? ((await up).body.peer as string);
 }
 
-const u32 = (i: number, size = 8): Uint8Array => { const b = new Uint8Array(size); new DataView(b.buffer).setUint32(0, i, true); return b; };
+const u32 = (i: number, size = 8): Uint8Array => {
+  const b = new Uint8Array(size);
+  new DataView(b.buffer).setUint32(0, i, true);
+  return b;
+};
 const idx = (m: Uint8Array): number => new DataView(m.buffer, m.byteOffset, m.byteLength).getUint32(0, true);
 
 async function register(d: D, name: string, fixture: string, extra: Record<string, unknown> = {}): Promise<string> {
@@ -73,7 +102,10 @@ async function register(d: D, name: string, fixture: string, extra: Record<strin
 async function expectInOrder(t: Test, link: ClientLink, n: number, from = 0): Promise<void> {
   for (let i = 0; i < n; i++) {
     const m = await link.receive();
-    if (idx(m.data) !== from + i) { t.fail(`message ${i}: got index ${idx(m.data)}, expected ${from + i}`); return; }
+    if (idx(m.data) !== from + i) {
+      t.fail(`message ${i}: got index ${idx(m.data)}, expected ${from + i}`);
+      return;
+    }
   }
   t.pass(`${n} messages in order`);
 }
@@ -100,7 +132,8 @@ async function flowsAgain(t: Test, into: ClientLink, to: D): Promise<void> {
   const out = await to.client.connect('dst', null, { direction: 'aToB' });
   for (let i = 1000; i < 1100; i++) await into.send(u32(i));
   let first: number;
-  do first = idx((await out.receive()).data); while (first !== 1000);
+  do first = idx((await out.receive()).data);
+  while (first !== 1000);
   await expectInOrder(t, out, 99, 1001);
 }
 
@@ -110,24 +143,37 @@ t.test('100k messages from a point on A to a point on B, named by identifier, in
   const bId = await peerUp(a);
   await register(a, 'src', 'relay');
   const dstId = await register(b, 'dst', 'relay');
-  t.ok(dstId.startsWith(`${bId}.`), 'the point on B has an identifier of B\'s directory');
+  t.ok(dstId.startsWith(`${bId}.`), "the point on B has an identifier of B's directory");
   const out = await b.client.connect('dst', null, { direction: 'aToB' });
   const into = await a.client.connect(null, 'src', { direction: 'aToB' });
   const remote = await a.client.request<RemoteLinkInfo>('connect', { a: 'src', b: dstId, direction: 'aToB' });
   t.match(remote, { id: /^R\d+$/, a: 'src', b: ['dst'], brokers: [], remote: { peer: bId } });
-  t.ok(remote.flows.some((f) => f.primitive === 'zeromq'), 'the hop between the conduits is the zeromq primitive');
+  t.ok(
+    remote.flows.some((f) => f.primitive === 'zeromq'),
+    'the hop between the conduits is the zeromq primitive',
+  );
   const N = 100_000;
   const got = expectInOrder(t, out, N);
   for (let i = 0; i < N; i++) await into.send(u32(i));
   await got;
   const aId = (await a.peers()).id;
   const atB = (await b.peers()).peers.find((p) => p.id === aId)!;
-  t.match(atB.stats, { received: N, rejected: 0, gaps: 0, duplicates: 0 }, 'B\'s conduit for A delivered every envelope');
+  t.match(
+    atB.stats,
+    { received: N, rejected: 0, gaps: 0, duplicates: 0 },
+    "B's conduit for A delivered every envelope",
+  );
   const atA = (await a.peers()).peers.find((p) => p.id === bId)!;
-  t.equal(atA.stats.sent, N, 'A\'s conduit for B sent every envelope');
-  t.ok((await a.client.request<RemoteLinkInfo[]>('links')).some((l) => l.id === remote.id), 'the remote link is listed');
+  t.equal(atA.stats.sent, N, "A's conduit for B sent every envelope");
+  t.ok(
+    (await a.client.request<RemoteLinkInfo[]>('links')).some((l) => l.id === remote.id),
+    'the remote link is listed',
+  );
   await a.client.request('disconnect', { link: remote.id });
-  t.notOk((await a.client.request<RemoteLinkInfo[]>('links')).some((l) => l.id === remote.id), 'and gone after disconnect');
+  t.notOk(
+    (await a.client.request<RemoteLinkInfo[]>('links')).some((l) => l.id === remote.id),
+    'and gone after disconnect',
+  );
 });
 
 t.test('a thread point on A talks to a process point on B through an automatically inserted broker', async (t) => {
@@ -136,40 +182,65 @@ t.test('a thread point on A talks to a process point on B through an automatical
   await peerUp(a);
   const N = 20_000;
   await a.client.request('point.register', {
-    registration: { name: 'gen', role: 'sender', location: pointFixture('counter'), data: { count: N }, characteristics: { scope: 'thread' } },
+    registration: {
+      name: 'gen',
+      role: 'sender',
+      location: pointFixture('counter'),
+      data: { count: N },
+      characteristics: { scope: 'thread' },
+    },
   });
   await register(b, 'dst', 'relay');
   const out = await b.client.connect('dst', null, { direction: 'aToB' });
   const remote = await a.client.request<RemoteLinkInfo>('connect', { a: 'gen', b: 'dst', direction: 'aToB' });
   t.equal(remote.brokers.length, 1, 'one broker inserted');
-  t.match(remote.flows, [
-    { from: 'gen', to: remote.brokers[0], primitive: 'queueConditionThread' },
-    { from: remote.brokers[0], primitive: 'queueConditionProcess' },
-    { primitive: 'zeromq' },
-  ], 'thread ring into the broker, the remote point\'s own primitive out of it, then the conduits');
+  t.match(
+    remote.flows,
+    [
+      { from: 'gen', to: remote.brokers[0], primitive: 'queueConditionThread' },
+      { from: remote.brokers[0], primitive: 'queueConditionProcess' },
+      { primitive: 'zeromq' },
+    ],
+    "thread ring into the broker, the remote point's own primitive out of it, then the conduits",
+  );
   const instances = await a.client.request<Array<{ instance: string }>>('instances');
-  t.ok(instances.some((i) => i.instance === remote.brokers[0]), 'the broker is a running instance on A');
+  t.ok(
+    instances.some((i) => i.instance === remote.brokers[0]),
+    'the broker is a running instance on A',
+  );
   await expectInOrder(t, out, N);
 });
 
-t.test('the directories federate: A finds, shows and queries B\'s points', async (t) => {
+t.test("the directories federate: A finds, shows and queries B's points", async (t) => {
   const a = await daemon(t, []);
   const b = await daemon(t, ['--peer', `tcp://127.0.0.1:${a.port}`]);
   const bId = await peerUp(a);
-  const id = await b.client.request<{ id: string }>('point.register', {
-    registration: { name: 'far', location: pointFixture('sink'), characteristics: { scope: 'process' } }, attributes: { colour: 'teal' },
-  }).then((r) => r.id);
+  const id = await b.client
+    .request<{ id: string }>('point.register', {
+      registration: { name: 'far', location: pointFixture('sink'), characteristics: { scope: 'process' } },
+      attributes: { colour: 'teal' },
+    })
+    .then((r) => r.id);
   const shown = await a.client.request<{ id: string; name: string; daemon: string }>('point.show', { name: 'far' });
   t.match(shown, { id, name: 'far', daemon: bId });
   const q = await a.client.request<{ points: Array<{ id: string }> }>('query', { expr: 'colour = "teal"' });
-  t.same(q.points.map((p) => p.id), [id], 'a query on A answers with B\'s point');
+  t.same(
+    q.points.map((p) => p.id),
+    [id],
+    "a query on A answers with B's point",
+  );
   const missing = await a.client.request('connect', { a: 'nowhere', b: 'far' }).catch((e: { code: string }) => e);
-  t.equal((missing as { code: string }).code, ErrorCode.AMIX_ERR_UNKNOWN_POINT, 'a name nobody has is AMIX_ERR_UNKNOWN_POINT');
+  t.equal(
+    (missing as { code: string }).code,
+    ErrorCode.AMIX_ERR_UNKNOWN_POINT,
+    'a name nobody has is AMIX_ERR_UNKNOWN_POINT',
+  );
 });
 
 t.test('a keyed daemon refuses an unkeyed peer and accepts a listed one', async (t) => {
   const base = dirname(await daemonDir(t));
-  const kPair = generateKeyPair(); const okPair = generateKeyPair();
+  const kPair = generateKeyPair();
+  const okPair = generateKeyPair();
   await saveKeyPair(join(base, 'k.keys'), kPair);
   await saveKeyPair(join(base, 'ok.keys'), okPair);
   await writeFile(join(base, 'k.allow'), `# peers of K\n${okPair.publicKey}\n`, { mode: 0o600 });
@@ -178,20 +249,40 @@ t.test('a keyed daemon refuses an unkeyed peer and accepts a listed one', async 
   // Unkeyed: it knows K's public key, so it speaks CURVE, but with a throw-away key K has not listed.
   const u = await daemon(t, ['--peer', `tcp://127.0.0.1:${k.port}`, '--peer-key', kPair.publicKey]);
   const refused = await u.event((e) => e.type === 'remote.peerRefused');
-  t.match(refused.body, { endpoint: `tcp://127.0.0.1:${k.port}`, error: { code: ErrorCode.AMIX_ERR_UNAUTHORIZED } }, 'the unkeyed daemon is told it was refused');
+  t.match(
+    refused.body,
+    { endpoint: `tcp://127.0.0.1:${k.port}`, error: { code: ErrorCode.AMIX_ERR_UNAUTHORIZED } },
+    'the unkeyed daemon is told it was refused',
+  );
   t.match((await u.peers()).peers, [{ state: 'refused', error: { code: ErrorCode.AMIX_ERR_UNAUTHORIZED } }]);
   // A listed peer gets in, so the refusal was about the key.
-  const ok = await daemon(t, ['--keys', join(base, 'ok.keys'), '--allow', join(base, 'ok.allow'), '--peer', `tcp://127.0.0.1:${k.port}`, '--peer-key', kPair.publicKey]);
+  const ok = await daemon(t, [
+    '--keys',
+    join(base, 'ok.keys'),
+    '--allow',
+    join(base, 'ok.allow'),
+    '--peer',
+    `tcp://127.0.0.1:${k.port}`,
+    '--peer-key',
+    kPair.publicKey,
+  ]);
   const okId = (await ok.peers()).id;
   await peerUp(ok);
   const kPeers = await k.peers();
   t.ok(kPeers.refused >= 1, `K counted the refusal (${kPeers.refused})`);
-  t.same(kPeers.peers.map((p) => [p.id, p.state]), [[okId, 'up']], 'K peers with the listed daemon only');
+  t.same(
+    kPeers.peers.map((p) => [p.id, p.state]),
+    [[okId, 'up']],
+    'K peers with the listed daemon only',
+  );
 });
 
 t.test('unkeyed peering refuses a non-loopback listen unless --insecure', async (t) => {
   const dir = await daemonDir(t);
-  const bad = await startDaemon(t, dir, ['--listen', 'tcp://0.0.0.0:1']).then(() => 'started', (e: Error) => e.message);
+  const bad = await startDaemon(t, dir, ['--listen', 'tcp://0.0.0.0:1']).then(
+    () => 'started',
+    (e: Error) => e.message,
+  );
   t.match(bad, /exited early with 1/, 'amixd refuses to start');
 });
 
@@ -203,59 +294,86 @@ t.test('malformed and misaddressed envelopes are rejected and counted; the daemo
   const bStatus = await b.peers();
   const reg = new PrimitiveRegistry();
   const tx = await reg.open('zeromq', { address: bStatus.dataAddress as never });
-  t.teardown(async () => { await tx.destroy(); await reg.close(); });
+  t.teardown(async () => {
+    await tx.destroy();
+    await reg.close();
+  });
   await tx.connect();
   const random = rng(9);
-  let bad = 0; let decodable = 0;
+  let bad = 0;
+  let decodable = 0;
   for (let i = 0; i < 2000; i++) {
     const m = new Uint8Array(1 + Math.floor(random() * 64));
     for (let j = 0; j < m.length; j++) m[j] = Math.floor(random() * 256);
-    try { decodeEnvelope(m); decodable++; } catch { bad++; }
+    try {
+      decodeEnvelope(m);
+      decodable++;
+    } catch {
+      bad++;
+    }
     await tx.send(m);
   }
   // Well-formed, from A's directory, to a point B does not have: rejected, and A is told.
-  await tx.send(encodeEnvelope({ sender: `${aId}.77`, receiver: `${bStatus.id}.4242`, sequence: 0, payload: new Uint8Array(3) }));
+  await tx.send(
+    encodeEnvelope({ sender: `${aId}.77`, receiver: `${bStatus.id}.4242`, sequence: 0, payload: new Uint8Array(3) }),
+  );
   const told = await a.event((e) => e.type === 'remote.rejected');
-  t.match(told.body, { receiver: `${bStatus.id}.4242`, code: ErrorCode.AMIX_ERR_UNKNOWN_POINT }, 'A hears which envelope was rejected and why');
+  t.match(
+    told.body,
+    { receiver: `${bStatus.id}.4242`, code: ErrorCode.AMIX_ERR_UNKNOWN_POINT },
+    'A hears which envelope was rejected and why',
+  );
   const after = await b.peers();
   t.equal(after.badEnvelopes, bad, `every undecodable envelope counted (${bad})`);
   t.equal(after.unknownSender, decodable, `decodable ones from no peer counted (${decodable})`);
-  t.equal(after.peers.find((p) => p.id === aId)!.stats.rejected, 1, 'the unknown receiver counted on A\'s conduit');
+  t.equal(after.peers.find((p) => p.id === aId)!.stats.rejected, 1, "the unknown receiver counted on A's conduit");
   // Still serving: a real link works.
   await relayed(t, a, b);
 });
 
-t.test('a slow point on B suspends the sending point on A at maxmsg and resumes it, through the conduits', async (t) => {
-  const a = await daemon(t, []);
-  const b = await daemon(t, ['--peer', `tcp://127.0.0.1:${a.port}`]);
-  await peerUp(a);
-  const small = { scope: 'process', maxmsg: 64, minmsg: 16 };
-  await a.client.request('point.register', { registration: { name: 'src', location: pointFixture('relay'), characteristics: small } });
-  await b.client.request('point.register', { registration: { name: 'slow', location: pointFixture('gated'), data: { holdMs: 1500 }, characteristics: small } });
-  const out = await b.client.connect('slow', null, { direction: 'aToB' });
-  const into = await a.client.connect(null, 'src', { direction: 'aToB' });
-  const remote = await a.client.request<RemoteLinkInfo>('connect', { a: 'src', b: 'slow', direction: 'aToB' });
-  const outLink = remote.remote.flows[0]!.link!;
-  const suspended = a.event((e) => e.type === 'channel' && e.body.link === outLink && e.body.event === 'suspended');
-  const resumed = suspended.then(() => a.event((e) => e.type === 'channel' && e.body.link === outLink && e.body.event === 'resumed'));
-  // More than every window on the way holds: the conduit's (4096) and the points' (64 each).
-  const N = 10_000;
-  const got = expectInOrder(t, out, N);
-  for (let i = 0; i < N; i++) await into.send(u32(i));
-  const s = await suspended;
-  t.match(s.body, { event: 'suspended', link: outLink }, 'the sending point\'s link to the conduit was suspended');
-  await resumed;
-  t.pass('and resumed once the slow point drained');
-  await got;
-});
+t.test(
+  'a slow point on B suspends the sending point on A at maxmsg and resumes it, through the conduits',
+  async (t) => {
+    const a = await daemon(t, []);
+    const b = await daemon(t, ['--peer', `tcp://127.0.0.1:${a.port}`]);
+    await peerUp(a);
+    const small = { scope: 'process', maxmsg: 64, minmsg: 16 };
+    await a.client.request('point.register', {
+      registration: { name: 'src', location: pointFixture('relay'), characteristics: small },
+    });
+    await b.client.request('point.register', {
+      registration: { name: 'slow', location: pointFixture('gated'), data: { holdMs: 1500 }, characteristics: small },
+    });
+    const out = await b.client.connect('slow', null, { direction: 'aToB' });
+    const into = await a.client.connect(null, 'src', { direction: 'aToB' });
+    const remote = await a.client.request<RemoteLinkInfo>('connect', { a: 'src', b: 'slow', direction: 'aToB' });
+    const outLink = remote.remote.flows[0]!.link!;
+    const suspended = a.event((e) => e.type === 'channel' && e.body.link === outLink && e.body.event === 'suspended');
+    const resumed = suspended.then(() =>
+      a.event((e) => e.type === 'channel' && e.body.link === outLink && e.body.event === 'resumed'),
+    );
+    // More than every window on the way holds: the conduit's (4096) and the points' (64 each).
+    const N = 10_000;
+    const got = expectInOrder(t, out, N);
+    for (let i = 0; i < N; i++) await into.send(u32(i));
+    const s = await suspended;
+    t.match(s.body, { event: 'suspended', link: outLink }, "the sending point's link to the conduit was suspended");
+    await resumed;
+    t.pass('and resumed once the slow point drained');
+    await got;
+  },
+);
 
 t.test('three daemons: C links to points on A and B', async (t) => {
   const a = await daemon(t, []);
   const b = await daemon(t, []);
   const c = await daemon(t, ['--peer', `tcp://127.0.0.1:${a.port}`, '--peer', `tcp://127.0.0.1:${b.port}`]);
-  await peerUp(a); await peerUp(b);
-  await register(a, 'onA', 'relay'); await register(b, 'onB', 'relay');
-  await register(c, 'toA', 'relay'); await register(c, 'toB', 'relay');
+  await peerUp(a);
+  await peerUp(b);
+  await register(a, 'onA', 'relay');
+  await register(b, 'onB', 'relay');
+  await register(c, 'toA', 'relay');
+  await register(c, 'toB', 'relay');
   const outA = await a.client.connect('onA', null, { direction: 'aToB' });
   const outB = await b.client.connect('onB', null, { direction: 'aToB' });
   const inA = await c.client.connect(null, 'toA', { direction: 'aToB' });
@@ -263,23 +381,35 @@ t.test('three daemons: C links to points on A and B', async (t) => {
   await c.client.request('connect', { a: 'toA', b: 'onA', direction: 'aToB' });
   await c.client.request('connect', { a: 'toB', b: 'onB', direction: 'aToB' });
   const got = Promise.all([expectInOrder(t, outA, 500), expectInOrder(t, outB, 500)]);
-  for (let i = 0; i < 500; i++) { await inA.send(u32(i)); await inB.send(u32(i)); }
+  for (let i = 0; i < 500; i++) {
+    await inA.send(u32(i));
+    await inB.send(u32(i));
+  }
   await got;
   t.equal((await c.peers()).peers.filter((p) => p.state === 'up').length, 2, 'C has two conduits up');
 });
 
-t.test("killing daemon B tells A, and the remote link recovers when B returns", { timeout: 90_000 }, async (t) => {
+t.test('killing daemon B tells A, and the remote link recovers when B returns', { timeout: 90_000 }, async (t) => {
   const a = await daemon(t, []);
   let b = await daemon(t, ['--peer', `tcp://127.0.0.1:${a.port}`]);
   const bId = await peerUp(a);
   const { into, remote } = await relayed(t, a, b);
 
   const lost = a.event((e) => e.type === 'remote.peerLost');
-  const upAgain = lost.then(() => a.event((e) => e.type === 'remote.peerUp' && a.events.indexOf(e) > a.events.findIndex((x) => x.type === 'remote.peerLost')));
+  const upAgain = lost.then(() =>
+    a.event(
+      (e) =>
+        e.type === 'remote.peerUp' && a.events.indexOf(e) > a.events.findIndex((x) => x.type === 'remote.peerLost'),
+    ),
+  );
   b.child.kill('SIGKILL');
   await once(b.child, 'exit');
   const l = await lost;
-  t.match(l.body, { peer: bId, links: [remote.id], error: { code: ErrorCode.AMIX_ERR_PEER_LOST } }, 'A is told which peer and which links');
+  t.match(
+    l.body,
+    { peer: bId, links: [remote.id], error: { code: ErrorCode.AMIX_ERR_PEER_LOST } },
+    'A is told which peer and which links',
+  );
   t.match((await a.peers()).peers, [{ id: bId, state: 'down' }]);
 
   b = await daemon(t, ['--peer', `tcp://127.0.0.1:${a.port}`], { dir: b.dir, port: b.port });
@@ -294,22 +424,26 @@ t.test("killing daemon B tells A, and the remote link recovers when B returns", 
 // The other way round: the daemon that was dialled dies. The sender's data
 // channel reconnects to the new process and re-sends before the hellos have
 // crossed; those envelopes wait for the hello instead of being dropped.
-t.test('killing the dialled daemon A: B\'s remote link to a point on A recovers, nothing sent after the restart lost', { timeout: 90_000 }, async (t) => {
-  let a = await daemon(t, []);
-  const b = await daemon(t, ['--peer', `tcp://127.0.0.1:${a.port}`]);
-  const aId = await peerUp(b);
-  const { into, remote } = await relayed(t, b, a);
+t.test(
+  "killing the dialled daemon A: B's remote link to a point on A recovers, nothing sent after the restart lost",
+  { timeout: 90_000 },
+  async (t) => {
+    let a = await daemon(t, []);
+    const b = await daemon(t, ['--peer', `tcp://127.0.0.1:${a.port}`]);
+    const aId = await peerUp(b);
+    const { into, remote } = await relayed(t, b, a);
 
-  const seen = b.events.length;
-  const lost = b.event((e) => e.type === 'remote.peerLost');
-  a.child.kill('SIGKILL');
-  await once(a.child, 'exit');
-  t.match((await lost).body, { peer: aId, links: [remote.id] }, 'B is told which peer and which links');
-  a = await daemon(t, [], { dir: a.dir, port: a.port });
-  const up = await b.event((e) => e.type === 'remote.peerUp' && b.events.indexOf(e) >= seen);
-  t.match(up.body, { peer: aId, links: [remote.id] }, 'B sees A back');
-  await flowsAgain(t, into, a);
-  const st = await a.peers();
-  t.equal(st.unknownSender, 0, 'no envelope was dropped as coming from no peer');
-  t.equal(st.peers.length, 1, 'one conduit, even though two hellos crossed');
-});
+    const seen = b.events.length;
+    const lost = b.event((e) => e.type === 'remote.peerLost');
+    a.child.kill('SIGKILL');
+    await once(a.child, 'exit');
+    t.match((await lost).body, { peer: aId, links: [remote.id] }, 'B is told which peer and which links');
+    a = await daemon(t, [], { dir: a.dir, port: a.port });
+    const up = await b.event((e) => e.type === 'remote.peerUp' && b.events.indexOf(e) >= seen);
+    t.match(up.body, { peer: aId, links: [remote.id] }, 'B sees A back');
+    await flowsAgain(t, into, a);
+    const st = await a.peers();
+    t.equal(st.unknownSender, 0, 'no envelope was dropped as coming from no peer');
+    t.equal(st.peers.length, 1, 'one conduit, even though two hellos crossed');
+  },
+);

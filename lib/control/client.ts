@@ -50,14 +50,24 @@ export class ClientLink implements AsyncIterable<PointMessage> {
   }
 
   /** The link id. */
-  get id(): string { return this.info.id; }
+  get id(): string {
+    return this.info.id;
+  }
   /** Send to the point(s) at the other end. */
-  send(data: Uint8Array, options: PointSendOptions = {}): Promise<void> { return this.#end.send(data, options); }
+  send(data: Uint8Array, options: PointSendOptions = {}): Promise<void> {
+    return this.#end.send(data, options);
+  }
   /** The next message from the other end. */
-  receive(options: PointReceiveOptions = {}): Promise<PointMessage> { return this.#end.receive(options); }
+  receive(options: PointReceiveOptions = {}): Promise<PointMessage> {
+    return this.#end.receive(options);
+  }
   /** Messages until the link closes. */
-  messages(options: PointReceiveOptions = {}): AsyncGenerator<PointMessage, void, undefined> { return this.#end.messages(options); }
-  [Symbol.asyncIterator](): AsyncIterator<PointMessage> { return this.messages(); }
+  messages(options: PointReceiveOptions = {}): AsyncGenerator<PointMessage, void, undefined> {
+    return this.#end.messages(options);
+  }
+  [Symbol.asyncIterator](): AsyncIterator<PointMessage> {
+    return this.messages();
+  }
   /** Disconnect the link. Idempotent. */
   async close(): Promise<void> {
     await this.#client.request('disconnect', { link: this.id }).catch((err: AmixError) => {
@@ -95,7 +105,9 @@ export class DaemonClient {
       if (!Agent.handles(op)) throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `a container takes no ${op} request`);
       return this.#endFor(args.link as string).agent.request(op, args);
     });
-    conn.on('close', () => { for (const { end } of this.#ends.values()) void end.close(); });
+    conn.on('close', () => {
+      for (const { end } of this.#ends.values()) void end.close();
+    });
   }
 
   /**
@@ -110,19 +122,49 @@ export class DaemonClient {
       token = (await readFile(join(dir, options.admin ? DAEMON_FILES.adminToken : DAEMON_FILES.token), 'utf8')).trim();
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new AmixError(ErrorCode.AMIX_ERR_DAEMON_UNAVAILABLE, `no amixd in ${dir} (start one with: amix daemon start)`, { cause: err });
-      throw new AmixError(ErrorCode.AMIX_ERR_UNAUTHORIZED, `cannot read the daemon token in ${dir}: ${(err as Error).message}`, { cause: err });
+      if (code === 'ENOENT')
+        throw new AmixError(
+          ErrorCode.AMIX_ERR_DAEMON_UNAVAILABLE,
+          `no amixd in ${dir} (start one with: amix daemon start)`,
+          { cause: err },
+        );
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_UNAUTHORIZED,
+        `cannot read the daemon token in ${dir}: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
     const socket = netConnect(join(dir, DAEMON_FILES.socket));
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
-      socket.once('error', (err) => reject(new AmixError(ErrorCode.AMIX_ERR_DAEMON_UNAVAILABLE, `cannot reach amixd at ${join(dir, DAEMON_FILES.socket)}: ${err.message}`, { cause: err })));
+      socket.once('error', (err) =>
+        reject(
+          new AmixError(
+            ErrorCode.AMIX_ERR_DAEMON_UNAVAILABLE,
+            `cannot reach amixd at ${join(dir, DAEMON_FILES.socket)}: ${err.message}`,
+            { cause: err },
+          ),
+        ),
+      );
     });
     const conn = new ControlConnection(socket);
     const timeoutMs = options.timeoutMs ?? 15_000;
-    const hello = await conn.request<{ container: string; runtimeDir: string }>('hello', {
-      version: PROTOCOL_VERSION, token, pid: process.pid, name: options.name ?? `pid ${process.pid}`, owner: options.owner ?? userInfo().username,
-    }, timeoutMs).catch((err) => { conn.destroy(); throw err; });
+    const hello = await conn
+      .request<{ container: string; runtimeDir: string }>(
+        'hello',
+        {
+          version: PROTOCOL_VERSION,
+          token,
+          pid: process.pid,
+          name: options.name ?? `pid ${process.pid}`,
+          owner: options.owner ?? userInfo().username,
+        },
+        timeoutMs,
+      )
+      .catch((err) => {
+        conn.destroy();
+        throw err;
+      });
     const registry = new PrimitiveRegistry({ channelDefaults: { runtimeDir: hello.runtimeDir } });
     return new DaemonClient(hello.container, conn, registry, timeoutMs);
   }
@@ -137,13 +179,19 @@ export class DaemonClient {
    * end this process takes). The returned link carries this process's send
    * and receive for that end.
    */
-  async connect(a: string | null, b: string | null, options: { direction?: string | number; mode?: string } = {}): Promise<ClientLink> {
+  async connect(
+    a: string | null,
+    b: string | null,
+    options: { direction?: string | number; mode?: string } = {},
+  ): Promise<ClientLink> {
     const info = await this.request<LinkInfo>('connect', { a, b, ...options });
     return new ClientLink(this, info, this.#endFor(info.id).end);
   }
 
   /** Ask for fabric events on `connection`'s `'event'`. */
-  async subscribe(): Promise<void> { await this.request('subscribe'); }
+  async subscribe(): Promise<void> {
+    await this.request('subscribe');
+  }
 
   /** Unplug: close every local end and the connection. */
   async close(): Promise<void> {
@@ -153,7 +201,9 @@ export class DaemonClient {
   }
 
   /** Calls {@link close}. */
-  async [Symbol.asyncDispose](): Promise<void> { await this.close(); }
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
 
   #endFor(link: string): { end: Endpoint; agent: Agent } {
     if (typeof link !== 'string') throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, 'link command without a link id');

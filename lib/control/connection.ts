@@ -21,11 +21,19 @@ export class ControlConnection extends EventEmitter {
   readonly socket: Socket;
   #handler: RequestHandler;
   #nextId = 1;
-  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout }>();
+  readonly #pending = new Map<
+    number,
+    { resolve: (v: unknown) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout }
+  >();
   readonly #decoder = new ControlDecoder();
   #closed: Error | undefined | null = null;
 
-  constructor(socket: Socket, handler: RequestHandler = () => { throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, 'this side takes no requests'); }) {
+  constructor(
+    socket: Socket,
+    handler: RequestHandler = () => {
+      throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, 'this side takes no requests');
+    },
+  ) {
     super();
     this.socket = socket;
     this.#handler = handler;
@@ -35,10 +43,14 @@ export class ControlConnection extends EventEmitter {
   }
 
   /** True until the socket closes. */
-  get isOpen(): boolean { return this.#closed === null; }
+  get isOpen(): boolean {
+    return this.#closed === null;
+  }
 
   /** Replace the request handler. */
-  setHandler(handler: RequestHandler): void { this.#handler = handler; }
+  setHandler(handler: RequestHandler): void {
+    this.#handler = handler;
+  }
 
   /** Send a request; rejects with the peer's error, `AMIX_ERR_TIMEOUT`, or `AMIX_ERR_DAEMON_UNAVAILABLE` if the connection closes first. */
   request<T = unknown>(op: string, args: Record<string, unknown> = {}, timeoutMs = 0): Promise<T> {
@@ -46,11 +58,16 @@ export class ControlConnection extends EventEmitter {
     const id = this.#nextId++;
     if (this.#nextId > 0xffffffff) this.#nextId = 1;
     return new Promise<T>((resolve, reject) => {
-      const entry: { resolve: (v: unknown) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout } = { resolve: resolve as (v: unknown) => void, reject };
+      const entry: { resolve: (v: unknown) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout } = {
+        resolve: resolve as (v: unknown) => void,
+        reject,
+      };
       if (timeoutMs > 0) {
         entry.timer = setTimeout(() => {
           this.#pending.delete(id);
-          reject(new AmixError(ErrorCode.AMIX_ERR_TIMEOUT, `no reply to ${op} within ${timeoutMs} ms`, { details: { op } }));
+          reject(
+            new AmixError(ErrorCode.AMIX_ERR_TIMEOUT, `no reply to ${op} within ${timeoutMs} ms`, { details: { op } }),
+          );
         }, timeoutMs);
       }
       this.#pending.set(id, entry);
@@ -64,10 +81,14 @@ export class ControlConnection extends EventEmitter {
   }
 
   /** Close the socket (after pending writes). */
-  close(): void { this.socket.end(); }
+  close(): void {
+    this.socket.end();
+  }
 
   /** Close at once. */
-  destroy(err?: Error): void { this.socket.destroy(err); }
+  destroy(err?: Error): void {
+    this.socket.destroy(err);
+  }
 
   #onData(chunk: Buffer): void {
     let msgs: Array<ControlMessage | AmixError>;
@@ -91,7 +112,8 @@ export class ControlConnection extends EventEmitter {
         if (!p) continue;
         this.#pending.delete(m.id);
         if (p.timer) clearTimeout(p.timer);
-        if (m.ok) p.resolve(m.result); else p.reject(m.error);
+        if (m.ok) p.resolve(m.result);
+        else p.reject(m.error);
       } else this.emit('event', { type: m.type, body: m.body });
     }
   }
@@ -101,7 +123,10 @@ export class ControlConnection extends EventEmitter {
     try {
       reply = { kind: 'reply', id, ok: true, result: await this.#handler(op, args) };
     } catch (err) {
-      const error = err instanceof AmixError ? err : new AmixError(ErrorCode.AMIX_ERR_INTERNAL, (err as Error)?.message ?? String(err), { cause: err });
+      const error =
+        err instanceof AmixError
+          ? err
+          : new AmixError(ErrorCode.AMIX_ERR_INTERNAL, (err as Error)?.message ?? String(err), { cause: err });
       reply = { kind: 'reply', id, ok: false, error };
     }
     if (this.#closed === null) this.socket.write(encodeControl(reply));
@@ -110,12 +135,19 @@ export class ControlConnection extends EventEmitter {
   #finish(err: Error | undefined): void {
     if (this.#closed !== null) return;
     this.#closed = err;
-    for (const [, p] of this.#pending) { if (p.timer) clearTimeout(p.timer); p.reject(this.#closedError('request')); }
+    for (const [, p] of this.#pending) {
+      if (p.timer) clearTimeout(p.timer);
+      p.reject(this.#closedError('request'));
+    }
     this.#pending.clear();
     this.emit('close', err);
   }
 
   #closedError(op: string): AmixError {
-    return new AmixError(ErrorCode.AMIX_ERR_DAEMON_UNAVAILABLE, `control connection closed before ${op} was answered`, this.#closed ? { cause: this.#closed } : {});
+    return new AmixError(
+      ErrorCode.AMIX_ERR_DAEMON_UNAVAILABLE,
+      `control connection closed before ${op} was answered`,
+      this.#closed ? { cause: this.#closed } : {},
+    );
   }
 }

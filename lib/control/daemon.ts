@@ -20,7 +20,13 @@ import { ControlConnection } from './connection.js';
 import { Directory, type AttributeInput, type PointView, type Principal } from '../directory/index.js';
 import { AmixError, ErrorCode, describe } from '../core/errors.js';
 import { Fabric, type FabricEvent } from '../fabric/fabric.js';
-import { parseDirection, registrationInput, registrationRecord, type PointRegistration, type PointRegistrationInput } from '../fabric/point.js';
+import {
+  parseDirection,
+  registrationInput,
+  registrationRecord,
+  type PointRegistration,
+  type PointRegistrationInput,
+} from '../fabric/point.js';
 import { defaultDaemonDir, ensurePrivateDir } from '../core/paths.js';
 import { Peering, type PeeringOptions } from '../remote/peering.js';
 import { PROTOCOL_VERSION } from './protocol.js';
@@ -69,7 +75,6 @@ interface Plugged {
   subscribed: boolean;
 }
 
-
 /** The attribute that marks a point registered by a container as ending with it. */
 const EPHEMERAL = 'amixEphemeral';
 const ADMIN: Principal = { owner: 'amixd', admin: true };
@@ -107,7 +112,11 @@ export class Daemon extends EventEmitter {
     this.dir = options.dir ?? defaultDaemonDir();
     this.socketPath = join(this.dir, DAEMON_FILES.socket);
     const slots = options.slots ?? 64;
-    if (!Number.isSafeInteger(slots) || slots < 1) throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `options.slots must be a positive integer (got ${describe(slots)})`);
+    if (!Number.isSafeInteger(slots) || slots < 1)
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_INVALID_ARG,
+        `options.slots must be a positive integer (got ${describe(slots)})`,
+      );
     this.#slots = slots;
     this.#log = options.log ?? (() => {});
     const po = options.peering;
@@ -125,7 +134,9 @@ export class Daemon extends EventEmitter {
     await ensurePrivateDir(this.dir);
     await ensurePrivateDir(join(this.dir, DAEMON_FILES.run));
     if (await isAlive(this.socketPath)) {
-      throw new AmixError(ErrorCode.AMIX_ERR_DUPLICATE, `an amixd is already listening on ${this.socketPath}`, { details: { socket: this.socketPath } });
+      throw new AmixError(ErrorCode.AMIX_ERR_DUPLICATE, `an amixd is already listening on ${this.socketPath}`, {
+        details: { socket: this.socketPath },
+      });
     }
     await rm(this.socketPath, { force: true });
     this.#token = await this.#tokenFile(DAEMON_FILES.token);
@@ -139,7 +150,10 @@ export class Daemon extends EventEmitter {
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(this.socketPath, () => { server.off('error', reject); resolve(); });
+        server.listen(this.socketPath, () => {
+          server.off('error', reject);
+          resolve();
+        });
       });
     } finally {
       process.umask(old);
@@ -147,9 +161,16 @@ export class Daemon extends EventEmitter {
     await writeFile(join(this.dir, DAEMON_FILES.pid), `${process.pid}\n`, { mode: 0o600 });
     if (this.#peeringOptions) {
       const directory = this.#dir;
-      this.#peering = new Peering({
-        fabric: this.fabric, directory, stateDir: this.dir, log: this.#log, broadcast: (e) => this.#broadcast(e),
-      }, this.#peeringOptions);
+      this.#peering = new Peering(
+        {
+          fabric: this.fabric,
+          directory,
+          stateDir: this.dir,
+          log: this.#log,
+          broadcast: (e) => this.#broadcast(e),
+        },
+        this.#peeringOptions,
+      );
       try {
         await this.#peering.start();
       } catch (err) {
@@ -164,10 +185,17 @@ export class Daemon extends EventEmitter {
   /** A snapshot for `amix daemon status`. */
   status(): Record<string, unknown> {
     return {
-      pid: process.pid, dir: this.dir, socket: this.socketPath, version: PROTOCOL_VERSION,
-      uptimeMs: this.#startedAt ? Date.now() - this.#startedAt : 0, slots: this.#slots,
+      pid: process.pid,
+      dir: this.dir,
+      socket: this.socketPath,
+      version: PROTOCOL_VERSION,
+      uptimeMs: this.#startedAt ? Date.now() - this.#startedAt : 0,
+      slots: this.#slots,
       containers: [...this.#containers.values()].map((c) => this.#info(c)),
-      directory: this.#directory?.id, points: this.fabric.points().length, instances: this.fabric.instances().length, links: this.fabric.links().length,
+      directory: this.#directory?.id,
+      points: this.fabric.points().length,
+      instances: this.fabric.instances().length,
+      links: this.fabric.links().length,
       ...(this.#peering ? { peering: this.#peering.status() } : {}),
     };
   }
@@ -199,13 +227,27 @@ export class Daemon extends EventEmitter {
       if (op === 'hello') {
         if (plugged) throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, 'hello was already said on this connection');
         plugged = this.#hello(conn, args);
-        return { container: plugged.id, daemonPid: process.pid, version: PROTOCOL_VERSION, runtimeDir: join(this.dir, DAEMON_FILES.run), admin: plugged.admin };
+        return {
+          container: plugged.id,
+          daemonPid: process.pid,
+          version: PROTOCOL_VERSION,
+          runtimeDir: join(this.dir, DAEMON_FILES.run),
+          admin: plugged.admin,
+        };
       }
-      if (!plugged) throw new AmixError(ErrorCode.AMIX_ERR_UNAUTHORIZED, `say hello with the daemon's token before ${describe(op)}`);
+      if (!plugged)
+        throw new AmixError(
+          ErrorCode.AMIX_ERR_UNAUTHORIZED,
+          `say hello with the daemon's token before ${describe(op)}`,
+        );
       return this.#handle(plugged, op, args);
     });
-    conn.on('protocolError', (err: AmixError) => this.#log(`protocol error from ${plugged?.id ?? 'unidentified client'}: ${err.message}`));
-    conn.on('close', () => { if (plugged) void this.#unplug(plugged); });
+    conn.on('protocolError', (err: AmixError) =>
+      this.#log(`protocol error from ${plugged?.id ?? 'unidentified client'}: ${err.message}`),
+    );
+    conn.on('close', () => {
+      if (plugged) void this.#unplug(plugged);
+    });
   }
 
   #hello(conn: ControlConnection, a: Record<string, unknown>): Plugged {
@@ -214,10 +256,16 @@ export class Daemon extends EventEmitter {
     if (!admin && !equal(token, this.#token)) {
       // Answer, then hang up: a client without the token has no business here.
       setImmediate(() => conn.close());
-      throw new AmixError(ErrorCode.AMIX_ERR_UNAUTHORIZED, 'wrong or missing token: read it from the daemon directory (owner-only)');
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_UNAUTHORIZED,
+        'wrong or missing token: read it from the daemon directory (owner-only)',
+      );
     }
     if (a.version !== undefined && a.version !== PROTOCOL_VERSION) {
-      throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `protocol version ${describe(a.version)} is not spoken here (this daemon speaks ${PROTOCOL_VERSION})`);
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_PROTOCOL,
+        `protocol version ${describe(a.version)} is not spoken here (this daemon speaks ${PROTOCOL_VERSION})`,
+      );
     }
     if (this.#containers.size >= this.#slots) {
       setImmediate(() => conn.close());
@@ -225,10 +273,15 @@ export class Daemon extends EventEmitter {
     }
     const id = `c${++this.#seq}`;
     const p: Plugged = {
-      id, conn, admin, links: new Set(), ephemeral: new Set(), subscribed: false,
+      id,
+      conn,
+      admin,
+      links: new Set(),
+      ephemeral: new Set(),
+      subscribed: false,
       name: typeof a.name === 'string' && a.name ? a.name : id,
       owner: typeof a.owner === 'string' && a.owner ? a.owner : 'user',
-      pid: Number.isSafeInteger(a.pid) ? a.pid as number : 0,
+      pid: Number.isSafeInteger(a.pid) ? (a.pid as number) : 0,
     };
     this.#containers.set(id, p);
     this.#broadcast({ type: 'daemon.containerPlugged', container: id, name: p.name, pid: p.pid });
@@ -239,35 +292,59 @@ export class Daemon extends EventEmitter {
     const f = this.fabric;
     const str = (k: string): string => {
       const v = a[k];
-      if (typeof v !== 'string' || v === '') throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `${op}: argument ${k} must be a non-empty string (got ${describe(v)})`);
+      if (typeof v !== 'string' || v === '')
+        throw new AmixError(
+          ErrorCode.AMIX_ERR_INVALID_ARG,
+          `${op}: argument ${k} must be a non-empty string (got ${describe(v)})`,
+        );
       return v;
     };
     switch (op) {
-      case 'status': return this.status();
-      case 'stop': setImmediate(() => void this.stop().then(() => this.emit('exit'))); return { stopping: true };
-      case 'subscribe': c.subscribed = true; return {};
+      case 'status':
+        return this.status();
+      case 'stop':
+        setImmediate(() => void this.stop().then(() => this.emit('exit')));
+        return { stopping: true };
+      case 'subscribe':
+        c.subscribed = true;
+        return {};
       case 'primitive.add': {
         const reg = a.registration as PrimitiveRegistration;
         f.registry.register(reg);
-        try { this.#dir.registerPrimitive(reg); } catch (err) { await f.registry.delete(reg.name).catch(() => {}); throw err; }
+        try {
+          this.#dir.registerPrimitive(reg);
+        } catch (err) {
+          await f.registry.delete(reg.name).catch(() => {});
+          throw err;
+        }
         return f.registry.get(reg.name);
       }
       case 'primitive.rm': {
         const name = str('name');
-        if (f.registry.get(name).builtin && !c.admin) throw new AmixError(ErrorCode.AMIX_ERR_NOT_OWNER, `only the administrator may remove built-in primitive ${name}`);
+        if (f.registry.get(name).builtin && !c.admin)
+          throw new AmixError(
+            ErrorCode.AMIX_ERR_NOT_OWNER,
+            `only the administrator may remove built-in primitive ${name}`,
+          );
         await f.registry.delete(name);
         if (this.#dir.getPrimitive(name)) this.#dir.deletePrimitive(name);
         return {};
       }
-      case 'primitive.ls': return f.registry.list();
+      case 'primitive.ls':
+        return f.registry.list();
       case 'point.register': {
         const input = a.registration as PointRegistrationInput;
         const reg = f.register(input);
-        const attributes = { ...(a.attributes as Record<string, AttributeInput> | undefined ?? {}) };
+        const attributes = { ...((a.attributes as Record<string, AttributeInput> | undefined) ?? {}) };
         if (a.ephemeral === true) attributes[EPHEMERAL] = { value: c.id, visibility: 'private' };
         let id: string;
         try {
-          ({ id } = this.#dir.registerPoint({ name: reg.name, owner: c.owner, record: registrationRecord(reg), attributes }));
+          ({ id } = this.#dir.registerPoint({
+            name: reg.name,
+            owner: c.owner,
+            record: registrationRecord(reg),
+            attributes,
+          }));
         } catch (err) {
           await f.destroy(reg.name).catch(() => {});
           throw err;
@@ -275,14 +352,16 @@ export class Daemon extends EventEmitter {
         if (a.ephemeral === true) c.ephemeral.add(reg.name);
         return { id, ...this.#pointInfo(reg) };
       }
-      case 'point.rm': case 'destroy': {
+      case 'point.rm':
+      case 'destroy': {
         const view = this.#view(str('name'), c);
         this.#dir.deletePoint(view.id, { as: principal(c) }); // AMIX_ERR_NOT_OWNER unless owner or admin
         await f.destroy(view.name);
         c.ephemeral.delete(view.name);
         return {};
       }
-      case 'point.ls': return f.points().map((p) => this.#pointInfo(p));
+      case 'point.ls':
+        return f.points().map((p) => this.#pointInfo(p));
       case 'point.show': {
         const { view, remote } = (await this.#end(str('name'), 'name', c))!;
         if (remote) return { ...view, daemon: remote.peer.id, instances: [] };
@@ -291,7 +370,8 @@ export class Daemon extends EventEmitter {
       case 'query': {
         const r = await this.#dir.query(str('expr'), {
           as: principal(c),
-          ...(a.limit !== undefined ? { limit: a.limit as number } : {}), ...(a.offset !== undefined ? { offset: a.offset as number } : {}),
+          ...(a.limit !== undefined ? { limit: a.limit as number } : {}),
+          ...(a.offset !== undefined ? { offset: a.offset as number } : {}),
         });
         return { points: r.points, more: r.more };
       }
@@ -299,11 +379,28 @@ export class Daemon extends EventEmitter {
         const ea = await this.#end(a.a, 'a', c);
         const eb = await this.#end(a.b, 'b', c);
         if (ea?.remote || eb?.remote) {
-          if (!ea || !eb) throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, 'a link to a point on another daemon needs a local point at the other end (not this container)');
-          if (ea.remote && eb.remote) throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `${ea.view.name} and ${eb.view.name} are both on other daemons: connect them from one of those`);
-          if (a.mode !== undefined && a.mode !== 'add') throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `mode ${describe(a.mode)} does not work across daemons (only add)`);
+          if (!ea || !eb)
+            throw new AmixError(
+              ErrorCode.AMIX_ERR_INVALID_ARG,
+              'a link to a point on another daemon needs a local point at the other end (not this container)',
+            );
+          if (ea.remote && eb.remote)
+            throw new AmixError(
+              ErrorCode.AMIX_ERR_INVALID_ARG,
+              `${ea.view.name} and ${eb.view.name} are both on other daemons: connect them from one of those`,
+            );
+          if (a.mode !== undefined && a.mode !== 'add')
+            throw new AmixError(
+              ErrorCode.AMIX_ERR_INVALID_ARG,
+              `mode ${describe(a.mode)} does not work across daemons (only add)`,
+            );
           const remote = (ea.remote ?? eb.remote)!;
-          return this.#peering!.connect((ea.remote ? eb : ea).view, remote, !ea.remote, parseDirection(a.direction as never));
+          return this.#peering!.connect(
+            (ea.remote ? eb : ea).view,
+            remote,
+            !ea.remote,
+            parseDirection(a.direction as never),
+          );
         }
         const link = await f.connect(ea?.view.name ?? null, eb?.view.name ?? null, {
           ...(a.direction !== undefined ? { direction: a.direction as never } : {}),
@@ -315,25 +412,39 @@ export class Daemon extends EventEmitter {
       }
       case 'disconnect': {
         const link = str('link');
-        if (this.#peering?.hasLink(link)) { await this.#peering.disconnect(link); return {}; }
-        await f.disconnect(link, a.terminate ? { terminate: a.terminate as never } : {}); c.links.delete(link); return {}; }
-      case 'suspend': case 'resume': {
+        if (this.#peering?.hasLink(link)) {
+          await this.#peering.disconnect(link);
+          return {};
+        }
+        await f.disconnect(link, a.terminate ? { terminate: a.terminate as never } : {});
+        c.links.delete(link);
+        return {};
+      }
+      case 'suspend':
+      case 'resume': {
         const link = str('link');
         if (this.#peering?.hasLink(link)) return this.#peering.setSuspended(link, op === 'suspend');
         await (op === 'suspend' ? f.suspend(link) : f.resume(link));
         return f.link(link);
       }
-      case 'peers': return this.#peering?.status() ?? { peers: [] };
-      case 'reconnect': return f.reconnect(this.#view(str('name'), c).name);
-      case 'execute': return f.execute(this.#view(str('name'), c).name);
-      case 'links': return [...f.links(), ...(this.#peering?.links() ?? [])];
-      case 'instances': return f.instances();
+      case 'peers':
+        return this.#peering?.status() ?? { peers: [] };
+      case 'reconnect':
+        return f.reconnect(this.#view(str('name'), c).name);
+      case 'execute':
+        return f.execute(this.#view(str('name'), c).name);
+      case 'links':
+        return [...f.links(), ...(this.#peering?.links() ?? [])];
+      case 'instances':
+        return f.instances();
       case 'stats': {
         const out: Record<string, unknown> = {};
-        for (const i of f.instances()) out[i.instance] = await f.stats(i.instance).catch((e: Error) => ({ error: e.message }));
+        for (const i of f.instances())
+          out[i.instance] = await f.stats(i.instance).catch((e: Error) => ({ error: e.message }));
         return { at: Date.now(), instances: out, links: f.links() };
       }
-      default: throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `unknown request ${describe(op)}`);
+      default:
+        throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `unknown request ${describe(op)}`);
     }
   }
 
@@ -345,7 +456,10 @@ export class Daemon extends EventEmitter {
   /** A point by name or identifier, as `c` may see it; `AMIX_ERR_UNKNOWN_POINT` if there is none. */
   #view(nameOrId: string, c: Plugged): PointView {
     const v = this.#dir.getPoint(nameOrId, { as: principal(c) });
-    if (!v) throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `no point named or identified ${describe(nameOrId)}`, { details: { name: nameOrId } });
+    if (!v)
+      throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `no point named or identified ${describe(nameOrId)}`, {
+        details: { name: nameOrId },
+      });
     return v;
   }
 
@@ -354,9 +468,17 @@ export class Daemon extends EventEmitter {
    * daemon; null for a null `v` (the container itself as a link end).
    * `AMIX_ERR_UNKNOWN_POINT` when nobody has it.
    */
-  async #end(v: unknown, k: string, c: Plugged): Promise<{ view: PointView; remote?: NonNullable<Awaited<ReturnType<Peering['resolve']>>> } | null> {
+  async #end(
+    v: unknown,
+    k: string,
+    c: Plugged,
+  ): Promise<{ view: PointView; remote?: NonNullable<Awaited<ReturnType<Peering['resolve']>>> } | null> {
     if (v === null || v === undefined) return null;
-    if (typeof v !== 'string' || v === '') throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `connect: argument ${k} must be a non-empty string or null (got ${describe(v)})`);
+    if (typeof v !== 'string' || v === '')
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_INVALID_ARG,
+        `connect: argument ${k} must be a non-empty string or null (got ${describe(v)})`,
+      );
     const local = this.#dir.getPoint(v, { as: principal(c) });
     if (local) return { view: local };
     const remote = await this.#peering?.resolve(v);
@@ -367,8 +489,14 @@ export class Daemon extends EventEmitter {
   #pointInfo(p: PointRegistration): Record<string, unknown> {
     const v = this.#dir.getPoint(p.name);
     return {
-      id: v?.id, name: p.name, owner: v?.owner, role: p.role, scope: p.characteristics.scope,
-      sendPrimitive: p.sendPrimitive, receivePrimitive: p.receivePrimitive, instances: this.fabric.instances(p.name).map((i) => i.instance),
+      id: v?.id,
+      name: p.name,
+      owner: v?.owner,
+      role: p.role,
+      scope: p.characteristics.scope,
+      sendPrimitive: p.sendPrimitive,
+      receivePrimitive: p.receivePrimitive,
+      instances: this.fabric.instances(p.name).map((i) => i.instance),
     };
   }
 
@@ -379,13 +507,24 @@ export class Daemon extends EventEmitter {
   #restore(): void {
     const dir = this.#dir;
     for (const p of dir.listPrimitives()) {
-      try { this.fabric.registry.register(p); } catch (err) { this.#log(`directory: primitive ${p.name} not restored: ${(err as Error).message}`); }
+      try {
+        this.fabric.registry.register(p);
+      } catch (err) {
+        this.#log(`directory: primitive ${p.name} not restored: ${(err as Error).message}`);
+      }
     }
     for (let offset = 0; ;) {
       const page = dir.queryLocal('exists name', { as: ADMIN, limit: 1000, offset });
       for (const v of page.points) {
-        if (v.attributes[EPHEMERAL]) { dir.deletePoint(v.id, { as: ADMIN }); continue; }
-        try { this.fabric.register(registrationInput(v)); } catch (err) { this.#log(`directory: point ${v.name} not restored: ${(err as Error).message}`); }
+        if (v.attributes[EPHEMERAL]) {
+          dir.deletePoint(v.id, { as: ADMIN });
+          continue;
+        }
+        try {
+          this.fabric.register(registrationInput(v));
+        } catch (err) {
+          this.#log(`directory: point ${v.name} not restored: ${(err as Error).message}`);
+        }
       }
       if (!page.more) break;
       offset += page.points.length;
@@ -399,7 +538,8 @@ export class Daemon extends EventEmitter {
       if (!this.fabric.hasLink(link)) continue;
       const info = this.fabric.link(link);
       await this.fabric.disconnect(link).catch(() => {});
-      for (const peer of [info.a, ...info.b].filter((x) => x !== c.id)) this.#broadcast({ type: 'peerLost', link, instance: peer, peer: c.id });
+      for (const peer of [info.a, ...info.b].filter((x) => x !== c.id))
+        this.#broadcast({ type: 'peerLost', link, instance: peer, peer: c.id });
     }
     for (const name of c.ephemeral) {
       await this.fabric.destroy(name).catch(() => {});
@@ -412,12 +552,21 @@ export class Daemon extends EventEmitter {
   #broadcast(e: { type: string } & Record<string, unknown>): void {
     this.emit('event', e);
     const body: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(e)) if (k !== 'type') body[k] = v instanceof Error ? { message: v.message, code: (v as AmixError).code } : v;
+    for (const [k, v] of Object.entries(e))
+      if (k !== 'type') body[k] = v instanceof Error ? { message: v.message, code: (v as AmixError).code } : v;
     for (const c of this.#containers.values()) if (c.subscribed) c.conn.event(e.type, body);
   }
 
   #info(c: Plugged): ContainerInfo {
-    return { id: c.id, name: c.name, owner: c.owner, admin: c.admin, pid: c.pid, links: [...c.links], points: [...c.ephemeral] };
+    return {
+      id: c.id,
+      name: c.name,
+      owner: c.owner,
+      admin: c.admin,
+      pid: c.pid,
+      links: [...c.links],
+      points: [...c.ephemeral],
+    };
   }
 
   async #tokenFile(name: string): Promise<string> {
@@ -425,7 +574,9 @@ export class Daemon extends EventEmitter {
     try {
       const t = (await readFile(file, 'utf8')).trim();
       if (t.length >= 32) return t;
-    } catch { /* made below */ }
+    } catch {
+      /* made below */
+    }
     const t = randomBytes(24).toString('hex');
     await writeFile(file, `${t}\n`, { mode: 0o600 });
     return t;
@@ -437,7 +588,7 @@ function principal(c: Plugged): Principal {
 }
 
 function equal(a: string, b: string): boolean {
-  const x = Buffer.from(a); const y = Buffer.from(b);
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
   return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
 }
-

@@ -72,7 +72,11 @@ function protocolError(message: string): AmixError {
 
 function parseJson(text: string, what: string): unknown {
   if (text === '') return undefined;
-  try { return JSON.parse(text); } catch { throw protocolError(`${what} is not valid JSON`); }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw protocolError(`${what} is not valid JSON`);
+  }
 }
 
 /** Encode one message as a length-prefixed frame (the Unix control socket's framing). */
@@ -92,7 +96,13 @@ export function encodeControlBody(m: ControlMessage): Uint8Array {
   else if (m.ok) body = { reply: { id: m.id, ok: true, result_json: JSON.stringify(m.result ?? null) } };
   else {
     const p = errorToPlain(m.error);
-    body = { reply: { id: m.id, ok: false, error: { code: p.code, message: p.message, details_json: JSON.stringify(p.details ?? {}) } } };
+    body = {
+      reply: {
+        id: m.id,
+        ok: false,
+        error: { code: p.code, message: p.message, details_json: JSON.stringify(p.details ?? {}) },
+      },
+    };
   }
   return FrameType.encode(FrameType.fromObject(body)).finish();
 }
@@ -109,7 +119,8 @@ export function decodeControl(body: Uint8Array): ControlMessage {
     const r = f.request;
     if (!r.op) throw protocolError('request without op');
     const args = parseJson(r.args_json, 'request args') ?? {};
-    if (typeof args !== 'object' || args === null || Array.isArray(args)) throw protocolError('request args must be a JSON object');
+    if (typeof args !== 'object' || args === null || Array.isArray(args))
+      throw protocolError('request args must be a JSON object');
     return { kind: 'request', id: r.id, op: r.op, args: args as Record<string, unknown> };
   }
   if (f.kind === 'reply') {
@@ -117,7 +128,12 @@ export function decodeControl(body: Uint8Array): ControlMessage {
     if (r.ok) return { kind: 'reply', id: r.id, ok: true, result: parseJson(r.result_json, 'reply result') };
     const e = r.error ?? {};
     const details = (parseJson(e.details_json ?? '', 'error details') ?? {}) as Record<string, unknown>;
-    return { kind: 'reply', id: r.id, ok: false, error: errorFromPlain({ code: e.code ?? '', message: e.message ?? 'error', details }) };
+    return {
+      kind: 'reply',
+      id: r.id,
+      ok: false,
+      error: errorFromPlain({ code: e.code ?? '', message: e.message ?? 'error', details }),
+    };
   }
   if (f.kind === 'event') {
     const body = (parseJson(f.event.body_json, 'event body') ?? {}) as Record<string, unknown>;
@@ -140,11 +156,16 @@ export class ControlDecoder {
     const out: Array<ControlMessage | AmixError> = [];
     while (this.#buf.length >= 4) {
       const len = this.#buf.readUInt32BE(0);
-      if (len > MAX_CONTROL_FRAME) throw protocolError(`control frame of ${len} bytes exceeds the maximum of ${MAX_CONTROL_FRAME}`);
+      if (len > MAX_CONTROL_FRAME)
+        throw protocolError(`control frame of ${len} bytes exceeds the maximum of ${MAX_CONTROL_FRAME}`);
       if (this.#buf.length < 4 + len) break;
       const body = this.#buf.subarray(4, 4 + len);
       this.#buf = this.#buf.subarray(4 + len);
-      try { out.push(decodeControl(body)); } catch (err) { out.push(err as AmixError); }
+      try {
+        out.push(decodeControl(body));
+      } catch (err) {
+        out.push(err as AmixError);
+      }
     }
     return out;
   }

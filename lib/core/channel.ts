@@ -9,7 +9,14 @@
  */
 import { EventEmitter } from 'node:events';
 import { AmixError, ErrorCode, abortError, invalidArg } from './errors.js';
-import type { ChannelAddress, ChannelEvent, ChannelHandle, ChannelOptions, ChannelStats, Primitive } from './primitive.js';
+import type {
+  ChannelAddress,
+  ChannelEvent,
+  ChannelHandle,
+  ChannelOptions,
+  ChannelStats,
+  Primitive,
+} from './primitive.js';
 
 const EMPTY = new Uint8Array(0);
 
@@ -65,7 +72,9 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
     this.address = handle.address;
     this.role = handle.role;
     this.maxMessageBytes = Math.min(maxMessageBytes, handle.maxMessageBytes ?? maxMessageBytes);
-    this.closed = new Promise((resolve) => { this.#resolveClosed = resolve; });
+    this.closed = new Promise((resolve) => {
+      this.#resolveClosed = resolve;
+    });
   }
 
   /** @internal Events from the primitive arrive here (wired through `ChannelOptions.onEvent`). */
@@ -73,15 +82,25 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
     let target: Channel | undefined;
     const early: ChannelEvent[] = [];
     return {
-      sink: (e) => { if (target) target.#onEvent(e); else early.push(e); },
-      bind: (c) => { target = c; for (const e of early.splice(0)) c.#onEvent(e); },
+      sink: (e) => {
+        if (target) target.#onEvent(e);
+        else early.push(e);
+      },
+      bind: (c) => {
+        target = c;
+        for (const e of early.splice(0)) c.#onEvent(e);
+      },
     };
   }
 
   /** True while the channel accepts operations. */
-  get isOpen(): boolean { return this.#state === 'open'; }
+  get isOpen(): boolean {
+    return this.#state === 'open';
+  }
   /** True while suspended by {@link suspend}. */
-  get isSuspended(): boolean { return this.#held !== null || this.#suspendedByPrimitive; }
+  get isSuspended(): boolean {
+    return this.#held !== null || this.#suspendedByPrimitive;
+  }
   #suspendedByPrimitive = false;
 
   /**
@@ -151,7 +170,10 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
       } else if (!this.#held && this.#p.trySend && !options.signal?.aborted) {
         // No batch form: the single fast path in a loop, so a batch that fits
         // costs no promise or microtask per message (an awaited send would).
-        while (i < messages.length && this.#p.trySend(this.#h, messages[i]!)) { this.#sent++; i++; }
+        while (i < messages.length && this.#p.trySend(this.#h, messages[i]!)) {
+          this.#sent++;
+          i++;
+        }
         if (i >= messages.length) return;
       }
       // Full (or no batch path): one ordinary send waits for room, then batch again.
@@ -166,7 +188,8 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
    */
   async receiveMany(options: ChannelReceiveOptions & { maxCount?: number } = {}): Promise<Uint8Array[]> {
     const maxCount = options.maxCount ?? 64;
-    if (!Number.isInteger(maxCount) || maxCount < 1) throw invalidArg('options.maxCount', 'must be a positive integer', maxCount);
+    if (!Number.isInteger(maxCount) || maxCount < 1)
+      throw invalidArg('options.maxCount', 'must be a positive integer', maxCount);
     const maxBytes = this.#checkReceive(options.maxBytes);
     const ready = (n: number): Uint8Array[] => {
       if (this.#p.tryReceiveMany) return this.#p.tryReceiveMany(this.#h, maxBytes, n);
@@ -226,7 +249,11 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
         try {
           msg = await this.receive(options);
         } catch (err) {
-          if ((err as AmixError).code === ErrorCode.AMIX_ERR_LINK_CLOSED || (err as AmixError).code === ErrorCode.AMIX_ERR_CLOSED) return;
+          if (
+            (err as AmixError).code === ErrorCode.AMIX_ERR_LINK_CLOSED ||
+            (err as AmixError).code === ErrorCode.AMIX_ERR_CLOSED
+          )
+            return;
           throw err;
         }
         yield msg;
@@ -237,7 +264,9 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
   }
 
   /** Same as {@link messages} with default options. */
-  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> { return this.messages(); }
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return this.messages();
+  }
 
   /** Cycle the primitive: its own cycle, or by default a null (zero-length) message on a sending end. */
   async cycle(options: { signal?: AbortSignal } = {}): Promise<void> {
@@ -261,14 +290,22 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
   /** Suspend the sender: the primitive's own suspend, or by default hold sends until {@link resume}. Idempotent. */
   async suspend(): Promise<void> {
     this.#checkOpen();
-    if (this.#p.suspend) { await this.#p.suspend(this.#h); this.#suspendedByPrimitive = true; return; }
+    if (this.#p.suspend) {
+      await this.#p.suspend(this.#h);
+      this.#suspendedByPrimitive = true;
+      return;
+    }
     this.#held ??= [];
   }
 
   /** Resume a suspended sender. Idempotent. */
   async resume(): Promise<void> {
     this.#checkOpen();
-    if (this.#p.resume) { await this.#p.resume(this.#h); this.#suspendedByPrimitive = false; return; }
+    if (this.#p.resume) {
+      await this.#p.resume(this.#h);
+      this.#suspendedByPrimitive = false;
+      return;
+    }
     const held = this.#held;
     this.#held = null;
     if (held) for (const r of held) r();
@@ -277,7 +314,16 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
   /** Counters: the primitive's, or the wrapper's own counts. */
   stats(): ChannelStats {
     if (this.#p.stats) return this.#p.stats(this.#h);
-    return { sent: this.#sent, received: this.#received, pending: 0, dropped: 0, rejected: 0, suspensions: 0, bytesSent: 0, bytesReceived: 0 };
+    return {
+      sent: this.#sent,
+      received: this.#received,
+      pending: 0,
+      dropped: 0,
+      rejected: 0,
+      suspensions: 0,
+      bytesSent: 0,
+      bytesReceived: 0,
+    };
   }
 
   /**
@@ -285,10 +331,20 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
    * settle, then release the end. Pending receives reject with `AMIX_ERR_LINK_CLOSED`.
    */
   async close(): Promise<void> {
-    if (this.#state !== 'open') { await this.closed; return; }
+    if (this.#state !== 'open') {
+      await this.closed;
+      return;
+    }
     this.#state = 'closing';
-    if (this.#held) { const held = this.#held; this.#held = null; for (const r of held) r(); }
-    if (this.#inFlight > 0) await new Promise<void>((r) => { this.#drained = r; });
+    if (this.#held) {
+      const held = this.#held;
+      this.#held = null;
+      for (const r of held) r();
+    }
+    if (this.#inFlight > 0)
+      await new Promise<void>((r) => {
+        this.#drained = r;
+      });
     await this.#finish(undefined);
   }
 
@@ -296,13 +352,16 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
   async destroy(reason?: Error): Promise<void> {
     if (this.#state === 'closed') return;
     this.#state = 'closing';
-    const held = this.#held; this.#held = null;
+    const held = this.#held;
+    this.#held = null;
     if (held) for (const r of held) r();
     await this.#finish(reason ?? new AmixError(ErrorCode.AMIX_ERR_LINK_CLOSED, 'channel destroyed'));
   }
 
   /** Calls {@link close}. */
-  async [Symbol.asyncDispose](): Promise<void> { await this.close(); }
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
 
   async #finish(reason: Error | undefined): Promise<void> {
     if (this.#state === 'closed') return;
@@ -333,29 +392,41 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
 
   #checkOpen(): void {
     if (this.#state !== 'open') {
-      throw new AmixError(ErrorCode.AMIX_ERR_CLOSED, `${this.primitive} channel is closed${this.#reason ? `: ${this.#reason.message}` : ''}`,
-        this.#reason ? { cause: this.#reason } : {});
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_CLOSED,
+        `${this.primitive} channel is closed${this.#reason ? `: ${this.#reason.message}` : ''}`,
+        this.#reason ? { cause: this.#reason } : {},
+      );
     }
   }
 
   #checkSend(data: Uint8Array): void {
     this.#checkOpen();
     if (!(data instanceof Uint8Array)) throw invalidArg('data', 'must be a Uint8Array (or Buffer)', data);
-    if (this.role !== 'send') throw invalidArg('send()', 'needs a sending end (this end was created without an address, so it receives)');
+    if (this.role !== 'send')
+      throw invalidArg('send()', 'needs a sending end (this end was created without an address, so it receives)');
     if (data.byteLength > this.maxMessageBytes) {
-      throw new AmixError(ErrorCode.AMIX_ERR_MESSAGE_TOO_LARGE,
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_MESSAGE_TOO_LARGE,
         `message of ${data.byteLength} bytes exceeds the ${this.primitive} channel maximum of ${this.maxMessageBytes}`,
-        { details: { size: data.byteLength, max: this.maxMessageBytes } });
+        { details: { size: data.byteLength, max: this.maxMessageBytes } },
+      );
     }
   }
 
   #checkReceive(maxBytes: number | undefined): number {
     if (this.#state === 'closed') {
-      throw new AmixError(ErrorCode.AMIX_ERR_LINK_CLOSED, `${this.primitive} channel is closed`, this.#reason ? { cause: this.#reason } : {});
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_LINK_CLOSED,
+        `${this.primitive} channel is closed`,
+        this.#reason ? { cause: this.#reason } : {},
+      );
     }
-    if (this.role !== 'receive') throw invalidArg('receive()', 'needs a receiving end (this end was attached to an address, so it sends)');
+    if (this.role !== 'receive')
+      throw invalidArg('receive()', 'needs a receiving end (this end was attached to an address, so it sends)');
     if (maxBytes === undefined) return this.maxMessageBytes;
-    if (!Number.isInteger(maxBytes) || maxBytes < 0) throw invalidArg('options.maxBytes', 'must be a non-negative integer', maxBytes);
+    if (!Number.isInteger(maxBytes) || maxBytes < 0)
+      throw invalidArg('options.maxBytes', 'must be a non-negative integer', maxBytes);
     return maxBytes;
   }
 

@@ -85,10 +85,16 @@ export class FrameDecoder {
   #failed: Error | null = null;
 
   constructor(options: FrameDecoderOptions, onFrame: FrameHandler) {
-    if (!Number.isSafeInteger(options.maxPayloadBytes) || options.maxPayloadBytes < 0 || options.maxPayloadBytes > FRAME_LENGTH_LIMIT) {
-      throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG,
+    if (
+      !Number.isSafeInteger(options.maxPayloadBytes) ||
+      options.maxPayloadBytes < 0 ||
+      options.maxPayloadBytes > FRAME_LENGTH_LIMIT
+    ) {
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_INVALID_ARG,
         `options.maxPayloadBytes must be an integer from 0 to ${FRAME_LENGTH_LIMIT} (got ${String(options.maxPayloadBytes)})`,
-        { details: { option: 'maxPayloadBytes' } });
+        { details: { option: 'maxPayloadBytes' } },
+      );
     }
     this.#max = options.maxPayloadBytes;
     this.#kinds = options.kinds;
@@ -96,10 +102,14 @@ export class FrameDecoder {
   }
 
   /** The error that failed the decoder, if any. */
-  get failed(): Error | null { return this.#failed; }
+  get failed(): Error | null {
+    return this.#failed;
+  }
 
   /** True when no partial frame is buffered (the stream ended on a frame boundary). */
-  get isIdle(): boolean { return this.#headLen === 0 && this.#body === null; }
+  get isIdle(): boolean {
+    return this.#headLen === 0 && this.#body === null;
+  }
 
   /** Decode `chunk`, calling the handler for every frame it completes. Throws on malformed input. */
   push(chunk: Buffer): void {
@@ -185,24 +195,32 @@ export class FrameDecoder {
 
   #check(kind: number, len: number, off: number): void {
     if (len > this.#max) {
-      throw new AmixError(ErrorCode.AMIX_ERR_FRAME_TOO_LARGE,
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_FRAME_TOO_LARGE,
         `frame of ${len} bytes (kind ${kind}) exceeds the maximum of ${this.#max}`,
-        { details: { length: len, max: this.#max, kind, offset: this.#offset + off } });
+        { details: { length: len, max: this.#max, kind, offset: this.#offset + off } },
+      );
     }
     if (this.#kinds === undefined) return;
     const rule = this.#kinds[kind];
     if (rule === undefined) {
-      throw new AmixError(ErrorCode.AMIX_ERR_BAD_FRAME, `bad frame: unknown kind ${kind} (${len} bytes)`,
-        { details: { length: len, kind, offset: this.#offset + off } });
+      throw new AmixError(ErrorCode.AMIX_ERR_BAD_FRAME, `bad frame: unknown kind ${kind} (${len} bytes)`, {
+        details: { length: len, kind, offset: this.#offset + off },
+      });
     }
     if (len > rule.max) {
-      throw new AmixError(ErrorCode.AMIX_ERR_FRAME_TOO_LARGE,
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_FRAME_TOO_LARGE,
         `frame of ${len} bytes (kind ${kind}) exceeds the maximum of ${rule.max} for its kind`,
-        { details: { length: len, max: rule.max, kind, offset: this.#offset + off } });
+        { details: { length: len, max: rule.max, kind, offset: this.#offset + off } },
+      );
     }
     if (len < rule.min) {
-      throw new AmixError(ErrorCode.AMIX_ERR_BAD_FRAME, `bad frame: kind ${kind} needs at least ${rule.min} bytes (got ${len})`,
-        { details: { length: len, kind, offset: this.#offset + off } });
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_BAD_FRAME,
+        `bad frame: kind ${kind} needs at least ${rule.min} bytes (got ${len})`,
+        { details: { length: len, kind, offset: this.#offset + off } },
+      );
     }
   }
 }
@@ -279,7 +297,10 @@ export class FrameWriter {
   readonly #quietMs: number;
   /** `performance.now()` of the last write to the sink. */
   #lastWrite = -Infinity;
-  readonly #flushBound = () => { this.#scheduled = false; this.flush(); };
+  readonly #flushBound = () => {
+    this.#scheduled = false;
+    this.flush();
+  };
 
   constructor(sink: FrameSink | null, options: FrameWriterOptions = {}) {
     this.#sink = sink;
@@ -292,17 +313,23 @@ export class FrameWriter {
   }
 
   /** Bytes packed and not yet flushed. */
-  get packedBytes(): number { return this.#packed; }
+  get packedBytes(): number {
+    return this.#packed;
+  }
 
   /** Change the sink (after a reconnect). Packed bytes go to the new sink at the next flush. */
-  setSink(sink: FrameSink | null): void { this.#sink = sink; }
+  setSink(sink: FrameSink | null): void {
+    this.#sink = sink;
+  }
 
   /**
    * The slab the last {@link frame} was packed into. With the offset `frame`
    * returned, it locates the frame's bytes, which stay valid (the writer
    * never reuses slab bytes), so a sender can write them again later.
    */
-  get slab(): Buffer { return this.#slab; }
+  get slab(): Buffer {
+    return this.#slab;
+  }
 
   /**
    * Pack one frame and schedule a flush. Returns the frame's offset in
@@ -314,7 +341,10 @@ export class FrameWriter {
     if (this.#slab.length - this.#end < total) this.#newSlab(total);
     const s = this.#slab;
     const at = this.#end;
-    s[at] = len & 0xff; s[at + 1] = (len >>> 8) & 0xff; s[at + 2] = (len >>> 16) & 0xff; s[at + 3] = len >>> 24;
+    s[at] = len & 0xff;
+    s[at + 1] = (len >>> 8) & 0xff;
+    s[at + 2] = (len >>> 16) & 0xff;
+    s[at + 3] = len >>> 24;
     s[at + 4] = kind;
     if (len > 0) s.set(payload!, at + FRAME_HEADER_BYTES);
     this.#end = at + total;
@@ -354,7 +384,10 @@ export class FrameWriter {
     const sink = this.#sink;
     if (sink === null) return;
     if (this.#writeThrough) this.#lastWrite = performance.now();
-    if (full.length === 1) { sink.write(full[0]!); return; }
+    if (full.length === 1) {
+      sink.write(full[0]!);
+      return;
+    }
     sink.cork?.();
     for (const b of full) sink.write(b);
     sink.uncork?.();
@@ -390,7 +423,8 @@ export class FrameWriter {
 
   #schedule(): void {
     this.#scheduled = true;
-    if (this.#micro) queueMicrotask(this.#flushBound); else setImmediate(this.#flushBound);
+    if (this.#micro) queueMicrotask(this.#flushBound);
+    else setImmediate(this.#flushBound);
   }
 
   #seal(): void {

@@ -170,7 +170,9 @@ export class Container extends EventEmitter {
   add<M extends Record<string, unknown>>(name: string, handlers: ModuleHandlers<M>, metadata?: M): void {
     if (typeof name !== 'string' || name.length === 0) throw invalidArg('name', 'must be a non-empty string', name);
     if (this.#db.has(name)) {
-      throw new AmixError(ErrorCode.AMIX_ERR_DUPLICATE, `module "${name}" is already in container "${this.name}"`, { details: { module: name } });
+      throw new AmixError(ErrorCode.AMIX_ERR_DUPLICATE, `module "${name}" is already in container "${this.name}"`, {
+        details: { module: name },
+      });
     }
     for (const h of Object.values(ModuleRequest)) {
       const fn = (handlers as Record<string, unknown>)[h];
@@ -178,8 +180,16 @@ export class Container extends EventEmitter {
     }
     const now = Date.now();
     this.#db.set(name, {
-      name, state: 'unloaded', handlers, metadata: metadata ?? {}, addedAt: now, changedAt: now,
-      inFlight: 0, queue: Promise.resolve(), abort: new AbortController(), drained: [],
+      name,
+      state: 'unloaded',
+      handlers,
+      metadata: metadata ?? {},
+      addedAt: now,
+      changedAt: now,
+      inFlight: 0,
+      queue: Promise.resolve(),
+      abort: new AbortController(),
+      drained: [],
     });
   }
 
@@ -187,14 +197,19 @@ export class Container extends EventEmitter {
   remove(name: string): void {
     const e = this.#entry(name);
     if (e.state !== 'unloaded') {
-      throw new AmixError(ErrorCode.AMIX_ERR_BAD_TRANSITION,
-        `cannot remove module "${name}" in state ${e.state}: unload it first`, { details: { module: name, state: e.state, request: 'remove' } });
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_BAD_TRANSITION,
+        `cannot remove module "${name}" in state ${e.state}: unload it first`,
+        { details: { module: name, state: e.state, request: 'remove' } },
+      );
     }
     this.#db.delete(name);
   }
 
   /** True when the database holds `name`. */
-  has(name: string): boolean { return this.#db.has(name); }
+  has(name: string): boolean {
+    return this.#db.has(name);
+  }
 
   /** A snapshot of one record; throws `AMIX_ERR_INVALID_ARG` for an unknown name. */
   get(name: string): ModuleRecord {
@@ -207,9 +222,13 @@ export class Container extends EventEmitter {
   }
 
   /** Run the load handler (unloaded → loaded). */
-  load(name: string): Promise<void> { return this.#request(name, 'load'); }
+  load(name: string): Promise<void> {
+    return this.#request(name, 'load');
+  }
   /** Run the start handler (loaded or quiesced → started). */
-  start(name: string): Promise<void> { return this.#request(name, 'start'); }
+  start(name: string): Promise<void> {
+    return this.#request(name, 'start');
+  }
   /**
    * Run the quiesce handler (started → quiesced), then wait until the
    * module's in-flight work (see {@link run}) is done. New work is refused
@@ -220,7 +239,9 @@ export class Container extends EventEmitter {
     return this.#request(name, 'quiesce', options.timeoutMs ?? this.#quiesceTimeoutMs);
   }
   /** Run the unload handler (loaded, quiesced or failed → unloaded). */
-  unload(name: string): Promise<void> { return this.#request(name, 'unload'); }
+  unload(name: string): Promise<void> {
+    return this.#request(name, 'unload');
+  }
 
   /**
    * Run one item of the module's work, counted as in flight so that quiesce
@@ -230,8 +251,9 @@ export class Container extends EventEmitter {
   async run<T>(name: string, work: (signal: AbortSignal) => T | Promise<T>): Promise<T> {
     const e = this.#entry(name);
     if (e.state !== 'started' || e.abort.signal.aborted) {
-      throw new AmixError(ErrorCode.AMIX_ERR_NOT_ACCEPTING,
-        `module "${name}" is ${e.state} and takes no new work`, { details: { module: name, state: e.state } });
+      throw new AmixError(ErrorCode.AMIX_ERR_NOT_ACCEPTING, `module "${name}" is ${e.state} and takes no new work`, {
+        details: { module: name, state: e.state },
+      });
     }
     e.inFlight++;
     try {
@@ -270,7 +292,11 @@ export class Container extends EventEmitter {
 
   #request(name: string, request: ModuleRequest, timeoutMs?: number): Promise<void> {
     let e: Entry;
-    try { e = this.#entry(name); } catch (err) { return Promise.reject(err); }
+    try {
+      e = this.#entry(name);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     // Quiesce stops new work at once, not when its turn in the queue comes,
     // so that work arriving while an earlier request runs is refused too.
     if (request === 'quiesce' && e.state === 'started') e.abort.abort(new Error('quiescing'));
@@ -283,9 +309,11 @@ export class Container extends EventEmitter {
     const row = TRANSITIONS[request];
     const from = e.state;
     if (!row.from.includes(from)) {
-      throw new AmixError(ErrorCode.AMIX_ERR_BAD_TRANSITION,
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_BAD_TRANSITION,
         `module "${e.name}" in container "${this.name}" is ${from}; ${request} is allowed only from ${row.from.join(' or ')}`,
-        { details: { module: e.name, state: from, request } });
+        { details: { module: e.name, state: from, request } },
+      );
     }
     if (request === 'start') e.abort = new AbortController();
     if (request === 'quiesce') e.abort.abort(new Error('quiescing'));
@@ -295,10 +323,14 @@ export class Container extends EventEmitter {
       await e.handlers[request]?.call(e.handlers, ctx);
       if (request === 'quiesce') await this.#drain(e, timeoutMs ?? this.#quiesceTimeoutMs);
     } catch (err) {
-      const error = err instanceof AmixError ? err
-        : new AmixError(ErrorCode.AMIX_ERR_HANDLER_FAILED,
-          `${request} handler of module "${e.name}" failed: ${(err as Error)?.message ?? String(err)}`,
-          { cause: err, details: { module: e.name, request } });
+      const error =
+        err instanceof AmixError
+          ? err
+          : new AmixError(
+              ErrorCode.AMIX_ERR_HANDLER_FAILED,
+              `${request} handler of module "${e.name}" failed: ${(err as Error)?.message ?? String(err)}`,
+              { cause: err, details: { module: e.name, request } },
+            );
       e.lastError = error;
       this.emit('event', { type: 'handlerError', module: e.name, request, error } satisfies ContainerEvent);
       this.#set(e, row.onError, request);
@@ -314,11 +346,18 @@ export class Container extends EventEmitter {
       const timer = setTimeout(() => {
         const i = e.drained.indexOf(done);
         if (i >= 0) e.drained.splice(i, 1);
-        reject(new AmixError(ErrorCode.AMIX_ERR_QUIESCE_TIMEOUT,
-          `module "${e.name}" still had ${e.inFlight} work item(s) in flight after ${timeoutMs} ms of quiesce`,
-          { details: { module: e.name, inFlight: e.inFlight, timeoutMs } }));
+        reject(
+          new AmixError(
+            ErrorCode.AMIX_ERR_QUIESCE_TIMEOUT,
+            `module "${e.name}" still had ${e.inFlight} work item(s) in flight after ${timeoutMs} ms of quiesce`,
+            { details: { module: e.name, inFlight: e.inFlight, timeoutMs } },
+          ),
+        );
       }, timeoutMs);
-      const done = () => { clearTimeout(timer); resolve(); };
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
       e.drained.push(done);
     });
   }
@@ -333,7 +372,12 @@ export class Container extends EventEmitter {
 
 function snapshot(e: Entry): ModuleRecord {
   return {
-    name: e.name, state: e.state, metadata: e.metadata, addedAt: e.addedAt, changedAt: e.changedAt,
-    inFlight: e.inFlight, ...(e.lastError ? { lastError: e.lastError } : {}),
+    name: e.name,
+    state: e.state,
+    metadata: e.metadata,
+    addedAt: e.addedAt,
+    changedAt: e.changedAt,
+    inFlight: e.inFlight,
+    ...(e.lastError ? { lastError: e.lastError } : {}),
   };
 }

@@ -30,7 +30,9 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
   if (!st.isDirectory()) throw new AmixError(ErrorCode.AMIX_ERR_UNAUTHORIZED, `${dir} is not a directory`);
   const uid = process.getuid?.();
   if (uid !== undefined && st.uid !== uid) {
-    throw new AmixError(ErrorCode.AMIX_ERR_UNAUTHORIZED, `${dir} belongs to uid ${st.uid}, not to this user (${uid})`, { details: { dir } });
+    throw new AmixError(ErrorCode.AMIX_ERR_UNAUTHORIZED, `${dir} belongs to uid ${st.uid}, not to this user (${uid})`, {
+      details: { dir },
+    });
   }
   if ((st.mode & 0o077) !== 0) await chmod(dir, 0o700);
 }

@@ -229,4 +229,15 @@ export interface Primitive<H extends ChannelHandle = ChannelHandle> {
 /** The operation names of the contract, required first. */
 export const REQUIRED_OPERATIONS = ['create', 'destroy', 'send', 'receive'] as const;
 /** The optional operations, each with a default in the wrapper. */
-export const OPTIONAL_OPERATIONS = ['cycle', 'connect', 'disconnect', 'suspend', 'resume', 'stats', 'trySend', 'tryReceive', 'trySendMany', 'tryReceiveMany'] as const;
+export const OPTIONAL_OPERATIONS = [
+  'cycle',
+  'connect',
+  'disconnect',
+  'suspend',
+  'resume',
+  'stats',
+  'trySend',
+  'tryReceive',
+  'trySendMany',
+  'tryReceiveMany',
+] as const;

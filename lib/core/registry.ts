@@ -15,8 +15,15 @@ import { Channel } from './channel.js';
 import { AmixError, ErrorCode, describe } from './errors.js';
 import { Container, type ModuleRecord, type ModuleState } from './module.js';
 import {
-  DiscardPolicy, IdleStrategy, REQUIRED_OPERATIONS, OPTIONAL_OPERATIONS, Scope,
-  type ChannelHandle, type ChannelOptions, type Primitive, type PrimitiveCharacteristics,
+  DiscardPolicy,
+  IdleStrategy,
+  REQUIRED_OPERATIONS,
+  OPTIONAL_OPERATIONS,
+  Scope,
+  type ChannelHandle,
+  type ChannelOptions,
+  type Primitive,
+  type PrimitiveCharacteristics,
 } from './primitive.js';
 
 /** A registration: what the registry knows of a primitive before (and after) loading it. */
@@ -75,7 +82,12 @@ export const BUILTIN_PRIMITIVES: readonly PrimitiveRegistration[] = Object.freez
   {
     name: 'zeromq',
     location: new URL('../../primitives/zeromq.js', here).href,
-    characteristics: { scopes: ['remote', 'process'], maxMessageBytes: 64 * 1024 * 1024, ordering: 'fifo', delivery: 'reliable' },
+    characteristics: {
+      scopes: ['remote', 'process'],
+      maxMessageBytes: 64 * 1024 * 1024,
+      ordering: 'fifo',
+      delivery: 'reliable',
+    },
   },
 ]);
 
@@ -91,37 +103,58 @@ function bad(message: string, details: Record<string, unknown>): AmixError {
  * field and what it got when the entry is malformed.
  */
 export function assertRegistration(entry: unknown): asserts entry is PrimitiveRegistration {
-  if (entry === null || typeof entry !== 'object') throw bad(`primitive registration must be an object (got ${describe(entry)})`, {});
+  if (entry === null || typeof entry !== 'object')
+    throw bad(`primitive registration must be an object (got ${describe(entry)})`, {});
   const e = entry as Record<string, unknown>;
   if (typeof e.name !== 'string' || !NAME_RE.test(e.name)) {
     throw bad(`primitive name must match ${NAME_RE} (got ${describe(e.name)})`, { field: 'name' });
   }
   if (typeof e.location !== 'string' || e.location.length === 0) {
-    throw bad(`primitive "${e.name}": location must be a non-empty string (got ${describe(e.location)})`, { field: 'location', name: e.name });
+    throw bad(`primitive "${e.name}": location must be a non-empty string (got ${describe(e.location)})`, {
+      field: 'location',
+      name: e.name,
+    });
   }
   assertCharacteristics(e.name, e.characteristics);
 }
 
 function assertCharacteristics(name: string, c: unknown): asserts c is PrimitiveCharacteristics {
   const where = `primitive "${name}": characteristics`;
-  if (c === null || typeof c !== 'object') throw bad(`${where} must be an object (got ${describe(c)})`, { field: 'characteristics', name });
+  if (c === null || typeof c !== 'object')
+    throw bad(`${where} must be an object (got ${describe(c)})`, { field: 'characteristics', name });
   const ch = c as Record<string, unknown>;
   if (!Array.isArray(ch.scopes) || ch.scopes.length === 0) {
-    throw bad(`${where}.scopes must be a non-empty array of ${[...SCOPES].join(', ')} (got ${describe(ch.scopes)})`, { field: 'characteristics.scopes', name });
+    throw bad(`${where}.scopes must be a non-empty array of ${[...SCOPES].join(', ')} (got ${describe(ch.scopes)})`, {
+      field: 'characteristics.scopes',
+      name,
+    });
   }
   for (const s of ch.scopes) {
     if (typeof s !== 'string' || !SCOPES.has(s)) {
-      throw bad(`${where}.scopes has unknown scope ${describe(s)}; known: ${[...SCOPES].join(', ')}`, { field: 'characteristics.scopes', name, scope: String(s) });
+      throw bad(`${where}.scopes has unknown scope ${describe(s)}; known: ${[...SCOPES].join(', ')}`, {
+        field: 'characteristics.scopes',
+        name,
+        scope: String(s),
+      });
     }
   }
   if (!Number.isSafeInteger(ch.maxMessageBytes) || (ch.maxMessageBytes as number) < 1) {
-    throw bad(`${where}.maxMessageBytes must be a positive integer (got ${describe(ch.maxMessageBytes)})`, { field: 'characteristics.maxMessageBytes', name });
+    throw bad(`${where}.maxMessageBytes must be a positive integer (got ${describe(ch.maxMessageBytes)})`, {
+      field: 'characteristics.maxMessageBytes',
+      name,
+    });
   }
   if (ch.ordering !== 'fifo' && ch.ordering !== 'unordered') {
-    throw bad(`${where}.ordering must be "fifo" or "unordered" (got ${describe(ch.ordering)})`, { field: 'characteristics.ordering', name });
+    throw bad(`${where}.ordering must be "fifo" or "unordered" (got ${describe(ch.ordering)})`, {
+      field: 'characteristics.ordering',
+      name,
+    });
   }
   if (ch.delivery !== 'reliable' && ch.delivery !== 'bestEffort') {
-    throw bad(`${where}.delivery must be "reliable" or "bestEffort" (got ${describe(ch.delivery)})`, { field: 'characteristics.delivery', name });
+    throw bad(`${where}.delivery must be "reliable" or "bestEffort" (got ${describe(ch.delivery)})`, {
+      field: 'characteristics.delivery',
+      name,
+    });
   }
 }
 
@@ -132,17 +165,21 @@ function assertCharacteristics(name: string, c: unknown): asserts c is Primitive
  */
 export function assertPrimitive(value: unknown, expectedName?: string): asserts value is Primitive<ChannelHandle> {
   const label = expectedName ? `primitive "${expectedName}"` : 'primitive';
-  if (value === null || typeof value !== 'object') throw bad(`${label}: module must export an object (got ${describe(value)})`, {});
+  if (value === null || typeof value !== 'object')
+    throw bad(`${label}: module must export an object (got ${describe(value)})`, {});
   const p = value as Record<string, unknown>;
-  if (typeof p.name !== 'string') throw bad(`${label}: name must be a string (got ${describe(p.name)})`, { field: 'name' });
+  if (typeof p.name !== 'string')
+    throw bad(`${label}: name must be a string (got ${describe(p.name)})`, { field: 'name' });
   if (expectedName !== undefined && p.name !== expectedName) {
     throw bad(`${label}: module exports a primitive named ${describe(p.name)}`, { field: 'name', got: p.name });
   }
   for (const op of REQUIRED_OPERATIONS) {
-    if (typeof p[op] !== 'function') throw bad(`${label}: missing operation ${op} (got ${describe(p[op])})`, { field: op, operation: op });
+    if (typeof p[op] !== 'function')
+      throw bad(`${label}: missing operation ${op} (got ${describe(p[op])})`, { field: op, operation: op });
   }
   for (const op of OPTIONAL_OPERATIONS) {
-    if (p[op] !== undefined && typeof p[op] !== 'function') throw bad(`${label}: operation ${op} must be a function (got ${describe(p[op])})`, { field: op, operation: op });
+    if (p[op] !== undefined && typeof p[op] !== 'function')
+      throw bad(`${label}: operation ${op} must be a function (got ${describe(p[op])})`, { field: op, operation: op });
   }
   assertCharacteristics(p.name, p.characteristics);
 }
@@ -159,7 +196,10 @@ interface Entry {
 }
 
 /** The file format of {@link PrimitiveRegistry.save}. */
-interface RegistryFile { version: 1; primitives: PrimitiveRegistration[] }
+interface RegistryFile {
+  version: 1;
+  primitives: PrimitiveRegistration[];
+}
 
 /**
  * The registry of primitives of one fabric. A `Map` on an object, seeded
@@ -193,7 +233,14 @@ export class PrimitiveRegistry {
   register(entry: PrimitiveRegistration): void {
     this.#checkOpen();
     assertRegistration(entry);
-    this.#add({ name: entry.name, location: entry.location, characteristics: { ...entry.characteristics, scopes: [...entry.characteristics.scopes] } }, false);
+    this.#add(
+      {
+        name: entry.name,
+        location: entry.location,
+        characteristics: { ...entry.characteristics, scopes: [...entry.characteristics.scopes] },
+      },
+      false,
+    );
   }
 
   /**
@@ -203,7 +250,11 @@ export class PrimitiveRegistry {
   registerInline(primitive: Primitive<any>): void {
     this.#checkOpen();
     assertPrimitive(primitive);
-    const reg = { name: primitive.name, location: `inline:${primitive.name}`, characteristics: primitive.characteristics };
+    const reg = {
+      name: primitive.name,
+      location: `inline:${primitive.name}`,
+      characteristics: primitive.characteristics,
+    };
     this.#add(reg, false, primitive);
   }
 
@@ -219,7 +270,9 @@ export class PrimitiveRegistry {
   }
 
   /** True when `name` is registered. */
-  has(name: string): boolean { return this.#entries.has(name); }
+  has(name: string): boolean {
+    return this.#entries.has(name);
+  }
 
   /** One registration with its state. `AMIX_ERR_UNKNOWN_PRIMITIVE` if absent. */
   get(name: string): PrimitiveInfo {
@@ -250,7 +303,9 @@ export class PrimitiveRegistry {
     const now = this.container.get(name).state;
     if (now !== 'unloaded' && now !== 'loaded' && now !== 'loading' && now !== 'starting' && now !== 'started') {
       // Quiescing or unloading means the entry is being deleted: do not start it again.
-      throw new AmixError(ErrorCode.AMIX_ERR_NOT_ACCEPTING, `primitive "${name}" is ${now} and takes no new channels`, { details: { name, state: now } });
+      throw new AmixError(ErrorCode.AMIX_ERR_NOT_ACCEPTING, `primitive "${name}" is ${now} and takes no new channels`, {
+        details: { name, state: now },
+      });
     }
     e.loading ??= (async () => {
       try {
@@ -277,15 +332,19 @@ export class PrimitiveRegistry {
     const limit = p.characteristics.maxMessageBytes;
     const maxMessageBytes = merged.maxMessageBytes ?? limit;
     if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes < 0 || maxMessageBytes > limit) {
-      throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG,
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_INVALID_ARG,
         `options.maxMessageBytes must be an integer from 0 to ${limit} for primitive "${name}" (got ${describe(merged.maxMessageBytes)})`,
-        { details: { option: 'maxMessageBytes' } });
+        { details: { option: 'maxMessageBytes' } },
+      );
     }
     checkChannelOptions(merged);
     const events = Channel.eventSink();
     let channel!: Channel;
     let opened!: () => void;
-    const ready = new Promise<void>((r) => { opened = r; });
+    const ready = new Promise<void>((r) => {
+      opened = r;
+    });
     // The channel's whole life is one work item of the module: quiesce waits
     // until it closes. The work function resolves `ready` once the channel
     // exists and then holds the item open until `closed`.
@@ -323,13 +382,20 @@ export class PrimitiveRegistry {
     try {
       data = JSON.parse(await readFile(file, 'utf8')) as RegistryFile;
     } catch (err) {
-      throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `cannot read primitive registry file ${file}: ${(err as Error).message}`, { cause: err });
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_INVALID_ARG,
+        `cannot read primitive registry file ${file}: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
     if (data?.version !== 1 || !Array.isArray(data.primitives)) {
       throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `${file} is not a version-1 primitive registry file`);
     }
     const added: string[] = [];
-    for (const p of data.primitives) { this.register(p); added.push(p.name); }
+    for (const p of data.primitives) {
+      this.register(p);
+      added.push(p.name);
+    }
     return added;
   }
 
@@ -342,13 +408,23 @@ export class PrimitiveRegistry {
 
   #add(reg: PrimitiveRegistration, builtin: boolean, inline?: Primitive<ChannelHandle>): void {
     if (this.#entries.has(reg.name)) {
-      throw new AmixError(ErrorCode.AMIX_ERR_DUPLICATE, `primitive "${reg.name}" is already registered`, { details: { name: reg.name } });
+      throw new AmixError(ErrorCode.AMIX_ERR_DUPLICATE, `primitive "${reg.name}" is already registered`, {
+        details: { name: reg.name },
+      });
     }
     const entry: Entry = { reg, builtin, ...(inline ? { inline } : {}) };
-    this.container.add(reg.name, {
-      load: async () => { entry.primitive = entry.inline ?? await this.#import(entry); },
-      unload: () => { entry.primitive = undefined; },
-    }, { location: reg.location });
+    this.container.add(
+      reg.name,
+      {
+        load: async () => {
+          entry.primitive = entry.inline ?? (await this.#import(entry));
+        },
+        unload: () => {
+          entry.primitive = undefined;
+        },
+      },
+      { location: reg.location },
+    );
     this.#entries.set(reg.name, entry);
   }
 
@@ -356,17 +432,18 @@ export class PrimitiveRegistry {
     const specifier = importSpecifier(e.reg.location, this.#baseDir);
     let mod: Record<string, unknown>;
     try {
-      mod = await import(specifier) as Record<string, unknown>;
+      mod = (await import(specifier)) as Record<string, unknown>;
     } catch (err) {
-      throw new AmixError(ErrorCode.AMIX_ERR_PRIMITIVE_LOAD,
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_PRIMITIVE_LOAD,
         `cannot import primitive "${e.reg.name}" from ${e.reg.location}: ${(err as Error).message}`,
-        { cause: err, details: { name: e.reg.name, location: e.reg.location } });
+        { cause: err, details: { name: e.reg.name, location: e.reg.location } },
+      );
     }
     const p = mod.default ?? mod.primitive;
     assertPrimitive(p, e.reg.name);
     return p;
   }
-
 
   async #bringDown(name: string): Promise<void> {
     const state = this.container.get(name).state;
@@ -377,8 +454,11 @@ export class PrimitiveRegistry {
   #get(name: string): Entry {
     const e = this.#entries.get(name);
     if (!e) {
-      throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_PRIMITIVE,
-        `no primitive named ${describe(name)}; registered: ${[...this.#entries.keys()].join(', ') || 'none'}`, { details: { name } });
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_UNKNOWN_PRIMITIVE,
+        `no primitive named ${describe(name)}; registered: ${[...this.#entries.keys()].join(', ') || 'none'}`,
+        { details: { name } },
+      );
     }
     return e;
   }
@@ -410,19 +490,35 @@ export function checkChannelOptions(o: ChannelOptions): void {
   const int = (k: keyof ChannelOptions, min: number) => {
     const v = o[k];
     if (v !== undefined && (!Number.isSafeInteger(v) || (v as number) < min)) {
-      throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `options.${k} must be an integer >= ${min} (got ${describe(v)})`, { details: { option: k } });
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_INVALID_ARG,
+        `options.${k} must be an integer >= ${min} (got ${describe(v)})`,
+        { details: { option: k } },
+      );
     }
   };
   int('maxmsg', 1);
   int('minmsg', 0);
   int('capacityBytes', 1);
   if (o.maxmsg !== undefined && o.minmsg !== undefined && o.minmsg >= o.maxmsg) {
-    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `options.minmsg must be below options.maxmsg (got ${o.minmsg} >= ${o.maxmsg})`, { details: { option: 'minmsg' } });
+    throw new AmixError(
+      ErrorCode.AMIX_ERR_INVALID_ARG,
+      `options.minmsg must be below options.maxmsg (got ${o.minmsg} >= ${o.maxmsg})`,
+      { details: { option: 'minmsg' } },
+    );
   }
   if (o.discard !== undefined && !Object.values(DiscardPolicy).includes(o.discard)) {
-    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `options.discard must be one of ${Object.values(DiscardPolicy).join(', ')} (got ${describe(o.discard)})`, { details: { option: 'discard' } });
+    throw new AmixError(
+      ErrorCode.AMIX_ERR_INVALID_ARG,
+      `options.discard must be one of ${Object.values(DiscardPolicy).join(', ')} (got ${describe(o.discard)})`,
+      { details: { option: 'discard' } },
+    );
   }
   if (o.idle !== undefined && !Object.values(IdleStrategy).includes(o.idle)) {
-    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `options.idle must be one of ${Object.values(IdleStrategy).join(', ')} (got ${describe(o.idle)})`, { details: { option: 'idle' } });
+    throw new AmixError(
+      ErrorCode.AMIX_ERR_INVALID_ARG,
+      `options.idle must be one of ${Object.values(IdleStrategy).join(', ')} (got ${describe(o.idle)})`,
+      { details: { option: 'idle' } },
+    );
   }
 }

@@ -19,7 +19,15 @@ import { LRUCache } from 'lru-cache';
 import { AmixError, ErrorCode, describe, invalidArg } from '../core/errors.js';
 import { assertRegistration, type PrimitiveRegistration } from '../core/registry.js';
 import {
-  attributeCondition, compareCodePoints, compileQuery, isAttributeLeaf, isAttributeName, optimizeQuery, parseQuery, type QueryLeaf, type QueryNode,
+  attributeCondition,
+  compareCodePoints,
+  compileQuery,
+  isAttributeLeaf,
+  isAttributeName,
+  optimizeQuery,
+  parseQuery,
+  type QueryLeaf,
+  type QueryNode,
 } from './query.js';
 import { MIGRATIONS, migrate } from './schema.js';
 import { PointRole } from '../core/pointRole.js';
@@ -216,13 +224,23 @@ interface PreparedRegistration {
   attributes: Array<[string, StoredAttribute]>;
 }
 
-interface PointRow { seq: number; name: string; owner: string; record: string; attributes: string; created_at: number; updated_at: number }
+interface PointRow {
+  seq: number;
+  name: string;
+  owner: string;
+  record: string;
+  attributes: string;
+  created_at: number;
+  updated_at: number;
+}
 
 function checkPrincipal(as: unknown, name = 'options.as'): asserts as is Principal {
   if (as === null || typeof as !== 'object') throw invalidArg(name, 'must be a principal { owner, admin? }', as);
   const p = as as { owner?: unknown; admin?: unknown };
-  if (typeof p.owner !== 'string' || p.owner === '') throw invalidArg(`${name}.owner`, 'must be a non-empty string', p.owner);
-  if (p.admin !== undefined && typeof p.admin !== 'boolean') throw invalidArg(`${name}.admin`, 'must be a boolean', p.admin);
+  if (typeof p.owner !== 'string' || p.owner === '')
+    throw invalidArg(`${name}.owner`, 'must be a non-empty string', p.owner);
+  if (p.admin !== undefined && typeof p.admin !== 'boolean')
+    throw invalidArg(`${name}.admin`, 'must be a boolean', p.admin);
 }
 
 function checkName(name: unknown, label: string): asserts name is string {
@@ -235,21 +253,29 @@ function checkName(name: unknown, label: string): asserts name is string {
 }
 
 function checkRecord(record: unknown, label: string): string {
-  if (record === null || typeof record !== 'object' || Array.isArray(record)) throw invalidArg(label, 'must be an object', record);
+  if (record === null || typeof record !== 'object' || Array.isArray(record))
+    throw invalidArg(label, 'must be an object', record);
   const role = (record as { role?: unknown }).role;
-  if (role !== 'sender' && role !== 'receiver' && role !== 'both') throw invalidArg(`${label}.role`, 'must be "sender", "receiver" or "both"', role);
+  if (role !== 'sender' && role !== 'receiver' && role !== 'both')
+    throw invalidArg(`${label}.role`, 'must be "sender", "receiver" or "both"', role);
   let json: string;
   try {
     json = JSON.stringify(record);
   } catch (err) {
-    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `${label} must be JSON-serialisable`, { cause: err, details: { option: label } });
+    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `${label} must be JSON-serialisable`, {
+      cause: err,
+      details: { option: label },
+    });
   }
   return json;
 }
 
 function normaliseAttribute(key: string, input: unknown, label: string): StoredAttribute {
   if (!isAttributeName(key)) {
-    throw invalidArg(`${label} key ${JSON.stringify(key)}`, 'must match [A-Za-z_][A-Za-z0-9_.:/-]* and not be a built-in field (id, name, owner, role) or a query keyword');
+    throw invalidArg(
+      `${label} key ${JSON.stringify(key)}`,
+      'must match [A-Za-z_][A-Za-z0-9_.:/-]* and not be a built-in field (id, name, owner, role) or a query keyword',
+    );
   }
   let value: unknown = input;
   let visibility: unknown = 'public';
@@ -257,7 +283,8 @@ function normaliseAttribute(key: string, input: unknown, label: string): StoredA
     value = (input as { value?: unknown }).value;
     visibility = (input as { visibility?: unknown }).visibility ?? 'public';
   }
-  if (visibility !== 'public' && visibility !== 'private') throw invalidArg(`${label}.${key}.visibility`, 'must be "public" or "private"', visibility);
+  if (visibility !== 'public' && visibility !== 'private')
+    throw invalidArg(`${label}.${key}.visibility`, 'must be "public" or "private"', visibility);
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw invalidArg(`${label}.${key}`, 'must be a finite number', value);
   } else if (typeof value !== 'string' && typeof value !== 'boolean') {
@@ -297,15 +324,18 @@ function leaves(node: QueryNode): QueryNode[] {
 
 function checkPlan(plan: unknown): 'auto' | 'index' | 'scan' {
   if (plan === undefined) return 'auto';
-  if (plan !== 'auto' && plan !== 'index' && plan !== 'scan') throw invalidArg('options.plan', 'must be "auto", "index" or "scan"', plan);
+  if (plan !== 'auto' && plan !== 'index' && plan !== 'scan')
+    throw invalidArg('options.plan', 'must be "auto", "index" or "scan"', plan);
   return plan;
 }
 
 function checkPaging(options: QueryOptions): { limit: number; offset: number } {
   const limit = options.limit ?? 100;
   const offset = options.offset ?? 0;
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw invalidArg('options.limit', `must be an integer from 1 to ${MAX_LIMIT}`, limit);
-  if (!Number.isInteger(offset) || offset < 0) throw invalidArg('options.offset', 'must be a non-negative integer', offset);
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT)
+    throw invalidArg('options.limit', `must be an integer from 1 to ${MAX_LIMIT}`, limit);
+  if (!Number.isInteger(offset) || offset < 0)
+    throw invalidArg('options.offset', 'must be a non-negative integer', offset);
   return { limit, offset };
 }
 
@@ -360,21 +390,30 @@ export class Directory implements DirectoryPeer {
   constructor(options: DirectoryOptions = {}) {
     if (options === null || typeof options !== 'object') throw invalidArg('options', 'must be an object', options);
     const cacheSize = options.cacheSize ?? 10_000;
-    if (!Number.isInteger(cacheSize) || cacheSize < 1) throw invalidArg('options.cacheSize', 'must be a positive integer', cacheSize);
+    if (!Number.isInteger(cacheSize) || cacheSize < 1)
+      throw invalidArg('options.cacheSize', 'must be a positive integer', cacheSize);
     const maxHops = options.maxHops ?? 4;
-    if (!Number.isInteger(maxHops) || maxHops < 0) throw invalidArg('options.maxHops', 'must be a non-negative integer', maxHops);
+    if (!Number.isInteger(maxHops) || maxHops < 0)
+      throw invalidArg('options.maxHops', 'must be a non-negative integer', maxHops);
     const sync = options.synchronous ?? 'full';
-    if (sync !== 'full' && sync !== 'normal') throw invalidArg('options.synchronous', 'must be "full" or "normal"', sync);
+    if (sync !== 'full' && sync !== 'normal')
+      throw invalidArg('options.synchronous', 'must be "full" or "normal"', sync);
     this.#maxHops = maxHops;
     this.#onPeerError = options.onPeerError;
 
     let path = options.path;
     if (path === undefined) {
-      if (typeof options.stateDir !== 'string' || options.stateDir === '') throw invalidArg('options.stateDir', 'must be a directory path when options.path is not given', options.stateDir);
+      if (typeof options.stateDir !== 'string' || options.stateDir === '')
+        throw invalidArg(
+          'options.stateDir',
+          'must be a directory path when options.path is not given',
+          options.stateDir,
+        );
       mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
       path = join(options.stateDir, DIRECTORY_FILE);
     }
-    if (typeof path !== 'string' || path === '') throw invalidArg('options.path', 'must be a file path or ":memory:"', path);
+    if (typeof path !== 'string' || path === '')
+      throw invalidArg('options.path', 'must be a file path or ":memory:"', path);
     this.#path = path;
     if (path !== ':memory:') {
       // Create the file 0600 before SQLite does; its -wal and -shm files copy its mode.
@@ -395,13 +434,16 @@ export class Directory implements DirectoryPeer {
       // page cache, registering beyond ~50k points thrashes it.
       this.#db.pragma('cache_size = -65536');
       migrate(this.#db, MIGRATIONS);
-      this.#id = this.#db.transaction(() => {
-        const row = this.#db.prepare("SELECT value FROM meta WHERE key = 'directory_id'").get() as { value: string } | undefined;
-        if (row) return row.value;
-        const id = randomBytes(8).toString('hex');
-        this.#db.prepare("INSERT INTO meta (key, value) VALUES ('directory_id', ?)").run(id);
-        return id;
-      }).immediate();
+      this.#id = this.#db
+        .transaction(() => {
+          const row = this.#db.prepare("SELECT value FROM meta WHERE key = 'directory_id'").get() as
+            { value: string } | undefined;
+          if (row) return row.value;
+          const id = randomBytes(8).toString('hex');
+          this.#db.prepare("INSERT INTO meta (key, value) VALUES ('directory_id', ?)").run(id);
+          return id;
+        })
+        .immediate();
     } catch (err) {
       this.#db.close();
       throw err;
@@ -410,9 +452,13 @@ export class Directory implements DirectoryPeer {
     this.#stmt = {
       pointBySeq: db.prepare(`SELECT ${POINT_COLUMNS} FROM points WHERE seq = ?`),
       pointByName: db.prepare(`SELECT ${POINT_COLUMNS} FROM points WHERE name = ?`),
-      insertPoint: db.prepare('INSERT INTO points (name, owner, role, record, attributes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      insertPoint: db.prepare(
+        'INSERT INTO points (name, owner, role, record, attributes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
       insertAttribute: db.prepare('INSERT INTO attributes (seq, key, type, value, private) VALUES (?, ?, ?, ?, ?)'),
-      upsertAttribute: db.prepare('INSERT OR REPLACE INTO attributes (seq, key, type, value, private) VALUES (?, ?, ?, ?, ?)'),
+      upsertAttribute: db.prepare(
+        'INSERT OR REPLACE INTO attributes (seq, key, type, value, private) VALUES (?, ?, ?, ?, ?)',
+      ),
       deleteAttribute: db.prepare('DELETE FROM attributes WHERE seq = ? AND key = ?'),
       deleteAttributes: db.prepare('DELETE FROM attributes WHERE seq = ?'),
       deletePoint: db.prepare('DELETE FROM points WHERE seq = ?'),
@@ -456,10 +502,15 @@ export class Directory implements DirectoryPeer {
   registerPrimitive(registration: PrimitiveRegistration): void {
     this.#open();
     assertRegistration(registration);
-    const info = this.#db.prepare('INSERT OR IGNORE INTO primitives (name, location, characteristics, created_at) VALUES (?, ?, ?, ?)')
+    const info = this.#db
+      .prepare('INSERT OR IGNORE INTO primitives (name, location, characteristics, created_at) VALUES (?, ?, ?, ?)')
       .run(registration.name, registration.location, JSON.stringify(registration.characteristics), Date.now());
     if (info.changes === 0) {
-      throw new AmixError(ErrorCode.AMIX_ERR_DUPLICATE, `primitive ${JSON.stringify(registration.name)} is already registered`, { details: { name: registration.name } });
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_DUPLICATE,
+        `primitive ${JSON.stringify(registration.name)} is already registered`,
+        { details: { name: registration.name } },
+      );
     }
   }
 
@@ -467,22 +518,27 @@ export class Directory implements DirectoryPeer {
   deletePrimitive(name: string): void {
     this.#open();
     const info = this.#db.prepare('DELETE FROM primitives WHERE name = ?').run(String(name));
-    if (info.changes === 0) throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_PRIMITIVE, `no primitive is registered as ${describe(name)}`, { details: { name: String(name) } });
+    if (info.changes === 0)
+      throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_PRIMITIVE, `no primitive is registered as ${describe(name)}`, {
+        details: { name: String(name) },
+      });
   }
 
   /** One primitive registration, or undefined. */
   getPrimitive(name: string): PrimitiveRegistration | undefined {
     this.#open();
-    const row = this.#db.prepare('SELECT name, location, characteristics FROM primitives WHERE name = ?').get(String(name)) as
-      | { name: string; location: string; characteristics: string } | undefined;
+    const row = this.#db
+      .prepare('SELECT name, location, characteristics FROM primitives WHERE name = ?')
+      .get(String(name)) as { name: string; location: string; characteristics: string } | undefined;
     return row && { name: row.name, location: row.location, characteristics: JSON.parse(row.characteristics) };
   }
 
   /** Every primitive registration, by name. */
   listPrimitives(): PrimitiveRegistration[] {
     this.#open();
-    const rows = this.#db.prepare('SELECT name, location, characteristics FROM primitives ORDER BY name').all() as
-      Array<{ name: string; location: string; characteristics: string }>;
+    const rows = this.#db
+      .prepare('SELECT name, location, characteristics FROM primitives ORDER BY name')
+      .all() as Array<{ name: string; location: string; characteristics: string }>;
     return rows.map((r) => ({ name: r.name, location: r.location, characteristics: JSON.parse(r.characteristics) }));
   }
 
@@ -497,12 +553,14 @@ export class Directory implements DirectoryPeer {
   registerPoint(registration: PointRegistration): { id: string } {
     this.#open();
     const prepared = this.#prepareRegistration(registration, 'registration');
-    return this.#db.transaction(() => {
-      const rows: AttributeInsert[] = [];
-      const id = this.#insert(prepared, 0, rows);
-      this.#insertAttributes(rows);
-      return { id };
-    }).immediate();
+    return this.#db
+      .transaction(() => {
+        const rows: AttributeInsert[] = [];
+        const id = this.#insert(prepared, 0, rows);
+        this.#insertAttributes(rows);
+        return { id };
+      })
+      .immediate();
   }
 
   /**
@@ -514,12 +572,14 @@ export class Directory implements DirectoryPeer {
     this.#open();
     if (!Array.isArray(registrations)) throw invalidArg('registrations', 'must be an array', registrations);
     const prepared = registrations.map((r, i) => this.#prepareRegistration(r, `registrations[${i}]`));
-    return this.#db.transaction(() => {
-      const rows: AttributeInsert[] = [];
-      const ids = prepared.map((p, i) => ({ id: this.#insert(p, i, rows) }));
-      this.#insertAttributes(rows);
-      return ids;
-    }).immediate();
+    return this.#db
+      .transaction(() => {
+        const rows: AttributeInsert[] = [];
+        const ids = prepared.map((p, i) => ({ id: this.#insert(p, i, rows) }));
+        this.#insertAttributes(rows);
+        return ids;
+      })
+      .immediate();
   }
 
   /**
@@ -528,15 +588,35 @@ export class Directory implements DirectoryPeer {
    * and there are fewer statement calls.
    */
   #insertAttributes(rows: AttributeInsert[]): void {
-    rows.sort((x, y) => (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : x[2] < y[2] ? -1 : x[2] > y[2] ? 1 : x[3] < y[3] ? -1 : x[3] > y[3] ? 1 : x[0] - y[0]));
+    rows.sort((x, y) =>
+      x[1] < y[1]
+        ? -1
+        : x[1] > y[1]
+          ? 1
+          : x[2] < y[2]
+            ? -1
+            : x[2] > y[2]
+              ? 1
+              : x[3] < y[3]
+                ? -1
+                : x[3] > y[3]
+                  ? 1
+                  : x[0] - y[0],
+    );
     let i = 0;
     if (rows.length >= MULTI_ROWS) {
-      this.#multiInsert ??= this.#db.prepare(`INSERT INTO attributes (seq, key, type, value, private) VALUES ${Array(MULTI_ROWS).fill('(?, ?, ?, ?, ?)').join(', ')}`);
+      this.#multiInsert ??= this.#db.prepare(
+        `INSERT INTO attributes (seq, key, type, value, private) VALUES ${Array(MULTI_ROWS).fill('(?, ?, ?, ?, ?)').join(', ')}`,
+      );
       const params: unknown[] = new Array(MULTI_ROWS * 5);
       for (; i + MULTI_ROWS <= rows.length; i += MULTI_ROWS) {
         for (let j = 0; j < MULTI_ROWS; j++) {
           const r = rows[i + j]!;
-          params[j * 5] = r[0]; params[j * 5 + 1] = r[1]; params[j * 5 + 2] = r[2]; params[j * 5 + 3] = r[3]; params[j * 5 + 4] = r[4];
+          params[j * 5] = r[0];
+          params[j * 5 + 1] = r[1];
+          params[j * 5 + 2] = r[2];
+          params[j * 5 + 3] = r[3];
+          params[j * 5 + 4] = r[4];
         }
         this.#multiInsert.run(params);
       }
@@ -547,12 +627,15 @@ export class Directory implements DirectoryPeer {
   #prepareRegistration(reg: PointRegistration, label: string): PreparedRegistration {
     if (reg === null || typeof reg !== 'object') throw invalidArg(label, 'must be an object', reg);
     checkName(reg.name, `${label}.name`);
-    if (typeof reg.owner !== 'string' || reg.owner === '') throw invalidArg(`${label}.owner`, 'must be a non-empty string', reg.owner);
+    if (typeof reg.owner !== 'string' || reg.owner === '')
+      throw invalidArg(`${label}.owner`, 'must be a non-empty string', reg.owner);
     const recordJson = checkRecord(reg.record, `${label}.record`);
     const attributes: Array<[string, StoredAttribute]> = [];
     if (reg.attributes !== undefined) {
-      if (reg.attributes === null || typeof reg.attributes !== 'object') throw invalidArg(`${label}.attributes`, 'must be an object', reg.attributes);
-      for (const [k, v] of Object.entries(reg.attributes)) attributes.push([k, normaliseAttribute(k, v, `${label}.attributes`)]);
+      if (reg.attributes === null || typeof reg.attributes !== 'object')
+        throw invalidArg(`${label}.attributes`, 'must be an object', reg.attributes);
+      for (const [k, v] of Object.entries(reg.attributes))
+        attributes.push([k, normaliseAttribute(k, v, `${label}.attributes`)]);
     }
     return { name: reg.name, owner: reg.owner, role: reg.record.role, recordJson, attributes };
   }
@@ -561,10 +644,16 @@ export class Directory implements DirectoryPeer {
     const now = Date.now();
     let seq: number;
     try {
-      seq = Number(this.#stmt.insertPoint.run(p.name, p.owner, p.role, p.recordJson, attributesJson(p.attributes), now, now).lastInsertRowid);
+      seq = Number(
+        this.#stmt.insertPoint.run(p.name, p.owner, p.role, p.recordJson, attributesJson(p.attributes), now, now)
+          .lastInsertRowid,
+      );
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
-        throw new AmixError(ErrorCode.AMIX_ERR_DUPLICATE, `point ${JSON.stringify(p.name)} is already registered`, { cause: err, details: { name: p.name, index } });
+        throw new AmixError(ErrorCode.AMIX_ERR_DUPLICATE, `point ${JSON.stringify(p.name)} is already registered`, {
+          cause: err,
+          details: { name: p.name, index },
+        });
       }
       throw err;
     }
@@ -588,36 +677,50 @@ export class Directory implements DirectoryPeer {
     const recordJson = update.record === undefined ? undefined : checkRecord(update.record, 'update.record');
     const changes: Array<[string, StoredAttribute | null]> = [];
     if (update.attributes !== undefined) {
-      if (update.attributes === null || typeof update.attributes !== 'object') throw invalidArg('update.attributes', 'must be an object', update.attributes);
+      if (update.attributes === null || typeof update.attributes !== 'object')
+        throw invalidArg('update.attributes', 'must be an object', update.attributes);
       for (const [k, v] of Object.entries(update.attributes)) {
         if (v === null && !isAttributeName(k)) normaliseAttribute(k, v, 'update.attributes');
         changes.push([k, v === null ? null : normaliseAttribute(k, v, 'update.attributes')]);
       }
     }
     const as = options.as;
-    const stored = this.#db.transaction(() => {
-      const point = this.#loadForWrite(nameOrId, as, 'change');
-      const now = Date.now();
-      const attributes = new Map(point.attributes);
-      for (const [k, a] of changes) {
-        if (a === null) {
-          attributes.delete(k);
-          this.#stmt.deleteAttribute.run(point.seq, k);
-        } else {
-          attributes.set(k, a);
-          this.#writeAttribute(point.seq, k, a);
+    const stored = this.#db
+      .transaction(() => {
+        const point = this.#loadForWrite(nameOrId, as, 'change');
+        const now = Date.now();
+        const attributes = new Map(point.attributes);
+        for (const [k, a] of changes) {
+          if (a === null) {
+            attributes.delete(k);
+            this.#stmt.deleteAttribute.run(point.seq, k);
+          } else {
+            attributes.set(k, a);
+            this.#writeAttribute(point.seq, k, a);
+          }
         }
-      }
-      const role = recordJson === undefined ? (JSON.parse(point.recordJson) as PointRecord).role : update.record!.role;
-      this.#stmt.updatePoint.run(recordJson ?? point.recordJson, role, attributesJson([...attributes]), now, point.seq);
-      this.#invalidate(point);
-      return this.#readStored(point.seq)!;
-    }).immediate();
+        const role =
+          recordJson === undefined ? (JSON.parse(point.recordJson) as PointRecord).role : update.record!.role;
+        this.#stmt.updatePoint.run(
+          recordJson ?? point.recordJson,
+          role,
+          attributesJson([...attributes]),
+          now,
+          point.seq,
+        );
+        this.#invalidate(point);
+        return this.#readStored(point.seq)!;
+      })
+      .immediate();
     return this.#view(stored, as);
   }
 
   /** Set (or, with `null`, remove) attributes of a point: {@link Directory.updatePoint} with attributes only. */
-  setAttributes(nameOrId: string, attributes: Readonly<Record<string, AttributeInput | null>>, options: { as: Principal }): PointView {
+  setAttributes(
+    nameOrId: string,
+    attributes: Readonly<Record<string, AttributeInput | null>>,
+    options: { as: Principal },
+  ): PointView {
     return this.updatePoint(nameOrId, { attributes }, options);
   }
 
@@ -626,21 +729,30 @@ export class Directory implements DirectoryPeer {
     this.#open();
     checkPrincipal(options?.as);
     const as = options.as;
-    this.#db.transaction(() => {
-      const point = this.#loadForWrite(nameOrId, as, 'delete');
-      this.#stmt.deleteAttributes.run(point.seq);
-      this.#stmt.deletePoint.run(point.seq);
-      this.#invalidate(point);
-    }).immediate();
+    this.#db
+      .transaction(() => {
+        const point = this.#loadForWrite(nameOrId, as, 'delete');
+        this.#stmt.deleteAttributes.run(point.seq);
+        this.#stmt.deletePoint.run(point.seq);
+        this.#invalidate(point);
+      })
+      .immediate();
   }
 
   #loadForWrite(nameOrId: string, as: Principal, verb: string): StoredPoint {
     const point = this.#lookup(nameOrId, false);
-    if (!point) throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `no point ${describe(nameOrId)} in directory ${this.#id}`, { details: { point: String(nameOrId) } });
-    if (!as.admin && as.owner !== point.owner) {
-      throw new AmixError(ErrorCode.AMIX_ERR_NOT_OWNER, `only the owner of point ${JSON.stringify(point.name)} or the administrator may ${verb} it`, {
-        details: { point: point.name, owner: as.owner },
+    if (!point)
+      throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `no point ${describe(nameOrId)} in directory ${this.#id}`, {
+        details: { point: String(nameOrId) },
       });
+    if (!as.admin && as.owner !== point.owner) {
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_NOT_OWNER,
+        `only the owner of point ${JSON.stringify(point.name)} or the administrator may ${verb} it`,
+        {
+          details: { point: point.name, owner: as.owner },
+        },
+      );
     }
     return point;
   }
@@ -665,12 +777,21 @@ export class Directory implements DirectoryPeer {
       const [value, priv] = json[k]!;
       attributes.set(k, { value, private: priv === 1 });
     }
-    return { seq: row.seq, name: row.name, owner: row.owner, recordJson: row.record, attributes, createdAt: row.created_at, updatedAt: row.updated_at };
+    return {
+      seq: row.seq,
+      name: row.name,
+      owner: row.owner,
+      recordJson: row.record,
+      attributes,
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+    };
   }
 
   /** Find a local point through the cache; `useCache` false reads the database (inside write transactions). */
   #lookup(nameOrId: string, useCache = true): StoredPoint | undefined {
-    if (typeof nameOrId !== 'string' || nameOrId === '') throw invalidArg('nameOrId', 'must be a non-empty string', nameOrId);
+    if (typeof nameOrId !== 'string' || nameOrId === '')
+      throw invalidArg('nameOrId', 'must be a non-empty string', nameOrId);
     const parsed = parsePointId(nameOrId);
     if (parsed && parsed.directoryId !== this.#id) return undefined;
     const key = parsed ? `s:${parsed.seq}` : `n:${nameOrId}`;
@@ -702,8 +823,14 @@ export class Directory implements DirectoryPeer {
       attributes[k] = { value: a.value, visibility: a.private ? 'private' : 'public' };
     }
     return {
-      id: `${this.#id}.${p.seq}`, name: p.name, owner: p.owner, directoryId: this.#id,
-      record: JSON.parse(p.recordJson) as PointRecord, attributes, createdAt: p.createdAt, updatedAt: p.updatedAt,
+      id: `${this.#id}.${p.seq}`,
+      name: p.name,
+      owner: p.owner,
+      directoryId: this.#id,
+      record: JSON.parse(p.recordJson) as PointRecord,
+      attributes,
+      createdAt: p.createdAt,
+      updatedAt: p.updatedAt,
     };
   }
 
@@ -718,8 +845,14 @@ export class Directory implements DirectoryPeer {
       attributes[k] = { value, visibility: priv === 1 ? 'private' : 'public' };
     }
     return {
-      id: `${this.#id}.${row.seq}`, name: row.name, owner: row.owner, directoryId: this.#id,
-      record: JSON.parse(row.record) as PointRecord, attributes, createdAt: row.created_at, updatedAt: row.updated_at,
+      id: `${this.#id}.${row.seq}`,
+      name: row.name,
+      owner: row.owner,
+      directoryId: this.#id,
+      record: JSON.parse(row.record) as PointRecord,
+      attributes,
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
     };
   }
 
@@ -798,7 +931,7 @@ export class Directory implements DirectoryPeer {
    * stops at the cap) and drive by the most selective one when it is under it.
    */
   #plan(ast: QueryNode, want: number): Set<QueryNode> {
-    const n = (this.#stmt.maxSeq.get()?.seq ?? 0);
+    const n = this.#stmt.maxSeq.get()?.seq ?? 0;
     const cap = Math.max(SURE_DRIVER, Math.min(20_000, Math.round(Math.sqrt((want * n) / 4))));
     const drivers = new Set<QueryNode>();
     if (n <= cap) return new Set(leaves(ast));
@@ -813,14 +946,21 @@ export class Directory implements DirectoryPeer {
           const key = `${cap}\u0000${cond.where}\u0000${JSON.stringify(cond.params)}`;
           let count = this.#estimates.get(key);
           if (count === undefined) {
-            const stmt = this.#statement(`SELECT count(*) AS n FROM (SELECT 1 FROM attributes a WHERE ${cond.where} LIMIT ?)`);
+            const stmt = this.#statement(
+              `SELECT count(*) AS n FROM (SELECT 1 FROM attributes a WHERE ${cond.where} LIMIT ?)`,
+            );
             count = (stmt.get(...cond.params, cap) as { n: number }).n;
             this.#estimates.set(key, count);
           }
           e = count >= cap ? Infinity : count;
         }
       } else if (node.kind === 'compare') {
-        e = (node.attribute === 'name' || node.attribute === 'id') && node.op === '=' && !(node.value.type === 'string' && node.value.wildcards) ? 1 : Infinity;
+        e =
+          (node.attribute === 'name' || node.attribute === 'id') &&
+          node.op === '=' &&
+          !(node.value.type === 'string' && node.value.wildcards)
+            ? 1
+            : Infinity;
       } else if (node.kind === 'and') {
         // Counting costs up to `cap` index steps: stop at a child that surely drives.
         e = Infinity;
@@ -828,8 +968,7 @@ export class Directory implements DirectoryPeer {
           e = Math.min(e, estimate(o));
           if (e <= SURE_DRIVER) break;
         }
-      }
-      else if (node.kind === 'or') e = node.operands.reduce((sum, o) => sum + estimate(o), 0);
+      } else if (node.kind === 'or') e = node.operands.reduce((sum, o) => sum + estimate(o), 0);
       else e = Infinity;
       memo.set(node, e);
       return e;
@@ -847,9 +986,20 @@ export class Directory implements DirectoryPeer {
     return drivers;
   }
 
-  #run(parsed: QueryNode, as: Principal | undefined, limit: number, offset: number, plan: 'auto' | 'index' | 'scan' = 'auto'): QueryResult {
+  #run(
+    parsed: QueryNode,
+    as: Principal | undefined,
+    limit: number,
+    offset: number,
+    plan: 'auto' | 'index' | 'scan' = 'auto',
+  ): QueryResult {
     const ast = optimizeQuery(parsed);
-    const drivers = plan === 'auto' ? this.#plan(ast, offset + limit + 1) : plan === 'index' ? new Set(leaves(ast)) : new Set<QueryNode>();
+    const drivers =
+      plan === 'auto'
+        ? this.#plan(ast, offset + limit + 1)
+        : plan === 'index'
+          ? new Set(leaves(ast))
+          : new Set<QueryNode>();
     const { where, params } = compileQuery(ast, this.#id, as, { drivers });
     const sql = `SELECT ${POINT_COLUMNS} FROM points p WHERE ${where} ORDER BY p.seq LIMIT ? OFFSET ?`;
     const rows = this.#statement(sql).all(...params, limit + 1, offset) as PointRow[];
@@ -871,7 +1021,10 @@ export class Directory implements DirectoryPeer {
     const visited = options.visited ?? [];
     if (visited.includes(this.#id)) return { points: [], more: false };
     const hops = options.hops ?? this.#maxHops;
-    const peers = hops > 0 ? [...this.#peers].filter((p) => p.id === undefined || (p.id !== this.#id && !visited.includes(p.id))) : [];
+    const peers =
+      hops > 0
+        ? [...this.#peers].filter((p) => p.id === undefined || (p.id !== this.#id && !visited.includes(p.id)))
+        : [];
     const plan = checkPlan(options.plan);
     if (peers.length === 0) return this.#run(ast, options.as, limit, offset, plan);
 
@@ -882,14 +1035,16 @@ export class Directory implements DirectoryPeer {
     const local = this.#run(ast, options.as, want, 0, plan);
     const { plan: _plan, ...rest } = options;
     const forward: QueryOptions = { ...rest, limit: want, offset: 0, hops: hops - 1, visited: [...visited, this.#id] };
-    const answers = await Promise.all(peers.map(async (peer) => {
-      try {
-        return await peer.query(expr, forward);
-      } catch (err) {
-        this.#onPeerError?.(err, peer);
-        return { points: [], more: false };
-      }
-    }));
+    const answers = await Promise.all(
+      peers.map(async (peer) => {
+        try {
+          return await peer.query(expr, forward);
+        } catch (err) {
+          this.#onPeerError?.(err, peer);
+          return { points: [], more: false };
+        }
+      }),
+    );
     const seen = new Set<string>();
     const merged: PointView[] = [];
     for (const page of [local, ...answers]) {
@@ -910,7 +1065,12 @@ export class Directory implements DirectoryPeer {
   /** Add a peer directory that lookups and queries are forwarded to. Adding itself is refused. */
   addPeer(peer: DirectoryPeer): void {
     this.#open();
-    if (peer === null || typeof peer !== 'object' || typeof peer.resolve !== 'function' || typeof peer.query !== 'function') {
+    if (
+      peer === null ||
+      typeof peer !== 'object' ||
+      typeof peer.resolve !== 'function' ||
+      typeof peer.query !== 'function'
+    ) {
       throw invalidArg('peer', 'must have async resolve(nameOrId, options) and query(expr, options) methods', peer);
     }
     if (peer === this || peer.id === this.#id) throw invalidArg('peer', 'must not be this directory itself');

@@ -5,17 +5,49 @@
  *
  * @module
  */
-export {
-  Directory, PointRole, Visibility, DIRECTORY_FILE, parsePointId, comparePointIds,
-} from './directory.js';
+export { Directory, PointRole, Visibility, DIRECTORY_FILE, parsePointId, comparePointIds } from './directory.js';
 export type {
-  Principal, PointRecord, AttributeValue, Attribute, AttributeInput, PointRegistration, PointView, PointUpdate,
-  ForwardOptions, ResolveOptions, QueryOptions, QueryResult, DirectoryPeer, DirectoryOptions,
+  Principal,
+  PointRecord,
+  AttributeValue,
+  Attribute,
+  AttributeInput,
+  PointRegistration,
+  PointView,
+  PointUpdate,
+  ForwardOptions,
+  ResolveOptions,
+  QueryOptions,
+  QueryResult,
+  DirectoryPeer,
+  DirectoryOptions,
 } from './directory.js';
 export {
-  parseQuery, optimizeQuery, compileQuery, attributeCondition, isAttributeLeaf, evaluateQuery, isAttributeName, globOf, compareCodePoints,
-  BUILTIN_FIELDS, QUERY_KEYWORDS, ComparisonOperator, MAX_QUERY_LENGTH, MAX_QUERY_DEPTH,
+  parseQuery,
+  optimizeQuery,
+  compileQuery,
+  attributeCondition,
+  isAttributeLeaf,
+  evaluateQuery,
+  isAttributeName,
+  globOf,
+  compareCodePoints,
+  BUILTIN_FIELDS,
+  QUERY_KEYWORDS,
+  ComparisonOperator,
+  MAX_QUERY_LENGTH,
+  MAX_QUERY_DEPTH,
 } from './query.js';
-export type { BuiltinField, QueryLiteral, QueryNode, QueryLeaf, QueryComparison, QueryPrincipal, CompiledQuery, CompileOptions, QuerySubject } from './query.js';
+export type {
+  BuiltinField,
+  QueryLiteral,
+  QueryNode,
+  QueryLeaf,
+  QueryComparison,
+  QueryPrincipal,
+  CompiledQuery,
+  CompileOptions,
+  QuerySubject,
+} from './query.js';
 export { MIGRATIONS, migrate } from './schema.js';
 export type { Migration, MigrationReport } from './schema.js';

@@ -125,9 +125,13 @@ export function parseQuery(source: string): QueryNode {
     throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, 'query must be a string', { details: { option: 'query' } });
   }
   if (source.length > MAX_QUERY_LENGTH) {
-    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `query must be at most ${MAX_QUERY_LENGTH} characters (got ${source.length})`, {
-      details: { option: 'query' },
-    });
+    throw new AmixError(
+      ErrorCode.AMIX_ERR_INVALID_ARG,
+      `query must be at most ${MAX_QUERY_LENGTH} characters (got ${source.length})`,
+      {
+        details: { option: 'query' },
+      },
+    );
   }
   return new Parser(source).parse();
 }
@@ -144,12 +148,18 @@ function columnOf(source: string, offset: number): number {
 
 function describeToken(tok: Token): string {
   switch (tok.kind) {
-    case 'end': return 'end of query';
-    case 'string': return 'a string';
-    case 'number': return `number ${tok.text}`;
-    case 'keyword': return `"${tok.text}"`;
-    case 'ident': return `attribute ${tok.text}`;
-    default: return `"${tok.text}"`;
+    case 'end':
+      return 'end of query';
+    case 'string':
+      return 'a string';
+    case 'number':
+      return `number ${tok.text}`;
+    case 'keyword':
+      return `"${tok.text}"`;
+    case 'ident':
+      return `attribute ${tok.text}`;
+    default:
+      return `"${tok.text}"`;
   }
 }
 
@@ -165,10 +175,14 @@ class Parser {
   }
 
   parse(): QueryNode {
-    if (this.#tok.kind === 'end') throw this.#error(this.#tok.start, 'empty query: expected an attribute comparison, "exists", "not" or "("');
+    if (this.#tok.kind === 'end')
+      throw this.#error(this.#tok.start, 'empty query: expected an attribute comparison, "exists", "not" or "("');
     const node = this.#or();
     if (this.#current().kind !== 'end') {
-      const what = this.#tok.kind === 'rparen' ? 'unbalanced ")"' : `unexpected ${describeToken(this.#tok)}; expected "and", "or" or end of query`;
+      const what =
+        this.#tok.kind === 'rparen'
+          ? 'unbalanced ")"'
+          : `unexpected ${describeToken(this.#tok)}; expected "and", "or" or end of query`;
       throw this.#error(this.#tok.start, what, this.#tok);
     }
     return node;
@@ -178,7 +192,9 @@ class Parser {
     const column = columnOf(this.#src, offset);
     const details: Record<string, unknown> = { column };
     if (tok) details.found = describeToken(tok);
-    return new AmixError(ErrorCode.AMIX_ERR_QUERY_SYNTAX, `query syntax error at column ${column}: ${what}`, { details });
+    return new AmixError(ErrorCode.AMIX_ERR_QUERY_SYNTAX, `query syntax error at column ${column}: ${what}`, {
+      details,
+    });
   }
 
   /** The current token, read through a call so narrowing does not survive #next(). */
@@ -211,7 +227,8 @@ class Parser {
   }
 
   #enter(tok: Token): void {
-    if (++this.#depth > MAX_QUERY_DEPTH) throw this.#error(tok.start, `nesting deeper than ${MAX_QUERY_DEPTH} levels`, tok);
+    if (++this.#depth > MAX_QUERY_DEPTH)
+      throw this.#error(tok.start, `nesting deeper than ${MAX_QUERY_DEPTH} levels`, tok);
   }
 
   #unary(): QueryNode {
@@ -234,7 +251,11 @@ class Parser {
       if (this.#tok.kind === 'rparen') throw this.#error(this.#tok.start, 'empty parentheses', this.#tok);
       const inner = this.#or();
       if (this.#current().kind !== 'rparen') {
-        throw this.#error(this.#tok.start, `expected ")" to close the "(" at column ${columnOf(this.#src, tok.start)}, found ${describeToken(this.#tok)}`, this.#tok);
+        throw this.#error(
+          this.#tok.start,
+          `expected ")" to close the "(" at column ${columnOf(this.#src, tok.start)}, found ${describeToken(this.#tok)}`,
+          this.#tok,
+        );
       }
       this.#next();
       this.#depth--;
@@ -243,35 +264,57 @@ class Parser {
     if (tok.kind === 'keyword' && tok.text === 'exists') {
       this.#next();
       const attr = this.#tok;
-      if (attr.kind !== 'ident') throw this.#error(attr.start, `expected an attribute name after "exists", found ${describeToken(attr)}`, attr);
+      if (attr.kind !== 'ident')
+        throw this.#error(attr.start, `expected an attribute name after "exists", found ${describeToken(attr)}`, attr);
       this.#next();
       return { kind: 'exists', attribute: attr.text, column: columnOf(this.#src, tok.start) };
     }
     if (tok.kind !== 'ident') {
-      throw this.#error(tok.start, `expected an attribute name, "exists", "not" or "(", found ${describeToken(tok)}`, tok);
+      throw this.#error(
+        tok.start,
+        `expected an attribute name, "exists", "not" or "(", found ${describeToken(tok)}`,
+        tok,
+      );
     }
     this.#next();
     const op = this.#tok;
-    if (op.kind !== 'op') throw this.#error(op.start, `expected a comparison operator (=, !=, <, <=, >, >=) after ${tok.text}, found ${describeToken(op)}`, op);
+    if (op.kind !== 'op')
+      throw this.#error(
+        op.start,
+        `expected a comparison operator (=, !=, <, <=, >, >=) after ${tok.text}, found ${describeToken(op)}`,
+        op,
+      );
     this.#next();
     const lit = this.#tok;
     const column = columnOf(this.#src, lit.start);
     let value: QueryLiteral;
     if (lit.kind === 'string') {
       const wildcards = op.text === '=' || op.text === '!=' ? lit.wildcards : undefined;
-      value = wildcards && wildcards.length > 0
-        ? { type: 'string', value: lit.text, wildcards, column }
-        : { type: 'string', value: lit.text, column };
+      value =
+        wildcards && wildcards.length > 0
+          ? { type: 'string', value: lit.text, wildcards, column }
+          : { type: 'string', value: lit.text, column };
     } else if (lit.kind === 'number') {
       value = { type: 'number', value: lit.number!, column };
     } else if (lit.kind === 'keyword' && (lit.text === 'true' || lit.text === 'false')) {
-      if (op.text !== '=' && op.text !== '!=') throw this.#error(lit.start, `operator ${op.text} needs a number or a string, not a boolean`, lit);
+      if (op.text !== '=' && op.text !== '!=')
+        throw this.#error(lit.start, `operator ${op.text} needs a number or a string, not a boolean`, lit);
       value = { type: 'boolean', value: lit.text === 'true', column };
     } else {
-      throw this.#error(lit.start, `expected a value (a "string", a number, true or false) after ${op.text}, found ${describeToken(lit)}`, lit);
+      throw this.#error(
+        lit.start,
+        `expected a value (a "string", a number, true or false) after ${op.text}, found ${describeToken(lit)}`,
+        lit,
+      );
     }
     this.#next();
-    return { kind: 'compare', attribute: tok.text, op: op.text as ComparisonOperator, value, column: columnOf(this.#src, tok.start) };
+    return {
+      kind: 'compare',
+      attribute: tok.text,
+      op: op.text as ComparisonOperator,
+      value,
+      column: columnOf(this.#src, tok.start),
+    };
   }
 
   #lex(): Token {
@@ -279,12 +322,24 @@ class Parser {
     let i = this.#pos;
     while (i < s.length && (s[i] === ' ' || s[i] === '\t' || s[i] === '\n' || s[i] === '\r')) i++;
     const start = i;
-    if (i >= s.length) { this.#pos = i; return { kind: 'end', text: '', start }; }
+    if (i >= s.length) {
+      this.#pos = i;
+      return { kind: 'end', text: '', start };
+    }
     const c = s[i]!;
-    if (c === '(' || c === ')') { this.#pos = i + 1; return { kind: c === '(' ? 'lparen' : 'rparen', text: c, start }; }
-    if (c === '=') { this.#pos = i + 1; return { kind: 'op', text: '=', start }; }
+    if (c === '(' || c === ')') {
+      this.#pos = i + 1;
+      return { kind: c === '(' ? 'lparen' : 'rparen', text: c, start };
+    }
+    if (c === '=') {
+      this.#pos = i + 1;
+      return { kind: 'op', text: '=', start };
+    }
     if (c === '!') {
-      if (s[i + 1] === '=') { this.#pos = i + 2; return { kind: 'op', text: '!=', start }; }
+      if (s[i + 1] === '=') {
+        this.#pos = i + 2;
+        return { kind: 'op', text: '!=', start };
+      }
       throw this.#error(start, '"!" must be followed by "=" (use "not" for negation)');
     }
     if (c === '<' || c === '>') {
@@ -327,12 +382,28 @@ class Parser {
     for (;;) {
       if (i >= s.length) throw this.#error(start, 'unterminated string');
       const c = s[i]!;
-      if (c === '"') { i++; break; }
+      if (c === '"') {
+        i++;
+        break;
+      }
       if (c === '\\') {
         const e = s[i + 1];
         if (e === undefined) throw this.#error(start, 'unterminated string');
-        const simple: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', n: '\n', r: '\r', t: '\t', '*': '*', '?': '?' };
-        if (e in simple) { out += simple[e]; i += 2; continue; }
+        const simple: Record<string, string> = {
+          '"': '"',
+          '\\': '\\',
+          '/': '/',
+          n: '\n',
+          r: '\r',
+          t: '\t',
+          '*': '*',
+          '?': '?',
+        };
+        if (e in simple) {
+          out += simple[e];
+          i += 2;
+          continue;
+        }
         if (e === 'u') {
           let hex: string | undefined;
           let len: number;
@@ -382,7 +453,11 @@ export interface CompiledQuery {
   readonly params: unknown[];
 }
 
-const BUILTIN_COLUMN: Record<Exclude<BuiltinField, 'id'>, string> = { name: 'p.name', owner: 'p.owner', role: 'p.role' };
+const BUILTIN_COLUMN: Record<Exclude<BuiltinField, 'id'>, string> = {
+  name: 'p.name',
+  owner: 'p.owner',
+  role: 'p.role',
+};
 const ID_RE = /^([0-9a-f]{16})\.([1-9][0-9]{0,15})$/;
 
 /** Options of {@link compileQuery}. */
@@ -402,7 +477,12 @@ export interface CompileOptions {
  * depends on the query's shape, the asker's kind (anonymous, owner, admin)
  * and the plan, never on a value, so it can be cached as a prepared statement.
  */
-export function compileQuery(node: QueryNode, directoryId: string, as?: QueryPrincipal, options: CompileOptions = {}): CompiledQuery {
+export function compileQuery(
+  node: QueryNode,
+  directoryId: string,
+  as?: QueryPrincipal,
+  options: CompileOptions = {},
+): CompiledQuery {
   const params: unknown[] = [];
   const where = compileNode(node, { dirId: directoryId, as, drivers: options.drivers }, params);
   return { where, params };
@@ -424,30 +504,43 @@ export type QueryLeaf = Extract<QueryNode, { kind: 'compare' | 'exists' | 'range
  */
 export function optimizeQuery(node: QueryNode): QueryNode {
   switch (node.kind) {
-    case 'or': return { kind: 'or', operands: node.operands.map(optimizeQuery) };
-    case 'not': return { kind: 'not', operand: optimizeQuery(node.operand) };
+    case 'or':
+      return { kind: 'or', operands: node.operands.map(optimizeQuery) };
+    case 'not':
+      return { kind: 'not', operand: optimizeQuery(node.operand) };
     case 'and': {
       const groups = new Map<string, QueryComparison[]>();
       const rest: QueryNode[] = [];
       for (const o of node.operands) {
-        if (o.kind === 'compare' && !BUILTIN_SET.has(o.attribute) && o.op !== '=' && o.op !== '!=' && o.value.type !== 'boolean') {
+        if (
+          o.kind === 'compare' &&
+          !BUILTIN_SET.has(o.attribute) &&
+          o.op !== '=' &&
+          o.op !== '!=' &&
+          o.value.type !== 'boolean'
+        ) {
           const key = `${o.value.type}:${o.attribute}`;
           const g = groups.get(key);
           if (g) g.push(o);
           else groups.set(key, [o]);
         } else rest.push(optimizeQuery(o));
       }
-      const merged: QueryNode[] = [...groups.values()].map((g) => (g.length === 1 ? g[0]! : { kind: 'range', attribute: g[0]!.attribute, operands: g }));
+      const merged: QueryNode[] = [...groups.values()].map((g) =>
+        g.length === 1 ? g[0]! : { kind: 'range', attribute: g[0]!.attribute, operands: g },
+      );
       const operands = [...merged, ...rest];
       return operands.length === 1 ? operands[0]! : { kind: 'and', operands };
     }
-    default: return node;
+    default:
+      return node;
   }
 }
 
 /** True for a leaf on a user attribute (not a built-in field): the ones {@link CompileOptions.drivers} chooses among. */
 export function isAttributeLeaf(node: QueryNode): boolean {
-  return node.kind === 'range' || ((node.kind === 'compare' || node.kind === 'exists') && !BUILTIN_SET.has(node.attribute));
+  return (
+    node.kind === 'range' || ((node.kind === 'compare' || node.kind === 'exists') && !BUILTIN_SET.has(node.attribute))
+  );
 }
 
 function compileNode(node: QueryNode, cx: CompileContext, params: unknown[]): string {
@@ -502,9 +595,18 @@ function attributeSubquery(node: QueryLeaf, cx: CompileContext, params: unknown[
 }
 
 /** The SQL condition that column `col` of a value of the literal's type satisfies `op literal`. */
-function valueCondition(column: string, op: ComparisonOperator, lit: QueryLiteral, params: unknown[], columnParams: readonly unknown[] = []): string {
+function valueCondition(
+  column: string,
+  op: ComparisonOperator,
+  lit: QueryLiteral,
+  params: unknown[],
+  columnParams: readonly unknown[] = [],
+): string {
   // The column expression may hold placeholders of its own: push them at each use.
-  const col = (): string => { params.push(...columnParams); return column; };
+  const col = (): string => {
+    params.push(...columnParams);
+    return column;
+  };
   if (lit.type === 'boolean') {
     const c = col();
     params.push(lit.value ? 1 : 0);
@@ -518,7 +620,10 @@ function valueCondition(column: string, op: ComparisonOperator, lit: QueryLitera
     if (prefix !== '') {
       range = `${col()} >= ? AND `;
       params.push(prefix);
-      if (upper !== undefined) { range += `${col()} < ? AND `; params.push(upper); }
+      if (upper !== undefined) {
+        range += `${col()} < ? AND `;
+        params.push(upper);
+      }
     }
     const c = col();
     params.push(glob);
@@ -553,14 +658,21 @@ function compileBuiltin(node: Extract<QueryNode, { kind: 'compare' }>, dirId: st
  * character classes), its literal prefix, and the smallest string above every
  * string with that prefix (undefined when there is none).
  */
-export function globOf(value: string, wildcards: readonly number[]): { glob: string; prefix: string; upper: string | undefined } {
+export function globOf(
+  value: string,
+  wildcards: readonly number[],
+): { glob: string; prefix: string; upper: string | undefined } {
   const wild = new Set(wildcards);
   let glob = '';
   let prefix = '';
   let inPrefix = true;
   for (let i = 0; i < value.length; i++) {
     const c = value[i]!;
-    if (wild.has(i)) { glob += c; inPrefix = false; continue; }
+    if (wild.has(i)) {
+      glob += c;
+      inPrefix = false;
+      continue;
+    }
     if (inPrefix) prefix += c;
     glob += c === '*' || c === '?' || c === '[' ? `[${c}]` : c;
   }
@@ -635,14 +747,20 @@ function equalsLiteral(v: string | number | boolean, lit: QueryLiteral): boolean
 export function evaluateQuery(node: QueryNode, subject: QuerySubject): boolean {
   switch (node.kind) {
     case 'and':
-    case 'range': return node.operands.every((n) => evaluateQuery(n, subject));
-    case 'or': return node.operands.some((n) => evaluateQuery(n, subject));
-    case 'not': return !evaluateQuery(node.operand, subject);
-    case 'exists': return BUILTIN_SET.has(node.attribute) || Object.hasOwn(subject.attributes, node.attribute);
+    case 'range':
+      return node.operands.every((n) => evaluateQuery(n, subject));
+    case 'or':
+      return node.operands.some((n) => evaluateQuery(n, subject));
+    case 'not':
+      return !evaluateQuery(node.operand, subject);
+    case 'exists':
+      return BUILTIN_SET.has(node.attribute) || Object.hasOwn(subject.attributes, node.attribute);
     case 'compare': {
       const v = BUILTIN_SET.has(node.attribute)
         ? subject[node.attribute as BuiltinField]
-        : Object.hasOwn(subject.attributes, node.attribute) ? subject.attributes[node.attribute] : undefined;
+        : Object.hasOwn(subject.attributes, node.attribute)
+          ? subject.attributes[node.attribute]
+          : undefined;
       if (v === undefined) return false;
       const lit = node.value;
       if (node.op === '=') return equalsLiteral(v, lit);
@@ -650,10 +768,14 @@ export function evaluateQuery(node: QueryNode, subject: QuerySubject): boolean {
       if (typeof v !== lit.type) return false;
       const d = lit.type === 'number' ? (v as number) - lit.value : compareCodePoints(v as string, lit.value as string);
       switch (node.op) {
-        case '<': return d < 0;
-        case '<=': return d <= 0;
-        case '>': return d > 0;
-        default: return d >= 0;
+        case '<':
+          return d < 0;
+        case '<=':
+          return d <= 0;
+        case '>':
+          return d > 0;
+        default:
+          return d >= 0;
       }
     }
   }

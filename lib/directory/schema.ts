@@ -87,14 +87,22 @@ export interface MigrationReport {
  */
 export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): MigrationReport {
   migrations.forEach((m, i) => {
-    if (m.version !== i + 1) throw new AmixError(ErrorCode.AMIX_ERR_INTERNAL, `migration ${i} has version ${m.version}; versions must be 1, 2, 3, ... in order`);
+    if (m.version !== i + 1)
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_INTERNAL,
+        `migration ${i} has version ${m.version}; versions must be 1, 2, 3, ... in order`,
+      );
   });
   const from = db.pragma('user_version', { simple: true }) as number;
   const latest = migrations.length;
   if (from > latest) {
-    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `directory database schema version ${from} is newer than this amix supports (${latest}); upgrade amix`, {
-      details: { option: 'path', schemaVersion: from, supported: latest },
-    });
+    throw new AmixError(
+      ErrorCode.AMIX_ERR_INVALID_ARG,
+      `directory database schema version ${from} is newer than this amix supports (${latest}); upgrade amix`,
+      {
+        details: { option: 'path', schemaVersion: from, supported: latest },
+      },
+    );
   }
   const applied: number[] = [];
   for (const m of migrations.slice(from)) {
@@ -109,7 +117,11 @@ export function migrate(db: Database.Database, migrations: readonly Migration[] 
       )`);
       if (typeof m.up === 'string') db.exec(m.up);
       else m.up(db);
-      db.prepare('INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)').run(m.version, m.description, new Date().toISOString());
+      db.prepare('INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)').run(
+        m.version,
+        m.description,
+        new Date().toISOString(),
+      );
       db.pragma(`user_version = ${m.version}`);
       applied.push(m.version);
     }).immediate();

@@ -15,7 +15,16 @@ import type { ChannelOptions } from '../core/primitive.js';
 import type { PrimitiveRegistry } from '../core/registry.js';
 
 /** The link commands an agent understands. */
-export const AGENT_OPS = ['openReceiver', 'openSender', 'closeLink', 'hold', 'suspend', 'resume', 'cycle', 'stats'] as const;
+export const AGENT_OPS = [
+  'openReceiver',
+  'openSender',
+  'closeLink',
+  'hold',
+  'suspend',
+  'resume',
+  'cycle',
+  'stats',
+] as const;
 /** One of {@link AGENT_OPS}. */
 export type AgentOp = (typeof AGENT_OPS)[number];
 
@@ -48,11 +57,13 @@ export class Agent implements AgentTarget {
   }
 
   /** True when `op` is an agent command. */
-  static handles(op: string): op is AgentOp { return (AGENT_OPS as readonly string[]).includes(op); }
+  static handles(op: string): op is AgentOp {
+    return (AGENT_OPS as readonly string[]).includes(op);
+  }
 
   /** Carry out one command. Unknown commands reject with `AMIX_ERR_PROTOCOL`. */
   async request<T = unknown>(op: string, a: Record<string, unknown> = {}): Promise<T> {
-    return await this.#run(op, a) as T;
+    return (await this.#run(op, a)) as T;
   }
 
   async #run(op: string, a: Record<string, unknown>): Promise<unknown> {
@@ -65,23 +76,38 @@ export class Agent implements AgentTarget {
         return { address: ch.address };
       }
       case 'openSender': {
-        const ch = await this.#reg.open(a.primitive as string, { ...(a.options as ChannelOptions), address: a.address as ChannelOptions['address'] });
+        const ch = await this.#reg.open(a.primitive as string, {
+          ...(a.options as ChannelOptions),
+          address: a.address as ChannelOptions['address'],
+        });
         this.#watch(ch, link, a.peer as string);
         // The primitive's own connect runs before the entry joins the list (seed: "executed before any other steps").
-        try { await ch.connect(); } catch (err) { await ch.destroy(err as Error); throw err; }
+        try {
+          await ch.connect();
+        } catch (err) {
+          await ch.destroy(err as Error);
+          throw err;
+        }
         this.#end.addSender(link, a.peer as string, ch);
         return {};
       }
-      case 'closeLink': await this.#end.removeLink(link); return {};
-      case 'hold': this.#end.hold(link, a.held as boolean); return {};
-      case 'suspend': case 'resume':
+      case 'closeLink':
+        await this.#end.removeLink(link);
+        return {};
+      case 'hold':
+        this.#end.hold(link, a.held as boolean);
+        return {};
+      case 'suspend':
+      case 'resume':
         for (const ch of this.#end.channels(link).tx) await (op === 'suspend' ? ch.suspend() : ch.resume());
         return {};
       case 'cycle':
         for (const ch of this.#end.channels(link).tx) await ch.cycle();
         return {};
-      case 'stats': return this.stats();
-      default: throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `unknown agent request ${JSON.stringify(op)}`);
+      case 'stats':
+        return this.stats();
+      default:
+        throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `unknown agent request ${JSON.stringify(op)}`);
     }
   }
 

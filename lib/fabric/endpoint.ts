@@ -50,8 +50,16 @@ export interface ListEntry {
   readonly peer: string;
 }
 
-interface TxEntry extends ListEntry { ch: Channel; held: boolean }
-interface RxEntry extends ListEntry { ch: Channel; slot?: Uint8Array; pumping: boolean; ended: boolean }
+interface TxEntry extends ListEntry {
+  ch: Channel;
+  held: boolean;
+}
+interface RxEntry extends ListEntry {
+  ch: Channel;
+  slot?: Uint8Array;
+  pumping: boolean;
+  ended: boolean;
+}
 
 /** Options for {@link Endpoint}. */
 export interface EndpointOptions {
@@ -95,9 +103,13 @@ export class Endpoint extends EventEmitter {
   }
 
   /** The sender list: where a send goes. */
-  get senderList(): ListEntry[] { return this.#tx.map(({ link, peer }) => ({ link, peer })); }
+  get senderList(): ListEntry[] {
+    return this.#tx.map(({ link, peer }) => ({ link, peer }));
+  }
   /** The receiver list: where receives come from. */
-  get receiverList(): ListEntry[] { return this.#rx.filter((e) => !e.ended).map(({ link, peer }) => ({ link, peer })); }
+  get receiverList(): ListEntry[] {
+    return this.#rx.filter((e) => !e.ended).map(({ link, peer }) => ({ link, peer }));
+  }
 
   /** Step 1 or 3 of a connect: add a peer's receiver (reached through `ch`) to the sender list. */
   addSender(link: string, peer: string, ch: Channel): void {
@@ -149,11 +161,16 @@ export class Endpoint extends EventEmitter {
 
   /** The channels of `link` (sending ones first), for suspend, resume, cycle and stats. */
   channels(link: string): { tx: Channel[]; rx: Channel[] } {
-    return { tx: this.#tx.filter((e) => e.link === link).map((e) => e.ch), rx: this.#rx.filter((e) => e.link === link).map((e) => e.ch) };
+    return {
+      tx: this.#tx.filter((e) => e.link === link).map((e) => e.ch),
+      rx: this.#rx.filter((e) => e.link === link).map((e) => e.ch),
+    };
   }
 
   /** Links on either list. */
-  links(): string[] { return [...new Set([...this.#tx, ...this.#rx].map((e) => e.link))]; }
+  links(): string[] {
+    return [...new Set([...this.#tx, ...this.#rx].map((e) => e.link))];
+  }
 
   /** Counters of this endpoint. */
   stats(): { sent: number; received: number; unlinked: number; dropped: number } {
@@ -171,21 +188,39 @@ export class Endpoint extends EventEmitter {
     if (!(data instanceof Uint8Array)) throw invalidArg('data', 'must be a Uint8Array (or Buffer)', data);
     let targets = this.#tx;
     if (options.to !== undefined || options.link !== undefined) {
-      targets = targets.filter((e) => (options.to === undefined || e.peer === options.to) && (options.link === undefined || e.link === options.link));
+      targets = targets.filter(
+        (e) =>
+          (options.to === undefined || e.peer === options.to) &&
+          (options.link === undefined || e.link === options.link),
+      );
       if (targets.length === 0) {
-        throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_LINK,
+        throw new AmixError(
+          ErrorCode.AMIX_ERR_UNKNOWN_LINK,
           `point "${this.name}" has no sender-list entry for ${options.to !== undefined ? `peer "${options.to}"` : `link "${options.link}"`}`,
-          { details: { to: options.to, link: options.link } });
+          { details: { to: options.to, link: options.link } },
+        );
       }
     }
     // While kept messages are still going out to a new link, later sends queue behind them, or they would overtake.
-    if (targets.length === 0 || (this.#flushing && targets === this.#tx)) { await this.#keepUnlinked(data, options.signal); return; }
+    if (targets.length === 0 || (this.#flushing && targets === this.#tx)) {
+      await this.#keepUnlinked(data, options.signal);
+      return;
+    }
     if (targets.length === 1) {
       const e = targets[0]!;
       // A held entry keeps the message in its channel's default suspension queue.
-      if (e.held || !e.ch.trySend(data)) await keepAlive(e.ch.send(data, options.signal ? { signal: options.signal } : {}));
+      if (e.held || !e.ch.trySend(data))
+        await keepAlive(e.ch.send(data, options.signal ? { signal: options.signal } : {}));
     } else {
-      await keepAlive(Promise.all(targets.map((e) => (e.held || !e.ch.trySend(data)) ? e.ch.send(data, options.signal ? { signal: options.signal } : {}) : undefined)));
+      await keepAlive(
+        Promise.all(
+          targets.map((e) =>
+            e.held || !e.ch.trySend(data)
+              ? e.ch.send(data, options.signal ? { signal: options.signal } : {})
+              : undefined,
+          ),
+        ),
+      );
     }
     this.#sent++;
   }
@@ -198,7 +233,8 @@ export class Endpoint extends EventEmitter {
    */
   async receive(options: PointReceiveOptions = {}): Promise<PointMessage> {
     for (;;) {
-      if (this.#closed) throw new AmixError(ErrorCode.AMIX_ERR_LINK_CLOSED, `point "${this.name}" is closed`, { cause: this.#closed });
+      if (this.#closed)
+        throw new AmixError(ErrorCode.AMIX_ERR_LINK_CLOSED, `point "${this.name}" is closed`, { cause: this.#closed });
       if (options.signal?.aborted) throw abortError(options.signal, 'receive');
       const candidates = this.#candidates(options);
       const m = this.#take(options, candidates);
@@ -210,8 +246,13 @@ export class Endpoint extends EventEmitter {
 
   /** The receiver-list entries `options` allows; no filter (the usual case) gives the list itself, no array per message. */
   #candidates(options: PointReceiveOptions): RxEntry[] {
-    return options.from === undefined && options.link === undefined ? this.#rx
-      : this.#rx.filter((e) => (options.from === undefined || e.peer === options.from) && (options.link === undefined || e.link === options.link));
+    return options.from === undefined && options.link === undefined
+      ? this.#rx
+      : this.#rx.filter(
+          (e) =>
+            (options.from === undefined || e.peer === options.from) &&
+            (options.link === undefined || e.link === options.link),
+        );
   }
 
   /** The next message that is ready now (round robin), or undefined. Never waits. */
@@ -247,7 +288,10 @@ export class Endpoint extends EventEmitter {
    */
   messages(options: PointReceiveOptions = {}): AsyncGenerator<PointMessage, void, undefined> {
     let finished = false;
-    const end = (): IteratorResult<PointMessage, void> => { finished = true; return { value: undefined, done: true }; };
+    const end = (): IteratorResult<PointMessage, void> => {
+      finished = true;
+      return { value: undefined, done: true };
+    };
     const it = {
       next: (): Promise<IteratorResult<PointMessage, void>> => {
         if (finished) return Promise.resolve(end());
@@ -260,21 +304,31 @@ export class Endpoint extends EventEmitter {
             return Promise.reject(err);
           }
         }
-        return this.receive(options).then((value) => ({ value, done: false as const }), (err: unknown) => {
-          if ((err as AmixError).code === ErrorCode.AMIX_ERR_LINK_CLOSED) return end();
-          finished = true;
-          throw err;
-        });
+        return this.receive(options).then(
+          (value) => ({ value, done: false as const }),
+          (err: unknown) => {
+            if ((err as AmixError).code === ErrorCode.AMIX_ERR_LINK_CLOSED) return end();
+            finished = true;
+            throw err;
+          },
+        );
       },
       return: (): Promise<IteratorResult<PointMessage, void>> => Promise.resolve(end()),
-      throw: (err?: unknown): Promise<IteratorResult<PointMessage, void>> => { finished = true; return Promise.reject(err); },
-      [Symbol.asyncIterator]() { return it; },
+      throw: (err?: unknown): Promise<IteratorResult<PointMessage, void>> => {
+        finished = true;
+        return Promise.reject(err);
+      },
+      [Symbol.asyncIterator]() {
+        return it;
+      },
     };
     return it as unknown as AsyncGenerator<PointMessage, void, undefined>;
   }
 
   /** Same as {@link messages}. */
-  [Symbol.asyncIterator](): AsyncIterator<PointMessage> { return this.messages(); }
+  [Symbol.asyncIterator](): AsyncIterator<PointMessage> {
+    return this.messages();
+  }
 
   /** Close every link's channels; waiting receives end. Idempotent. */
   async close(reason?: Error): Promise<void> {
@@ -297,24 +351,32 @@ export class Endpoint extends EventEmitter {
 
   #pump(e: RxEntry): void {
     if (e.pumping || e.slot !== undefined || e.ended) return;
-    if (!e.ch.isOpen) { e.ended = true; return; }
+    if (!e.ch.isOpen) {
+      e.ended = true;
+      return;
+    }
     e.pumping = true;
-    e.ch.receive().then((m) => {
-      e.pumping = false;
-      e.slot = m;
-      this.#signal();
-    }, (err: AmixError) => {
-      e.pumping = false;
-      if (err?.code === ErrorCode.AMIX_ERR_LINK_CLOSED || err?.code === ErrorCode.AMIX_ERR_CLOSED || !e.ch.isOpen) {
-        e.ended = true;
-        this.emit('event', { type: 'linkEnded', link: e.link, peer: e.peer, reason: err });
-      }
-      this.#signal();
-    });
+    e.ch.receive().then(
+      (m) => {
+        e.pumping = false;
+        e.slot = m;
+        this.#signal();
+      },
+      (err: AmixError) => {
+        e.pumping = false;
+        if (err?.code === ErrorCode.AMIX_ERR_LINK_CLOSED || err?.code === ErrorCode.AMIX_ERR_CLOSED || !e.ch.isOpen) {
+          e.ended = true;
+          this.emit('event', { type: 'linkEnded', link: e.link, peer: e.peer, reason: err });
+        }
+        this.#signal();
+      },
+    );
   }
 
   #rearm(): void {
-    this.#changed = new Promise<void>((r) => { this.#wake = r; });
+    this.#changed = new Promise<void>((r) => {
+      this.#wake = r;
+    });
   }
 
   #signal(): void {
@@ -325,19 +387,35 @@ export class Endpoint extends EventEmitter {
 
   #waitChange(signal?: AbortSignal): Promise<void> {
     if (!signal) return keepAlive(this.#changed);
-    return keepAlive(new Promise((resolve, reject) => {
-      const onAbort = () => reject(abortError(signal, 'receive'));
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.#changed.then(() => { signal.removeEventListener('abort', onAbort); resolve(); });
-    }));
+    return keepAlive(
+      new Promise((resolve, reject) => {
+        const onAbort = () => reject(abortError(signal, 'receive'));
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.#changed.then(() => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        });
+      }),
+    );
   }
 
   async #keepUnlinked(data: Uint8Array, signal?: AbortSignal): Promise<void> {
     while (this.#unlinked.length >= this.#maxUnlinked) {
-      if (this.#discard === 'dropNewest') { this.#dropped++; return; }
-      if (this.#discard === 'dropOldest') { this.#unlinked.shift(); this.#dropped++; break; }
+      if (this.#discard === 'dropNewest') {
+        this.#dropped++;
+        return;
+      }
+      if (this.#discard === 'dropOldest') {
+        this.#unlinked.shift();
+        this.#dropped++;
+        break;
+      }
       if (this.#discard === 'reject') {
-        throw new AmixError(ErrorCode.AMIX_ERR_QUEUE_FULL, `point "${this.name}" has no receiver and ${this.#unlinked.length} messages kept`, { details: { kept: this.#unlinked.length } });
+        throw new AmixError(
+          ErrorCode.AMIX_ERR_QUEUE_FULL,
+          `point "${this.name}" has no receiver and ${this.#unlinked.length} messages kept`,
+          { details: { kept: this.#unlinked.length } },
+        );
       }
       await new Promise<void>((resolve, reject) => {
         this.#unlinkedWaiters.push(resolve);
@@ -356,7 +434,10 @@ export class Endpoint extends EventEmitter {
       while (this.#unlinked.length > 0 && this.#tx.length > 0) {
         const msg = this.#unlinked.shift()!;
         for (const w of this.#unlinkedWaiters.splice(0)) w();
-        const ok = await Promise.all(this.#tx.map((e) => e.ch.send(msg))).then(() => true, () => false);
+        const ok = await Promise.all(this.#tx.map((e) => e.ch.send(msg))).then(
+          () => true,
+          () => false,
+        );
         if (!ok) {
           // The link went away while flushing: keep the message for the next one.
           this.#unlinked.unshift(msg);
@@ -370,7 +451,8 @@ export class Endpoint extends EventEmitter {
   }
 
   #checkOpen(): void {
-    if (this.#closed) throw new AmixError(ErrorCode.AMIX_ERR_CLOSED, `point "${this.name}" is closed`, { cause: this.#closed });
+    if (this.#closed)
+      throw new AmixError(ErrorCode.AMIX_ERR_CLOSED, `point "${this.name}" is closed`, { cause: this.#closed });
   }
 }
 
@@ -390,11 +472,20 @@ let keeper: NodeJS.Timeout | undefined;
  */
 export function keepAlive<T>(p: Promise<T>): Promise<T> {
   if (keepers++ === 0) keeper = setInterval(() => {}, 1 << 30);
-  const done = () => { if (--keepers === 0) { clearInterval(keeper); keeper = undefined; } };
+  const done = () => {
+    if (--keepers === 0) {
+      clearInterval(keeper);
+      keeper = undefined;
+    }
+  };
   p.then(done, done);
   return p;
 }
 
 function tooSmall(size: number, maxBytes: number): AmixError {
-  return new AmixError(ErrorCode.AMIX_ERR_BUFFER_TOO_SMALL, `next message is ${size} bytes; the caller accepts ${maxBytes}`, { details: { size, maxBytes } });
+  return new AmixError(
+    ErrorCode.AMIX_ERR_BUFFER_TOO_SMALL,
+    `next message is ${size} bytes; the caller accepts ${maxBytes}`,
+    { details: { size, maxBytes } },
+  );
 }

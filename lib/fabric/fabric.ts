@@ -14,12 +14,22 @@ import { EventEmitter } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, type AgentTarget } from './agent.js';
-import { Endpoint, type PointMessage, type PointReceiveOptions, type PointSendOptions, type ListEntry } from './endpoint.js';
+import {
+  Endpoint,
+  type PointMessage,
+  type PointReceiveOptions,
+  type PointSendOptions,
+  type ListEntry,
+} from './endpoint.js';
 import { AmixError, ErrorCode, describe } from '../core/errors.js';
 import { HostHandle, type HostExit } from './hostHandle.js';
 import {
-  DIRECTION_STEPS, normalizePoint, parseDirection,
-  type Direction, type PointRegistration, type PointRegistrationInput,
+  DIRECTION_STEPS,
+  normalizePoint,
+  parseDirection,
+  type Direction,
+  type PointRegistration,
+  type PointRegistrationInput,
 } from './point.js';
 import type { ChannelOptions } from '../core/primitive.js';
 import { BUILTIN_PRIMITIVES, PrimitiveRegistry } from '../core/registry.js';
@@ -201,7 +211,9 @@ export class Link implements AsyncIterable<PointMessage> {
   }
 
   /** A snapshot of the link. */
-  get info(): LinkInfo { return this.#fabric.link(this.id); }
+  get info(): LinkInfo {
+    return this.#fabric.link(this.id);
+  }
 
   /** Method: `send(data[, options])`. Send to the link's receivers (the caller must be an end with a sending direction). */
   send(data: Uint8Array, options: PointSendOptions = {}): Promise<void> {
@@ -218,24 +230,35 @@ export class Link implements AsyncIterable<PointMessage> {
     return this.#endpoint().messages(options);
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<PointMessage> { return this.messages(); }
+  [Symbol.asyncIterator](): AsyncIterator<PointMessage> {
+    return this.messages();
+  }
 
   /** Suspend the link's senders. */
-  suspend(): Promise<void> { return this.#fabric.suspend(this.id); }
+  suspend(): Promise<void> {
+    return this.#fabric.suspend(this.id);
+  }
   /** Resume the link's senders. */
-  resume(): Promise<void> { return this.#fabric.resume(this.id); }
+  resume(): Promise<void> {
+    return this.#fabric.resume(this.id);
+  }
   /** Disconnect (restoring a link this one held). Idempotent. */
   async close(options: DisconnectOptions = {}): Promise<void> {
     if (this.#fabric.hasLink(this.id)) await this.#fabric.disconnect(this.id, options);
   }
   /** Calls {@link close}. */
-  async [Symbol.asyncDispose](): Promise<void> { await this.close(); }
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
 
   /** @internal The fabric removed the link: end the caller's endpoint so its receives finish. */
-  [kEnded](reason?: Error): void { void this.#end?.close(reason); }
+  [kEnded](reason?: Error): void {
+    void this.#end?.close(reason);
+  }
 
   #endpoint(): Endpoint {
-    if (!this.#end) throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `link ${this.id} does not have the caller as an end`);
+    if (!this.#end)
+      throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `link ${this.id} does not have the caller as an end`);
     return this.#end;
   }
 }
@@ -271,10 +294,14 @@ export class Fabric extends EventEmitter {
     super();
     this.#baseDir = options.baseDir ?? process.cwd();
     this.#runtimeDir = options.runtimeDir ?? join(tmpdir(), `amix-${process.getuid?.() ?? 'user'}`);
-    this.registry = options.registry ?? new PrimitiveRegistry({ baseDir: this.#baseDir, channelDefaults: { runtimeDir: this.#runtimeDir } });
+    this.registry =
+      options.registry ??
+      new PrimitiveRegistry({ baseDir: this.#baseDir, channelDefaults: { runtimeDir: this.#runtimeDir } });
     this.#timeout = options.requestTimeoutMs ?? 10_000;
     const builtins = BUILTIN_PRIMITIVES.map((p) => p.name);
-    for (const from of builtins) for (const to of builtins) if (from !== to) this.#brokers.set(`${from}>${to}`, { from, to, location: BROKER_LOCATION });
+    for (const from of builtins)
+      for (const to of builtins)
+        if (from !== to) this.#brokers.set(`${from}>${to}`, { from, to, location: BROKER_LOCATION });
   }
 
   // ---- brokers ---------------------------------------------------------
@@ -286,21 +313,36 @@ export class Fabric extends EventEmitter {
    * pair of built-in primitives.
    */
   registerBroker(entry: BrokerEntry): void {
-    this.registry.get(entry.from); this.registry.get(entry.to);
-    if (typeof entry.location !== 'string' || entry.location === '') throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `broker.location must be a non-empty string (got ${describe(entry.location)})`);
+    this.registry.get(entry.from);
+    this.registry.get(entry.to);
+    if (typeof entry.location !== 'string' || entry.location === '')
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_INVALID_ARG,
+        `broker.location must be a non-empty string (got ${describe(entry.location)})`,
+      );
     const key = `${entry.from}>${entry.to}`;
-    if (this.#brokers.has(key)) throw new AmixError(ErrorCode.AMIX_ERR_DUPLICATE, `a broker from ${entry.from} to ${entry.to} is already registered`);
+    if (this.#brokers.has(key))
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_DUPLICATE,
+        `a broker from ${entry.from} to ${entry.to} is already registered`,
+      );
     this.#brokers.set(key, { ...entry });
   }
 
   /** Remove the broker for a pair (then connect refuses that pair with `AMIX_ERR_PRIMITIVE_MISMATCH`). */
-  deleteBroker(from: string, to: string): boolean { return this.#brokers.delete(`${from}>${to}`); }
+  deleteBroker(from: string, to: string): boolean {
+    return this.#brokers.delete(`${from}>${to}`);
+  }
 
   /** Every registered broker. */
-  brokers(): BrokerEntry[] { return [...this.#brokers.values()].map((b) => ({ ...b })); }
+  brokers(): BrokerEntry[] {
+    return [...this.#brokers.values()].map((b) => ({ ...b }));
+  }
 
   /** The broker converting `from` into `to`, if any. */
-  brokerFor(from: string, to: string): BrokerEntry | undefined { return this.#brokers.get(`${from}>${to}`); }
+  brokerFor(from: string, to: string): BrokerEntry | undefined {
+    return this.#brokers.get(`${from}>${to}`);
+  }
 
   // ---- registration ----------------------------------------------------
 
@@ -308,8 +350,15 @@ export class Fabric extends EventEmitter {
   register(input: PointRegistrationInput): PointRegistration {
     this.#checkOpen();
     const reg = normalizePoint(input);
-    if (reg.name === CALLER) throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `point.name "${CALLER}" is reserved for the calling application`);
-    if (this.#points.has(reg.name)) throw new AmixError(ErrorCode.AMIX_ERR_DUPLICATE, `point "${reg.name}" is already registered`, { details: { name: reg.name } });
+    if (reg.name === CALLER)
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_INVALID_ARG,
+        `point.name "${CALLER}" is reserved for the calling application`,
+      );
+    if (this.#points.has(reg.name))
+      throw new AmixError(ErrorCode.AMIX_ERR_DUPLICATE, `point "${reg.name}" is already registered`, {
+        details: { name: reg.name },
+      });
     for (const p of [reg.sendPrimitive, reg.receivePrimitive]) this.registry.get(p); // AMIX_ERR_UNKNOWN_PRIMITIVE
     this.#points.set(reg.name, reg);
     this.#emit({ type: 'pointRegistered', point: reg.name });
@@ -317,14 +366,20 @@ export class Fabric extends EventEmitter {
   }
 
   /** Every registration. */
-  points(): PointRegistration[] { return [...this.#points.values()]; }
+  points(): PointRegistration[] {
+    return [...this.#points.values()];
+  }
 
   /** One registration; `AMIX_ERR_UNKNOWN_POINT` if absent. */
-  point(name: string): PointRegistration { return this.#reg(name); }
+  point(name: string): PointRegistration {
+    return this.#reg(name);
+  }
 
   /** Snapshots of running instances, optionally of one point. */
   instances(point?: string): InstanceInfo[] {
-    return [...this.#instances.values()].filter((i) => point === undefined || i.point.name === point).map((i) => this.#instInfo(i));
+    return [...this.#instances.values()]
+      .filter((i) => point === undefined || i.point.name === point)
+      .map((i) => this.#instInfo(i));
   }
 
   /** Snapshot of one instance by instance id (a public point's instance id is its name). */
@@ -333,13 +388,19 @@ export class Fabric extends EventEmitter {
   }
 
   /** Snapshots of every link. */
-  links(): LinkInfo[] { return [...this.#links.values()].map((l) => this.#linkInfo(l)); }
+  links(): LinkInfo[] {
+    return [...this.#links.values()].map((l) => this.#linkInfo(l));
+  }
 
   /** Snapshot of one link; `AMIX_ERR_UNKNOWN_LINK` if absent. */
-  link(id: string): LinkInfo { return this.#linkInfo(this.#link(id)); }
+  link(id: string): LinkInfo {
+    return this.#linkInfo(this.#link(id));
+  }
 
   /** True when `id` is a live link. */
-  hasLink(id: string): boolean { return this.#links.has(id); }
+  hasLink(id: string): boolean {
+    return this.#links.has(id);
+  }
 
   // ---- create / execute ---------------------------------------------------
 
@@ -379,9 +440,13 @@ export class Fabric extends EventEmitter {
     const direction = parseDirection(options.direction);
     const mode = options.mode ?? 'add';
     if (mode !== 'add' && mode !== 'hold' && mode !== 'conference') {
-      throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `options.mode must be add, hold or conference (got ${describe(mode)})`);
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_INVALID_ARG,
+        `options.mode must be add, hold or conference (got ${describe(mode)})`,
+      );
     }
-    if (a === null && b === null) throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, 'connect needs at least one point name');
+    if (a === null && b === null)
+      throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, 'connect needs at least one point name');
     const regA = a === null ? undefined : this.#reg(a);
     const regB = b === null ? undefined : this.#reg(b);
     // What each end is planned as: the point, or for a null end the stand-in (if any).
@@ -393,9 +458,18 @@ export class Fabric extends EventEmitter {
     if (steps.includes(1)) flowsWanted.push(['a', 'b']);
     if (steps.includes(3)) flowsWanted.push(['b', 'a']);
     for (const [from, to] of flowsWanted) {
-      const f = from === 'a' ? planA : planB; const t = to === 'a' ? planA : planB;
-      if (f && f.role === 'receiver') throw new AmixError(ErrorCode.AMIX_ERR_BAD_DIRECTION, `point "${f.name}" is a receiver and cannot send on this link (direction ${direction})`);
-      if (t && t.role === 'sender') throw new AmixError(ErrorCode.AMIX_ERR_BAD_DIRECTION, `point "${t.name}" is a sender and cannot receive on this link (direction ${direction})`);
+      const f = from === 'a' ? planA : planB;
+      const t = to === 'a' ? planA : planB;
+      if (f && f.role === 'receiver')
+        throw new AmixError(
+          ErrorCode.AMIX_ERR_BAD_DIRECTION,
+          `point "${f.name}" is a receiver and cannot send on this link (direction ${direction})`,
+        );
+      if (t && t.role === 'sender')
+        throw new AmixError(
+          ErrorCode.AMIX_ERR_BAD_DIRECTION,
+          `point "${t.name}" is a sender and cannot receive on this link (direction ${direction})`,
+        );
     }
     // Primitive checks before anything is started.
     for (const [from, to] of flowsWanted) {
@@ -403,19 +477,29 @@ export class Fabric extends EventEmitter {
       // An external end (a container plugged into amixd) is another process.
       const scopes = this.registry.get(p).characteristics.scopes;
       if (options.as && !options.as.inProcess && !scopes.includes('process') && !scopes.includes('remote')) {
-        throw new AmixError(ErrorCode.AMIX_ERR_PRIMITIVE_MISMATCH,
+        throw new AmixError(
+          ErrorCode.AMIX_ERR_PRIMITIVE_MISMATCH,
           `primitive ${p} serves ${scopes.join(', ')} only and cannot link point "${(regA ?? regB)!.name}" with ${options.as.name}, another process; register the point with a process primitive`,
-          { details: { primitive: p, end: options.as.name } });
+          { details: { primitive: p, end: options.as.name } },
+        );
       }
     }
 
     const callerName = options.as?.name ?? CALLER;
-    const callerPlaced = () => { let p = this.#callerPlaced.get(callerName); if (!p) this.#callerPlaced.set(callerName, p = []); return p; };
+    const callerPlaced = () => {
+      let p = this.#callerPlaced.get(callerName);
+      if (!p) this.#callerPlaced.set(callerName, (p = []));
+      return p;
+    };
     let conferenceOf: LinkRec | undefined;
     if (mode === 'conference') {
       const cur = (regA ? this.#instances.get(regA.name)?.placed : callerPlaced())?.at(-1);
       conferenceOf = cur ? this.#links.get(cur) : undefined;
-      if (!conferenceOf) throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_LINK, `conference needs a current link of ${a ?? callerName} to join`);
+      if (!conferenceOf)
+        throw new AmixError(
+          ErrorCode.AMIX_ERR_UNKNOWN_LINK,
+          `conference needs a current link of ${a ?? callerName} to join`,
+        );
     }
 
     const instA: End | undefined = regA ? await this.#instanceFor(regA, undefined) : undefined;
@@ -429,7 +513,8 @@ export class Fabric extends EventEmitter {
       else {
         endpoint = new Endpoint(callerName, { maxUnlinked: (regA ?? regB)!.characteristics.maxmsg });
         target = new Agent(endpoint, this.registry, (e) => {
-          if (e.type === 'linkEnded') this.#emit({ type: 'peerLost', link: e.link, instance: callerName, peer: e.peer });
+          if (e.type === 'linkEnded')
+            this.#emit({ type: 'peerLost', link: e.link, instance: callerName, peer: e.peer });
         });
       }
       caller = { id: callerName, target, links: new Set(), senderList: [], receiverList: [], placed: callerPlaced() };
@@ -442,7 +527,18 @@ export class Fabric extends EventEmitter {
       rec = conferenceOf;
       rec.b.push(endB.id);
     } else {
-      rec = { id, a: endA.id, b: [endB.id], direction, steps, state: 'active', mode, flows: [], suspendedMs: 0, brokers: [] };
+      rec = {
+        id,
+        a: endA.id,
+        b: [endB.id],
+        direction,
+        steps,
+        state: 'active',
+        mode,
+        flows: [],
+        suspendedMs: 0,
+        brokers: [],
+      };
     }
     this.#links.set(id, rec);
     try {
@@ -506,7 +602,10 @@ export class Fabric extends EventEmitter {
       // Flush first: a null message through each sending end lands after every
       // message it accepted, so the receivers hold them all before the suspend
       // and the teardown (which then lets each receiver drain them).
-      for (const f of rec.flows) await this.#end(rec, f.from)?.target.request('cycle', { link }, FLUSH_MS).catch(() => {});
+      for (const f of rec.flows)
+        await this.#end(rec, f.from)
+          ?.target.request('cycle', { link }, FLUSH_MS)
+          .catch(() => {});
       await this.#setSuspended(rec, true, 'suspended').catch(() => {});
     }
     await this.#teardownLink(rec);
@@ -523,7 +622,11 @@ export class Fabric extends EventEmitter {
     for (const id of ends) {
       const inst = this.#instances.get(id);
       if (!inst) continue;
-      if (inst.links.size === 0 && (inst.point.characteristics.instancing === 'private' || inst.point.characteristics.endWhenUnused)) toEnd.add(id);
+      if (
+        inst.links.size === 0 &&
+        (inst.point.characteristics.instancing === 'private' || inst.point.characteristics.endWhenUnused)
+      )
+        toEnd.add(id);
     }
     for (const id of toEnd) {
       const inst = this.#instances.get(id);
@@ -544,7 +647,8 @@ export class Fabric extends EventEmitter {
       for (const linkId of inst.links) {
         const rec = this.#links.get(linkId);
         if (!rec) continue;
-        for (const f of rec.flows.filter((x) => x.to === inst.id)) await this.#end(rec, f.from)?.target.request('cycle', { link: linkId }, this.#timeout);
+        for (const f of rec.flows.filter((x) => x.to === inst.id))
+          await this.#end(rec, f.from)?.target.request('cycle', { link: linkId }, this.#timeout);
       }
       out.push(this.#instInfo(inst));
     }
@@ -597,7 +701,9 @@ export class Fabric extends EventEmitter {
   }
 
   /** Calls {@link close}. */
-  async [Symbol.asyncDispose](): Promise<void> { await this.close(); }
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
 
   // ---- internals --------------------------------------------------------
 
@@ -606,7 +712,10 @@ export class Fabric extends EventEmitter {
    * `AMIX_ERR_PRIMITIVE_MISMATCH` names both when there is no broker, or
    * when a primitive cannot cross the process boundary a hop needs.
    */
-  #planFlow(from: PointRegistration | undefined, to: PointRegistration | undefined): { primitive: string; broker?: BrokerEntry } {
+  #planFlow(
+    from: PointRegistration | undefined,
+    to: PointRegistration | undefined,
+  ): { primitive: string; broker?: BrokerEntry } {
     const sendP = from?.sendPrimitive ?? to!.receivePrimitive;
     const recvP = to?.receivePrimitive ?? from!.sendPrimitive;
     if (sendP === recvP) {
@@ -615,9 +724,18 @@ export class Fabric extends EventEmitter {
     }
     const broker = this.brokerFor(sendP, recvP);
     if (!broker) {
-      throw new AmixError(ErrorCode.AMIX_ERR_PRIMITIVE_MISMATCH,
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_PRIMITIVE_MISMATCH,
         `point "${from?.name ?? CALLER}" sends with ${sendP} but point "${to?.name ?? CALLER}" receives with ${recvP}, and no broker converts between them`,
-        { details: { from: from?.name ?? CALLER, to: to?.name ?? CALLER, sendPrimitive: sendP, receivePrimitive: recvP } });
+        {
+          details: {
+            from: from?.name ?? CALLER,
+            to: to?.name ?? CALLER,
+            sendPrimitive: sendP,
+            receivePrimitive: recvP,
+          },
+        },
+      );
     }
     // The broker runs as a worker of this process: each hop is checked on its own.
     this.#checkCrossing(sendP, from, undefined);
@@ -630,30 +748,55 @@ export class Fabric extends EventEmitter {
     const crosses = from?.characteristics.scope === 'process' || to?.characteristics.scope === 'process';
     const scopes = this.registry.get(primitive).characteristics.scopes;
     if (crosses && !scopes.includes('process') && !scopes.includes('remote')) {
-      throw new AmixError(ErrorCode.AMIX_ERR_PRIMITIVE_MISMATCH,
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_PRIMITIVE_MISMATCH,
         `primitive ${primitive} serves ${scopes.join(', ')} only and cannot link "${from?.name ?? CALLER}" and "${to?.name ?? CALLER}" across processes`,
-        { details: { primitive, from: from?.name ?? CALLER, to: to?.name ?? CALLER } });
+        { details: { primitive, from: from?.name ?? CALLER, to: to?.name ?? CALLER } },
+      );
     }
   }
 
   /** The end named `id` on link `rec`: an instance, or the link's caller end. */
   #end(rec: LinkRec, id: string): End | undefined {
-    return this.#instances.get(id) ?? (this.#callerEnds.get(rec.id)?.id === id ? this.#callerEnds.get(rec.id) : undefined);
+    return (
+      this.#instances.get(id) ?? (this.#callerEnds.get(rec.id)?.id === id ? this.#callerEnds.get(rec.id) : undefined)
+    );
   }
 
   /** Open one flow: a receiving end at `to`, a sending end at `from` (each by its agent), and the list entries. */
-  async #openFlow(rec: LinkRec, from: End, fromReg: PointRegistration | undefined, to: End, toReg: PointRegistration | undefined): Promise<void> {
+  async #openFlow(
+    rec: LinkRec,
+    from: End,
+    fromReg: PointRegistration | undefined,
+    to: End,
+    toReg: PointRegistration | undefined,
+  ): Promise<void> {
     const plan = this.#planFlow(fromReg, toReg);
     const rxChar = (toReg ?? fromReg)!.characteristics;
     const options: ChannelOptions = {
-      maxmsg: rxChar.maxmsg, minmsg: rxChar.minmsg, discard: rxChar.discard, idle: rxChar.waitStrategy,
+      maxmsg: rxChar.maxmsg,
+      minmsg: rxChar.minmsg,
+      discard: rxChar.discard,
+      idle: rxChar.waitStrategy,
       ...(rxChar.maxMessageBytes ? { maxMessageBytes: rxChar.maxMessageBytes } : {}),
     };
-    if (!plan.broker) { await this.#openHop(rec, from, to, plan.primitive, options); return; }
+    if (!plan.broker) {
+      await this.#openHop(rec, from, to, plan.primitive, options);
+      return;
+    }
     // Insert the broker point: from → broker on one primitive, broker → to on the other.
     const breg = normalizePoint({
-      name: 'broker', location: plan.broker.location, receivePrimitive: plan.broker.from, sendPrimitive: plan.broker.to,
-      characteristics: { scope: 'thread', maxmsg: rxChar.maxmsg, minmsg: rxChar.minmsg, discard: rxChar.discard, termination: 'signal' },
+      name: 'broker',
+      location: plan.broker.location,
+      receivePrimitive: plan.broker.from,
+      sendPrimitive: plan.broker.to,
+      characteristics: {
+        scope: 'thread',
+        maxmsg: rxChar.maxmsg,
+        minmsg: rxChar.minmsg,
+        discard: rxChar.discard,
+        termination: 'signal',
+      },
     });
     let n = 1;
     while (this.#instances.has(`broker#${n}`)) n++;
@@ -666,9 +809,17 @@ export class Fabric extends EventEmitter {
 
   /** Open one hop: a receiving end at `to`, a sending end at `from` (each by its agent), and the list entries. */
   async #openHop(rec: LinkRec, from: End, to: End, primitive: string, options: ChannelOptions): Promise<void> {
-    const { address } = await to.target.request<{ address: ChannelOptions['address'] }>('openReceiver', { link: rec.id, peer: from.id, primitive, options }, this.#timeout);
+    const { address } = await to.target.request<{ address: ChannelOptions['address'] }>(
+      'openReceiver',
+      { link: rec.id, peer: from.id, primitive, options },
+      this.#timeout,
+    );
     try {
-      await from.target.request('openSender', { link: rec.id, peer: to.id, primitive, address, options }, this.#timeout);
+      await from.target.request(
+        'openSender',
+        { link: rec.id, peer: to.id, primitive, address, options },
+        this.#timeout,
+      );
     } catch (err) {
       await to.target.request('closeLink', { link: rec.id }, this.#timeout).catch(() => {});
       throw err;
@@ -695,7 +846,8 @@ export class Fabric extends EventEmitter {
       end.receiverList = end.receiverList.filter((e) => e.link !== rec.id);
       const i = end.placed.indexOf(rec.id);
       if (i >= 0) end.placed.splice(i, 1);
-      if (!(end as Inst).host?.hasExited) await end.target.request('closeLink', { link: rec.id, reason: reason?.message }, this.#timeout).catch(() => {});
+      if (!(end as Inst).host?.hasExited)
+        await end.target.request('closeLink', { link: rec.id, reason: reason?.message }, this.#timeout).catch(() => {});
     }
     for (const b of rec.brokers) {
       const inst = this.#instances.get(b);
@@ -705,21 +857,28 @@ export class Fabric extends EventEmitter {
   }
 
   async #setSuspended(rec: LinkRec, on: boolean, state: LinkState): Promise<void> {
-    for (const f of rec.flows) await this.#end(rec, f.from)?.target.request(on ? 'suspend' : 'resume', { link: rec.id }, this.#timeout);
+    for (const f of rec.flows)
+      await this.#end(rec, f.from)?.target.request(on ? 'suspend' : 'resume', { link: rec.id }, this.#timeout);
     const now = Date.now();
     if (on && rec.suspendedSince === undefined) rec.suspendedSince = now;
-    if (!on && rec.suspendedSince !== undefined) { rec.suspendedMs += now - rec.suspendedSince; rec.suspendedSince = undefined; }
+    if (!on && rec.suspendedSince !== undefined) {
+      rec.suspendedMs += now - rec.suspendedSince;
+      rec.suspendedSince = undefined;
+    }
     rec.state = state;
   }
 
   /** The instance a connection to `reg` uses: the public one, or a new private one per client. */
   async #instanceFor(reg: PointRegistration, client: string | undefined, connecting = false): Promise<Inst> {
     const c = reg.characteristics;
-    const live = [...this.#instances.values()].filter((i) => i.point === reg && i.state !== 'terminating' && i.state !== 'ended' && i.state !== 'dead');
+    const live = [...this.#instances.values()].filter(
+      (i) => i.point === reg && i.state !== 'terminating' && i.state !== 'ended' && i.state !== 'dead',
+    );
     if (c.instancing === 'public') {
       const existing = live[0];
       if (existing) {
-        if (connecting && c.maxConnections > 0 && existing.links.size >= c.maxConnections) throw maxConn(reg, existing.links.size);
+        if (connecting && c.maxConnections > 0 && existing.links.size >= c.maxConnections)
+          throw maxConn(reg, existing.links.size);
         return existing;
       }
       return this.#spawn(reg, reg.name, undefined);
@@ -727,7 +886,10 @@ export class Fabric extends EventEmitter {
     if (connecting && client !== undefined) {
       // A private point gets one instance per client; an unclaimed one (made by create) is claimed first.
       const unclaimed = live.find((i) => i.client === undefined);
-      if (unclaimed) { unclaimed.client = client; return unclaimed; }
+      if (unclaimed) {
+        unclaimed.client = client;
+        return unclaimed;
+      }
     } else if (!connecting && live.length > 0) {
       return live[0]!;
     }
@@ -740,8 +902,18 @@ export class Fabric extends EventEmitter {
   async #spawn(reg: PointRegistration, id: string, client: string | undefined): Promise<Inst> {
     const host = HostHandle.spawn(reg.characteristics.scope, id, reg.characteristics.stackMb);
     const inst: Inst = {
-      point: reg, id, state: 'starting', host, target: host, links: new Set(), restarts: 0, senderList: [], receiverList: [],
-      ending: false, placed: [], ...(client !== undefined ? { client } : {}),
+      point: reg,
+      id,
+      state: 'starting',
+      host,
+      target: host,
+      links: new Set(),
+      restarts: 0,
+      senderList: [],
+      receiverList: [],
+      ending: false,
+      placed: [],
+      ...(client !== undefined ? { client } : {}),
     };
     this.#instances.set(id, inst);
     this.#wire(inst);
@@ -753,18 +925,34 @@ export class Fabric extends EventEmitter {
       await host.forceKill();
       throw err;
     }
-    this.#emit({ type: 'instanceCreated', point: reg.name, instance: id, scope: reg.characteristics.scope, pid: host.pid });
+    this.#emit({
+      type: 'instanceCreated',
+      point: reg.name,
+      instance: id,
+      scope: reg.characteristics.scope,
+      pid: host.pid,
+    });
     if (!reg.characteristics.idle) await this.#activate(inst);
     else inst.state = 'idle';
     return inst;
   }
 
   async #initHost(inst: Inst): Promise<void> {
-    const primitives = this.registry.list().filter((p) => !p.builtin && !p.location.startsWith('inline:'))
+    const primitives = this.registry
+      .list()
+      .filter((p) => !p.builtin && !p.location.startsWith('inline:'))
       .map(({ name, location, characteristics }) => ({ name, location, characteristics }));
-    await inst.host.request('init', {
-      registration: inst.point, instance: inst.id, primitives, baseDir: this.#baseDir, runtimeDir: this.#runtimeDir,
-    }, this.#timeout);
+    await inst.host.request(
+      'init',
+      {
+        registration: inst.point,
+        instance: inst.id,
+        primitives,
+        baseDir: this.#baseDir,
+        runtimeDir: this.#runtimeDir,
+      },
+      this.#timeout,
+    );
   }
 
   async #activate(inst: Inst): Promise<void> {
@@ -777,16 +965,26 @@ export class Fabric extends EventEmitter {
   #wire(inst: Inst): void {
     const host = inst.host;
     host.on('event', (e: { type: string; link?: string; peer?: string; event?: string }) => {
-      if (e.type === 'channel') this.#emit({ type: 'channel', instance: inst.id, link: e.link!, peer: e.peer!, event: e.event! });
-      else if (e.type === 'linkEnded') this.#emit({ type: 'peerLost', link: e.link!, instance: inst.id, peer: e.peer! });
+      if (e.type === 'channel')
+        this.#emit({ type: 'channel', instance: inst.id, link: e.link!, peer: e.peer!, event: e.event! });
+      else if (e.type === 'linkEnded')
+        this.#emit({ type: 'peerLost', link: e.link!, instance: inst.id, peer: e.peer! });
     });
-    host.on('exit', (exit: HostExit) => { if (inst.host === host) void this.#onExit(inst, exit); });
+    host.on('exit', (exit: HostExit) => {
+      if (inst.host === host) void this.#onExit(inst, exit);
+    });
   }
 
   async #onExit(inst: Inst, exit: HostExit): Promise<void> {
     if (inst.ending) return;
     inst.state = 'dead';
-    this.#emit({ type: 'instanceDied', point: inst.point.name, instance: inst.id, code: exit.code, signal: exit.signal });
+    this.#emit({
+      type: 'instanceDied',
+      point: inst.point.name,
+      instance: inst.id,
+      code: exit.code,
+      signal: exit.signal,
+    });
     const linkIds = [...inst.links];
     if (inst.point.characteristics.restart && !this.#closed && this.#points.get(inst.point.name) === inst.point) {
       try {
@@ -800,8 +998,11 @@ export class Fabric extends EventEmitter {
     for (const l of linkIds) {
       const rec = this.#links.get(l);
       if (!rec) continue;
-      for (const peer of [rec.a, ...rec.b].filter((x) => x !== inst.id)) this.#emit({ type: 'peerLost', link: l, instance: peer, peer: inst.id });
-      await this.#teardownLink(rec, new AmixError(ErrorCode.AMIX_ERR_POINT_DIED, `point ${inst.id} died`)).catch(() => {});
+      for (const peer of [rec.a, ...rec.b].filter((x) => x !== inst.id))
+        this.#emit({ type: 'peerLost', link: l, instance: peer, peer: inst.id });
+      await this.#teardownLink(rec, new AmixError(ErrorCode.AMIX_ERR_POINT_DIED, `point ${inst.id} died`)).catch(
+        () => {},
+      );
     }
   }
 
@@ -831,7 +1032,8 @@ export class Fabric extends EventEmitter {
         }
       }
       for (const f of flows) {
-        const from = this.#end(rec, f.from)!; const to = this.#end(rec, f.to)!;
+        const from = this.#end(rec, f.from)!;
+        const to = this.#end(rec, f.to)!;
         await this.#openFlow(rec, from, (from as Inst).point, to, (to as Inst).point);
       }
       if (rec.state !== 'active') await this.#setSuspended(rec, true, rec.state);
@@ -845,7 +1047,10 @@ export class Fabric extends EventEmitter {
    * with the point's termination method, escalating to a signal on a timer.
    */
   async #terminate(inst: Inst): Promise<void> {
-    if (inst.ending) { await inst.host.exited; return; }
+    if (inst.ending) {
+      await inst.host.exited;
+      return;
+    }
     inst.ending = true;
     inst.state = 'terminating';
     this.#emit({ type: 'coordinatorWithdrawn', point: inst.point.name, instance: inst.id });
@@ -858,7 +1063,11 @@ export class Fabric extends EventEmitter {
     let escalated = false;
     if (termination !== 'signal' && !inst.host.hasExited) {
       try {
-        await inst.host.request('terminate', { timeoutMs: graceMs }, termination === 'message' ? Math.max(this.#timeout, graceMs) : graceMs);
+        await inst.host.request(
+          'terminate',
+          { timeoutMs: graceMs },
+          termination === 'message' ? Math.max(this.#timeout, graceMs) : graceMs,
+        );
         method = 'message';
       } catch {
         escalated = termination === 'messageThenSignal';
@@ -872,40 +1081,65 @@ export class Fabric extends EventEmitter {
 
   #instInfo(i: Inst): InstanceInfo {
     return {
-      point: i.point.name, instance: i.id, scope: i.point.characteristics.scope, state: i.state, pid: i.host.pid,
-      links: [...i.links], restarts: i.restarts, senderList: [...i.senderList], receiverList: [...i.receiverList],
+      point: i.point.name,
+      instance: i.id,
+      scope: i.point.characteristics.scope,
+      state: i.state,
+      pid: i.host.pid,
+      links: [...i.links],
+      restarts: i.restarts,
+      senderList: [...i.senderList],
+      receiverList: [...i.receiverList],
     };
   }
 
   #linkInfo(l: LinkRec): LinkInfo {
     const extra = l.suspendedSince !== undefined ? Date.now() - l.suspendedSince : 0;
     return {
-      id: l.id, a: l.a, b: [...l.b], direction: l.direction, steps: l.steps, state: l.state, mode: l.mode,
-      suspendedMs: l.suspendedMs + extra, brokers: [...l.brokers], flows: l.flows.map((f) => ({ ...f })),
+      id: l.id,
+      a: l.a,
+      b: [...l.b],
+      direction: l.direction,
+      steps: l.steps,
+      state: l.state,
+      mode: l.mode,
+      suspendedMs: l.suspendedMs + extra,
+      brokers: [...l.brokers],
+      flows: l.flows.map((f) => ({ ...f })),
     };
   }
 
   #reg(name: string): PointRegistration {
     const r = this.#points.get(name);
     if (!r) {
-      throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `no point named ${describe(name)}`, { details: { name: String(name) } });
+      throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `no point named ${describe(name)}`, {
+        details: { name: String(name) },
+      });
     }
     return r;
   }
 
   #inst(id: string): Inst {
     const i = this.#instances.get(id);
-    if (!i) throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `no running instance ${describe(id)}`, { details: { instance: id } });
+    if (!i)
+      throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `no running instance ${describe(id)}`, {
+        details: { instance: id },
+      });
     return i;
   }
 
   #link(id: string): LinkRec {
     const l = this.#links.get(id);
-    if (!l) throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_LINK, `no link ${describe(id)}`, { details: { link: String(id) } });
+    if (!l)
+      throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_LINK, `no link ${describe(id)}`, {
+        details: { link: String(id) },
+      });
     return l;
   }
 
-  #emit(e: FabricEvent): void { this.emit('event', e); }
+  #emit(e: FabricEvent): void {
+    this.emit('event', e);
+  }
 
   #checkOpen(): void {
     if (this.#closed) throw new AmixError(ErrorCode.AMIX_ERR_CLOSED, 'fabric is closed');
@@ -913,7 +1147,9 @@ export class Fabric extends EventEmitter {
 }
 
 function maxConn(reg: PointRegistration, n: number): AmixError {
-  return new AmixError(ErrorCode.AMIX_ERR_MAX_CONNECTIONS,
+  return new AmixError(
+    ErrorCode.AMIX_ERR_MAX_CONNECTIONS,
     `point "${reg.name}" is at its maxConnections (${reg.characteristics.maxConnections}; ${n} in use); retry after a client leaves`,
-    { details: { point: reg.name, maxConnections: reg.characteristics.maxConnections } });
+    { details: { point: reg.name, maxConnections: reg.characteristics.maxConnections } },
+  );
 }

@@ -65,7 +65,12 @@ function portOf(): Port | undefined {
     process.on('disconnect', () => process.exit(0));
     // With a callback, a send racing the parent's death reports to it instead of throwing EPIPE at the process.
     const ignore = (): void => {};
-    return { post: (m) => { if (process.connected) process.send!(m, undefined, undefined, ignore); }, onMessage: (fn) => process.on('message', fn as (m: unknown) => void) };
+    return {
+      post: (m) => {
+        if (process.connected) process.send!(m, undefined, undefined, ignore);
+      },
+      onMessage: (fn) => process.on('message', fn as (m: unknown) => void),
+    };
   }
   return undefined;
 }
@@ -83,7 +88,9 @@ class Host {
 
   constructor(port: Port) {
     this.#port = port;
-    port.onMessage((m) => { if (m.kind === 'req') void this.#handle(m); });
+    port.onMessage((m) => {
+      if (m.kind === 'req') void this.#handle(m);
+    });
   }
 
   async #handle(m: Extract<HostMessage, { kind: 'req' }>): Promise<void> {
@@ -97,9 +104,12 @@ class Host {
 
   async #op(op: string, a: Record<string, unknown>): Promise<unknown> {
     switch (op) {
-      case 'init': return this.#doInit(a as unknown as HostInit);
-      case 'start': return this.#start();
-      case 'terminate': return this.#terminate(a.timeoutMs as number);
+      case 'init':
+        return this.#doInit(a as unknown as HostInit);
+      case 'start':
+        return this.#start();
+      case 'terminate':
+        return this.#terminate(a.timeoutMs as number);
       default:
         if (Agent.handles(op)) return this.#agent.request(op, a);
         throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `unknown host request ${JSON.stringify(op)}`);
@@ -108,10 +118,17 @@ class Host {
 
   async #doInit(init: HostInit): Promise<unknown> {
     this.#init = init;
-    this.#reg = new PrimitiveRegistry({ baseDir: init.baseDir, ...(init.runtimeDir ? { channelDefaults: { runtimeDir: init.runtimeDir } } : {}) });
+    this.#reg = new PrimitiveRegistry({
+      baseDir: init.baseDir,
+      ...(init.runtimeDir ? { channelDefaults: { runtimeDir: init.runtimeDir } } : {}),
+    });
     for (const p of init.primitives) if (!this.#reg.has(p.name)) this.#reg.register(p);
     const c = init.registration.characteristics;
-    const point = new Endpoint(init.registration.name, { maxUnlinked: c.maxmsg, discard: c.discard }) as Endpoint & { instance: string; data: unknown; signal: AbortSignal };
+    const point = new Endpoint(init.registration.name, { maxUnlinked: c.maxmsg, discard: c.discard }) as Endpoint & {
+      instance: string;
+      data: unknown;
+      signal: AbortSignal;
+    };
     Object.defineProperties(point, {
       instance: { value: init.instance, enumerable: true },
       data: { value: init.registration.data, enumerable: true },
@@ -128,17 +145,27 @@ class Host {
       load: async () => {
         let mod: { default?: unknown; main?: unknown };
         try {
-          mod = await import(specifier) as { default?: unknown; main?: unknown };
+          mod = (await import(specifier)) as { default?: unknown; main?: unknown };
         } catch (err) {
-          throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `cannot import point "${init.registration.name}" from ${location}: ${(err as Error).message}`, { cause: err });
+          throw new AmixError(
+            ErrorCode.AMIX_ERR_INVALID_ARG,
+            `cannot import point "${init.registration.name}" from ${location}: ${(err as Error).message}`,
+            { cause: err },
+          );
         }
         const main = mod.default ?? mod.main;
         if (typeof main !== 'function') {
-          throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `point module ${location} must export a main(point) function as its default export`);
+          throw new AmixError(
+            ErrorCode.AMIX_ERR_INVALID_ARG,
+            `point module ${location} must export a main(point) function as its default export`,
+          );
         }
         this.#main = main as PointMain;
       },
-      quiesce: () => { this.#abort.abort(new Error('terminating')); return this.#point.close(); },
+      quiesce: () => {
+        this.#abort.abort(new Error('terminating'));
+        return this.#point.close();
+      },
     });
     await this.#container.load(init.instance);
     return { pid: process.pid };
@@ -161,7 +188,10 @@ class Host {
   async #terminate(timeoutMs: number): Promise<unknown> {
     const state = this.#container.get(this.#init.instance).state;
     if (state === 'started') await this.#container.quiesce(this.#init.instance, { timeoutMs });
-    else { this.#abort.abort(new Error('terminating')); await this.#point.close(); }
+    else {
+      this.#abort.abort(new Error('terminating'));
+      await this.#point.close();
+    }
     await this.#reg.close().catch(() => {});
     return {};
   }

@@ -37,14 +37,20 @@ export class HostHandle extends EventEmitter {
   private constructor(scope: PointScope) {
     super();
     this.scope = scope;
-    this.exited = new Promise((r) => { this.#resolveExit = r; });
+    this.exited = new Promise((r) => {
+      this.#resolveExit = r;
+    });
   }
 
   /** Start a host of `scope`. `stackMb` sets a worker's stack size. */
   static spawn(scope: PointScope, name: string, stackMb: number): HostHandle {
     const h = new HostHandle(scope);
     if (scope === 'thread') {
-      const w = new Worker(HOST_SCRIPT, { workerData: { amixHost: true }, name: `amix:${name}`, resourceLimits: { stackSizeMb: stackMb } });
+      const w = new Worker(HOST_SCRIPT, {
+        workerData: { amixHost: true },
+        name: `amix:${name}`,
+        resourceLimits: { stackSizeMb: stackMb },
+      });
       h.#worker = w;
       w.on('message', (m: HostMessage) => h.#onMessage(m));
       w.on('error', (err) => h.emit('hostError', err));
@@ -67,9 +73,13 @@ export class HostHandle extends EventEmitter {
   }
 
   /** The process id of a process host; the fabric's own pid for a thread host. */
-  get pid(): number | undefined { return this.#child ? this.#child.pid : process.pid; }
+  get pid(): number | undefined {
+    return this.#child ? this.#child.pid : process.pid;
+  }
   /** True once the host has exited. */
-  get hasExited(): boolean { return this.#exited !== undefined; }
+  get hasExited(): boolean {
+    return this.#exited !== undefined;
+  }
 
   /** Send a control request; rejects with the host's error (rebuilt as an AmixError) or `AMIX_ERR_POINT_DIED` if it exits first. */
   request<T = unknown>(op: string, args: Record<string, unknown> = {}, timeoutMs = 0): Promise<T> {
@@ -80,12 +90,22 @@ export class HostHandle extends EventEmitter {
       if (timeoutMs > 0) {
         timer = setTimeout(() => {
           this.#pending.delete(id);
-          reject(new AmixError(ErrorCode.AMIX_ERR_TIMEOUT, `point host did not answer ${op} within ${timeoutMs} ms`, { details: { op, timeoutMs } }));
+          reject(
+            new AmixError(ErrorCode.AMIX_ERR_TIMEOUT, `point host did not answer ${op} within ${timeoutMs} ms`, {
+              details: { op, timeoutMs },
+            }),
+          );
         }, timeoutMs);
       }
       this.#pending.set(id, {
-        resolve: (v) => { if (timer) clearTimeout(timer); resolve(v as T); },
-        reject: (e) => { if (timer) clearTimeout(timer); reject(e); },
+        resolve: (v) => {
+          if (timer) clearTimeout(timer);
+          resolve(v as T);
+        },
+        reject: (e) => {
+          if (timer) clearTimeout(timer);
+          reject(e);
+        },
       });
       this.#ref(true);
       const msg: HostMessage = { kind: 'req', id, op, args };
@@ -104,7 +124,9 @@ export class HostHandle extends EventEmitter {
       await this.#worker.terminate();
     } else {
       this.#child!.kill('SIGTERM');
-      const timer = setTimeout(() => { if (!this.#exited) this.#child!.kill('SIGKILL'); }, graceMs);
+      const timer = setTimeout(() => {
+        if (!this.#exited) this.#child!.kill('SIGKILL');
+      }, graceMs);
       await this.exited;
       clearTimeout(timer);
     }
@@ -123,13 +145,20 @@ export class HostHandle extends EventEmitter {
     // Keep the fabric's process alive only while a request is outstanding.
     const target = this.#worker ?? this.#child;
     if (!target) return;
-    if (on) { target.ref(); if (this.#child) this.#child.channel?.ref(); } else {
-      target.unref(); if (this.#child) this.#child.channel?.unref();
+    if (on) {
+      target.ref();
+      if (this.#child) this.#child.channel?.ref();
+    } else {
+      target.unref();
+      if (this.#child) this.#child.channel?.unref();
     }
   }
 
   #onMessage(m: HostMessage): void {
-    if (m.kind === 'event') { this.emit('event', m.event); return; }
+    if (m.kind === 'event') {
+      this.emit('event', m.event);
+      return;
+    }
     if (m.kind !== 'res') return;
     const p = this.#pending.get(m.id);
     if (!p) return;
@@ -149,8 +178,10 @@ export class HostHandle extends EventEmitter {
 
   #diedError(op: string): AmixError {
     const e = this.#exited;
-    return new AmixError(ErrorCode.AMIX_ERR_POINT_DIED,
+    return new AmixError(
+      ErrorCode.AMIX_ERR_POINT_DIED,
       `point host exited (code ${e?.code ?? 'none'}, signal ${e?.signal ?? 'none'}) before answering ${op}`,
-      { details: { code: e?.code ?? null, signal: e?.signal ?? null } });
+      { details: { code: e?.code ?? null, signal: e?.signal ?? null } },
+    );
   }
 }

@@ -100,12 +100,15 @@ export const DEFAULT_PRIMITIVE: Readonly<Record<PointScope, string>> = Object.fr
 });
 
 function fail(field: string, rule: string, got: unknown): AmixError {
-  return new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `point.${field} ${rule} (got ${describe(got)})`, { details: { option: `point.${field}` } });
+  return new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `point.${field} ${rule} (got ${describe(got)})`, {
+    details: { option: `point.${field}` },
+  });
 }
 
 function oneOf<T extends string>(field: string, v: unknown, set: Record<string, T>, dflt: T): T {
   if (v === undefined) return dflt;
-  if (typeof v !== 'string' || !Object.values(set).includes(v as T)) throw fail(field, `must be one of ${Object.values(set).join(', ')}`, v);
+  if (typeof v !== 'string' || !Object.values(set).includes(v as T))
+    throw fail(field, `must be one of ${Object.values(set).join(', ')}`, v);
   return v as T;
 }
 
@@ -127,22 +130,47 @@ function bool(field: string, v: unknown, dflt: boolean): boolean {
  */
 export function normalizePoint(input: PointRegistrationInput): PointRegistration {
   if (input === null || typeof input !== 'object') throw fail('', 'registration must be an object', input);
-  if (typeof input.name !== 'string' || !NAME_RE.test(input.name)) throw fail('name', `must match ${NAME_RE}`, input.name);
-  if (typeof input.location !== 'string' || input.location.length === 0) throw fail('location', 'must be a non-empty string', input.location);
+  if (typeof input.name !== 'string' || !NAME_RE.test(input.name))
+    throw fail('name', `must match ${NAME_RE}`, input.name);
+  if (typeof input.location !== 'string' || input.location.length === 0)
+    throw fail('location', 'must be a non-empty string', input.location);
   const role = oneOf('role', input.role, PointRole, 'both');
   const c = input.characteristics ?? {};
   if (c === null || typeof c !== 'object') throw fail('characteristics', 'must be an object', c);
-  const known = new Set(['scope', 'stackMb', 'idle', 'maxmsg', 'minmsg', 'restart', 'termination', 'graceMs', 'discard',
-    'waitStrategy', 'instancing', 'maxConnections', 'endWhenUnused', 'maxMessageBytes']);
-  for (const k of Object.keys(c)) if (!known.has(k)) throw fail(`characteristics.${k}`, `is not a known characteristic; known: ${[...known].join(', ')}`, (c as Record<string, unknown>)[k]);
+  const known = new Set([
+    'scope',
+    'stackMb',
+    'idle',
+    'maxmsg',
+    'minmsg',
+    'restart',
+    'termination',
+    'graceMs',
+    'discard',
+    'waitStrategy',
+    'instancing',
+    'maxConnections',
+    'endWhenUnused',
+    'maxMessageBytes',
+  ]);
+  for (const k of Object.keys(c))
+    if (!known.has(k))
+      throw fail(
+        `characteristics.${k}`,
+        `is not a known characteristic; known: ${[...known].join(', ')}`,
+        (c as Record<string, unknown>)[k],
+      );
   const scope = oneOf('characteristics.scope', c.scope, PointScope, 'thread');
   const maxmsg = int('characteristics.maxmsg', c.maxmsg, 1, 4096);
   const minmsg = int('characteristics.minmsg', c.minmsg, 0, Math.floor(maxmsg / 2));
-  if (minmsg >= maxmsg) throw fail('characteristics.minmsg', `must be below characteristics.maxmsg (${maxmsg})`, minmsg);
+  if (minmsg >= maxmsg)
+    throw fail('characteristics.minmsg', `must be below characteristics.maxmsg (${maxmsg})`, minmsg);
   const stackMb = c.stackMb === undefined ? 4 : c.stackMb;
-  if (typeof stackMb !== 'number' || !(stackMb > 0) || stackMb > 1024) throw fail('characteristics.stackMb', 'must be a number of MiB above 0 and at most 1024', stackMb);
+  if (typeof stackMb !== 'number' || !(stackMb > 0) || stackMb > 1024)
+    throw fail('characteristics.stackMb', 'must be a number of MiB above 0 and at most 1024', stackMb);
   const instancing = c.instancing === undefined ? 'public' : c.instancing;
-  if (instancing !== 'public' && instancing !== 'private') throw fail('characteristics.instancing', 'must be "public" or "private"', instancing);
+  if (instancing !== 'public' && instancing !== 'private')
+    throw fail('characteristics.instancing', 'must be "public" or "private"', instancing);
   const characteristics: PointCharacteristics = {
     scope,
     stackMb,
@@ -157,7 +185,9 @@ export function normalizePoint(input: PointRegistrationInput): PointRegistration
     instancing,
     maxConnections: int('characteristics.maxConnections', c.maxConnections, 0, 0),
     endWhenUnused: bool('characteristics.endWhenUnused', c.endWhenUnused, false),
-    ...(c.maxMessageBytes === undefined ? {} : { maxMessageBytes: int('characteristics.maxMessageBytes', c.maxMessageBytes, 1, 0) }),
+    ...(c.maxMessageBytes === undefined
+      ? {}
+      : { maxMessageBytes: int('characteristics.maxMessageBytes', c.maxMessageBytes, 1, 0) }),
   };
   const prim = (field: string, v: unknown) => {
     if (v === undefined) return DEFAULT_PRIMITIVE[scope];
@@ -205,24 +235,42 @@ export function parseDirection(d: unknown): Direction {
   if (typeof d === 'number' && BY_NUMBER[d]) return BY_NUMBER[d]!;
   if (typeof d === 'string' && (Object.values(Direction) as string[]).includes(d)) return d as Direction;
   if (typeof d === 'string' && /^[1-4]$/.test(d)) return BY_NUMBER[Number(d)]!;
-  throw new AmixError(ErrorCode.AMIX_ERR_BAD_DIRECTION,
-    `direction must be one of both (1), bToA (2), aToB (3), none (4) (got ${describe(d)})`, { details: { direction: String(d) } });
+  throw new AmixError(
+    ErrorCode.AMIX_ERR_BAD_DIRECTION,
+    `direction must be one of both (1), bToA (2), aToB (3), none (4) (got ${describe(d)})`,
+    { details: { direction: String(d) } },
+  );
 }
 
 /** The directory record of a point (what amixd stores and peers are told): its whole registration. */
-export function registrationRecord(p: PointRegistration): Record<string, unknown> & { role: PointRegistration['role'] } {
+export function registrationRecord(
+  p: PointRegistration,
+): Record<string, unknown> & { role: PointRegistration['role'] } {
   return {
-    role: p.role, location: p.location, primitives: { send: p.sendPrimitive, receive: p.receivePrimitive },
-    characteristics: { ...p.characteristics }, ...(p.data !== undefined ? { data: p.data } : {}),
+    role: p.role,
+    location: p.location,
+    primitives: { send: p.sendPrimitive, receive: p.receivePrimitive },
+    characteristics: { ...p.characteristics },
+    ...(p.data !== undefined ? { data: p.data } : {}),
   };
 }
 
 /** The registration input back from a directory view (a record made by {@link registrationRecord}). */
 export function registrationInput(v: PointView): PointRegistrationInput {
-  const r = v.record as { role: PointRegistration['role']; location: string; primitives?: { send?: string; receive?: string }; characteristics?: Record<string, unknown>; data?: unknown };
+  const r = v.record as {
+    role: PointRegistration['role'];
+    location: string;
+    primitives?: { send?: string; receive?: string };
+    characteristics?: Record<string, unknown>;
+    data?: unknown;
+  };
   return {
-    name: v.name, location: r.location, role: r.role,
-    ...(r.primitives?.send ? { sendPrimitive: r.primitives.send } : {}), ...(r.primitives?.receive ? { receivePrimitive: r.primitives.receive } : {}),
-    ...(r.characteristics ? { characteristics: r.characteristics } : {}), ...(r.data !== undefined ? { data: r.data } : {}),
+    name: v.name,
+    location: r.location,
+    role: r.role,
+    ...(r.primitives?.send ? { sendPrimitive: r.primitives.send } : {}),
+    ...(r.primitives?.receive ? { receivePrimitive: r.primitives.receive } : {}),
+    ...(r.characteristics ? { characteristics: r.characteristics } : {}),
+    ...(r.data !== undefined ? { data: r.data } : {}),
   };
 }

@@ -55,15 +55,23 @@ function badFrame(message: string, cause?: unknown): AmixError {
 
 function checkIdentifier(name: string, value: unknown): string {
   if (typeof value !== 'string' || value.length === 0) throw badFrame(`${name} must be a non-empty identifier`);
-  if (value.length > MAX_IDENTIFIER_LENGTH) throw badFrame(`${name} is longer than ${MAX_IDENTIFIER_LENGTH} characters`);
+  if (value.length > MAX_IDENTIFIER_LENGTH)
+    throw badFrame(`${name} is longer than ${MAX_IDENTIFIER_LENGTH} characters`);
   return value;
 }
 
 /** `AMIX_ERR_INVALID_ARG` unless both identifiers are strings of 1 to {@link MAX_IDENTIFIER_LENGTH} characters. */
 function checkEncodableIdentifiers(sender: unknown, receiver: unknown): void {
-  for (const [name, v] of [['envelope.sender', sender], ['envelope.receiver', receiver]] as const) {
+  for (const [name, v] of [
+    ['envelope.sender', sender],
+    ['envelope.receiver', receiver],
+  ] as const) {
     if (typeof v !== 'string' || v.length === 0 || v.length > MAX_IDENTIFIER_LENGTH) {
-      throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `${name} must be a string of 1 to ${MAX_IDENTIFIER_LENGTH} characters`, { details: { option: name } });
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_INVALID_ARG,
+        `${name} must be a string of 1 to ${MAX_IDENTIFIER_LENGTH} characters`,
+        { details: { option: name } },
+      );
     }
   }
 }
@@ -80,10 +88,14 @@ export function encodeEnvelope(envelope: Envelope): Uint8Array {
   const { sender, receiver, sequence, payload } = envelope;
   checkEncodableIdentifiers(sender, receiver);
   if (!Number.isSafeInteger(sequence) || sequence < 0) {
-    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, 'envelope.sequence must be a non-negative safe integer', { details: { option: 'envelope.sequence' } });
+    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, 'envelope.sequence must be a non-negative safe integer', {
+      details: { option: 'envelope.sequence' },
+    });
   }
   if (!(payload instanceof Uint8Array)) {
-    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, 'envelope.payload must be a Uint8Array', { details: { option: 'envelope.payload' } });
+    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, 'envelope.payload must be a Uint8Array', {
+      details: { option: 'envelope.payload' },
+    });
   }
   return EnvelopeType.encode({ sender, receiver, sequence, payload }).finish();
 }
@@ -140,10 +152,19 @@ export function scanEnvelope(b: Uint8Array): EnvelopeSpan {
   if (!(b instanceof Uint8Array)) throw badFrame('must be bytes');
   const len = b.length;
   let pos = 0;
-  const span: EnvelopeSpan = { senderStart: 0, senderEnd: 0, receiverStart: 0, receiverEnd: 0, sequence: 0, payloadStart: 0, payloadEnd: 0 };
+  const span: EnvelopeSpan = {
+    senderStart: 0,
+    senderEnd: 0,
+    receiverStart: 0,
+    receiverEnd: 0,
+    sequence: 0,
+    payloadStart: 0,
+    payloadEnd: 0,
+  };
   // Varints here are at most 2^53 (sequence) or 2^32 (tags and lengths); the caller checks ranges.
   const varint = (): number => {
-    let v = 0; let mul = 1;
+    let v = 0;
+    let mul = 1;
     for (let i = 0; i < 10; i++) {
       if (pos >= len) throw badFrame('is truncated inside a varint');
       const byte = b[pos++]!;
@@ -163,10 +184,16 @@ export function scanEnvelope(b: Uint8Array): EnvelopeSpan {
       const start = pos;
       if (n > len - pos) throw badFrame(`field ${field} runs past the end`);
       pos += n;
-      if (field === 1) { span.senderStart = start; span.senderEnd = pos; }
-      else if (field === 2) { span.receiverStart = start; span.receiverEnd = pos; }
-      else if (field === 4) { span.payloadStart = start; span.payloadEnd = pos; }
-      else if (field === 3) throw badFrame('field 3 (sequence) must be a varint');
+      if (field === 1) {
+        span.senderStart = start;
+        span.senderEnd = pos;
+      } else if (field === 2) {
+        span.receiverStart = start;
+        span.receiverEnd = pos;
+      } else if (field === 4) {
+        span.payloadStart = start;
+        span.payloadEnd = pos;
+      } else if (field === 3) throw badFrame('field 3 (sequence) must be a varint');
     } else if (field >= 1 && field <= 4 && !(field === 3 && wire === 0)) {
       throw badFrame(`field ${field} has wire type ${wire}`);
     } else if (wire === 0) {
@@ -183,7 +210,10 @@ export function scanEnvelope(b: Uint8Array): EnvelopeSpan {
   }
   if (span.senderEnd === span.senderStart) throw badFrame('sender must be a non-empty identifier');
   if (span.receiverEnd === span.receiverStart) throw badFrame('receiver must be a non-empty identifier');
-  if (span.senderEnd - span.senderStart > MAX_IDENTIFIER_BYTES || span.receiverEnd - span.receiverStart > MAX_IDENTIFIER_BYTES) {
+  if (
+    span.senderEnd - span.senderStart > MAX_IDENTIFIER_BYTES ||
+    span.receiverEnd - span.receiverStart > MAX_IDENTIFIER_BYTES
+  ) {
     throw badFrame(`identifier is longer than ${MAX_IDENTIFIER_LENGTH} characters`);
   }
   return span;
@@ -192,7 +222,11 @@ export function scanEnvelope(b: Uint8Array): EnvelopeSpan {
 /** The identifier between `start` and `end`, checked like {@link decodeEnvelope} checks it. */
 export function envelopeIdentifier(b: Uint8Array, start: number, end: number, name: 'sender' | 'receiver'): string {
   let s: string;
-  try { s = utf8.decode(b.subarray(start, end)); } catch (err) { throw badFrame(`${name} is not UTF-8`, err); }
+  try {
+    s = utf8.decode(b.subarray(start, end));
+  } catch (err) {
+    throw badFrame(`${name} is not UTF-8`, err);
+  }
   return checkIdentifier(name, s);
 }
 
@@ -228,8 +262,10 @@ export function envelopeWriter(sender: string, receiver: string): EnvelopeWriter
     out.set(prefix, o);
     o += prefix.length;
     // Written even when zero, as protobufjs writes a field that is set.
-    out[o++] = 0x18; o = writeVarint(out, o, sequence);
-    out[o++] = 0x22; o = writeVarint(out, o, n);
+    out[o++] = 0x18;
+    o = writeVarint(out, o, sequence);
+    out[o++] = 0x22;
+    o = writeVarint(out, o, n);
     out.set(payload, o);
     return o + n;
   };
@@ -260,8 +296,13 @@ function identifierFields(sender: string, receiver: string): Uint8Array {
   const r = utf8Encoder.encode(receiver);
   const prefix = new Uint8Array(2 + varintSize(s.length) + s.length + varintSize(r.length) + r.length);
   let p = 0;
-  prefix[p++] = 0x0a; p = writeVarint(prefix, p, s.length); prefix.set(s, p); p += s.length;
-  prefix[p++] = 0x12; p = writeVarint(prefix, p, r.length); prefix.set(r, p);
+  prefix[p++] = 0x0a;
+  p = writeVarint(prefix, p, s.length);
+  prefix.set(s, p);
+  p += s.length;
+  prefix[p++] = 0x12;
+  p = writeVarint(prefix, p, r.length);
+  prefix.set(r, p);
   return prefix;
 }
 
@@ -311,7 +352,8 @@ export class EnvelopeReader {
 
   /** Read a varint of at most `maxBytes` at {@link EnvelopeReader.#pos}, moving past it; -1 if it is cut short or longer. */
   #varint(b: Uint8Array, maxBytes: number): number {
-    let v = 0; let mul = 1;
+    let v = 0;
+    let mul = 1;
     for (let i = 0; i < maxBytes && this.#pos < b.length; i++) {
       const byte = b[this.#pos++]!;
       v += (byte & 0x7f) * mul;
@@ -324,12 +366,18 @@ export class EnvelopeReader {
 
 function varintSize(v: number): number {
   let n = 1;
-  while (v >= 128) { v = Math.floor(v / 128); n++; }
+  while (v >= 128) {
+    v = Math.floor(v / 128);
+    n++;
+  }
   return n;
 }
 
 function writeVarint(out: Uint8Array, o: number, v: number): number {
-  while (v >= 128) { out[o++] = (v % 128) | 0x80; v = Math.floor(v / 128); }
+  while (v >= 128) {
+    out[o++] = (v % 128) | 0x80;
+    v = Math.floor(v / 128);
+  }
   out[o++] = v;
   return o;
 }

@@ -40,13 +40,34 @@ import type { Channel } from '../core/channel.js';
 import type { Directory, DirectoryPeer, PointView, QueryOptions, ResolveOptions } from '../directory/index.js';
 import { parsePointId } from '../directory/index.js';
 import { Endpoint } from '../fabric/endpoint.js';
-import { EnvelopeReader, decodeEnvelope, encodeEnvelope, envelopeIdentifier, envelopeWriter, scanEnvelope, type EnvelopeSpan, type EnvelopeWriter } from './envelope.js';
+import {
+  EnvelopeReader,
+  decodeEnvelope,
+  encodeEnvelope,
+  envelopeIdentifier,
+  envelopeWriter,
+  scanEnvelope,
+  type EnvelopeSpan,
+  type EnvelopeWriter,
+} from './envelope.js';
 import { AmixError, ErrorCode, describe, errorFromPlain, errorToPlain } from '../core/errors.js';
 import type { ExternalEnd, Fabric, LinkInfo } from '../fabric/fabric.js';
 import { AllowList, type CurveKeyPair } from '../../primitives/zeromq/keys.js';
-import { DIRECTION_STEPS, normalizePoint, registrationInput, type Direction, type PointRegistration } from '../fabric/point.js';
+import {
+  DIRECTION_STEPS,
+  normalizePoint,
+  registrationInput,
+  type Direction,
+  type PointRegistration,
+} from '../fabric/point.js';
 import type { ChannelEvent } from '../core/primitive.js';
-import { MAX_CONTROL_FRAME, PROTOCOL_VERSION, decodeControl, encodeControlBody, type ControlMessage } from '../control/protocol.js';
+import {
+  MAX_CONTROL_FRAME,
+  PROTOCOL_VERSION,
+  decodeControl,
+  encodeControlBody,
+  type ControlMessage,
+} from '../control/protocol.js';
 import { isLoopback, maxFrameBytesFor, type ZeromqAddress, type ZeromqOptions } from '../../primitives/zeromq.js';
 
 /** A daemon to dial: its `--listen` endpoint, and its public key when it uses CURVE. */
@@ -224,7 +245,9 @@ export class Conduit {
   }
 
   /** Wake pumps waiting for a data channel (they then see the conduit closed). */
-  wakeAll(): void { for (const w of this.#dataReady.splice(0)) w(); }
+  wakeAll(): void {
+    for (const w of this.#dataReady.splice(0)) w();
+  }
 }
 
 /**
@@ -263,12 +286,18 @@ export class Peering {
     this.#timeout = options.requestTimeoutMs ?? 10_000;
     this.#helloGrace = options.helloGraceMs ?? 10_000;
     if (options.keys && options.allow === undefined) {
-      throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, 'peering with keys needs an allow-list of peer public keys (--allow FILE)', { details: { option: 'allow' } });
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_INVALID_ARG,
+        'peering with keys needs an allow-list of peer public keys (--allow FILE)',
+        { details: { option: 'allow' } },
+      );
     }
   }
 
   /** This daemon's directory id: the `sender` of its control envelopes. */
-  get id(): string { return this.#host.directory.id; }
+  get id(): string {
+    return this.#host.directory.id;
+  }
 
   /** The control and data endpoints peers reach this daemon at. */
   get addresses(): { control: ZeromqAddress; data: ZeromqAddress } {
@@ -282,26 +311,42 @@ export class Peering {
     const loopback = isLoopback(listen);
     if (!this.#opts.keys) {
       if (!loopback && !this.#opts.insecure) {
-        throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG,
+        throw new AmixError(
+          ErrorCode.AMIX_ERR_INVALID_ARG,
           `refusing to listen on ${listen} without CURVE keys: anyone who can reach it could link to this daemon's points. Give --keys and --allow, or --insecure`,
-          { details: { option: 'listen' } });
+          { details: { option: 'listen' } },
+        );
       }
-      this.#host.log(`amixd peering without CURVE keys on ${listen}: peers are not authenticated${loopback ? ' (loopback only)' : ''}`);
+      this.#host.log(
+        `amixd peering without CURVE keys on ${listen}: peers are not authenticated${loopback ? ' (loopback only)' : ''}`,
+      );
     }
-    this.#ctlRx = await this.#open({ maxmsg: CTL_MAXMSG, minmsg: CTL_MINMSG, maxMessageBytes: CTL_MAX_BYTES, zeromq: { ...this.#server(), bind: listen } });
+    this.#ctlRx = await this.#open({
+      maxmsg: CTL_MAXMSG,
+      minmsg: CTL_MINMSG,
+      maxMessageBytes: CTL_MAX_BYTES,
+      zeromq: { ...this.#server(), bind: listen },
+    });
     const state = join(this.#host.stateDir, 'peering.json');
-    const saved = await readFile(state, 'utf8').then((t) => JSON.parse(t) as { data?: string }, () => ({} as { data?: string }));
+    const saved = await readFile(state, 'utf8').then(
+      (t) => JSON.parse(t) as { data?: string },
+      () => ({}) as { data?: string },
+    );
     const wanted = typeof saved.data === 'string' && hostOf(saved.data) === host ? saved.data : `tcp://${host}:*`;
     try {
       this.#dataRx = await this.#open({ zeromq: { ...this.#server(), bind: wanted } });
     } catch (err) {
       if (wanted.endsWith(':*')) throw err;
-      this.#host.log(`peering: cannot bind the data endpoint ${wanted} again (${(err as Error).message}); peers will be told the new one`);
+      this.#host.log(
+        `peering: cannot bind the data endpoint ${wanted} again (${(err as Error).message}); peers will be told the new one`,
+      );
       this.#dataRx = await this.#open({ zeromq: { ...this.#server(), bind: `tcp://${host}:*` } });
     }
     await writeFile(state, `${JSON.stringify({ data: this.addresses.data.endpoint })}\n`, { mode: 0o600 });
     this.#loops.push(this.#controlLoop(this.#ctlRx), this.#dataLoop(this.#dataRx));
-    this.#host.log(`amixd peering: control ${this.addresses.control.endpoint}, data ${this.addresses.data.endpoint}${this.#opts.keys ? ', CURVE' : ''}`);
+    this.#host.log(
+      `amixd peering: control ${this.addresses.control.endpoint}, data ${this.addresses.data.endpoint}${this.#opts.keys ? ', CURVE' : ''}`,
+    );
     for (const config of this.#opts.peers ?? []) {
       const d: Dial = { config, state: 'connecting' };
       this.#dials.push(d);
@@ -310,7 +355,16 @@ export class Peering {
   }
 
   /** Every peer, dialled or dialling in. */
-  status(): { id: string; control?: string; data?: string; dataAddress?: ZeromqAddress; badEnvelopes: number; unknownSender: number; refused: number; peers: PeerInfo[] } {
+  status(): {
+    id: string;
+    control?: string;
+    data?: string;
+    dataAddress?: ZeromqAddress;
+    badEnvelopes: number;
+    unknownSender: number;
+    refused: number;
+    peers: PeerInfo[];
+  } {
     const peers: PeerInfo[] = [];
     const seen = new Set<string>();
     for (const d of this.#dials) {
@@ -318,20 +372,35 @@ export class Peering {
       if (c) seen.add(c.id);
       peers.push(this.#peerInfo(c, d.config.endpoint, c ? c.state : d.state, c?.error ?? d.error));
     }
-    for (const c of this.#peers.values()) if (!seen.has(c.id)) peers.push(this.#peerInfo(c, c.ctlEndpoint, c.state, c.error));
-    const refusedAt = (ch: Channel | undefined): number => (ch?.stats() as { refused?: number } | undefined)?.refused ?? 0;
+    for (const c of this.#peers.values())
+      if (!seen.has(c.id)) peers.push(this.#peerInfo(c, c.ctlEndpoint, c.state, c.error));
+    const refusedAt = (ch: Channel | undefined): number =>
+      (ch?.stats() as { refused?: number } | undefined)?.refused ?? 0;
     const refused = refusedAt(this.#ctlRx) + refusedAt(this.#dataRx);
     return {
-      id: this.id, ...(this.#ctlRx ? { control: this.addresses.control.endpoint, data: this.addresses.data.endpoint, dataAddress: this.addresses.data } : {}),
-      ...this.counts, refused, peers,
+      id: this.id,
+      ...(this.#ctlRx
+        ? {
+            control: this.addresses.control.endpoint,
+            data: this.addresses.data.endpoint,
+            dataAddress: this.addresses.data,
+          }
+        : {}),
+      ...this.counts,
+      refused,
+      peers,
     };
   }
 
   /** True when `id` is one of this daemon's remote links. */
-  hasLink(id: string): boolean { return this.#links.has(id); }
+  hasLink(id: string): boolean {
+    return this.#links.has(id);
+  }
 
   /** Snapshots of the remote links this daemon made. */
-  links(): RemoteLinkInfo[] { return [...this.#links.values()].map((l) => this.#linkInfo(l)); }
+  links(): RemoteLinkInfo[] {
+    return [...this.#links.values()].map((l) => this.#linkInfo(l));
+  }
 
   /**
    * Find a point on a peer by name or identifier (the directory's federated
@@ -352,7 +421,12 @@ export class Peering {
    * when the two points' primitives differ); the flows from the remote point
    * are set up by the peer the same way.
    */
-  async connect(local: PointView, remote: { view: PointView; peer: Conduit }, localIsA: boolean, direction: Direction): Promise<RemoteLinkInfo> {
+  async connect(
+    local: PointView,
+    remote: { view: PointView; peer: Conduit },
+    localIsA: boolean,
+    direction: Direction,
+  ): Promise<RemoteLinkInfo> {
     const c = remote.peer;
     this.#checkUp(c);
     const steps = DIRECTION_STEPS[direction];
@@ -402,7 +476,10 @@ export class Peering {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const p of this.#pending.values()) { clearTimeout(p.timer); p.reject(new AmixError(ErrorCode.AMIX_ERR_CLOSED, 'amixd is stopping')); }
+    for (const p of this.#pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new AmixError(ErrorCode.AMIX_ERR_CLOSED, 'amixd is stopping'));
+    }
     this.#pending.clear();
     for (const list of this.#helloWaiters.values()) for (const w of list) w(undefined);
     this.#helloWaiters.clear();
@@ -456,7 +533,9 @@ export class Peering {
     if (this.#closed) return;
     if (e.type === 'reconnected' || (e.type === 'resumed' && d.state === 'down')) {
       // The peer may be a new process that knows nothing of us: say hello again.
-      void this.#hello(d).catch((err: Error) => this.#host.log(`peering: hello to ${d.config.endpoint} failed: ${err.message}`));
+      void this.#hello(d).catch((err: Error) =>
+        this.#host.log(`peering: hello to ${d.config.endpoint} failed: ${err.message}`),
+      );
     } else if (e.type === 'peerLost') {
       const c = d.peer ? this.#peers.get(d.peer) : undefined;
       if (c) this.#lost(c, e.error as AmixError | undefined);
@@ -487,22 +566,34 @@ export class Peering {
     // ours): bind them one after the other, or both would open data channels.
     const next = (this.#binding.get(h.id) ?? Promise.resolve()).catch(() => {}).then(() => this.#bindNow(h, dialled));
     this.#binding.set(h.id, next);
-    void next.catch(() => {}).finally(() => { if (this.#binding.get(h.id) === next) this.#binding.delete(h.id); });
+    void next
+      .catch(() => {})
+      .finally(() => {
+        if (this.#binding.get(h.id) === next) this.#binding.delete(h.id);
+      });
     return next;
   }
 
   async #bindNow(h: HelloArgs, dialled?: Channel): Promise<Conduit> {
-    if (h.id === this.id) throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `peer ${h.control.endpoint} is this daemon itself (directory ${h.id})`);
+    if (h.id === this.id)
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_INVALID_ARG,
+        `peer ${h.control.endpoint} is this daemon itself (directory ${h.id})`,
+      );
     let c = this.#peers.get(h.id);
     const fresh = !c;
-    if (!c) { c = new Conduit(h.id, this.#host.fabric); this.#peers.set(h.id, c); }
+    if (!c) {
+      c = new Conduit(h.id, this.#host.fabric);
+      this.#peers.set(h.id, c);
+    }
     const wasDown = c.state !== 'up';
     // Control to the peer: the channel we dialled it on, else the one we have if it still points there, else a new one.
     const keep = dialled ?? (c.ctlEndpoint === h.control.endpoint ? c.ctlTx : undefined);
     if (c.ctlTx !== keep || !keep) {
       const old = c.ctlTx;
       const conduit = c;
-      c.ctlTx = keep ?? await this.#open({ address: h.control, ...this.#client() }, (e) => this.#onConduitEvent(conduit, e));
+      c.ctlTx =
+        keep ?? (await this.#open({ address: h.control, ...this.#client() }, (e) => this.#onConduitEvent(conduit, e)));
       c.ctlEndpoint = h.control.endpoint;
       // A dial channel belongs to its dial (it re-says hello after reconnects); only our own are closed here.
       if (old && !this.#isDial(old)) await old.destroy().catch(() => {});
@@ -521,8 +612,17 @@ export class Peering {
       const conduit = c;
       const peer: DirectoryPeer = {
         id: c.id,
-        resolve: async (nameOrId: string, o: ResolveOptions = {}) => (await this.#request(conduit, 'resolve', { nameOrId, hops: o.hops, visited: o.visited })) as PointView | undefined ?? undefined,
-        query: async (expr: string, o: QueryOptions = {}) => (await this.#request(conduit, 'query', { expr, limit: o.limit, offset: o.offset, hops: o.hops, visited: o.visited })) as { points: PointView[]; more: boolean },
+        resolve: async (nameOrId: string, o: ResolveOptions = {}) =>
+          ((await this.#request(conduit, 'resolve', { nameOrId, hops: o.hops, visited: o.visited })) as
+            PointView | undefined) ?? undefined,
+        query: async (expr: string, o: QueryOptions = {}) =>
+          (await this.#request(conduit, 'query', {
+            expr,
+            limit: o.limit,
+            offset: o.offset,
+            hops: o.hops,
+            visited: o.visited,
+          })) as { points: PointView[]; more: boolean },
       };
       this.#dirPeers.set(c.id, peer);
       this.#host.directory.addPeer(peer);
@@ -532,7 +632,12 @@ export class Peering {
     this.#helloWaiters.delete(c.id);
     if (fresh || wasDown) {
       this.#host.log(`peering: ${c.id} is up at ${h.control.endpoint}`);
-      this.#host.broadcast({ type: 'remote.peerUp', peer: c.id, endpoint: h.control.endpoint, links: this.#linksOf(c) });
+      this.#host.broadcast({
+        type: 'remote.peerUp',
+        peer: c.id,
+        endpoint: h.control.endpoint,
+        links: this.#linksOf(c),
+      });
       // After the hello reply has gone out (callers' next step), or the peer would get requests before it knows us.
       const conduit = c;
       setImmediate(() => void this.#reopen(conduit));
@@ -540,7 +645,9 @@ export class Peering {
     return c;
   }
 
-  #isDial(tx: Channel): boolean { return this.#dials.some((d) => d.tx === tx); }
+  #isDial(tx: Channel): boolean {
+    return this.#dials.some((d) => d.tx === tx);
+  }
 
   #onConduitEvent(c: Conduit, e: ChannelEvent): void {
     if (this.#closed) return;
@@ -553,7 +660,11 @@ export class Peering {
     c.state = 'down';
     c.error = error ?? new AmixError(ErrorCode.AMIX_ERR_PEER_LOST, `lost peer ${c.id}`);
     for (const [id, p] of this.#pending) {
-      if (p.peer === c.id) { clearTimeout(p.timer); this.#pending.delete(id); p.reject(peerLost(c)); }
+      if (p.peer === c.id) {
+        clearTimeout(p.timer);
+        this.#pending.delete(id);
+        p.reject(peerLost(c));
+      }
     }
     this.#host.log(`peering: lost ${c.id}: ${c.error.message}`);
     this.#host.broadcast({ type: 'remote.peerLost', peer: c.id, links: this.#linksOf(c), error: c.error });
@@ -601,10 +712,21 @@ export class Peering {
     try {
       standIn = normalizePoint(registrationInput(to));
     } catch (err) {
-      throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `peer ${c.id} described point ${to.id} in a way this daemon cannot use: ${(err as Error).message}`, { cause: err });
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_INVALID_ARG,
+        `peer ${c.id} described point ${to.id} in a way this daemon cannot use: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
     const link = await this.#host.fabric.connect(from.name, null, { direction: 'aToB', as: c.end(to.id), standIn });
-    const flow: OutFlow = { key: k, sender: from.id, receiver: to.id, link: link.id, seq: 0, wrap: envelopeWriter(from.id, to.id) };
+    const flow: OutFlow = {
+      key: k,
+      sender: from.id,
+      receiver: to.id,
+      link: link.id,
+      seq: 0,
+      wrap: envelopeWriter(from.id, to.id),
+    };
     c.out.set(k, flow);
     const rx = c.endpoint.channels(link.id).rx[0];
     if (rx) void this.#pump(c, flow, rx);
@@ -619,7 +741,11 @@ export class Peering {
   async #pump(c: Conduit, f: OutFlow, rx: Channel): Promise<void> {
     for (;;) {
       let batch: Uint8Array[];
-      try { batch = await rx.receiveMany({ maxCount: BATCH }); } catch { break; }
+      try {
+        batch = await rx.receiveMany({ maxCount: BATCH });
+      } catch {
+        break;
+      }
       const frames = f.wrap.many(f.seq, batch);
       f.seq += batch.length;
       for (;;) {
@@ -652,12 +778,28 @@ export class Peering {
       p = (async () => {
         const view = this.#host.directory.getPoint(receiver);
         if (!view || parsePointId(view.id)?.directoryId !== this.id) {
-          throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `no point identified ${describe(receiver)} on ${this.id}`, { details: { receiver } });
+          throw new AmixError(
+            ErrorCode.AMIX_ERR_UNKNOWN_POINT,
+            `no point identified ${describe(receiver)} on ${this.id}`,
+            { details: { receiver } },
+          );
         }
         const link = await this.#host.fabric.connect(null, view.name, { direction: 'aToB', as: c.end(sender) });
         const ch = c.endpoint.channels(link.id).tx[0];
-        if (!ch) throw new AmixError(ErrorCode.AMIX_ERR_INTERNAL, `the link to ${view.name} has no sending end at the conduit`);
-        const f: InFlow = { key: k, sender, receiver, link: link.id, ch, expected: undefined, reader: new EnvelopeReader(sender, receiver) };
+        if (!ch)
+          throw new AmixError(
+            ErrorCode.AMIX_ERR_INTERNAL,
+            `the link to ${view.name} has no sending end at the conduit`,
+          );
+        const f: InFlow = {
+          key: k,
+          sender,
+          receiver,
+          link: link.id,
+          ch,
+          expected: undefined,
+          reader: new EnvelopeReader(sender, receiver),
+        };
         c.in.set(k, f);
         return f;
       })().finally(() => c.opening.delete(k));
@@ -671,9 +813,11 @@ export class Peering {
       const k = key(f.sender, f.receiver);
       if (f.local === 'out') {
         await this.#closeOut(c, k);
-        if (c.state === 'up') await this.#request(c, 'close', { sender: f.sender, receiver: f.receiver }).catch(() => {});
+        if (c.state === 'up')
+          await this.#request(c, 'close', { sender: f.sender, receiver: f.receiver }).catch(() => {});
       } else {
-        if (c.state === 'up') await this.#request(c, 'close', { sender: f.sender, receiver: f.receiver }).catch(() => {});
+        if (c.state === 'up')
+          await this.#request(c, 'close', { sender: f.sender, receiver: f.receiver }).catch(() => {});
         await this.#closeIn(c, k);
       }
     }
@@ -701,19 +845,28 @@ export class Peering {
   async #controlLoop(rx: Channel): Promise<void> {
     for (;;) {
       let bytes: Uint8Array;
-      try { bytes = await rx.receive(); } catch { return; }
-      let sender: string; let msg: ControlMessage;
+      try {
+        bytes = await rx.receive();
+      } catch {
+        return;
+      }
+      let sender: string;
+      let msg: ControlMessage;
       try {
         const env = decodeEnvelope(bytes);
         sender = env.sender;
         msg = decodeControl(env.payload);
-      } catch (err) { this.#bad(err as AmixError, 'control'); continue; }
+      } catch (err) {
+        this.#bad(err as AmixError, 'control');
+        continue;
+      }
       if (msg.kind === 'reply') {
         const p = this.#pending.get(msg.id);
         if (!p) continue;
         this.#pending.delete(msg.id);
         clearTimeout(p.timer);
-        if (msg.ok) p.resolve(msg.result); else p.reject(msg.error);
+        if (msg.ok) p.resolve(msg.result);
+        else p.reject(msg.error);
       } else if (msg.kind === 'request') {
         void this.#serve(sender, msg.id, msg.op, msg.args);
       } else if (msg.type === 'rejected') {
@@ -737,27 +890,44 @@ export class Peering {
         reply = { kind: 'reply', id, ok: true, result: this.#helloArgs() };
       } else {
         if (!c) throw new AmixError(ErrorCode.AMIX_ERR_UNAUTHORIZED, `say hello before ${describe(op)}`);
-        reply = { kind: 'reply', id, ok: true, result: await this.#handle(c, op, args) ?? null };
+        reply = { kind: 'reply', id, ok: true, result: (await this.#handle(c, op, args)) ?? null };
       }
     } catch (err) {
-      reply = { kind: 'reply', id, ok: false, error: err instanceof AmixError ? err : errorFromPlain(errorToPlain(err)) };
+      reply = {
+        kind: 'reply',
+        id,
+        ok: false,
+        error: err instanceof AmixError ? err : errorFromPlain(errorToPlain(err)),
+      };
     }
-    if (!c?.ctlTx) { this.#host.log(`peering: cannot answer ${op} from ${sender}: no conduit to it`); return; }
-    await this.#post(c.ctlTx, c.id, reply).catch((err: Error) => this.#host.log(`peering: reply to ${c!.id} failed: ${err.message}`));
+    if (!c?.ctlTx) {
+      this.#host.log(`peering: cannot answer ${op} from ${sender}: no conduit to it`);
+      return;
+    }
+    await this.#post(c.ctlTx, c.id, reply).catch((err: Error) =>
+      this.#host.log(`peering: reply to ${c!.id} failed: ${err.message}`),
+    );
   }
 
   async #handle(c: Conduit, op: string, a: Record<string, unknown>): Promise<unknown> {
     const id = (k: string): string => {
       const v = a[k];
-      if (typeof v !== 'string' || v === '') throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `${op}: ${k} must be an identifier`);
+      if (typeof v !== 'string' || v === '')
+        throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `${op}: ${k} must be an identifier`);
       return v;
     };
-    const forward = { ...(typeof a.hops === 'number' ? { hops: a.hops } : {}), ...(Array.isArray(a.visited) ? { visited: a.visited as string[] } : {}) };
+    const forward = {
+      ...(typeof a.hops === 'number' ? { hops: a.hops } : {}),
+      ...(Array.isArray(a.visited) ? { visited: a.visited as string[] } : {}),
+    };
     switch (op) {
-      case 'resolve': return (await this.#host.directory.resolve(id('nameOrId'), forward)) ?? null;
+      case 'resolve':
+        return (await this.#host.directory.resolve(id('nameOrId'), forward)) ?? null;
       case 'query': {
         const r = await this.#host.directory.query(id('expr'), {
-          ...forward, ...(typeof a.limit === 'number' ? { limit: a.limit } : {}), ...(typeof a.offset === 'number' ? { offset: a.offset } : {}),
+          ...forward,
+          ...(typeof a.limit === 'number' ? { limit: a.limit } : {}),
+          ...(typeof a.offset === 'number' ? { offset: a.offset } : {}),
         });
         return { points: r.points, more: r.more };
       }
@@ -765,16 +935,22 @@ export class Peering {
         // The peer will send from `sender` to our point `receiver`: check the receiver and open its link now.
         const receiver = id('receiver');
         const view = this.#host.directory.getPoint(receiver);
-        if (view && (view.record as { role?: string }).role === 'sender') throw new AmixError(ErrorCode.AMIX_ERR_BAD_DIRECTION, `point "${view.name}" is a sender and cannot receive`);
+        if (view && (view.record as { role?: string }).role === 'sender')
+          throw new AmixError(ErrorCode.AMIX_ERR_BAD_DIRECTION, `point "${view.name}" is a sender and cannot receive`);
         await this.#openIn(c, id('sender'), receiver);
         return {};
       }
       case 'openOut': {
         // The peer wants our point `sender` to send to its point `receiver`.
         const from = this.#host.directory.getPoint(id('sender'));
-        if (!from || parsePointId(from.id)?.directoryId !== this.id) throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `no point identified ${describe(a.sender)} on ${this.id}`);
-        const to = await this.#request(c, 'resolve', { nameOrId: id('receiver'), hops: 0 }) as PointView | null;
-        if (!to) throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `peer ${c.id} does not know ${describe(a.receiver)}`);
+        if (!from || parsePointId(from.id)?.directoryId !== this.id)
+          throw new AmixError(
+            ErrorCode.AMIX_ERR_UNKNOWN_POINT,
+            `no point identified ${describe(a.sender)} on ${this.id}`,
+          );
+        const to = (await this.#request(c, 'resolve', { nameOrId: id('receiver'), hops: 0 })) as PointView | null;
+        if (!to)
+          throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `peer ${c.id} does not know ${describe(a.receiver)}`);
         const flow = await this.#openOut(c, from, to);
         return this.#host.fabric.link(flow.link);
       }
@@ -784,13 +960,15 @@ export class Peering {
         await this.#closeIn(c, k);
         return {};
       }
-      case 'suspend': case 'resume': {
+      case 'suspend':
+      case 'resume': {
         const out = c.out.get(key(id('sender'), id('receiver')));
         if (!out) throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_LINK, `no flow ${a.sender} -> ${a.receiver} here`);
         await (op === 'suspend' ? this.#host.fabric.suspend(out.link) : this.#host.fabric.resume(out.link));
         return {};
       }
-      default: throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `unknown peer request ${describe(op)}`);
+      default:
+        throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `unknown peer request ${describe(op)}`);
     }
   }
 
@@ -821,10 +999,16 @@ export class Peering {
     };
     for (;;) {
       let batch: Uint8Array[];
-      try { batch = await rx.receiveMany({ maxCount: BATCH }); } catch { return; }
+      try {
+        batch = await rx.receiveMany({ maxCount: BATCH });
+      } catch {
+        return;
+      }
       for (const bytes of batch) {
         let cur = last;
-        let sequence: number; let payloadStart: number; let payloadEnd: number;
+        let sequence: number;
+        let payloadStart: number;
+        let payloadEnd: number;
         if (cur !== undefined && cur.f.ch.isOpen && cur.f.reader.match(bytes)) {
           // The common case: the same flow as the envelope before, in the usual layout.
           ({ sequence, payloadStart } = cur.f.reader);
@@ -832,19 +1016,34 @@ export class Peering {
         } else {
           // Another flow, or a layout the reader does not take: the general scan, then the flow by identifier.
           let span;
-          try { span = scanEnvelope(bytes); } catch (err) { this.#bad(err as AmixError, 'data'); continue; }
+          try {
+            span = scanEnvelope(bytes);
+          } catch (err) {
+            this.#bad(err as AmixError, 'data');
+            continue;
+          }
           const next = await this.#route(bytes, span);
           if (!next) continue;
-          if (next.f !== cur?.f) { await flush(); cur = next; last = next; }
+          if (next.f !== cur?.f) {
+            await flush();
+            cur = next;
+            last = next;
+          }
           ({ sequence, payloadStart, payloadEnd } = span);
         }
         const { c, f } = cur;
         if (f.expected !== undefined) {
-          if (sequence < f.expected) { c.stats.duplicates++; continue; }
+          if (sequence < f.expected) {
+            c.stats.duplicates++;
+            continue;
+          }
           if (sequence > f.expected) c.stats.gaps++;
         }
         f.expected = sequence + 1;
-        if (runOf !== cur) { await flush(); runOf = cur; }
+        if (runOf !== cur) {
+          await flush();
+          runOf = cur;
+        }
         run.push(bytes.subarray(payloadStart, payloadEnd));
       }
       await flush();
@@ -853,25 +1052,37 @@ export class Peering {
 
   /** The conduit and flow an envelope belongs to (its link opened if need be), or undefined after rejecting it. */
   async #route(bytes: Uint8Array, span: EnvelopeSpan): Promise<{ c: Conduit; f: InFlow } | undefined> {
-    let sender: string; let receiver: string;
+    let sender: string;
+    let receiver: string;
     try {
       sender = envelopeIdentifier(bytes, span.senderStart, span.senderEnd, 'sender');
       receiver = envelopeIdentifier(bytes, span.receiverStart, span.receiverEnd, 'receiver');
-    } catch (err) { this.#bad(err as AmixError, 'data'); return undefined; }
+    } catch (err) {
+      this.#bad(err as AmixError, 'data');
+      return undefined;
+    }
     const dir = parsePointId(sender)?.directoryId;
     // A peer's data can arrive before its hello is bound here: a restarted
     // daemon is reached by the peer's reconnecting data channel (which re-sends
     // what was not acknowledged) while the hellos are still crossing. Dropping
     // those would lose accepted messages, so the loop waits for that hello.
-    const c = dir === undefined ? undefined : this.#peers.get(dir) ?? await this.#whenPeer(dir);
+    const c = dir === undefined ? undefined : (this.#peers.get(dir) ?? (await this.#whenPeer(dir)));
     if (!c) {
       this.counts.unknownSender++;
-      this.#bad(new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `envelope from ${describe(sender)}, which is no peer's point`), 'data');
+      this.#bad(
+        new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `envelope from ${describe(sender)}, which is no peer's point`),
+        'data',
+      );
       return undefined;
     }
     let f = c.in.get(key(sender, receiver));
     if (!f || !f.ch.isOpen) {
-      try { f = await this.#openIn(c, sender, receiver); } catch (err) { this.#reject(c, sender, receiver, err as AmixError); return undefined; }
+      try {
+        f = await this.#openIn(c, sender, receiver);
+      } catch (err) {
+        this.#reject(c, sender, receiver, err as AmixError);
+        return undefined;
+      }
     }
     return { c, f };
   }
@@ -888,7 +1099,7 @@ export class Peering {
     if (this.#closed || !DAEMON_ID.test(dir) || this.#strangers.has(dir)) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       let list = this.#helloWaiters.get(dir);
-      if (!list) this.#helloWaiters.set(dir, list = []);
+      if (!list) this.#helloWaiters.set(dir, (list = []));
       const timer = setTimeout(() => {
         const l = this.#helloWaiters.get(dir);
         const i = l?.indexOf(done) ?? -1;
@@ -898,19 +1109,30 @@ export class Peering {
         resolve(undefined);
       }, this.#helloGrace);
       timer.unref();
-      const done = (conduit: Conduit | undefined): void => { clearTimeout(timer); resolve(conduit); };
+      const done = (conduit: Conduit | undefined): void => {
+        clearTimeout(timer);
+        resolve(conduit);
+      };
       list.push(done);
     });
   }
 
   #reject(c: Conduit, sender: string, receiver: string, err: AmixError, count = 1): void {
     c.stats.rejected += count;
-    this.#logLimited(`peering: rejected an envelope from ${sender} to ${receiver}: ${err.message} (${err.code ?? 'no code'})`);
-    if (c.ctlTx) void this.#post(c.ctlTx, c.id, { kind: 'event', type: 'rejected', body: { sender, receiver, count, code: err.code ?? ErrorCode.AMIX_ERR_INTERNAL, message: err.message } }).catch(() => {});
+    this.#logLimited(
+      `peering: rejected an envelope from ${sender} to ${receiver}: ${err.message} (${err.code ?? 'no code'})`,
+    );
+    if (c.ctlTx)
+      void this.#post(c.ctlTx, c.id, {
+        kind: 'event',
+        type: 'rejected',
+        body: { sender, receiver, count, code: err.code ?? ErrorCode.AMIX_ERR_INTERNAL, message: err.message },
+      }).catch(() => {});
   }
 
   #bad(err: AmixError, plane: string): void {
-    if (err.code === ErrorCode.AMIX_ERR_BAD_FRAME || err.code === ErrorCode.AMIX_ERR_PROTOCOL) this.counts.badEnvelopes++;
+    if (err.code === ErrorCode.AMIX_ERR_BAD_FRAME || err.code === ErrorCode.AMIX_ERR_PROTOCOL)
+      this.counts.badEnvelopes++;
     this.#logLimited(`peering: dropped a ${plane} envelope: ${err.message} (${err.code})`);
     this.#host.broadcast({ type: 'remote.badEnvelope', plane, error: err });
   }
@@ -930,15 +1152,32 @@ export class Peering {
     return this.#call(c.ctlTx, c.id, ++this.#reqSeq, op, args, c.id);
   }
 
-  #call(tx: Channel, to: string, id: number, op: string, args: Record<string, unknown>, peer?: string): Promise<unknown> {
+  #call(
+    tx: Channel,
+    to: string,
+    id: number,
+    op: string,
+    args: Record<string, unknown>,
+    peer?: string,
+  ): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
-        reject(new AmixError(ErrorCode.AMIX_ERR_TIMEOUT, `peer ${to === ANY ? 'daemon' : to} did not answer ${op} within ${this.#timeout} ms`, { details: { op, peer: to } }));
+        reject(
+          new AmixError(
+            ErrorCode.AMIX_ERR_TIMEOUT,
+            `peer ${to === ANY ? 'daemon' : to} did not answer ${op} within ${this.#timeout} ms`,
+            { details: { op, peer: to } },
+          ),
+        );
       }, this.#timeout);
       const p: Pending = { resolve, reject, timer, ...(peer ? { peer } : {}) };
       this.#pending.set(id, p);
-      this.#post(tx, to, { kind: 'request', id, op, args }).catch((err: Error) => { clearTimeout(timer); this.#pending.delete(id); reject(err); });
+      this.#post(tx, to, { kind: 'request', id, op, args }).catch((err: Error) => {
+        clearTimeout(timer);
+        this.#pending.delete(id);
+        reject(err);
+      });
     });
   }
 
@@ -973,7 +1212,8 @@ export class Peering {
 
   #link(id: string): RemoteLink {
     const rl = this.#links.get(id);
-    if (!rl) throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_LINK, `no remote link ${describe(id)}`, { details: { link: id } });
+    if (!rl)
+      throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_LINK, `no remote link ${describe(id)}`, { details: { link: id } });
     return rl;
   }
 
@@ -986,17 +1226,36 @@ export class Peering {
     });
     const suspended = c?.state !== 'up' || local.some((l) => l?.state === 'suspended');
     return {
-      id: rl.id, a: rl.a, b: [rl.b], direction: rl.direction, steps: DIRECTION_STEPS[rl.direction], mode: 'add',
-      state: suspended ? 'suspended' : 'active', suspendedMs: 0, brokers: local.flatMap((l) => l?.brokers ?? []),
-      flows: [...local.flatMap((l) => l?.flows ?? []), { from: `conduit:${this.id}`, to: `conduit:${rl.peer}`, primitive: 'zeromq' }],
+      id: rl.id,
+      a: rl.a,
+      b: [rl.b],
+      direction: rl.direction,
+      steps: DIRECTION_STEPS[rl.direction],
+      mode: 'add',
+      state: suspended ? 'suspended' : 'active',
+      suspendedMs: 0,
+      brokers: local.flatMap((l) => l?.brokers ?? []),
+      flows: [
+        ...local.flatMap((l) => l?.flows ?? []),
+        { from: `conduit:${this.id}`, to: `conduit:${rl.peer}`, primitive: 'zeromq' },
+      ],
       remote: { peer: rl.peer, flows: rl.flows.map((f, i) => ({ ...f, ...(local[i] ? { link: local[i]!.id } : {}) })) },
     };
   }
 
-  #peerInfo(c: Conduit | undefined, endpoint: string | undefined, state: PeerInfo['state'], error: AmixError | undefined): PeerInfo {
+  #peerInfo(
+    c: Conduit | undefined,
+    endpoint: string | undefined,
+    state: PeerInfo['state'],
+    error: AmixError | undefined,
+  ): PeerInfo {
     return {
-      id: c?.id, endpoint, state, ...(error ? { error: { code: error.code ?? ErrorCode.AMIX_ERR_INTERNAL, message: error.message } } : {}),
-      stats: c ? { ...c.stats } : newConduitStats(), links: c ? this.#linksOf(c) : [],
+      id: c?.id,
+      endpoint,
+      state,
+      ...(error ? { error: { code: error.code ?? ErrorCode.AMIX_ERR_INTERNAL, message: error.message } } : {}),
+      stats: c ? { ...c.stats } : newConduitStats(),
+      links: c ? this.#linksOf(c) : [],
     };
   }
 }
@@ -1010,11 +1269,17 @@ interface HelloArgs {
 
 function checkHello(a: unknown): HelloArgs {
   const h = a as Partial<HelloArgs> | null;
-  if (!h || typeof h.id !== 'string' || !DAEMON_ID.test(h.id)) throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, 'peer hello without a directory id');
-  if (h.version !== PROTOCOL_VERSION) throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `peer ${h.id} speaks protocol ${describe(h.version)}, this daemon ${PROTOCOL_VERSION}`);
+  if (!h || typeof h.id !== 'string' || !DAEMON_ID.test(h.id))
+    throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, 'peer hello without a directory id');
+  if (h.version !== PROTOCOL_VERSION)
+    throw new AmixError(
+      ErrorCode.AMIX_ERR_PROTOCOL,
+      `peer ${h.id} speaks protocol ${describe(h.version)}, this daemon ${PROTOCOL_VERSION}`,
+    );
   for (const k of ['control', 'data'] as const) {
     const x = h[k];
-    if (!x || typeof x !== 'object' || typeof x.endpoint !== 'string') throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `peer ${h.id} hello without a ${k} address`);
+    if (!x || typeof x !== 'object' || typeof x.endpoint !== 'string')
+      throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `peer ${h.id} hello without a ${k} address`);
   }
   return h as HelloArgs;
 }
@@ -1022,25 +1287,44 @@ function checkHello(a: unknown): HelloArgs {
 /** The address of a peer's control receiving end, from its `--listen` endpoint and key (all else is fixed). */
 export function controlAddress(endpoint: string, publicKey?: string): ZeromqAddress {
   return {
-    endpoint, ...(publicKey ? { serverPublicKey: publicKey } : {}),
-    maxmsg: CTL_MAXMSG, minmsg: CTL_MINMSG, maxMessageBytes: CTL_MAX_BYTES, maxFrameBytes: maxFrameBytesFor(CTL_MAX_BYTES), discard: 'block',
+    endpoint,
+    ...(publicKey ? { serverPublicKey: publicKey } : {}),
+    maxmsg: CTL_MAXMSG,
+    minmsg: CTL_MINMSG,
+    maxMessageBytes: CTL_MAX_BYTES,
+    maxFrameBytes: maxFrameBytesFor(CTL_MAX_BYTES),
+    discard: 'block',
   };
 }
 
-function key(sender: string, receiver: string): string { return `${sender}>${receiver}`; }
+function key(sender: string, receiver: string): string {
+  return `${sender}>${receiver}`;
+}
 
 /** The daemon (directory id) behind a point identifier, or a bare daemon id as control envelopes carry it. */
-function dirOf(id: string): string | undefined { return parsePointId(id)?.directoryId ?? (DAEMON_ID.test(id) ? id : undefined); }
+function dirOf(id: string): string | undefined {
+  return parsePointId(id)?.directoryId ?? (DAEMON_ID.test(id) ? id : undefined);
+}
 
-function newConduitStats(): ConduitStats { return { sent: 0, received: 0, rejected: 0, gaps: 0, duplicates: 0 }; }
+function newConduitStats(): ConduitStats {
+  return { sent: 0, received: 0, rejected: 0, gaps: 0, duplicates: 0 };
+}
 
 function peerLost(c: Conduit): AmixError {
-  return new AmixError(ErrorCode.AMIX_ERR_PEER_LOST, `peer daemon ${c.id} is ${c.state}`, { details: { peer: c.id, state: c.state }, ...(c.error ? { cause: c.error } : {}) });
+  return new AmixError(ErrorCode.AMIX_ERR_PEER_LOST, `peer daemon ${c.id} is ${c.state}`, {
+    details: { peer: c.id, state: c.state },
+    ...(c.error ? { cause: c.error } : {}),
+  });
 }
 
 function hostOf(endpoint: string): string {
   const m = /^tcp:\/\/(\[[^\]]+\]|[^:/]+):(\d+|\*)$/.exec(endpoint);
-  if (!m) throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `a peering endpoint must look like tcp://HOST:PORT (got ${describe(endpoint)})`, { details: { endpoint } });
+  if (!m)
+    throw new AmixError(
+      ErrorCode.AMIX_ERR_INVALID_ARG,
+      `a peering endpoint must look like tcp://HOST:PORT (got ${describe(endpoint)})`,
+      { details: { endpoint } },
+    );
   return m[1]!;
 }
 
@@ -1049,4 +1333,3 @@ export function checkPeerEndpoint(endpoint: string): string {
   hostOf(endpoint);
   return endpoint;
 }
-

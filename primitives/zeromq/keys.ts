@@ -33,12 +33,18 @@ const KEY_RE = /^[0-9a-zA-Z.\-:+=^!/*?&<>()[\]{}@%$#]{40}$/;
 
 /** Z85-encode bytes (length a multiple of 4), as ZeroMQ prints keys. */
 export function z85Encode(bytes: Uint8Array): string {
-  if (bytes.length % 4 !== 0) throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, 'z85Encode needs a length that is a multiple of 4', { details: { length: bytes.length } });
+  if (bytes.length % 4 !== 0)
+    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, 'z85Encode needs a length that is a multiple of 4', {
+      details: { length: bytes.length },
+    });
   let out = '';
   for (let i = 0; i < bytes.length; i += 4) {
     let v = ((bytes[i]! << 24) | (bytes[i + 1]! << 16) | (bytes[i + 2]! << 8) | bytes[i + 3]!) >>> 0;
     const chunk = new Array<string>(5);
-    for (let j = 4; j >= 0; j--) { chunk[j] = Z85[v % 85]!; v = Math.floor(v / 85); }
+    for (let j = 4; j >= 0; j--) {
+      chunk[j] = Z85[v % 85]!;
+      v = Math.floor(v / 85);
+    }
     out += chunk.join('');
   }
   return out;
@@ -46,7 +52,8 @@ export function z85Encode(bytes: Uint8Array): string {
 
 /** Decode a Z85 string (length a multiple of 5). `AMIX_ERR_INVALID_ARG` for anything else. */
 export function z85Decode(text: string): Uint8Array {
-  if (typeof text !== 'string' || text.length % 5 !== 0) throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, 'a Z85 string has a length that is a multiple of 5', {});
+  if (typeof text !== 'string' || text.length % 5 !== 0)
+    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, 'a Z85 string has a length that is a multiple of 5', {});
   const out = new Uint8Array((text.length / 5) * 4);
   for (let i = 0, o = 0; i < text.length; i += 5, o += 4) {
     let v = 0;
@@ -57,7 +64,10 @@ export function z85Decode(text: string): Uint8Array {
       v = v * 85 + d;
     }
     if (v > 0xffffffff) throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `Z85 group at ${i} is out of range`, {});
-    out[o] = v >>> 24; out[o + 1] = (v >>> 16) & 0xff; out[o + 2] = (v >>> 8) & 0xff; out[o + 3] = v & 0xff;
+    out[o] = v >>> 24;
+    out[o + 1] = (v >>> 16) & 0xff;
+    out[o + 2] = (v >>> 8) & 0xff;
+    out[o + 3] = v & 0xff;
   }
   return out;
 }
@@ -65,11 +75,19 @@ export function z85Decode(text: string): Uint8Array {
 /** True when `key` is a Z85-encoded 32-byte CURVE key. */
 export function isCurveKey(key: unknown): key is string {
   if (typeof key !== 'string' || !KEY_RE.test(key)) return false;
-  try { z85Decode(key); return true; } catch { return false; }
+  try {
+    z85Decode(key);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function checkKey(name: string, key: unknown): string {
-  if (!isCurveKey(key)) throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `${name} must be a Z85-encoded CURVE key of 40 characters`, { details: { option: name } });
+  if (!isCurveKey(key))
+    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `${name} must be a Z85-encoded CURVE key of 40 characters`, {
+      details: { option: name },
+    });
   return key;
 }
 
@@ -81,13 +99,18 @@ function checkKey(name: string, key: unknown): string {
  * const { publicKey, secretKey } = generateKeyPair()
  */
 export function generateKeyPair(): CurveKeyPair {
-  if (zmq.capability.curve !== true) throw new AmixError(ErrorCode.AMIX_ERR_UNAUTHORIZED, 'this ZeroMQ build has no CURVE support', {});
+  if (zmq.capability.curve !== true)
+    throw new AmixError(ErrorCode.AMIX_ERR_UNAUTHORIZED, 'this ZeroMQ build has no CURVE support', {});
   const { publicKey, secretKey } = zmq.curveKeyPair();
   return { publicKey, secretKey };
 }
 
 /** The key file format of {@link saveKeyPair}. */
-interface KeyFile { version: 1; publicKey: string; secretKey: string }
+interface KeyFile {
+  version: 1;
+  publicKey: string;
+  secretKey: string;
+}
 
 async function writeAtomic(file: string, text: string): Promise<void> {
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
@@ -105,7 +128,11 @@ async function writeAtomic(file: string, text: string): Promise<void> {
  * await saveKeyPair('/etc/amix/curve.key', generateKeyPair())
  */
 export async function saveKeyPair(file: string, pair: CurveKeyPair): Promise<void> {
-  const data: KeyFile = { version: 1, publicKey: checkKey('publicKey', pair.publicKey), secretKey: checkKey('secretKey', pair.secretKey) };
+  const data: KeyFile = {
+    version: 1,
+    publicKey: checkKey('publicKey', pair.publicKey),
+    secretKey: checkKey('secretKey', pair.secretKey),
+  };
   await writeAtomic(file, JSON.stringify(data, null, 2) + '\n');
 }
 
@@ -122,17 +149,33 @@ export async function loadKeyPair(file: string): Promise<CurveKeyPair> {
     mode = (await stat(file)).mode;
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `cannot read key file ${file}: ${(err as Error).message}`, { cause: err, details: { file } });
+    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `cannot read key file ${file}: ${(err as Error).message}`, {
+      cause: err,
+      details: { file },
+    });
   }
   if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
-    throw new AmixError(ErrorCode.AMIX_ERR_UNAUTHORIZED, `key file ${file} is accessible by group or others (mode ${(mode & 0o777).toString(8)}); chmod 600 it`, { details: { file, mode: mode & 0o777 } });
+    throw new AmixError(
+      ErrorCode.AMIX_ERR_UNAUTHORIZED,
+      `key file ${file} is accessible by group or others (mode ${(mode & 0o777).toString(8)}); chmod 600 it`,
+      { details: { file, mode: mode & 0o777 } },
+    );
   }
   let data: Partial<KeyFile>;
-  try { data = JSON.parse(text) as Partial<KeyFile>; } catch (err) {
-    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `key file ${file} is not JSON`, { cause: err, details: { file } });
+  try {
+    data = JSON.parse(text) as Partial<KeyFile>;
+  } catch (err) {
+    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `key file ${file} is not JSON`, {
+      cause: err,
+      details: { file },
+    });
   }
   if (data?.version !== 1 || !isCurveKey(data.publicKey) || !isCurveKey(data.secretKey)) {
-    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `key file ${file} is not an amix CURVE key file (version 1 with publicKey and secretKey)`, { details: { file } });
+    throw new AmixError(
+      ErrorCode.AMIX_ERR_INVALID_ARG,
+      `key file ${file} is not an amix CURVE key file (version 1 with publicKey and secretKey)`,
+      { details: { file } },
+    );
   }
   return { publicKey: data.publicKey, secretKey: data.secretKey };
 }
@@ -153,16 +196,29 @@ export class AllowList implements Iterable<string> {
   }
 
   /** Add a public key. */
-  add(publicKey: string): this { this.#keys.add(checkKey('publicKey', publicKey)); return this; }
+  add(publicKey: string): this {
+    this.#keys.add(checkKey('publicKey', publicKey));
+    return this;
+  }
   /** Remove a public key; true if it was listed. */
-  delete(publicKey: string): boolean { return this.#keys.delete(publicKey); }
+  delete(publicKey: string): boolean {
+    return this.#keys.delete(publicKey);
+  }
   /** True when the Z85 key is listed. */
-  has(publicKey: string): boolean { return this.#keys.has(publicKey); }
+  has(publicKey: string): boolean {
+    return this.#keys.has(publicKey);
+  }
   /** True when the raw 32-byte key (as ZAP presents it) is listed. */
-  hasRaw(publicKey: Uint8Array): boolean { return publicKey.length === 32 && this.#keys.has(z85Encode(publicKey)); }
+  hasRaw(publicKey: Uint8Array): boolean {
+    return publicKey.length === 32 && this.#keys.has(z85Encode(publicKey));
+  }
   /** How many keys are listed. */
-  get size(): number { return this.#keys.size; }
-  [Symbol.iterator](): Iterator<string> { return this.#keys.values(); }
+  get size(): number {
+    return this.#keys.size;
+  }
+  [Symbol.iterator](): Iterator<string> {
+    return this.#keys.values();
+  }
 
   /** Write the list to `file`, one key a line, mode 0600, atomically. */
   async save(file: string): Promise<void> {
@@ -172,15 +228,25 @@ export class AllowList implements Iterable<string> {
   /** Read a list written by {@link save} (or by hand). `AMIX_ERR_INVALID_ARG` names the bad line. */
   static async load(file: string): Promise<AllowList> {
     let text: string;
-    try { text = await readFile(file, 'utf8'); } catch (err) {
-      throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `cannot read allow-list ${file}: ${(err as Error).message}`, { cause: err, details: { file } });
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `cannot read allow-list ${file}: ${(err as Error).message}`, {
+        cause: err,
+        details: { file },
+      });
     }
     const list = new AllowList();
     text.split('\n').forEach((raw, i) => {
       // Z85 uses '#', so only a line that starts with it is a comment.
       const line = raw.trim();
       if (line === '' || line.startsWith('#')) return;
-      if (!isCurveKey(line)) throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `allow-list ${file} line ${i + 1} is not a Z85 public key`, { details: { file, line: i + 1 } });
+      if (!isCurveKey(line))
+        throw new AmixError(
+          ErrorCode.AMIX_ERR_INVALID_ARG,
+          `allow-list ${file} line ${i + 1} is not a Z85 public key`,
+          { details: { file, line: i + 1 } },
+        );
       list.add(line);
     });
     return list;
@@ -225,7 +291,9 @@ export class ZapAuthenticator {
   readonly counts = { accepted: 0, refused: 0 };
 
   /** A domain name unique in this process, for a new server socket. */
-  newDomain(prefix = 'amix'): string { return `${prefix}.${process.pid}.${this.#nextDomain++}`; }
+  newDomain(prefix = 'amix'): string {
+    return `${prefix}.${process.pid}.${this.#nextDomain++}`;
+  }
 
   /**
    * Enforce `policy` for server sockets whose `zapDomain` is `domain`.
@@ -233,7 +301,10 @@ export class ZapAuthenticator {
    * `AMIX_ERR_INVALID_ARG` if the domain is taken.
    */
   async register(domain: string, policy: ZapPolicy): Promise<() => Promise<void>> {
-    if (this.#domains.has(domain)) throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `ZAP domain ${domain} is already registered`, { details: { domain } });
+    if (this.#domains.has(domain))
+      throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `ZAP domain ${domain} is already registered`, {
+        details: { domain },
+      });
     this.#domains.set(domain, policy);
     try {
       await this.#stopping;
@@ -271,7 +342,11 @@ export class ZapAuthenticator {
         if ((err as { code?: string }).code !== 'EADDRINUSE' || attempt >= 50) {
           socket.close();
           this.#ready = undefined;
-          throw new AmixError(ErrorCode.AMIX_ERR_INTERNAL, `cannot bind the ZAP handler at ${ZAP_ENDPOINT}: ${(err as Error).message}`, { cause: err });
+          throw new AmixError(
+            ErrorCode.AMIX_ERR_INTERNAL,
+            `cannot bind the ZAP handler at ${ZAP_ENDPOINT}: ${(err as Error).message}`,
+            { cause: err },
+          );
         }
         await new Promise((r) => setTimeout(r, 10));
       }
@@ -294,7 +369,17 @@ export class ZapAuthenticator {
   #answer(frames: Buffer[]): Array<Buffer | string> | undefined {
     // RFC 27: [routing id, empty, version, request id, domain, address, identity, mechanism, credentials...]
     if (frames.length < 8) return undefined;
-    const [route, empty, version, requestId, domainB, addressB, , mechanismB, ...credentials] = frames as [Buffer, Buffer, Buffer, Buffer, Buffer, Buffer, Buffer, Buffer, ...Buffer[]];
+    const [route, empty, version, requestId, domainB, addressB, , mechanismB, ...credentials] = frames as [
+      Buffer,
+      Buffer,
+      Buffer,
+      Buffer,
+      Buffer,
+      Buffer,
+      Buffer,
+      Buffer,
+      ...Buffer[],
+    ];
     const domain = domainB.toString();
     const mechanism = mechanismB.toString();
     const policy = this.#domains.get(domain);
@@ -315,7 +400,16 @@ export class ZapAuthenticator {
         }
       } else this.counts.accepted++;
     }
-    return [route, empty, version, requestId, ok ? '200' : '400', ok ? 'OK' : 'public key not in the allow-list', user, ''];
+    return [
+      route,
+      empty,
+      version,
+      requestId,
+      ok ? '200' : '400',
+      ok ? 'OK' : 'public key not in the allow-list',
+      user,
+      '',
+    ];
   }
 }
 

@@ -14,7 +14,11 @@ export interface ConformanceTarget {
   options?: ChannelOptions;
 }
 
-async function pair(t: Test, target: ConformanceTarget, extra: ChannelOptions = {}): Promise<{ rx: Channel; tx: Channel }> {
+async function pair(
+  t: Test,
+  target: ConformanceTarget,
+  extra: ChannelOptions = {},
+): Promise<{ rx: Channel; tx: Channel }> {
   const reg = target.registry();
   t.teardown(() => reg.close());
   const rx = await reg.open(target.name, { ...target.options, ...extra });
@@ -77,24 +81,35 @@ export function conformance(t: Test, target: ConformanceTarget): void {
 
   t.test(`${target.name}: an oversize send rejects with AMIX_ERR_MESSAGE_TOO_LARGE`, async (t) => {
     const { rx, tx } = await pair(t, target, { maxMessageBytes: 1024 });
-    await t.rejects(tx.send(new Uint8Array(1025)), { code: 'AMIX_ERR_MESSAGE_TOO_LARGE' }, 'one byte over the channel maximum');
+    await t.rejects(
+      tx.send(new Uint8Array(1025)),
+      { code: 'AMIX_ERR_MESSAGE_TOO_LARGE' },
+      'one byte over the channel maximum',
+    );
     await tx.send(new Uint8Array(1024));
     t.equal((await rx.receive()).length, 1024, 'a message at the maximum still passes');
   });
 
-  t.test(`${target.name}: an undersized receive rejects with AMIX_ERR_BUFFER_TOO_SMALL and keeps the message`, async (t) => {
-    const { rx, tx } = await pair(t, target);
-    await tx.send(bytes(100, 1));
-    await t.rejects(rx.receive({ maxBytes: 99 }), { code: 'AMIX_ERR_BUFFER_TOO_SMALL' }, 'maxBytes one short');
-    const got = await rx.receive({ maxBytes: 100 });
-    t.equal(got.length, 100, 'the message is still there, at its actual size');
-  });
+  t.test(
+    `${target.name}: an undersized receive rejects with AMIX_ERR_BUFFER_TOO_SMALL and keeps the message`,
+    async (t) => {
+      const { rx, tx } = await pair(t, target);
+      await tx.send(bytes(100, 1));
+      await t.rejects(rx.receive({ maxBytes: 99 }), { code: 'AMIX_ERR_BUFFER_TOO_SMALL' }, 'maxBytes one short');
+      const got = await rx.receive({ maxBytes: 100 });
+      t.equal(got.length, 100, 'the message is still there, at its actual size');
+    },
+  );
 
   t.test(`${target.name}: each end refuses the other end's operation`, async (t) => {
     const { rx, tx } = await pair(t, target);
     await t.rejects(rx.send(new Uint8Array(1)), { code: 'AMIX_ERR_INVALID_ARG' }, 'send on a receiving end');
     await t.rejects(tx.receive(), { code: 'AMIX_ERR_INVALID_ARG' }, 'receive on a sending end');
-    await t.rejects(tx.send('text' as unknown as Uint8Array), { code: 'AMIX_ERR_INVALID_ARG' }, 'a string is not bytes');
+    await t.rejects(
+      tx.send('text' as unknown as Uint8Array),
+      { code: 'AMIX_ERR_INVALID_ARG' },
+      'a string is not bytes',
+    );
   });
 
   t.test(`${target.name}: destroy wakes a pending receive with AMIX_ERR_LINK_CLOSED`, async (t) => {
@@ -121,9 +136,14 @@ export function conformance(t: Test, target: ConformanceTarget): void {
     const { rx, tx } = await pair(t, target);
     for (const s of ['a', 'b', 'c']) await tx.send(Buffer.from(s));
     const seen: string[] = [];
-    for await (const m of rx) { seen.push(Buffer.from(m).toString()); if (seen.length === 1) break; }
+    for await (const m of rx) {
+      seen.push(Buffer.from(m).toString());
+      if (seen.length === 1) break;
+    }
     t.ok(rx.isOpen, 'break left the channel open');
-    const rest = (async () => { for await (const m of rx) seen.push(Buffer.from(m).toString()); })();
+    const rest = (async () => {
+      for await (const m of rx) seen.push(Buffer.from(m).toString());
+    })();
     while (seen.length < 3) await new Promise((r) => setImmediate(r));
     await rx.close();
     await rest;
@@ -145,7 +165,11 @@ export function conformance(t: Test, target: ConformanceTarget): void {
     await tx.suspend();
     t.ok(tx.isSuspended, 'the sending end reports suspended');
     const sent = tx.send(Buffer.from('held'));
-    await t.rejects(rx.receive({ signal: timeoutSignal(t, 100) }), { code: 'AMIX_ERR_ABORTED' }, 'nothing arrives while suspended');
+    await t.rejects(
+      rx.receive({ signal: timeoutSignal(t, 100) }),
+      { code: 'AMIX_ERR_ABORTED' },
+      'nothing arrives while suspended',
+    );
     await tx.resume();
     await sent;
     t.equal(Buffer.from(await rx.receive()).toString(), 'held', 'the held message arrives after resume');
@@ -164,23 +188,37 @@ export function conformance(t: Test, target: ConformanceTarget): void {
       for (const m of batch) got.push(Buffer.from(m).toString());
     }
     await sending;
-    t.same(got, msgs.map((m) => m.toString()), `all ${msgs.length} in order over ${batches} batches`);
+    t.same(
+      got,
+      msgs.map((m) => m.toString()),
+      `all ${msgs.length} in order over ${batches} batches`,
+    );
     await t.rejects(rx.receiveMany({ maxCount: 0 }), { code: 'AMIX_ERR_INVALID_ARG' }, 'maxCount must be positive');
   });
 
-  t.test(`${target.name}: sendMany into a full channel stops at maxmsg, then finishes in order as the receiver drains`, async (t) => {
-    const { rx, tx } = await pair(t, target, { maxmsg: 8, minmsg: 2 });
-    const msgs = Array.from({ length: 200 }, (_, i) => Buffer.from(`n${i}`));
-    let done = false;
-    const sending = tx.sendMany(msgs).then(() => { done = true; });
-    // Nothing is received yet: the sender cannot have got past the receiver's window.
-    const first = await rx.receive();
-    t.notOk(done, 'sendMany has not finished while the receiver holds at most maxmsg');
-    const got = [Buffer.from(first).toString()];
-    while (got.length < msgs.length) for (const m of await rx.receiveMany({ maxCount: 7 })) got.push(Buffer.from(m).toString());
-    await sending;
-    t.same(got, msgs.map((m) => m.toString()), 'all 200 in order');
-  });
+  t.test(
+    `${target.name}: sendMany into a full channel stops at maxmsg, then finishes in order as the receiver drains`,
+    async (t) => {
+      const { rx, tx } = await pair(t, target, { maxmsg: 8, minmsg: 2 });
+      const msgs = Array.from({ length: 200 }, (_, i) => Buffer.from(`n${i}`));
+      let done = false;
+      const sending = tx.sendMany(msgs).then(() => {
+        done = true;
+      });
+      // Nothing is received yet: the sender cannot have got past the receiver's window.
+      const first = await rx.receive();
+      t.notOk(done, 'sendMany has not finished while the receiver holds at most maxmsg');
+      const got = [Buffer.from(first).toString()];
+      while (got.length < msgs.length)
+        for (const m of await rx.receiveMany({ maxCount: 7 })) got.push(Buffer.from(m).toString());
+      await sending;
+      t.same(
+        got,
+        msgs.map((m) => m.toString()),
+        'all 200 in order',
+      );
+    },
+  );
 
   t.test(`${target.name}: cycle runs on an open sending end`, async (t) => {
     const { tx } = await pair(t, target);

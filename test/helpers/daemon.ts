@@ -18,8 +18,13 @@ export async function daemonDir(t: Test): Promise<string> {
 
 /** Start amixd in the foreground as a child; resolves once it listens. Killed at teardown. */
 export async function startDaemon(t: Test, dir: string, extra: string[] = []): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [AMIXD, '--dir', dir, '--quiet', ...extra], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, AMIXD_READY_FD: '1' } });
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+  const child = spawn(process.execPath, [AMIXD, '--dir', dir, '--quiet', ...extra], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, AMIXD_READY_FD: '1' },
+  });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.once('data', () => resolve());
     child.once('exit', (code) => reject(new Error(`amixd exited early with ${code}`)));
@@ -28,11 +33,24 @@ export async function startDaemon(t: Test, dir: string, extra: string[] = []): P
 }
 
 /** Run `amix ARGS` against `dir`; resolves with exit code, stdout and stderr (never rejects). */
-export function amix(dir: string, args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+export function amix(
+  dir: string,
+  args: string[],
+  input?: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [AMIX, ...args, '--dir', dir], { timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0, stdout, stderr });
-    });
+    const child = execFile(
+      process.execPath,
+      [AMIX, ...args, '--dir', dir],
+      { timeout: 60_000 },
+      (err, stdout, stderr) => {
+        resolve({
+          code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0,
+          stdout,
+          stderr,
+        });
+      },
+    );
     if (input !== undefined) child.stdin!.end(input);
   });
 }

@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { Fabric, type FabricEvent } from '../../dist/lib/index.js';
 
 /** Absolute path of a fixture point module. */
-export const pointFixture = (name: string): string => fileURLToPath(new URL(`../fixtures/points/${name}.mjs`, import.meta.url));
+export const pointFixture = (name: string): string =>
+  fileURLToPath(new URL(`../fixtures/points/${name}.mjs`, import.meta.url));
 
 /** A fabric on its own temp runtime dir, closed (and the dir removed) at teardown. */
 export async function makeFabric(t: Test): Promise<{ fabric: Fabric; events: FabricEvent[] }> {
@@ -16,13 +17,20 @@ export async function makeFabric(t: Test): Promise<{ fabric: Fabric; events: Fab
   const fabric = new Fabric({ runtimeDir: join(dir, 'run') });
   const events: FabricEvent[] = [];
   fabric.on('event', (e: FabricEvent) => events.push(e));
-  t.teardown(async () => { await fabric.close(); await rm(dir, { recursive: true, force: true }); });
+  t.teardown(async () => {
+    await fabric.close();
+    await rm(dir, { recursive: true, force: true });
+  });
   return { fabric, events };
 }
 
 /** Resolve with the first event matching `pred` (already seen ones count). */
-export function nextEvent<T extends FabricEvent['type']>(fabric: Fabric, events: FabricEvent[], type: T,
-  pred: (e: Extract<FabricEvent, { type: T }>) => boolean = () => true): Promise<Extract<FabricEvent, { type: T }>> {
+export function nextEvent<T extends FabricEvent['type']>(
+  fabric: Fabric,
+  events: FabricEvent[],
+  type: T,
+  pred: (e: Extract<FabricEvent, { type: T }>) => boolean = () => true,
+): Promise<Extract<FabricEvent, { type: T }>> {
   const seen = events.find((e) => e.type === type && pred(e as Extract<FabricEvent, { type: T }>));
   if (seen) return Promise.resolve(seen as Extract<FabricEvent, { type: T }>);
   return new Promise((resolve) => {
@@ -30,7 +38,9 @@ export function nextEvent<T extends FabricEvent['type']>(fabric: Fabric, events:
     const keep = setInterval(() => {}, 1 << 30);
     const on = (e: FabricEvent) => {
       if (e.type === type && pred(e as Extract<FabricEvent, { type: T }>)) {
-        fabric.off('event', on); clearInterval(keep); resolve(e as Extract<FabricEvent, { type: T }>);
+        fabric.off('event', on);
+        clearInterval(keep);
+        resolve(e as Extract<FabricEvent, { type: T }>);
       }
     };
     fabric.on('event', on);
