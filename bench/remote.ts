@@ -47,7 +47,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import * as zmq from 'zeromq';
-import { DaemonClient, PrimitiveRegistry, type Channel, type ClientLink, type PeerInfo } from '../lib/index.js';
+import { DaemonClient, PrimitiveRegistry, type Channel, type ClientLink, type PeerInfo } from '../lib/internal.js';
 import { latencyHistogram, parseBenchArgs, progress, report, summarise, type Figures, type Row } from './common.js';
 
 /** The systems of this bench, baseline first. */

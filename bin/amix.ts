@@ -17,7 +17,7 @@ import {
   isAmixError,
   isAlive,
   saveKeyPair,
-} from '../lib/index.js';
+} from '../lib/internal.js';
 
 type Opts = NonNullable<ParseArgsConfig['options']>;
 type Values = Record<string, string | boolean | undefined>;

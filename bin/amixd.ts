@@ -13,7 +13,7 @@ import {
   loadKeyPair,
   type PeerConfig,
   type PeeringOptions,
-} from '../lib/index.js';
+} from '../lib/internal.js';
 
 const USAGE = `usage: amixd [--dir DIR] [--slots N] [--quiet] [peering options]
 

@@ -5,7 +5,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Daemon, DaemonClient } from '../lib/index.js';
+import { DaemonClient } from '../lib/index.js';
+import { Daemon } from '../lib/control/daemon.js';
 
 const count = Number(process.env.AMIX_DEMO_COUNT ?? 200_000);
 const size = Number(process.env.AMIX_DEMO_SIZE ?? 64);

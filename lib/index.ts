@@ -1,20 +1,21 @@
 /**
- * amix: an access-method-independent exchange for Node.js. Everything a
- * user needs is exported here, with `export type` for types.
+ * amix: an access-method-independent exchange for Node.js. This is what an
+ * application uses: the {@link Fabric} with its points and links, the
+ * {@link PrimitiveRegistry} and {@link Channel} for primitives, the module
+ * model's {@link Container}, the {@link DaemonClient} for `amixd`, and the
+ * errors. Nothing here loads a native addon: ZeroMQ is imported when a
+ * `zeromq` channel is first opened, SQLite when a directory is first opened.
+ *
+ * Elsewhere: `amix/daemon` (embed amixd), `amix/directory` (the directory
+ * service), `amix/primitives/<name>` (a primitive module itself) and
+ * `amix/internal` (codecs, peering, keys and helpers, for tools and tests;
+ * no stability promise).
  *
  * @module
  */
-export {
-  AmixError,
-  ErrorCode,
-  isAmixError,
-  errorToPlain,
-  errorFromPlain,
-  abortError,
-  invalidArg,
-} from './core/errors.js';
+export { AmixError, ErrorCode, isAmixError } from './core/errors.js';
 export type { AmixErrorOptions, PlainError } from './core/errors.js';
-export { Container, ModuleState, ModuleRequest, TRANSITIONS, isAllowed } from './core/module.js';
+export { Container, ModuleState, ModuleRequest } from './core/module.js';
 export type {
   ModuleHandlers,
   ModuleContext,
@@ -23,7 +24,7 @@ export type {
   ContainerOptions,
   Transition,
 } from './core/module.js';
-export { Scope, DiscardPolicy, IdleStrategy, REQUIRED_OPERATIONS, OPTIONAL_OPERATIONS } from './core/primitive.js';
+export { Scope, DiscardPolicy, IdleStrategy } from './core/primitive.js';
 export type {
   Primitive,
   PrimitiveCharacteristics,
@@ -37,30 +38,14 @@ export type {
 } from './core/primitive.js';
 export { Channel } from './core/channel.js';
 export type { ChannelReceiveOptions } from './core/channel.js';
-export {
-  PrimitiveRegistry,
-  BUILTIN_PRIMITIVES,
-  assertRegistration,
-  assertPrimitive,
-  checkChannelOptions,
-  importSpecifier,
-} from './core/registry.js';
+export { PrimitiveRegistry, BUILTIN_PRIMITIVES } from './core/registry.js';
 export type {
   PrimitiveRegistration,
   PrimitiveInfo,
   PrimitiveQuery,
   PrimitiveRegistryOptions,
 } from './core/registry.js';
-export {
-  PointRole,
-  PointScope,
-  TerminationMethod,
-  Direction,
-  DIRECTION_STEPS,
-  DEFAULT_PRIMITIVE,
-  normalizePoint,
-  parseDirection,
-} from './fabric/point.js';
+export { PointRole, PointScope, TerminationMethod, Direction, DIRECTION_STEPS } from './fabric/point.js';
 export type { PointCharacteristics, PointRegistration, PointRegistrationInput } from './fabric/point.js';
 export { Endpoint } from './fabric/endpoint.js';
 export type {
@@ -83,71 +68,6 @@ export type {
   LinkState,
   BrokerEntry,
 } from './fabric/fabric.js';
-export { Agent, AGENT_OPS } from './fabric/agent.js';
-export type { AgentTarget, AgentEvent, AgentOp } from './fabric/agent.js';
-export type { ExternalEnd } from './fabric/fabric.js';
-export { Daemon, DAEMON_FILES, isAlive } from './control/daemon.js';
-export type { DaemonOptions, ContainerInfo } from './control/daemon.js';
-export { Peering, Conduit, controlAddress, checkPeerEndpoint } from './remote/peering.js';
-export type {
-  PeeringOptions,
-  PeerConfig,
-  PeerInfo,
-  ConduitStats,
-  RemoteLinkInfo,
-  PeeringHost,
-} from './remote/peering.js';
 export { DaemonClient, ClientLink } from './control/client.js';
 export type { DaemonClientOptions } from './control/client.js';
-export { ControlConnection } from './control/connection.js';
-export type { RequestHandler } from './control/connection.js';
-export {
-  encodeControl,
-  encodeControlBody,
-  decodeControl,
-  ControlDecoder,
-  PROTOCOL_PROTO,
-  PROTOCOL_VERSION,
-  MAX_CONTROL_FRAME,
-} from './control/protocol.js';
-export type { ControlMessage } from './control/protocol.js';
-export { defaultDaemonDir, ensurePrivateDir } from './core/paths.js';
-export { encodeEnvelope, decodeEnvelope, ENVELOPE_PROTO, ENVELOPE_TYPE } from './remote/envelope.js';
-export type { Envelope } from './remote/envelope.js';
-export {
-  generateKeyPair,
-  saveKeyPair,
-  loadKeyPair,
-  AllowList,
-  isCurveKey,
-  z85Encode,
-  z85Decode,
-  zapAuthenticator,
-  ZapAuthenticator,
-} from '../primitives/zeromq/keys.js';
-export type { CurveKeyPair, RefusedPeer, ZapPolicy } from '../primitives/zeromq/keys.js';
-/** The directory; its whole API (query compiler, migrations) is also at `amix/directory`. */
-export {
-  Directory,
-  Visibility,
-  DIRECTORY_FILE,
-  parsePointId,
-  comparePointIds,
-  parseQuery,
-  evaluateQuery,
-} from './directory/index.js';
-export type {
-  Principal,
-  PointView,
-  PointUpdate,
-  AttributeValue,
-  Attribute,
-  AttributeInput,
-  QueryOptions,
-  QueryResult,
-  DirectoryPeer,
-  DirectoryOptions,
-  QueryNode,
-  PointRegistration as DirectoryPointRegistration,
-  PointRecord as DirectoryPointRecord,
-} from './directory/index.js';
+export { defaultDaemonDir } from './core/paths.js';

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { readFile, stat } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { DaemonClient, PROTOCOL_PROTO, encodeControl } from '../dist/lib/index.js';
+import { DaemonClient, PROTOCOL_PROTO, encodeControl } from '../dist/lib/internal.js';
 import { pointFixture } from './helpers/fabric.js';
 import { AMIX, amix, daemonDir, startDaemon } from './helpers/daemon.js';
 import { rng } from './helpers/rng.js';

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
-import { AmixError, ErrorCode, errorFromPlain, errorToPlain, isAmixError } from '../dist/lib/index.js';
+import { AmixError, ErrorCode, errorFromPlain, errorToPlain, isAmixError } from '../dist/lib/internal.js';
 
 t.test('docs/errors.md lists every code and no other', async (t) => {
   const doc = await readFile(new URL('../docs/errors.md', import.meta.url), 'utf8');

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { Container, ModuleRequest, ModuleState, TRANSITIONS, isAllowed } from '../dist/lib/index.js';
+import { Container, ModuleRequest, ModuleState, TRANSITIONS, isAllowed } from '../dist/lib/internal.js';
 
 const settled: ModuleState[] = ['unloaded', 'loaded', 'started', 'quiesced', 'failed'];
 

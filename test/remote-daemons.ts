@@ -17,7 +17,7 @@ import {
   type ClientLink,
   type PeerInfo,
   type RemoteLinkInfo,
-} from '../dist/lib/index.js';
+} from '../dist/lib/internal.js';
 import { pointFixture } from './helpers/fabric.js';
 import { daemonDir, freePort, startDaemon } from './helpers/daemon.js';
 import { rng } from './helpers/rng.js';
