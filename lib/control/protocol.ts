@@ -8,6 +8,7 @@
  */
 import protobuf from 'protobufjs';
 import { AmixError, ErrorCode, errorFromPlain, errorToPlain } from '../core/errors.js';
+import { CONTROL_LAYOUT, FrameDecoder, encodeFrame } from '../core/framing.js';
 
 /** The schema, identical to `lib/control/protocol.proto`. */
 export const PROTOCOL_PROTO = `// amixd control protocol, version 1. One frame on the Unix control socket is
@@ -79,13 +80,9 @@ function parseJson(text: string, what: string): unknown {
   }
 }
 
-/** Encode one message as a length-prefixed frame (the Unix control socket's framing). */
+/** Encode one message as a length-prefixed frame (the Unix control socket's framing, {@link CONTROL_LAYOUT}). */
 export function encodeControl(m: ControlMessage): Buffer {
-  const bytes = encodeControlBody(m);
-  const out = Buffer.allocUnsafe(4 + bytes.length);
-  out.writeUInt32BE(bytes.length, 0);
-  out.set(bytes, 4);
-  return out;
+  return encodeFrame(0, encodeControlBody(m), CONTROL_LAYOUT);
 }
 
 /** Encode one message without a length prefix, for carriers that frame it themselves (peering envelopes). */
@@ -143,29 +140,47 @@ export function decodeControl(body: Uint8Array): ControlMessage {
 }
 
 /**
- * Splits a byte stream into control frames, across any split of the input.
- * `push` returns decoded messages; a bad frame yields an error item (the
- * caller replies with it), and an oversized length throws `AMIX_ERR_PROTOCOL`
- * (the stream cannot be resynchronised: close the connection).
+ * Splits a byte stream into control frames, across any split of the input
+ * (the one {@link FrameDecoder}, in {@link CONTROL_LAYOUT}: a frame wholly
+ * inside a chunk is decoded from that chunk, without a copy). `push` returns
+ * decoded messages; a bad frame yields an error item (the caller replies
+ * with it), and an oversized length throws `AMIX_ERR_PROTOCOL` (its `cause`
+ * is the decoder's `AMIX_ERR_FRAME_TOO_LARGE`; the stream cannot be
+ * resynchronised: close the connection). Every later `push` throws it again.
+ *
+ * @example
+ * const d = new ControlDecoder()
+ * socket.on('data', (chunk) => { for (const m of d.push(chunk)) handle(m) })
  */
 export class ControlDecoder {
-  #buf: Buffer = Buffer.alloc(0);
-
-  push(chunk: Buffer): Array<ControlMessage | AmixError> {
-    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
-    const out: Array<ControlMessage | AmixError> = [];
-    while (this.#buf.length >= 4) {
-      const len = this.#buf.readUInt32BE(0);
-      if (len > MAX_CONTROL_FRAME)
-        throw protocolError(`control frame of ${len} bytes exceeds the maximum of ${MAX_CONTROL_FRAME}`);
-      if (this.#buf.length < 4 + len) break;
-      const body = this.#buf.subarray(4, 4 + len);
-      this.#buf = this.#buf.subarray(4 + len);
+  #out: Array<ControlMessage | AmixError> = [];
+  #failed: AmixError | null = null;
+  readonly #decoder = new FrameDecoder(
+    { maxPayloadBytes: MAX_CONTROL_FRAME, layout: CONTROL_LAYOUT },
+    (_kind, buf, start, end) => {
       try {
-        out.push(decodeControl(body));
+        this.#out.push(decodeControl(buf.subarray(start, end)));
       } catch (err) {
-        out.push(err as AmixError);
+        this.#out.push(err as AmixError);
       }
+    },
+  );
+
+  /** Decode `chunk`; returns the messages (and per-frame errors) it completes, in stream order. */
+  push(chunk: Buffer): Array<ControlMessage | AmixError> {
+    if (this.#failed) throw this.#failed;
+    const out: Array<ControlMessage | AmixError> = (this.#out = []);
+    try {
+      this.#decoder.push(chunk);
+    } catch (err) {
+      // The control protocol has always answered an oversized length with AMIX_ERR_PROTOCOL: keep its code.
+      const length = (err as AmixError).details?.length;
+      this.#failed = new AmixError(
+        ErrorCode.AMIX_ERR_PROTOCOL,
+        `control frame of ${String(length)} bytes exceeds the maximum of ${MAX_CONTROL_FRAME}`,
+        { cause: err, details: { length, max: MAX_CONTROL_FRAME } },
+      );
+      throw this.#failed;
     }
     return out;
   }

@@ -1,13 +1,19 @@
 /**
- * Length-prefixed framing for byte streams (Unix sockets, pipes, TCP).
+ * Length-prefixed framing for byte streams (Unix sockets, pipes, TCP), the
+ * one decoder for every such stream in amix.
  *
- * Wire format of one frame, readable on one screen:
+ * Wire format of one frame, readable on one screen. The header layout is a
+ * {@link FrameLayout}: the process primitive's ({@link PROCESS_LAYOUT}, the
+ * default) is
  *
  * | offset | size | field                                        |
  * |-------:|-----:|----------------------------------------------|
  * | 0      | 4    | payload length, unsigned 32-bit little-endian |
  * | 4      | 1    | kind (what the payload means; the user's table) |
  * | 5      | n    | payload                                      |
+ *
+ * and the daemon's control socket ({@link CONTROL_LAYOUT}) has a 32-bit
+ * big-endian length and no kind byte (every frame is kind 0).
  *
  * {@link FrameDecoder} accepts the stream in chunks split anywhere (down to
  * one byte at a time) and hands out whole frames; a frame that lies wholly
@@ -19,8 +25,27 @@
  */
 import { AmixError, ErrorCode } from './errors.js';
 
-/** Bytes before the payload of every frame. */
+/** Bytes before the payload of every frame of the default layout ({@link PROCESS_LAYOUT}). */
 export const FRAME_HEADER_BYTES = 5;
+
+/** How a frame header is laid out: a 32-bit length in `endian` byte order, then (if `kind`) one kind byte. */
+export interface FrameLayout {
+  /** A kind byte follows the length. Without it every frame is kind 0. */
+  readonly kind: boolean;
+  /** Byte order of the length. */
+  readonly endian: 'le' | 'be';
+}
+
+/** The process primitive's layout: u32 little-endian length, u8 kind. The default. */
+export const PROCESS_LAYOUT: FrameLayout = Object.freeze({ kind: true, endian: 'le' });
+
+/** The control socket's layout: u32 big-endian length, no kind byte. */
+export const CONTROL_LAYOUT: FrameLayout = Object.freeze({ kind: false, endian: 'be' });
+
+/** Header bytes of a frame in `layout`. */
+export function headerBytes(layout: FrameLayout): number {
+  return layout.kind ? 5 : 4;
+}
 
 /** The largest payload length the header can carry. */
 export const FRAME_LENGTH_LIMIT = 0xffff_ffff;
@@ -55,6 +80,8 @@ export interface FrameDecoderOptions {
    * Default: every kind, any length up to `maxPayloadBytes`.
    */
   kinds?: ReadonlyArray<FrameKindRule | undefined>;
+  /** The header layout. Default {@link PROCESS_LAYOUT}. */
+  layout?: FrameLayout;
 }
 
 /**
@@ -73,8 +100,11 @@ export class FrameDecoder {
   readonly #max: number;
   readonly #kinds: ReadonlyArray<FrameKindRule | undefined> | undefined;
   readonly #onFrame: FrameHandler;
+  /** Header size and length byte order of the layout. */
+  readonly #hb: number;
+  readonly #be: boolean;
   /** Header bytes of a frame split across chunks. */
-  readonly #head = Buffer.alloc(FRAME_HEADER_BYTES);
+  readonly #head: Buffer;
   #headLen = 0;
   /** Payload of a frame split across chunks, being filled. */
   #body: Buffer | null = null;
@@ -99,6 +129,10 @@ export class FrameDecoder {
     this.#max = options.maxPayloadBytes;
     this.#kinds = options.kinds;
     this.#onFrame = onFrame;
+    const layout = options.layout ?? PROCESS_LAYOUT;
+    this.#hb = headerBytes(layout);
+    this.#be = layout.endian === 'be';
+    this.#head = Buffer.alloc(this.#hb);
   }
 
   /** The error that failed the decoder, if any. */
@@ -130,12 +164,15 @@ export class FrameDecoder {
       off = this.#continue(chunk);
       if (off < 0) return;
     }
+    const hb = this.#hb;
     // Hot path: whole frames inside this chunk are handed out as ranges of it.
-    while (n - off >= FRAME_HEADER_BYTES) {
-      const len = (chunk[off]! | (chunk[off + 1]! << 8) | (chunk[off + 2]! << 16)) + chunk[off + 3]! * 0x100_0000;
-      const kind = chunk[off + 4]!;
+    while (n - off >= hb) {
+      const len = this.#be
+        ? chunk[off]! * 0x100_0000 + ((chunk[off + 1]! << 16) | (chunk[off + 2]! << 8) | chunk[off + 3]!)
+        : (chunk[off]! | (chunk[off + 1]! << 8) | (chunk[off + 2]! << 16)) + chunk[off + 3]! * 0x100_0000;
+      const kind = hb === 5 ? chunk[off + 4]! : 0;
       this.#check(kind, len, off);
-      const start = off + FRAME_HEADER_BYTES;
+      const start = off + hb;
       const end = start + len;
       if (end > n) {
         this.#startBody(kind, len, chunk, start, n);
@@ -155,16 +192,17 @@ export class FrameDecoder {
     let off = 0;
     const n = chunk.length;
     if (this.#body === null) {
-      const need = FRAME_HEADER_BYTES - this.#headLen;
+      const hb = this.#hb;
+      const need = hb - this.#headLen;
       const take = Math.min(need, n);
       chunk.copy(this.#head, this.#headLen, 0, take);
       this.#headLen += take;
       off = take;
-      if (this.#headLen < FRAME_HEADER_BYTES) return -1;
-      const len = this.#head.readUInt32LE(0);
-      const kind = this.#head[4]!;
+      if (this.#headLen < hb) return -1;
+      const len = this.#be ? this.#head.readUInt32BE(0) : this.#head.readUInt32LE(0);
+      const kind = hb === 5 ? this.#head[4]! : 0;
       this.#headLen = 0;
-      this.#check(kind, len, -FRAME_HEADER_BYTES + take);
+      this.#check(kind, len, -hb + take);
       if (n - off >= len) {
         // The rest of the frame is in this chunk: no copy needed.
         const end = off + len;
@@ -225,13 +263,15 @@ export class FrameDecoder {
   }
 }
 
-/** One frame in a buffer of its own (header and a copy of `payload`). */
-export function encodeFrame(kind: number, payload: Uint8Array | null): Buffer {
+/** One frame in a buffer of its own (header in `layout`, and a copy of `payload`). */
+export function encodeFrame(kind: number, payload: Uint8Array | null, layout: FrameLayout = PROCESS_LAYOUT): Buffer {
   const len = payload === null ? 0 : payload.length;
-  const buf = Buffer.allocUnsafe(FRAME_HEADER_BYTES + len);
-  buf.writeUInt32LE(len, 0);
-  buf[4] = kind;
-  if (len > 0) buf.set(payload!, FRAME_HEADER_BYTES);
+  const hb = headerBytes(layout);
+  const buf = Buffer.allocUnsafe(hb + len);
+  if (layout.endian === 'be') buf.writeUInt32BE(len, 0);
+  else buf.writeUInt32LE(len, 0);
+  if (layout.kind) buf[4] = kind;
+  if (len > 0) buf.set(payload!, hb);
   return buf;
 }
 
@@ -267,7 +307,7 @@ export interface FrameWriterOptions {
 }
 
 /**
- * Packs frames into slabs and writes everything packed in one event-loop
+ * Packs frames (in {@link PROCESS_LAYOUT}) into slabs and writes everything packed in one event-loop
  * turn with one `write` (several slabs: one corked batch), or at once when
  * the frame comes after a quiet spell (see `writeThrough`). Measured between
  * two processes with awaited 64 B sends, this beats both a microtask flush

@@ -1,0 +1,353 @@
+/**
+ * The receiving end of the `zeromq` primitive: a ROUTER whose peers are
+ * sending ends' sessions. Credit accounting is the per-session pool of
+ * `../../lib/core/credit.ts` (each sender its own `maxmsg`, all of it
+ * promised by the address); this file parses frames, de-duplicates by
+ * sequence number and writes CREDIT frames.
+ *
+ * @module
+ */
+import * as zmq from 'zeromq';
+import { AmixError, ErrorCode, invalidArg } from '../../lib/core/errors.js';
+import { CreditReceiver, MessageQueue, creditFields, type CreditSession } from '../../lib/core/credit.js';
+import type { ChannelHandle } from '../../lib/core/primitive.js';
+import { WaitList } from '../../lib/core/waitList.js';
+import { AllowList, isCurveKey, zapAuthenticator } from './keys.js';
+import {
+  CREDIT_SIZE,
+  FAREWELL_LINGER_MS,
+  FrameKind,
+  MAX_SESSIONS,
+  ZEROMQ_DEFAULTS,
+  badFrame,
+  characteristics,
+  checkEndpoint,
+  closedError,
+  common,
+  emit,
+  maxFrameBytesFor,
+  parseFrame,
+  positive,
+  reportBad,
+  socketOptions,
+  writeU64,
+  isLoopback,
+  type Common,
+  type Frame,
+  type ZeromqAddress,
+  type ZeromqChannelOptions,
+} from './wire.js';
+
+/** The receiving end's state. */
+export interface ZeromqReceiveHandle extends Omit<ChannelHandle, 'maxMessageBytes'>, Common {
+  readonly role: 'receive';
+  readonly address: ZeromqAddress;
+  /** @internal */ readonly socket: zmq.Router;
+  /** @internal */ readonly queue: MessageQueue<Session>;
+  /** @internal Blocked receives, each with the largest message it accepts. */ readonly readers: WaitList<
+    number,
+    Uint8Array
+  >;
+  /** @internal Sessions and their credit windows. */ readonly credit: CreditReceiver<Session>;
+  /** @internal */ releaseZap: (() => Promise<void>) | undefined;
+  /** @internal */ live: number;
+  /** @internal */ refusing: number;
+  /** @internal */ lostPeer: boolean;
+  /** @internal */ loop: Promise<void>;
+}
+
+/** A sender's session: its credit state (`next` is the next sequence number expected), identity and route. */
+export interface Session extends CreditSession {
+  readonly id: Buffer;
+  route: Buffer;
+  resendAskedAt: number;
+}
+
+/** Bind a ROUTER and return the receiving end (see the module comment of `../zeromq.ts`). */
+export async function createReceiver(options: ZeromqChannelOptions): Promise<ZeromqReceiveHandle> {
+  const z = options.zeromq ?? {};
+  const maxMessageBytes = options.maxMessageBytes ?? characteristics.maxMessageBytes;
+  const maxmsg = options.maxmsg ?? ZEROMQ_DEFAULTS.maxmsg;
+  const minmsg = options.minmsg ?? Math.floor(maxmsg / 2);
+  if (!Number.isSafeInteger(maxmsg) || maxmsg < 1)
+    throw invalidArg('options.maxmsg', 'must be a positive integer', maxmsg);
+  if (!Number.isSafeInteger(minmsg) || minmsg < 0 || minmsg >= maxmsg)
+    throw invalidArg('options.minmsg', 'must be an integer from 0 to maxmsg - 1', minmsg);
+  const bind = checkEndpoint('options.zeromq.bind', z.bind ?? ZEROMQ_DEFAULTS.bind);
+  const curve = z.curve;
+  const batchBytes = positive('batchBytes', z.batchBytes, ZEROMQ_DEFAULTS.batchBytes);
+  const maxFrameBytes = maxFrameBytesFor(maxMessageBytes, batchBytes);
+  const sockOpts: Record<string, unknown> = { ...socketOptions(z), maxMessageSize: maxFrameBytes };
+  let releaseZap: (() => Promise<void>) | undefined;
+  if (curve) {
+    if (!isCurveKey(curve.publicKey) || !isCurveKey(curve.secretKey))
+      throw invalidArg(
+        'options.zeromq.curve',
+        'needs publicKey and secretKey, Z85-encoded CURVE keys (see generateKeyPair)',
+      );
+    Object.assign(sockOpts, { curveServer: true, curveSecretKey: curve.secretKey, curvePublicKey: curve.publicKey });
+    if (curve.allow !== undefined) {
+      const allow = curve.allow instanceof AllowList ? curve.allow : new AllowList(curve.allow);
+      const domain = zapAuthenticator.newDomain('amix.zeromq');
+      const onRefused = z.onRefused;
+      releaseZap = await zapAuthenticator.register(domain, { allow, ...(onRefused ? { onRefused } : {}) });
+      // Fail closed: without a ZAP handler answering, ZeroMQ would otherwise accept every client.
+      Object.assign(sockOpts, { zapDomain: domain, zapEnforceDomain: true });
+    }
+  } else if (!isLoopback(bind)) {
+    process.emitWarning(`zeromq primitive: binding ${bind} without CURVE keys; anyone who can reach it may send`, {
+      code: 'AMIX_ZEROMQ_INSECURE',
+    });
+  }
+  const socket = new zmq.Router(sockOpts);
+  const h: ZeromqReceiveHandle = {
+    role: 'receive',
+    address: undefined as unknown as ZeromqAddress,
+    ...common(options, maxMessageBytes, z),
+    socket,
+    queue: new MessageQueue<Session>(),
+    readers: new WaitList<number, Uint8Array>(),
+    credit: new CreditReceiver<Session>({
+      maxmsg,
+      minmsg,
+      pool: 'session',
+      maxSessions: MAX_SESSIONS,
+      onGrant: (s, resumed) => {
+        if (resumed) emit(h, { type: 'resumed', pending: h.queue.length });
+        void sendCredit(h, s, 0, false);
+      },
+    }),
+    releaseZap,
+    live: 0,
+    refusing: 0,
+    lostPeer: false,
+    loop: Promise.resolve(),
+  };
+  watchReceiver(h);
+  try {
+    await socket.bind(bind);
+  } catch (err) {
+    socket.close();
+    await releaseZap?.();
+    throw new AmixError(
+      ErrorCode.AMIX_ERR_INVALID_ARG,
+      `zeromq primitive cannot bind ${bind}: ${(err as Error).message}`,
+      { cause: err, details: { option: 'options.zeromq.bind' } },
+    );
+  }
+  const endpoint =
+    z.advertise !== undefined ? checkEndpoint('options.zeromq.advertise', z.advertise) : socket.lastEndpoint!;
+  (h as { address: ZeromqAddress }).address = Object.freeze({
+    endpoint,
+    ...(curve ? { serverPublicKey: curve.publicKey! } : {}),
+    maxmsg,
+    minmsg,
+    maxMessageBytes,
+    maxFrameBytes,
+    discard: options.discard ?? 'block',
+  });
+  h.loop = receiveLoop(h);
+  return h;
+}
+
+function watchReceiver(h: ZeromqReceiveHandle): void {
+  const ev = h.socket.events;
+  ev.on('handshake', () => {
+    h.live++;
+  });
+  const refused = () => {
+    h.stats.refused++;
+    h.refusing++;
+  };
+  ev.on('handshake:error:auth', refused);
+  ev.on('handshake:error:protocol', refused);
+  ev.on('handshake:error:other', refused);
+  ev.on('disconnect', () => {
+    if (h.refusing > 0) {
+      h.refusing--;
+      return;
+    }
+    if (h.live > 0) {
+      h.live--;
+      if (!h.closed && !h.lostPeer) {
+        h.lostPeer = true;
+        emit(h, {
+          type: 'peerLost',
+          error: new AmixError(ErrorCode.AMIX_ERR_PEER_LOST, 'a sending end of the zeromq channel disconnected'),
+        });
+      }
+    }
+  });
+}
+
+async function receiveLoop(h: ZeromqReceiveHandle): Promise<void> {
+  try {
+    for await (const parts of h.socket) {
+      if (h.closed) break;
+      const route = parts[0]!;
+      if (parts.length !== 2) {
+        reportBad(h, badFrame(`message has ${parts.length - 1} parts, expected 1`));
+        continue;
+      }
+      let f: Frame;
+      try {
+        f = parseFrame(parts[1]!, h.maxMessageBytes);
+      } catch (err) {
+        reportBad(h, err as AmixError);
+        continue;
+      }
+      if (f.kind === 'credit') {
+        reportBad(h, badFrame('CREDIT sent to a receiving end'));
+        continue;
+      }
+      const key = f.session.toString('hex');
+      let s = h.credit.get(key);
+      if (!s) {
+        const start = f.kind === 'ping' ? 0 : f.firstUnacked;
+        s = h.credit.open({ ...creditFields(key, start), id: Buffer.from(f.session), route, resendAskedAt: -1 });
+      }
+      s.route = route;
+      if (f.kind === 'data') {
+        h.credit.resync(s, f.firstUnacked);
+        onData(h, s, f);
+      } else if (f.kind === 'hello') {
+        // A HELLO opens each connection: whatever the sender sent beyond `next` was lost with the old one.
+        h.credit.resync(s, f.firstUnacked);
+        const resend = s.next < f.sentUpTo;
+        if (resend) s.resendAskedAt = s.next;
+        if (h.lostPeer) {
+          h.lostPeer = false;
+          emit(h, { type: 'reconnected', resent: 0, lost: 0 });
+        }
+        void sendCredit(h, s, 0, resend);
+      } else void sendCredit(h, s, f.token, false);
+    }
+  } catch (err) {
+    if (!h.closed) {
+      // The socket failed under us (not a close we asked for): end the channel with the reason.
+      h.closed = true;
+      h.credit.closed = true;
+      h.closeReason = new AmixError(ErrorCode.AMIX_ERR_PEER_LOST, `zeromq receive failed: ${(err as Error).message}`, {
+        cause: err,
+      });
+      h.readers.rejectAll(closedError(h, 'while receiving'));
+      emit(h, { type: 'closed', reason: h.closeReason });
+    }
+  }
+}
+
+function onData(h: ZeromqReceiveHandle, s: Session, f: Extract<Frame, { kind: 'data' }>): void {
+  let seq = f.firstSeq;
+  let gap = false;
+  for (const m of f.messages) {
+    if (seq < s.next) {
+      h.stats.duplicates++;
+      seq++;
+      continue;
+    }
+    if (seq > s.next) {
+      gap = true;
+      break;
+    }
+    if (!h.credit.admit(s)) {
+      // Beyond the credit granted: a misbehaving peer. Drop the rest; a correct sender never gets here.
+      reportBad(h, badFrame('carries messages beyond the granted credit', { seq, limit: s.limit }));
+      break;
+    }
+    seq++;
+    h.stats.received++;
+    h.stats.bytesReceived += m.length;
+    deliver(h, m, s);
+  }
+  if (gap && s.resendAskedAt !== s.next) {
+    s.resendAskedAt = s.next;
+    void sendCredit(h, s, 0, true);
+  }
+  if (h.credit.exhausted(s)) {
+    h.stats.suspensions++;
+    emit(h, { type: 'suspended', pending: h.queue.length });
+  }
+}
+
+function deliver(h: ZeromqReceiveHandle, data: Buffer, s: Session): void {
+  while (h.readers.length > 0 && h.queue.length === 0) {
+    const r = h.readers.shift()!;
+    if (data.length > r.value) {
+      r.reject(tooSmall(data.length, r.value));
+      continue;
+    }
+    h.credit.consume(s);
+    r.resolve(data);
+    return;
+  }
+  h.queue.push(data, s);
+}
+
+function tooSmall(size: number, max: number): AmixError {
+  return new AmixError(
+    ErrorCode.AMIX_ERR_BUFFER_TOO_SMALL,
+    `next zeromq message is ${size} bytes, the caller accepts ${max}`,
+    { details: { size, max } },
+  );
+}
+
+/** Write a CREDIT to `s`: what it has received (`next`), its limit, the PING token answered, the resend flag. */
+export async function sendCredit(
+  h: ZeromqReceiveHandle,
+  s: Session,
+  token: number,
+  resend: boolean,
+  closing = false,
+): Promise<void> {
+  if (h.closed && !closing) return;
+  const b = Buffer.allocUnsafe(CREDIT_SIZE);
+  b[0] = FrameKind.credit;
+  s.id.copy(b, 1);
+  writeU64(b, 9, s.next);
+  writeU64(b, 17, s.limit);
+  b.writeUInt32BE(token >>> 0, 25);
+  b[29] = resend ? 1 : 0;
+  try {
+    // A ROUTER never blocks: a frame for a peer that is gone is dropped, and the peer's next HELLO asks again.
+    await h.socket.send([s.route, b]);
+  } catch {
+    // Closed meanwhile.
+  }
+}
+
+/** The next queued message, or undefined; `AMIX_ERR_BUFFER_TOO_SMALL` leaves it queued. */
+export function takeNext(h: ZeromqReceiveHandle, maxBytes: number): Uint8Array | undefined {
+  const m = h.queue.peek();
+  if (m === undefined) return undefined;
+  if (m.length > maxBytes) throw tooSmall(m.length, maxBytes);
+  const s = h.queue.peekFrom();
+  h.queue.shift();
+  h.credit.consume(s);
+  return m;
+}
+
+/**
+ * A receiving end closing gracefully acknowledges what it has to every
+ * session once more: a sender closing at the same moment would otherwise
+ * send a PING this end never reads, wait `closeTimeoutMs`, and count as lost
+ * messages that arrived. The socket lingers briefly so the CREDIT leaves.
+ */
+export async function farewell(h: ZeromqReceiveHandle): Promise<void> {
+  const sends: Promise<void>[] = [];
+  for (const s of h.credit.sessions.values()) sends.push(sendCredit(h, s, 0, false, true));
+  await Promise.all(sends);
+  try {
+    h.socket.linger = FAREWELL_LINGER_MS;
+  } catch {
+    // A socket already gone: nothing to linger for.
+  }
+}
+
+/** Close the receiving end: fail blocked receives, say farewell when graceful, release the ZAP domain. */
+export async function destroyReceiver(h: ZeromqReceiveHandle, reason: Error | undefined): Promise<void> {
+  h.credit.closed = true;
+  h.readers.rejectAll(closedError(h, 'while receiving'));
+  if (reason === undefined) await farewell(h);
+  h.socket.close();
+  await h.releaseZap?.();
+}
