@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { Agent, type AgentTarget } from './agent.js';
 import { BrokerTable, type FlowEnds } from './brokers.js';
 import { Endpoint } from './endpoint.js';
-import { AmixError, ErrorCode, describe, invalidArg } from '../core/errors.js';
+import { AmixError, ErrorCode, invalidArg } from '../core/errors.js';
 import { Hops } from './hops.js';
 import { Lifecycle, type Destroyable } from '../core/lifecycle.js';
 import { Link, type LinkControl } from './link.js';
@@ -301,8 +301,7 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
     const mode = options.mode ?? 'add';
     if (mode !== 'add' && mode !== 'hold' && mode !== 'conference')
       throw invalidArg('options.mode', 'must be add, hold or conference', mode);
-    if (a === null && b === null)
-      throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, 'connect needs at least one point name');
+    if (a === null && b === null) throw invalidArg('connect', 'needs at least one point name');
     const regA = a === null ? undefined : regOf(this.#core, a);
     const regB = b === null ? undefined : regOf(this.#core, b);
     const steps = DIRECTION_STEPS[direction];
