@@ -9,6 +9,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { AmixError, ErrorCode, abortError, invalidArg } from './errors.js';
+import { Lifecycle, type Destroyable } from './lifecycle.js';
+import { WaitList } from './waitList.js';
 import type {
   ChannelAddress,
   ChannelEvent,
@@ -32,13 +34,14 @@ export interface ChannelReceiveOptions {
  *
  * Events: `'event'` with a {@link ChannelEvent} (`suspended`, `resumed`,
  * `dropped`, `peerLost`, `reconnecting`, `reconnected`, `closed`).
+ * Follows the lifecycle contract of `lib/core/lifecycle.ts`.
  *
  * @example
  * await using rx = await registry.open('queueConditionThread')
  * const tx = await registry.open('queueConditionThread', { address: rx.address })
  * await tx.send(Buffer.from('hi')); const msg = await rx.receive()
  */
-export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
+export class Channel extends EventEmitter implements AsyncIterable<Uint8Array>, Destroyable {
   /** The primitive's name. */
   readonly primitive: string;
   /** Hand this to the other side to attach. */
@@ -52,11 +55,9 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
 
   readonly #p: Primitive<ChannelHandle>;
   readonly #h: ChannelHandle;
-  #state: 'open' | 'closing' | 'closed' = 'open';
-  #reason: Error | undefined;
-  #resolveClosed!: (reason: Error | undefined) => void;
+  readonly #life: Lifecycle;
   /** Default suspend: sends wait here until resume (only when the primitive has no suspend). */
-  #held: Array<() => void> | null = null;
+  #held: WaitList | null = null;
   #inFlight = 0;
   #drained: (() => void) | null = null;
   #iterating = false;
@@ -72,9 +73,8 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
     this.address = handle.address;
     this.role = handle.role;
     this.maxMessageBytes = Math.min(maxMessageBytes, handle.maxMessageBytes ?? maxMessageBytes);
-    this.closed = new Promise((resolve) => {
-      this.#resolveClosed = resolve;
-    });
+    this.#life = new Lifecycle(`${primitive.name} channel`);
+    this.closed = this.#life.closed;
   }
 
   /** @internal Events from the primitive arrive here (wired through `ChannelOptions.onEvent`). */
@@ -95,7 +95,7 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
 
   /** True while the channel accepts operations. */
   get isOpen(): boolean {
-    return this.#state === 'open';
+    return this.#life.isOpen;
   }
   /** True while suspended by {@link suspend}. */
   get isSuspended(): boolean {
@@ -295,7 +295,7 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
       this.#suspendedByPrimitive = true;
       return;
     }
-    this.#held ??= [];
+    this.#held ??= new WaitList();
   }
 
   /** Resume a suspended sender. Idempotent. */
@@ -308,7 +308,7 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
     }
     const held = this.#held;
     this.#held = null;
-    if (held) for (const r of held) r();
+    while (held?.length) held.shift()!.resolve();
   }
 
   /** Counters: the primitive's, or the wrapper's own counts. */
@@ -327,77 +327,66 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
   }
 
   /**
-   * Graceful and idempotent: stop taking new operations, let sends in flight
-   * settle, then release the end. Pending receives reject with `AMIX_ERR_LINK_CLOSED`.
+   * Graceful and idempotent (a second call returns the same promise): stop
+   * taking new operations, let sends in flight settle, then release the end.
+   * Pending receives reject with `AMIX_ERR_LINK_CLOSED`.
    */
-  async close(): Promise<void> {
-    if (this.#state !== 'open') {
-      await this.closed;
-      return;
-    }
-    this.#state = 'closing';
-    if (this.#held) {
-      const held = this.#held;
-      this.#held = null;
-      for (const r of held) r();
-    }
-    if (this.#inFlight > 0)
-      await new Promise<void>((r) => {
-        this.#drained = r;
-      });
-    await this.#finish(undefined);
+  close(): Promise<void> {
+    return this.#life.close(async () => {
+      this.#releaseHeld();
+      if (this.#inFlight > 0)
+        await new Promise<void>((r) => {
+          this.#drained = r;
+        });
+      await this.#release(undefined);
+    });
   }
 
-  /** Abrupt: release the end now; everything pending rejects with `AMIX_ERR_LINK_CLOSED` (cause: `reason`). */
-  async destroy(reason?: Error): Promise<void> {
-    if (this.#state === 'closed') return;
-    this.#state = 'closing';
-    const held = this.#held;
-    this.#held = null;
-    if (held) for (const r of held) r();
-    await this.#finish(reason ?? new AmixError(ErrorCode.AMIX_ERR_LINK_CLOSED, 'channel destroyed'));
+  /**
+   * Abrupt: release the end now; everything pending rejects with
+   * `AMIX_ERR_LINK_CLOSED` (cause: `reason`). Escalates a close in progress.
+   */
+  destroy(reason?: Error): Promise<void> {
+    return this.#life.destroy(reason ?? new AmixError(ErrorCode.AMIX_ERR_LINK_CLOSED, 'channel destroyed'), (r) => {
+      this.#releaseHeld();
+      return this.#release(r);
+    });
   }
 
   /** Calls {@link close}. */
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
-  async #finish(reason: Error | undefined): Promise<void> {
-    if (this.#state === 'closed') return;
+  /** Sends held by the default suspension fail: the channel is going away. */
+  #releaseHeld(): void {
+    const held = this.#held;
+    this.#held = null;
+    held?.rejectAll(new AmixError(ErrorCode.AMIX_ERR_LINK_CLOSED, 'channel closed while the send was suspended'));
+  }
+
+  async #release(reason: Error | undefined): Promise<void> {
+    // #onEvent may have settled the channel already (the primitive closed it).
+    if (this.#life.state === 'closed') return;
     try {
       await this.#p.destroy(this.#h, reason);
     } finally {
       // #onEvent may have settled the state while destroy was awaited.
-      if ((this.#state as string) !== 'closed') {
-        this.#state = 'closed';
-        this.#reason = reason;
-        this.#resolveClosed(reason);
+      if (this.#life.settle(reason))
         this.emit('event', { type: 'closed', ...(reason ? { reason } : {}) } satisfies ChannelEvent);
-      }
     }
   }
 
   #onEvent(e: ChannelEvent): void {
     if (e.type === 'closed') {
       // The primitive closed the end itself (peer gone for good): settle our state once.
-      if (this.#state !== 'closed') {
-        this.#state = 'closed';
-        this.#reason = e.reason;
-        this.#resolveClosed(e.reason);
-      } else return;
+      if (!this.#life.settle(e.reason)) return;
     }
     this.emit('event', e);
   }
 
   #checkOpen(): void {
-    if (this.#state !== 'open') {
-      throw new AmixError(
-        ErrorCode.AMIX_ERR_CLOSED,
-        `${this.primitive} channel is closed${this.#reason ? `: ${this.#reason.message}` : ''}`,
-        this.#reason ? { cause: this.#reason } : {},
-      );
-    }
+    this.#life.assertOpen();
   }
 
   #checkSend(data: Uint8Array): void {
@@ -415,11 +404,12 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
   }
 
   #checkReceive(maxBytes: number | undefined): number {
-    if (this.#state === 'closed') {
+    if (this.#life.state === 'closed') {
+      const reason = this.#life.reason;
       throw new AmixError(
         ErrorCode.AMIX_ERR_LINK_CLOSED,
         `${this.primitive} channel is closed`,
-        this.#reason ? { cause: this.#reason } : {},
+        reason ? { cause: reason } : {},
       );
     }
     if (this.role !== 'receive')
@@ -431,21 +421,7 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array> {
   }
 
   #waitResume(signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const held = this.#held!;
-      const onAbort = () => {
-        const i = held.indexOf(release);
-        if (i >= 0) held.splice(i, 1);
-        reject(abortError(signal, 'send'));
-      };
-      const release = () => {
-        signal?.removeEventListener('abort', onAbort);
-        if (this.#state === 'open') resolve();
-        else reject(new AmixError(ErrorCode.AMIX_ERR_LINK_CLOSED, 'channel closed while the send was suspended'));
-      };
-      held.push(release);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    return this.#held!.wait(undefined, { signal, what: 'send' });
   }
 }
 

@@ -10,6 +10,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { AmixError, ErrorCode, invalidArg } from './errors.js';
+import { Lifecycle, type Destroyable } from './lifecycle.js';
+import { WaitList } from './waitList.js';
 
 /** Settled states a module rests in, and the transient states while a handler runs. */
 export const ModuleState = {
@@ -133,8 +135,8 @@ interface Entry {
   /** Serialises requests on this module: each request chains on the previous one. */
   queue: Promise<unknown>;
   abort: AbortController;
-  /** Resolvers waiting for inFlight to reach zero. */
-  drained: Array<() => void>;
+  /** A quiesce waiting for inFlight to reach zero (requests are serialised, so at most one). */
+  drained: WaitList;
 }
 
 /**
@@ -147,16 +149,24 @@ interface Entry {
  * const c = new Container({ name: 'demo' })
  * c.add('clock', { start: () => tick.start(), quiesce: () => tick.stop() })
  * await c.load('clock'); await c.start('clock')
+ *
+ * Follows the lifecycle contract of `lib/core/lifecycle.ts`: after
+ * `close()` or `destroy()` no module can be added.
  */
-export class Container extends EventEmitter {
+export class Container extends EventEmitter implements Destroyable {
   /** The container's name. */
   readonly name: string;
+  /** Resolves once the container is closed, with the reason (undefined for a graceful close). Never rejects. */
+  readonly closed: Promise<Error | undefined>;
   readonly #db = new Map<string, Entry>();
   readonly #quiesceTimeoutMs: number;
+  readonly #life: Lifecycle;
 
   constructor(options: ContainerOptions = {}) {
     super();
     this.name = options.name ?? 'container';
+    this.#life = new Lifecycle(`container "${this.name}"`);
+    this.closed = this.#life.closed;
     const t = options.quiesceTimeoutMs ?? 5000;
     if (!Number.isFinite(t) || t < 0) throw invalidArg('options.quiesceTimeoutMs', 'must be a non-negative number', t);
     this.#quiesceTimeoutMs = t;
@@ -168,6 +178,7 @@ export class Container extends EventEmitter {
    * handler is not a function.
    */
   add<M extends Record<string, unknown>>(name: string, handlers: ModuleHandlers<M>, metadata?: M): void {
+    this.#life.assertOpen();
     if (typeof name !== 'string' || name.length === 0) throw invalidArg('name', 'must be a non-empty string', name);
     if (this.#db.has(name)) {
       throw new AmixError(ErrorCode.AMIX_ERR_DUPLICATE, `module "${name}" is already in container "${this.name}"`, {
@@ -189,7 +200,7 @@ export class Container extends EventEmitter {
       inFlight: 0,
       queue: Promise.resolve(),
       abort: new AbortController(),
-      drained: [],
+      drained: new WaitList(),
     });
   }
 
@@ -260,21 +271,49 @@ export class Container extends EventEmitter {
       return await work(e.abort.signal);
     } finally {
       e.inFlight--;
-      if (e.inFlight === 0) for (const r of e.drained.splice(0)) r();
+      if (e.inFlight === 0) while (e.drained.length) e.drained.shift()!.resolve();
     }
   }
 
   /**
    * Bring every module down, the last added first (inside out): quiesce what
    * is started, then unload, then remove. Errors are collected; the first is
-   * thrown after every module has been tried.
+   * thrown after every module has been tried. Idempotent: a second call
+   * returns the same promise.
    */
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    return this.#life.close(() => this.#bringDown(undefined));
+  }
+
+  /**
+   * Abrupt close: abort every module's signal with `reason`, reject a
+   * quiesce waiting for in-flight work with `reason`, then bring every
+   * module down as {@link close} does without waiting for in-flight work.
+   * The state table still holds: a started module is quiesced before unload.
+   */
+  destroy(reason?: Error): Promise<void> {
+    const err = reason ?? new AmixError(ErrorCode.AMIX_ERR_CLOSED, `container "${this.name}" was destroyed`);
+    return this.#life.destroy(err, () => {
+      for (const e of this.#db.values()) {
+        e.abort.abort(err);
+        e.drained.rejectAll(err);
+      }
+      return this.#bringDown(0).catch(() => {});
+    });
+  }
+
+  /** Calls {@link close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #bringDown(quiesceTimeoutMs: number | undefined): Promise<void> {
     let first: unknown;
     for (const e of [...this.#db.values()].reverse()) {
       try {
         await e.queue.catch(() => {});
-        if (e.state === 'started') await this.quiesce(e.name);
+        if (e.state === 'started')
+          await this.quiesce(e.name, quiesceTimeoutMs === undefined ? {} : { timeoutMs: quiesceTimeoutMs });
         if (e.state !== 'unloaded') await this.unload(e.name);
         this.#db.delete(e.name);
       } catch (err) {
@@ -323,8 +362,9 @@ export class Container extends EventEmitter {
       await e.handlers[request]?.call(e.handlers, ctx);
       if (request === 'quiesce') await this.#drain(e, timeoutMs ?? this.#quiesceTimeoutMs);
     } catch (err) {
-      const error =
-        err instanceof AmixError
+      // The reason of a destroy reaches the waiting caller as it was given.
+      const error: Error =
+        err instanceof AmixError || (err instanceof Error && err === this.#life.reason)
           ? err
           : new AmixError(
               ErrorCode.AMIX_ERR_HANDLER_FAILED,
@@ -342,24 +382,19 @@ export class Container extends EventEmitter {
 
   #drain(e: Entry, timeoutMs: number): Promise<void> {
     if (e.inFlight === 0) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const i = e.drained.indexOf(done);
-        if (i >= 0) e.drained.splice(i, 1);
-        reject(
+    // Our own timer, not the list's: the timeout has its own code and message.
+    const timer = setTimeout(
+      () =>
+        e.drained.rejectAll(
           new AmixError(
             ErrorCode.AMIX_ERR_QUIESCE_TIMEOUT,
             `module "${e.name}" still had ${e.inFlight} work item(s) in flight after ${timeoutMs} ms of quiesce`,
             { details: { module: e.name, inFlight: e.inFlight, timeoutMs } },
           ),
-        );
-      }, timeoutMs);
-      const done = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      e.drained.push(done);
-    });
+        ),
+      timeoutMs,
+    );
+    return e.drained.wait().finally(() => clearTimeout(timer));
   }
 
   #set(e: Entry, to: ModuleState, request: ModuleRequest): void {

@@ -12,7 +12,8 @@ import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Channel } from './channel.js';
-import { AmixError, ErrorCode, describe } from './errors.js';
+import { AmixError, ErrorCode, describe, invalidArg } from './errors.js';
+import { Lifecycle, type Destroyable } from './lifecycle.js';
 import { Container, type ModuleRecord, type ModuleState } from './module.js';
 import {
   DiscardPolicy,
@@ -209,19 +210,28 @@ interface RegistryFile {
  * const reg = new PrimitiveRegistry()
  * reg.register({ name: 'myBus', location: './my-bus.js', characteristics })
  * const rx = await reg.open('myBus')   // imports ./my-bus.js now, not before
+ *
+ * Follows the lifecycle contract of `lib/core/lifecycle.ts`: `close()`
+ * quiesces (waiting for open channels), `destroy(reason)` destroys every
+ * channel it opened first.
  */
-export class PrimitiveRegistry {
+export class PrimitiveRegistry implements Destroyable {
   /** The container whose module database holds one module per primitive. */
   readonly container: Container;
+  /** Resolves once the registry is closed, with the reason (undefined for a graceful close). Never rejects. */
+  readonly closed: Promise<Error | undefined>;
   readonly #entries = new Map<string, Entry>();
   readonly #baseDir: string;
   readonly #defaults: Partial<ChannelOptions>;
-  #closed = false;
+  readonly #life = new Lifecycle('primitive registry');
+  /** Channels opened and not yet closed, for destroy. */
+  readonly #channels = new Set<Channel>();
 
   constructor(options: PrimitiveRegistryOptions = {}) {
     this.#baseDir = options.baseDir ?? process.cwd();
     this.#defaults = options.channelDefaults ?? {};
     this.container = new Container({ name: 'primitives', quiesceTimeoutMs: options.quiesceTimeoutMs ?? 5000 });
+    this.closed = this.#life.closed;
     if (options.builtins !== false) for (const b of BUILTIN_PRIMITIVES) this.#add(b, true);
   }
 
@@ -332,10 +342,10 @@ export class PrimitiveRegistry {
     const limit = p.characteristics.maxMessageBytes;
     const maxMessageBytes = merged.maxMessageBytes ?? limit;
     if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes < 0 || maxMessageBytes > limit) {
-      throw new AmixError(
-        ErrorCode.AMIX_ERR_INVALID_ARG,
-        `options.maxMessageBytes must be an integer from 0 to ${limit} for primitive "${name}" (got ${describe(merged.maxMessageBytes)})`,
-        { details: { option: 'maxMessageBytes' } },
+      throw invalidArg(
+        'options.maxMessageBytes',
+        `must be an integer from 0 to ${limit} for primitive "${name}"`,
+        merged.maxMessageBytes,
       );
     }
     checkChannelOptions(merged);
@@ -352,8 +362,10 @@ export class PrimitiveRegistry {
       const handle = await p.create({ ...merged, maxMessageBytes, onEvent: events.sink });
       channel = new Channel(p, handle, maxMessageBytes);
       events.bind(channel);
+      this.#channels.add(channel);
       opened();
       await channel.closed;
+      this.#channels.delete(channel);
     });
     await Promise.race([ready, work]);
     return channel;
@@ -399,11 +411,30 @@ export class PrimitiveRegistry {
     return added;
   }
 
-  /** Quiesce and unload every loaded primitive (last registered first). Idempotent. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    await this.container.close();
+  /**
+   * Quiesce and unload every loaded primitive (last registered first),
+   * waiting up to the quiesce timeout for open channels. Idempotent: a
+   * second call returns the same promise.
+   */
+  close(): Promise<void> {
+    return this.#life.close(() => this.container.close());
+  }
+
+  /**
+   * Abrupt close: destroy every channel this registry opened (their pending
+   * operations reject with `AMIX_ERR_LINK_CLOSED`, cause `reason`), then
+   * unload every primitive without waiting.
+   */
+  destroy(reason?: Error): Promise<void> {
+    return this.#life.destroy(reason, async (r) => {
+      await Promise.allSettled([...this.#channels].map((c) => c.destroy(r)));
+      await this.container.close();
+    });
+  }
+
+  /** Calls {@link close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   #add(reg: PrimitiveRegistration, builtin: boolean, inline?: Primitive<ChannelHandle>): void {
@@ -469,7 +500,7 @@ export class PrimitiveRegistry {
   }
 
   #checkOpen(): void {
-    if (this.#closed) throw new AmixError(ErrorCode.AMIX_ERR_CLOSED, 'primitive registry is closed');
+    this.#life.assertOpen();
   }
 }
 
@@ -489,13 +520,8 @@ export function importSpecifier(location: string, baseDir: string): string {
 export function checkChannelOptions(o: ChannelOptions): void {
   const int = (k: keyof ChannelOptions, min: number) => {
     const v = o[k];
-    if (v !== undefined && (!Number.isSafeInteger(v) || (v as number) < min)) {
-      throw new AmixError(
-        ErrorCode.AMIX_ERR_INVALID_ARG,
-        `options.${k} must be an integer >= ${min} (got ${describe(v)})`,
-        { details: { option: k } },
-      );
-    }
+    if (v !== undefined && (!Number.isSafeInteger(v) || (v as number) < min))
+      throw invalidArg(`options.${k}`, `must be an integer >= ${min}`, v);
   };
   int('maxmsg', 1);
   int('minmsg', 0);
@@ -507,18 +533,8 @@ export function checkChannelOptions(o: ChannelOptions): void {
       { details: { option: 'minmsg' } },
     );
   }
-  if (o.discard !== undefined && !Object.values(DiscardPolicy).includes(o.discard)) {
-    throw new AmixError(
-      ErrorCode.AMIX_ERR_INVALID_ARG,
-      `options.discard must be one of ${Object.values(DiscardPolicy).join(', ')} (got ${describe(o.discard)})`,
-      { details: { option: 'discard' } },
-    );
-  }
-  if (o.idle !== undefined && !Object.values(IdleStrategy).includes(o.idle)) {
-    throw new AmixError(
-      ErrorCode.AMIX_ERR_INVALID_ARG,
-      `options.idle must be one of ${Object.values(IdleStrategy).join(', ')} (got ${describe(o.idle)})`,
-      { details: { option: 'idle' } },
-    );
-  }
+  if (o.discard !== undefined && !Object.values(DiscardPolicy).includes(o.discard))
+    throw invalidArg('options.discard', `must be one of ${Object.values(DiscardPolicy).join(', ')}`, o.discard);
+  if (o.idle !== undefined && !Object.values(IdleStrategy).includes(o.idle))
+    throw invalidArg('options.idle', `must be one of ${Object.values(IdleStrategy).join(', ')}`, o.idle);
 }

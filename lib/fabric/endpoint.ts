@@ -10,7 +10,9 @@
 import { EventEmitter } from 'node:events';
 import type { Channel } from '../core/channel.js';
 import { AmixError, ErrorCode, abortError, invalidArg } from '../core/errors.js';
+import { Lifecycle, type Destroyable } from '../core/lifecycle.js';
 import type { DiscardPolicy } from '../core/primitive.js';
+import { WaitList } from '../core/waitList.js';
 
 /** A message as a point receives it. */
 export interface PointMessage {
@@ -73,19 +75,25 @@ export interface EndpointOptions {
  * A point's lists and its send/receive. Not thread-safe: one per thread.
  * Events (`'event'`): `{ type: 'linkEnded', link, peer, reason }` when a
  * receiving channel closes from the other side.
+ *
+ * Follows the lifecycle contract of `lib/core/lifecycle.ts`: `close()` ends
+ * waiting receives (they finish with `AMIX_ERR_LINK_CLOSED`) and closes every
+ * link's channels; `destroy(reason)` destroys them with `reason`.
  */
-export class Endpoint extends EventEmitter {
+export class Endpoint extends EventEmitter implements Destroyable {
   /** The point (or caller) name this endpoint speaks for. */
   readonly name: string;
+  /** Resolves once the endpoint is closed, with the reason (undefined for a graceful close). Never rejects. */
+  readonly closed: Promise<Error | undefined>;
   readonly #tx: TxEntry[] = [];
   readonly #rx: RxEntry[] = [];
   #rr = 0;
-  #closed: Error | undefined;
-  /** Resolved and replaced whenever something a waiting receive cares about changes. */
-  #wake!: () => void;
-  #changed!: Promise<void>;
+  readonly #life: Lifecycle;
+  /** Receives waiting for something they care about to change; all are woken on each change. */
+  readonly #changeWaiters = new WaitList();
   readonly #unlinked: Uint8Array[] = [];
-  readonly #unlinkedWaiters: Array<() => void> = [];
+  /** Sends waiting for room in the unlinked queue. */
+  readonly #unlinkedWaiters = new WaitList();
   /** True while kept (unlinked) messages are being sent to a new link. */
   #flushing = false;
   readonly #maxUnlinked: number;
@@ -99,7 +107,8 @@ export class Endpoint extends EventEmitter {
     this.name = name;
     this.#maxUnlinked = options.maxUnlinked ?? 1024;
     this.#discard = options.discard ?? 'block';
-    this.#rearm();
+    this.#life = new Lifecycle(`point "${name}"`);
+    this.closed = this.#life.closed;
   }
 
   /** The sender list: where a send goes. */
@@ -139,7 +148,7 @@ export class Endpoint extends EventEmitter {
    * the time is up are counted in the `linkEnded` event as `discarded`.
    */
   async removeLink(link: string, reason?: Error, drainMs = 2000): Promise<void> {
-    if (!reason && !this.#closed) await this.#drain(link, drainMs);
+    if (!reason && this.#life.isOpen) await this.#drain(link, drainMs);
     const closing: Promise<void>[] = [];
     for (let i = this.#tx.length - 1; i >= 0; i--) {
       const e = this.#tx[i]!;
@@ -233,8 +242,8 @@ export class Endpoint extends EventEmitter {
    */
   async receive(options: PointReceiveOptions = {}): Promise<PointMessage> {
     for (;;) {
-      if (this.#closed)
-        throw new AmixError(ErrorCode.AMIX_ERR_LINK_CLOSED, `point "${this.name}" is closed`, { cause: this.#closed });
+      if (!this.#life.isOpen)
+        throw new AmixError(ErrorCode.AMIX_ERR_LINK_CLOSED, `point "${this.name}" is closed`, { cause: this.#cause() });
       if (options.signal?.aborted) throw abortError(options.signal, 'receive');
       const candidates = this.#candidates(options);
       const m = this.#take(options, candidates);
@@ -295,7 +304,7 @@ export class Endpoint extends EventEmitter {
     const it = {
       next: (): Promise<IteratorResult<PointMessage, void>> => {
         if (finished) return Promise.resolve(end());
-        if (!this.#closed && !options.signal?.aborted) {
+        if (this.#life.isOpen && !options.signal?.aborted) {
           try {
             const m = this.#take(options);
             if (m !== undefined) return Promise.resolve({ value: m, done: false });
@@ -330,13 +339,41 @@ export class Endpoint extends EventEmitter {
     return this.messages();
   }
 
-  /** Close every link's channels; waiting receives end. Idempotent. */
-  async close(reason?: Error): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = reason ?? new AmixError(ErrorCode.AMIX_ERR_CLOSED, `point "${this.name}" closed`);
-    for (const w of this.#unlinkedWaiters.splice(0)) w();
+  /**
+   * Close every link's channels; waiting receives end (`AMIX_ERR_LINK_CLOSED`),
+   * waiting sends reject with `AMIX_ERR_CLOSED`. Idempotent: a second call
+   * returns the same promise.
+   */
+  close(): Promise<void> {
+    return this.#life.close(() => this.#shut(undefined));
+  }
+
+  /**
+   * Abrupt close: like {@link close}, but every link's channels are destroyed
+   * with `reason`, and pending operations reject with it as their `cause`.
+   */
+  destroy(reason?: Error): Promise<void> {
+    return this.#life.destroy(
+      reason ?? new AmixError(ErrorCode.AMIX_ERR_CLOSED, `point "${this.name}" was destroyed`),
+      (r) => this.#shut(r),
+    );
+  }
+
+  /** Calls {@link close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #shut(reason: Error | undefined): Promise<void> {
+    // Waiting sends wake and find the endpoint closed (#keepUnlinked checks).
+    while (this.#unlinkedWaiters.length) this.#unlinkedWaiters.shift()!.resolve();
     this.#signal();
     await Promise.allSettled(this.links().map((l) => this.removeLink(l, reason)));
+  }
+
+  /** Why the endpoint is closed: the destroy reason, or a plain close. */
+  #cause(): Error {
+    return this.#life.reason ?? new AmixError(ErrorCode.AMIX_ERR_CLOSED, `point "${this.name}" closed`);
   }
 
   /** Wait until the receiving entries of `link` hold nothing the point has not taken, or `ms` pass. */
@@ -344,7 +381,7 @@ export class Endpoint extends EventEmitter {
     const deadline = Date.now() + ms;
     // Polled: consumption happens in the point's own receive calls, which
     // signal nothing; this runs once per disconnect, not per message.
-    while (!this.#closed && Date.now() < deadline && this.#rx.some((e) => e.link === link && held(e) > 0)) {
+    while (this.#life.isOpen && Date.now() < deadline && this.#rx.some((e) => e.link === link && held(e) > 0)) {
       await new Promise((r) => setTimeout(r, 2));
     }
   }
@@ -373,30 +410,14 @@ export class Endpoint extends EventEmitter {
     );
   }
 
-  #rearm(): void {
-    this.#changed = new Promise<void>((r) => {
-      this.#wake = r;
-    });
-  }
-
+  /** Something a waiting receive cares about changed: wake them all to look again. */
   #signal(): void {
-    const wake = this.#wake;
-    this.#rearm();
-    wake();
+    const w = this.#changeWaiters;
+    while (w.length) w.shift()!.resolve();
   }
 
   #waitChange(signal?: AbortSignal): Promise<void> {
-    if (!signal) return keepAlive(this.#changed);
-    return keepAlive(
-      new Promise((resolve, reject) => {
-        const onAbort = () => reject(abortError(signal, 'receive'));
-        signal.addEventListener('abort', onAbort, { once: true });
-        this.#changed.then(() => {
-          signal.removeEventListener('abort', onAbort);
-          resolve();
-        });
-      }),
-    );
+    return keepAlive(this.#changeWaiters.wait(undefined, { signal, what: 'receive' }));
   }
 
   async #keepUnlinked(data: Uint8Array, signal?: AbortSignal): Promise<void> {
@@ -417,10 +438,7 @@ export class Endpoint extends EventEmitter {
           { details: { kept: this.#unlinked.length } },
         );
       }
-      await new Promise<void>((resolve, reject) => {
-        this.#unlinkedWaiters.push(resolve);
-        signal?.addEventListener('abort', () => reject(abortError(signal, 'send')), { once: true });
-      });
+      await this.#unlinkedWaiters.wait(undefined, { signal, what: 'send' });
       this.#checkOpen();
     }
     this.#unlinked.push(new Uint8Array(data));
@@ -433,7 +451,7 @@ export class Endpoint extends EventEmitter {
     try {
       while (this.#unlinked.length > 0 && this.#tx.length > 0) {
         const msg = this.#unlinked.shift()!;
-        for (const w of this.#unlinkedWaiters.splice(0)) w();
+        while (this.#unlinkedWaiters.length) this.#unlinkedWaiters.shift()!.resolve();
         const ok = await Promise.all(this.#tx.map((e) => e.ch.send(msg))).then(
           () => true,
           () => false,
@@ -443,7 +461,7 @@ export class Endpoint extends EventEmitter {
           this.#unlinked.unshift(msg);
           return;
         }
-        if (this.#closed) return;
+        if (!this.#life.isOpen) return;
       }
     } finally {
       this.#flushing = false;
@@ -451,8 +469,8 @@ export class Endpoint extends EventEmitter {
   }
 
   #checkOpen(): void {
-    if (this.#closed)
-      throw new AmixError(ErrorCode.AMIX_ERR_CLOSED, `point "${this.name}" is closed`, { cause: this.#closed });
+    if (!this.#life.isOpen)
+      throw new AmixError(ErrorCode.AMIX_ERR_CLOSED, `point "${this.name}" is closed`, { cause: this.#cause() });
   }
 }
 

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { AmixError, ErrorCode, describe } from '../core/errors.js';
+import { AmixError, ErrorCode, describe, invalidArg } from '../core/errors.js';
 import { DiscardPolicy, IdleStrategy } from '../core/primitive.js';
 import { PointRole } from '../core/pointRole.js';
 import type { PointView } from '../directory/index.js';
@@ -100,9 +100,7 @@ export const DEFAULT_PRIMITIVE: Readonly<Record<PointScope, string>> = Object.fr
 });
 
 function fail(field: string, rule: string, got: unknown): AmixError {
-  return new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `point.${field} ${rule} (got ${describe(got)})`, {
-    details: { option: `point.${field}` },
-  });
+  return invalidArg(`point.${field}`, rule, got);
 }
 
 function oneOf<T extends string>(field: string, v: unknown, set: Record<string, T>, dflt: T): T {

@@ -1,0 +1,177 @@
+/**
+ * Opening and tearing down the hops of a link. A flow from one end to
+ * another is one hop (both ends on one primitive) or two with a broker
+ * instance between them. Each hop is opened through the ends' agents: the
+ * receiving end first (it makes the channel and hands back its address),
+ * then the sending end attaches, and both ends' lists record it (seed 002,
+ * connect steps 1-4).
+ *
+ * @module
+ */
+import { brokerRegistration, hopOptions, type BrokerTable } from './brokers.js';
+import { kEnded } from './link.js';
+import type { PointRegistration } from './point.js';
+import type { ChannelOptions } from '../core/primitive.js';
+import { endOf, type End, type FabricCore, type Inst, type LinkRec } from './records.js';
+import type { LinkState } from './types.js';
+
+/** @internal What the hops need of the supervisor: start a broker instance, end one. */
+export interface InstanceOps {
+  spawn(reg: PointRegistration, id: string, client: string | undefined): Promise<Inst>;
+  terminate(inst: Inst): Promise<void>;
+}
+
+/** @internal Opens, suspends and tears down the hops of the fabric's links. */
+export class Hops {
+  readonly #core: FabricCore;
+  readonly #brokers: BrokerTable;
+  readonly #instances: InstanceOps;
+
+  constructor(core: FabricCore, brokers: BrokerTable, instances: InstanceOps) {
+    this.#core = core;
+    this.#brokers = brokers;
+    this.#instances = instances;
+  }
+
+  /** Open one flow: a receiving end at `to`, a sending end at `from` (each by its agent), and the list entries. */
+  async openFlow(
+    rec: LinkRec,
+    from: End,
+    fromReg: PointRegistration | undefined,
+    to: End,
+    toReg: PointRegistration | undefined,
+  ): Promise<void> {
+    const plan = this.#brokers.planFlow(fromReg, toReg);
+    const rxChar = (toReg ?? fromReg)!.characteristics;
+    const options = hopOptions(rxChar);
+    if (!plan.broker) {
+      await this.#openHop(rec, from, to, plan.primitive, options);
+      return;
+    }
+    // Insert the broker point: from → broker on one primitive, broker → to on the other.
+    let n = 1;
+    while (this.#core.instances.has(`broker#${n}`)) n++;
+    const b = await this.#instances.spawn(brokerRegistration(plan.broker, rxChar), `broker#${n}`, undefined);
+    rec.brokers.push(b.id);
+    b.links.add(rec.id);
+    await this.#openHop(rec, from, b, plan.broker.from, options);
+    await this.#openHop(rec, b, to, plan.broker.to, options);
+  }
+
+  /** Open one hop: a receiving end at `to`, a sending end at `from` (each by its agent), and the list entries. */
+  async #openHop(rec: LinkRec, from: End, to: End, primitive: string, options: ChannelOptions): Promise<void> {
+    const timeout = this.#core.timeoutMs;
+    const { address } = await to.target.request<{ address: ChannelOptions['address'] }>(
+      'openReceiver',
+      { link: rec.id, peer: from.id, primitive, options },
+      timeout,
+    );
+    try {
+      await from.target.request('openSender', { link: rec.id, peer: to.id, primitive, address, options }, timeout);
+    } catch (err) {
+      await to.target.request('closeLink', { link: rec.id }, timeout).catch(() => {});
+      throw err;
+    }
+    rec.flows.push({ from: from.id, to: to.id, primitive });
+    from.senderList.push({ link: rec.id, peer: to.id });
+    to.receiverList.push({ link: rec.id, peer: from.id });
+  }
+
+  /**
+   * Remove a link: off the table and every end's lists, its channel ends
+   * closed by the ends' agents, its brokers ended, the caller's handle ended
+   * (with `reason` as the cause its receives see). Once per link.
+   */
+  async teardownLink(rec: LinkRec, reason?: Error): Promise<void> {
+    const core = this.#core;
+    if (!core.links.has(rec.id)) return;
+    core.links.delete(rec.id);
+    rec.state = 'closed';
+    const caller = core.callerEnds.get(rec.id);
+    core.callerEnds.delete(rec.id);
+    // Senders first, so a receiver's drain is not cut short by its own close.
+    const senders = new Set(rec.flows.map((f) => f.from));
+    const ends = [...new Set([rec.a, ...rec.b])].sort((x, y) => Number(senders.has(y)) - Number(senders.has(x)));
+    for (const id of ends) {
+      const end = core.instances.get(id) ?? (caller?.id === id ? caller : undefined);
+      if (!end) continue;
+      end.links.delete(rec.id);
+      dropLink(end, rec.id);
+      const i = end.placed.indexOf(rec.id);
+      if (i >= 0) end.placed.splice(i, 1);
+      if (!(end as Inst).host?.hasExited)
+        await end.target
+          .request('closeLink', { link: rec.id, reason: reason?.message }, core.timeoutMs)
+          .catch(() => {});
+    }
+    for (const b of rec.brokers) {
+      const inst = core.instances.get(b);
+      if (inst) await this.#instances.terminate(inst).catch(() => {});
+    }
+    rec.handle?.[kEnded](reason);
+  }
+
+  /** Suspend (or resume) every sending end of a link (the primitive's own suspend where it has one). */
+  async setSuspended(rec: LinkRec, on: boolean, state: LinkState): Promise<void> {
+    for (const f of rec.flows)
+      await endOf(this.#core, rec, f.from)?.target.request(
+        on ? 'suspend' : 'resume',
+        { link: rec.id },
+        this.#core.timeoutMs,
+      );
+    const now = Date.now();
+    if (on && rec.suspendedSince === undefined) rec.suspendedSince = now;
+    if (!on && rec.suspendedSince !== undefined) {
+      rec.suspendedMs += now - rec.suspendedSince;
+      rec.suspendedSince = undefined;
+    }
+    rec.state = state;
+  }
+
+  /**
+   * Cycle the sending ends of `rec`'s flows (only those to `to`, if given):
+   * a null message through each, which lands after every message it
+   * accepted. `bestEffort` ignores ends that do not answer.
+   */
+  async cycle(rec: LinkRec, timeoutMs: number, to?: string, bestEffort = false): Promise<void> {
+    for (const f of rec.flows) {
+      if (to !== undefined && f.to !== to) continue;
+      const sent = endOf(this.#core, rec, f.from)?.target.request('cycle', { link: rec.id }, timeoutMs);
+      await (bestEffort ? sent?.catch(() => {}) : sent);
+    }
+  }
+
+  /**
+   * A restarted instance's links, opened again under the same ids: each
+   * peer drops its old ends of the link, then each flow is opened anew, and
+   * a link that was suspended or held is suspended again.
+   */
+  async reopen(inst: Inst, linkIds: readonly string[]): Promise<void> {
+    const core = this.#core;
+    for (const l of linkIds) {
+      const rec = core.links.get(l);
+      if (!rec) continue;
+      const flows = rec.flows;
+      rec.flows = [];
+      for (const id of new Set([rec.a, ...rec.b])) {
+        const peer = endOf(core, rec, id);
+        if (peer && peer !== inst) {
+          await peer.target.request('closeLink', { link: l }, core.timeoutMs).catch(() => {});
+          dropLink(peer, l);
+        }
+      }
+      for (const f of flows) {
+        const from = endOf(core, rec, f.from)!;
+        const to = endOf(core, rec, f.to)!;
+        await this.openFlow(rec, from, (from as Inst).point, to, (to as Inst).point);
+      }
+      if (rec.state !== 'active') await this.setSuspended(rec, true, rec.state);
+    }
+  }
+}
+
+/** Take `link` off an end's sender and receiver lists. */
+function dropLink(end: End, link: string): void {
+  end.senderList = end.senderList.filter((e) => e.link !== link);
+  end.receiverList = end.receiverList.filter((e) => e.link !== link);
+}

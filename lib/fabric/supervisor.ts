@@ -1,0 +1,246 @@
+/**
+ * The instance supervisor: starts point instances (worker threads or child
+ * processes, through a {@link HostHandle}), activates idle ones, handles
+ * their exits (a death, or a restart that re-establishes their links), and
+ * terminates them inside out (seed 000).
+ *
+ * @module
+ */
+import { AmixError, ErrorCode } from '../core/errors.js';
+import { HostHandle, type HostExit } from './hostHandle.js';
+import type { Hops } from './hops.js';
+import type { PointRegistration } from './point.js';
+import type { FabricCore, Inst } from './records.js';
+
+/** @internal Starts, restarts and ends the fabric's point instances. */
+export class Supervisor {
+  readonly #core: FabricCore;
+  readonly #hops: Hops;
+
+  constructor(core: FabricCore, hops: Hops) {
+    this.#core = core;
+    this.#hops = hops;
+  }
+
+  /** The instance a connection to `reg` uses: the public one, or a new private one per client. */
+  async instanceFor(reg: PointRegistration, client: string | undefined, connecting = false): Promise<Inst> {
+    const c = reg.characteristics;
+    const live = [...this.#core.instances.values()].filter(
+      (i) => i.point === reg && i.state !== 'terminating' && i.state !== 'ended' && i.state !== 'dead',
+    );
+    if (c.instancing === 'public') {
+      const existing = live[0];
+      if (existing) {
+        if (connecting && c.maxConnections > 0 && existing.links.size >= c.maxConnections)
+          throw maxConn(reg, existing.links.size);
+        return existing;
+      }
+      return this.spawn(reg, reg.name, undefined);
+    }
+    if (connecting && client !== undefined) {
+      // A private point gets one instance per client; an unclaimed one (made by create) is claimed first.
+      const unclaimed = live.find((i) => i.client === undefined);
+      if (unclaimed) {
+        unclaimed.client = client;
+        return unclaimed;
+      }
+    } else if (!connecting && live.length > 0) {
+      return live[0]!;
+    }
+    if (c.maxConnections > 0 && live.length >= c.maxConnections) throw maxConn(reg, live.length);
+    let n = 1;
+    while (this.#core.instances.has(`${reg.name}#${n}`)) n++;
+    return this.spawn(reg, `${reg.name}#${n}`, connecting ? client : undefined);
+  }
+
+  /** Start a host for `reg` under instance id `id`, initialise it, and start it unless the point is idle. */
+  async spawn(reg: PointRegistration, id: string, client: string | undefined): Promise<Inst> {
+    const host = HostHandle.spawn(reg.characteristics.scope, id, reg.characteristics.stackMb);
+    const inst: Inst = {
+      point: reg,
+      id,
+      state: 'starting',
+      host,
+      target: host,
+      links: new Set(),
+      restarts: 0,
+      senderList: [],
+      receiverList: [],
+      ending: false,
+      placed: [],
+      ...(client !== undefined ? { client } : {}),
+    };
+    this.#core.instances.set(id, inst);
+    this.#wire(inst);
+    try {
+      await this.#initHost(inst);
+    } catch (err) {
+      this.#core.instances.delete(id);
+      inst.ending = true;
+      await host.forceKill();
+      throw err;
+    }
+    this.#core.emit({
+      type: 'instanceCreated',
+      point: reg.name,
+      instance: id,
+      scope: reg.characteristics.scope,
+      pid: host.pid,
+    });
+    if (!reg.characteristics.idle) await this.activate(inst);
+    else inst.state = 'idle';
+    return inst;
+  }
+
+  /** Start an instance's main if it is not running (seed connect steps 5 and 6: reactivate if idle). */
+  async activate(inst: Inst): Promise<void> {
+    if (inst.state === 'running') return;
+    await inst.host.request('start', {}, this.#core.timeoutMs);
+    inst.state = 'running';
+    this.#core.emit({ type: 'instanceStarted', point: inst.point.name, instance: inst.id });
+  }
+
+  /**
+   * End an instance, inside out (seed 000): withdraw its coordinator first so
+   * no new connection reaches it, then close its links, then end its work
+   * with the point's termination method, escalating to a signal on a timer.
+   */
+  async terminate(inst: Inst): Promise<void> {
+    if (inst.ending) {
+      await inst.host.exited;
+      return;
+    }
+    inst.ending = true;
+    inst.state = 'terminating';
+    this.#core.emit({ type: 'coordinatorWithdrawn', point: inst.point.name, instance: inst.id });
+    for (const l of [...inst.links]) {
+      const rec = this.#core.links.get(l);
+      if (rec) await this.#hops.teardownLink(rec).catch(() => {});
+    }
+    const { termination, graceMs } = inst.point.characteristics;
+    let method: 'message' | 'signal' = 'signal';
+    let escalated = false;
+    if (termination !== 'signal' && !inst.host.hasExited) {
+      try {
+        await inst.host.request(
+          'terminate',
+          { timeoutMs: graceMs },
+          termination === 'message' ? Math.max(this.#core.timeoutMs, graceMs) : graceMs,
+        );
+        method = 'message';
+      } catch {
+        escalated = termination === 'messageThenSignal';
+      }
+    }
+    await inst.host.kill(graceMs);
+    this.#ended(inst, method, escalated);
+  }
+
+  /**
+   * Kill an instance at once (SIGKILL, `worker.terminate()`), for an abrupt
+   * close: no coordinator withdrawal, no termination message, no link
+   * teardown (the caller tears the links down afterwards).
+   */
+  async kill(inst: Inst): Promise<void> {
+    if (inst.ending) {
+      await inst.host.forceKill();
+      return;
+    }
+    inst.ending = true;
+    inst.state = 'terminating';
+    await inst.host.forceKill();
+    this.#ended(inst, 'signal', false);
+  }
+
+  #ended(inst: Inst, method: 'message' | 'signal', escalated: boolean): void {
+    inst.state = 'ended';
+    this.#core.instances.delete(inst.id);
+    this.#core.emit({ type: 'instanceTerminated', point: inst.point.name, instance: inst.id, method, escalated });
+  }
+
+  async #initHost(inst: Inst): Promise<void> {
+    const primitives = this.#core.registry
+      .list()
+      .filter((p) => !p.builtin && !p.location.startsWith('inline:'))
+      .map(({ name, location, characteristics }) => ({ name, location, characteristics }));
+    await inst.host.request(
+      'init',
+      {
+        registration: inst.point,
+        instance: inst.id,
+        primitives,
+        baseDir: this.#core.baseDir,
+        runtimeDir: this.#core.runtimeDir,
+      },
+      this.#core.timeoutMs,
+    );
+  }
+
+  #wire(inst: Inst): void {
+    const host = inst.host;
+    host.on('event', (e: { type: string; link?: string; peer?: string; event?: string }) => {
+      if (e.type === 'channel')
+        this.#core.emit({ type: 'channel', instance: inst.id, link: e.link!, peer: e.peer!, event: e.event! });
+      else if (e.type === 'linkEnded')
+        this.#core.emit({ type: 'peerLost', link: e.link!, instance: inst.id, peer: e.peer! });
+    });
+    host.on('exit', (exit: HostExit) => {
+      if (inst.host === host) void this.#onExit(inst, exit);
+    });
+  }
+
+  async #onExit(inst: Inst, exit: HostExit): Promise<void> {
+    if (inst.ending) return;
+    const core = this.#core;
+    inst.state = 'dead';
+    core.emit({
+      type: 'instanceDied',
+      point: inst.point.name,
+      instance: inst.id,
+      code: exit.code,
+      signal: exit.signal,
+    });
+    const linkIds = [...inst.links];
+    if (inst.point.characteristics.restart && core.isOpen() && core.points.get(inst.point.name) === inst.point) {
+      try {
+        await this.#restart(inst, linkIds);
+        return;
+      } catch {
+        // fall through: treat as a death without restart
+      }
+    }
+    core.instances.delete(inst.id);
+    for (const l of linkIds) {
+      const rec = core.links.get(l);
+      if (!rec) continue;
+      for (const peer of [rec.a, ...rec.b].filter((x) => x !== inst.id))
+        core.emit({ type: 'peerLost', link: l, instance: peer, peer: inst.id });
+      await this.#hops
+        .teardownLink(rec, new AmixError(ErrorCode.AMIX_ERR_POINT_DIED, `point ${inst.id} died`))
+        .catch(() => {});
+    }
+  }
+
+  async #restart(inst: Inst, linkIds: string[]): Promise<void> {
+    inst.host = HostHandle.spawn(inst.point.characteristics.scope, inst.id, inst.point.characteristics.stackMb);
+    inst.target = inst.host;
+    inst.restarts++;
+    inst.state = 'starting';
+    inst.senderList = [];
+    inst.receiverList = [];
+    this.#wire(inst);
+    await this.#initHost(inst);
+    await this.activate(inst);
+    // Re-establish every link the dead instance was in, under the same link ids.
+    await this.#hops.reopen(inst, linkIds);
+    this.#core.emit({ type: 'instanceRestarted', point: inst.point.name, instance: inst.id, links: linkIds });
+  }
+}
+
+function maxConn(reg: PointRegistration, n: number): AmixError {
+  return new AmixError(
+    ErrorCode.AMIX_ERR_MAX_CONNECTIONS,
+    `point "${reg.name}" is at its maxConnections (${reg.characteristics.maxConnections}; ${n} in use); retry after a client leaves`,
+    { details: { point: reg.name, maxConnections: reg.characteristics.maxConnections } },
+  );
+}

@@ -1,0 +1,129 @@
+/**
+ * The fabric's public types: options, events and snapshots, shared by the
+ * facade (`fabric.ts`) and its parts (link, brokers, hops, supervisor).
+ *
+ * @module
+ */
+import type { AgentTarget } from './agent.js';
+import type { ListEntry } from './endpoint.js';
+import type { Direction, PointRegistration } from './point.js';
+import type { PrimitiveRegistry } from '../core/registry.js';
+
+/** The name the calling application has as a link end. */
+export const CALLER = 'caller';
+
+/** State of a point instance. */
+export type InstanceState = 'starting' | 'idle' | 'running' | 'terminating' | 'ended' | 'dead';
+
+/** State of a link. */
+export type LinkState = 'active' | 'suspended' | 'held' | 'closed';
+
+/** Emitted by the fabric (`'event'`) on every state change. */
+export type FabricEvent =
+  | { type: 'pointRegistered'; point: string }
+  | { type: 'pointDestroyed'; point: string }
+  | { type: 'instanceCreated'; point: string; instance: string; scope: string; pid: number | undefined }
+  | { type: 'instanceStarted'; point: string; instance: string }
+  | { type: 'coordinatorWithdrawn'; point: string; instance: string }
+  | { type: 'instanceTerminated'; point: string; instance: string; method: 'message' | 'signal'; escalated: boolean }
+  | { type: 'instanceDied'; point: string; instance: string; code: number | null; signal: string | null; error?: Error }
+  | { type: 'instanceRestarted'; point: string; instance: string; links: string[] }
+  | { type: 'linkConnected'; link: string; a: string; b: string; direction: Direction; steps: readonly number[] }
+  | { type: 'linkSuspended'; link: string }
+  | { type: 'linkResumed'; link: string }
+  | { type: 'linkHeld'; link: string; by: string }
+  | { type: 'linkRestored'; link: string }
+  | { type: 'linkDisconnected'; link: string }
+  | { type: 'peerLost'; link: string; instance: string; peer: string }
+  | { type: 'channel'; instance: string; link: string; peer: string; event: string }
+  | { type: 'closed' };
+
+/** Options for {@link Fabric}. */
+export interface FabricOptions {
+  /** A registry to use (the fabric closes it on close). Default: a new one with the built-ins. */
+  registry?: PrimitiveRegistry;
+  /** Resolve relative point and primitive locations against this. Default `process.cwd()`. */
+  baseDir?: string;
+  /** Where primitives put their files (sockets). Default `<tmpdir>/amix-<uid>`. */
+  runtimeDir?: string;
+  /** How long a host may take to answer a control request. Default 10000 ms. */
+  requestTimeoutMs?: number;
+}
+
+/** Options for {@link Fabric.connect}. */
+export interface ConnectOptions {
+  /** Which way data flows: `both` (1), `bToA` (2), `aToB` (3), `none` (4), by name or number. Default `both`. */
+  direction?: Direction | 1 | 2 | 3 | 4;
+  /**
+   * `add` (default): a new independent link.
+   * `hold`: put A's current link on hold and make this one current; disconnecting it restores the held one.
+   * `conference`: add B to A's current link, so one send from A reaches every receiver on it.
+   */
+  mode?: 'add' | 'hold' | 'conference';
+  /** The end that stands for the missing (null) point. Default: this application, through the returned {@link Link}. */
+  as?: ExternalEnd;
+  /**
+   * The registration the missing (null) end is planned as: its roles,
+   * primitives (so a broker is inserted when they differ from the point's)
+   * and receiving characteristics. amixd passes the far point of a remote
+   * link here, so the conduit carries exactly what that point receives.
+   * Never started. Default: the null end takes the point's own primitive.
+   */
+  standIn?: PointRegistration;
+}
+
+/** Options for {@link Fabric.disconnect}. */
+export interface DisconnectOptions {
+  /** Also terminate end `a`, `b`, or `both` of the link. */
+  terminate?: 'a' | 'b' | 'both';
+}
+
+/** A snapshot of a point instance. */
+export interface InstanceInfo {
+  point: string;
+  instance: string;
+  scope: string;
+  state: InstanceState;
+  pid: number | undefined;
+  links: string[];
+  restarts: number;
+  senderList: ListEntry[];
+  receiverList: ListEntry[];
+}
+
+/** A snapshot of a link. */
+export interface LinkInfo {
+  id: string;
+  a: string;
+  b: string[];
+  direction: Direction;
+  steps: readonly number[];
+  state: LinkState;
+  mode: 'add' | 'hold' | 'conference';
+  /** Milliseconds spent suspended or held so far. */
+  suspendedMs: number;
+  /** Broker instances the fabric inserted because the ends' primitives differ. */
+  brokers: string[];
+  /** Each hop: who sends to whom on which primitive. */
+  flows: Array<{ from: string; to: string; primitive: string }>;
+}
+
+/** A broker registration: converts primitive `from` into `to` with the point module at `location`. */
+export interface BrokerEntry {
+  from: string;
+  to: string;
+  location: string;
+}
+
+/**
+ * A link end outside the fabric's process that a caller brings (amixd uses
+ * this for a container): its name and the agent that opens its channel ends.
+ */
+export interface ExternalEnd {
+  /** How peers name this end (appears on their lists). */
+  readonly name: string;
+  /** The end's agent. */
+  readonly target: AgentTarget;
+  /** True when the end lives in the fabric's own process (amixd's conduits), so thread primitives reach it. */
+  readonly inProcess?: boolean;
+}
