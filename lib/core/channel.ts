@@ -308,7 +308,7 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array>, 
     }
     const held = this.#held;
     this.#held = null;
-    while (held?.length) held.shift()!.resolve();
+    held?.resolveAll();
   }
 
   /** Counters: the primitive's, or the wrapper's own counts. */

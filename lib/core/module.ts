@@ -271,7 +271,7 @@ export class Container extends EventEmitter implements Destroyable {
       return await work(e.abort.signal);
     } finally {
       e.inFlight--;
-      if (e.inFlight === 0) while (e.drained.length) e.drained.shift()!.resolve();
+      if (e.inFlight === 0) e.drained.resolveAll();
     }
   }
 

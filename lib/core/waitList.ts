@@ -117,6 +117,11 @@ export class WaitList<V = void, R = void> {
     return e;
   }
 
+  /** Settle every waiter with `result` and empty the list (a gate opening for all). */
+  resolveAll(result: R): void {
+    for (const e of this.#items.splice(0)) e.resolve(result);
+  }
+
   /** Reject every waiter with `err` and empty the list. */
   rejectAll(err: Error): void {
     for (const e of this.#items.splice(0)) e.reject(err);

@@ -366,7 +366,7 @@ export class Endpoint extends EventEmitter implements Destroyable {
 
   async #shut(reason: Error | undefined): Promise<void> {
     // Waiting sends wake and find the endpoint closed (#keepUnlinked checks).
-    while (this.#unlinkedWaiters.length) this.#unlinkedWaiters.shift()!.resolve();
+    this.#unlinkedWaiters.resolveAll();
     this.#signal();
     await Promise.allSettled(this.links().map((l) => this.removeLink(l, reason)));
   }
@@ -413,7 +413,7 @@ export class Endpoint extends EventEmitter implements Destroyable {
   /** Something a waiting receive cares about changed: wake them all to look again. */
   #signal(): void {
     const w = this.#changeWaiters;
-    while (w.length) w.shift()!.resolve();
+    w.resolveAll();
   }
 
   #waitChange(signal?: AbortSignal): Promise<void> {
@@ -451,7 +451,7 @@ export class Endpoint extends EventEmitter implements Destroyable {
     try {
       while (this.#unlinked.length > 0 && this.#tx.length > 0) {
         const msg = this.#unlinked.shift()!;
-        while (this.#unlinkedWaiters.length) this.#unlinkedWaiters.shift()!.resolve();
+        this.#unlinkedWaiters.resolveAll();
         const ok = await Promise.all(this.#tx.map((e) => e.ch.send(msg))).then(
           () => true,
           () => false,
