@@ -116,21 +116,21 @@ class Parser {
   }
 
   #or(): QueryNode {
-    const operands = [this.#and()];
-    while (this.#tok.kind === 'keyword' && this.#tok.text === 'or') {
-      this.#next();
-      operands.push(this.#and());
-    }
-    return operands.length === 1 ? operands[0]! : { kind: 'or', operands };
+    return this.#chain('or', () => this.#and());
   }
 
   #and(): QueryNode {
-    const operands = [this.#unary()];
-    while (this.#tok.kind === 'keyword' && this.#tok.text === 'and') {
+    return this.#chain('and', () => this.#unary());
+  }
+
+  /** `operand ( kind operand )*`, flattened to one list (a single operand stands alone). */
+  #chain(kind: 'and' | 'or', operand: () => QueryNode): QueryNode {
+    const operands = [operand()];
+    while (this.#tok.kind === 'keyword' && this.#tok.text === kind) {
       this.#next();
-      operands.push(this.#unary());
+      operands.push(operand());
     }
-    return operands.length === 1 ? operands[0]! : { kind: 'and', operands };
+    return operands.length === 1 ? operands[0]! : { kind, operands };
   }
 
   #enter(tok: Token): void {
