@@ -100,11 +100,12 @@ import type {
   ReceiveOptions,
   SendOptions,
 } from '../lib/core/primitive.js';
-import { CYCLE_RECORD, Header, RECORD_HEADER, SPIN_BOUND, allocate, assertSab } from './queueConditionThread/header.js';
-import { closedError, makeHandle, wake, type ThreadHandle } from './queueConditionThread/handle.js';
-import { SendResult, attemptSend, recordBytes, trySendMany } from './queueConditionThread/producer.js';
-import { attemptReceive, tryReceiveMany } from './queueConditionThread/consumer.js';
-import { abortIfNeeded, canReceive, canSend, enqueue, park } from './queueConditionThread/wait.js';
+import * as header from './queueConditionThread/header.js';
+import type { ThreadHandle } from './queueConditionThread/handle.js';
+import * as handle from './queueConditionThread/handle.js';
+import * as producer from './queueConditionThread/producer.js';
+import * as consumer from './queueConditionThread/consumer.js';
+import * as wait from './queueConditionThread/wait.js';
 
 export {
   BLOCK_SLICE_MS,
@@ -116,6 +117,13 @@ export {
   SPIN_CHUNK,
 } from './queueConditionThread/header.js';
 export type { ThreadAddress, ThreadHandle } from './queueConditionThread/handle.js';
+
+// Own constants, not imported bindings, on the hot path (see queueConditionThread/header.ts).
+const { CYCLE_RECORD, Header, RECORD_HEADER, SPIN_BOUND, allocate, assertSab } = header;
+const { closedError, makeHandle, wake } = handle;
+const { SendResult, attemptSend, recordBytes, trySendMany } = producer;
+const { attemptReceive, tryReceiveMany } = consumer;
+const { abortIfNeeded, canReceive, canSend, enqueue, park } = wait;
 
 // ---------------------------------------------------------------------------
 // The primitive

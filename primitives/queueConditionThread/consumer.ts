@@ -7,9 +7,15 @@
  * @module
  */
 import { AmixError, ErrorCode } from '../../lib/core/errors.js';
-import { CYCLE_RECORD, Header, RECORD_HEADER, SLAB_BYTES, SLAB_MAX_MESSAGE, SLAB_MIN_MESSAGE } from './header.js';
-import { closedError, emit, wake, type ThreadHandle } from './handle.js';
-import { recordBytes } from './producer.js';
+import * as header from './header.js';
+import type { ThreadHandle } from './handle.js';
+import * as handle from './handle.js';
+import * as producer from './producer.js';
+
+// Own constants, not imported bindings, on the hot path (see header.ts).
+const { CYCLE_RECORD, Header, RECORD_HEADER, SLAB_BYTES, SLAB_MAX_MESSAGE, SLAB_MIN_MESSAGE } = header;
+const { closedError, emit, wake } = handle;
+const { recordBytes } = producer;
 
 /**
  * One attempt to receive: the next message, or undefined when the ring is

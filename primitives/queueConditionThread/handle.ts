@@ -13,7 +13,10 @@ import type {
   DiscardPolicy,
   IdleStrategy,
 } from '../../lib/core/primitive.js';
-import { DISCARD_CODES, Header } from './header.js';
+import * as header from './header.js';
+
+// Own constants, not imported bindings, on the hot path (see header.ts).
+const { DISCARD_CODES, Header } = header;
 
 const textDecoder = new TextDecoder();
 

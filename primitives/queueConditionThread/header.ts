@@ -3,6 +3,13 @@
  * offsets, the record format's constants, and allocating and checking a
  * ring. Every offset is named here and nowhere else.
  *
+ * The other modules of the primitive re-bind what they use from here (and
+ * from each other) as their own constants, `const { Header } = header`,
+ * rather than using the imported bindings directly: V8 folds a module's own
+ * `const` into optimised code, but loads an imported binding through its
+ * module cell at every use. On the hot path that measured about 10 ns more
+ * per message (trySend + tryReceive of 64 bytes, ~130 against ~117 ns).
+ *
  * @module
  */
 import { AmixError, ErrorCode } from '../../lib/core/errors.js';

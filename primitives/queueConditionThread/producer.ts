@@ -6,8 +6,13 @@
  * @module
  */
 import { AmixError, ErrorCode } from '../../lib/core/errors.js';
-import { CYCLE_RECORD, Header, NO_MAXMSG, RECORD_HEADER } from './header.js';
-import { closedError, emit, tooLarge, wake, type ThreadHandle } from './handle.js';
+import * as header from './header.js';
+import type { ThreadHandle } from './handle.js';
+import * as handle from './handle.js';
+
+// Own constants, not imported bindings, on the hot path (see header.ts).
+const { CYCLE_RECORD, Header, NO_MAXMSG, RECORD_HEADER } = header;
+const { closedError, emit, tooLarge, wake } = handle;
 
 /** Bytes a record of `len` payload bytes takes in the ring. */
 export function recordBytes(len: number): number {

@@ -8,9 +8,15 @@
  */
 import { isMainThread } from 'node:worker_threads';
 import { abortError } from '../../lib/core/errors.js';
-import { BLOCK_SLICE_MS, Header, SPIN_BOUND, SPIN_CHUNK } from './header.js';
-import { wake, type ThreadHandle } from './handle.js';
-import { fits, pendingAtMark } from './producer.js';
+import * as header from './header.js';
+import type { ThreadHandle } from './handle.js';
+import * as handle from './handle.js';
+import * as producer from './producer.js';
+
+// Own constants, not imported bindings, on the hot path (see header.ts).
+const { BLOCK_SLICE_MS, Header, SPIN_BOUND, SPIN_CHUNK } = header;
+const { wake } = handle;
+const { fits, pendingAtMark } = producer;
 
 /** `Atomics.waitAsync` (ES2024; present in Node 20, absent from this project's `lib`). */
 const waitAsync = (
