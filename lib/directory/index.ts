@@ -5,7 +5,9 @@
  *
  * @module
  */
-export { Directory, PointRole, Visibility, DIRECTORY_FILE, parsePointId, comparePointIds } from './directory.js';
+export { Directory } from './directory.js';
+export { PointRole, Visibility, DIRECTORY_FILE } from './types.js';
+export { parsePointId, comparePointIds } from './ids.js';
 export type {
   Principal,
   PointRecord,
@@ -21,7 +23,7 @@ export type {
   QueryResult,
   DirectoryPeer,
   DirectoryOptions,
-} from './directory.js';
+} from './types.js';
 export {
   parseQuery,
   optimizeQuery,

@@ -1,0 +1,204 @@
+/**
+ * The consumer side of a queueConditionThread ring: reading records out
+ * (small ones as fresh copies, larger ones into a slab), handing their space
+ * back to the producer, and lifting the watermark suspension at `minmsg`.
+ * Only the receiving end calls these.
+ *
+ * @module
+ */
+import { AmixError, ErrorCode } from '../../lib/core/errors.js';
+import * as header from './header.js';
+import type { ThreadHandle } from './handle.js';
+import * as handle from './handle.js';
+import * as producer from './producer.js';
+
+// Own constants, not imported bindings, on the hot path (see header.ts).
+const { CYCLE_RECORD, Header, RECORD_HEADER, SLAB_BYTES, SLAB_MAX_MESSAGE, SLAB_MIN_MESSAGE } = header;
+const { closedError, emit, wake } = handle;
+const { recordBytes } = producer;
+
+/**
+ * One attempt to receive: the next message, or undefined when the ring is
+ * empty. Cycle records are consumed on the way and counted. Throws
+ * `AMIX_ERR_BUFFER_TOO_SMALL` (message left queued).
+ */
+export function attemptReceive(h: ThreadHandle, maxBytes: number): Uint8Array | undefined {
+  const { i32, mask } = h;
+  const shared = h.discard === 'dropOldest';
+  for (;;) {
+    const tail = shared ? Atomics.load(i32, Header.TAIL) : h.pos;
+    // Signed distance, not equality: with dropOldest the producer may have
+    // moved `tail` past our cached head.
+    if (((h.otherPos - tail) | 0) <= 0) {
+      h.otherPos = Atomics.load(i32, Header.HEAD);
+      if (((h.otherPos - tail) | 0) <= 0) return undefined;
+    }
+    const at = tail & mask;
+    const len = i32[h.dataI32 + (at >> 2)]!;
+    if (len === CYCLE_RECORD) {
+      if (!release(h, tail, RECORD_HEADER, false)) continue;
+      h.f64[Header.F64_CYCLES]! += 1;
+      continue;
+    }
+    if (len < 0 || len > h.maxMessageBytes) {
+      // A producer's dropOldest can overwrite the record under us: only a
+      // length read while `tail` still points at it is meaningful.
+      if (shared && Atomics.load(i32, Header.TAIL) !== tail) continue;
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_INTERNAL,
+        `queueConditionThread ring is corrupt: record length ${len} at ${at}`,
+      );
+    }
+    if (len > maxBytes) {
+      if (shared && Atomics.load(i32, Header.TAIL) !== tail) continue;
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_BUFFER_TOO_SMALL,
+        `next message is ${len} bytes, the receiver accepts at most ${maxBytes}; it stays queued`,
+        { details: { size: len, maxBytes } },
+      );
+    }
+    const out = copyOut(h, at, len);
+    if (!release(h, tail, recordBytes(len), true)) continue;
+    h.f64[Header.F64_RECEIVED]! += 1;
+    h.f64[Header.F64_BYTES_RECEIVED]! += len;
+    return out;
+  }
+}
+
+/** Copy the payload of the record at ring offset `at` out of the ring. */
+export function copyOut(h: ThreadHandle, at: number, len: number): Uint8Array {
+  const mask = h.mask;
+  const start = (at + RECORD_HEADER) & mask;
+  const base = Header.BYTE_DATA;
+  const contiguous = start + len <= h.capacity;
+  let out: Uint8Array;
+  if (len <= SLAB_MIN_MESSAGE && contiguous) {
+    // slice() allocates and copies in one step; small typed arrays live on the JS heap.
+    out = h.u8.slice(base + start, base + start + len);
+  } else {
+    // A fresh ArrayBuffer per message costs more than copying a few KiB:
+    // larger messages are carved out of a slab (as Buffer's pool does).
+    let target: Buffer;
+    let off: number;
+    if (len <= SLAB_MAX_MESSAGE) {
+      if (h.slab === null || h.slabOff + len > SLAB_BYTES) {
+        h.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+        h.slabOff = 0;
+      }
+      target = h.slab;
+      off = h.slabOff;
+      h.slabOff = (off + len + 7) & ~7;
+    } else {
+      target = Buffer.allocUnsafeSlow(len);
+      off = 0;
+    }
+    if (contiguous) {
+      h.buf.copy(target, off, base + start, base + start + len);
+    } else {
+      const first = h.capacity - start;
+      h.buf.copy(target, off, base + start, base + h.capacity);
+      h.buf.copy(target, off + first, base, base + len - first);
+    }
+    out = new Uint8Array(target.buffer, target.byteOffset + off, len);
+  }
+  return out;
+}
+
+/** Give `need` bytes at `tail` back to the producer. False when a producer's dropOldest took the record first. */
+export function release(h: ThreadHandle, tail: number, need: number, isMessage: boolean): boolean {
+  const { i32 } = h;
+  const next = (tail + need) | 0;
+  if (h.discard === 'dropOldest') {
+    if (Atomics.compareExchange(i32, Header.TAIL, tail, next) !== tail) return false;
+    if (isMessage) Atomics.add(i32, Header.RSEQ, 1);
+    h.pos = next;
+    afterRelease(h);
+    return true;
+  }
+  commitTail(h, next, isMessage ? 1 : 0);
+  return true;
+}
+
+/** Single-consumer release (not dropOldest): hand every byte up to `next` back, `messages` of them messages. */
+export function commitTail(h: ThreadHandle, next: number, messages: number): void {
+  const { i32 } = h;
+  if (messages > 0) {
+    h.seq = (h.seq + messages) | 0;
+    i32[Header.RSEQ] = h.seq;
+  }
+  // Seq-cst: publishes RSEQ too, and orders the loads in afterRelease after it.
+  Atomics.store(i32, Header.TAIL, next);
+  h.pos = next;
+  afterRelease(h);
+}
+
+/** After `tail` moved: lift the watermark suspension at minmsg, and wake a parked sender. */
+export function afterRelease(h: ThreadHandle): void {
+  const { i32 } = h;
+  // Plain reads after the fence of the TAIL store, as in commitHead() (producer.ts).
+  if (i32[Header.SUSPENDED] !== 0) {
+    const pending = (Atomics.load(i32, Header.WSEQ) - Atomics.load(i32, Header.RSEQ)) | 0;
+    if (pending <= h.minmsg && Atomics.compareExchange(i32, Header.SUSPENDED, 1, 0) === 1) {
+      emit(h, { type: 'resumed', pending });
+      wake(i32, Header.TX_WAKE);
+      return;
+    }
+  }
+  if (i32[Header.TX_WAITING] !== 0) wake(i32, Header.TX_WAKE);
+}
+
+/**
+ * Method: `tryReceiveMany(handle, maxBytes, maxCount)`. Optional batching
+ * fast path: up to `maxCount` messages ready now (possibly none), in order,
+ * their space handed back to the sender with one store. A message over
+ * `maxBytes` ends the batch (it stays queued); first in the batch, it
+ * throws `AMIX_ERR_BUFFER_TOO_SMALL`.
+ */
+export function tryReceiveMany(h: ThreadHandle, maxBytes: number, maxCount: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  if (h.queued > 0) return out;
+  if (h.destroyed) throw closedError(h);
+  if (h.discard === 'dropOldest') {
+    // Each record must be claimed by compare-exchange: no batching of the release.
+    while (out.length < maxCount) {
+      const m = attemptReceive(h, maxBytes);
+      if (m === undefined) break;
+      out.push(m);
+    }
+    return out;
+  }
+  const { i32, mask, f64 } = h;
+  let tail = h.pos;
+  let bytes = 0;
+  let cycles = 0;
+  while (out.length < maxCount) {
+    if (((h.otherPos - tail) | 0) <= 0) {
+      h.otherPos = Atomics.load(i32, Header.HEAD);
+      if (((h.otherPos - tail) | 0) <= 0) break;
+    }
+    const at = tail & mask;
+    const len = i32[h.dataI32 + (at >> 2)]!;
+    if (len === CYCLE_RECORD) {
+      tail = (tail + RECORD_HEADER) | 0;
+      cycles++;
+      continue;
+    }
+    if (len < 0 || len > h.maxMessageBytes || len > maxBytes) {
+      if (out.length > 0 || cycles > 0) break;
+      // Nothing taken yet: the single-message path raises the right error.
+      const m = attemptReceive(h, maxBytes);
+      if (m !== undefined) out.push(m);
+      break;
+    }
+    out.push(copyOut(h, at, len));
+    bytes += len;
+    tail = (tail + recordBytes(len)) | 0;
+  }
+  if (tail !== h.pos) {
+    f64[Header.F64_RECEIVED]! += out.length;
+    f64[Header.F64_BYTES_RECEIVED]! += bytes;
+    f64[Header.F64_CYCLES]! += cycles;
+    commitTail(h, tail, out.length);
+  }
+  return out;
+}

@@ -1,0 +1,134 @@
+/**
+ * One end of a queueConditionThread ring ({@link ThreadHandle}): the views
+ * over the shared buffer, the end's cached copies of the other side's
+ * positions, and the errors and events every part of the ring raises.
+ *
+ * @module
+ */
+import { AmixError, ErrorCode } from '../../lib/core/errors.js';
+import type {
+  ChannelEvent,
+  ChannelHandle,
+  ChannelOptions,
+  DiscardPolicy,
+  IdleStrategy,
+} from '../../lib/core/primitive.js';
+import * as header from './header.js';
+
+// Own constants, not imported bindings, on the hot path (see header.ts).
+const { DISCARD_CODES, Header } = header;
+
+const textDecoder = new TextDecoder();
+
+/** The address of a ring: hand it to the other thread (it survives `structuredClone`). */
+export interface ThreadAddress {
+  readonly [key: string]: unknown;
+  readonly sab: SharedArrayBuffer;
+}
+
+/** One end of a ring. Everything is the primitive's own; users hold a `Channel`. */
+export interface ThreadHandle extends ChannelHandle {
+  readonly address: ThreadAddress;
+  /** Largest message this ring carries (the smaller of `maxMessageBytes` and the data area less 8). */
+  readonly maxMessageBytes: number;
+  /** @internal */ readonly i32: Int32Array;
+  /** @internal */ readonly f64: Float64Array;
+  /** @internal */ readonly u8: Uint8Array;
+  /** @internal */ readonly capacity: number;
+  /** @internal */ readonly mask: number;
+  /** @internal */ readonly dataI32: number;
+  /** @internal */ readonly maxmsg: number;
+  /** @internal */ readonly minmsg: number;
+  /** @internal */ readonly discard: DiscardPolicy;
+  /** @internal */ readonly idle: IdleStrategy;
+  /** @internal */ readonly onEvent: ((e: ChannelEvent) => void) | undefined;
+  /** @internal Own position: head for the sender, tail for the receiver. */ pos: number;
+  /** @internal Cached copy of the other side's position. */ otherPos: number;
+  /** @internal Own message counter (wseq or rseq). */ seq: number;
+  /** @internal Sender: cached rseq. */ otherSeq: number;
+  /** @internal Sender: last seen watermark suspension (to emit `resumed` once). */ suspendedSeen: boolean;
+  /** @internal Set by destroy of this end. */ destroyed: Error | null;
+  /** @internal Sender: the `closed` event for a ring closed by the receiver was emitted. */ peerClosed: boolean;
+  /** @internal Async operations queued on this end (keeps them in call order). */ queue: Promise<unknown> | null;
+  /** @internal Async operations waiting in `queue`. */ queued: number;
+  /** @internal The ring as a Buffer (for native copies). */ readonly buf: Buffer;
+  /** @internal Receiver: the slab larger messages are copied into. */ slab: Buffer | null;
+  /** @internal Receiver: next free byte in `slab`. */ slabOff: number;
+}
+
+/** Report an event to the end's listener; a throwing listener is ignored. */
+export function emit(h: ThreadHandle, e: ChannelEvent): void {
+  try {
+    h.onEvent?.(e);
+  } catch {
+    /* onEvent must not throw; a throwing listener must not break the ring */
+  }
+}
+
+/** `AMIX_ERR_LINK_CLOSED` for this end: destroyed here, or the ring closed by its receiver (with the reason from the header). */
+export function closedError(h: ThreadHandle): AmixError {
+  if (h.destroyed) {
+    return new AmixError(
+      ErrorCode.AMIX_ERR_LINK_CLOSED,
+      `queueConditionThread ${h.role} end was destroyed: ${h.destroyed.message}`,
+      { cause: h.destroyed },
+    );
+  }
+  const n = h.i32[Header.REASON_LEN]!;
+  const why = n > 0 ? textDecoder.decode(h.u8.slice(Header.BYTE_REASON, Header.BYTE_REASON + n)) : 'closed';
+  return new AmixError(
+    ErrorCode.AMIX_ERR_LINK_CLOSED,
+    `queueConditionThread ring was closed by its receiving end: ${why}`,
+    { details: { reason: why } },
+  );
+}
+
+/** `AMIX_ERR_MESSAGE_TOO_LARGE` for a message of `size` bytes. */
+export function tooLarge(h: ThreadHandle, size: number): AmixError {
+  return new AmixError(
+    ErrorCode.AMIX_ERR_MESSAGE_TOO_LARGE,
+    `message of ${size} bytes exceeds the queueConditionThread ring maximum of ${h.maxMessageBytes} (raise capacityBytes or maxMessageBytes)`,
+    { details: { size, max: h.maxMessageBytes } },
+  );
+}
+
+/** One end over a ring: the views, and this end's positions and cached copies of the other's, read from the header. */
+export function makeHandle(sab: SharedArrayBuffer, role: 'send' | 'receive', options: ChannelOptions): ThreadHandle {
+  const i32 = new Int32Array(sab);
+  const capacity = i32[Header.CAPACITY]!;
+  const maxmsg = i32[Header.MAXMSG]!;
+  return {
+    address: { sab },
+    role,
+    maxMessageBytes: i32[Header.MAX_MESSAGE]!,
+    i32,
+    f64: new Float64Array(sab, 0, Header.BYTE_DATA / 8),
+    u8: new Uint8Array(sab),
+    capacity,
+    mask: capacity - 1,
+    dataI32: Header.BYTE_DATA >> 2,
+    maxmsg,
+    minmsg: i32[Header.MINMSG]!,
+    discard: DISCARD_CODES[i32[Header.DISCARD]!] ?? 'block',
+    idle: options.idle ?? 'spinThenBlock',
+    onEvent: options.onEvent,
+    pos: role === 'send' ? Atomics.load(i32, Header.HEAD) : Atomics.load(i32, Header.TAIL),
+    otherPos: role === 'send' ? Atomics.load(i32, Header.TAIL) : Atomics.load(i32, Header.HEAD),
+    seq: role === 'send' ? Atomics.load(i32, Header.WSEQ) : Atomics.load(i32, Header.RSEQ),
+    otherSeq: Atomics.load(i32, Header.RSEQ),
+    suspendedSeen: role === 'send' && Atomics.load(i32, Header.SUSPENDED) !== 0,
+    destroyed: null,
+    peerClosed: false,
+    queue: null,
+    queued: 0,
+    buf: Buffer.from(sab),
+    slab: null,
+    slabOff: 0,
+  };
+}
+
+/** Wake every parked waiter of one side (`RX_WAKE` or `TX_WAKE`). */
+export function wake(i32: Int32Array, word: number): void {
+  Atomics.add(i32, word, 1);
+  Atomics.notify(i32, word);
+}
