@@ -122,20 +122,24 @@ async function echo(job: Job, rx: Channel, tx: Channel): Promise<void> {
 // ---------------------------------------------------------------------------
 // The main side
 
-function startWorker(job: Job): { worker: Worker; ready: Promise<unknown> } {
+function startWorker(job: Job): { worker: Worker; ready: Promise<unknown>; exited: Promise<unknown> } {
   const worker = new Worker(new URL(import.meta.url), { workerData: job });
   const ready = new Promise((resolve, reject) => {
     worker.once('message', resolve);
     worker.once('error', reject);
   });
-  return { worker, ready };
+  // Listen for the exit now: a worker that finishes before the main side has
+  // taken its last message would otherwise exit unheard, and the bench would
+  // wait on an event that already fired (Node then exits with code 13).
+  const exited = once(worker, 'exit');
+  return { worker, ready, exited };
 }
 
 async function throughput(system: System, size: number, count: number): Promise<Figures> {
   if (system === 'amix:queueConditionThread' || system === 'amix:queueConditionThread-batch64') {
     const reg = new PrimitiveRegistry();
     const rx = await reg.open('queueConditionThread');
-    const { worker, ready } = startWorker({ system, kind: 'throughput', size, count, rx: rx.address });
+    const { worker, ready, exited } = startWorker({ system, kind: 'throughput', size, count, rx: rx.address });
     await ready;
     const t0 = performance.now();
     worker.postMessage('go');
@@ -151,7 +155,7 @@ async function throughput(system: System, size: number, count: number): Promise<
     }
     const t1 = performance.now();
     if (bytes !== count * size) throw new Error(`${system} throughput: got ${bytes} bytes, want ${count * size}`);
-    await once(worker, 'exit');
+    await exited;
     await rx.close();
     await reg.close();
     return { msgsPerSec: (count * 1000) / (t1 - t0) };
@@ -183,7 +187,7 @@ async function roundTrip(system: System, size: number, rtts: number): Promise<Fi
   if (system === 'amix:queueConditionThread') {
     const reg = new PrimitiveRegistry();
     const pong = await reg.open('queueConditionThread', { idle: 'spin' });
-    const { worker, ready } = startWorker({ system, kind: 'rtt', size, count: rtts + warm, rx: pong.address });
+    const { worker, ready, exited } = startWorker({ system, kind: 'rtt', size, count: rtts + warm, rx: pong.address });
     const ping = await reg.open('queueConditionThread', {
       idle: 'spin',
       address: (await ready) as Record<string, unknown>,
@@ -196,7 +200,7 @@ async function roundTrip(system: System, size: number, rtts: number): Promise<Fi
       if (m.length !== size) throw new Error('amix rtt: wrong size');
       if (i >= warm) h.record(us);
     }
-    await once(worker, 'exit');
+    await exited;
     await ping.close();
     await pong.close();
     await reg.close();
