@@ -165,7 +165,7 @@ const queueConditionThread = {
       throw new AmixError(
         ErrorCode.AMIX_ERR_MAX_CONNECTIONS,
         'queueConditionThread ring already has its one sending end attached (single producer)',
-        { details: { max: 1 } },
+        { details: { maxConnections: 1 } },
       );
     }
     return makeHandle(sab, 'send', options);

@@ -154,9 +154,141 @@ export function abortError(signal: AbortSignal | undefined, what = 'operation'):
 }
 
 /** Shorthand for an `AMIX_ERR_INVALID_ARG` naming the option and the rule it broke. */
-export function invalidArg(name: string, rule: string, got?: unknown): AmixError {
+export function invalidArg(name: string, rule: string, got?: unknown, cause?: unknown): AmixError {
   const shown = got === undefined ? '' : ` (got ${describe(got)})`;
-  return new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `${name} ${rule}${shown}`, { details: { option: name } });
+  return new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `${name} ${rule}${shown}`, {
+    details: { option: name },
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+/**
+ * The documented shape of `details` for each code (docs/errors.md has the
+ * same table). A key is present only where the failure has that fact; values
+ * are plain so that they survive a thread or process boundary.
+ */
+export interface ErrorDetails {
+  AMIX_ERR_INVALID_ARG: {
+    option?: string;
+    file?: string;
+    line?: number;
+    endpoint?: string;
+    domain?: string;
+    length?: number;
+    schemaVersion?: number;
+    supported?: number;
+  };
+  AMIX_ERR_BAD_TRANSITION: { module: string; state: string; request: string };
+  AMIX_ERR_HANDLER_FAILED: { module: string; request: string };
+  AMIX_ERR_QUIESCE_TIMEOUT: { module: string; inFlight: number; timeoutMs: number };
+  AMIX_ERR_NOT_ACCEPTING: { module: string; state: string };
+  AMIX_ERR_BAD_PRIMITIVE: { field?: string; name?: string; scope?: string; operation?: string; got?: string };
+  AMIX_ERR_DUPLICATE: { name?: string; index?: number; path?: string };
+  AMIX_ERR_UNKNOWN_PRIMITIVE: { name: string };
+  AMIX_ERR_PRIMITIVE_LOAD: { name: string; location: string };
+  AMIX_ERR_UNKNOWN_POINT: { name?: string; instance?: string };
+  AMIX_ERR_UNKNOWN_LINK: { link?: string; to?: string };
+  AMIX_ERR_CLOSED: Record<string, never>;
+  AMIX_ERR_LINK_CLOSED: { reason?: string };
+  AMIX_ERR_QUEUE_FULL: { pending?: number; maxmsg?: number };
+  AMIX_ERR_MESSAGE_TOO_LARGE: { size: number; max: number };
+  AMIX_ERR_BUFFER_TOO_SMALL: { size: number; maxBytes: number };
+  AMIX_ERR_FRAME_TOO_LARGE: { length: number; max: number; kind: number; offset: number };
+  AMIX_ERR_BAD_FRAME: { length?: number; kind?: number; offset?: number; seq?: number; limit?: number };
+  AMIX_ERR_PEER_LOST: {
+    peer?: string;
+    state?: string;
+    endpoint?: string;
+    session?: string;
+    unacknowledged?: number;
+    attempts?: number;
+  };
+  AMIX_ERR_ABORTED: Record<string, never>;
+  AMIX_ERR_TIMEOUT: { op?: string; timeoutMs?: number; peer?: string; endpoint?: string };
+  AMIX_ERR_PRIMITIVE_MISMATCH: {
+    primitive?: string;
+    from?: string;
+    to?: string;
+    sendPrimitive?: string;
+    receivePrimitive?: string;
+    end?: string;
+  };
+  AMIX_ERR_MAX_CONNECTIONS: { maxConnections?: number; point?: string };
+  AMIX_ERR_BAD_DIRECTION: { direction?: string };
+  AMIX_ERR_NOT_OWNER: { point?: string; owner?: string };
+  AMIX_ERR_QUERY_SYNTAX: { column: number; found?: string };
+  AMIX_ERR_PROTOCOL: { version?: number; next?: number; limit?: number };
+  AMIX_ERR_DAEMON_UNAVAILABLE: Record<string, never>;
+  AMIX_ERR_UNAUTHORIZED: { path?: string; mode?: number; endpoint?: string };
+  AMIX_ERR_POINT_DIED: { exitCode?: number | null; signal?: string | null; threadId?: number; error?: string };
+  AMIX_ERR_INTERNAL: Record<string, never>;
+}
+
+/**
+ * The one factory behind the named ones below: an {@link AmixError} whose
+ * `details` are checked against {@link ErrorDetails} for its code.
+ *
+ * @example
+ * throw amixError('AMIX_ERR_QUEUE_FULL', `${name} is full`, { pending, maxmsg })
+ */
+export function amixError<C extends ErrorCode>(
+  code: C,
+  message: string,
+  details?: ErrorDetails[C],
+  cause?: unknown,
+): AmixError {
+  return new AmixError(code, message, {
+    ...(details === undefined ? {} : { details: details as Record<string, unknown> }),
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+/** `AMIX_ERR_LINK_CLOSED`: `message` says what was closed; `reason`, if any, is the cause. */
+export function linkClosedError(
+  message: string,
+  reason?: unknown,
+  details?: ErrorDetails['AMIX_ERR_LINK_CLOSED'],
+): AmixError {
+  return amixError(ErrorCode.AMIX_ERR_LINK_CLOSED, message, details, reason);
+}
+
+/** `AMIX_ERR_PEER_LOST`: the other end went away. */
+export function peerLostError(
+  message: string,
+  details?: ErrorDetails['AMIX_ERR_PEER_LOST'],
+  cause?: unknown,
+): AmixError {
+  return amixError(ErrorCode.AMIX_ERR_PEER_LOST, message, details ?? {}, cause);
+}
+
+/** `AMIX_ERR_PROTOCOL`: a peer broke the protocol. */
+export function protocolError(message: string, details?: ErrorDetails['AMIX_ERR_PROTOCOL']): AmixError {
+  return amixError(ErrorCode.AMIX_ERR_PROTOCOL, message, details);
+}
+
+/** `AMIX_ERR_BAD_FRAME`: a frame or envelope that does not decode. */
+export function badFrameError(message: string, details?: ErrorDetails['AMIX_ERR_BAD_FRAME']): AmixError {
+  return amixError(ErrorCode.AMIX_ERR_BAD_FRAME, message, details ?? {});
+}
+
+/** `AMIX_ERR_BUFFER_TOO_SMALL`: the next message (`size` bytes) is larger than the caller's `maxBytes`. */
+export function bufferTooSmallError(what: string, size: number, maxBytes: number): AmixError {
+  return amixError(
+    ErrorCode.AMIX_ERR_BUFFER_TOO_SMALL,
+    `${what}: next message is ${size} bytes, the caller accepts ${maxBytes}`,
+    { size, maxBytes },
+  );
+}
+
+/** `AMIX_ERR_TIMEOUT`: `op` did not finish within `timeoutMs`. */
+export function timeoutError(message: string, details: ErrorDetails['AMIX_ERR_TIMEOUT']): AmixError {
+  return amixError(ErrorCode.AMIX_ERR_TIMEOUT, message, details);
+}
+
+/** `err` if it is an AmixError, else an AmixError of `code` wrapping it (its message after `message: `). */
+export function asAmixError(err: unknown, code: ErrorCode, message: string): AmixError {
+  if (err instanceof AmixError) return err;
+  return new AmixError(code, `${message}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
 }
 
 /** A short, safe description of a value for error messages. */

@@ -182,7 +182,7 @@ export class Container extends EventEmitter implements Destroyable {
     if (typeof name !== 'string' || name.length === 0) throw invalidArg('name', 'must be a non-empty string', name);
     if (this.#db.has(name)) {
       throw new AmixError(ErrorCode.AMIX_ERR_DUPLICATE, `module "${name}" is already in container "${this.name}"`, {
-        details: { module: name },
+        details: { name },
       });
     }
     for (const h of Object.values(ModuleRequest)) {

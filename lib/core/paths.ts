@@ -31,7 +31,7 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
   const uid = process.getuid?.();
   if (uid !== undefined && st.uid !== uid) {
     throw new AmixError(ErrorCode.AMIX_ERR_UNAUTHORIZED, `${dir} belongs to uid ${st.uid}, not to this user (${uid})`, {
-      details: { dir },
+      details: { path: dir },
     });
   }
   if ((st.mode & 0o077) !== 0) await chmod(dir, 0o700);

@@ -314,7 +314,7 @@ export class PrimitiveRegistry implements Destroyable {
     if (now !== 'unloaded' && now !== 'loaded' && now !== 'loading' && now !== 'starting' && now !== 'started') {
       // Quiescing or unloading means the entry is being deleted: do not start it again.
       throw new AmixError(ErrorCode.AMIX_ERR_NOT_ACCEPTING, `primitive "${name}" is ${now} and takes no new channels`, {
-        details: { name, state: now },
+        details: { module: name, state: now },
       });
     }
     e.loading ??= (async () => {

@@ -205,7 +205,7 @@ export class Directory implements DirectoryPeer {
     const point = this.#store.lookup(nameOrId, false);
     if (!point)
       throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `no point ${describe(nameOrId)} in directory ${this.id}`, {
-        details: { point: String(nameOrId) },
+        details: { name: String(nameOrId) },
       });
     if (!as.admin && as.owner !== point.owner) {
       throw new AmixError(

@@ -435,7 +435,7 @@ export class Endpoint extends EventEmitter implements Destroyable {
         throw new AmixError(
           ErrorCode.AMIX_ERR_QUEUE_FULL,
           `point "${this.name}" has no receiver and ${this.#unlinked.length} messages kept`,
-          { details: { kept: this.#unlinked.length } },
+          { details: { pending: this.#unlinked.length } },
         );
       }
       await this.#unlinkedWaiters.wait(undefined, { signal, what: 'send' });

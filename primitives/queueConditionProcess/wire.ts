@@ -5,7 +5,16 @@
  *
  * @module
  */
-import { AmixError, ErrorCode } from '../../lib/core/errors.js';
+import {
+  AmixError,
+  asAmixError,
+  bufferTooSmallError,
+  ErrorCode,
+  linkClosedError,
+  peerLostError,
+  protocolError as coreProtocolError,
+  type ErrorDetails,
+} from '../../lib/core/errors.js';
 import type { FrameKindRule } from '../../lib/core/framing.js';
 import type {
   ChannelAddress,
@@ -122,17 +131,21 @@ export const DEFAULT_MAXMSG = 4096;
 
 /** `AMIX_ERR_LINK_CLOSED` naming this primitive. */
 export function linkClosed(what: string, reason?: Error): AmixError {
-  return new AmixError(ErrorCode.AMIX_ERR_LINK_CLOSED, `${NAME} ${what}`, reason ? { cause: reason } : {});
+  return linkClosedError(`${NAME} ${what}`, reason);
 }
 
 /** `AMIX_ERR_PEER_LOST` naming this primitive. */
-export function peerLost(message: string, cause?: unknown, details: Record<string, unknown> = {}): AmixError {
-  return new AmixError(ErrorCode.AMIX_ERR_PEER_LOST, `${NAME}: ${message}`, { cause, details });
+export function peerLost(
+  message: string,
+  cause?: unknown,
+  details: ErrorDetails['AMIX_ERR_PEER_LOST'] = {},
+): AmixError {
+  return peerLostError(`${NAME}: ${message}`, details, cause);
 }
 
 /** `AMIX_ERR_PROTOCOL` naming this primitive. */
-export function protocolError(message: string, details?: Record<string, unknown>): AmixError {
-  return new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `${NAME}: ${message}`, details ? { details } : {});
+export function protocolError(message: string, details?: ErrorDetails['AMIX_ERR_PROTOCOL']): AmixError {
+  return coreProtocolError(`${NAME}: ${message}`, details);
 }
 
 /** Counters at zero. */
@@ -147,16 +160,9 @@ export function errorPayload(err: AmixError): Buffer {
 }
 
 /** `err` if it is an AmixError, else one with `code` wrapping it. */
-export function asAmix(err: unknown, code: ErrorCode, message: string): AmixError {
-  if (err instanceof AmixError) return err;
-  return new AmixError(code, `${message}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
-}
+export const asAmix = asAmixError;
 
 /** `AMIX_ERR_BUFFER_TOO_SMALL`: the next message is larger than the caller accepts. */
 export function tooSmall(size: number, maxBytes: number): AmixError {
-  return new AmixError(
-    ErrorCode.AMIX_ERR_BUFFER_TOO_SMALL,
-    `${NAME}: next message is ${size} bytes, the caller accepts ${maxBytes}`,
-    { details: { size, maxBytes } },
-  );
+  return bufferTooSmallError(NAME, size, maxBytes);
 }

@@ -158,7 +158,7 @@ export async function loadKeyPair(file: string): Promise<CurveKeyPair> {
     throw new AmixError(
       ErrorCode.AMIX_ERR_UNAUTHORIZED,
       `key file ${file} is accessible by group or others (mode ${(mode & 0o777).toString(8)}); chmod 600 it`,
-      { details: { file, mode: mode & 0o777 } },
+      { details: { path: file, mode: mode & 0o777 } },
     );
   }
   let data: Partial<KeyFile>;

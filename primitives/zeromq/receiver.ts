@@ -8,7 +8,7 @@
  * @module
  */
 import * as zmq from 'zeromq';
-import { AmixError, ErrorCode, invalidArg } from '../../lib/core/errors.js';
+import { AmixError, ErrorCode, bufferTooSmallError, invalidArg } from '../../lib/core/errors.js';
 import { CreditReceiver, MessageQueue, creditFields, type CreditSession } from '../../lib/core/credit.js';
 import type { ChannelHandle } from '../../lib/core/primitive.js';
 import { WaitList } from '../../lib/core/waitList.js';
@@ -283,12 +283,8 @@ function deliver(h: ZeromqReceiveHandle, data: Buffer, s: Session): void {
   h.queue.push(data, s);
 }
 
-function tooSmall(size: number, max: number): AmixError {
-  return new AmixError(
-    ErrorCode.AMIX_ERR_BUFFER_TOO_SMALL,
-    `next zeromq message is ${size} bytes, the caller accepts ${max}`,
-    { details: { size, max } },
-  );
+function tooSmall(size: number, maxBytes: number): AmixError {
+  return bufferTooSmallError('zeromq', size, maxBytes);
 }
 
 /** Write a CREDIT to `s`: what it has received (`next`), its limit, the PING token answered, the resend flag. */

@@ -6,7 +6,14 @@
  *
  * @module
  */
-import { AmixError, ErrorCode, invalidArg } from '../../lib/core/errors.js';
+import {
+  AmixError,
+  ErrorCode,
+  badFrameError,
+  invalidArg,
+  linkClosedError,
+  type ErrorDetails,
+} from '../../lib/core/errors.js';
 import type {
   ChannelEvent,
   ChannelOptions,
@@ -182,16 +189,14 @@ export function readU64(b: Buffer, off: number): number {
   return hi * TWO32 + b.readUInt32BE(off + 4);
 }
 
-export function badFrame(message: string, details: Record<string, unknown> = {}): AmixError {
-  return new AmixError(ErrorCode.AMIX_ERR_BAD_FRAME, `zeromq frame ${message}`, { details });
+/** `AMIX_ERR_BAD_FRAME` for a zeromq frame. */
+export function badFrame(message: string, details: ErrorDetails['AMIX_ERR_BAD_FRAME'] = {}): AmixError {
+  return badFrameError(`zeromq frame ${message}`, details);
 }
 
+/** `AMIX_ERR_LINK_CLOSED` for an end of this primitive, with its close reason as the cause. */
 export function closedError(h: Common, what: string): AmixError {
-  return new AmixError(
-    ErrorCode.AMIX_ERR_LINK_CLOSED,
-    `zeromq channel closed${what ? ` ${what}` : ''}`,
-    h.closeReason ? { cause: h.closeReason } : {},
-  );
+  return linkClosedError(`zeromq channel closed${what ? ` ${what}` : ''}`, h.closeReason ?? undefined);
 }
 
 export function emit(h: Common, e: ChannelEvent): void {
@@ -246,7 +251,7 @@ export function parseFrame(frame: Buffer, maxMessageBytes: number = characterist
         off += 4;
         if (len > maxMessageBytes)
           throw badFrame(`carries a message of ${len} bytes, above the channel maximum of ${maxMessageBytes}`, {
-            size: len,
+            length: len,
           });
         if (len > frame.length - off)
           throw badFrame(`announces ${len} bytes but only ${frame.length - off} follow`, { offset: off });
