@@ -450,7 +450,7 @@ class DaemonPair {
       ['B', this.cb],
     ] as const) {
       const left = await Promise.all(
-        ['links', 'instances', 'point.ls'].map((op) =>
+        (['links', 'instances', 'point.ls'] as const).map((op) =>
           c.request<unknown[]>(op).then(
             (r) => r.length,
             () => -1,

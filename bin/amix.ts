@@ -18,6 +18,8 @@ import {
   isAlive,
   saveKeyPair,
 } from '../lib/internal.js';
+import type { DaemonOp, DaemonOps } from '../lib/control/ops.js';
+import type { AnyArgs } from '../lib/core/rpc.js';
 
 type Opts = NonNullable<ParseArgsConfig['options']>;
 type Values = Record<string, string | boolean | undefined>;
@@ -64,10 +66,16 @@ async function client(v: Values): Promise<DaemonClient> {
 }
 
 /** Run one request against the daemon and print its result. */
-async function simple(v: Values, op: string, args: Record<string, unknown>, human: (r: any) => string): Promise<void> {
+async function simple(
+  v: Values,
+  op: DaemonOp,
+  args: Record<string, unknown>,
+  human: (r: any) => string,
+): Promise<void> {
   const c = await client(v);
   try {
-    const r = await c.request(op, args);
+    // What the user typed, unchecked here: the daemon checks every argument and names the one it refuses.
+    const r = await c.request<unknown>(op, args as AnyArgs<DaemonOps>);
     out(v, r, () => human(r));
   } finally {
     await c.close();

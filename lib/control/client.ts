@@ -20,6 +20,11 @@ import type { LinkInfo } from '../fabric/fabric.js';
 import { defaultDaemonDir } from '../core/paths.js';
 import { PROTOCOL_VERSION } from './protocol.js';
 import { PrimitiveRegistry } from '../core/registry.js';
+import type { AnyArgs, ArgsOf, ResultOf } from '../core/rpc.js';
+import type { ConnectArgs, DaemonEvents, DaemonOp, DaemonOps, DaemonStats } from './ops.js';
+
+/** A container's connection to amixd: it sends daemon ops and hears the daemon's events. */
+export type DaemonConnection = ControlConnection<DaemonOps, DaemonEvents>;
 
 /** Options for {@link DaemonClient.connect}. */
 export interface DaemonClientOptions {
@@ -89,13 +94,13 @@ export class ClientLink implements AsyncIterable<PointMessage> {
 export class DaemonClient {
   /** The container id the daemon gave us. */
   readonly container: string;
-  /** The control connection (events arrive on it as `'event'`). */
-  readonly connection: ControlConnection;
+  /** The control connection (events arrive on it as `'event'`, typed by {@link DaemonEvents}). */
+  readonly connection: DaemonConnection;
   readonly #timeout: number;
   readonly #registry: PrimitiveRegistry;
   readonly #ends = new Map<string, { end: Endpoint; agent: Agent }>();
 
-  private constructor(container: string, conn: ControlConnection, registry: PrimitiveRegistry, timeoutMs: number) {
+  private constructor(container: string, conn: DaemonConnection, registry: PrimitiveRegistry, timeoutMs: number) {
     this.container = container;
     this.connection = conn;
     this.#registry = registry;
@@ -103,7 +108,7 @@ export class DaemonClient {
     // The daemon's link commands for our ends: one endpoint and agent per link.
     conn.setHandler((op, args) => {
       if (!Agent.handles(op)) throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `a container takes no ${op} request`);
-      return this.#endFor(args.link as string).agent.request(op, args);
+      return this.#endFor(args.link as string).agent.handle(op, args, undefined);
     });
     conn.on('close', () => {
       for (const { end } of this.#ends.values()) void end.close();
@@ -147,10 +152,10 @@ export class DaemonClient {
         ),
       );
     });
-    const conn = new ControlConnection(socket);
+    const conn: DaemonConnection = new ControlConnection(socket);
     const timeoutMs = options.timeoutMs ?? 15_000;
     const hello = await conn
-      .request<{ container: string; runtimeDir: string }>(
+      .request(
         'hello',
         {
           version: PROTOCOL_VERSION,
@@ -169,9 +174,20 @@ export class DaemonClient {
     return new DaemonClient(hello.container, conn, registry, timeoutMs);
   }
 
-  /** Send one control request. */
-  request<T = unknown>(op: string, args: Record<string, unknown> = {}): Promise<T> {
-    return this.connection.request<T>(op, args, this.#timeout);
+  /**
+   * Send one control request, checked against the daemon's op table
+   * ({@link DaemonOps}); with the second signature the caller states the
+   * result type.
+   */
+  request<K extends DaemonOp>(op: K, args?: ArgsOf<DaemonOps, K>): Promise<ResultOf<DaemonOps, K>>;
+  request<T = unknown>(op: DaemonOp, args?: AnyArgs<DaemonOps>): Promise<T>;
+  request(op: DaemonOp, args: AnyArgs<DaemonOps> = {}): Promise<unknown> {
+    return this.connection.request(op, args, this.#timeout);
+  }
+
+  /** The daemon's counters: each instance's agent stats, and the links. */
+  stats(): Promise<DaemonStats> {
+    return this.request('stats', {});
   }
 
   /**
@@ -182,15 +198,15 @@ export class DaemonClient {
   async connect(
     a: string | null,
     b: string | null,
-    options: { direction?: string | number; mode?: string } = {},
+    options: Pick<ConnectArgs, 'direction' | 'mode'> = {},
   ): Promise<ClientLink> {
-    const info = await this.request<LinkInfo>('connect', { a, b, ...options });
+    const info = (await this.request('connect', { a, b, ...options })) as LinkInfo;
     return new ClientLink(this, info, this.#endFor(info.id).end);
   }
 
   /** Ask for fabric events on `connection`'s `'event'`. */
   async subscribe(): Promise<void> {
-    await this.request('subscribe');
+    await this.request('subscribe', {});
   }
 
   /** Unplug: close every local end and the connection. */

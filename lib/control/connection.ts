@@ -2,30 +2,48 @@
  * {@link ControlConnection}: one control-protocol connection over a socket,
  * used by both amixd and its clients. Either side sends requests and gets
  * one reply each; incoming requests go to a handler; events are one-way.
+ * Request/reply itself is the {@link RpcPeer}; this adds the socket's
+ * framing and its error codes.
  *
  * @module
  */
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { AmixError, ErrorCode } from '../core/errors.js';
+import { RpcPeer, type AnyArgs, type ArgsOf, type ResultOf } from '../core/rpc.js';
 import { ControlDecoder, encodeControl, type ControlMessage } from './protocol.js';
 
 /** Answers a request: resolve with the result, or reject with an AmixError. */
 export type RequestHandler = (op: string, args: Record<string, unknown>) => Promise<unknown> | unknown;
 
+/** An event as it arrives on a connection: its `type` and the `body` its map gives that type. */
+export type EventMessage<E> = { [K in keyof E & string]: { type: K; body: E[K] } }[keyof E & string];
+
+/** Options for {@link ControlConnection}. */
+export interface ControlConnectionOptions {
+  /** The timeout of a request that names none. Default 0 (no limit). */
+  timeoutMs?: number;
+}
+
 /**
- * A control connection. Events: `'event'` ({ type, body }), `'close'` (Error | undefined),
- * `'protocolError'` (AmixError) for each malformed frame that was answered.
+ * A control connection. `Out` is the op table of the requests this side
+ * sends, `E` the event map of the events it receives. Events: `'event'`
+ * ({ type, body }), `'close'` (Error | undefined), `'protocolError'`
+ * (AmixError) for each malformed frame that was answered.
  */
-export class ControlConnection extends EventEmitter {
+export class ControlConnection<
+  Out = Record<string, { args: object; result: unknown }>,
+  E = Record<string, unknown>,
+> extends EventEmitter<{
+  event: [EventMessage<E>];
+  close: [Error | undefined];
+  protocolError: [AmixError];
+}> {
   readonly socket: Socket;
   #handler: RequestHandler;
-  #nextId = 1;
-  readonly #pending = new Map<
-    number,
-    { resolve: (v: unknown) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout }
-  >();
+  readonly #rpc: RpcPeer;
   readonly #decoder = new ControlDecoder();
+  readonly #timeout: number;
   #closed: Error | undefined | null = null;
 
   constructor(
@@ -33,10 +51,27 @@ export class ControlConnection extends EventEmitter {
     handler: RequestHandler = () => {
       throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, 'this side takes no requests');
     },
+    options: ControlConnectionOptions = {},
   ) {
     super();
     this.socket = socket;
     this.#handler = handler;
+    this.#timeout = options.timeoutMs ?? 0;
+    this.#rpc = new RpcPeer({
+      send: (m) => {
+        this.socket.write(encodeControl(m));
+      },
+      handle: (op, args) => this.#handler(op, args),
+      onEvent: (type, body) => this.emit('event', { type, body } as EventMessage<E>),
+      timeoutError: (op, timeoutMs) =>
+        new AmixError(ErrorCode.AMIX_ERR_TIMEOUT, `no reply to ${op} within ${timeoutMs} ms`, { details: { op } }),
+      closedError: (op) =>
+        new AmixError(
+          ErrorCode.AMIX_ERR_DAEMON_UNAVAILABLE,
+          `control connection closed before ${op} was answered`,
+          this.#closed ? { cause: this.#closed } : {},
+        ),
+    });
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('error', (err) => this.#finish(err));
     socket.on('close', () => this.#finish(undefined));
@@ -47,37 +82,26 @@ export class ControlConnection extends EventEmitter {
     return this.#closed === null;
   }
 
-  /** Replace the request handler. */
+  /** Replace the request handler (e.g. with a {@link handlerTable} over an op table). */
   setHandler(handler: RequestHandler): void {
     this.#handler = handler;
   }
 
-  /** Send a request; rejects with the peer's error, `AMIX_ERR_TIMEOUT`, or `AMIX_ERR_DAEMON_UNAVAILABLE` if the connection closes first. */
-  request<T = unknown>(op: string, args: Record<string, unknown> = {}, timeoutMs = 0): Promise<T> {
-    if (this.#closed !== null) return Promise.reject(this.#closedError(op));
-    const id = this.#nextId++;
-    if (this.#nextId > 0xffffffff) this.#nextId = 1;
-    return new Promise<T>((resolve, reject) => {
-      const entry: { resolve: (v: unknown) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout } = {
-        resolve: resolve as (v: unknown) => void,
-        reject,
-      };
-      if (timeoutMs > 0) {
-        entry.timer = setTimeout(() => {
-          this.#pending.delete(id);
-          reject(
-            new AmixError(ErrorCode.AMIX_ERR_TIMEOUT, `no reply to ${op} within ${timeoutMs} ms`, { details: { op } }),
-          );
-        }, timeoutMs);
-      }
-      this.#pending.set(id, entry);
-      this.socket.write(encodeControl({ kind: 'request', id, op, args }));
-    });
+  /**
+   * Send a request; rejects with the peer's error, `AMIX_ERR_TIMEOUT`, or
+   * `AMIX_ERR_DAEMON_UNAVAILABLE` if the connection closes first. The first
+   * signature is checked against `Out`; with the second the caller states
+   * the result type.
+   */
+  request<K extends keyof Out & string>(op: K, args: ArgsOf<Out, K>, timeoutMs?: number): Promise<ResultOf<Out, K>>;
+  request<T = unknown>(op: keyof Out & string, args?: AnyArgs<Out>, timeoutMs?: number): Promise<T>;
+  request(op: string, args: unknown = {}, timeoutMs: number = this.#timeout): Promise<unknown> {
+    return this.#rpc.request(op, args as Record<string, unknown>, { timeoutMs });
   }
 
   /** Send a one-way event. Dropped silently if the connection is closed. */
   event(type: string, body: Record<string, unknown> = {}): void {
-    if (this.#closed === null) this.socket.write(encodeControl({ kind: 'event', type, body }));
+    if (this.#closed === null) this.#rpc.event(type, body);
   }
 
   /** Close the socket (after pending writes). */
@@ -96,7 +120,7 @@ export class ControlConnection extends EventEmitter {
       msgs = this.#decoder.push(chunk);
     } catch (err) {
       // An oversized length cannot be skipped: answer once, then close.
-      this.emit('protocolError', err);
+      this.emit('protocolError', err as AmixError);
       this.socket.end(encodeControl({ kind: 'reply', id: 0, ok: false, error: err as AmixError }));
       return;
     }
@@ -106,48 +130,14 @@ export class ControlConnection extends EventEmitter {
         this.socket.write(encodeControl({ kind: 'reply', id: 0, ok: false, error: m }));
         continue;
       }
-      if (m.kind === 'request') void this.#answer(m.id, m.op, m.args);
-      else if (m.kind === 'reply') {
-        const p = this.#pending.get(m.id);
-        if (!p) continue;
-        this.#pending.delete(m.id);
-        if (p.timer) clearTimeout(p.timer);
-        if (m.ok) p.resolve(m.result);
-        else p.reject(m.error);
-      } else this.emit('event', { type: m.type, body: m.body });
+      this.#rpc.receive(m);
     }
-  }
-
-  async #answer(id: number, op: string, args: Record<string, unknown>): Promise<void> {
-    let reply: ControlMessage;
-    try {
-      reply = { kind: 'reply', id, ok: true, result: await this.#handler(op, args) };
-    } catch (err) {
-      const error =
-        err instanceof AmixError
-          ? err
-          : new AmixError(ErrorCode.AMIX_ERR_INTERNAL, (err as Error)?.message ?? String(err), { cause: err });
-      reply = { kind: 'reply', id, ok: false, error };
-    }
-    if (this.#closed === null) this.socket.write(encodeControl(reply));
   }
 
   #finish(err: Error | undefined): void {
     if (this.#closed !== null) return;
     this.#closed = err;
-    for (const [, p] of this.#pending) {
-      if (p.timer) clearTimeout(p.timer);
-      p.reject(this.#closedError('request'));
-    }
-    this.#pending.clear();
+    this.#rpc.close();
     this.emit('close', err);
-  }
-
-  #closedError(op: string): AmixError {
-    return new AmixError(
-      ErrorCode.AMIX_ERR_DAEMON_UNAVAILABLE,
-      `control connection closed before ${op} was answered`,
-      this.#closed ? { cause: this.#closed } : {},
-    );
   }
 }

@@ -14,25 +14,35 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { ControlConnection } from './connection.js';
-import { Directory, type AttributeInput, type PointView, type Principal } from '../directory/index.js';
+import { Directory, type PointView, type Principal } from '../directory/index.js';
 import { AmixError, ErrorCode, describe } from '../core/errors.js';
-import { Fabric, type FabricEvent } from '../fabric/fabric.js';
-import {
-  parseDirection,
-  registrationInput,
-  registrationRecord,
-  type PointRegistration,
-  type PointRegistrationInput,
-} from '../fabric/point.js';
+import { handlerTable, type Handlers, type RpcHandler } from '../core/rpc.js';
+import type { AgentOps, AgentStats, Empty } from '../fabric/agent.js';
+import { Fabric, type FabricEvent, type LinkInfo } from '../fabric/fabric.js';
+import { parseDirection, registrationInput, registrationRecord, type PointRegistration } from '../fabric/point.js';
 import { defaultDaemonDir, ensurePrivateDir } from '../core/paths.js';
-import { Peering, type PeeringOptions } from '../remote/peering.js';
+import { Peering, type PeeringOptions, type RemoteLinkInfo } from '../remote/peering.js';
 import { PROTOCOL_VERSION } from './protocol.js';
 import { DAEMON_FILES, isAlive } from './files.js';
+import type {
+  ConnectArgs,
+  ContainerInfo,
+  DaemonEvent,
+  DaemonOps,
+  DaemonStats,
+  DaemonStatus,
+  HelloArgs,
+  HelloResult,
+  PointInfo,
+} from './ops.js';
 export { DAEMON_FILES, isAlive } from './files.js';
-import type { PrimitiveRegistration } from '../core/registry.js';
+export type { ContainerInfo } from './ops.js';
+
+/** The daemon's side of a container's connection: it sends the container's agent link commands. */
+type ContainerConnection = ControlConnection<AgentOps>;
 
 /** Options for {@link Daemon}. */
 export interface DaemonOptions {
@@ -51,24 +61,13 @@ export interface DaemonOptions {
   peering?: PeeringOptions;
 }
 
-/** A plugged-in container, as the daemon sees it. */
-export interface ContainerInfo {
-  id: string;
-  name: string;
-  owner: string;
-  admin: boolean;
-  pid: number;
-  links: string[];
-  points: string[];
-}
-
 interface Plugged {
   id: string;
   name: string;
   owner: string;
   admin: boolean;
   pid: number;
-  conn: ControlConnection;
+  conn: ContainerConnection;
   links: Set<string>;
   /** Points registered with `ephemeral`: ended when the container goes. */
   ephemeral: Set<string>;
@@ -106,6 +105,7 @@ export class Daemon extends EventEmitter {
   #stopping: Promise<void> | undefined;
   readonly #peeringOptions: PeeringOptions | undefined;
   #peering: Peering | undefined;
+  readonly #ops: RpcHandler<Plugged>;
 
   constructor(options: DaemonOptions = {}) {
     super();
@@ -123,6 +123,10 @@ export class Daemon extends EventEmitter {
     this.#peeringOptions = po && (po.listen !== undefined || (po.peers?.length ?? 0) > 0) ? po : undefined;
     this.fabric = new Fabric({ runtimeDir: join(this.dir, DAEMON_FILES.run) });
     this.fabric.on('event', (e: FabricEvent) => this.#broadcast(e));
+    this.#ops = handlerTable(
+      this.#handlers(),
+      (op) => new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `unknown request ${describe(op)}`),
+    );
   }
 
   /**
@@ -183,7 +187,7 @@ export class Daemon extends EventEmitter {
   }
 
   /** A snapshot for `amix daemon status`. */
-  status(): Record<string, unknown> {
+  status(): DaemonStatus {
     return {
       pid: process.pid,
       dir: this.dir,
@@ -221,26 +225,27 @@ export class Daemon extends EventEmitter {
   }
 
   #accept(socket: Socket): void {
-    const conn = new ControlConnection(socket);
+    const conn: ContainerConnection = new ControlConnection(socket, undefined, { timeoutMs: 10_000 });
     let plugged: Plugged | undefined;
     conn.setHandler(async (op, args) => {
       if (op === 'hello') {
         if (plugged) throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, 'hello was already said on this connection');
-        plugged = this.#hello(conn, args);
-        return {
+        plugged = this.#hello(conn, args as Partial<HelloArgs>);
+        const hello: HelloResult = {
           container: plugged.id,
           daemonPid: process.pid,
           version: PROTOCOL_VERSION,
           runtimeDir: join(this.dir, DAEMON_FILES.run),
           admin: plugged.admin,
         };
+        return hello;
       }
       if (!plugged)
         throw new AmixError(
           ErrorCode.AMIX_ERR_UNAUTHORIZED,
           `say hello with the daemon's token before ${describe(op)}`,
         );
-      return this.#handle(plugged, op, args);
+      return this.#ops(op, args, plugged);
     });
     conn.on('protocolError', (err: AmixError) =>
       this.#log(`protocol error from ${plugged?.id ?? 'unidentified client'}: ${err.message}`),
@@ -250,7 +255,7 @@ export class Daemon extends EventEmitter {
     });
   }
 
-  #hello(conn: ControlConnection, a: Record<string, unknown>): Plugged {
+  #hello(conn: ContainerConnection, a: Partial<HelloArgs>): Plugged {
     const token = typeof a.token === 'string' ? a.token : '';
     const admin = equal(token, this.#adminToken);
     if (!admin && !equal(token, this.#token)) {
@@ -281,35 +286,41 @@ export class Daemon extends EventEmitter {
       subscribed: false,
       name: typeof a.name === 'string' && a.name ? a.name : id,
       owner: typeof a.owner === 'string' && a.owner ? a.owner : 'user',
-      pid: Number.isSafeInteger(a.pid) ? (a.pid as number) : 0,
+      pid: Number.isSafeInteger(a.pid) ? a.pid! : 0,
     };
     this.#containers.set(id, p);
     this.#broadcast({ type: 'daemon.containerPlugged', container: id, name: p.name, pid: p.pid });
     return p;
   }
 
-  async #handle(c: Plugged, op: string, a: Record<string, unknown>): Promise<unknown> {
+  /** The daemon's op table (all but hello), each handler told the asking container. */
+  #handlers(): Handlers<Omit<DaemonOps, 'hello'>, Plugged> {
     const f = this.fabric;
-    const str = (k: string): string => {
-      const v = a[k];
-      if (typeof v !== 'string' || v === '')
-        throw new AmixError(
-          ErrorCode.AMIX_ERR_INVALID_ARG,
-          `${op}: argument ${k} must be a non-empty string (got ${describe(v)})`,
-        );
-      return v;
+    const suspend = async (op: 'suspend' | 'resume', a: { link: string }): Promise<LinkInfo | RemoteLinkInfo> => {
+      const link = str(op, a, 'link');
+      if (this.#peering?.hasLink(link)) return this.#peering.setSuspended(link, op === 'suspend');
+      await (op === 'suspend' ? f.suspend(link) : f.resume(link));
+      return f.link(link);
     };
-    switch (op) {
-      case 'status':
-        return this.status();
-      case 'stop':
+    const rm = async (op: string, a: { name: string }, c: Plugged): Promise<Empty> => {
+      const view = this.#view(str(op, a, 'name'), c);
+      this.#dir.deletePoint(view.id, { as: principal(c) }); // AMIX_ERR_NOT_OWNER unless owner or admin
+      await f.destroy(view.name);
+      c.ephemeral.delete(view.name);
+      return {};
+    };
+    return {
+      status: () => this.status(),
+      stop: () => {
         setImmediate(() => void this.stop().then(() => this.emit('exit')));
         return { stopping: true };
-      case 'subscribe':
+      },
+      subscribe: (_a, c) => {
         c.subscribed = true;
         return {};
-      case 'primitive.add': {
-        const reg = a.registration as PrimitiveRegistration;
+      },
+      'primitive.add': async (a) => {
+        const reg = a.registration;
         f.registry.register(reg);
         try {
           this.#dir.registerPrimitive(reg);
@@ -318,9 +329,9 @@ export class Daemon extends EventEmitter {
           throw err;
         }
         return f.registry.get(reg.name);
-      }
-      case 'primitive.rm': {
-        const name = str('name');
+      },
+      'primitive.rm': async (a, c) => {
+        const name = str('primitive.rm', a, 'name');
         if (f.registry.get(name).builtin && !c.admin)
           throw new AmixError(
             ErrorCode.AMIX_ERR_NOT_OWNER,
@@ -329,13 +340,11 @@ export class Daemon extends EventEmitter {
         await f.registry.delete(name);
         if (this.#dir.getPrimitive(name)) this.#dir.deletePrimitive(name);
         return {};
-      }
-      case 'primitive.ls':
-        return f.registry.list();
-      case 'point.register': {
-        const input = a.registration as PointRegistrationInput;
-        const reg = f.register(input);
-        const attributes = { ...((a.attributes as Record<string, AttributeInput> | undefined) ?? {}) };
+      },
+      'primitive.ls': () => f.registry.list(),
+      'point.register': async (a, c) => {
+        const reg = f.register(a.registration);
+        const attributes = { ...(a.attributes ?? {}) };
         if (a.ephemeral === true) attributes[EPHEMERAL] = { value: c.id, visibility: 'private' };
         let id: string;
         try {
@@ -350,102 +359,84 @@ export class Daemon extends EventEmitter {
           throw err;
         }
         if (a.ephemeral === true) c.ephemeral.add(reg.name);
-        return { id, ...this.#pointInfo(reg) };
-      }
-      case 'point.rm':
-      case 'destroy': {
-        const view = this.#view(str('name'), c);
-        this.#dir.deletePoint(view.id, { as: principal(c) }); // AMIX_ERR_NOT_OWNER unless owner or admin
-        await f.destroy(view.name);
-        c.ephemeral.delete(view.name);
-        return {};
-      }
-      case 'point.ls':
-        return f.points().map((p) => this.#pointInfo(p));
-      case 'point.show': {
-        const { view, remote } = (await this.#end(str('name'), 'name', c))!;
+        return { ...this.#pointInfo(reg), id };
+      },
+      'point.rm': (a, c) => rm('point.rm', a, c),
+      destroy: (a, c) => rm('destroy', a, c),
+      'point.ls': () => f.points().map((p) => this.#pointInfo(p)),
+      'point.show': async (a, c) => {
+        const { view, remote } = (await this.#end(str('point.show', a, 'name'), 'name', c))!;
         if (remote) return { ...view, daemon: remote.peer.id, instances: [] };
         return { ...view, instances: f.instances(view.name) };
-      }
-      case 'query': {
-        const r = await this.#dir.query(str('expr'), {
+      },
+      query: async (a, c) => {
+        const r = await this.#dir.query(str('query', a, 'expr'), {
           as: principal(c),
-          ...(a.limit !== undefined ? { limit: a.limit as number } : {}),
-          ...(a.offset !== undefined ? { offset: a.offset as number } : {}),
+          ...(a.limit !== undefined ? { limit: a.limit } : {}),
+          ...(a.offset !== undefined ? { offset: a.offset } : {}),
         });
         return { points: r.points, more: r.more };
-      }
-      case 'connect': {
-        const ea = await this.#end(a.a, 'a', c);
-        const eb = await this.#end(a.b, 'b', c);
-        if (ea?.remote || eb?.remote) {
-          if (!ea || !eb)
-            throw new AmixError(
-              ErrorCode.AMIX_ERR_INVALID_ARG,
-              'a link to a point on another daemon needs a local point at the other end (not this container)',
-            );
-          if (ea.remote && eb.remote)
-            throw new AmixError(
-              ErrorCode.AMIX_ERR_INVALID_ARG,
-              `${ea.view.name} and ${eb.view.name} are both on other daemons: connect them from one of those`,
-            );
-          if (a.mode !== undefined && a.mode !== 'add')
-            throw new AmixError(
-              ErrorCode.AMIX_ERR_INVALID_ARG,
-              `mode ${describe(a.mode)} does not work across daemons (only add)`,
-            );
-          const remote = (ea.remote ?? eb.remote)!;
-          return this.#peering!.connect(
-            (ea.remote ? eb : ea).view,
-            remote,
-            !ea.remote,
-            parseDirection(a.direction as never),
-          );
-        }
-        const link = await f.connect(ea?.view.name ?? null, eb?.view.name ?? null, {
-          ...(a.direction !== undefined ? { direction: a.direction as never } : {}),
-          ...(a.mode !== undefined ? { mode: a.mode as never } : {}),
-          as: { name: c.id, target: { request: (o, args, t) => c.conn.request(o, args ?? {}, t ?? 10_000) } },
-        });
-        if (!ea || !eb) c.links.add(link.id);
-        return link.info;
-      }
-      case 'disconnect': {
-        const link = str('link');
+      },
+      connect: (a, c) => this.#connect(a, c),
+      disconnect: async (a, c) => {
+        const link = str('disconnect', a, 'link');
         if (this.#peering?.hasLink(link)) {
           await this.#peering.disconnect(link);
           return {};
         }
-        await f.disconnect(link, a.terminate ? { terminate: a.terminate as never } : {});
+        await f.disconnect(link, a.terminate ? { terminate: a.terminate } : {});
         c.links.delete(link);
         return {};
-      }
-      case 'suspend':
-      case 'resume': {
-        const link = str('link');
-        if (this.#peering?.hasLink(link)) return this.#peering.setSuspended(link, op === 'suspend');
-        await (op === 'suspend' ? f.suspend(link) : f.resume(link));
-        return f.link(link);
-      }
-      case 'peers':
-        return this.#peering?.status() ?? { peers: [] };
-      case 'reconnect':
-        return f.reconnect(this.#view(str('name'), c).name);
-      case 'execute':
-        return f.execute(this.#view(str('name'), c).name);
-      case 'links':
-        return [...f.links(), ...(this.#peering?.links() ?? [])];
-      case 'instances':
-        return f.instances();
-      case 'stats': {
-        const out: Record<string, unknown> = {};
+      },
+      suspend: (a) => suspend('suspend', a),
+      resume: (a) => suspend('resume', a),
+      peers: () => this.#peering?.status() ?? { peers: [] },
+      reconnect: (a, c) => f.reconnect(this.#view(str('reconnect', a, 'name'), c).name),
+      execute: (a, c) => f.execute(this.#view(str('execute', a, 'name'), c).name),
+      links: () => [...f.links(), ...(this.#peering?.links() ?? [])],
+      instances: () => f.instances(),
+      stats: async () => {
+        const out: DaemonStats['instances'] = {};
         for (const i of f.instances())
-          out[i.instance] = await f.stats(i.instance).catch((e: Error) => ({ error: e.message }));
+          out[i.instance] = await (f.stats(i.instance) as Promise<AgentStats>).catch((e: Error) => ({
+            error: e.message,
+          }));
         return { at: Date.now(), instances: out, links: f.links() };
-      }
-      default:
-        throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `unknown request ${describe(op)}`);
+      },
+    };
+  }
+
+  async #connect(a: ConnectArgs, c: Plugged): Promise<LinkInfo | RemoteLinkInfo> {
+    const f = this.fabric;
+    const ea = await this.#end(a.a, 'a', c);
+    const eb = await this.#end(a.b, 'b', c);
+    if (ea?.remote || eb?.remote) {
+      if (!ea || !eb)
+        throw new AmixError(
+          ErrorCode.AMIX_ERR_INVALID_ARG,
+          'a link to a point on another daemon needs a local point at the other end (not this container)',
+        );
+      if (ea.remote && eb.remote)
+        throw new AmixError(
+          ErrorCode.AMIX_ERR_INVALID_ARG,
+          `${ea.view.name} and ${eb.view.name} are both on other daemons: connect them from one of those`,
+        );
+      if (a.mode !== undefined && a.mode !== 'add')
+        throw new AmixError(
+          ErrorCode.AMIX_ERR_INVALID_ARG,
+          `mode ${describe(a.mode)} does not work across daemons (only add)`,
+        );
+      const remote = (ea.remote ?? eb.remote)!;
+      return this.#peering!.connect((ea.remote ? eb : ea).view, remote, !ea.remote, parseDirection(a.direction));
     }
+    const link = await f.connect(ea?.view.name ?? null, eb?.view.name ?? null, {
+      ...(a.direction !== undefined ? { direction: a.direction } : {}),
+      ...(a.mode !== undefined ? { mode: a.mode } : {}),
+      // The container's own agent, across its control connection (10 s per request unless told).
+      as: { name: c.id, target: c.conn },
+    });
+    if (!ea || !eb) c.links.add(link.id);
+    return link.info;
   }
 
   get #dir(): Directory {
@@ -486,7 +477,7 @@ export class Daemon extends EventEmitter {
     return { view: this.#view(v, c) }; // throws AMIX_ERR_UNKNOWN_POINT
   }
 
-  #pointInfo(p: PointRegistration): Record<string, unknown> {
+  #pointInfo(p: PointRegistration): PointInfo {
     const v = this.#dir.getPoint(p.name);
     return {
       id: v?.id,
@@ -549,7 +540,7 @@ export class Daemon extends EventEmitter {
     this.#broadcast({ type: 'daemon.containerUnplugged', container: c.id, name: c.name });
   }
 
-  #broadcast(e: { type: string } & Record<string, unknown>): void {
+  #broadcast(e: DaemonEvent): void {
     this.emit('event', e);
     const body: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(e))
@@ -581,6 +572,17 @@ export class Daemon extends EventEmitter {
     await writeFile(file, `${t}\n`, { mode: 0o600 });
     return t;
   }
+}
+
+/** Argument `k` of `op`: `AMIX_ERR_INVALID_ARG` unless a non-empty string (arguments come off the socket). */
+function str(op: string, a: object, k: string): string {
+  const v = (a as Record<string, unknown>)[k];
+  if (typeof v !== 'string' || v === '')
+    throw new AmixError(
+      ErrorCode.AMIX_ERR_INVALID_ARG,
+      `${op}: argument ${k} must be a non-empty string (got ${describe(v)})`,
+    );
+  return v;
 }
 
 function principal(c: Plugged): Principal {

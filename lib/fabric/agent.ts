@@ -9,10 +9,60 @@
  * @module
  */
 import type { Channel } from '../core/channel.js';
-import type { Endpoint } from './endpoint.js';
+import type { Endpoint, ListEntry } from './endpoint.js';
 import { AmixError, ErrorCode } from '../core/errors.js';
 import type { ChannelOptions } from '../core/primitive.js';
 import type { PrimitiveRegistry } from '../core/registry.js';
+import { handlerTable, type AnyArgs, type ArgsOf, type Handlers, type ResultOf, type RpcHandler } from '../core/rpc.js';
+
+/** A result with nothing in it. */
+export type Empty = Record<string, never>;
+
+/** What an agent's `stats` reports: the endpoint's counters, per link and channel, and its lists. */
+export interface AgentStats {
+  point: ReturnType<Endpoint['stats']>;
+  links: Record<
+    string,
+    {
+      tx: Array<ReturnType<Channel['stats']> & { suspended: boolean }>;
+      rx: Array<ReturnType<Channel['stats']>>;
+    }
+  >;
+  senderList: readonly ListEntry[];
+  receiverList: readonly ListEntry[];
+}
+
+/** The agent's op table: each link command's arguments and result. */
+export interface AgentOps {
+  /** Open a receiving end of `primitive` for `link` from `peer`; its address goes to the sender. */
+  openReceiver: {
+    args: { link: string; peer: string; primitive: string; options: ChannelOptions };
+    result: { address: ChannelOptions['address'] };
+  };
+  /** Open a sending end to `address` and connect it, then put it on the sender list. */
+  openSender: {
+    args: {
+      link: string;
+      peer: string;
+      primitive: string;
+      address: ChannelOptions['address'];
+      options: ChannelOptions;
+    };
+    result: Empty;
+  };
+  /** Close the link's channel ends here. */
+  closeLink: { args: { link: string; reason?: string | undefined }; result: Empty };
+  /** Hold (or release) the link's entries. */
+  hold: { args: { link: string; held: boolean }; result: Empty };
+  /** Suspend the link's sending ends. */
+  suspend: { args: { link: string }; result: Empty };
+  /** Resume the link's sending ends. */
+  resume: { args: { link: string }; result: Empty };
+  /** Cycle the link's sending ends (wait until what was sent is taken). */
+  cycle: { args: { link: string }; result: Empty };
+  /** The endpoint's counters. */
+  stats: { args: Empty | Record<string, unknown>; result: AgentStats };
+}
 
 /** The link commands an agent understands. */
 export const AGENT_OPS = [
@@ -24,13 +74,19 @@ export const AGENT_OPS = [
   'resume',
   'cycle',
   'stats',
-] as const;
+] as const satisfies ReadonlyArray<keyof AgentOps>;
 /** One of {@link AGENT_OPS}. */
 export type AgentOp = (typeof AGENT_OPS)[number];
 
-/** Anything the fabric can send link commands to (an agent here, or one across a thread or process). */
+/**
+ * Anything the fabric can send link commands to (an agent here, or one
+ * across a thread, a process or the amixd socket). The first signature is
+ * checked against {@link AgentOps}; the second lets a caller state the
+ * result type it expects.
+ */
 export interface AgentTarget {
-  request<T = unknown>(op: string, args?: Record<string, unknown>, timeoutMs?: number): Promise<T>;
+  request<K extends AgentOp>(op: K, args: ArgsOf<AgentOps, K>, timeoutMs?: number): Promise<ResultOf<AgentOps, K>>;
+  request<T = unknown>(op: AgentOp, args?: AnyArgs<AgentOps>, timeoutMs?: number): Promise<T>;
 }
 
 /** Events an agent reports about its channels (through `onEvent`). */
@@ -40,12 +96,17 @@ export type AgentEvent =
 
 /**
  * Executes link commands over one {@link Endpoint} with one registry.
- * Implements {@link AgentTarget} for in-process use.
+ * Implements {@link AgentTarget} for in-process use, and {@link Agent.handle}
+ * answers the same commands arriving over an {@link RpcPeer}.
  */
 export class Agent implements AgentTarget {
   readonly #end: Endpoint;
   readonly #reg: PrimitiveRegistry;
   readonly #onEvent: (e: AgentEvent) => void;
+  /** The link commands, by name. */
+  readonly #ops: Handlers<AgentOps, unknown>;
+  /** Answers one link command by name (`AMIX_ERR_PROTOCOL` for an unknown one), as an RpcPeer handler. */
+  readonly handle: RpcHandler<unknown>;
 
   constructor(endpoint: Endpoint, registry: PrimitiveRegistry, onEvent: (e: AgentEvent) => void = () => {}) {
     this.#end = endpoint;
@@ -54,6 +115,53 @@ export class Agent implements AgentTarget {
     endpoint.on('event', (e: { type: string; link: string; peer: string }) => {
       if (e.type === 'linkEnded') onEvent({ type: 'linkEnded', link: e.link, peer: e.peer });
     });
+    const end = this.#end;
+    this.#ops = {
+      openReceiver: async (a) => {
+        const ch = await this.#reg.open(a.primitive, a.options);
+        this.#watch(ch, a.link, a.peer);
+        end.addReceiver(a.link, a.peer, ch);
+        return { address: ch.address };
+      },
+      openSender: async (a) => {
+        const ch = await this.#reg.open(a.primitive, { ...a.options, address: a.address });
+        this.#watch(ch, a.link, a.peer);
+        // The primitive's own connect runs before the entry joins the list (seed: "executed before any other steps").
+        try {
+          await ch.connect();
+        } catch (err) {
+          await ch.destroy(err as Error);
+          throw err;
+        }
+        end.addSender(a.link, a.peer, ch);
+        return {};
+      },
+      closeLink: async (a) => {
+        await end.removeLink(a.link);
+        return {};
+      },
+      hold: (a) => {
+        end.hold(a.link, a.held);
+        return {};
+      },
+      suspend: async (a) => {
+        for (const ch of end.channels(a.link).tx) await ch.suspend();
+        return {};
+      },
+      resume: async (a) => {
+        for (const ch of end.channels(a.link).tx) await ch.resume();
+        return {};
+      },
+      cycle: async (a) => {
+        for (const ch of end.channels(a.link).tx) await ch.cycle();
+        return {};
+      },
+      stats: () => this.stats(),
+    };
+    this.handle = handlerTable(
+      this.#ops,
+      (op) => new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `unknown agent request ${JSON.stringify(op)}`),
+    );
   }
 
   /** True when `op` is an agent command. */
@@ -62,58 +170,15 @@ export class Agent implements AgentTarget {
   }
 
   /** Carry out one command. Unknown commands reject with `AMIX_ERR_PROTOCOL`. */
-  async request<T = unknown>(op: string, a: Record<string, unknown> = {}): Promise<T> {
-    return (await this.#run(op, a)) as T;
-  }
-
-  async #run(op: string, a: Record<string, unknown>): Promise<unknown> {
-    const link = a.link as string;
-    switch (op) {
-      case 'openReceiver': {
-        const ch = await this.#reg.open(a.primitive as string, a.options as ChannelOptions);
-        this.#watch(ch, link, a.peer as string);
-        this.#end.addReceiver(link, a.peer as string, ch);
-        return { address: ch.address };
-      }
-      case 'openSender': {
-        const ch = await this.#reg.open(a.primitive as string, {
-          ...(a.options as ChannelOptions),
-          address: a.address as ChannelOptions['address'],
-        });
-        this.#watch(ch, link, a.peer as string);
-        // The primitive's own connect runs before the entry joins the list (seed: "executed before any other steps").
-        try {
-          await ch.connect();
-        } catch (err) {
-          await ch.destroy(err as Error);
-          throw err;
-        }
-        this.#end.addSender(link, a.peer as string, ch);
-        return {};
-      }
-      case 'closeLink':
-        await this.#end.removeLink(link);
-        return {};
-      case 'hold':
-        this.#end.hold(link, a.held as boolean);
-        return {};
-      case 'suspend':
-      case 'resume':
-        for (const ch of this.#end.channels(link).tx) await (op === 'suspend' ? ch.suspend() : ch.resume());
-        return {};
-      case 'cycle':
-        for (const ch of this.#end.channels(link).tx) await ch.cycle();
-        return {};
-      case 'stats':
-        return this.stats();
-      default:
-        throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `unknown agent request ${JSON.stringify(op)}`);
-    }
+  request<K extends AgentOp>(op: K, args: ArgsOf<AgentOps, K>, timeoutMs?: number): Promise<ResultOf<AgentOps, K>>;
+  request<T = unknown>(op: AgentOp, args?: AnyArgs<AgentOps>, timeoutMs?: number): Promise<T>;
+  async request(op: string, a: object = {}): Promise<unknown> {
+    return this.handle(op, a as Record<string, unknown>, undefined);
   }
 
   /** The endpoint's counters, per link and channel. */
-  stats(): Record<string, unknown> {
-    const links: Record<string, unknown> = {};
+  stats(): AgentStats {
+    const links: AgentStats['links'] = {};
     for (const link of this.#end.links()) {
       const { tx, rx } = this.#end.channels(link);
       links[link] = { tx: tx.map((c) => ({ ...c.stats(), suspended: c.isSuspended })), rx: rx.map((c) => c.stats()) };

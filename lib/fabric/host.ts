@@ -12,12 +12,14 @@
  * @module
  */
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { Agent, type AgentEvent } from './agent.js';
+import { Agent } from './agent.js';
 import { Endpoint } from './endpoint.js';
 import { AmixError, ErrorCode, errorToPlain } from '../core/errors.js';
 import { Container } from '../core/module.js';
-import { PrimitiveRegistry, importSpecifier, type PrimitiveRegistration } from '../core/registry.js';
-import type { PointRegistration } from './point.js';
+import { PrimitiveRegistry, importSpecifier } from '../core/registry.js';
+import { RpcPeer, handlerTable } from '../core/rpc.js';
+import { fromHostWire, toHostWire, type HostInit, type HostMessage, type HostOps } from './hostProtocol.js';
+export type { HostInit, HostMessage } from './hostProtocol.js';
 
 /** What a point's `main` receives: its lists, send and receive, and a signal aborted on termination. */
 export interface PointContext extends Endpoint {
@@ -33,22 +35,6 @@ export interface PointContext extends Endpoint {
 
 /** The signature of a point module's default export. */
 export type PointMain = (point: PointContext) => unknown;
-
-/** @internal The init request a host receives first. */
-export interface HostInit {
-  registration: PointRegistration;
-  instance: string;
-  primitives: PrimitiveRegistration[];
-  baseDir: string;
-  runtimeDir?: string;
-}
-
-/** @internal Control messages between fabric and host. */
-export type HostMessage =
-  | { kind: 'req'; id: number; op: string; args: Record<string, unknown> }
-  | { kind: 'res'; id: number; ok: true; result?: unknown }
-  | { kind: 'res'; id: number; ok: false; error: ReturnType<typeof errorToPlain> }
-  | { kind: 'event'; event: Record<string, unknown> & { type: string } };
 
 interface Port {
   post(msg: HostMessage): void;
@@ -76,7 +62,7 @@ function portOf(): Port | undefined {
 }
 
 class Host {
-  readonly #port: Port;
+  readonly #rpc: RpcPeer;
   #reg!: PrimitiveRegistry;
   #init!: HostInit;
   #point!: Endpoint & { instance: string; data: unknown; signal: AbortSignal };
@@ -87,36 +73,32 @@ class Host {
   #running: Promise<void> | undefined;
 
   constructor(port: Port) {
-    this.#port = port;
+    const own = handlerTable<Pick<HostOps, 'init' | 'start' | 'terminate'>>(
+      {
+        init: (a) => this.#doInit(a),
+        start: () => this.#start(),
+        terminate: (a) => this.#terminate(a.timeoutMs),
+      },
+      (op) => new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `unknown host request ${JSON.stringify(op)}`),
+    );
+    this.#rpc = new RpcPeer({
+      send: (m) => port.post(toHostWire(m)),
+      // The link commands go to the agent, which has its own table.
+      handle: (op, args) => (Agent.handles(op) ? this.#agent.handle(op, args, undefined) : own(op, args)),
+      // The host asks nothing of the fabric: these never fire.
+      timeoutError: (op) => new AmixError(ErrorCode.AMIX_ERR_TIMEOUT, `fabric did not answer ${op}`),
+      closedError: (op) => new AmixError(ErrorCode.AMIX_ERR_CLOSED, `point host closed before ${op}`),
+    });
     port.onMessage((m) => {
-      if (m.kind === 'req') void this.#handle(m);
+      if (m.kind === 'req') this.#rpc.receive(fromHostWire(m));
     });
   }
 
-  async #handle(m: Extract<HostMessage, { kind: 'req' }>): Promise<void> {
-    try {
-      const result = await this.#op(m.op, m.args);
-      this.#port.post({ kind: 'res', id: m.id, ok: true, result });
-    } catch (err) {
-      this.#port.post({ kind: 'res', id: m.id, ok: false, error: errorToPlain(err) });
-    }
+  #event(type: string, body: Record<string, unknown> = {}): void {
+    this.#rpc.event(type, body);
   }
 
-  async #op(op: string, a: Record<string, unknown>): Promise<unknown> {
-    switch (op) {
-      case 'init':
-        return this.#doInit(a as unknown as HostInit);
-      case 'start':
-        return this.#start();
-      case 'terminate':
-        return this.#terminate(a.timeoutMs as number);
-      default:
-        if (Agent.handles(op)) return this.#agent.request(op, a);
-        throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `unknown host request ${JSON.stringify(op)}`);
-    }
-  }
-
-  async #doInit(init: HostInit): Promise<unknown> {
+  async #doInit(init: HostInit): Promise<{ pid: number }> {
     this.#init = init;
     this.#reg = new PrimitiveRegistry({
       baseDir: init.baseDir,
@@ -136,8 +118,9 @@ class Host {
     });
     this.#point = point;
     this.#agent = new Agent(point, this.#reg, (e) => {
-      const { error, ...rest } = e as AgentEvent & { error?: Error };
-      this.#port.post({ kind: 'event', event: { ...rest, ...(error ? { error: errorToPlain(error) } : {}) } });
+      const { type, ...rest } = e;
+      const { error, ...body } = rest as typeof rest & { error?: Error };
+      this.#event(type, { ...body, ...(error ? { error: errorToPlain(error) } : {}) });
     });
     const location = init.registration.location;
     const specifier = importSpecifier(location, init.baseDir);
@@ -171,21 +154,21 @@ class Host {
     return { pid: process.pid };
   }
 
-  async #start(): Promise<unknown> {
+  async #start(): Promise<Record<string, never>> {
     if (this.#running) return {};
     await this.#container.start(this.#init.instance);
     this.#running = this.#container.run(this.#init.instance, async () => {
       try {
         await this.#main!(this.#point as unknown as PointContext);
-        this.#port.post({ kind: 'event', event: { type: 'mainEnded' } });
+        this.#event('mainEnded');
       } catch (err) {
-        this.#port.post({ kind: 'event', event: { type: 'mainEnded', error: errorToPlain(err) } });
+        this.#event('mainEnded', { error: errorToPlain(err) });
       }
     });
     return {};
   }
 
-  async #terminate(timeoutMs: number): Promise<unknown> {
+  async #terminate(timeoutMs: number): Promise<Record<string, never>> {
     const state = this.#container.get(this.#init.instance).state;
     if (state === 'started') await this.#container.quiesce(this.#init.instance, { timeoutMs });
     else {

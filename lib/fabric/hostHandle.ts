@@ -8,8 +8,9 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { AmixError, ErrorCode, errorFromPlain } from '../core/errors.js';
-import type { HostMessage } from './host.js';
+import { AmixError, ErrorCode } from '../core/errors.js';
+import { RpcPeer, type AnyArgs, type ArgsOf, type ResultOf } from '../core/rpc.js';
+import { fromHostWire, toHostWire, type HostEvent, type HostMessage, type HostOps } from './hostProtocol.js';
 import type { PointScope } from './point.js';
 
 const HOST_SCRIPT = new URL('./host.js', import.meta.url);
@@ -20,15 +21,18 @@ export interface HostExit {
   signal: NodeJS.Signals | null;
 }
 
+/** One of the ops a host answers (see {@link HostOps}). */
+export type HostOp = keyof HostOps;
+
 /**
- * @internal A running host. Events: `'event'` (from the host), `'exit'` ({@link HostExit}).
+ * @internal A running host. Events: `'event'` ({@link HostEvent}, from the
+ * host), `'exit'` ({@link HostExit}), `'hostError'` (Error).
  */
-export class HostHandle extends EventEmitter {
+export class HostHandle extends EventEmitter<{ event: [HostEvent]; exit: [HostExit]; hostError: [Error] }> {
   readonly scope: PointScope;
   #worker?: Worker;
   #child?: ChildProcess;
-  #nextId = 1;
-  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  readonly #rpc: RpcPeer;
   #exited: HostExit | undefined;
   /** Resolves when the host has exited. */
   readonly exited: Promise<HostExit>;
@@ -37,6 +41,21 @@ export class HostHandle extends EventEmitter {
   private constructor(scope: PointScope) {
     super();
     this.scope = scope;
+    this.#rpc = new RpcPeer({
+      send: (m) => {
+        const msg = toHostWire(m);
+        if (this.#worker) this.#worker.postMessage(msg);
+        else this.#child!.send(msg);
+      },
+      onEvent: (type, body) => this.emit('event', { type, ...body } as HostEvent),
+      timeoutError: (op, timeoutMs) =>
+        new AmixError(ErrorCode.AMIX_ERR_TIMEOUT, `point host did not answer ${op} within ${timeoutMs} ms`, {
+          details: { op, timeoutMs },
+        }),
+      closedError: (op) => this.#diedError(op),
+      // Keep the fabric's process alive only while a request is outstanding.
+      onBusy: (busy) => this.#ref(busy),
+    });
     this.exited = new Promise((r) => {
       this.#resolveExit = r;
     });
@@ -81,37 +100,15 @@ export class HostHandle extends EventEmitter {
     return this.#exited !== undefined;
   }
 
-  /** Send a control request; rejects with the host's error (rebuilt as an AmixError) or `AMIX_ERR_POINT_DIED` if it exits first. */
-  request<T = unknown>(op: string, args: Record<string, unknown> = {}, timeoutMs = 0): Promise<T> {
-    if (this.#exited) return Promise.reject(this.#diedError(op));
-    const id = this.#nextId++;
-    return new Promise<T>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      if (timeoutMs > 0) {
-        timer = setTimeout(() => {
-          this.#pending.delete(id);
-          reject(
-            new AmixError(ErrorCode.AMIX_ERR_TIMEOUT, `point host did not answer ${op} within ${timeoutMs} ms`, {
-              details: { op, timeoutMs },
-            }),
-          );
-        }, timeoutMs);
-      }
-      this.#pending.set(id, {
-        resolve: (v) => {
-          if (timer) clearTimeout(timer);
-          resolve(v as T);
-        },
-        reject: (e) => {
-          if (timer) clearTimeout(timer);
-          reject(e);
-        },
-      });
-      this.#ref(true);
-      const msg: HostMessage = { kind: 'req', id, op, args };
-      if (this.#worker) this.#worker.postMessage(msg);
-      else this.#child!.send(msg);
-    });
+  /**
+   * Send a control request; rejects with the host's error (rebuilt as an
+   * AmixError), `AMIX_ERR_TIMEOUT` after `timeoutMs` (0: no limit), or
+   * `AMIX_ERR_POINT_DIED` if it exits first.
+   */
+  request<K extends HostOp>(op: K, args: ArgsOf<HostOps, K>, timeoutMs?: number): Promise<ResultOf<HostOps, K>>;
+  request<T = unknown>(op: HostOp, args?: AnyArgs<HostOps>, timeoutMs?: number): Promise<T>;
+  request(op: string, args: object = {}, timeoutMs = 0): Promise<unknown> {
+    return this.#rpc.request(op, args as Record<string, unknown>, { timeoutMs });
   }
 
   /**
@@ -142,7 +139,6 @@ export class HostHandle extends EventEmitter {
   }
 
   #ref(on: boolean): void {
-    // Keep the fabric's process alive only while a request is outstanding.
     const target = this.#worker ?? this.#child;
     if (!target) return;
     if (on) {
@@ -155,23 +151,12 @@ export class HostHandle extends EventEmitter {
   }
 
   #onMessage(m: HostMessage): void {
-    if (m.kind === 'event') {
-      this.emit('event', m.event);
-      return;
-    }
-    if (m.kind !== 'res') return;
-    const p = this.#pending.get(m.id);
-    if (!p) return;
-    this.#pending.delete(m.id);
-    if (this.#pending.size === 0) this.#ref(false);
-    if (m.ok) p.resolve(m.result);
-    else p.reject(errorFromPlain(m.error));
+    if (m.kind === 'event' || m.kind === 'res') this.#rpc.receive(fromHostWire(m));
   }
 
   #onExit(e: HostExit): void {
     this.#exited = e;
-    for (const [, p] of this.#pending) p.reject(this.#diedError('request'));
-    this.#pending.clear();
+    this.#rpc.close();
     this.#resolveExit(e);
     this.emit('exit', e);
   }

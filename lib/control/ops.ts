@@ -1,0 +1,158 @@
+/**
+ * The amixd op table and event map, shared by the daemon (which answers the
+ * ops through a table of handlers) and {@link DaemonClient} (whose
+ * `request` is checked against it). Types only: importing this loads
+ * nothing, so the client does not pull in the daemon's modules.
+ *
+ * @module
+ */
+import type { AttributeInput, PointView } from '../directory/index.js';
+import type { PrimitiveInfo, PrimitiveRegistration } from '../core/registry.js';
+import type { AgentStats, Empty } from '../fabric/agent.js';
+import type { DisconnectOptions, FabricEvent, InstanceInfo, LinkInfo } from '../fabric/fabric.js';
+import type { Direction, PointRegistrationInput } from '../fabric/point.js';
+import type { PeeringStatus, RemoteEvent, RemoteLinkInfo } from '../remote/types.js';
+
+/** A plugged-in container, as the daemon sees it. */
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  owner: string;
+  admin: boolean;
+  pid: number;
+  links: string[];
+  points: string[];
+}
+
+/** What `status` answers (`amix daemon status`). */
+export interface DaemonStatus {
+  pid: number;
+  dir: string;
+  socket: string;
+  version: number;
+  uptimeMs: number;
+  slots: number;
+  containers: ContainerInfo[];
+  directory: string | undefined;
+  points: number;
+  instances: number;
+  links: number;
+  peering?: PeeringStatus;
+}
+
+/** A point as `point.ls` and `point.register` show it. */
+export interface PointInfo {
+  id: string | undefined;
+  name: string;
+  owner: string | undefined;
+  role: string;
+  scope: string;
+  sendPrimitive: string | undefined;
+  receivePrimitive: string | undefined;
+  instances: string[];
+}
+
+/** What `stats` answers: each instance's agent counters (or why it has none), and the links. */
+export interface DaemonStats {
+  at: number;
+  instances: Record<string, AgentStats | { error: string }>;
+  links: LinkInfo[];
+}
+
+/** The arguments of `connect`: two points by name or identifier (`null`: this container). */
+export interface ConnectArgs {
+  a: string | null;
+  b: string | null;
+  direction?: Direction | 1 | 2 | 3 | 4 | undefined;
+  mode?: 'add' | 'hold' | 'conference' | undefined;
+}
+
+/** The hello a container says first, with the daemon's token. */
+export interface HelloArgs {
+  version?: number;
+  token: string;
+  pid?: number;
+  name?: string;
+  owner?: string;
+}
+
+/** The daemon's answer to hello. */
+export interface HelloResult {
+  container: string;
+  daemonPid: number;
+  version: number;
+  runtimeDir: string;
+  admin: boolean;
+}
+
+/** The daemon's op table: each request a container may send, its arguments and its result. */
+export interface DaemonOps {
+  /** Plug in: prove the token (the only op allowed before). */
+  hello: { args: HelloArgs; result: HelloResult };
+  status: { args: Empty; result: DaemonStatus };
+  /** Stop the daemon (after answering). */
+  stop: { args: Empty; result: { stopping: true } };
+  /** Send this container the daemon's events. */
+  subscribe: { args: Empty; result: Empty };
+  'primitive.add': { args: { registration: PrimitiveRegistration }; result: PrimitiveInfo };
+  'primitive.rm': { args: { name: string }; result: Empty };
+  'primitive.ls': { args: Empty; result: PrimitiveInfo[] };
+  'point.register': {
+    args: {
+      registration: PointRegistrationInput;
+      attributes?: Record<string, AttributeInput>;
+      /** End the point when this container goes. */
+      ephemeral?: boolean;
+    };
+    result: PointInfo & { id: string };
+  };
+  'point.rm': { args: { name: string }; result: Empty };
+  /** The same as `point.rm`. */
+  destroy: { args: { name: string }; result: Empty };
+  'point.ls': { args: Empty; result: PointInfo[] };
+  'point.show': {
+    args: { name: string };
+    result: PointView & { instances: InstanceInfo[] | never[]; daemon?: string };
+  };
+  query: {
+    args: { expr: string; limit?: number; offset?: number };
+    result: { points: readonly PointView[]; more: boolean };
+  };
+  connect: { args: ConnectArgs; result: LinkInfo | RemoteLinkInfo };
+  disconnect: { args: { link: string; terminate?: DisconnectOptions['terminate'] }; result: Empty };
+  suspend: { args: { link: string }; result: LinkInfo | RemoteLinkInfo };
+  resume: { args: { link: string }; result: LinkInfo | RemoteLinkInfo };
+  peers: { args: Empty; result: PeeringStatus | { peers: never[] } };
+  reconnect: { args: { name: string }; result: InstanceInfo[] };
+  execute: { args: { name: string }; result: InstanceInfo };
+  links: { args: Empty; result: Array<LinkInfo | RemoteLinkInfo> };
+  instances: { args: Empty; result: InstanceInfo[] };
+  stats: { args: Empty; result: DaemonStats };
+}
+
+/** One of the daemon's ops. */
+export type DaemonOp = keyof DaemonOps;
+
+/** The daemon's own events about containers. */
+export type ContainerEvent =
+  | { type: 'daemon.containerPlugged'; container: string; name: string; pid: number }
+  | { type: 'daemon.containerUnplugged'; container: string; name: string };
+
+/** Every event the daemon broadcasts, as it raises it. */
+export type DaemonEvent = FabricEvent | ContainerEvent | RemoteEvent;
+
+/** An error as an event body carries it. */
+export interface EventError {
+  message: string;
+  code: string | undefined;
+}
+
+type OnWire<T> = T extends Error ? EventError : T;
+
+/** The body of an event on the wire: its fields but `type`, errors as {@link EventError}. */
+export type EventBody<E extends { type: string }> = {
+  [K in keyof E as K extends 'type' ? never : K]: OnWire<E[K]>;
+};
+
+/** The event map subscribers receive: each event type to its body. */
+export type DaemonEvents = { [T in DaemonEvent['type']]: EventBody<Extract<DaemonEvent, { type: T }>> };

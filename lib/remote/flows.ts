@@ -1,0 +1,180 @@
+/**
+ * Remote flows: the two halves of each flow through a conduit. Outgoing, a
+ * fabric link from the local point to the conduit and a pump that wraps
+ * what it receives and sends it to the peer; incoming, a link from the
+ * conduit to the local receiver, opened on first use. Opening and closing
+ * ask the peer for its half.
+ *
+ * @module
+ */
+import type { Channel } from '../core/channel.js';
+import { AmixError, ErrorCode, describe } from '../core/errors.js';
+import type { PointView } from '../directory/index.js';
+import { parsePointId } from '../directory/index.js';
+import { normalizePoint, registrationInput, type PointRegistration } from '../fabric/point.js';
+import type { Conduit, InFlow, OutFlow, RemoteLink } from './conduit.js';
+import { EnvelopeReader, envelopeWriter } from './envelope.js';
+import type { PeeringCore } from './state.js';
+import { BATCH, key } from './types.js';
+
+/** @internal Opens, pumps and closes the flows through every conduit. */
+export class Flows {
+  readonly #core: PeeringCore;
+
+  constructor(core: PeeringCore) {
+    this.#core = core;
+  }
+
+  /** Open one flow of a remote link: `out` when `from` is the local point. */
+  async openFlow(c: Conduit, from: PointView, to: PointView, out: boolean): Promise<void> {
+    if (out) {
+      // The peer first (it checks the receiver), then our half, which starts sending.
+      await this.#core.request(c, 'open', { sender: from.id, receiver: to.id });
+      await this.openOut(c, from, to);
+    } else {
+      await this.openIn(c, from.id, to.id);
+      await this.#core.request(c, 'openOut', { sender: from.id, receiver: to.id });
+    }
+  }
+
+  /** Link local point `from` to the conduit, planned as remote point `to`, and start the pump. */
+  async openOut(c: Conduit, from: PointView, to: PointView): Promise<OutFlow> {
+    const k = key(from.id, to.id);
+    const existing = c.out.get(k);
+    if (existing && this.#core.host.fabric.hasLink(existing.link)) return existing;
+    let standIn: PointRegistration;
+    try {
+      standIn = normalizePoint(registrationInput(to));
+    } catch (err) {
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_INVALID_ARG,
+        `peer ${c.id} described point ${to.id} in a way this daemon cannot use: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    const link = await this.#core.host.fabric.connect(from.name, null, {
+      direction: 'aToB',
+      as: c.end(to.id),
+      standIn,
+    });
+    const flow: OutFlow = {
+      key: k,
+      sender: from.id,
+      receiver: to.id,
+      link: link.id,
+      seq: 0,
+      wrap: envelopeWriter(from.id, to.id),
+    };
+    c.out.set(k, flow);
+    const rx = c.endpoint.channels(link.id).rx[0];
+    if (rx) void this.#pump(c, flow, rx);
+    return flow;
+  }
+
+  /**
+   * The conduit's outbound half of one flow: take what the local point sent
+   * (a batch at a time), wrap each message, send it to the peer. Waiting on
+   * the data channel's credit is the backpressure.
+   */
+  async #pump(c: Conduit, f: OutFlow, rx: Channel): Promise<void> {
+    for (;;) {
+      let batch: Uint8Array[];
+      try {
+        batch = await rx.receiveMany({ maxCount: BATCH });
+      } catch {
+        break;
+      }
+      const frames = f.wrap.many(f.seq, batch);
+      f.seq += batch.length;
+      for (;;) {
+        if (this.#core.closed) return;
+        await c.dataReady();
+        const tx = c.dataTx;
+        if (!tx) return;
+        try {
+          await tx.sendMany(frames);
+          c.stats.sent += frames.length;
+          break;
+        } catch (err) {
+          // Replaced by a new data channel (the peer moved): send again there. Otherwise the conduit is closing.
+          if (c.dataTx !== tx) continue;
+          this.#core.host.log(`peering: flow ${f.key} to ${c.id} stopped: ${(err as Error).message}`);
+          return;
+        }
+      }
+    }
+    if (c.out.get(f.key) === f) c.out.delete(f.key);
+  }
+
+  /** The conduit's inbound half: a link from the conduit to local point `receiver`, opened once. */
+  openIn(c: Conduit, sender: string, receiver: string): Promise<InFlow> {
+    const k = key(sender, receiver);
+    const have = c.in.get(k);
+    if (have && have.ch.isOpen && this.#core.host.fabric.hasLink(have.link)) return Promise.resolve(have);
+    let p = c.opening.get(k);
+    if (!p) {
+      p = (async () => {
+        const view = this.#core.host.directory.getPoint(receiver);
+        if (!view || parsePointId(view.id)?.directoryId !== this.#core.id) {
+          throw new AmixError(
+            ErrorCode.AMIX_ERR_UNKNOWN_POINT,
+            `no point identified ${describe(receiver)} on ${this.#core.id}`,
+            { details: { receiver } },
+          );
+        }
+        const link = await this.#core.host.fabric.connect(null, view.name, { direction: 'aToB', as: c.end(sender) });
+        const ch = c.endpoint.channels(link.id).tx[0];
+        if (!ch)
+          throw new AmixError(
+            ErrorCode.AMIX_ERR_INTERNAL,
+            `the link to ${view.name} has no sending end at the conduit`,
+          );
+        const f: InFlow = {
+          key: k,
+          sender,
+          receiver,
+          link: link.id,
+          ch,
+          expected: undefined,
+          reader: new EnvelopeReader(sender, receiver),
+        };
+        c.in.set(k, f);
+        return f;
+      })().finally(() => c.opening.delete(k));
+      c.opening.set(k, p);
+    }
+    return p;
+  }
+
+  async closeFlows(c: Conduit, rl: RemoteLink): Promise<void> {
+    for (const f of rl.flows) {
+      const k = key(f.sender, f.receiver);
+      if (f.local === 'out') {
+        await this.closeOut(c, k);
+        if (c.state === 'up')
+          await this.#core.request(c, 'close', { sender: f.sender, receiver: f.receiver }).catch(() => {});
+      } else {
+        if (c.state === 'up')
+          await this.#core.request(c, 'close', { sender: f.sender, receiver: f.receiver }).catch(() => {});
+        await this.closeIn(c, k);
+      }
+    }
+  }
+
+  /** Take down the local half of an outgoing flow (flushed by the disconnect), and wait until the peer has acknowledged what was sent. */
+  async closeOut(c: Conduit, k: string): Promise<void> {
+    const f = c.out.get(k);
+    if (!f) return;
+    c.out.delete(k);
+    await this.#core.host.fabric.disconnect(f.link).catch(() => {});
+    // Everything sent so far is acknowledged by the peer before it closes its half.
+    await c.dataTx?.cycle().catch(() => {});
+  }
+
+  async closeIn(c: Conduit, k: string): Promise<void> {
+    const f = c.in.get(k);
+    if (!f) return;
+    c.in.delete(k);
+    if (this.#core.host.fabric.hasLink(f.link)) await this.#core.host.fabric.disconnect(f.link).catch(() => {});
+  }
+}

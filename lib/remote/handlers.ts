@@ -1,0 +1,116 @@
+/**
+ * The peer op table: how this daemon answers another daemon's control
+ * requests (hello, directory resolve and query, and the halves of remote
+ * flows). Arguments come off the network, so each handler checks what it
+ * reads.
+ *
+ * @module
+ */
+import { AmixError, ErrorCode, describe } from '../core/errors.js';
+import { handlerTable, type Handlers, type RpcHandler } from '../core/rpc.js';
+import type { PointView } from '../directory/index.js';
+import { parsePointId } from '../directory/index.js';
+import type { Conduit } from './conduit.js';
+import type { Flows } from './flows.js';
+import type { Sessions } from './sessions.js';
+import type { PeeringCore, Route } from './state.js';
+import type { Empty } from '../fabric/agent.js';
+import { checkHello, dirOf, key, type FlowArgs, type Forward, type PeerOps } from './types.js';
+
+/** An identifier argument: `AMIX_ERR_INVALID_ARG` unless a non-empty string. */
+function ident(op: string, a: object, k: string): string {
+  const v = (a as Record<string, unknown>)[k];
+  if (typeof v !== 'string' || v === '')
+    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `${op}: ${k} must be an identifier`);
+  return v;
+}
+
+/** The hops and visited list a federated request carries on, if well formed. */
+function forwardOf(a: Forward): Forward {
+  return {
+    ...(typeof a.hops === 'number' ? { hops: a.hops } : {}),
+    ...(Array.isArray(a.visited) ? { visited: a.visited as string[] } : {}),
+  };
+}
+
+/**
+ * @internal The handler of every request from a peer: a hello binds the
+ * sender; anything else waits for the sender's hello if one is in progress,
+ * then goes to the op table with the sender's conduit.
+ */
+export function peerHandler(core: PeeringCore, sessions: Sessions, flows: Flows): RpcHandler<Route> {
+  const fabric = core.host.fabric;
+  const directory = core.host.directory;
+  const ops: Handlers<Omit<PeerOps, 'hello'>, Conduit> = {
+    resolve: async (a) => (await directory.resolve(ident('resolve', a, 'nameOrId'), forwardOf(a))) ?? null,
+    query: async (a) => {
+      const r = await directory.query(ident('query', a, 'expr'), {
+        ...forwardOf(a),
+        ...(typeof a.limit === 'number' ? { limit: a.limit } : {}),
+        ...(typeof a.offset === 'number' ? { offset: a.offset } : {}),
+      });
+      return { points: r.points, more: r.more };
+    },
+    open: async (a, c) => {
+      // The peer will send from `sender` to our point `receiver`: check the receiver and open its link now.
+      const receiver = ident('open', a, 'receiver');
+      const view = directory.getPoint(receiver);
+      if (view && (view.record as { role?: string }).role === 'sender')
+        throw new AmixError(ErrorCode.AMIX_ERR_BAD_DIRECTION, `point "${view.name}" is a sender and cannot receive`);
+      await flows.openIn(c, ident('open', a, 'sender'), receiver);
+      return {};
+    },
+    openOut: async (a, c) => {
+      // The peer wants our point `sender` to send to its point `receiver`.
+      const from = directory.getPoint(ident('openOut', a, 'sender'));
+      if (!from || parsePointId(from.id)?.directoryId !== core.id)
+        throw new AmixError(
+          ErrorCode.AMIX_ERR_UNKNOWN_POINT,
+          `no point identified ${describe(a.sender)} on ${core.id}`,
+        );
+      const to = (await core.request(c, 'resolve', {
+        nameOrId: ident('openOut', a, 'receiver'),
+        hops: 0,
+      })) as PointView | null;
+      if (!to)
+        throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `peer ${c.id} does not know ${describe(a.receiver)}`);
+      const flow = await flows.openOut(c, from, to);
+      return fabric.link(flow.link);
+    },
+    close: async (a, c) => {
+      const k = key(ident('close', a, 'sender'), ident('close', a, 'receiver'));
+      await flows.closeOut(c, k);
+      await flows.closeIn(c, k);
+      return {};
+    },
+    suspend: (a, c) => setFlowSuspended(a, c, true),
+    resume: (a, c) => setFlowSuspended(a, c, false),
+  };
+  const setFlowSuspended = async (a: FlowArgs, c: Conduit, on: boolean): Promise<Empty> => {
+    const op = on ? 'suspend' : 'resume';
+    const out = c.out.get(key(ident(op, a, 'sender'), ident(op, a, 'receiver')));
+    if (!out) throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_LINK, `no flow ${a.sender} -> ${a.receiver} here`);
+    await (on ? fabric.suspend(out.link) : fabric.resume(out.link));
+    return {};
+  };
+  const table = handlerTable(
+    ops,
+    (op) => new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `unknown peer request ${describe(op)}`),
+  );
+  return async (op, args, from) => {
+    const sender = from.sender!;
+    const dir = dirOf(sender) ?? sender;
+    from.op = op;
+    from.conduit = core.peers.get(dir);
+    // A peer answers our hello and may send requests at once; they can get
+    // here before our side of that hello has bound its conduit (the channels
+    // open asynchronously). Wait for it rather than drop the request.
+    if (op !== 'hello' && !from.conduit?.ctlTx) from.conduit = await sessions.whenPeer(dir);
+    if (op === 'hello') {
+      from.conduit = await sessions.bind(checkHello(args));
+      return core.helloArgs();
+    }
+    if (!from.conduit) throw new AmixError(ErrorCode.AMIX_ERR_UNAUTHORIZED, `say hello before ${describe(op)}`);
+    return (await table(op, args, from.conduit)) ?? null;
+  };
+}

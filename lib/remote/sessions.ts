@@ -1,0 +1,229 @@
+/**
+ * Peer sessions: dialling the configured peers, the hello in both
+ * directions, binding a peer's hello to its conduit (serialised per peer),
+ * noticing a peer's loss, re-opening flows after a peer came back, and the
+ * hello wait (requests and envelopes from a daemon still saying hello).
+ *
+ * @module
+ */
+import { LRUCache } from 'lru-cache';
+import type { Channel } from '../core/channel.js';
+import { AmixError, ErrorCode } from '../core/errors.js';
+import type { ChannelEvent } from '../core/primitive.js';
+import { WaitList } from '../core/waitList.js';
+import { Conduit, type Dial } from './conduit.js';
+import { directoryPeer } from './federation.js';
+import type { PeeringCore } from './state.js';
+import { DAEMON_ID, STRANGER_TTL_MS, checkHello, controlAddress, peerLost, type PeerHello } from './types.js';
+
+/** @internal The sessions with peer daemons. */
+export class Sessions {
+  readonly #core: PeeringCore;
+  /** Binds in progress, by peer id (serialised per peer). */
+  readonly #binding = new Map<string, Promise<Conduit>>();
+  /** Callers waiting for a peer's hello to finish, by directory id (see {@link Sessions.whenPeer}). */
+  readonly #helloWaiters = new Map<string, WaitList<void, Conduit | undefined>>();
+  /** Directory ids that were waited for and never said hello: not waited for again until they do (or the entry ages out). */
+  readonly #strangers = new LRUCache<string, true>({ max: 1024, ttl: STRANGER_TTL_MS });
+
+  constructor(core: PeeringCore) {
+    this.#core = core;
+  }
+
+  /** Stop waiting for hellos: every waiter gets "no such peer". */
+  close(): void {
+    for (const list of this.#helloWaiters.values())
+      for (let w = list.shift(); w; w = list.shift()) w.resolve(undefined);
+    this.#helloWaiters.clear();
+  }
+
+  /** Dial a configured peer: keep trying until it answers, then say hello (again after every reconnect). */
+  async dial(d: Dial): Promise<void> {
+    const address = controlAddress(d.config.endpoint, d.config.publicKey);
+    try {
+      d.tx = await this.#core.open({ address, ...this.#core.client() }, (e) => this.#onDialEvent(d, e));
+    } catch (err) {
+      d.state = 'refused';
+      d.error = err as AmixError;
+      this.#core.host.log(`peering: cannot dial ${d.config.endpoint}: ${(err as Error).message}`);
+      return;
+    }
+    while (!this.#core.closed) {
+      try {
+        await d.tx.connect();
+        await this.#hello(d);
+        return;
+      } catch (err) {
+        if (this.#core.closed) return;
+        const e = err as AmixError;
+        if (e.code === ErrorCode.AMIX_ERR_UNAUTHORIZED) {
+          if (d.state !== 'refused')
+            this.#core.host.log(`peering: ${d.config.endpoint} refused this daemon: ${e.message}`);
+          d.state = 'refused';
+          d.error = e;
+          this.#core.host.broadcast({ type: 'remote.peerRefused', endpoint: d.config.endpoint, error: e });
+        }
+        await new Promise((r) => setTimeout(r, 500).unref());
+      }
+    }
+  }
+
+  #onDialEvent(d: Dial, e: ChannelEvent): void {
+    if (this.#core.closed) return;
+    if (e.type === 'reconnected' || (e.type === 'resumed' && d.state === 'down')) {
+      // The peer may be a new process that knows nothing of us: say hello again.
+      void this.#hello(d).catch((err: Error) =>
+        this.#core.host.log(`peering: hello to ${d.config.endpoint} failed: ${err.message}`),
+      );
+    } else if (e.type === 'peerLost') {
+      const c = d.peer ? this.#core.peers.get(d.peer) : undefined;
+      if (c) this.#lost(c, e.error as AmixError | undefined);
+      else if (d.state !== 'refused') d.state = 'down';
+    }
+  }
+
+  async #hello(d: Dial): Promise<void> {
+    const reply = await this.#core.hello(d.tx!);
+    const c = await this.bind(checkHello(reply), d.tx!);
+    d.peer = c.id;
+    d.state = 'up';
+    d.error = undefined;
+  }
+
+  /**
+   * Take a peer's hello (or hello reply): make or refresh its conduit, with
+   * sending ends to the addresses it gave; re-open what this daemon had
+   * through it (the peer may have restarted and lost its half).
+   */
+  bind(h: PeerHello, dialled?: Channel): Promise<Conduit> {
+    // Two hellos from one peer can cross (its reconnect hello and the reply to
+    // ours): bind them one after the other, or both would open data channels.
+    const next = (this.#binding.get(h.id) ?? Promise.resolve()).catch(() => {}).then(() => this.#bindNow(h, dialled));
+    this.#binding.set(h.id, next);
+    void next
+      .catch(() => {})
+      .finally(() => {
+        if (this.#binding.get(h.id) === next) this.#binding.delete(h.id);
+      });
+    return next;
+  }
+
+  async #bindNow(h: PeerHello, dialled?: Channel): Promise<Conduit> {
+    if (h.id === this.#core.id)
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_INVALID_ARG,
+        `peer ${h.control.endpoint} is this daemon itself (directory ${h.id})`,
+      );
+    let c = this.#core.peers.get(h.id);
+    const fresh = !c;
+    if (!c) {
+      c = new Conduit(h.id, this.#core.host.fabric);
+      this.#core.peers.set(h.id, c);
+    }
+    const wasDown = c.state !== 'up';
+    // Control to the peer: the channel we dialled it on, else the one we have if it still points there, else a new one.
+    const keep = dialled ?? (c.ctlEndpoint === h.control.endpoint ? c.ctlTx : undefined);
+    if (c.ctlTx !== keep || !keep) {
+      const old = c.ctlTx;
+      const conduit = c;
+      c.ctlTx =
+        keep ??
+        (await this.#core.open({ address: h.control, ...this.#core.client() }, (e) =>
+          this.#onConduitEvent(conduit, e),
+        ));
+      c.ctlEndpoint = h.control.endpoint;
+      // A dial channel belongs to its dial (it re-says hello after reconnects); only our own are closed here.
+      if (old && !this.#isDial(old)) await old.destroy().catch(() => {});
+    }
+    if (!c.dataTx || c.dataEndpoint !== h.data.endpoint) {
+      const old = c.dataTx;
+      c.setDataTx(await this.#core.open({ address: h.data, ...this.#core.client() }));
+      c.dataEndpoint = h.data.endpoint;
+      if (old) await old.destroy().catch(() => {});
+    }
+    c.state = 'up';
+    c.error = undefined;
+    // A new process behind this id numbers its flows from 0 again.
+    for (const f of c.in.values()) f.expected = undefined;
+    if (!this.#core.dirPeers.has(c.id)) {
+      const peer = directoryPeer(this.#core, c);
+      this.#core.dirPeers.set(c.id, peer);
+      this.#core.host.directory.addPeer(peer);
+    }
+    this.#strangers.delete(c.id);
+    const waiting = this.#helloWaiters.get(c.id);
+    this.#helloWaiters.delete(c.id);
+    for (let w = waiting?.shift(); w; w = waiting?.shift()) w.resolve(c);
+    if (fresh || wasDown) {
+      this.#core.host.log(`peering: ${c.id} is up at ${h.control.endpoint}`);
+      this.#core.host.broadcast({
+        type: 'remote.peerUp',
+        peer: c.id,
+        endpoint: h.control.endpoint,
+        links: this.#core.linksOf(c),
+      });
+      // After the hello reply has gone out (callers' next step), or the peer would get requests before it knows us.
+      const conduit = c;
+      setImmediate(() => void this.#reopen(conduit));
+    }
+    return c;
+  }
+
+  #isDial(tx: Channel): boolean {
+    return this.#core.dials.some((d) => d.tx === tx);
+  }
+
+  #onConduitEvent(c: Conduit, e: ChannelEvent): void {
+    if (this.#core.closed) return;
+    if (e.type === 'peerLost') this.#lost(c, e.error as AmixError | undefined);
+    // A peer that dialled us says hello again itself when it comes back.
+  }
+
+  #lost(c: Conduit, error: AmixError | undefined): void {
+    if (c.state === 'down') return;
+    c.state = 'down';
+    c.error = error ?? new AmixError(ErrorCode.AMIX_ERR_PEER_LOST, `lost peer ${c.id}`);
+    this.#core.rpc.failWhere(c.id, peerLost(c));
+    this.#core.host.log(`peering: lost ${c.id}: ${c.error.message}`);
+    this.#core.host.broadcast({ type: 'remote.peerLost', peer: c.id, links: this.#core.linksOf(c), error: c.error });
+  }
+
+  /** After a peer came (back): ask it again for its half of every flow this daemon made through it. */
+  async #reopen(c: Conduit): Promise<void> {
+    for (const rl of this.#core.links.values()) {
+      if (rl.peer !== c.id) continue;
+      for (const f of rl.flows) {
+        try {
+          if (f.local === 'out') await this.#core.request(c, 'open', { sender: f.sender, receiver: f.receiver });
+          else await this.#core.request(c, 'openOut', { sender: f.sender, receiver: f.receiver });
+        } catch (err) {
+          this.#core.host.log(
+            `peering: cannot re-open ${f.sender} -> ${f.receiver} at ${c.id}: ${(err as Error).message}`,
+          );
+          this.#core.host.broadcast({ type: 'remote.linkFailed', link: rl.id, peer: c.id, error: err as Error });
+        }
+      }
+    }
+  }
+
+  /**
+   * The conduit of peer `dir` once its hello is bound, waiting up to
+   * `helloGraceMs` for a hello in progress; undefined if none comes. An id
+   * that never says hello is remembered for a while so that a stream of
+   * envelopes from it costs one wait, not one each.
+   */
+  whenPeer(dir: string): Promise<Conduit | undefined> {
+    const c = this.#core.peers.get(dir);
+    if (c?.ctlTx) return Promise.resolve(c);
+    if (this.#core.closed || !DAEMON_ID.test(dir) || this.#strangers.has(dir)) return Promise.resolve(undefined);
+    let list = this.#helloWaiters.get(dir);
+    if (!list) this.#helloWaiters.set(dir, (list = new WaitList<void, Conduit | undefined>()));
+    const waiting = list;
+    return waiting.wait(undefined, { timeoutMs: this.#core.helloGrace, what: `the hello of ${dir}` }).catch(() => {
+      // Timed out (or the peering closed): remember the stranger, answer "no such peer".
+      if (waiting.length === 0 && this.#helloWaiters.get(dir) === waiting) this.#helloWaiters.delete(dir);
+      if (!this.#core.closed) this.#strangers.set(dir, true);
+      return undefined;
+    });
+  }
+}

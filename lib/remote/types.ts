@@ -1,0 +1,252 @@
+/**
+ * What the peering modules share: the options and the host they are given,
+ * the shapes they report (peer, conduit stats, remote link, status, events),
+ * the peer op table, the control channel's constants, and small helpers.
+ *
+ * @module
+ */
+import type { PointView } from '../directory/index.js';
+import { parsePointId } from '../directory/index.js';
+import { MAX_CONTROL_FRAME, PROTOCOL_VERSION } from '../core/controlCodec.js';
+import { AmixError, ErrorCode, describe } from '../core/errors.js';
+import type { Empty } from '../fabric/agent.js';
+import type { Direction } from '../fabric/point.js';
+import type { Directory } from '../directory/index.js';
+import type { Fabric, LinkInfo } from '../fabric/fabric.js';
+import type { CurveKeyPair } from '../../primitives/zeromq/keys.js';
+import { maxFrameBytesFor, type ZeromqAddress } from '../../primitives/zeromq.js';
+
+/** A daemon to dial: its `--listen` endpoint, and its public key when it uses CURVE. */
+export interface PeerConfig {
+  endpoint: string;
+  publicKey?: string;
+}
+
+/** Options for {@link Peering}. */
+export interface PeeringOptions {
+  /** Control endpoint to bind (`tcp://HOST:PORT`). Default `tcp://127.0.0.1:*`. */
+  listen?: string;
+  /** Daemons to dial. */
+  peers?: PeerConfig[];
+  /** This daemon's CURVE key pair. With it, both receiving ends are CURVE servers. */
+  keys?: CurveKeyPair;
+  /** Public keys of the daemons allowed to peer; required with `keys` (anything else is refused). */
+  allow?: Iterable<string>;
+  /** Allow a non-loopback listen without keys. Default false. */
+  insecure?: boolean;
+  /** How long a request to a peer may take. Default 10000 ms. */
+  requestTimeoutMs?: number;
+  /**
+   * How long a request or envelope from a daemon that is still saying hello
+   * waits for that hello to finish before it is refused. Default 10 s.
+   */
+  helloGraceMs?: number;
+}
+
+/** What a daemon lends its peering. */
+export interface PeeringHost {
+  readonly fabric: Fabric;
+  readonly directory: Directory;
+  /** The daemon's directory (for `peering.json`). */
+  readonly stateDir: string;
+  log(line: string): void;
+  broadcast(e: RemoteEvent): void;
+}
+
+/** A conduit's counters. */
+export interface ConduitStats {
+  /** Envelopes sent to the peer. */
+  sent: number;
+  /** Envelopes from the peer delivered to local points. */
+  received: number;
+  /** Envelopes from the peer refused (unknown receiver, or its link would not open). */
+  rejected: number;
+  /** Envelopes whose sequence skipped ahead of the one expected. */
+  gaps: number;
+  /** Envelopes that arrived again and were dropped. */
+  duplicates: number;
+}
+
+/** One peer as `amix daemon status` shows it. */
+export interface PeerInfo {
+  /** The peer's directory id (its points' identifiers start with it). */
+  id: string | undefined;
+  /** The endpoint dialled, or the peer's control endpoint. */
+  endpoint: string | undefined;
+  state: 'connecting' | 'up' | 'down' | 'refused';
+  /** The last refusal or loss, with its code. */
+  error?: { code: string; message: string };
+  stats: ConduitStats;
+  links: string[];
+}
+
+/** A remote link as amixd returns it: a {@link LinkInfo} plus the peer. */
+export interface RemoteLinkInfo extends LinkInfo {
+  remote: { peer: string; flows: Array<{ sender: string; receiver: string; local: 'out' | 'in'; link?: string }> };
+}
+
+/** What `peers` (and the `peering` part of the daemon's status) answers. */
+export interface PeeringStatus {
+  /** This daemon's directory id. */
+  id: string;
+  control?: string;
+  data?: string;
+  dataAddress?: ZeromqAddress;
+  /** Envelopes that did not decode. */
+  badEnvelopes: number;
+  /** Envelopes from no known peer. */
+  unknownSender: number;
+  /** Connections the CURVE allow-list refused. */
+  refused: number;
+  peers: PeerInfo[];
+}
+
+/** The events peering raises (through {@link PeeringHost.broadcast}). */
+export type RemoteEvent =
+  | { type: 'remote.linkConnected'; link: string; peer: string; a: string; b: string; direction: Direction }
+  | { type: 'remote.linkDisconnected'; link: string; peer: string }
+  | { type: 'remote.linkFailed'; link: string; peer: string; error: Error }
+  | { type: 'remote.peerRefused'; endpoint: string; error: Error }
+  | { type: 'remote.peerUp'; peer: string; endpoint: string; links: string[] }
+  | { type: 'remote.peerLost'; peer: string; links: string[]; error: Error }
+  | { type: 'remote.badEnvelope'; plane: string; error: Error }
+  | ({ type: 'remote.rejected'; peer: string | undefined } & Partial<RejectedBody>);
+
+/** The body of a `rejected` event a daemon sends the peer whose envelopes it refused. */
+export interface RejectedBody {
+  sender: string;
+  receiver: string;
+  count: number;
+  code: string;
+  message: string;
+}
+
+/** What a daemon says in its hello to a peer, and answers to one. */
+export interface PeerHello {
+  id: string;
+  version: number;
+  control: ZeromqAddress;
+  data: ZeromqAddress;
+}
+
+/** A flow between two daemons: from point `sender` to point `receiver`. */
+export interface FlowArgs {
+  sender: string;
+  receiver: string;
+}
+
+/** How far a federated resolve or query may still go, and where it has been. */
+export interface Forward {
+  hops?: number | undefined;
+  visited?: readonly string[] | undefined;
+}
+
+/** The op table between peer daemons (answered by `lib/remote/handlers.ts`). */
+export interface PeerOps {
+  /** Bind the sender as a peer (the only op before which nothing else is taken). */
+  hello: { args: PeerHello; result: PeerHello };
+  /** Find a point by name or identifier here (or, with hops left, further on). */
+  resolve: { args: { nameOrId: string } & Forward; result: PointView | null };
+  /** Run a directory query here (and further on). */
+  query: {
+    args: { expr: string; limit?: number | undefined; offset?: number | undefined } & Forward;
+    result: { points: readonly PointView[]; more: boolean };
+  };
+  /** The peer will send `sender` -> our `receiver`: open the receiver's link now. */
+  open: { args: FlowArgs; result: Empty };
+  /** Our point `sender` should send to the peer's `receiver`. */
+  openOut: { args: FlowArgs; result: LinkInfo };
+  /** Take a flow down at both halves here. */
+  close: { args: FlowArgs; result: Empty };
+  /** Suspend a flow whose sender is here. */
+  suspend: { args: FlowArgs; result: Empty };
+  /** Resume a flow whose sender is here. */
+  resume: { args: FlowArgs; result: Empty };
+}
+
+/** The largest control message between daemons (a control frame plus its envelope). */
+export const CTL_MAX_BYTES = MAX_CONTROL_FRAME + 4096;
+/** Control channels hold few messages; requests are small and answered quickly. */
+export const CTL_MAXMSG = 256;
+/** The control channel's credit grant threshold. */
+export const CTL_MINMSG = 64;
+/** Receiver identifier of control envelopes sent before the peer's id is known. */
+export const ANY = '*';
+/** Envelopes per turn of the data loop and of a conduit pump. */
+export const BATCH = 256;
+/** What a daemon's id (its directory id) may look like on the wire. */
+export const DAEMON_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** How long an id that was waited for in vain is not waited for again. */
+export const STRANGER_TTL_MS = 60_000;
+
+/** Check a peer's hello (untrusted input) and return it typed. */
+export function checkHello(a: unknown): PeerHello {
+  const h = a as Partial<PeerHello> | null;
+  if (!h || typeof h.id !== 'string' || !DAEMON_ID.test(h.id))
+    throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, 'peer hello without a directory id');
+  if (h.version !== PROTOCOL_VERSION)
+    throw new AmixError(
+      ErrorCode.AMIX_ERR_PROTOCOL,
+      `peer ${h.id} speaks protocol ${describe(h.version)}, this daemon ${PROTOCOL_VERSION}`,
+    );
+  for (const k of ['control', 'data'] as const) {
+    const x = h[k];
+    if (!x || typeof x !== 'object' || typeof x.endpoint !== 'string')
+      throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `peer ${h.id} hello without a ${k} address`);
+  }
+  return h as PeerHello;
+}
+
+/** The address of a peer's control receiving end, from its `--listen` endpoint and key (all else is fixed). */
+export function controlAddress(endpoint: string, publicKey?: string): ZeromqAddress {
+  return {
+    endpoint,
+    ...(publicKey ? { serverPublicKey: publicKey } : {}),
+    maxmsg: CTL_MAXMSG,
+    minmsg: CTL_MINMSG,
+    maxMessageBytes: CTL_MAX_BYTES,
+    maxFrameBytes: maxFrameBytesFor(CTL_MAX_BYTES),
+    discard: 'block',
+  };
+}
+
+/** The key of flow `sender` -> `receiver` in a conduit's maps. */
+export function key(sender: string, receiver: string): string {
+  return `${sender}>${receiver}`;
+}
+
+/** The daemon (directory id) behind a point identifier, or a bare daemon id as control envelopes carry it. */
+export function dirOf(id: string): string | undefined {
+  return parsePointId(id)?.directoryId ?? (DAEMON_ID.test(id) ? id : undefined);
+}
+
+/** Zeroed conduit counters. */
+export function newConduitStats(): ConduitStats {
+  return { sent: 0, received: 0, rejected: 0, gaps: 0, duplicates: 0 };
+}
+
+/** `AMIX_ERR_PEER_LOST` for a conduit whose peer is not up. */
+export function peerLost(c: { id: string; state: string; error: AmixError | undefined }): AmixError {
+  return new AmixError(ErrorCode.AMIX_ERR_PEER_LOST, `peer daemon ${c.id} is ${c.state}`, {
+    details: { peer: c.id, state: c.state },
+    ...(c.error ? { cause: c.error } : {}),
+  });
+}
+
+/** The host part of a `tcp://HOST:PORT` endpoint; `AMIX_ERR_INVALID_ARG` if it is not one. */
+export function hostOf(endpoint: string): string {
+  const m = /^tcp:\/\/(\[[^\]]+\]|[^:/]+):(\d+|\*)$/.exec(endpoint);
+  if (!m)
+    throw new AmixError(
+      ErrorCode.AMIX_ERR_INVALID_ARG,
+      `a peering endpoint must look like tcp://HOST:PORT (got ${describe(endpoint)})`,
+      { details: { endpoint } },
+    );
+  return m[1]!;
+}
+
+/** Parse and check a `tcp://HOST:PORT` peering endpoint (for the CLI and config). */
+export function checkPeerEndpoint(endpoint: string): string {
+  hostOf(endpoint);
+  return endpoint;
+}
