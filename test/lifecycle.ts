@@ -6,7 +6,10 @@ import t, { type Test } from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Container, Endpoint, Fabric, PrimitiveRegistry, type FabricEvent } from '../dist/lib/index.js';
+import { createServer, connect as netConnect, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { Container, DaemonClient, Endpoint, Fabric, PrimitiveRegistry, type FabricEvent } from '../dist/lib/index.js';
+import { ControlConnection, Daemon } from '../dist/lib/internal.js';
 import { pointFixture } from './helpers/fabric.js';
 
 /** What every object under test offers. */
@@ -106,7 +109,79 @@ const subjects: Record<string, (t: Test) => Promise<Made>> = {
       refused: () => fabric.register({ name: 'late', location: pointFixture('sink') }),
     };
   },
+  DaemonClient: async (t) => {
+    const dir = await daemonIn(t);
+    const client = await DaemonClient.connect({ dir });
+    t.teardown(() => client.destroy());
+    await client.request('point.register', {
+      registration: { name: 'sink', location: pointFixture('sink'), characteristics: { scope: 'process' } },
+    });
+    // This process is A on a two-way link to a point that never sends: a receive waits.
+    const link = await client.connect(null, 'sink');
+    return { obj: client, pending: async () => ({ op: link.receive() }), refused: () => client.request('status', {}) };
+  },
+  ControlConnection: async (t) => {
+    // Two ends over a socket pair; the far end never answers, so a request waits.
+    const dir = await mkdtemp(join(tmpdir(), 'amix-life-'));
+    const path = join(dir, 'c.sock');
+    const server = createServer();
+    const far = new Promise<Socket>((resolve) => server.once('connection', resolve));
+    server.listen(path);
+    await once(server, 'listening');
+    const socket = netConnect(path);
+    await once(socket, 'connect');
+    const conn = new ControlConnection(socket);
+    const peer = new ControlConnection(await far, () => new Promise(() => {}));
+    t.teardown(async () => {
+      await peer.destroy();
+      await conn.destroy();
+      server.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+    return {
+      obj: conn,
+      pending: async () => ({ op: conn.request('status', {}) }),
+      refused: () => conn.request('status', {}),
+    };
+  },
 };
+
+/** A daemon in this process in a temp directory, stopped at teardown. */
+async function daemonIn(t: Test): Promise<string> {
+  const base = await mkdtemp(join(tmpdir(), 'amix-life-'));
+  const dir = join(base, 'd');
+  const daemon = new Daemon({ dir });
+  await daemon.start();
+  t.teardown(async () => {
+    await daemon.stop();
+    await rm(base, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+t.test('Daemon follows the graceful half of the contract (stop is its close)', async (t) => {
+  const base = await mkdtemp(join(tmpdir(), 'amix-life-'));
+  t.teardown(() => rm(base, { recursive: true, force: true }));
+  const daemon = new Daemon({ dir: join(base, 'd') });
+  await daemon.start();
+  t.equal(await settledYet(daemon.closed), 'open', 'closed is pending while the daemon runs');
+  {
+    await using held = daemon;
+    const client = await DaemonClient.connect({ dir: join(base, 'd') });
+    t.ok(client.container, 'a client plugs in while the daemon runs');
+    await client.close();
+    t.equal(await settledYet(held.closed), 'open', 'still running inside the block');
+  }
+  t.equal(await daemon.closed, undefined, 'closed resolves, without a reason, after the block');
+  const p = daemon.close();
+  t.equal(daemon.stop(), p, 'stop and close return the same promise');
+  t.equal(daemon[Symbol.asyncDispose](), p, 'so does asyncDispose');
+  await t.rejects(
+    DaemonClient.connect({ dir: join(base, 'd') }),
+    { code: 'AMIX_ERR_DAEMON_UNAVAILABLE' },
+    'nobody listens any more',
+  );
+});
 
 for (const [name, make] of Object.entries(subjects)) {
   t.test(`${name} follows the lifecycle contract`, async (t) => {

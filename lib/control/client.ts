@@ -16,6 +16,7 @@ import { ControlConnection } from './connection.js';
 import { DAEMON_FILES } from './files.js';
 import { Endpoint, type PointMessage, type PointReceiveOptions, type PointSendOptions } from '../fabric/endpoint.js';
 import { AmixError, ErrorCode } from '../core/errors.js';
+import { Lifecycle } from '../core/lifecycle.js';
 import type { LinkInfo } from '../fabric/fabric.js';
 import { defaultDaemonDir } from '../core/paths.js';
 import { PROTOCOL_VERSION } from './protocol.js';
@@ -99,6 +100,7 @@ export class DaemonClient {
   readonly #timeout: number;
   readonly #registry: PrimitiveRegistry;
   readonly #ends = new Map<string, { end: Endpoint; agent: Agent }>();
+  readonly #life = new Lifecycle('daemon client');
 
   private constructor(container: string, conn: DaemonConnection, registry: PrimitiveRegistry, timeoutMs: number) {
     this.container = container;
@@ -182,6 +184,8 @@ export class DaemonClient {
   request<K extends DaemonOp>(op: K, args?: ArgsOf<DaemonOps, K>): Promise<ResultOf<DaemonOps, K>>;
   request<T = unknown>(op: DaemonOp, args?: AnyArgs<DaemonOps>): Promise<T>;
   request(op: DaemonOp, args: AnyArgs<DaemonOps> = {}): Promise<unknown> {
+    // Unplugged on purpose: say so (AMIX_ERR_CLOSED), not that the daemon went away.
+    if (!this.#life.isOpen) return Promise.reject(this.#life.closedError());
     return this.connection.request(op, args, this.#timeout);
   }
 
@@ -209,16 +213,35 @@ export class DaemonClient {
     await this.request('subscribe', {});
   }
 
-  /** Unplug: close every local end and the connection. */
-  async close(): Promise<void> {
-    for (const { end } of this.#ends.values()) await end.close();
-    this.connection.close();
-    await this.#registry.close();
+  /** Unplug: close every local end and the connection. Idempotent: later calls return the same promise. */
+  close(): Promise<void> {
+    return this.#life.close(async () => {
+      for (const { end } of this.#ends.values()) await end.close();
+      void this.connection.close();
+      await this.#registry.close();
+    });
+  }
+
+  /**
+   * Unplug at once: every local end is destroyed (their pending sends and
+   * receives reject with `reason` as the cause) and the connection is cut.
+   */
+  destroy(reason?: Error): Promise<void> {
+    return this.#life.destroy(reason, async (r) => {
+      for (const { end } of this.#ends.values()) await end.destroy(r);
+      await this.connection.destroy(r);
+      await this.#registry.destroy(r);
+    });
+  }
+
+  /** Resolves once unplugged, with the reason given to {@link destroy} (undefined after close); never rejects. */
+  get closed(): Promise<Error | undefined> {
+    return this.#life.closed;
   }
 
   /** Calls {@link close}. */
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   #endFor(link: string): { end: Endpoint; agent: Agent } {

@@ -10,6 +10,7 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { AmixError, ErrorCode } from '../core/errors.js';
+import { Lifecycle } from '../core/lifecycle.js';
 import { RpcPeer, type AnyArgs, type ArgsOf, type ResultOf } from '../core/rpc.js';
 import { ControlDecoder, encodeControl, type ControlMessage } from './protocol.js';
 
@@ -45,6 +46,8 @@ export class ControlConnection<
   readonly #decoder = new ControlDecoder();
   readonly #timeout: number;
   #closed: Error | undefined | null = null;
+  readonly #life = new Lifecycle('control connection');
+  #closedHere = false;
 
   constructor(
     socket: Socket,
@@ -96,6 +99,8 @@ export class ControlConnection<
   request<K extends keyof Out & string>(op: K, args: ArgsOf<Out, K>, timeoutMs?: number): Promise<ResultOf<Out, K>>;
   request<T = unknown>(op: keyof Out & string, args?: AnyArgs<Out>, timeoutMs?: number): Promise<T>;
   request(op: string, args: unknown = {}, timeoutMs: number = this.#timeout): Promise<unknown> {
+    // Closed on purpose here: AMIX_ERR_CLOSED. Closed by the far side: the RpcPeer says the daemon is gone.
+    if (this.#closedHere) return Promise.reject(this.#life.closedError());
     return this.#rpc.request(op, args as Record<string, unknown>, { timeoutMs });
   }
 
@@ -104,14 +109,34 @@ export class ControlConnection<
     if (this.#closed === null) this.#rpc.event(type, body);
   }
 
-  /** Close the socket (after pending writes). */
-  close(): void {
-    this.socket.end();
+  /** Resolves once the socket has closed, with its error (undefined for a clean close); never rejects. */
+  get closed(): Promise<Error | undefined> {
+    return this.#life.closed;
   }
 
-  /** Close at once. */
-  destroy(err?: Error): void {
-    this.socket.destroy(err);
+  /** Close the socket after pending writes; resolves once it has closed. Idempotent. */
+  close(): Promise<void> {
+    this.#closedHere = true;
+    return this.#life.close(() => this.#ended(() => this.socket.end()));
+  }
+
+  /** Close at once; pending requests reject with `AMIX_ERR_DAEMON_UNAVAILABLE` (cause `err`). */
+  destroy(err?: Error): Promise<void> {
+    this.#closedHere = true;
+    return this.#life.destroy(err, (r) => this.#ended(() => this.socket.destroy(r)));
+  }
+
+  /** Calls {@link close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Run `end` and wait for the socket's close (at once if it is gone already). */
+  #ended(end: () => void): Promise<void> {
+    if (this.#closed !== null) return Promise.resolve();
+    const gone = new Promise<void>((resolve) => this.socket.once('close', () => resolve()));
+    end();
+    return gone;
   }
 
   #onData(chunk: Buffer): void {
@@ -138,6 +163,8 @@ export class ControlConnection<
     if (this.#closed !== null) return;
     this.#closed = err;
     this.#rpc.close();
+    // The far side (or the kernel) ended it: the lifecycle is over, whoever started it.
+    this.#life.settle(err);
     this.emit('close', err);
   }
 }

@@ -11,22 +11,22 @@
  *
  * @module
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { ControlConnection } from './connection.js';
 import { Directory, type PointView, type Principal } from '../directory/index.js';
 import { AmixError, ErrorCode, describe } from '../core/errors.js';
-import { handlerTable, type Handlers, type RpcHandler } from '../core/rpc.js';
+import { Lifecycle } from '../core/lifecycle.js';
+import { handlerTable, stringArg, type Handlers, type RpcHandler } from '../core/rpc.js';
 import type { AgentOps, AgentStats, Empty } from '../fabric/agent.js';
 import { Fabric, type FabricEvent, type LinkInfo } from '../fabric/fabric.js';
 import { parseDirection, registrationInput, registrationRecord, type PointRegistration } from '../fabric/point.js';
 import { defaultDaemonDir, ensurePrivateDir } from '../core/paths.js';
 import { Peering, type PeeringOptions, type RemoteLinkInfo } from '../remote/peering.js';
 import { PROTOCOL_VERSION } from './protocol.js';
-import { DAEMON_FILES, isAlive } from './files.js';
+import { DAEMON_FILES, isAlive, tokenFile, tokensEqual } from './files.js';
 import type {
   ConnectArgs,
   ContainerInfo,
@@ -102,7 +102,7 @@ export class Daemon extends EventEmitter {
   #directory: Directory | undefined;
   #seq = 0;
   #startedAt = 0;
-  #stopping: Promise<void> | undefined;
+  readonly #life = new Lifecycle('amixd');
   readonly #peeringOptions: PeeringOptions | undefined;
   #peering: Peering | undefined;
   readonly #ops: RpcHandler<Plugged>;
@@ -143,8 +143,8 @@ export class Daemon extends EventEmitter {
       });
     }
     await rm(this.socketPath, { force: true });
-    this.#token = await this.#tokenFile(DAEMON_FILES.token);
-    this.#adminToken = await this.#tokenFile(DAEMON_FILES.adminToken);
+    this.#token = await tokenFile(join(this.dir, DAEMON_FILES.token));
+    this.#adminToken = await tokenFile(join(this.dir, DAEMON_FILES.adminToken));
     this.#directory = new Directory({ stateDir: this.dir });
     this.#restore();
     const server = createServer((s) => this.#accept(s));
@@ -210,7 +210,7 @@ export class Daemon extends EventEmitter {
    * containers, then remove the socket and pid file. Idempotent.
    */
   stop(): Promise<void> {
-    this.#stopping ??= (async () => {
+    return this.#life.close(async () => {
       this.#log('amixd stopping');
       this.#server?.close();
       await this.#peering?.close();
@@ -220,8 +220,22 @@ export class Daemon extends EventEmitter {
       await rm(this.socketPath, { force: true });
       await rm(join(this.dir, DAEMON_FILES.pid), { force: true });
       this.emit('stopped');
-    })();
-    return this.#stopping;
+    });
+  }
+
+  /** The lifecycle contract's name for {@link stop}: graceful, idempotent, the same promise each time. */
+  close(): Promise<void> {
+    return this.stop();
+  }
+
+  /** Resolves once the daemon has stopped; never rejects. */
+  get closed(): Promise<Error | undefined> {
+    return this.#life.closed;
+  }
+
+  /** Calls {@link stop}, so `await using daemon = ...` stops it. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
   }
 
   #accept(socket: Socket): void {
@@ -257,8 +271,8 @@ export class Daemon extends EventEmitter {
 
   #hello(conn: ContainerConnection, a: Partial<HelloArgs>): Plugged {
     const token = typeof a.token === 'string' ? a.token : '';
-    const admin = equal(token, this.#adminToken);
-    if (!admin && !equal(token, this.#token)) {
+    const admin = tokensEqual(token, this.#adminToken);
+    if (!admin && !tokensEqual(token, this.#token)) {
       // Answer, then hang up: a client without the token has no business here.
       setImmediate(() => conn.close());
       throw new AmixError(
@@ -297,13 +311,13 @@ export class Daemon extends EventEmitter {
   #handlers(): Handlers<Omit<DaemonOps, 'hello'>, Plugged> {
     const f = this.fabric;
     const suspend = async (op: 'suspend' | 'resume', a: { link: string }): Promise<LinkInfo | RemoteLinkInfo> => {
-      const link = str(op, a, 'link');
+      const link = stringArg(op, a, 'link');
       if (this.#peering?.hasLink(link)) return this.#peering.setSuspended(link, op === 'suspend');
       await (op === 'suspend' ? f.suspend(link) : f.resume(link));
       return f.link(link);
     };
     const rm = async (op: string, a: { name: string }, c: Plugged): Promise<Empty> => {
-      const view = this.#view(str(op, a, 'name'), c);
+      const view = this.#view(stringArg(op, a, 'name'), c);
       this.#dir.deletePoint(view.id, { as: principal(c) }); // AMIX_ERR_NOT_OWNER unless owner or admin
       await f.destroy(view.name);
       c.ephemeral.delete(view.name);
@@ -331,7 +345,7 @@ export class Daemon extends EventEmitter {
         return f.registry.get(reg.name);
       },
       'primitive.rm': async (a, c) => {
-        const name = str('primitive.rm', a, 'name');
+        const name = stringArg('primitive.rm', a, 'name');
         if (f.registry.get(name).builtin && !c.admin)
           throw new AmixError(
             ErrorCode.AMIX_ERR_NOT_OWNER,
@@ -365,12 +379,12 @@ export class Daemon extends EventEmitter {
       destroy: (a, c) => rm('destroy', a, c),
       'point.ls': () => f.points().map((p) => this.#pointInfo(p)),
       'point.show': async (a, c) => {
-        const { view, remote } = (await this.#end(str('point.show', a, 'name'), 'name', c))!;
+        const { view, remote } = (await this.#end(stringArg('point.show', a, 'name'), 'name', c))!;
         if (remote) return { ...view, daemon: remote.peer.id, instances: [] };
         return { ...view, instances: f.instances(view.name) };
       },
       query: async (a, c) => {
-        const r = await this.#dir.query(str('query', a, 'expr'), {
+        const r = await this.#dir.query(stringArg('query', a, 'expr'), {
           as: principal(c),
           ...(a.limit !== undefined ? { limit: a.limit } : {}),
           ...(a.offset !== undefined ? { offset: a.offset } : {}),
@@ -379,7 +393,7 @@ export class Daemon extends EventEmitter {
       },
       connect: (a, c) => this.#connect(a, c),
       disconnect: async (a, c) => {
-        const link = str('disconnect', a, 'link');
+        const link = stringArg('disconnect', a, 'link');
         if (this.#peering?.hasLink(link)) {
           await this.#peering.disconnect(link);
           return {};
@@ -391,8 +405,8 @@ export class Daemon extends EventEmitter {
       suspend: (a) => suspend('suspend', a),
       resume: (a) => suspend('resume', a),
       peers: () => this.#peering?.status() ?? { peers: [] },
-      reconnect: (a, c) => f.reconnect(this.#view(str('reconnect', a, 'name'), c).name),
-      execute: (a, c) => f.execute(this.#view(str('execute', a, 'name'), c).name),
+      reconnect: (a, c) => f.reconnect(this.#view(stringArg('reconnect', a, 'name'), c).name),
+      execute: (a, c) => f.execute(this.#view(stringArg('execute', a, 'name'), c).name),
       links: () => [...f.links(), ...(this.#peering?.links() ?? [])],
       instances: () => f.instances(),
       stats: async () => {
@@ -559,38 +573,8 @@ export class Daemon extends EventEmitter {
       points: [...c.ephemeral],
     };
   }
-
-  async #tokenFile(name: string): Promise<string> {
-    const file = join(this.dir, name);
-    try {
-      const t = (await readFile(file, 'utf8')).trim();
-      if (t.length >= 32) return t;
-    } catch {
-      /* made below */
-    }
-    const t = randomBytes(24).toString('hex');
-    await writeFile(file, `${t}\n`, { mode: 0o600 });
-    return t;
-  }
-}
-
-/** Argument `k` of `op`: `AMIX_ERR_INVALID_ARG` unless a non-empty string (arguments come off the socket). */
-function str(op: string, a: object, k: string): string {
-  const v = (a as Record<string, unknown>)[k];
-  if (typeof v !== 'string' || v === '')
-    throw new AmixError(
-      ErrorCode.AMIX_ERR_INVALID_ARG,
-      `${op}: argument ${k} must be a non-empty string (got ${describe(v)})`,
-    );
-  return v;
 }
 
 function principal(c: Plugged): Principal {
   return { owner: c.owner, admin: c.admin };
-}
-
-function equal(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
 }

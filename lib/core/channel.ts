@@ -314,16 +314,7 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array>, 
   /** Counters: the primitive's, or the wrapper's own counts. */
   stats(): ChannelStats {
     if (this.#p.stats) return this.#p.stats(this.#h);
-    return {
-      sent: this.#sent,
-      received: this.#received,
-      pending: 0,
-      dropped: 0,
-      rejected: 0,
-      suspensions: 0,
-      bytesSent: 0,
-      bytesReceived: 0,
-    };
+    return { ...emptyStats(), sent: this.#sent, received: this.#received };
   }
 
   /**
@@ -427,3 +418,8 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array>, 
 
 /** @internal Normalised options the registry passes to a primitive's create. */
 export type ResolvedChannelOptions = ChannelOptions & { maxMessageBytes: number };
+
+/** Channel counters at zero: the start of every primitive's stats. */
+export function emptyStats(): ChannelStats {
+  return { sent: 0, received: 0, pending: 0, dropped: 0, rejected: 0, suspensions: 0, bytesSent: 0, bytesReceived: 0 };
+}

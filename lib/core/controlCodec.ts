@@ -10,7 +10,7 @@
  * @module
  */
 import protobuf from 'protobufjs';
-import { AmixError, ErrorCode, errorFromPlain, errorToPlain } from './errors.js';
+import { errorFromPlain, errorToPlain, protocolError } from './errors.js';
 import type { RpcMessage } from './rpc.js';
 
 /** The schema, identical to `lib/control/protocol.proto`. */
@@ -65,10 +65,6 @@ const FrameType = protobuf.parse(PROTOCOL_PROTO, { keepCase: true }).root.lookup
 
 /** A decoded control message, as a discriminated union: exactly what an `RpcPeer` (`lib/core/rpc.ts`) sends and takes. */
 export type ControlMessage = RpcMessage;
-
-function protocolError(message: string): AmixError {
-  return new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, message);
-}
 
 function parseJson(text: string, what: string): unknown {
   if (text === '') return undefined;

@@ -285,10 +285,15 @@ export function timeoutError(message: string, details: ErrorDetails['AMIX_ERR_TI
   return amixError(ErrorCode.AMIX_ERR_TIMEOUT, message, details);
 }
 
-/** `err` if it is an AmixError, else an AmixError of `code` wrapping it (its message after `message: `). */
-export function asAmixError(err: unknown, code: ErrorCode, message: string): AmixError {
+/**
+ * `err` if it is an AmixError, else an AmixError of `code` (default
+ * `AMIX_ERR_INTERNAL`) wrapping it, its message prefixed by `message: ` when
+ * given. What a reply or a primitive hands on when foreign code threw.
+ */
+export function asAmixError(err: unknown, code: ErrorCode = ErrorCode.AMIX_ERR_INTERNAL, message?: string): AmixError {
   if (err instanceof AmixError) return err;
-  return new AmixError(code, `${message}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  const text = (err as Error)?.message ?? String(err);
+  return new AmixError(code, message === undefined ? text : `${message}: ${text}`, { cause: err });
 }
 
 /** A short, safe description of a value for error messages. */

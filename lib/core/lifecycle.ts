@@ -132,11 +132,15 @@ export class Lifecycle {
     return true;
   }
 
-  /** Throw `AMIX_ERR_CLOSED` (naming the reason, if any) unless the object is open. */
+  /** Throw {@link closedError} unless the object is open. */
   assertOpen(): void {
-    if (this.#state === 'open') return;
+    if (this.#state !== 'open') throw this.closedError();
+  }
+
+  /** The `AMIX_ERR_CLOSED` error for work refused after close started (naming the reason, if any). */
+  closedError(): AmixError {
     const r = this.#reason;
-    throw new AmixError(ErrorCode.AMIX_ERR_CLOSED, `${this.#what} is closed${r ? `: ${r.message}` : ''}`, {
+    return new AmixError(ErrorCode.AMIX_ERR_CLOSED, `${this.#what} is closed${r ? `: ${r.message}` : ''}`, {
       ...(r ? { cause: r } : {}),
     });
   }

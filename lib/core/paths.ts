@@ -6,6 +6,7 @@
  */
 import { chmod, lstat, mkdir } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
+import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { AmixError, ErrorCode } from './errors.js';
 
@@ -35,4 +36,16 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
     });
   }
   if ((st.mode & 0o077) !== 0) await chmod(dir, 0o700);
+}
+
+/** True when a live process accepts connections on the Unix socket at `path`. */
+export function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = netConnect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
 }

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { AmixError, ErrorCode, describe } from './errors.js';
+import { AmixError, ErrorCode, asAmixError, describe } from './errors.js';
 
 /** A request, a reply or a one-way event, as every transport hands them to an {@link RpcPeer}. */
 export type RpcMessage =
@@ -245,9 +245,20 @@ function refuse(): never {
   throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, 'this side takes no requests');
 }
 
-/** What a handler threw, as a reply carries it: an AmixError as is, anything else as `AMIX_ERR_INTERNAL`. */
-export function asAmixError(err: unknown): AmixError {
-  return err instanceof AmixError
-    ? err
-    : new AmixError(ErrorCode.AMIX_ERR_INTERNAL, (err as Error)?.message ?? String(err), { cause: err });
+/**
+ * Argument `key` of request `op`, which must be a non-empty string:
+ * `AMIX_ERR_INVALID_ARG` otherwise (arguments come off a socket, so every
+ * server checks them where it reads them).
+ */
+export function stringArg(op: string, args: object, key: string): string {
+  const v = (args as Record<string, unknown>)[key];
+  if (typeof v !== 'string' || v === '')
+    throw new AmixError(
+      ErrorCode.AMIX_ERR_INVALID_ARG,
+      `${op}: argument ${key} must be a non-empty string (got ${describe(v)})`,
+      {
+        details: { option: key },
+      },
+    );
+  return v;
 }

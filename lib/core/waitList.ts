@@ -127,33 +127,3 @@ export class WaitList<V = void, R = void> {
     for (const e of this.#items.splice(0)) e.reject(err);
   }
 }
-
-/** A waiter a plain array holds: its rejection, and what to undo once it is served (set here). */
-export interface Abortable {
-  reject: (e: Error) => void;
-  /** Removes the abort listener; call it when the waiter is served or rejected from elsewhere. */
-  cleanup: (() => void) | null;
-}
-
-/**
- * Put `w` at the end of `list`. If `signal` aborts first, `w` leaves the list
- * and is rejected with `AMIX_ERR_ABORTED` naming `what`. Sets `w.cleanup`.
- *
- * @deprecated Use {@link WaitList}; kept until the last primitive moves to it.
- */
-export function queueAbortable<W extends Abortable>(
-  list: W[],
-  w: W,
-  signal: AbortSignal | undefined,
-  what: string,
-): void {
-  list.push(w);
-  if (!signal) return;
-  const onAbort = (): void => {
-    const i = list.indexOf(w);
-    if (i >= 0) list.splice(i, 1);
-    w.reject(abortError(signal, what));
-  };
-  signal.addEventListener('abort', onAbort, { once: true });
-  w.cleanup = () => signal.removeEventListener('abort', onAbort);
-}

@@ -7,7 +7,7 @@
  * @module
  */
 import { AmixError, ErrorCode, describe } from '../core/errors.js';
-import { handlerTable, type Handlers, type RpcHandler } from '../core/rpc.js';
+import { handlerTable, stringArg, type Handlers, type RpcHandler } from '../core/rpc.js';
 import type { PointView } from '../directory/index.js';
 import { parsePointId } from '../directory/index.js';
 import type { Conduit } from './conduit.js';
@@ -16,14 +16,6 @@ import type { Sessions } from './sessions.js';
 import type { PeeringCore, Route } from './state.js';
 import type { Empty } from '../fabric/agent.js';
 import { checkHello, dirOf, key, type FlowArgs, type Forward, type PeerOps } from './types.js';
-
-/** An identifier argument: `AMIX_ERR_INVALID_ARG` unless a non-empty string. */
-function ident(op: string, a: object, k: string): string {
-  const v = (a as Record<string, unknown>)[k];
-  if (typeof v !== 'string' || v === '')
-    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `${op}: ${k} must be an identifier`);
-  return v;
-}
 
 /** The hops and visited list a federated request carries on, if well formed. */
 function forwardOf(a: Forward): Forward {
@@ -42,9 +34,9 @@ export function peerHandler(core: PeeringCore, sessions: Sessions, flows: Flows)
   const fabric = core.host.fabric;
   const directory = core.host.directory;
   const ops: Handlers<Omit<PeerOps, 'hello'>, Conduit> = {
-    resolve: async (a) => (await directory.resolve(ident('resolve', a, 'nameOrId'), forwardOf(a))) ?? null,
+    resolve: async (a) => (await directory.resolve(stringArg('resolve', a, 'nameOrId'), forwardOf(a))) ?? null,
     query: async (a) => {
-      const r = await directory.query(ident('query', a, 'expr'), {
+      const r = await directory.query(stringArg('query', a, 'expr'), {
         ...forwardOf(a),
         ...(typeof a.limit === 'number' ? { limit: a.limit } : {}),
         ...(typeof a.offset === 'number' ? { offset: a.offset } : {}),
@@ -53,23 +45,23 @@ export function peerHandler(core: PeeringCore, sessions: Sessions, flows: Flows)
     },
     open: async (a, c) => {
       // The peer will send from `sender` to our point `receiver`: check the receiver and open its link now.
-      const receiver = ident('open', a, 'receiver');
+      const receiver = stringArg('open', a, 'receiver');
       const view = directory.getPoint(receiver);
       if (view && (view.record as { role?: string }).role === 'sender')
         throw new AmixError(ErrorCode.AMIX_ERR_BAD_DIRECTION, `point "${view.name}" is a sender and cannot receive`);
-      await flows.openIn(c, ident('open', a, 'sender'), receiver);
+      await flows.openIn(c, stringArg('open', a, 'sender'), receiver);
       return {};
     },
     openOut: async (a, c) => {
       // The peer wants our point `sender` to send to its point `receiver`.
-      const from = directory.getPoint(ident('openOut', a, 'sender'));
+      const from = directory.getPoint(stringArg('openOut', a, 'sender'));
       if (!from || parsePointId(from.id)?.directoryId !== core.id)
         throw new AmixError(
           ErrorCode.AMIX_ERR_UNKNOWN_POINT,
           `no point identified ${describe(a.sender)} on ${core.id}`,
         );
       const to = (await core.request(c, 'resolve', {
-        nameOrId: ident('openOut', a, 'receiver'),
+        nameOrId: stringArg('openOut', a, 'receiver'),
         hops: 0,
       })) as PointView | null;
       if (!to)
@@ -78,7 +70,7 @@ export function peerHandler(core: PeeringCore, sessions: Sessions, flows: Flows)
       return fabric.link(flow.link);
     },
     close: async (a, c) => {
-      const k = key(ident('close', a, 'sender'), ident('close', a, 'receiver'));
+      const k = key(stringArg('close', a, 'sender'), stringArg('close', a, 'receiver'));
       await flows.closeOut(c, k);
       await flows.closeIn(c, k);
       return {};
@@ -88,7 +80,7 @@ export function peerHandler(core: PeeringCore, sessions: Sessions, flows: Flows)
   };
   const setFlowSuspended = async (a: FlowArgs, c: Conduit, on: boolean): Promise<Empty> => {
     const op = on ? 'suspend' : 'resume';
-    const out = c.out.get(key(ident(op, a, 'sender'), ident(op, a, 'receiver')));
+    const out = c.out.get(key(stringArg(op, a, 'sender'), stringArg(op, a, 'receiver')));
     if (!out) throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_LINK, `no flow ${a.sender} -> ${a.receiver} here`);
     await (on ? fabric.suspend(out.link) : fabric.resume(out.link));
     return {};

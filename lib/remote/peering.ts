@@ -37,6 +37,7 @@ import { join } from 'node:path';
 import type { Channel } from '../core/channel.js';
 import { decodeControl, type ControlMessage } from '../core/controlCodec.js';
 import { AmixError, ErrorCode, describe } from '../core/errors.js';
+import { Lifecycle } from '../core/lifecycle.js';
 import type { PointView } from '../directory/index.js';
 import { parsePointId } from '../directory/index.js';
 import { DIRECTION_STEPS, type Direction } from '../fabric/point.js';
@@ -89,6 +90,7 @@ export class Peering {
   readonly #data: DataLoop;
   #linkSeq = 0;
   #loops: Promise<void>[] = [];
+  readonly #life = new Lifecycle('peering');
 
   constructor(host: PeeringHost, options: PeeringOptions) {
     if (options.keys && options.allow === undefined) {
@@ -275,9 +277,22 @@ export class Peering {
     return this.#linkInfo(rl);
   }
 
-  /** Close every conduit and both receiving ends. Idempotent. */
-  async close(): Promise<void> {
-    if (this.#core.closed) return;
+  /** Close every conduit and both receiving ends. Idempotent: later calls return the same promise. */
+  close(): Promise<void> {
+    return this.#life.close(() => this.#close());
+  }
+
+  /** Resolves once peering has closed; never rejects. */
+  get closed(): Promise<Error | undefined> {
+    return this.#life.closed;
+  }
+
+  /** Calls {@link close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #close(): Promise<void> {
     this.#core.closed = true;
     this.#core.rpc.close();
     this.#sessions.close();

@@ -6,7 +6,7 @@
  * @module
  */
 import { chmod, lstat, mkdir, readdir, unlink } from 'node:fs/promises';
-import { connect as netConnect } from 'node:net';
+import { socketAnswers } from '../../lib/core/paths.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AmixError, ErrorCode, invalidArg } from '../../lib/core/errors.js';
@@ -71,18 +71,6 @@ export async function sweepStale(dir: string): Promise<void> {
   }
 }
 
-/** Probe `path`: true when a live process accepts connections there. */
-function probe(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = netConnect(path);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
 /** Make `path` free to listen on: remove a stale socket, refuse a live one or a non-socket. */
 export async function clearStale(path: string): Promise<void> {
   if (isWindows) return;
@@ -93,7 +81,7 @@ export async function clearStale(path: string): Promise<void> {
     return;
   }
   if (!st.isSocket()) throw invalidArg('options.socketPath', 'exists and is not a socket', path);
-  if (await probe(path)) {
+  if (await socketAnswers(path)) {
     throw new AmixError(ErrorCode.AMIX_ERR_DUPLICATE, `${NAME}: a live process is listening on ${path}`, {
       details: { path },
     });

@@ -9,19 +9,14 @@ import {
   AmixError,
   asAmixError,
   bufferTooSmallError,
-  ErrorCode,
   linkClosedError,
   peerLostError,
   protocolError as coreProtocolError,
   type ErrorDetails,
 } from '../../lib/core/errors.js';
 import type { FrameKindRule } from '../../lib/core/framing.js';
-import type {
-  ChannelAddress,
-  ChannelOptions,
-  ChannelStats,
-  PrimitiveCharacteristics,
-} from '../../lib/core/primitive.js';
+import { emptyStats } from '../../lib/core/channel.js';
+import type { ChannelAddress, ChannelOptions, PrimitiveCharacteristics } from '../../lib/core/primitive.js';
 
 /** The primitive's registered name. */
 export const NAME = 'queueConditionProcess';
@@ -149,9 +144,7 @@ export function protocolError(message: string, details?: ErrorDetails['AMIX_ERR_
 }
 
 /** Counters at zero. */
-export function emptyStats(): ChannelStats {
-  return { sent: 0, received: 0, pending: 0, dropped: 0, rejected: 0, suspensions: 0, bytesSent: 0, bytesReceived: 0 };
-}
+export { emptyStats };
 
 /** The payload of an error frame: `CODE: message`, cut at {@link ERROR_MAX_BYTES}. */
 export function errorPayload(err: AmixError): Buffer {

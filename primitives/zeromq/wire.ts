@@ -22,6 +22,7 @@ import type {
   PrimitiveCharacteristics,
 } from '../../lib/core/primitive.js';
 import type { RefusedPeer } from './keys.js';
+import { emptyStats } from '../../lib/core/channel.js';
 
 /** Frame kinds of the wire protocol (first byte of every frame). */
 export const FrameKind = { data: 0x01, hello: 0x02, ping: 0x03, credit: 0x81 } as const;
@@ -142,14 +143,7 @@ export interface Counters extends ZeromqStats {}
 
 function newCounters(): Counters {
   return {
-    sent: 0,
-    received: 0,
-    pending: 0,
-    dropped: 0,
-    rejected: 0,
-    suspensions: 0,
-    bytesSent: 0,
-    bytesReceived: 0,
+    ...emptyStats(),
     badFrames: 0,
     duplicates: 0,
     resent: 0,
