@@ -9,85 +9,34 @@
  * @module
  */
 export * from './index.js';
+export { WaitList } from './core/waitList.js';
+export type { Waiter, WaitOptions } from './core/waitList.js';
+export { Lifecycle } from './core/lifecycle.js';
+export type { Closable, Destroyable, LifecycleState } from './core/lifecycle.js';
+export { RpcPeer, handlerTable, stringArg } from './core/rpc.js';
+export { CreditReceiver, SenderWindow, ResendRing } from './core/credit.js';
+export { FrameDecoder, FrameWriter, encodeFrame, PROCESS_LAYOUT, CONTROL_LAYOUT } from './core/framing.js';
 export {
-  AmixError,
-  ErrorCode,
-  isAmixError,
+  amixError,
+  linkClosedError,
+  peerLostError,
+  protocolError,
+  badFrameError,
+  bufferTooSmallError,
+  timeoutError,
+  asAmixError,
+  describe,
   errorToPlain,
   errorFromPlain,
   abortError,
   invalidArg,
 } from './core/errors.js';
-export type { AmixErrorOptions, PlainError } from './core/errors.js';
-export { Container, ModuleState, ModuleRequest, TRANSITIONS, isAllowed } from './core/module.js';
-export type {
-  ModuleHandlers,
-  ModuleContext,
-  ModuleRecord,
-  ContainerEvent,
-  ContainerOptions,
-  Transition,
-} from './core/module.js';
-export { Scope, DiscardPolicy, IdleStrategy, REQUIRED_OPERATIONS, OPTIONAL_OPERATIONS } from './core/primitive.js';
-export type {
-  Primitive,
-  PrimitiveCharacteristics,
-  ChannelAddress,
-  ChannelHandle,
-  ChannelEvent,
-  ChannelStats,
-  ChannelOptions,
-  SendOptions,
-  ReceiveOptions,
-} from './core/primitive.js';
-export { Channel } from './core/channel.js';
-export type { ChannelReceiveOptions } from './core/channel.js';
-export {
-  PrimitiveRegistry,
-  BUILTIN_PRIMITIVES,
-  assertRegistration,
-  assertPrimitive,
-  checkChannelOptions,
-  importSpecifier,
-} from './core/registry.js';
-export type {
-  PrimitiveRegistration,
-  PrimitiveInfo,
-  PrimitiveQuery,
-  PrimitiveRegistryOptions,
-} from './core/registry.js';
-export {
-  PointRole,
-  PointScope,
-  TerminationMethod,
-  Direction,
-  DIRECTION_STEPS,
-  DEFAULT_PRIMITIVE,
-  normalizePoint,
-  parseDirection,
-} from './fabric/point.js';
-export type { PointCharacteristics, PointRegistration, PointRegistrationInput } from './fabric/point.js';
-export { Endpoint } from './fabric/endpoint.js';
-export type {
-  PointMessage,
-  PointSendOptions,
-  PointReceiveOptions,
-  ListEntry,
-  EndpointOptions,
-} from './fabric/endpoint.js';
-export type { PointContext, PointMain } from './fabric/host.js';
-export { Fabric, Link, CALLER } from './fabric/fabric.js';
-export type {
-  FabricOptions,
-  FabricEvent,
-  ConnectOptions,
-  DisconnectOptions,
-  InstanceInfo,
-  LinkInfo,
-  InstanceState,
-  LinkState,
-  BrokerEntry,
-} from './fabric/fabric.js';
+export type { ErrorDetails } from './core/errors.js';
+export type { DaemonOps, DaemonOp, DaemonEvents, DaemonEvent, DaemonStats, DaemonStatus } from './control/ops.js';
+export { TRANSITIONS, isAllowed } from './core/module.js';
+export { REQUIRED_OPERATIONS, OPTIONAL_OPERATIONS } from './core/primitive.js';
+export { assertRegistration, assertPrimitive, checkChannelOptions, importSpecifier } from './core/registry.js';
+export { DEFAULT_PRIMITIVE, normalizePoint, parseDirection } from './fabric/point.js';
 export { Agent, AGENT_OPS } from './fabric/agent.js';
 export type { AgentTarget, AgentEvent, AgentOp } from './fabric/agent.js';
 export type { ExternalEnd } from './fabric/fabric.js';
@@ -102,8 +51,6 @@ export type {
   RemoteLinkInfo,
   PeeringHost,
 } from './remote/peering.js';
-export { DaemonClient, ClientLink } from './control/client.js';
-export type { DaemonClientOptions } from './control/client.js';
 export { ControlConnection } from './control/connection.js';
 export type { RequestHandler } from './control/connection.js';
 export {
@@ -116,7 +63,7 @@ export {
   MAX_CONTROL_FRAME,
 } from './control/protocol.js';
 export type { ControlMessage } from './control/protocol.js';
-export { defaultDaemonDir, ensurePrivateDir } from './core/paths.js';
+export { ensurePrivateDir } from './core/paths.js';
 export { encodeEnvelope, decodeEnvelope, ENVELOPE_PROTO, ENVELOPE_TYPE } from './remote/envelope.js';
 export type { Envelope } from './remote/envelope.js';
 export {

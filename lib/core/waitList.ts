@@ -117,6 +117,19 @@ export class WaitList<V = void, R = void> {
     return e;
   }
 
+  /**
+   * Take off the list every waiter whose value matches, oldest first (for
+   * waits answered by a token or a sequence number rather than in turn).
+   */
+  take(match: (value: V) => boolean): Array<Waiter<V, R>> {
+    const out: Array<Waiter<V, R>> = [];
+    for (let i = 0; i < this.#items.length;) {
+      if (match(this.#items[i]!.value)) out.push(this.#items.splice(i, 1)[0]!);
+      else i++;
+    }
+    return out;
+  }
+
   /** Settle every waiter with `result` and empty the list (a gate opening for all). */
   resolveAll(result: R): void {
     for (const e of this.#items.splice(0)) e.resolve(result);

@@ -10,8 +10,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { connect as netConnect, type Socket } from 'node:net';
-import { AmixError, ErrorCode, abortError } from '../../lib/core/errors.js';
+import { AmixError, ErrorCode } from '../../lib/core/errors.js';
 import { ResendRing, SenderWindow } from '../../lib/core/credit.js';
+import { WaitList } from '../../lib/core/waitList.js';
 import { FRAME_HEADER_BYTES, FrameDecoder, FrameWriter, encodeFrame } from '../../lib/core/framing.js';
 import type { ChannelEvent, ChannelHandle } from '../../lib/core/primitive.js';
 import {
@@ -30,11 +31,6 @@ import {
   type ProcessAddress,
   type ProcessChannelOptions,
 } from './wire.js';
-
-interface CycleWait {
-  resolve: () => void;
-  reject: (e: Error) => void;
-}
 
 /** The sending end's handle. */
 export class SenderHandle implements ChannelHandle {
@@ -69,7 +65,8 @@ export class SenderState {
   wire = 0;
   /** Framed bytes of every accepted, unacknowledged message, one entry per message. */
   readonly unacked = new ResendRing();
-  readonly cycles = new Map<number, CycleWait>();
+  /** Cycles waiting for their acknowledgement, by token (answered in order, re-sent after a reconnect). */
+  readonly cycles = new WaitList<number, void>();
   cycleToken = 0;
   peerMaxBytes = Number.MAX_SAFE_INTEGER;
   reconnectTimer: NodeJS.Timeout | null = null;
@@ -184,11 +181,7 @@ export class SenderState {
       }
       case FrameKind.cycleAck: {
         const token = buf.readUInt32LE(start);
-        const c = this.cycles.get(token);
-        if (c) {
-          this.cycles.delete(token);
-          c.resolve();
-        }
+        for (const c of this.cycles.take((t) => t === token)) c.resolve();
         return;
       }
       case FrameKind.helloAck:
@@ -233,7 +226,7 @@ export class SenderState {
     this.handshake!.resolve();
     this.state = TxState.open;
     this.resent = w.seq - resumeFrom;
-    for (const token of this.cycles.keys()) this.packCycle(token);
+    for (const token of this.cycles.values()) this.packCycle(token);
     this.pump();
   }
 
@@ -309,30 +302,9 @@ export class SenderState {
   cycle(signal: AbortSignal | undefined): Promise<void> {
     if (this.state === TxState.closed) return Promise.reject(linkClosed('sending end is closed'));
     const token = (this.cycleToken = (this.cycleToken + 1) >>> 0);
-    return new Promise<void>((resolve, reject) => {
-      let onAbort: (() => void) | null = null;
-      const done = () => {
-        if (onAbort) signal!.removeEventListener('abort', onAbort);
-      };
-      this.cycles.set(token, {
-        resolve: () => {
-          done();
-          resolve();
-        },
-        reject: (e) => {
-          done();
-          reject(e);
-        },
-      });
-      if (signal) {
-        onAbort = () => {
-          this.cycles.delete(token);
-          reject(abortError(signal, 'cycle'));
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
-      }
-      if (this.state === TxState.open) this.packCycle(token);
-    });
+    const acked = this.cycles.wait(token, { signal, what: 'cycle' });
+    if (this.state === TxState.open) this.packCycle(token);
+    return acked;
   }
 
   /** The connection dropped unexpectedly: report it, then retry with backoff. */
@@ -382,8 +354,7 @@ export class SenderState {
     const err = linkClosed('sending end closed', reason);
     // The outbox stays: stats().pending still counts what was accepted and never sent.
     this.w.waiters.rejectAll(err);
-    for (const c of this.cycles.values()) c.reject(err);
-    this.cycles.clear();
+    this.cycles.rejectAll(err);
     this.handshake?.reject(err);
     this.socket?.destroy();
     this.socket = null;

@@ -61,7 +61,8 @@ export interface ZeromqSendHandle extends Omit<ChannelHandle, 'maxMessageBytes'>
   /** @internal */ flushScheduled: boolean;
   /** @internal */ credited: boolean;
   /** @internal Waiting for the first CREDIT of a connection. */ readonly connectWaiters: WaitList<void, void>;
-  /** @internal */ pings: Map<number, { upTo: number; resolve: () => void; reject: (e: Error) => void }>;
+  /** @internal PINGs waiting for the CREDIT that answers them: by token, or by acknowledging everything up to `upTo`. */
+  pings: WaitList<{ token: number; upTo: number }, void>;
   /** @internal */ nextToken: number;
   /** @internal */ connected: boolean;
   /** @internal */ lostPeer: boolean;
@@ -145,7 +146,7 @@ export async function createSender(options: ZeromqChannelOptions): Promise<Zerom
     flushScheduled: false,
     credited: false,
     connectWaiters: new WaitList<void, void>(),
-    pings: new Map(),
+    pings: new WaitList(),
     nextToken: 1,
     connected: false,
     lostPeer: false,
@@ -254,21 +255,12 @@ function onCredit(h: ZeromqSendHandle, f: Extract<Frame, { kind: 'credit' }>): v
   }
   h.credited = true;
   for (let w = h.connectWaiters.shift(); w; w = h.connectWaiters.shift()) w.resolve();
-  if (f.token !== 0) {
-    const p = h.pings.get(f.token);
-    if (p) {
-      h.pings.delete(f.token);
-      p.resolve();
-    }
-  }
-  // A PING is answered as well by any CREDIT that acknowledges everything sent
-  // before it: a receiving end that closes says so once (see destroy) and never
-  // answers a PING that arrives after that.
-  for (const [token, p] of h.pings)
-    if (p.upTo <= h.w.acked) {
-      h.pings.delete(token);
-      p.resolve();
-    }
+  // A PING is answered by the CREDIT that echoes its token, and as well by any
+  // CREDIT that acknowledges everything sent before it: a receiving end that
+  // closes says so once (see destroy) and never answers a PING that arrives
+  // after that.
+  const acked = h.w.acked;
+  for (const p of h.pings.take((v) => (f.token !== 0 && v.token === f.token) || v.upTo <= acked)) p.resolve();
   pump(h);
 }
 
@@ -405,26 +397,10 @@ export function ping(h: ZeromqSendHandle, signal?: AbortSignal): Promise<void> {
   b.writeUInt32BE(token, 9);
   // Behind every message accepted so far: a PING that overtook them would prove nothing.
   seal(h);
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = () => {
-      h.pings.delete(token);
-      reject(abortError(signal, 'cycle'));
-    };
-    h.pings.set(token, {
-      upTo: h.w.seq,
-      resolve: () => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      },
-      reject: (e) => {
-        signal?.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    });
-    signal?.addEventListener('abort', onAbort, { once: true });
-    h.writes.push(b);
-    void write(h);
-  });
+  const answered = h.pings.wait({ token, upTo: h.w.seq }, { signal, what: 'cycle' });
+  h.writes.push(b);
+  void write(h);
+  return answered;
 }
 
 /** A graceful close: flush, then PING until everything is acknowledged or `closeTimeoutMs` runs out. */
@@ -451,8 +427,7 @@ export async function drainOnClose(h: ZeromqSendHandle): Promise<void> {
 export function destroySender(h: ZeromqSendHandle): void {
   const err = closedError(h, 'while sending');
   h.connectWaiters.rejectAll(err);
-  for (const p of h.pings.values()) p.reject(err);
-  h.pings.clear();
+  h.pings.rejectAll(err);
   h.stats.lost += h.w.unacknowledged + h.w.close(err);
   h.socket.close();
 }
