@@ -38,6 +38,18 @@ function carries(e: unknown, reason: Error): boolean {
   return e === reason || (e as { cause?: unknown })?.cause === reason;
 }
 
+/** A container with module `m` started, and a promise that holds work open until teardown. */
+async function startedContainer(t: Test, options: { name: string; quiesceTimeoutMs?: number }) {
+  const c = new Container(options);
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  t.teardown(() => release());
+  c.add('m', {});
+  await c.load('m');
+  await c.start('m');
+  return { c, held };
+}
+
 async function linkedChannels(reg: PrimitiveRegistry) {
   const rx = await reg.open('queueConditionThread');
   const tx = await reg.open('queueConditionThread', { address: rx.address });
@@ -67,13 +79,7 @@ const subjects: Record<string, (t: Test) => Promise<Made>> = {
     };
   },
   Container: async (t) => {
-    const c = new Container({ name: 'life' });
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    t.teardown(() => release());
-    c.add('m', {});
-    await c.load('m');
-    await c.start('m');
+    const { c, held } = await startedContainer(t, { name: 'life' });
     return {
       obj: c,
       // A work item in flight, so a quiesce waits for it until destroy.
@@ -236,13 +242,7 @@ for (const [name, make] of Object.entries(subjects)) {
 }
 
 t.test('a Container close that fails rejects, but closed still resolves with the error', async (t) => {
-  const c = new Container({ name: 'stuck', quiesceTimeoutMs: 20 });
-  let release!: () => void;
-  const held = new Promise<void>((r) => (release = r));
-  t.teardown(() => release());
-  c.add('m', {});
-  await c.load('m');
-  await c.start('m');
+  const { c, held } = await startedContainer(t, { name: 'stuck', quiesceTimeoutMs: 20 });
   void c.run('m', () => held);
   const p = c.close();
   await t.rejects(p, { code: 'AMIX_ERR_QUIESCE_TIMEOUT' }, 'close reports the quiesce timeout');

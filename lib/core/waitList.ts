@@ -30,8 +30,48 @@ export interface WaitOptions {
   details?: Record<string, unknown>;
 }
 
-interface Entry<V, R> extends Waiter<V, R> {
-  done: boolean;
+/**
+ * One waiter. A class, not closures: a blocked send takes one of these per
+ * message under load, so it costs one object and the promise, and its
+ * methods live on the prototype.
+ */
+class Entry<V, R> implements Waiter<V, R> {
+  /** Still on the list (shift, take and the *All methods take it off before settling). */
+  queued = true;
+  done = false;
+  timer: NodeJS.Timeout | undefined = undefined;
+  onAbort: (() => void) | undefined = undefined;
+
+  constructor(
+    readonly list: Array<Entry<V, R>>,
+    readonly value: V,
+    readonly settleOk: (r: R) => void,
+    readonly settleErr: (e: Error) => void,
+    readonly signal: AbortSignal | undefined,
+  ) {}
+
+  resolve(r: R): void {
+    if (this.settle()) this.settleOk(r);
+  }
+
+  reject(e: Error): void {
+    if (this.settle()) this.settleErr(e);
+  }
+
+  /** First settlement wins: leave the list, drop the timer and the abort listener. */
+  settle(): boolean {
+    if (this.done) return false;
+    this.done = true;
+    if (this.queued) {
+      // Only an abort or a timeout settles a waiter still on the list.
+      this.queued = false;
+      const i = this.list.indexOf(this);
+      if (i >= 0) this.list.splice(i, 1);
+    }
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.onAbort !== undefined) this.signal!.removeEventListener('abort', this.onAbort);
+    return true;
+  }
 }
 
 /**
@@ -70,31 +110,14 @@ export class WaitList<V = void, R = void> {
     const { signal, what = 'operation', timeoutMs = 0 } = options;
     if (signal?.aborted) return Promise.reject(abortError(signal, what));
     return new Promise<R>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const onAbort = (): void => entry.reject(abortError(signal, what));
-      const settle = (): boolean => {
-        if (entry.done) return false;
-        entry.done = true;
-        const i = this.#items.indexOf(entry);
-        if (i >= 0) this.#items.splice(i, 1);
-        if (timer) clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        return true;
-      };
-      const entry: Entry<V, R> = {
-        value,
-        done: false,
-        resolve: (r) => {
-          if (settle()) resolve(r);
-        },
-        reject: (e) => {
-          if (settle()) reject(e);
-        },
-      };
+      const entry = new Entry<V, R>(this.#items, value, resolve, reject, signal);
       this.#items.push(entry);
-      signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal) {
+        entry.onAbort = () => entry.reject(abortError(signal, what));
+        signal.addEventListener('abort', entry.onAbort, { once: true });
+      }
       if (timeoutMs > 0) {
-        timer = setTimeout(
+        entry.timer = setTimeout(
           () =>
             entry.reject(
               new AmixError(ErrorCode.AMIX_ERR_TIMEOUT, `${what} did not finish within ${timeoutMs} ms`, {
@@ -109,11 +132,10 @@ export class WaitList<V = void, R = void> {
 
   /** Take the oldest waiter off the list; settle it with the returned handle. */
   shift(): Waiter<V, R> | undefined {
-    const e = this.#items[0];
-    if (!e) return undefined;
-    // Mark it taken now (not when settled) so that an abort arriving between
-    // shift and resolve cannot settle it twice or leave it on the list.
-    this.#items.shift();
+    const e = this.#items.shift();
+    // Off the list now (not when settled), so that settling it need not search
+    // the list, and an abort arriving between shift and resolve settles it once.
+    if (e) e.queued = false;
     return e;
   }
 
@@ -124,19 +146,30 @@ export class WaitList<V = void, R = void> {
   take(match: (value: V) => boolean): Array<Waiter<V, R>> {
     const out: Array<Waiter<V, R>> = [];
     for (let i = 0; i < this.#items.length;) {
-      if (match(this.#items[i]!.value)) out.push(this.#items.splice(i, 1)[0]!);
-      else i++;
+      const e = this.#items[i]!;
+      if (match(e.value)) {
+        this.#items.splice(i, 1);
+        e.queued = false;
+        out.push(e);
+      } else i++;
     }
     return out;
   }
 
   /** Settle every waiter with `result` and empty the list (a gate opening for all). */
   resolveAll(result: R): void {
-    for (const e of this.#items.splice(0)) e.resolve(result);
+    for (const e of this.#drain()) e.resolve(result);
   }
 
   /** Reject every waiter with `err` and empty the list. */
   rejectAll(err: Error): void {
-    for (const e of this.#items.splice(0)) e.reject(err);
+    for (const e of this.#drain()) e.reject(err);
+  }
+
+  /** Empty the list, every entry marked as off it. */
+  #drain(): Array<Entry<V, R>> {
+    const all = this.#items.splice(0);
+    for (const e of all) e.queued = false;
+    return all;
   }
 }

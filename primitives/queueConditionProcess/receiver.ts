@@ -11,7 +11,7 @@ import type { Server, Socket } from 'node:net';
 import { ErrorCode, type AmixError } from '../../lib/core/errors.js';
 import { CreditReceiver, MessageQueue, creditFields, type CreditSession } from '../../lib/core/credit.js';
 import { FrameDecoder, FrameWriter, encodeFrame } from '../../lib/core/framing.js';
-import type { ChannelEvent, ChannelHandle } from '../../lib/core/primitive.js';
+import type { ChannelEvent } from '../../lib/core/primitive.js';
 import { WaitList } from '../../lib/core/waitList.js';
 import {
   DEFAULT_MAXMSG,
@@ -29,6 +29,7 @@ import {
   protocolError,
   receiverFrameRules,
   tooSmall,
+  EndHandle,
   type ProcessAddress,
   type ProcessChannelOptions,
 } from './wire.js';
@@ -52,13 +53,9 @@ export interface RxConn {
 }
 
 /** The receiving end's handle. */
-export class ReceiverHandle implements ChannelHandle {
-  readonly role = 'receive' as const;
-  readonly address: ProcessAddress;
-  /** @internal */ readonly st: ReceiverState;
+export class ReceiverHandle extends EndHandle<'receive', ReceiverState> {
   constructor(address: ProcessAddress, st: ReceiverState) {
-    this.address = address;
-    this.st = st;
+    super('receive', address, st);
   }
 }
 

@@ -14,7 +14,7 @@ import { AmixError, ErrorCode } from '../../lib/core/errors.js';
 import { ResendRing, SenderWindow } from '../../lib/core/credit.js';
 import { WaitList } from '../../lib/core/waitList.js';
 import { FRAME_HEADER_BYTES, FrameDecoder, FrameWriter, encodeFrame } from '../../lib/core/framing.js';
-import type { ChannelEvent, ChannelHandle } from '../../lib/core/primitive.js';
+import type { ChannelEvent } from '../../lib/core/primitive.js';
 import {
   DEFAULT_MAXMSG,
   ERROR_MAX_BYTES,
@@ -28,18 +28,15 @@ import {
   peerLost,
   protocolError,
   senderFrameRules,
+  EndHandle,
   type ProcessAddress,
   type ProcessChannelOptions,
 } from './wire.js';
 
 /** The sending end's handle. */
-export class SenderHandle implements ChannelHandle {
-  readonly role = 'send' as const;
-  readonly address: ProcessAddress;
-  /** @internal */ readonly st: SenderState;
+export class SenderHandle extends EndHandle<'send', SenderState> {
   constructor(address: ProcessAddress, st: SenderState) {
-    this.address = address;
-    this.st = st;
+    super('send', address, st);
   }
 }
 

@@ -16,7 +16,12 @@ import {
 } from '../../lib/core/errors.js';
 import type { FrameKindRule } from '../../lib/core/framing.js';
 import { emptyStats } from '../../lib/core/channel.js';
-import type { ChannelAddress, ChannelOptions, PrimitiveCharacteristics } from '../../lib/core/primitive.js';
+import type {
+  ChannelAddress,
+  ChannelHandle,
+  ChannelOptions,
+  PrimitiveCharacteristics,
+} from '../../lib/core/primitive.js';
 
 /** The primitive's registered name. */
 export const NAME = 'queueConditionProcess';
@@ -158,4 +163,13 @@ export const asAmix = asAmixError;
 /** `AMIX_ERR_BUFFER_TOO_SMALL`: the next message is larger than the caller accepts. */
 export function tooSmall(size: number, maxBytes: number): AmixError {
   return bufferTooSmallError(NAME, size, maxBytes);
+}
+
+/** One end's handle: its role, its address, and the state of that end (receiving or sending). */
+export class EndHandle<Role extends 'send' | 'receive', State> implements ChannelHandle {
+  constructor(
+    readonly role: Role,
+    readonly address: ProcessAddress,
+    /** @internal */ readonly st: State,
+  ) {}
 }

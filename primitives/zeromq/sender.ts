@@ -364,7 +364,12 @@ async function write(h: ZeromqSendHandle): Promise<void> {
 export function trySendNow(h: ZeromqSendHandle, data: Uint8Array): boolean {
   if (h.closed) throw closedError(h, '');
   checkSize(h, data);
-  return h.w.trySend(data);
+  const w = h.w;
+  const seq = w.admit(data.byteLength);
+  if (seq < 0) return w.trySend(data);
+  accept(h, data, seq);
+  w.admitted();
+  return true;
 }
 
 /** Wait for credit (abortable). The message is copied: the caller may reuse its buffer while the send waits. */
