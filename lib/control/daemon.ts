@@ -139,7 +139,7 @@ export class Daemon extends EventEmitter {
     await ensurePrivateDir(join(this.dir, DAEMON_FILES.run));
     if (await isAlive(this.socketPath)) {
       throw new AmixError(ErrorCode.AMIX_ERR_DUPLICATE, `an amixd is already listening on ${this.socketPath}`, {
-        details: { socket: this.socketPath },
+        details: { path: this.socketPath },
       });
     }
     await rm(this.socketPath, { force: true });

@@ -166,7 +166,7 @@ export class HostHandle extends EventEmitter<{ event: [HostEvent]; exit: [HostEx
     return new AmixError(
       ErrorCode.AMIX_ERR_POINT_DIED,
       `point host exited (code ${e?.code ?? 'none'}, signal ${e?.signal ?? 'none'}) before answering ${op}`,
-      { details: { code: e?.code ?? null, signal: e?.signal ?? null } },
+      { details: { exitCode: e?.code ?? null, signal: e?.signal ?? null } },
     );
   }
 }

@@ -119,7 +119,7 @@ export class Flows {
           throw new AmixError(
             ErrorCode.AMIX_ERR_UNKNOWN_POINT,
             `no point identified ${describe(receiver)} on ${this.#core.id}`,
-            { details: { receiver } },
+            { details: { name: receiver } },
           );
         }
         const link = await this.#core.host.fabric.connect(null, view.name, { direction: 'aToB', as: c.end(sender) });
