@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { AmixError, ErrorCode } from '../core/errors.js';
 import { Lifecycle } from '../core/lifecycle.js';
-import { RpcPeer, type AnyArgs, type ArgsOf, type ResultOf } from '../core/rpc.js';
+import { RpcPeer, refuseRequests, type AnyArgs, type ArgsOf, type ResultOf } from '../core/rpc.js';
 import { ControlDecoder, encodeControl, type ControlMessage } from './protocol.js';
 
 /** Answers a request: resolve with the result, or reject with an AmixError. */
@@ -49,13 +49,7 @@ export class ControlConnection<
   readonly #life = new Lifecycle('control connection');
   #closedHere = false;
 
-  constructor(
-    socket: Socket,
-    handler: RequestHandler = () => {
-      throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, 'this side takes no requests');
-    },
-    options: ControlConnectionOptions = {},
-  ) {
+  constructor(socket: Socket, handler: RequestHandler = refuseRequests, options: ControlConnectionOptions = {}) {
     super();
     this.socket = socket;
     this.#handler = handler;

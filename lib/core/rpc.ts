@@ -137,7 +137,7 @@ export class RpcPeer<C = void> {
     return this.#closed;
   }
 
-  /** The next request id (for a caller that numbers a request itself, e.g. to log it). */
+  /** The next request id; ids wrap at `maxId` (a protobuf uint32 by default). */
   #id(): number {
     const id = this.#nextId++;
     if (this.#nextId > this.#maxId) this.#nextId = 1;
@@ -221,7 +221,7 @@ export class RpcPeer<C = void> {
   async #answer(m: Extract<RpcMessage, { kind: 'request' }>, from: C): Promise<void> {
     let reply: RpcMessage;
     try {
-      const handle = this.#o.handle ?? refuse;
+      const handle = this.#o.handle ?? refuseRequests;
       reply = { kind: 'reply', id: m.id, ok: true, result: await handle(m.op, m.args, from) };
     } catch (err) {
       reply = { kind: 'reply', id: m.id, ok: false, error: asAmixError(err) };
@@ -241,7 +241,8 @@ export class RpcPeer<C = void> {
   }
 }
 
-function refuse(): never {
+/** The handler of a side that serves no requests: every one is refused with `AMIX_ERR_PROTOCOL`. */
+export function refuseRequests(): never {
   throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, 'this side takes no requests');
 }
 

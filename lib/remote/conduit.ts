@@ -117,6 +117,6 @@ export class Conduit {
 
   /** Wake pumps waiting for a data channel (they then see the conduit closed). */
   wakeAll(): void {
-    for (let w = this.#dataReady.shift(); w; w = this.#dataReady.shift()) w.resolve();
+    this.#dataReady.resolveAll();
   }
 }

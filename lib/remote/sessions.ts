@@ -32,8 +32,7 @@ export class Sessions {
 
   /** Stop waiting for hellos: every waiter gets "no such peer". */
   close(): void {
-    for (const list of this.#helloWaiters.values())
-      for (let w = list.shift(); w; w = list.shift()) w.resolve(undefined);
+    for (const list of this.#helloWaiters.values()) list.resolveAll(undefined);
     this.#helloWaiters.clear();
   }
 
@@ -153,7 +152,7 @@ export class Sessions {
     this.#strangers.delete(c.id);
     const waiting = this.#helloWaiters.get(c.id);
     this.#helloWaiters.delete(c.id);
-    for (let w = waiting?.shift(); w; w = waiting?.shift()) w.resolve(c);
+    waiting?.resolveAll(c);
     if (fresh || wasDown) {
       this.#core.host.log(`peering: ${c.id} is up at ${h.control.endpoint}`);
       this.#core.host.broadcast({

@@ -8,7 +8,7 @@
 import type { PointView } from '../directory/index.js';
 import { parsePointId } from '../directory/index.js';
 import { MAX_CONTROL_FRAME, PROTOCOL_VERSION } from '../core/controlCodec.js';
-import { AmixError, ErrorCode, describe } from '../core/errors.js';
+import { AmixError, ErrorCode, describe, peerLostError } from '../core/errors.js';
 import type { Empty } from '../fabric/agent.js';
 import type { Direction } from '../fabric/point.js';
 import type { Directory } from '../directory/index.js';
@@ -227,10 +227,7 @@ export function newConduitStats(): ConduitStats {
 
 /** `AMIX_ERR_PEER_LOST` for a conduit whose peer is not up. */
 export function peerLost(c: { id: string; state: string; error: AmixError | undefined }): AmixError {
-  return new AmixError(ErrorCode.AMIX_ERR_PEER_LOST, `peer daemon ${c.id} is ${c.state}`, {
-    details: { peer: c.id, state: c.state },
-    ...(c.error ? { cause: c.error } : {}),
-  });
+  return peerLostError(`peer daemon ${c.id} is ${c.state}`, { peer: c.id, state: c.state }, c.error);
 }
 
 /** The host part of a `tcp://HOST:PORT` endpoint; `AMIX_ERR_INVALID_ARG` if it is not one. */

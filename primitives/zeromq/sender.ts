@@ -254,7 +254,7 @@ function onCredit(h: ZeromqSendHandle, f: Extract<Frame, { kind: 'credit' }>): v
     }
   }
   h.credited = true;
-  for (let w = h.connectWaiters.shift(); w; w = h.connectWaiters.shift()) w.resolve();
+  h.connectWaiters.resolveAll();
   // A PING is answered by the CREDIT that echoes its token, and as well by any
   // CREDIT that acknowledges everything sent before it: a receiving end that
   // closes says so once (see destroy) and never answers a PING that arrives
