@@ -72,6 +72,12 @@ export const ErrorCode = {
   AMIX_ERR_UNAUTHORIZED: 'AMIX_ERR_UNAUTHORIZED',
   /** A point's thread or process died; `details` says how (exit code, signal). */
   AMIX_ERR_POINT_DIED: 'AMIX_ERR_POINT_DIED',
+  /** A state directory or file is not owned by this uid, is open to group or other, or is a symlink: refused, never repaired. */
+  AMIX_ERR_UNSAFE_DIR: 'AMIX_ERR_UNSAFE_DIR',
+  /** A client stopped reading: its unsent replies and events passed the cap, and it was cut off. */
+  AMIX_ERR_SLOW_CONSUMER: 'AMIX_ERR_SLOW_CONSUMER',
+  /** A peer daemon was refused: its key is not allowed, or the id it claims is not bound to its key. */
+  AMIX_ERR_PEER_REFUSED: 'AMIX_ERR_PEER_REFUSED',
   /** An internal invariant broke. Please report it. */
   AMIX_ERR_INTERNAL: 'AMIX_ERR_INTERNAL',
 } as const;
@@ -213,14 +219,17 @@ export interface ErrorDetails {
     receivePrimitive?: string;
     end?: string;
   };
-  AMIX_ERR_MAX_CONNECTIONS: { maxConnections?: number; point?: string };
+  AMIX_ERR_MAX_CONNECTIONS: { maxConnections?: number; point?: string; slots?: number; limit?: number };
   AMIX_ERR_BAD_DIRECTION: { direction?: string };
-  AMIX_ERR_NOT_OWNER: { point?: string; owner?: string };
+  AMIX_ERR_NOT_OWNER: { point?: string; owner?: string; link?: string; primitive?: string; op?: string };
   AMIX_ERR_QUERY_SYNTAX: { column: number; found?: string };
   AMIX_ERR_PROTOCOL: { version?: number; next?: number; limit?: number };
   AMIX_ERR_DAEMON_UNAVAILABLE: Record<string, never>;
-  AMIX_ERR_UNAUTHORIZED: { path?: string; mode?: number; endpoint?: string };
+  AMIX_ERR_UNAUTHORIZED: { path?: string; mode?: number; endpoint?: string; op?: string; principal?: string };
   AMIX_ERR_POINT_DIED: { exitCode?: number | null; signal?: string | null; threadId?: number; error?: string };
+  AMIX_ERR_UNSAFE_DIR: { path: string; reason: string; mode?: number; uid?: number };
+  AMIX_ERR_SLOW_CONSUMER: { unsent?: number; limit?: number };
+  AMIX_ERR_PEER_REFUSED: { peer?: string; reason?: string; endpoint?: string; key?: string };
   AMIX_ERR_INTERNAL: Record<string, never>;
 }
 
