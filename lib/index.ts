@@ -47,7 +47,7 @@ export type {
 } from './core/registry.js';
 export { PointRole, PointScope, TerminationMethod, Direction, DIRECTION_STEPS } from './fabric/point.js';
 export type { PointCharacteristics, PointRegistration, PointRegistrationInput } from './fabric/point.js';
-export { Endpoint } from './fabric/endpoint.js';
+export { Endpoint, RECONNECT_FROM } from './fabric/endpoint.js';
 export type {
   PointMessage,
   PointSendOptions,

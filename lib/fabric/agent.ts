@@ -60,6 +60,8 @@ export interface AgentOps {
   resume: { args: { link: string }; result: Empty };
   /** Cycle the link's sending ends (wait until what was sent is taken). */
   cycle: { args: { link: string }; result: Empty };
+  /** RECONNECT: give the point a null (size-0) message from the fabric. */
+  nullMessage: { args: Empty; result: Empty };
   /** The endpoint's counters. */
   stats: { args: Empty | Record<string, unknown>; result: AgentStats };
 }
@@ -73,6 +75,7 @@ export const AGENT_OPS = [
   'suspend',
   'resume',
   'cycle',
+  'nullMessage',
   'stats',
 ] as const satisfies ReadonlyArray<keyof AgentOps>;
 /** One of {@link AGENT_OPS}. */
@@ -154,6 +157,10 @@ export class Agent implements AgentTarget {
       },
       cycle: async (a) => {
         for (const ch of end.channels(a.link).tx) await ch.cycle();
+        return {};
+      },
+      nullMessage: () => {
+        end.deliverNull();
         return {};
       },
       stats: () => this.stats(),

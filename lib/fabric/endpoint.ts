@@ -26,6 +26,9 @@ export interface PointMessage {
   readonly link: string;
 }
 
+/** The `from` of the null message a RECONNECT sends to a point (seed 002 ¶698): the fabric itself, not a peer. */
+export const RECONNECT_FROM = 'amix:reconnect';
+
 /** Options for {@link Endpoint.send}. */
 export interface PointSendOptions {
   /** Send only to this peer (by point name) instead of every receiver on the sender list. */
@@ -85,7 +88,11 @@ export class Endpoint extends EventEmitter implements Destroyable {
   readonly name: string;
   /** Resolves once the endpoint is closed, with the reason (undefined for a graceful close). Never rejects. */
   readonly closed: Promise<Error | undefined>;
+  /** Null messages from the fabric (RECONNECT) not yet received: taken before any link's message. */
+  #nulls = 0;
   readonly #tx: TxEntry[] = [];
+  /** The entries of {@link #tx} not on hold: where a send without `to`/`link` goes (kept, not filtered per send). */
+  #live: TxEntry[] = [];
   readonly #rx: RxEntry[] = [];
   #rr = 0;
   readonly #life: Lifecycle;
@@ -124,6 +131,7 @@ export class Endpoint extends EventEmitter implements Destroyable {
   addSender(link: string, peer: string, ch: Channel): void {
     this.#checkOpen();
     this.#tx.push({ link, peer, ch, held: false });
+    this.#relist();
     void this.#flushUnlinked();
   }
 
@@ -135,9 +143,34 @@ export class Endpoint extends EventEmitter implements Destroyable {
     this.#signal();
   }
 
-  /** Hold (true) or release (false) the sending side of `link`: a held entry gets no sends. */
+  /**
+   * RECONNECT's null message (seed 002 ¶698, "the TCS will send a NULL
+   * message to the communication point"): the point's next receive without a
+   * `from` or `link` filter returns a size-0 message from
+   * {@link RECONNECT_FROM}, whether or not the point has incoming links.
+   */
+  deliverNull(): void {
+    this.#checkOpen();
+    this.#nulls++;
+    this.#signal();
+  }
+
+  /**
+   * Hold (true) or release (false) the sending side of `link` (seed 002
+   * ¶122, "put the call on hold and dial another"): a held entry takes no
+   * part in sends to the sender list until it is released; only a send that
+   * names it (`to` or `link`) still goes there, into its channel's
+   * suspension queue. With every entry held, sends are kept as when nothing
+   * is linked, and go out once a hold is released or a link added.
+   */
   hold(link: string, held: boolean): void {
     for (const e of this.#tx) if (e.link === link) e.held = held;
+    this.#relist();
+    if (!held) void this.#flushUnlinked();
+  }
+
+  #relist(): void {
+    this.#live = this.#tx.filter((e) => !e.held);
   }
 
   /**
@@ -154,6 +187,7 @@ export class Endpoint extends EventEmitter implements Destroyable {
       const e = this.#tx[i]!;
       if (e.link !== link) continue;
       this.#tx.splice(i, 1);
+      this.#relist();
       closing.push(reason ? e.ch.destroy(reason) : e.ch.close());
     }
     for (let i = this.#rx.length - 1; i >= 0; i--) {
@@ -195,7 +229,7 @@ export class Endpoint extends EventEmitter implements Destroyable {
   async send(data: Uint8Array, options: PointSendOptions = {}): Promise<void> {
     this.#checkOpen();
     if (!(data instanceof Uint8Array)) throw invalidArg('data', 'must be a Uint8Array (or Buffer)', data);
-    let targets = this.#tx;
+    let targets = this.#live;
     if (options.to !== undefined || options.link !== undefined) {
       targets = targets.filter(
         (e) =>
@@ -211,7 +245,7 @@ export class Endpoint extends EventEmitter implements Destroyable {
       }
     }
     // While kept messages are still going out to a new link, later sends queue behind them, or they would overtake.
-    if (targets.length === 0 || (this.#flushing && targets === this.#tx)) {
+    if (targets.length === 0 || (this.#flushing && targets === this.#live)) {
       await this.#keepUnlinked(data, options.signal);
       return;
     }
@@ -266,6 +300,11 @@ export class Endpoint extends EventEmitter implements Destroyable {
 
   /** The next message that is ready now (round robin), or undefined. Never waits. */
   #take(options: PointReceiveOptions, candidates = this.#candidates(options)): PointMessage | undefined {
+    if (this.#nulls > 0 && options.from === undefined && options.link === undefined) {
+      this.#nulls--;
+      this.#received++;
+      return { data: new Uint8Array(0), size: 0, from: RECONNECT_FROM, link: '' };
+    }
     const maxBytes = options.maxBytes ?? Number.MAX_SAFE_INTEGER;
     const n = candidates.length;
     for (let k = 0; k < n; k++) {
@@ -449,10 +488,10 @@ export class Endpoint extends EventEmitter implements Destroyable {
     if (this.#flushing) return;
     this.#flushing = true;
     try {
-      while (this.#unlinked.length > 0 && this.#tx.length > 0) {
+      while (this.#unlinked.length > 0 && this.#live.length > 0) {
         const msg = this.#unlinked.shift()!;
         this.#unlinkedWaiters.resolveAll();
-        const ok = await Promise.all(this.#tx.map((e) => e.ch.send(msg))).then(
+        const ok = await Promise.all(this.#live.map((e) => e.ch.send(msg))).then(
           () => true,
           () => false,
         );

@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, type AgentTarget } from './agent.js';
 import { BrokerTable, type FlowEnds } from './brokers.js';
-import { Endpoint } from './endpoint.js';
+import { Endpoint, type RECONNECT_FROM } from './endpoint.js';
 import { AmixError, ErrorCode, invalidArg } from '../core/errors.js';
 import { Hops } from './hops.js';
 import { Lifecycle, type Destroyable } from '../core/lifecycle.js';
@@ -43,6 +43,7 @@ import {
   type FabricCore,
   type Inst,
   type LinkRec,
+  endOf,
 } from './records.js';
 import { PrimitiveRegistry } from '../core/registry.js';
 import { Supervisor } from './supervisor.js';
@@ -418,6 +419,12 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
       const cur = placed.at(-1);
       const prior = cur ? this.#core.links.get(cur) : undefined;
       if (prior) {
+        // Off A's sender list for sends (seed ¶122: the held call hears nothing of the new one), then suspended.
+        await endOf(this.#core, prior, endA.id)?.target.request(
+          'hold',
+          { link: prior.id, held: true },
+          this.#core.timeoutMs,
+        );
         await this.#hops.setSuspended(prior, true, 'held');
         rec.held = prior.id;
         this.#emit({ type: 'linkHeld', link: prior.id, by: rec.id });
@@ -464,6 +471,9 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
     const prior = rec.held ? this.#core.links.get(rec.held) : undefined;
     if (prior) {
       await this.#hops.setSuspended(prior, false, 'active');
+      await endOf(this.#core, prior, rec.a)
+        ?.target.request('hold', { link: prior.id, held: false }, this.#core.timeoutMs)
+        .catch(() => {});
       this.#emit({ type: 'linkRestored', link: prior.id });
     }
     const toEnd = new Set<string>();
@@ -482,15 +492,18 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
   }
 
   /**
-   * Reconnect (seed RECONNECT): send a null message (zero bytes: the point
-   * receives an empty message) on every link that delivers to `name`, cycling
-   * their primitives, and report the point's state.
+   * Reconnect (seed RECONNECT, 002 ¶698): send each running instance of
+   * `name` a null message (the point receives a size-0 message from
+   * {@link RECONNECT_FROM}, with or without incoming links), cycle the
+   * primitive of every link that delivers to it, and report its state.
    */
   async reconnect(name: string): Promise<InstanceInfo[]> {
     this.#life.assertOpen();
     regOf(this.#core, name);
     const out: InstanceInfo[] = [];
     for (const inst of [...this.#core.instances.values()].filter((i) => i.point.name === name)) {
+      // The null message goes to the point itself (seed ¶698), links or none; then each primitive to it is cycled.
+      await inst.target.request('nullMessage', {}, this.#core.timeoutMs);
       for (const linkId of inst.links) {
         const rec = this.#core.links.get(linkId);
         if (rec) await this.#hops.cycle(rec, this.#core.timeoutMs, inst.id);
