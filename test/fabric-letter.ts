@@ -56,3 +56,85 @@ for (const scope of ['thread', 'process'] as const) {
     );
   });
 }
+
+t.test("002 ¶297-303: connect records the list entries in the seed's step order", async (t) => {
+  const { fabric, events } = await makeFabric(t);
+  fabric.register({ name: 'A', location: pointFixture('sink') });
+  fabric.register({ name: 'B', location: pointFixture('sink') });
+  const cases = [
+    { direction: 1, steps: [1, 2, 3, 4], lists: ['A sender B', 'B receiver A', 'B sender A', 'A receiver B'] },
+    { direction: 2, steps: [3, 4], lists: ['B sender A', 'A receiver B'] },
+    { direction: 3, steps: [1, 2], lists: ['A sender B', 'B receiver A'] },
+    { direction: 4, steps: [], lists: [] },
+  ] as const;
+  for (const c of cases) {
+    const link = await fabric.connect('A', 'B', { direction: c.direction });
+    const seen = events.filter(
+      (e): e is Extract<typeof e, { type: 'linkStep' }> => e.type === 'linkStep' && e.link === link.id,
+    );
+    t.same(
+      seen.map((e) => e.step),
+      c.steps,
+      `direction ${c.direction}: steps ${c.steps.join(',') || 'none'}`,
+    );
+    t.same(
+      seen.map((e) => `${e.end.split('#')[0]} ${e.list} ${e.peer.split('#')[0]}`),
+      c.lists,
+      `direction ${c.direction}: each step's list entry`,
+    );
+    t.same(
+      link.info.steps.filter((n) => n <= 4),
+      c.steps,
+      'the link reports the same list steps (5 and 6 reactivate the ends)',
+    );
+    await link.close();
+  }
+});
+
+t.test('002 ¶297-303: through a broker, the steps number only the ends, in order', async (t) => {
+  const { fabric, events } = await makeFabric(t);
+  fabric.register({ name: 'T', location: pointFixture('sink') });
+  fabric.register({ name: 'P', location: pointFixture('sink'), characteristics: { scope: 'process' } });
+  // T is a thread point, P its own process: a broker converts between their two primitives.
+  const link = await fabric.connect('T', 'P', { direction: 1 });
+  t.ok(link.info.brokers.length > 0, 'the link has a broker');
+  const seen = events.filter(
+    (e): e is Extract<typeof e, { type: 'linkStep' }> => e.type === 'linkStep' && e.link === link.id,
+  );
+  t.same(
+    seen.map((e) => e.step),
+    [1, 2, 3, 4],
+    'steps 1-4 in order',
+  );
+  t.same(
+    seen.map((e) => `${e.end.split('#')[0]} ${e.list} ${e.peer.split('#')[0]}`),
+    ['T sender broker', 'P receiver broker', 'P sender broker', 'T receiver broker'],
+    "each end's entry names the broker it talks to",
+  );
+});
+
+t.test('a live broker: terminate(broker) ends it and its link; close() finishes within the grace period', async (t) => {
+  const { fabric, events } = await makeFabric(t);
+  const graceMs = 2000;
+  fabric.register({ name: 'T', location: pointFixture('sink'), characteristics: { graceMs } });
+  fabric.register({ name: 'P', location: pointFixture('sink'), characteristics: { scope: 'process', graceMs } });
+  const first = await fabric.connect('T', 'P');
+  const [broker] = first.info.brokers;
+  t.ok(broker, 'the link has a broker');
+  await fabric.terminate(broker!);
+  t.notOk(fabric.hasLink(first.id), "the broker's link is gone");
+  t.notOk(
+    fabric.instances().some((i) => i.instance === broker),
+    'the broker is gone',
+  );
+  t.ok(
+    events.some((e) => e.type === 'instanceTerminated' && e.instance === broker),
+    'its termination was reported',
+  );
+
+  const second = await fabric.connect('T', 'P');
+  t.ok(second.info.brokers.length > 0, 'a new link gets a new broker');
+  const started = Date.now();
+  await fabric.close();
+  t.ok(Date.now() - started < graceMs * 2, `close finished in ${Date.now() - started} ms`);
+});

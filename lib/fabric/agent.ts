@@ -39,6 +39,11 @@ export interface AgentOps {
     args: { link: string; peer: string; primitive: string; options: ChannelOptions };
     result: { address: ChannelOptions['address'] };
   };
+  /**
+   * Put the receiving end `openReceiver` made for `link` from `peer` on the
+   * receiver list (step 2 or 4: after the sender's step 1 or 3, as the seed orders them).
+   */
+  listReceiver: { args: { link: string; peer: string }; result: Empty };
   /** Open a sending end to `address` and connect it, then put it on the sender list. */
   openSender: {
     args: {
@@ -69,6 +74,7 @@ export interface AgentOps {
 /** The link commands an agent understands. */
 export const AGENT_OPS = [
   'openReceiver',
+  'listReceiver',
   'openSender',
   'closeLink',
   'hold',
@@ -110,6 +116,8 @@ export class Agent implements AgentTarget {
   readonly #ops: Handlers<AgentOps, unknown>;
   /** Answers one link command by name (`AMIX_ERR_PROTOCOL` for an unknown one), as an RpcPeer handler. */
   readonly handle: RpcHandler<unknown>;
+  /** Receiving ends opened but not yet on the receiver list, by link and peer. */
+  readonly #unlisted = new Map<string, Channel>();
 
   constructor(endpoint: Endpoint, registry: PrimitiveRegistry, onEvent: (e: AgentEvent) => void = () => {}) {
     this.#end = endpoint;
@@ -123,8 +131,22 @@ export class Agent implements AgentTarget {
       openReceiver: async (a) => {
         const ch = await this.#reg.open(a.primitive, a.options);
         this.#watch(ch, a.link, a.peer);
-        end.addReceiver(a.link, a.peer, ch);
+        // Not listed yet: the sender attaches (and lists its end) first; what it sends meanwhile waits in the channel.
+        this.#unlisted.set(unlistedKey(a.link, a.peer), ch);
         return { address: ch.address };
+      },
+      listReceiver: (a) => {
+        const k = unlistedKey(a.link, a.peer);
+        const ch = this.#unlisted.get(k);
+        if (!ch)
+          throw new AmixError(
+            ErrorCode.AMIX_ERR_UNKNOWN_LINK,
+            `no receiving end of link ${JSON.stringify(a.link)} from ${JSON.stringify(a.peer)} waits to be listed`,
+            { details: { link: a.link } },
+          );
+        this.#unlisted.delete(k);
+        end.addReceiver(a.link, a.peer, ch);
+        return {};
       },
       openSender: async (a) => {
         const ch = await this.#reg.open(a.primitive, { ...a.options, address: a.address });
@@ -140,6 +162,11 @@ export class Agent implements AgentTarget {
         return {};
       },
       closeLink: async (a) => {
+        for (const [k, ch] of this.#unlisted)
+          if (k.startsWith(`${a.link}\u0000`)) {
+            this.#unlisted.delete(k);
+            await ch.close().catch(() => {});
+          }
         await end.removeLink(a.link);
         return {};
       },
@@ -199,4 +226,9 @@ export class Agent implements AgentTarget {
       this.#onEvent({ type: 'channel', link, peer, event: e.type, ...(e.error ? { error: e.error } : {}) });
     });
   }
+}
+
+/** The key of an unlisted receiving end: link ids and point names hold no NUL. */
+function unlistedKey(link: string, peer: string): string {
+  return `${link}\u0000${peer}`;
 }

@@ -404,9 +404,9 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
     instB: Inst | undefined,
   ): Promise<void> {
     // Steps 1 and 2: B's receiver on A's sender list, A's sender on B's receiver list (flow A → B).
-    if (plan.steps.includes(1)) await this.#hops.openFlow(rec, endA, plan.planA, endB, plan.planB);
+    if (plan.steps.includes(1)) await this.#hops.openFlow(rec, endA, plan.planA, endB, plan.planB, [1, 2]);
     // Steps 3 and 4: A's receiver on B's sender list, B's sender on A's receiver list (flow B → A).
-    if (plan.steps.includes(3)) await this.#hops.openFlow(rec, endB, plan.planB, endA, plan.planA);
+    if (plan.steps.includes(3)) await this.#hops.openFlow(rec, endB, plan.planB, endA, plan.planA, [3, 4]);
     // Steps 5 and 6: reactivate A, then B, if idle.
     if (instA) await this.#sup.activate(instA);
     if (instB) await this.#sup.activate(instB);

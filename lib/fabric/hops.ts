@@ -33,19 +33,26 @@ export class Hops {
     this.#instances = instances;
   }
 
-  /** Open one flow: a receiving end at `to`, a sending end at `from` (each by its agent), and the list entries. */
+  /**
+   * Open one flow: a receiving end at `to`, a sending end at `from` (each by
+   * its agent), and the list entries, in the seed's order: `steps[0]` puts
+   * the receiver on `from`'s sender list, then `steps[1]` the sender on
+   * `to`'s receiver list (1 and 2 for A → B, 3 and 4 for B → A). Each step
+   * is a `linkStep` event once the end's agent has made the entry.
+   */
   async openFlow(
     rec: LinkRec,
     from: End,
     fromReg: PointRegistration | undefined,
     to: End,
     toReg: PointRegistration | undefined,
+    steps: readonly [number, number] = [1, 2],
   ): Promise<void> {
     const plan = this.#brokers.planFlow(fromReg, toReg);
     const rxChar = (toReg ?? fromReg)!.characteristics;
     const options = hopOptions(rxChar);
     if (!plan.broker) {
-      await this.#openHop(rec, from, to, plan.primitive, options);
+      await this.#openHop(rec, from, to, plan.primitive, options, steps);
       return;
     }
     // Insert the broker point: from → broker on one primitive, broker → to on the other.
@@ -54,27 +61,47 @@ export class Hops {
     const b = await this.#instances.spawn(brokerRegistration(plan.broker, rxChar), `broker#${n}`, undefined);
     rec.brokers.push(b.id);
     b.links.add(rec.id);
-    await this.#openHop(rec, from, b, plan.broker.from, options);
-    await this.#openHop(rec, b, to, plan.broker.to, options);
+    // The broker's own list entries are not the seed's steps: only A's and B's are numbered.
+    await this.#openHop(rec, from, b, plan.broker.from, options, [steps[0], undefined]);
+    await this.#openHop(rec, b, to, plan.broker.to, options, [undefined, steps[1]]);
   }
 
-  /** Open one hop: a receiving end at `to`, a sending end at `from` (each by its agent), and the list entries. */
-  async #openHop(rec: LinkRec, from: End, to: End, primitive: string, options: ChannelOptions): Promise<void> {
+  /**
+   * Open one hop: the receiving end at `to` first (it makes the channel and
+   * hands back the address), then the sending end at `from`, which goes on
+   * `from`'s sender list; only then is the receiving end put on `to`'s
+   * receiver list. On failure both ends are closed.
+   */
+  async #openHop(
+    rec: LinkRec,
+    from: End,
+    to: End,
+    primitive: string,
+    options: ChannelOptions,
+    steps: readonly [number | undefined, number | undefined],
+  ): Promise<void> {
     const timeout = this.#core.timeoutMs;
+    const link = rec.id;
     const { address } = await to.target.request<{ address: ChannelOptions['address'] }>(
       'openReceiver',
-      { link: rec.id, peer: from.id, primitive, options },
+      { link, peer: from.id, primitive, options },
       timeout,
     );
     try {
-      await from.target.request('openSender', { link: rec.id, peer: to.id, primitive, address, options }, timeout);
+      await from.target.request('openSender', { link, peer: to.id, primitive, address, options }, timeout);
+      from.senderList.push({ link, peer: to.id });
+      if (steps[0] !== undefined)
+        this.#core.emit({ type: 'linkStep', link, step: steps[0], end: from.id, list: 'sender', peer: to.id });
+      await to.target.request('listReceiver', { link, peer: from.id }, timeout);
     } catch (err) {
-      await to.target.request('closeLink', { link: rec.id }, timeout).catch(() => {});
+      await to.target.request('closeLink', { link }, timeout).catch(() => {});
+      await from.target.request('closeLink', { link }, timeout).catch(() => {});
       throw err;
     }
+    to.receiverList.push({ link, peer: from.id });
+    if (steps[1] !== undefined)
+      this.#core.emit({ type: 'linkStep', link, step: steps[1], end: to.id, list: 'receiver', peer: from.id });
     rec.flows.push({ from: from.id, to: to.id, primitive });
-    from.senderList.push({ link: rec.id, peer: to.id });
-    to.receiverList.push({ link: rec.id, peer: from.id });
   }
 
   /**
@@ -106,7 +133,9 @@ export class Hops {
     }
     for (const b of rec.brokers) {
       const inst = core.instances.get(b);
-      if (inst) await this.#instances.terminate(inst).catch(() => {});
+      // A broker already ending is the one whose termination tore this link
+      // down: waiting for its exit here would wait on ourselves.
+      if (inst && !inst.ending) await this.#instances.terminate(inst).catch(() => {});
     }
     rec.handle?.[kEnded](reason);
   }
@@ -163,7 +192,8 @@ export class Hops {
       for (const f of flows) {
         const from = endOf(core, rec, f.from)!;
         const to = endOf(core, rec, f.to)!;
-        await this.openFlow(rec, from, (from as Inst).point, to, (to as Inst).point);
+        const steps = f.from === rec.a ? ([1, 2] as const) : ([3, 4] as const);
+        await this.openFlow(rec, from, (from as Inst).point, to, (to as Inst).point, steps);
       }
       if (rec.state !== 'active') await this.setSuspended(rec, true, rec.state);
     }

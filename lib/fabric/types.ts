@@ -29,6 +29,7 @@ export type FabricEvent =
   | { type: 'instanceDied'; point: string; instance: string; code: number | null; signal: string | null; error?: Error }
   | { type: 'instanceRestarted'; point: string; instance: string; links: string[] }
   | { type: 'linkConnected'; link: string; a: string; b: string; direction: Direction; steps: readonly number[] }
+  | { type: 'linkStep'; link: string; step: number; end: string; list: 'sender' | 'receiver'; peer: string }
   | { type: 'linkSuspended'; link: string }
   | { type: 'linkResumed'; link: string }
   | { type: 'linkHeld'; link: string; by: string }
