@@ -262,7 +262,9 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
     this.#life.assertOpen();
     // Resolve both points and check every flow before anything is started (¶289, ¶286).
     const plan = this.#planConnect(a, b, options);
-    this.#brokers.checkFlows(plan.flows, plan.planA, plan.planB, plan.direction, options.as);
+    // `as` is the external end standing in for a null end; between two named points it takes no part.
+    const external = a === null || b === null ? options.as : undefined;
+    this.#brokers.checkFlows(plan.flows, plan.planA, plan.planB, plan.direction, external);
     const conferenceOf = plan.mode === 'conference' ? this.#conferenceTarget(a, plan) : undefined;
     // Create whichever point is not running (¶294); a private B gets an instance for this client.
     const instA = plan.regA ? await this.#sup.instanceFor(plan.regA, undefined) : undefined;
