@@ -66,7 +66,7 @@ t.test('a client is its token: another principal may not touch, run or read what
   const shown = await bob.request<{ attributes: Record<string, unknown> }>('point.show', { name: 'apt' });
   t.same(Object.keys(shown.attributes), ['region'], 'bob sees the public attributes only');
   t.same((await bob.request<{ points: unknown[] }>('query', { expr: 'secret = "k"' })).points, [], 'nor finds by them');
-  t.equal((await alice.request('links')).length, 1, 'the link is still up');
+  t.match(await alice.request('links'), [{ id: link.id, owner: 'alice' }], 'the link is still up, and alice owns it');
 
   // The owner sees its own private attributes; the administrator sees and may do everything.
   const own = await alice.request('point.show', { name: 'apt' });

@@ -454,7 +454,8 @@ export class Daemon extends EventEmitter {
           for (const p of this.#containers.values()) if (p.owner === name && !p.admin) void p.conn.close();
         },
       ),
-      links: () => [...f.links(), ...(this.#peering?.links() ?? [])],
+      links: () =>
+        [...f.links(), ...(this.#peering?.links() ?? [])].map((l) => ({ ...l, owner: this.#linkOwners.get(l.id) })),
       instances: () => f.instances(),
       stats: () => fabricStats(f),
     };

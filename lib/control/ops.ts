@@ -135,7 +135,8 @@ export interface DaemonOps {
   peers: { args: Empty; result: PeeringStatus | { peers: never[] } };
   reconnect: { args: { name: string }; result: InstanceInfo[] };
   execute: { args: { name: string }; result: InstanceInfo };
-  links: { args: Empty; result: Array<LinkInfo | RemoteLinkInfo> };
+  /** Every link, with its owner (the principal that connected it; absent for one a peer made). */
+  links: { args: Empty; result: Array<(LinkInfo | RemoteLinkInfo) & { owner?: string | undefined }> };
   instances: { args: Empty; result: InstanceInfo[] };
   stats: { args: Empty; result: DaemonStats };
   /** Add a principal (administrator only); the reply carries its token, the only copy. */
