@@ -134,6 +134,10 @@ t.test('amix principal add/ls/rm: a token file 0600, only its hash in the store,
 
   const carol = await DaemonClient.connect({ dir, tokenFile: file });
   t.equal(carol.principal, 'carol', 'the token works');
+  process.env.AMIX_TOKEN_FILE = file;
+  const viaEnv = await DaemonClient.connect({ dir }).finally(() => delete process.env.AMIX_TOKEN_FILE);
+  t.equal(viaEnv.principal, 'carol', 'and so does $AMIX_TOKEN_FILE naming it');
+  await viaEnv.close();
   const ls = JSON.parse((await amix(dir, ['principal', 'ls', '--json'])).stdout);
   t.same(
     ls.map((p: { name: string }) => p.name),

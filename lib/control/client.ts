@@ -42,12 +42,12 @@ export interface DaemonClientOptions {
   /**
    * The file holding this container's credential: a principal's token from
    * `amix principal add`. Default `DIR/admin.token` with `admin`, else
-   * `DIR/token` (principal `user`).
+   * `$AMIX_TOKEN_FILE` if set, else `DIR/token` (principal `user`).
    */
   tokenFile?: string;
   /**
    * The control socket to connect to, e.g. a daemon's shared socket
-   * (`amixd --shared-socket`). Default `DIR/amixd.sock`.
+   * (`amixd --shared-socket`). Default `$AMIX_SOCKET` if set, else `DIR/amixd.sock`.
    */
   socket?: string;
   /** How long a request may take. Default 15000 ms. */
@@ -146,14 +146,15 @@ export class DaemonClient {
    */
   static async connect(options: DaemonClientOptions = {}): Promise<DaemonClient> {
     const dir = options.dir ?? defaultDaemonDir();
-    const file = options.tokenFile ?? join(dir, options.admin ? DAEMON_FILES.adminToken : DAEMON_FILES.token);
-    const socketPath = options.socket ?? join(dir, DAEMON_FILES.socket);
+    const tokenFile = options.tokenFile ?? (options.admin ? undefined : process.env.AMIX_TOKEN_FILE || undefined);
+    const file = tokenFile ?? join(dir, options.admin ? DAEMON_FILES.adminToken : DAEMON_FILES.token);
+    const socketPath = options.socket ?? (process.env.AMIX_SOCKET || join(dir, DAEMON_FILES.socket));
     let token: string;
     try {
       token = (await readFile(file, 'utf8')).trim();
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' && options.tokenFile === undefined)
+      if (code === 'ENOENT' && tokenFile === undefined)
         throw new AmixError(
           ErrorCode.AMIX_ERR_DAEMON_UNAVAILABLE,
           `no amixd in ${dir} (start one with: amix daemon start)`,
