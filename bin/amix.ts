@@ -2,8 +2,8 @@
 // amix: the command-line tool. Each verb is a thin shell over lib/ (mostly a
 // DaemonClient request); -h on every verb, --json everywhere, exit 2 on misuse.
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { closeSync, constants, existsSync, fstatSync, openSync } from 'node:fs';
+import { lstat, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +11,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
   DAEMON_FILES,
   DaemonClient,
+  checkPrivateFile,
+  createPrivateFile,
   defaultDaemonDir,
   ensurePrivateDir,
   generateKeyPair,
@@ -32,7 +34,13 @@ interface Verb {
 }
 
 class Misuse extends Error {}
-const common: Opts = { dir: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
+const common: Opts = {
+  dir: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  'token-file': { type: 'string' },
+  socket: { type: 'string' },
+};
 const here = fileURLToPath(new URL('.', import.meta.url));
 
 function out(v: Values, data: unknown, human: () => string): void {
@@ -58,9 +66,18 @@ function table(rows: Array<Record<string, unknown>>, cols: string[]): string {
   return [line(cols.map((c) => c.toUpperCase())), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n');
 }
 
+/**
+ * Plug in as the principal of --token-file (or $AMIX_TOKEN_FILE), through
+ * --socket (or $AMIX_SOCKET); with no token file, as the administrator
+ * (DIR/admin.token: whoever can read the daemon's directory runs it).
+ */
 async function client(v: Values): Promise<DaemonClient> {
+  const tokenFile = (v['token-file'] as string | undefined) ?? process.env.AMIX_TOKEN_FILE;
+  const socket = (v.socket as string | undefined) ?? process.env.AMIX_SOCKET;
   return DaemonClient.connect({
     ...(v.dir ? { dir: v.dir as string } : {}),
+    ...(tokenFile ? { tokenFile } : { admin: true }),
+    ...(socket ? { socket } : {}),
     name: `amix ${process.argv[2] ?? ''}`.trim(),
   });
 }
@@ -91,8 +108,9 @@ function int(v: Values, k: string): number | undefined {
 
 const verbs: Record<string, Verb> = {
   'daemon start': {
-    usage: 'amix daemon start [--dir DIR] [--slots N]   start amixd in the background (log: DIR/amixd.log)',
-    options: { slots: { type: 'string' } },
+    usage:
+      'amix daemon start [--dir DIR] [--slots N] [--shared-socket PATH]   start amixd in the background (log: DIR/amixd.log)',
+    options: { slots: { type: 'string' }, 'shared-socket': { type: 'string' } },
     async run(_, v) {
       const dir = (v.dir as string | undefined) ?? defaultDaemonDir();
       const socket = join(dir, DAEMON_FILES.socket);
@@ -103,8 +121,22 @@ const verbs: Record<string, Verb> = {
       await ensurePrivateDir(dir);
       // The daemon and the point processes it forks write to this file, never
       // to a pipe of ours that closes when this command exits.
-      const log = openSync(join(dir, 'amixd.log'), 'a', 0o600);
-      const args = [join(here, 'amixd.js'), '--dir', dir, ...(v.slots ? ['--slots', v.slots as string] : [])];
+      // Appended to, never followed: a log symlink planted in the directory is refused (amixd checks the rest).
+      const logFile = join(dir, DAEMON_FILES.log);
+      await checkPrivateFile(logFile);
+      const log = openSync(
+        logFile,
+        constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW,
+        0o600,
+      );
+      if ((fstatSync(log).mode & 0o077) !== 0) throw new Error(`${logFile} is open to group or other`);
+      const args = [
+        join(here, 'amixd.js'),
+        '--dir',
+        dir,
+        ...(v.slots ? ['--slots', v.slots as string] : []),
+        ...(v['shared-socket'] ? ['--shared-socket', v['shared-socket'] as string] : []),
+      ];
       const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log] });
       closeSync(log);
       let exited: number | null | undefined;
@@ -140,7 +172,7 @@ const verbs: Record<string, Verb> = {
         'status',
         {},
         (s) =>
-          `amixd ${s.pid} in ${s.dir}, up ${Math.round(s.uptimeMs / 1000)} s, ${s.containers.length}/${s.slots} slots, ${s.points} points, ${s.instances} instances, ${s.links} links\n${table(s.containers, ['id', 'name', 'pid', 'owner', 'links'])}`,
+          `amixd ${s.pid} in ${s.dir}, up ${Math.round(s.uptimeMs / 1000)} s, ${s.containers.filter((c: { admin: boolean }) => !c.admin).length}/${s.slots} slots (+${s.containers.filter((c: { admin: boolean }) => c.admin).length}/${s.adminSlots} administrator), ${s.points} points, ${s.instances} instances, ${s.links} links\n${table(s.containers, ['id', 'name', 'pid', 'owner', 'links'])}`,
       );
     },
   },
@@ -499,6 +531,61 @@ const verbs: Record<string, Verb> = {
       }
     },
   },
+  'principal add': {
+    usage:
+      'amix principal add NAME [--out FILE]   a principal with a new token, written to FILE 0600 (default DIR/principals/NAME.token; administrator only)',
+    options: { out: { type: 'string' } },
+    min: 1,
+    max: 1,
+    async run([name], v) {
+      const dir = (v.dir as string | undefined) ?? defaultDaemonDir();
+      const file = (v.out as string | undefined) ?? join(dir, DAEMON_FILES.principals, `${name!}.token`);
+      if (v.out === undefined) await ensurePrivateDir(join(dir, DAEMON_FILES.principals));
+      if (
+        await lstat(file).then(
+          () => true,
+          () => false,
+        )
+      )
+        throw new Error(`${file} exists already: not replaced`);
+      const c = await client(v);
+      try {
+        const r = await c.request('principal.add', { name: name! });
+        // O_EXCL | O_NOFOLLOW, 0600: the token goes nowhere but a new file of ours; if that fails, no principal.
+        await createPrivateFile(file, `${r.token}\n`).catch(async (err: unknown) => {
+          await c.request('principal.rm', { name: name! }).catch(() => {});
+          throw err;
+        });
+        out(
+          v,
+          { name: r.name, tokenFile: file },
+          () => `principal ${r.name} added; its token is in ${file} (mode 0600)`,
+        );
+      } finally {
+        await c.close();
+      }
+    },
+  },
+  'principal ls': {
+    usage: 'amix principal ls [--json]   the principals (administrator only)',
+    async run(_, v) {
+      await simple(v, 'principal.ls', {}, (r: Array<Record<string, unknown>>) =>
+        table(
+          r.map((p) => ({ ...p, createdAt: p.createdAt ? new Date(p.createdAt as number).toISOString() : '' })),
+          ['name', 'admin', 'builtin', 'createdAt'],
+        ),
+      );
+    },
+  },
+  'principal rm': {
+    usage:
+      'amix principal rm NAME   remove a principal: its token stops working, its connections close (administrator only)',
+    min: 1,
+    max: 1,
+    async run([name], v) {
+      await simple(v, 'principal.rm', { name }, () => `principal ${name!} removed`);
+    },
+  },
   'keys generate': {
     usage: 'amix keys generate [--out FILE]   a CURVE key pair (FILE written 0600; without --out, printed)',
     options: { out: { type: 'string' } },
@@ -530,12 +617,14 @@ const verbs: Record<string, Verb> = {
   },
 };
 
-const GROUPS = new Set(['daemon', 'primitive', 'point', 'keys']);
+const GROUPS = new Set(['daemon', 'primitive', 'point', 'keys', 'principal']);
 
 function usageAll(): string {
   return `usage: amix VERB [ARGS] [--dir DIR] [--json] [-h]\n\n${Object.values(verbs)
     .map((x) => `  ${x.usage.split('\n')[0]}`)
-    .join('\n')}\n\nThe daemon directory defaults to ${defaultDaemonDir()} (or $AMIX_DIR).`;
+    .join('\n')}\n\nThe daemon directory defaults to ${defaultDaemonDir()} (or $AMIX_DIR).
+Every verb that talks to amixd takes --token-file FILE (or $AMIX_TOKEN_FILE: a principal's token;
+default DIR/admin.token, the administrator) and --socket PATH (or $AMIX_SOCKET; default DIR/amixd.sock).`;
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -15,12 +15,17 @@ import {
   type PeeringOptions,
 } from '../lib/internal.js';
 
-const USAGE = `usage: amixd [--dir DIR] [--slots N] [--quiet] [peering options]
+const USAGE = `usage: amixd [--dir DIR] [--slots N] [--shared-socket PATH] [--quiet] [peering options]
 
 Runs the amix daemon in the foreground until SIGTERM, SIGINT or "amix daemon stop".
   --dir DIR          daemon directory (socket, tokens, state); default ${defaultDaemonDir()}
                      (or $AMIX_DIR)
-  --slots N          containers that may be plugged in at once (default 64)
+  --slots N          containers that may be plugged in at once (default 64); the
+                     administrator has --admin-slots more of its own (default 4)
+  --admin-slots N    administrator connections beyond --slots
+  --shared-socket PATH  a second control socket, mode 0666, for other local users:
+                     a principal's token (amix principal add) is the only way in;
+                     who may reach PATH is up to its directory's mode
   --quiet            no log lines on stderr
   -h, --help         this help
 
@@ -51,6 +56,8 @@ try {
     options: {
       dir: { type: 'string' },
       slots: { type: 'string' },
+      'admin-slots': { type: 'string' },
+      'shared-socket': { type: 'string' },
       quiet: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       listen: { type: 'string' },
@@ -96,6 +103,9 @@ if (typeof v.config === 'string') {
 const slotsRaw = v.slots ?? config.slots;
 const slots = slotsRaw === undefined ? undefined : Number(slotsRaw);
 if (slots !== undefined && (!Number.isSafeInteger(slots) || slots < 1)) usage('--slots must be a positive integer');
+const adminSlots = v['admin-slots'] === undefined ? undefined : Number(v['admin-slots']);
+if (adminSlots !== undefined && (!Number.isSafeInteger(adminSlots) || adminSlots < 1))
+  usage('--admin-slots must be a positive integer');
 
 let peering: PeeringOptions | undefined;
 try {
@@ -138,6 +148,8 @@ try {
 const daemon = new Daemon({
   ...(v.dir ? { dir: v.dir as string } : {}),
   ...(slots ? { slots } : {}),
+  ...(adminSlots ? { adminSlots } : {}),
+  ...(v['shared-socket'] ? { sharedSocket: resolve(v['shared-socket'] as string) } : {}),
   ...(peering ? { peering } : {}),
   log: v.quiet ? () => {} : (line) => process.stderr.write(`${line}\n`),
 });

@@ -63,7 +63,8 @@ export {
   MAX_CONTROL_FRAME,
 } from './control/protocol.js';
 export type { ControlMessage } from './control/protocol.js';
-export { ensurePrivateDir } from './core/paths.js';
+export { ensurePrivateDir, createPrivateFile, checkPrivateFile } from './core/paths.js';
+export type { PrincipalInfo } from './control/principals.js';
 export { encodeEnvelope, decodeEnvelope, ENVELOPE_PROTO, ENVELOPE_TYPE } from './remote/envelope.js';
 export type { Envelope } from './remote/envelope.js';
 export {

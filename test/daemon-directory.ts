@@ -4,7 +4,7 @@ import t from 'tap';
 import { once } from 'node:events';
 import { DaemonClient } from '../dist/lib/index.js';
 import { pointFixture, text } from './helpers/fabric.js';
-import { amix, daemonDir, startDaemon } from './helpers/daemon.js';
+import { addPrincipal, amix, daemonDir, startDaemon } from './helpers/daemon.js';
 
 t.test('registrations get identifiers; query, show and connect accept a name or an identifier', async (t) => {
   const dir = await daemonDir(t);
@@ -56,7 +56,7 @@ t.test('registrations get identifiers; query, show and connect accept a name or 
   t.equal(byId.name, 'printer', 'show by identifier');
   t.equal(byId.attributes.secret.value, 'k', 'the owner sees private attributes');
 
-  const stranger = await DaemonClient.connect({ dir, owner: 'someoneElse' });
+  const stranger = await DaemonClient.connect({ dir, tokenFile: await addPrincipal(dir, 'someoneElse') });
   t.teardown(() => stranger.close());
   const seen = await stranger.request<{ attributes: Record<string, unknown> }>('point.show', { name: 'printer' });
   t.notOk('secret' in seen.attributes, 'another owner does not see private attributes');

@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { DaemonClient, PROTOCOL_PROTO, encodeControl } from '../dist/lib/internal.js';
 import { pointFixture } from './helpers/fabric.js';
-import { AMIX, amix, daemonDir, startDaemon } from './helpers/daemon.js';
+import { AMIX, addPrincipal, amix, daemonDir, startDaemon } from './helpers/daemon.js';
 import { rng } from './helpers/rng.js';
 
 t.test('lib/control/protocol.proto and the embedded schema agree', async (t) => {
@@ -184,11 +184,12 @@ t.test('a daemon killed with SIGKILL restarts cleanly and keeps its registration
 t.test('points belong to their owner; others may not remove them, the administrator may', async (t) => {
   const dir = await daemonDir(t);
   await startDaemon(t, dir);
-  const alice = await DaemonClient.connect({ dir, owner: 'alice' });
+  const alice = await DaemonClient.connect({ dir, tokenFile: await addPrincipal(dir, 'alice') });
   t.teardown(() => alice.close());
-  const bob = await DaemonClient.connect({ dir, owner: 'bob' });
+  // Claiming alice's name in the hello changes nothing: the token says bob.
+  const bob = await DaemonClient.connect({ dir, owner: 'alice', tokenFile: await addPrincipal(dir, 'bob') });
   t.teardown(() => bob.close());
-  const admin = await DaemonClient.connect({ dir, owner: 'root', admin: true });
+  const admin = await DaemonClient.connect({ dir, admin: true });
   t.teardown(() => admin.close());
   await alice.request('point.register', {
     registration: { name: 'mine', location: pointFixture('sink'), characteristics: { scope: 'process' } },

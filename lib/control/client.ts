@@ -10,7 +10,6 @@
 import { readFile } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
-import { userInfo } from 'node:os';
 import { Agent } from '../fabric/agent.js';
 import { ControlConnection } from './connection.js';
 import { DAEMON_FILES } from './files.js';
@@ -33,10 +32,24 @@ export interface DaemonClientOptions {
   dir?: string;
   /** A name for this container in `amix daemon status`. Default `pid <pid>`. */
   name?: string;
-  /** The owner recorded on points this container registers. Default: the OS user name. */
+  /**
+   * @deprecated Ignored: the owner of what this container makes is the
+   * principal its token names (see {@link DaemonClientOptions.tokenFile}).
+   */
   owner?: string;
-  /** Say hello with the administrator token. Default false. */
+  /** Say hello with the administrator token (`DIR/admin.token`). Default false. */
   admin?: boolean;
+  /**
+   * The file holding this container's credential: a principal's token from
+   * `amix principal add`. Default `DIR/admin.token` with `admin`, else
+   * `$AMIX_TOKEN_FILE` if set, else `DIR/token` (principal `user`).
+   */
+  tokenFile?: string;
+  /**
+   * The control socket to connect to, e.g. a daemon's shared socket
+   * (`amixd --shared-socket`). Default `$AMIX_SOCKET` if set, else `DIR/amixd.sock`.
+   */
+  socket?: string;
   /** How long a request may take. Default 15000 ms. */
   timeoutMs?: number;
 }
@@ -95,6 +108,8 @@ export class ClientLink implements AsyncIterable<PointMessage> {
 export class DaemonClient {
   /** The container id the daemon gave us. */
   readonly container: string;
+  /** The principal our token names, as the daemon said. */
+  readonly principal: string;
   /** The control connection (events arrive on it as `'event'`, typed by {@link DaemonEvents}). */
   readonly connection: DaemonConnection;
   readonly #timeout: number;
@@ -102,8 +117,14 @@ export class DaemonClient {
   readonly #ends = new Map<string, { end: Endpoint; agent: Agent }>();
   readonly #life = new Lifecycle('daemon client');
 
-  private constructor(container: string, conn: DaemonConnection, registry: PrimitiveRegistry, timeoutMs: number) {
-    this.container = container;
+  private constructor(
+    hello: { container: string; principal: string },
+    conn: DaemonConnection,
+    registry: PrimitiveRegistry,
+    timeoutMs: number,
+  ) {
+    this.container = hello.container;
+    this.principal = hello.principal;
     this.connection = conn;
     this.#registry = registry;
     this.#timeout = timeoutMs;
@@ -118,18 +139,22 @@ export class DaemonClient {
   }
 
   /**
-   * Plug into the daemon: connect to its socket and say hello with the
-   * token from its owner-only directory. `AMIX_ERR_DAEMON_UNAVAILABLE` if
-   * nothing listens; `AMIX_ERR_UNAUTHORIZED` if the token cannot be read or is refused.
+   * Plug into the daemon: connect to its socket and say hello with a
+   * principal's token (from its owner-only directory, or `tokenFile`).
+   * `AMIX_ERR_DAEMON_UNAVAILABLE` if nothing listens; `AMIX_ERR_UNAUTHORIZED`
+   * if the token cannot be read or is refused.
    */
   static async connect(options: DaemonClientOptions = {}): Promise<DaemonClient> {
     const dir = options.dir ?? defaultDaemonDir();
+    const tokenFile = options.tokenFile ?? (options.admin ? undefined : process.env.AMIX_TOKEN_FILE || undefined);
+    const file = tokenFile ?? join(dir, options.admin ? DAEMON_FILES.adminToken : DAEMON_FILES.token);
+    const socketPath = options.socket ?? (process.env.AMIX_SOCKET || join(dir, DAEMON_FILES.socket));
     let token: string;
     try {
-      token = (await readFile(join(dir, options.admin ? DAEMON_FILES.adminToken : DAEMON_FILES.token), 'utf8')).trim();
+      token = (await readFile(file, 'utf8')).trim();
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT')
+      if (code === 'ENOENT' && tokenFile === undefined)
         throw new AmixError(
           ErrorCode.AMIX_ERR_DAEMON_UNAVAILABLE,
           `no amixd in ${dir} (start one with: amix daemon start)`,
@@ -137,20 +162,18 @@ export class DaemonClient {
         );
       throw new AmixError(
         ErrorCode.AMIX_ERR_UNAUTHORIZED,
-        `cannot read the daemon token in ${dir}: ${(err as Error).message}`,
+        `cannot read the token in ${file}: ${(err as Error).message}`,
         { cause: err },
       );
     }
-    const socket = netConnect(join(dir, DAEMON_FILES.socket));
+    const socket = netConnect(socketPath);
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', (err) =>
         reject(
-          new AmixError(
-            ErrorCode.AMIX_ERR_DAEMON_UNAVAILABLE,
-            `cannot reach amixd at ${join(dir, DAEMON_FILES.socket)}: ${err.message}`,
-            { cause: err },
-          ),
+          new AmixError(ErrorCode.AMIX_ERR_DAEMON_UNAVAILABLE, `cannot reach amixd at ${socketPath}: ${err.message}`, {
+            cause: err,
+          }),
         ),
       );
     });
@@ -164,7 +187,6 @@ export class DaemonClient {
           token,
           pid: process.pid,
           name: options.name ?? `pid ${process.pid}`,
-          owner: options.owner ?? userInfo().username,
         },
         timeoutMs,
       )
@@ -173,7 +195,7 @@ export class DaemonClient {
         throw err;
       });
     const registry = new PrimitiveRegistry({ channelDefaults: { runtimeDir: hello.runtimeDir } });
-    return new DaemonClient(hello.container, conn, registry, timeoutMs);
+    return new DaemonClient(hello, conn, registry, timeoutMs);
   }
 
   /**

@@ -4,39 +4,52 @@
  * owner-only directory, holds the machine's registry of primitives and
  * points, runs point instances, and takes application processes as
  * *containers*: each plugs into one of its slots, proves it is the same
- * user (a token file only that user can read), and may then register points,
- * link them, and be a link end itself through its agent (the intra_p point).
+ * principal (the credential it presents: a token file only that principal
+ * can read; see `principals.ts`), and may then register points, link them,
+ * and be a link end itself through its agent (the intra_p point). What it
+ * made is its own: only it or the administrator may change or end it.
  * When a container goes away its links are taken down (their peers told)
  * and its ephemeral points ended, inside out.
  *
  * @module
  */
 import { EventEmitter } from 'node:events';
-import { rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
+import { rm } from 'node:fs/promises';
+import type { Server, Socket } from 'node:net';
 import { join } from 'node:path';
 import { ControlConnection } from './connection.js';
 import { Directory, type PointView, type Principal } from '../directory/index.js';
 import { AmixError, ErrorCode, describe } from '../core/errors.js';
 import { Lifecycle } from '../core/lifecycle.js';
 import { handlerTable, stringArg, type Handlers, type RpcHandler } from '../core/rpc.js';
-import type { AgentOps, AgentStats, Empty } from '../fabric/agent.js';
+import type { AgentOps, Empty } from '../fabric/agent.js';
 import { Fabric, type FabricEvent, type LinkInfo } from '../fabric/fabric.js';
-import { parseDirection, registrationInput, registrationRecord, type PointRegistration } from '../fabric/point.js';
-import { defaultDaemonDir, ensurePrivateDir } from '../core/paths.js';
+import { parseDirection, registrationRecord } from '../fabric/point.js';
+import { createPrivateFile, defaultDaemonDir, ensurePrivateDir } from '../core/paths.js';
 import { Peering, type PeeringOptions, type RemoteLinkInfo } from '../remote/peering.js';
 import { PROTOCOL_VERSION } from './protocol.js';
-import { DAEMON_FILES, isAlive, tokenFile, tokensEqual } from './files.js';
+import { DAEMON_FILES, checkStateFiles } from './files.js';
+import { ADMIN_PRINCIPAL, Principals, principalHandlers } from './principals.js';
+import {
+  DAEMON_PRINCIPAL,
+  EPHEMERAL,
+  checkRemoteConnect,
+  clearSocket,
+  listenUnix,
+  fabricStats,
+  pointInfo,
+  positiveInt,
+  restoreRegistrations,
+} from './state.js';
+import { requireAdmin, requireOwner } from './access.js';
 import type {
   ConnectArgs,
   ContainerInfo,
   DaemonEvent,
   DaemonOps,
-  DaemonStats,
   DaemonStatus,
   HelloArgs,
   HelloResult,
-  PointInfo,
 } from './ops.js';
 export { DAEMON_FILES, isAlive } from './files.js';
 export type { ContainerInfo } from './ops.js';
@@ -59,6 +72,15 @@ export interface DaemonOptions {
    * socket at all.
    */
   peering?: PeeringOptions;
+  /**
+   * A second control socket, created mode 0666 at this path, for other local
+   * users: the same protocol, and a principal's token is the only way in.
+   * Its parent directory (who may reach it) is the administrator's choice.
+   * Default: none (only the daemon's uid reaches the socket in `dir`).
+   */
+  sharedSocket?: string;
+  /** Administrator connections allowed beyond `slots` (so a full daemon still lets the administrator in). Default 4. */
+  adminSlots?: number;
 }
 
 interface Plugged {
@@ -73,10 +95,6 @@ interface Plugged {
   ephemeral: Set<string>;
   subscribed: boolean;
 }
-
-/** The attribute that marks a point registered by a container as ending with it. */
-const EPHEMERAL = 'amixEphemeral';
-const ADMIN: Principal = { owner: 'amixd', admin: true };
 
 /**
  * The daemon. `start()` listens; `stop()` shuts down inside out.
@@ -94,10 +112,15 @@ export class Daemon extends EventEmitter {
   /** The fabric holding the machine's points and links. */
   readonly fabric: Fabric;
   readonly #slots: number;
+  readonly #adminSlots: number;
+  /** The shared socket's path, if any. */
+  readonly sharedSocket: string | undefined;
+  #shared: Server | undefined;
+  #principals: Principals | undefined;
+  /** Each link's owner: the principal of the container that connected it. */
+  readonly #linkOwners = new Map<string, string>();
   readonly #log: (line: string) => void;
   #server: Server | undefined;
-  #token = '';
-  #adminToken = '';
   readonly #containers = new Map<string, Plugged>();
   #directory: Directory | undefined;
   #seq = 0;
@@ -111,13 +134,9 @@ export class Daemon extends EventEmitter {
     super();
     this.dir = options.dir ?? defaultDaemonDir();
     this.socketPath = join(this.dir, DAEMON_FILES.socket);
-    const slots = options.slots ?? 64;
-    if (!Number.isSafeInteger(slots) || slots < 1)
-      throw new AmixError(
-        ErrorCode.AMIX_ERR_INVALID_ARG,
-        `options.slots must be a positive integer (got ${describe(slots)})`,
-      );
-    this.#slots = slots;
+    this.#slots = positiveInt('options.slots', options.slots ?? 64);
+    this.#adminSlots = positiveInt('options.adminSlots', options.adminSlots ?? 4);
+    this.sharedSocket = options.sharedSocket;
     this.#log = options.log ?? (() => {});
     const po = options.peering;
     this.#peeringOptions = po && (po.listen !== undefined || (po.peers?.length ?? 0) > 0) ? po : undefined;
@@ -130,39 +149,29 @@ export class Daemon extends EventEmitter {
   }
 
   /**
-   * Start listening. A socket file left by a daemon that died (nobody
+   * Start listening. The directory and every state file in it must be ours,
+   * owner-only and no symlinks (`AMIX_ERR_UNSAFE_DIR` otherwise: refused,
+   * never repaired). A socket file left by a daemon that died (nobody
    * answers on it) is removed; a live daemon on the same directory makes
    * this reject with `AMIX_ERR_DUPLICATE`.
    */
   async start(): Promise<void> {
     await ensurePrivateDir(this.dir);
     await ensurePrivateDir(join(this.dir, DAEMON_FILES.run));
-    if (await isAlive(this.socketPath)) {
-      throw new AmixError(ErrorCode.AMIX_ERR_DUPLICATE, `an amixd is already listening on ${this.socketPath}`, {
-        details: { path: this.socketPath },
-      });
-    }
-    await rm(this.socketPath, { force: true });
-    this.#token = await tokenFile(join(this.dir, DAEMON_FILES.token));
-    this.#adminToken = await tokenFile(join(this.dir, DAEMON_FILES.adminToken));
+    await checkStateFiles(this.dir);
+    await clearSocket(this.socketPath);
+    if (this.sharedSocket !== undefined) await clearSocket(this.sharedSocket);
+    this.#principals = await Principals.open(this.dir);
     this.#directory = new Directory({ stateDir: this.dir });
-    this.#restore();
-    const server = createServer((s) => this.#accept(s));
-    this.#server = server;
+    restoreRegistrations(this.#directory, this.fabric, this.#log);
     // The directory is 0700 already; the umask makes the socket 0600 from birth, with no window.
-    const old = process.umask(0o177);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(this.socketPath, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
-    } finally {
-      process.umask(old);
-    }
-    await writeFile(join(this.dir, DAEMON_FILES.pid), `${process.pid}\n`, { mode: 0o600 });
+    const accept = (s: Socket): void => this.#accept(s);
+    this.#server = await listenUnix(this.socketPath, 0o177, accept);
+    // The shared one is for every local user: 0666 from birth (no chmod on a path someone could swap).
+    if (this.sharedSocket !== undefined) this.#shared = await listenUnix(this.sharedSocket, 0o111, accept);
+    const pid = join(this.dir, DAEMON_FILES.pid);
+    await rm(pid, { force: true });
+    await createPrivateFile(pid, `${process.pid}\n`);
     if (this.#peeringOptions) {
       const directory = this.#dir;
       this.#peering = new Peering(
@@ -195,6 +204,8 @@ export class Daemon extends EventEmitter {
       version: PROTOCOL_VERSION,
       uptimeMs: this.#startedAt ? Date.now() - this.#startedAt : 0,
       slots: this.#slots,
+      adminSlots: this.#adminSlots,
+      ...(this.sharedSocket !== undefined ? { sharedSocket: this.sharedSocket } : {}),
       containers: [...this.#containers.values()].map((c) => this.#info(c)),
       directory: this.#directory?.id,
       points: this.fabric.points().length,
@@ -213,11 +224,13 @@ export class Daemon extends EventEmitter {
     return this.#life.close(async () => {
       this.#log('amixd stopping');
       this.#server?.close();
+      this.#shared?.close();
       await this.#peering?.close();
       await this.fabric.close();
       for (const c of this.#containers.values()) c.conn.close();
       this.#directory?.close();
       await rm(this.socketPath, { force: true });
+      if (this.#shared) await rm(this.sharedSocket!, { force: true });
       await rm(join(this.dir, DAEMON_FILES.pid), { force: true });
       this.emit('stopped');
     });
@@ -251,6 +264,7 @@ export class Daemon extends EventEmitter {
           version: PROTOCOL_VERSION,
           runtimeDir: join(this.dir, DAEMON_FILES.run),
           admin: plugged.admin,
+          principal: plugged.owner,
         };
         return hello;
       }
@@ -270,25 +284,34 @@ export class Daemon extends EventEmitter {
   }
 
   #hello(conn: ContainerConnection, a: Partial<HelloArgs>): Plugged {
-    const token = typeof a.token === 'string' ? a.token : '';
-    const admin = tokensEqual(token, this.#adminToken);
-    if (!admin && !tokensEqual(token, this.#token)) {
-      // Answer, then hang up: a client without the token has no business here.
+    // Who the client is comes from its credential alone; a.owner is ignored.
+    const who = this.#principals!.identify(a.token);
+    if (!who) {
+      // Answer, then hang up: a client without a credential has no business here.
       setImmediate(() => conn.close());
       throw new AmixError(
         ErrorCode.AMIX_ERR_UNAUTHORIZED,
-        'wrong or missing token: read it from the daemon directory (owner-only)',
+        "wrong or missing token: present a principal's token (DIR/token, or one from amix principal add)",
       );
     }
+    const admin = who.admin;
     if (a.version !== undefined && a.version !== PROTOCOL_VERSION) {
       throw new AmixError(
         ErrorCode.AMIX_ERR_PROTOCOL,
         `protocol version ${describe(a.version)} is not spoken here (this daemon speaks ${PROTOCOL_VERSION})`,
       );
     }
-    if (this.#containers.size >= this.#slots) {
+    // The administrator's connections have slots of their own: a daemon full of containers still lets it in.
+    let held = 0;
+    for (const c of this.#containers.values()) if (c.admin === admin) held++;
+    const cap = admin ? this.#adminSlots : this.#slots;
+    if (held >= cap) {
       setImmediate(() => conn.close());
-      throw new AmixError(ErrorCode.AMIX_ERR_MAX_CONNECTIONS, `all ${this.#slots} daemon slots are in use`);
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_MAX_CONNECTIONS,
+        `all ${cap} ${admin ? 'administrator ' : ''}daemon slots are in use`,
+        { details: { slots: cap } },
+      );
     }
     const id = `c${++this.#seq}`;
     const p: Plugged = {
@@ -299,7 +322,7 @@ export class Daemon extends EventEmitter {
       ephemeral: new Set(),
       subscribed: false,
       name: typeof a.name === 'string' && a.name ? a.name : id,
-      owner: typeof a.owner === 'string' && a.owner ? a.owner : 'user',
+      owner: who.name,
       pid: Number.isSafeInteger(a.pid) ? a.pid! : 0,
     };
     this.#containers.set(id, p);
@@ -310,14 +333,31 @@ export class Daemon extends EventEmitter {
   /** The daemon's op table (all but hello), each handler told the asking container. */
   #handlers(): Handlers<Omit<DaemonOps, 'hello'>, Plugged> {
     const f = this.fabric;
-    const suspend = async (op: 'suspend' | 'resume', a: { link: string }): Promise<LinkInfo | RemoteLinkInfo> => {
+    /** The link `a.link`, once `c` is found to own it (an unknown one is left for the op to refuse). */
+    const ownLink = (op: string, a: { link: string }, c: Plugged): string => {
       const link = stringArg(op, a, 'link');
+      if (f.hasLink(link) || this.#peering?.hasLink(link))
+        requireOwner(principal(c), { link }, this.#linkOwners.get(link), op);
+      return link;
+    };
+    /** The point `a.name` as `c` sees it, once `c` is found to own it. */
+    const ownPoint = (op: string, a: { name: string }, c: Plugged): PointView => {
+      const view = this.#view(stringArg(op, a, 'name'), c);
+      requireOwner(principal(c), { point: view.name }, view.owner, op);
+      return view;
+    };
+    const suspend = async (
+      op: 'suspend' | 'resume',
+      a: { link: string },
+      c: Plugged,
+    ): Promise<LinkInfo | RemoteLinkInfo> => {
+      const link = ownLink(op, a, c);
       if (this.#peering?.hasLink(link)) return this.#peering.setSuspended(link, op === 'suspend');
       await (op === 'suspend' ? f.suspend(link) : f.resume(link));
       return f.link(link);
     };
     const rm = async (op: string, a: { name: string }, c: Plugged): Promise<Empty> => {
-      const view = this.#view(stringArg(op, a, 'name'), c);
+      const view = ownPoint(op, a, c);
       this.#dir.deletePoint(view.id, { as: principal(c) }); // AMIX_ERR_NOT_OWNER unless owner or admin
       await f.destroy(view.name);
       c.ephemeral.delete(view.name);
@@ -325,7 +365,8 @@ export class Daemon extends EventEmitter {
     };
     return {
       status: () => this.status(),
-      stop: () => {
+      stop: (_a, c) => {
+        requireAdmin(principal(c), 'stop');
         setImmediate(() => void this.stop().then(() => this.emit('exit')));
         return { stopping: true };
       },
@@ -333,7 +374,8 @@ export class Daemon extends EventEmitter {
         c.subscribed = true;
         return {};
       },
-      'primitive.add': async (a) => {
+      'primitive.add': async (a, c) => {
+        requireAdmin(principal(c), 'primitive.add');
         const reg = a.registration;
         f.registry.register(reg);
         try {
@@ -346,11 +388,9 @@ export class Daemon extends EventEmitter {
       },
       'primitive.rm': async (a, c) => {
         const name = stringArg('primitive.rm', a, 'name');
-        if (f.registry.get(name).builtin && !c.admin)
-          throw new AmixError(
-            ErrorCode.AMIX_ERR_NOT_OWNER,
-            `only the administrator may remove built-in primitive ${name}`,
-          );
+        f.registry.get(name); // AMIX_ERR_UNKNOWN_PRIMITIVE first
+        // Only the administrator adds primitives, so it owns every one, built in or not.
+        requireOwner(principal(c), { primitive: name }, ADMIN_PRINCIPAL, 'primitive.rm');
         await f.registry.delete(name);
         if (this.#dir.getPrimitive(name)) this.#dir.deletePrimitive(name);
         return {};
@@ -373,11 +413,11 @@ export class Daemon extends EventEmitter {
           throw err;
         }
         if (a.ephemeral === true) c.ephemeral.add(reg.name);
-        return { ...this.#pointInfo(reg), id };
+        return { ...pointInfo(this.#dir, this.fabric, reg), id };
       },
       'point.rm': (a, c) => rm('point.rm', a, c),
       destroy: (a, c) => rm('destroy', a, c),
-      'point.ls': () => f.points().map((p) => this.#pointInfo(p)),
+      'point.ls': () => f.points().map((p) => pointInfo(this.#dir, this.fabric, p)),
       'point.show': async (a, c) => {
         const { view, remote } = (await this.#end(stringArg('point.show', a, 'name'), 'name', c))!;
         if (remote) return { ...view, daemon: remote.peer.id, instances: [] };
@@ -393,7 +433,7 @@ export class Daemon extends EventEmitter {
       },
       connect: (a, c) => this.#connect(a, c),
       disconnect: async (a, c) => {
-        const link = stringArg('disconnect', a, 'link');
+        const link = ownLink('disconnect', a, c);
         if (this.#peering?.hasLink(link)) {
           await this.#peering.disconnect(link);
           return {};
@@ -402,21 +442,22 @@ export class Daemon extends EventEmitter {
         c.links.delete(link);
         return {};
       },
-      suspend: (a) => suspend('suspend', a),
-      resume: (a) => suspend('resume', a),
+      suspend: (a, c) => suspend('suspend', a, c),
+      resume: (a, c) => suspend('resume', a, c),
       peers: () => this.#peering?.status() ?? { peers: [] },
-      reconnect: (a, c) => f.reconnect(this.#view(stringArg('reconnect', a, 'name'), c).name),
-      execute: (a, c) => f.execute(this.#view(stringArg('execute', a, 'name'), c).name),
-      links: () => [...f.links(), ...(this.#peering?.links() ?? [])],
+      reconnect: (a, c) => f.reconnect(ownPoint('reconnect', a, c).name),
+      execute: (a, c) => f.execute(ownPoint('execute', a, c).name),
+      ...principalHandlers(
+        () => this.#principals!,
+        (name) => {
+          // Its token is dead: so are the connections it opened.
+          for (const p of this.#containers.values()) if (p.owner === name && !p.admin) void p.conn.close();
+        },
+      ),
+      links: () =>
+        [...f.links(), ...(this.#peering?.links() ?? [])].map((l) => ({ ...l, owner: this.#linkOwners.get(l.id) })),
       instances: () => f.instances(),
-      stats: async () => {
-        const out: DaemonStats['instances'] = {};
-        for (const i of f.instances())
-          out[i.instance] = await (f.stats(i.instance) as Promise<AgentStats>).catch((e: Error) => ({
-            error: e.message,
-          }));
-        return { at: Date.now(), instances: out, links: f.links() };
-      },
+      stats: () => fabricStats(f),
     };
   }
 
@@ -425,23 +466,16 @@ export class Daemon extends EventEmitter {
     const ea = await this.#end(a.a, 'a', c);
     const eb = await this.#end(a.b, 'b', c);
     if (ea?.remote || eb?.remote) {
-      if (!ea || !eb)
-        throw new AmixError(
-          ErrorCode.AMIX_ERR_INVALID_ARG,
-          'a link to a point on another daemon needs a local point at the other end (not this container)',
-        );
-      if (ea.remote && eb.remote)
-        throw new AmixError(
-          ErrorCode.AMIX_ERR_INVALID_ARG,
-          `${ea.view.name} and ${eb.view.name} are both on other daemons: connect them from one of those`,
-        );
-      if (a.mode !== undefined && a.mode !== 'add')
-        throw new AmixError(
-          ErrorCode.AMIX_ERR_INVALID_ARG,
-          `mode ${describe(a.mode)} does not work across daemons (only add)`,
-        );
-      const remote = (ea.remote ?? eb.remote)!;
-      return this.#peering!.connect((ea.remote ? eb : ea).view, remote, !ea.remote, parseDirection(a.direction));
+      checkRemoteConnect(ea, eb, a.mode);
+      const remote = (ea!.remote ?? eb!.remote)!;
+      const rl = await this.#peering!.connect(
+        (ea!.remote ? eb! : ea!).view,
+        remote,
+        !ea!.remote,
+        parseDirection(a.direction),
+      );
+      this.#linkOwners.set(rl.id, c.owner);
+      return rl;
     }
     const link = await f.connect(ea?.view.name ?? null, eb?.view.name ?? null, {
       ...(a.direction !== undefined ? { direction: a.direction } : {}),
@@ -450,6 +484,7 @@ export class Daemon extends EventEmitter {
       as: { name: c.id, target: c.conn },
     });
     if (!ea || !eb) c.links.add(link.id);
+    this.#linkOwners.set(link.id, c.owner);
     return link.info;
   }
 
@@ -491,51 +526,6 @@ export class Daemon extends EventEmitter {
     return { view: this.#view(v, c) }; // throws AMIX_ERR_UNKNOWN_POINT
   }
 
-  #pointInfo(p: PointRegistration): PointInfo {
-    const v = this.#dir.getPoint(p.name);
-    return {
-      id: v?.id,
-      name: p.name,
-      owner: v?.owner,
-      role: p.role,
-      scope: p.characteristics.scope,
-      sendPrimitive: p.sendPrimitive,
-      receivePrimitive: p.receivePrimitive,
-      instances: this.fabric.instances(p.name).map((i) => i.instance),
-    };
-  }
-
-  /**
-   * Bring back every registration from the directory. Points that belonged
-   * to containers (ephemeral) died with the previous daemon and are dropped.
-   */
-  #restore(): void {
-    const dir = this.#dir;
-    for (const p of dir.listPrimitives()) {
-      try {
-        this.fabric.registry.register(p);
-      } catch (err) {
-        this.#log(`directory: primitive ${p.name} not restored: ${(err as Error).message}`);
-      }
-    }
-    for (let offset = 0; ;) {
-      const page = dir.queryLocal('exists name', { as: ADMIN, limit: 1000, offset });
-      for (const v of page.points) {
-        if (v.attributes[EPHEMERAL]) {
-          dir.deletePoint(v.id, { as: ADMIN });
-          continue;
-        }
-        try {
-          this.fabric.register(registrationInput(v));
-        } catch (err) {
-          this.#log(`directory: point ${v.name} not restored: ${(err as Error).message}`);
-        }
-      }
-      if (!page.more) break;
-      offset += page.points.length;
-    }
-  }
-
   async #unplug(c: Plugged): Promise<void> {
     if (!this.#containers.delete(c.id)) return;
     // Inside out: the container's links first (their peers are told), then its own points.
@@ -549,12 +539,13 @@ export class Daemon extends EventEmitter {
     for (const name of c.ephemeral) {
       await this.fabric.destroy(name).catch(() => {});
       const v = this.#directory?.getPoint(name);
-      if (v && !this.#directory!.closed) this.#directory!.deletePoint(v.id, { as: ADMIN });
+      if (v && !this.#directory!.closed) this.#directory!.deletePoint(v.id, { as: DAEMON_PRINCIPAL });
     }
     this.#broadcast({ type: 'daemon.containerUnplugged', container: c.id, name: c.name });
   }
 
   #broadcast(e: DaemonEvent): void {
+    if (e.type === 'linkDisconnected' || e.type === 'remote.linkDisconnected') this.#linkOwners.delete(e.link);
     this.emit('event', e);
     const body: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(e))

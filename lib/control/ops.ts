@@ -11,12 +11,14 @@ import type { PrimitiveInfo, PrimitiveRegistration } from '../core/registry.js';
 import type { AgentStats, Empty } from '../fabric/agent.js';
 import type { DisconnectOptions, FabricEvent, InstanceInfo, LinkInfo } from '../fabric/fabric.js';
 import type { Direction, PointRegistrationInput } from '../fabric/point.js';
+import type { PrincipalInfo } from './principals.js';
 import type { PeeringStatus, RemoteEvent, RemoteLinkInfo } from '../remote/types.js';
 
 /** A plugged-in container, as the daemon sees it. */
 export interface ContainerInfo {
   id: string;
   name: string;
+  /** The principal its credential names. */
   owner: string;
   admin: boolean;
   pid: number;
@@ -32,6 +34,10 @@ export interface DaemonStatus {
   version: number;
   uptimeMs: number;
   slots: number;
+  /** Administrator connections allowed beyond `slots`. */
+  adminSlots: number;
+  /** The shared socket for other local users, if any. */
+  sharedSocket?: string;
   containers: ContainerInfo[];
   directory: string | undefined;
   points: number;
@@ -67,12 +73,14 @@ export interface ConnectArgs {
   mode?: 'add' | 'hold' | 'conference' | undefined;
 }
 
-/** The hello a container says first, with the daemon's token. */
+/** The hello a container says first, with a principal's token. */
 export interface HelloArgs {
   version?: number;
+  /** The credential: who the container is follows from it alone. */
   token: string;
   pid?: number;
   name?: string;
+  /** @deprecated Ignored: the owner is the principal the token names. */
   owner?: string;
 }
 
@@ -83,6 +91,8 @@ export interface HelloResult {
   version: number;
   runtimeDir: string;
   admin: boolean;
+  /** The principal the token names (`admin`, `user`, or one from `principal add`). */
+  principal: string;
 }
 
 /** The daemon's op table: each request a container may send, its arguments and its result. */
@@ -125,9 +135,16 @@ export interface DaemonOps {
   peers: { args: Empty; result: PeeringStatus | { peers: never[] } };
   reconnect: { args: { name: string }; result: InstanceInfo[] };
   execute: { args: { name: string }; result: InstanceInfo };
-  links: { args: Empty; result: Array<LinkInfo | RemoteLinkInfo> };
+  /** Every link, with its owner (the principal that connected it; absent for one a peer made). */
+  links: { args: Empty; result: Array<(LinkInfo | RemoteLinkInfo) & { owner?: string | undefined }> };
   instances: { args: Empty; result: InstanceInfo[] };
   stats: { args: Empty; result: DaemonStats };
+  /** Add a principal (administrator only); the reply carries its token, the only copy. */
+  'principal.add': { args: { name: string }; result: { name: string; token: string } };
+  /** Remove a principal (administrator only); its connections are closed. */
+  'principal.rm': { args: { name: string }; result: Empty };
+  /** The principals (administrator only). */
+  'principal.ls': { args: Empty; result: PrincipalInfo[] };
 }
 
 /** One of the daemon's ops. */

@@ -11,12 +11,13 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, type Stats } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { LRUCache } from 'lru-cache';
 import { AmixError, ErrorCode, invalidArg } from '../core/errors.js';
+import { checkPrivateStat } from '../core/paths.js';
 import type { PrimitiveRegistration } from '../core/registry.js';
 import { parsePointId } from './ids.js';
 import { MIGRATIONS, migrate } from './schema.js';
@@ -99,9 +100,27 @@ function fromRow(row: PointRow): StoredPoint {
   };
 }
 
+/** lstat `path`, or undefined when nothing is there. */
+function lstatOrNone(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
 /**
  * The database file of `options` (`path`, or `directory.db` in `stateDir`,
  * created 0700), created 0600 before SQLite opens it. `:memory:` as is.
+ *
+ * Nothing is trusted that someone else could have planted: the state
+ * directory (when given) must be ours and 0700, and the database and its
+ * `-wal`, `-shm` and `-journal` files, where they exist, regular files,
+ * ours, 0600 and no symlinks; anything else is `AMIX_ERR_UNSAFE_DIR`, never
+ * repaired. A new database file is made with `O_CREAT | O_EXCL | O_NOFOLLOW`.
+ * (SQLite opens by path after these checks; in a directory only we may
+ * write, nobody can swap the file in between.)
  */
 export function databasePath(options: DirectoryOptions): string {
   let path = options.path;
@@ -109,14 +128,29 @@ export function databasePath(options: DirectoryOptions): string {
     if (typeof options.stateDir !== 'string' || options.stateDir === '')
       throw invalidArg('options.stateDir', 'must be a directory path when options.path is not given', options.stateDir);
     mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
+    checkPrivateStat(options.stateDir, lstatSync(options.stateDir), 'directory');
     path = join(options.stateDir, DIRECTORY_FILE);
   }
   if (typeof path !== 'string' || path === '')
     throw invalidArg('options.path', 'must be a file path or ":memory:"', path);
   if (path !== ':memory:') {
-    // Create the file 0600 before SQLite does; its -wal and -shm files copy its mode.
-    closeSync(openSync(path, 'a', 0o600));
-    if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
+    for (const f of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) {
+      const st = lstatOrNone(f);
+      if (st) checkPrivateStat(f, st, 'file');
+    }
+    if (!lstatOrNone(path)) {
+      // Create the file 0600 before SQLite does; its -wal and -shm files copy its mode.
+      const fd = openSync(
+        path,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        0o600,
+      );
+      try {
+        checkPrivateStat(path, fstatSync(fd), 'file');
+      } finally {
+        closeSync(fd);
+      }
+    }
   }
   return path;
 }

@@ -67,3 +67,22 @@ export async function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * Add principal `name` to the daemon in `dir` (as its administrator) and
+ * write its token to a 0600 file beside `dir`; resolves with that file.
+ */
+export async function addPrincipal(dir: string, name: string): Promise<string> {
+  const { DaemonClient } = await import('../../dist/lib/internal.js');
+  const { writeFile } = await import('node:fs/promises');
+  const { dirname } = await import('node:path');
+  const admin = await DaemonClient.connect({ dir, admin: true });
+  try {
+    const { token } = await admin.request('principal.add', { name });
+    const file = join(dirname(dir), `${name}.token`);
+    await writeFile(file, `${token}\n`, { mode: 0o600 });
+    return file;
+  } finally {
+    await admin.close();
+  }
+}
