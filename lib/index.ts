@@ -67,6 +67,7 @@ export type {
   InstanceState,
   LinkState,
   BrokerEntry,
+  CreateOptions,
 } from './fabric/fabric.js';
 export { DaemonClient, ClientLink } from './control/client.js';
 export type { DaemonClientOptions } from './control/client.js';

@@ -55,8 +55,8 @@ export interface AgentOps {
     };
     result: Empty;
   };
-  /** Close the link's channel ends here. */
-  closeLink: { args: { link: string; reason?: string | undefined }; result: Empty };
+  /** Close the link's channel ends here; `disconnect` first runs the primitive's own disconnect on the sending ends. */
+  closeLink: { args: { link: string; reason?: string | undefined; disconnect?: boolean }; result: Empty };
   /** Hold (or release) the link's entries. */
   hold: { args: { link: string; held: boolean }; result: Empty };
   /** Suspend the link's sending ends. */
@@ -162,6 +162,9 @@ export class Agent implements AgentTarget {
         return {};
       },
       closeLink: async (a) => {
+        // A DISCONNECT runs the primitive's own disconnect step on each sending end (its connect ran when
+        // the end attached). Only then: the fabric flushed the link first, so nothing buffered is dropped.
+        if (a.disconnect === true) for (const ch of end.channels(a.link).tx) await ch.disconnect().catch(() => {});
         for (const [k, ch] of this.#unlisted)
           if (k.startsWith(`${a.link}\u0000`)) {
             this.#unlisted.delete(k);

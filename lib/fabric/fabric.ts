@@ -19,20 +19,14 @@ import { EventEmitter } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, type AgentTarget } from './agent.js';
-import { BrokerTable, type FlowEnds } from './brokers.js';
+import { BrokerTable } from './brokers.js';
 import { Endpoint, type RECONNECT_FROM } from './endpoint.js';
 import { AmixError, ErrorCode, invalidArg } from '../core/errors.js';
 import { Hops } from './hops.js';
 import { Lifecycle, type Destroyable } from '../core/lifecycle.js';
 import { Link, type LinkControl } from './link.js';
-import {
-  DIRECTION_STEPS,
-  normalizePoint,
-  parseDirection,
-  type Direction,
-  type PointRegistration,
-  type PointRegistrationInput,
-} from './point.js';
+import { checkRole, planConnect, type ConnectPlan, type CreateOptions } from './plan.js';
+import { normalizePoint, type PointRegistration, type PointRegistrationInput } from './point.js';
 import {
   instInfo,
   instOf,
@@ -59,6 +53,7 @@ import {
 } from './types.js';
 
 export { Link } from './link.js';
+export type { CreateOptions } from './plan.js';
 export {
   CALLER,
   type BrokerEntry,
@@ -75,22 +70,6 @@ export {
 
 /** How long a disconnect waits for a link's sending ends to flush. */
 const FLUSH_MS = 2000;
-
-/** A connect request once checked: what each end is, and which of the seed's steps run. */
-interface ConnectPlan {
-  direction: Direction;
-  mode: 'add' | 'hold' | 'conference';
-  regA: PointRegistration | undefined;
-  regB: PointRegistration | undefined;
-  /** What each end is planned as: the point, or for a null end the stand-in (if any). */
-  planA: PointRegistration | undefined;
-  planB: PointRegistration | undefined;
-  steps: readonly number[];
-  /** The flows the steps open: A → B (steps 1, 2), B → A (steps 3, 4). */
-  flows: FlowEnds[];
-  /** The caller's name as a link end. */
-  callerName: string;
-}
 
 /**
  * The fabric: points, instances and links of one application process.
@@ -231,20 +210,32 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
    * Create an instance of a point with nobody connected (seed CREATE). A
    * public point that runs already is returned as is. An idle point is
    * loaded but not started. `AMIX_ERR_MAX_CONNECTIONS` past the limit.
+   * `options.role` (002 ¶293) is checked against the registration first:
+   * `AMIX_ERR_BAD_DIRECTION` when the point cannot act in that role.
    */
-  async create(name: string): Promise<InstanceInfo> {
+  async create(name: string, options: CreateOptions = {}): Promise<InstanceInfo> {
     this.#life.assertOpen();
     const reg = regOf(this.#core, name);
+    if (options.role !== undefined) checkRole(reg, options.role);
     const inst = await this.#sup.instanceFor(reg, undefined);
     return instInfo(inst);
   }
 
-  /** Execute a point (seed EXECUTE): create it if needed and start it even if idle: a daemon point. */
+  /**
+   * Execute a point (seed EXECUTE, 002 ¶702): create it if it is not
+   * executing, then resume it: an idle instance is started, and the links it
+   * sends on that were suspended are resumed (SUSPEND suspends the senders).
+   * A daemon point.
+   */
   async execute(name: string): Promise<InstanceInfo> {
     this.#life.assertOpen();
     const reg = regOf(this.#core, name);
     const inst = await this.#sup.instanceFor(reg, undefined);
     await this.#sup.activate(inst);
+    for (const l of inst.links) {
+      const rec = this.#core.links.get(l);
+      if (rec?.state === 'suspended' && rec.flows.some((f) => f.from === inst.id)) await this.resume(l);
+    }
     return instInfo(inst);
   }
 
@@ -261,7 +252,7 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
   async connect(a: string | null, b: string | null, options: ConnectOptions = {}): Promise<Link> {
     this.#life.assertOpen();
     // Resolve both points and check every flow before anything is started (¶289, ¶286).
-    const plan = this.#planConnect(a, b, options);
+    const plan = planConnect(this.#core, a, b, options);
     // `as` is the external end standing in for a null end; between two named points it takes no part.
     const external = a === null || b === null ? options.as : undefined;
     this.#brokers.checkFlows(plan.flows, plan.planA, plan.planB, plan.direction, external);
@@ -286,7 +277,15 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
     endA.links.add(id);
     endB.links.add(id);
     if (!conferenceOf) await this.#place(rec, endA, plan.mode);
-    rec.handle ??= new Link(this, id, endpoint);
+    // The caller as A sends on steps 1-2 and receives on 3-4; as B the other way round.
+    const flowAB = plan.steps.includes(1);
+    const flowBA = plan.steps.includes(3);
+    rec.handle ??= new Link(
+      this,
+      id,
+      endpoint,
+      endpoint ? { send: a === null ? flowAB : flowBA, receive: a === null ? flowBA : flowAB } : undefined,
+    );
     this.#emit({
       type: 'linkConnected',
       link: id,
@@ -296,32 +295,6 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
       steps: plan.steps,
     });
     return rec.handle;
-  }
-
-  /** Check a connect's arguments and resolve its points; nothing is started. */
-  #planConnect(a: string | null, b: string | null, options: ConnectOptions): ConnectPlan {
-    const direction = parseDirection(options.direction);
-    const mode = options.mode ?? 'add';
-    if (mode !== 'add' && mode !== 'hold' && mode !== 'conference')
-      throw invalidArg('options.mode', 'must be add, hold or conference', mode);
-    if (a === null && b === null) throw invalidArg('connect', 'needs at least one point name');
-    const regA = a === null ? undefined : regOf(this.#core, a);
-    const regB = b === null ? undefined : regOf(this.#core, b);
-    const steps = DIRECTION_STEPS[direction];
-    const flows: FlowEnds[] = [];
-    if (steps.includes(1)) flows.push(['a', 'b']);
-    if (steps.includes(3)) flows.push(['b', 'a']);
-    return {
-      direction,
-      mode,
-      regA,
-      regB,
-      planA: regA ?? (a === null ? options.standIn : undefined),
-      planB: regB ?? (b === null ? options.standIn : undefined),
-      steps,
-      flows,
-      callerName: options.as?.name ?? CALLER,
-    };
   }
 
   /** The placed links of a caller (by name), made on first use. */
@@ -461,14 +434,15 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
    */
   async disconnect(link: string, options: DisconnectOptions = {}): Promise<void> {
     const rec = linkOf(this.#core, link);
-    if (rec.state === 'active') {
+    const flushed = rec.state === 'active';
+    if (flushed) {
       // Flush first: a null message through each sending end lands after every
       // message it accepted, so the receivers hold them all before the suspend
       // and the teardown (which then lets each receiver drain them).
       await this.#hops.cycle(rec, FLUSH_MS, undefined, true);
       await this.#hops.setSuspended(rec, true, 'suspended').catch(() => {});
     }
-    await this.#hops.teardownLink(rec);
+    await this.#hops.teardownLink(rec, undefined, flushed);
     this.#emit({ type: 'linkDisconnected', link });
     const prior = rec.held ? this.#core.links.get(rec.held) : undefined;
     if (prior) {

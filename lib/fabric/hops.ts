@@ -108,8 +108,10 @@ export class Hops {
    * Remove a link: off the table and every end's lists, its channel ends
    * closed by the ends' agents, its brokers ended, the caller's handle ended
    * (with `reason` as the cause its receives see). Once per link.
+   * `disconnect` (a DISCONNECT, after its flush) runs each sending end's
+   * primitive disconnect step before the close.
    */
-  async teardownLink(rec: LinkRec, reason?: Error): Promise<void> {
+  async teardownLink(rec: LinkRec, reason?: Error, disconnect = false): Promise<void> {
     const core = this.#core;
     if (!core.links.has(rec.id)) return;
     core.links.delete(rec.id);
@@ -128,7 +130,7 @@ export class Hops {
       if (i >= 0) end.placed.splice(i, 1);
       if (!(end as Inst).host?.hasExited)
         await end.target
-          .request('closeLink', { link: rec.id, reason: reason?.message }, core.timeoutMs)
+          .request('closeLink', { link: rec.id, reason: reason?.message, disconnect }, core.timeoutMs)
           .catch(() => {});
     }
     for (const b of rec.brokers) {

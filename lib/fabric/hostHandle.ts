@@ -7,6 +7,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { AmixError, ErrorCode } from '../core/errors.js';
 import { RpcPeer, type AnyArgs, type ArgsOf, type ResultOf } from '../core/rpc.js';
@@ -14,6 +15,29 @@ import { fromHostWire, toHostWire, type HostEvent, type HostMessage, type HostOp
 import type { PointScope } from './point.js';
 
 const HOST_SCRIPT = new URL('./host.js', import.meta.url);
+
+/** The soft `ulimit -s` in KiB (Linux /proc), read once; undefined when unlimited or unknown. */
+let stackLimitKb: number | null | undefined = null;
+
+/**
+ * V8's `--stack-size` (KiB) for a process point of `stackMb`. A child's main
+ * thread gets the soft `ulimit -s` of stack from the kernel, and V8 must stop
+ * short of it or deep recursion crashes the process instead of throwing
+ * RangeError: so the size is capped 1 MiB below that limit.
+ */
+function processStackKb(stackMb: number): number {
+  if (stackLimitKb === null) {
+    stackLimitKb = undefined;
+    try {
+      const m = /^Max stack size\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+      if (m) stackLimitKb = Math.floor(Number(m[1]) / 1024);
+    } catch {
+      /* not Linux: no cap known */
+    }
+  }
+  const want = Math.floor(stackMb * 1024);
+  return Math.max(64, stackLimitKb === undefined ? want : Math.min(want, stackLimitKb - 1024));
+}
 
 /** How a host ended. */
 export interface HostExit {
@@ -61,7 +85,7 @@ export class HostHandle extends EventEmitter<{ event: [HostEvent]; exit: [HostEx
     });
   }
 
-  /** Start a host of `scope`. `stackMb` sets a worker's stack size. */
+  /** Start a host of `scope`. `stackMb` sets a worker's stack size, or a process's V8 stack limit. */
   static spawn(scope: PointScope, name: string, stackMb: number): HostHandle {
     const h = new HostHandle(scope);
     if (scope === 'thread') {
@@ -77,6 +101,7 @@ export class HostHandle extends EventEmitter<{ event: [HostEvent]; exit: [HostEx
       w.unref();
     } else {
       const c = fork(HOST_SCRIPT, [], {
+        execArgv: [...process.execArgv, `--stack-size=${processStackKb(stackMb)}`],
         env: { ...process.env, AMIX_HOST: '1' },
         serialization: 'advanced',
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import type { Endpoint, PointMessage, PointReceiveOptions, PointSendOptions } from './endpoint.js';
-import { invalidArg } from '../core/errors.js';
+import type { Endpoint, ListEntry, PointMessage, PointReceiveOptions, PointSendOptions } from './endpoint.js';
+import { AmixError, ErrorCode, invalidArg } from '../core/errors.js';
 import type { DisconnectOptions, LinkInfo } from './types.js';
 
 /** @internal Ends a link's handle when the fabric removes the link. */
@@ -33,10 +33,31 @@ export class Link implements AsyncIterable<PointMessage> {
   readonly #end: Endpoint | undefined;
 
   /** @internal */
-  constructor(fabric: LinkControl, id: string, end: Endpoint | undefined) {
+  readonly #sends: boolean;
+  readonly #receives: boolean;
+
+  /** @internal `can` says whether the caller sends and receives on this link (from its direction). */
+  constructor(
+    fabric: LinkControl,
+    id: string,
+    end: Endpoint | undefined,
+    can: { send: boolean; receive: boolean } = { send: true, receive: true },
+  ) {
     this.id = id;
     this.#fabric = fabric;
     this.#end = end;
+    this.#sends = can.send;
+    this.#receives = can.receive;
+  }
+
+  /** The caller's sender list on this link (seed: where its sends go). */
+  get senderList(): ListEntry[] {
+    return this.#endpoint().senderList;
+  }
+
+  /** The caller's receiver list on this link (where its receives come from). */
+  get receiverList(): ListEntry[] {
+    return this.#endpoint().receiverList;
   }
 
   /** A snapshot of the link. */
@@ -46,16 +67,20 @@ export class Link implements AsyncIterable<PointMessage> {
 
   /** Method: `send(data[, options])`. Send to the link's receivers (the caller must be an end with a sending direction). */
   send(data: Uint8Array, options: PointSendOptions = {}): Promise<void> {
+    // A direction without the caller's send would keep the message where nobody receives it: refuse instead.
+    if (!this.#sends) return Promise.reject(this.#wrongWay('send'));
     return this.#endpoint().send(data, options);
   }
 
   /** Method: `receive([options])`. The next message to the caller on this link, naming the point it came from. */
   receive(options: PointReceiveOptions = {}): Promise<PointMessage> {
+    if (!this.#receives) return Promise.reject(this.#wrongWay('receive'));
     return this.#endpoint().receive(options);
   }
 
   /** Messages to the caller on this link; ends when the link closes. */
   messages(options: PointReceiveOptions = {}): AsyncGenerator<PointMessage, void, undefined> {
+    if (!this.#receives) throw this.#wrongWay('receive');
     return this.#endpoint().messages(options);
   }
 
@@ -84,6 +109,15 @@ export class Link implements AsyncIterable<PointMessage> {
   [kEnded](reason?: Error): void {
     if (reason) void this.#end?.destroy(reason);
     else void this.#end?.close();
+  }
+
+  #wrongWay(op: 'send' | 'receive'): AmixError {
+    const direction = this.#fabric.hasLink(this.id) ? this.#fabric.link(this.id).direction : undefined;
+    return new AmixError(
+      ErrorCode.AMIX_ERR_BAD_DIRECTION,
+      `link ${this.id} (direction ${String(direction)}) does not let the caller ${op}`,
+      { details: { direction: String(direction) } },
+    );
   }
 
   #endpoint(): Endpoint {

@@ -86,6 +86,7 @@ export function instInfo(i: Inst): InstanceInfo {
     restarts: i.restarts,
     senderList: [...i.senderList],
     receiverList: [...i.receiverList],
+    ...(i.client !== undefined ? { client: i.client } : {}),
   };
 }
 

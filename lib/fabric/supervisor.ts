@@ -38,7 +38,10 @@ export class Supervisor {
       return this.spawn(reg, reg.name, undefined);
     }
     if (connecting && client !== undefined) {
-      // A private point gets one instance per client; an unclaimed one (made by create) is claimed first.
+      // A private point gets one instance per client (seed 002 ¶118, "their own instance"): the client's
+      // own instance if it has one, else an unclaimed one (made by create), else a new one.
+      const own = live.find((i) => i.client === client);
+      if (own) return own;
       const unclaimed = live.find((i) => i.client === undefined);
       if (unclaimed) {
         unclaimed.client = client;

@@ -90,6 +90,8 @@ export interface InstanceInfo {
   restarts: number;
   senderList: ListEntry[];
   receiverList: ListEntry[];
+  /** The client a private instance serves (a point instance, a container, or `caller`). */
+  client?: string;
 }
 
 /** A snapshot of a link. */
