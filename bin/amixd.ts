@@ -11,6 +11,7 @@ import {
   isAmixError,
   isCurveKey,
   loadKeyPair,
+  parseLimitFlags,
   type PeerConfig,
   type PeeringOptions,
 } from '../lib/internal.js';
@@ -22,6 +23,8 @@ Runs the amix daemon in the foreground until SIGTERM, SIGINT or "amix daemon sto
                      (or $AMIX_DIR)
   --slots N          containers that may be plugged in at once (default 64)
   --quiet            no log lines on stderr
+  --limit KEY=N      a control socket bound (repeat): helloTimeoutMs, maxUnauthenticated,
+                     maxFrameBeforeHello, maxUnsentBytes, highWaterBytes, logLines, logWindowMs
   -h, --help         this help
 
 Peering with other daemons (points on one link to points on another by name
@@ -60,6 +63,7 @@ try {
       allow: { type: 'string' },
       insecure: { type: 'boolean' },
       config: { type: 'string' },
+      limit: { type: 'string', multiple: true },
     },
   }));
 } catch (err) {
@@ -135,8 +139,15 @@ try {
   process.exit(2);
 }
 
+let limits: ReturnType<typeof parseLimitFlags> = {};
+try {
+  limits = parseLimitFlags(v.limit as string[] | undefined);
+} catch (err) {
+  usage(reason(err));
+}
 const daemon = new Daemon({
   ...(v.dir ? { dir: v.dir as string } : {}),
+  limits,
   ...(slots ? { slots } : {}),
   ...(peering ? { peering } : {}),
   log: v.quiet ? () => {} : (line) => process.stderr.write(`${line}\n`),

@@ -16,6 +16,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { ControlConnection } from './connection.js';
+import { ControlGuard, type ControlLimits } from './guard.js';
 import { Directory, type PointView, type Principal } from '../directory/index.js';
 import { AmixError, ErrorCode, describe } from '../core/errors.js';
 import { Lifecycle } from '../core/lifecycle.js';
@@ -59,6 +60,8 @@ export interface DaemonOptions {
    * socket at all.
    */
   peering?: PeeringOptions;
+  /** Bounds on the control socket before and after hello (see `lib/control/guard.ts` for the defaults). */
+  limits?: ControlLimits;
 }
 
 interface Plugged {
@@ -106,6 +109,7 @@ export class Daemon extends EventEmitter {
   readonly #peeringOptions: PeeringOptions | undefined;
   #peering: Peering | undefined;
   readonly #ops: RpcHandler<Plugged>;
+  readonly #guard: ControlGuard;
 
   constructor(options: DaemonOptions = {}) {
     super();
@@ -119,6 +123,7 @@ export class Daemon extends EventEmitter {
       );
     this.#slots = slots;
     this.#log = options.log ?? (() => {});
+    this.#guard = new ControlGuard(options.limits, this.#log);
     const po = options.peering;
     this.#peeringOptions = po && (po.listen !== undefined || (po.peers?.length ?? 0) > 0) ? po : undefined;
     this.fabric = new Fabric({ runtimeDir: join(this.dir, DAEMON_FILES.run) });
@@ -149,6 +154,7 @@ export class Daemon extends EventEmitter {
     this.#restore();
     const server = createServer((s) => this.#accept(s));
     this.#server = server;
+    this.#guard.watch(server);
     // The directory is 0700 already; the umask makes the socket 0600 from birth, with no window.
     const old = process.umask(0o177);
     try {
@@ -201,6 +207,7 @@ export class Daemon extends EventEmitter {
       instances: this.fabric.instances().length,
       links: this.fabric.links().length,
       ...(this.#peering ? { peering: this.#peering.status() } : {}),
+      guard: this.#guard.stats(),
     };
   }
 
@@ -217,6 +224,7 @@ export class Daemon extends EventEmitter {
       await this.fabric.close();
       for (const c of this.#containers.values()) c.conn.close();
       this.#directory?.close();
+      this.#guard.close();
       await rm(this.socketPath, { force: true });
       await rm(join(this.dir, DAEMON_FILES.pid), { force: true });
       this.emit('stopped');
@@ -239,12 +247,15 @@ export class Daemon extends EventEmitter {
   }
 
   #accept(socket: Socket): void {
-    const conn: ContainerConnection = new ControlConnection(socket, undefined, { timeoutMs: 10_000 });
     let plugged: Plugged | undefined;
+    // Bounded before hello (timer, cap, small frames) and after (backpressure, unsent cap); null: refused.
+    const conn: ContainerConnection | null = this.#guard.connection(socket, { timeoutMs: 10_000 }, () => plugged?.id);
+    if (!conn) return;
     conn.setHandler(async (op, args) => {
       if (op === 'hello') {
         if (plugged) throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, 'hello was already said on this connection');
         plugged = this.#hello(conn, args as Partial<HelloArgs>);
+        this.#guard.authenticated(conn);
         const hello: HelloResult = {
           container: plugged.id,
           daemonPid: process.pid,
@@ -261,9 +272,6 @@ export class Daemon extends EventEmitter {
         );
       return this.#ops(op, args, plugged);
     });
-    conn.on('protocolError', (err: AmixError) =>
-      this.#log(`protocol error from ${plugged?.id ?? 'unidentified client'}: ${err.message}`),
-    );
     conn.on('close', () => {
       if (plugged) void this.#unplug(plugged);
     });

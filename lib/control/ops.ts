@@ -11,6 +11,7 @@ import type { PrimitiveInfo, PrimitiveRegistration } from '../core/registry.js';
 import type { AgentStats, Empty } from '../fabric/agent.js';
 import type { DisconnectOptions, FabricEvent, InstanceInfo, LinkInfo } from '../fabric/fabric.js';
 import type { Direction, PointRegistrationInput } from '../fabric/point.js';
+import type { ControlGuardStats } from './guard.js';
 import type { PeeringStatus, RemoteEvent, RemoteLinkInfo } from '../remote/types.js';
 
 /** A plugged-in container, as the daemon sees it. */
@@ -38,6 +39,8 @@ export interface DaemonStatus {
   instances: number;
   links: number;
   peering?: PeeringStatus;
+  /** The control socket's bounds: refusals, timeouts, cut-off clients, protocol errors (`lib/control/guard.ts`). */
+  guard?: ControlGuardStats;
 }
 
 /** A point as `point.ls` and `point.register` show it. */
