@@ -2,13 +2,20 @@
 // before hello (timeout, cap, small frames) and after (backpressure, the
 // unsent cap), the rate-limited log, and the counters in daemon status.
 import t, { type Test } from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ControlDecoder, DaemonClient, encodeControl, type ControlGuardStats } from '../dist/lib/internal.js';
+import {
+  ControlDecoder,
+  Daemon,
+  DaemonClient,
+  encodeControl,
+  resolveLimits,
+  type ControlGuardStats,
+} from '../dist/lib/internal.js';
 import { AMIXD, daemonDir } from './helpers/daemon.js';
 import { pointFixture } from './helpers/fabric.js';
 
@@ -271,6 +278,34 @@ t.test(
   },
 );
 
+t.test('before hello, a client that sends many frames without waiting for answers is refused', async (t) => {
+  const d = await amixd(t, [], { quiet: true });
+  const s = await raw(t, d.sock);
+  const got = frames(s);
+  const one = encodeControl({ kind: 'request', id: 3, op: 'status', args: {} });
+  s.write(Buffer.concat(Array.from({ length: 200 }, () => one)));
+  await closed(s);
+  const last = got[got.length - 1];
+  t.match(last, { kind: 'reply', id: 0, ok: false, error: { code: 'AMIX_ERR_PROTOCOL', details: { limit: 16 } } });
+  t.ok(got.length < 200, `answered ${got.length - 1} of 200 before it was refused`);
+  t.equal((await status(d.dir)).guard.protocolErrors, 1, 'counted');
+
+  // Hello first in the same write: the rest is taken, after hello.
+  const a = await raw(t, d.sock);
+  const replies = frames(a);
+  a.write(
+    Buffer.concat([
+      encodeControl({ kind: 'request', id: 1, op: 'hello', args: { token: await token(d.dir) } }),
+      ...Array.from({ length: 200 }, () => one),
+    ]),
+  );
+  await replied(a, replies, 201);
+  t.ok(
+    replies.slice(1).every((r) => (r as { ok?: boolean }).ok === true),
+    'a hello pipelined with 200 requests gets 200 answers',
+  );
+});
+
 t.test(
   '300k pipelined requests whose replies are not read: RSS bounded, others answered, all replies arrive once read',
   async (t) => {
@@ -368,6 +403,9 @@ t.test('a flood of malformed frames logs at most the allowed lines, and counts e
   const s = await raw(t, d.sock);
   const n = 5000;
   const replies = frames(s);
+  s.write(encodeControl({ kind: 'request', id: 1, op: 'hello', args: { token: await token(d.dir) } }));
+  await replied(s, replies, 1);
+  replies.length = 0;
   const bad = Buffer.from([0, 0, 0, 3, 0xff, 0xff, 0xff]); // a frame whose body is no protobuf
   s.write(Buffer.concat(Array.from({ length: n }, () => bad)));
   await replied(s, replies, n);
@@ -381,3 +419,40 @@ t.test('a flood of malformed frames logs at most the allowed lines, and counts e
   t.equal(g.logSuppressed, n - errLines.length);
   t.ok(d.lines.length < 30, `${d.lines.length} stderr lines in all`);
 });
+
+t.test(
+  'limits are checked: a bad one is AMIX_ERR_INVALID_ARG naming it; amixd --limit says so and exits 2',
+  async (t) => {
+    t.throws(() => new Daemon({ limits: { helloTimeoutMs: 0 } }), {
+      code: 'AMIX_ERR_INVALID_ARG',
+      details: { option: 'options.limits.helloTimeoutMs' },
+    });
+    t.throws(() => new Daemon({ limits: { maxUnsentBytes: 1 << 20, highWaterBytes: 2 << 20 } }), {
+      details: { option: 'options.limits.highWaterBytes' },
+    });
+    t.throws(() => new Daemon({ limits: { nonsense: 1 } as never }), {
+      details: { option: 'options.limits.nonsense' },
+    });
+    t.same(
+      resolveLimits({}),
+      {
+        helloTimeoutMs: 5000,
+        maxUnauthenticated: 64,
+        maxFrameBeforeHello: 16384,
+        maxUnsentBytes: 8 << 20,
+        highWaterBytes: 1 << 20,
+        logLines: 10,
+        logWindowMs: 10_000,
+      },
+      'the defaults',
+    );
+    const dir = await daemonDir(t);
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve) =>
+      execFile(process.execPath, [AMIXD, '--dir', dir, '--limit', 'maxUnauthenticated=lots'], (err, _o, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }),
+      ),
+    );
+    t.equal(r.code, 2, 'usage error');
+    t.match(r.stderr, /options\.limits\.maxUnauthenticated must be an integer/);
+  },
+);

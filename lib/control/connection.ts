@@ -27,17 +27,25 @@ export interface ControlConnectionOptions {
   /** The timeout of a request that names none. Default 0 (no limit). */
   timeoutMs?: number;
   /**
-   * The largest frame body taken until {@link ControlConnection.setMaxFrameBytes}
-   * raises it; a longer announced length closes the connection before any
+   * The largest frame body taken (until {@link ControlConnection.setLimits}
+   * changes it); a longer announced length closes the connection before any
    * of it is buffered. Default {@link MAX_CONTROL_FRAME}.
    */
   maxFrameBytes?: number;
   /**
-   * Stop answering incoming requests, and stop reading the socket, while
-   * more than this many bytes wait to be written; go on at `'drain'`.
-   * At least 16 KiB (the socket's own mark). Default: no limit.
+   * Stop answering incoming requests (and answering bad frames), and stop
+   * reading the socket, while more than this many bytes wait to be written;
+   * go on once the peer has read them. Default: no limit (every request is
+   * answered as it arrives).
    */
   highWaterBytes?: number;
+  /**
+   * With `highWaterBytes`: more than this many requests and bad frames read
+   * and waiting to be answered refuses the peer (`AMIX_ERR_PROTOCOL`
+   * `{ limit }`); amixd allows a handful before hello. Default: no limit
+   * (what waits is then at most what one socket read brought).
+   */
+  maxHeldRequests?: number;
   /**
    * Destroy the connection, with `AMIX_ERR_SLOW_CONSUMER` `{ unsent, limit }`
    * as its close error, when more than this many bytes (replies and events)
@@ -65,8 +73,13 @@ export function hangUp(socket: Socket, err: AmixError, graceMs = 1000): void {
     socket.destroy();
     return;
   }
-  socket.end(encodeControl({ kind: 'reply', id: 0, ok: false, error: err }), () => socket.destroy());
+  socket.end(errorFrame(err), () => socket.destroy());
   setTimeout(() => socket.destroy(), graceMs).unref();
+}
+
+/** A connection-level error reply (id 0: no request has it). */
+function errorFrame(err: AmixError): Buffer {
+  return encodeControl({ kind: 'reply', id: 0, ok: false, error: err });
 }
 
 /**
@@ -91,10 +104,11 @@ export class ControlConnection<
   #closed: Error | undefined | null = null;
   readonly #life = new Lifecycle('control connection');
   #closedHere = false;
-  readonly #highWater: number;
   readonly #maxUnsent: number;
-  /** Requests read but not yet answered because the peer is not taking replies (only with a high-water mark). */
-  #inbox: Array<Extract<RpcMessage, { kind: 'request' }>> = [];
+  #highWater: number;
+  #maxHeld: number;
+  /** Requests and bad frames read but not yet answered because the peer is not taking replies (only with a high-water mark). */
+  #inbox: Array<Extract<RpcMessage, { kind: 'request' }> | AmixError> = [];
   #inboxAt = 0;
   /** The socket is paused by {@link #pump}, waiting for `'drain'` or the next turn. */
   #held = false;
@@ -117,6 +131,7 @@ export class ControlConnection<
       options.maxFrameBytes !== undefined ? { maxFrameBytes: options.maxFrameBytes } : {},
     );
     this.#highWater = options.highWaterBytes ?? Infinity;
+    this.#maxHeld = options.maxHeldRequests ?? Infinity;
     this.#maxUnsent = options.maxUnsentBytes ?? Infinity;
     this.#rpc = new RpcPeer({
       send: (m) => this.#write(encodeControl(m)),
@@ -146,9 +161,15 @@ export class ControlConnection<
     return this.socket.writableLength;
   }
 
-  /** Raise (or lower) the largest frame body taken, from the next frame on (e.g. once the peer has said hello). */
-  setMaxFrameBytes(max: number = MAX_CONTROL_FRAME): void {
-    this.#decoder.setMaxFrameBytes(max);
+  /**
+   * Change limits from the next frame on (amixd relaxes them once the peer
+   * has said hello). The write gating itself (a `highWaterBytes` given or not)
+   * is fixed at construction; here only its numbers change.
+   */
+  setLimits(limits: Pick<ControlConnectionOptions, 'maxFrameBytes' | 'highWaterBytes' | 'maxHeldRequests'>): void {
+    if (limits.maxFrameBytes !== undefined) this.#decoder.setMaxFrameBytes(limits.maxFrameBytes);
+    if (limits.highWaterBytes !== undefined && this.#highWater !== Infinity) this.#highWater = limits.highWaterBytes;
+    if (limits.maxHeldRequests !== undefined) this.#maxHeld = limits.maxHeldRequests;
   }
 
   /**
@@ -219,7 +240,8 @@ export class ControlConnection<
 
   /** Every frame this side writes goes through here, so the unsent cap sees replies and events alike. */
   #write(frame: Buffer): void {
-    if (this.socket.destroyed) return;
+    // After a hang-up (or any end) nothing more goes out: replies still being answered are dropped.
+    if (this.socket.destroyed || this.socket.writableEnded) return;
     this.socket.write(frame);
     const unsent = this.socket.writableLength;
     if (unsent > this.#maxUnsent) {
@@ -249,18 +271,41 @@ export class ControlConnection<
     const gated = this.#highWater !== Infinity;
     for (const m of msgs) {
       if (this.#deaf || this.socket.destroyed) return;
-      if (m instanceof AmixError) {
-        this.emit('protocolError', m);
-        this.#write(encodeControl({ kind: 'reply', id: 0, ok: false, error: m }));
-        continue;
+      if (m instanceof AmixError || m.kind === 'request') {
+        if (gated) {
+          // Answered by #pump, as the peer takes replies; counted now, as it arrived.
+          if (m instanceof AmixError) this.emit('protocolError', m);
+          this.#inbox.push(m);
+          continue;
+        }
+        if (m instanceof AmixError) {
+          this.emit('protocolError', m);
+          this.#write(errorFrame(m));
+          continue;
+        }
       }
       // Id 0 is no request's: the peer's word on the whole connection, kept as the reason if it then closes.
       if (m.kind === 'reply' && m.id === 0 && !m.ok) this.#reason = m.error;
       // Replies and events never wait (a held request may itself wait on a reply behind it).
-      if (gated && m.kind === 'request') this.#inbox.push(m);
-      else this.#rpc.receive(m);
+      this.#rpc.receive(m);
     }
-    if (gated && this.#inbox.length > this.#inboxAt) this.#pump();
+    if (!gated || this.#inbox.length === this.#inboxAt) return;
+    this.#pump();
+    // What the peer could not wait to be answered (a hello first in the batch has relaxed the limit already).
+    if (this.#inbox.length - this.#inboxAt > this.#maxHeld) this.#tooMany();
+  }
+
+  #tooMany(): void {
+    const err = new AmixError(
+      ErrorCode.AMIX_ERR_PROTOCOL,
+      `more than ${this.#maxHeld} requests waiting to be answered`,
+      { details: { limit: this.#maxHeld } },
+    );
+    this.#inbox = [];
+    this.#inboxAt = 0;
+    this.#deaf = true;
+    this.emit('protocolError', err);
+    void this.refuse(err);
   }
 
   /**
@@ -283,7 +328,9 @@ export class ControlConnection<
         return;
       }
       n++;
-      this.#rpc.receive(this.#inbox[this.#inboxAt++]!);
+      const m = this.#inbox[this.#inboxAt++]!;
+      if (m instanceof AmixError) this.#write(errorFrame(m));
+      else this.#rpc.receive(m);
     }
     this.#inbox = [];
     this.#inboxAt = 0;

@@ -66,6 +66,11 @@ export const CONTROL_LIMIT_KEYS: ReadonlyArray<keyof ControlLimits> = [
   'logWindowMs',
 ];
 
+/** Unsent bytes before hello above which nothing more is answered until the client reads (the socket's own mark). */
+const BEFORE_HELLO_HIGH_WATER = 16 * 1024;
+/** Requests (and bad frames) waiting to be answered before hello, at most: a client says hello and waits. */
+const BEFORE_HELLO_HELD = 16;
+
 /** The limits with every default filled in, checked; `AMIX_ERR_INVALID_ARG` naming the bad one. */
 export function resolveLimits(limits: ControlLimits = {}): Required<ControlLimits> {
   if (limits === null || typeof limits !== 'object') throw invalidArg('options.limits', 'must be an object', limits);
@@ -239,10 +244,12 @@ export class ControlGuard {
       );
       return null;
     }
+    // Before hello a client has one thing to say: a few small frames, and replies it reads.
     const conn = new ControlConnection<Out, E>(socket, undefined, {
       ...options,
       maxFrameBytes: l.maxFrameBeforeHello,
-      highWaterBytes: l.highWaterBytes,
+      highWaterBytes: BEFORE_HELLO_HIGH_WATER,
+      maxHeldRequests: BEFORE_HELLO_HELD,
       maxUnsentBytes: l.maxUnsentBytes,
     });
     const key: object = conn;
@@ -280,12 +287,16 @@ export class ControlGuard {
   }
 
   /** `conn` has said hello: its timer stops, it leaves the unauthenticated count, and it may send full-size frames. */
-  authenticated(conn: { setMaxFrameBytes(max: number): void }): void {
+  authenticated(conn: Pick<ControlConnection, 'setLimits'>): void {
     const w = this.#waiting.get(conn);
     if (!w) return;
     clearTimeout(w.timer);
     this.#waiting.delete(conn);
-    conn.setMaxFrameBytes(MAX_CONTROL_FRAME);
+    conn.setLimits({
+      maxFrameBytes: MAX_CONTROL_FRAME,
+      highWaterBytes: this.limits.highWaterBytes,
+      maxHeldRequests: Number.POSITIVE_INFINITY,
+    });
   }
 
   /**
