@@ -187,7 +187,7 @@ export class ControlGuard {
   readonly limits: Readonly<Required<ControlLimits>>;
   readonly #log: RateLimitedLog;
   /** Connections that have not said hello yet, each with its hello timer. */
-  readonly #waiting = new Map<object, Waiting>();
+  readonly #waiting = new Map<ControlConnection<any, any>, Waiting>();
   #refusedOverCap = 0;
   #helloTimeouts = 0;
   #oversizedBeforeHello = 0;
@@ -252,7 +252,7 @@ export class ControlGuard {
       maxHeldRequests: BEFORE_HELLO_HELD,
       maxUnsentBytes: l.maxUnsentBytes,
     });
-    const key: object = conn;
+    const key = conn as ControlConnection<any, any>;
     const timer = setTimeout(() => {
       if (!this.#waiting.delete(key)) return;
       this.#helloTimeouts++;
@@ -287,7 +287,7 @@ export class ControlGuard {
   }
 
   /** `conn` has said hello: its timer stops, it leaves the unauthenticated count, and it may send full-size frames. */
-  authenticated(conn: Pick<ControlConnection, 'setLimits'>): void {
+  authenticated(conn: ControlConnection<any, any>): void {
     const w = this.#waiting.get(conn);
     if (!w) return;
     clearTimeout(w.timer);
@@ -308,9 +308,13 @@ export class ControlGuard {
     server.on('error', (err) => this.log(`control socket: ${err.message}`));
   }
 
-  /** Write the pending "suppressed" line and stop every hello timer. */
+  /** Write the pending "suppressed" line, and close every connection still waiting for hello. */
   close(): void {
-    for (const w of this.#waiting.values()) clearTimeout(w.timer);
+    for (const [conn, w] of this.#waiting) {
+      clearTimeout(w.timer);
+      void conn.destroy();
+    }
+    this.#waiting.clear();
     this.#log.close();
   }
 }
