@@ -73,7 +73,13 @@ export function hangUp(socket: Socket, err: AmixError, graceMs = 1000): void {
     socket.destroy();
     return;
   }
-  socket.end(errorFrame(err), () => socket.destroy());
+  socket.write(errorFrame(err));
+  // Taken by the kernel already (the usual case): close now, so nothing more is read into memory.
+  if (socket.writableLength === 0) {
+    socket.destroy();
+    return;
+  }
+  socket.end(() => socket.destroy());
   setTimeout(() => socket.destroy(), graceMs).unref();
 }
 
@@ -119,8 +125,10 @@ export class ControlConnection<
   };
   /** No more input is taken (a fatal frame, or a hang-up). */
   #deaf = false;
-  /** Why this side hung up (a refusal), or the connection-level error the peer sent before closing. */
-  #reason: AmixError | undefined;
+  /** Why this side refused the peer ({@link refuse}): the close error, whatever the socket then says. */
+  #refusal: AmixError | undefined;
+  /** The connection-level error (reply id 0) the peer sent last: why it is closing, if it then does. */
+  #peerReason: AmixError | undefined;
 
   constructor(socket: Socket, handler: RequestHandler = refuseRequests, options: ControlConnectionOptions = {}) {
     super();
@@ -180,7 +188,7 @@ export class ControlConnection<
   refuse(err: AmixError): Promise<void> {
     this.#closedHere = true;
     this.#deaf = true;
-    this.#reason = err;
+    this.#refusal ??= err;
     return this.#ended(() => hangUp(this.socket, err));
   }
 
@@ -285,7 +293,7 @@ export class ControlConnection<
         }
       }
       // Id 0 is no request's: the peer's word on the whole connection, kept as the reason if it then closes.
-      if (m.kind === 'reply' && m.id === 0 && !m.ok) this.#reason = m.error;
+      if (m.kind === 'reply' && m.id === 0 && !m.ok) this.#peerReason = m.error;
       // Replies and events never wait (a held request may itself wait on a reply behind it).
       this.#rpc.receive(m);
     }
@@ -355,11 +363,11 @@ export class ControlConnection<
 
   #finish(err: Error | undefined): void {
     if (this.#closed !== null) return;
-    err = this.#closedHere && this.#reason ? this.#reason : err;
+    err = this.#refusal ?? err;
     this.#closed = err;
     this.#inbox = [];
     // Pending requests fail with the peer's stated reason when it gave one (e.g. AMIX_ERR_MAX_CONNECTIONS).
-    this.#rpc.close(!this.#closedHere ? this.#reason : undefined);
+    this.#rpc.close(!this.#closedHere ? this.#peerReason : undefined);
     // The far side (or the kernel) ended it: the lifecycle is over, whoever started it.
     this.#life.settle(err);
     this.emit('close', err);
