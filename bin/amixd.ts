@@ -11,6 +11,7 @@ import {
   isAmixError,
   isCurveKey,
   loadKeyPair,
+  parseLimitFlags,
   type PeerConfig,
   type PeeringOptions,
 } from '../lib/internal.js';
@@ -27,6 +28,8 @@ Runs the amix daemon in the foreground until SIGTERM, SIGINT or "amix daemon sto
                      a principal's token (amix principal add) is the only way in;
                      who may reach PATH is up to its directory's mode
   --quiet            no log lines on stderr
+  --limit KEY=N      a control socket bound (repeat): helloTimeoutMs, maxUnauthenticated,
+                     maxFrameBeforeHello, maxUnsentBytes, highWaterBytes, logLines, logWindowMs
   -h, --help         this help
 
 Peering with other daemons (points on one link to points on another by name
@@ -67,6 +70,7 @@ try {
       allow: { type: 'string' },
       insecure: { type: 'boolean' },
       config: { type: 'string' },
+      limit: { type: 'string', multiple: true },
     },
   }));
 } catch (err) {
@@ -145,8 +149,15 @@ try {
   process.exit(2);
 }
 
+let limits: ReturnType<typeof parseLimitFlags> = {};
+try {
+  limits = parseLimitFlags(v.limit as string[] | undefined);
+} catch (err) {
+  usage(reason(err));
+}
 const daemon = new Daemon({
   ...(v.dir ? { dir: v.dir as string } : {}),
+  limits,
   ...(slots ? { slots } : {}),
   ...(adminSlots ? { adminSlots } : {}),
   ...(v['shared-socket'] ? { sharedSocket: resolve(v['shared-socket'] as string) } : {}),

@@ -51,8 +51,10 @@ export type {
   RemoteLinkInfo,
   PeeringHost,
 } from './remote/peering.js';
-export { ControlConnection } from './control/connection.js';
-export type { RequestHandler } from './control/connection.js';
+export { ControlConnection, hangUp } from './control/connection.js';
+export type { RequestHandler, ControlConnectionOptions } from './control/connection.js';
+export { ControlGuard, RateLimitedLog, resolveLimits, parseLimitFlags, CONTROL_LIMIT_KEYS } from './control/guard.js';
+export type { ControlLimits, ControlGuardStats } from './control/guard.js';
 export {
   encodeControl,
   encodeControlBody,

@@ -18,6 +18,7 @@ import { rm } from 'node:fs/promises';
 import type { Server, Socket } from 'node:net';
 import { join } from 'node:path';
 import { ControlConnection } from './connection.js';
+import { ControlGuard, type ControlLimits } from './guard.js';
 import { Directory, type PointView, type Principal } from '../directory/index.js';
 import { AmixError, ErrorCode, describe } from '../core/errors.js';
 import { Lifecycle } from '../core/lifecycle.js';
@@ -81,6 +82,8 @@ export interface DaemonOptions {
   sharedSocket?: string;
   /** Administrator connections allowed beyond `slots` (so a full daemon still lets the administrator in). Default 4. */
   adminSlots?: number;
+  /** Bounds on the control socket before and after hello (see `lib/control/guard.ts` for the defaults). */
+  limits?: ControlLimits;
 }
 
 interface Plugged {
@@ -129,6 +132,9 @@ export class Daemon extends EventEmitter {
   readonly #peeringOptions: PeeringOptions | undefined;
   #peering: Peering | undefined;
   readonly #ops: RpcHandler<Plugged>;
+  /** One guard per socket: a flood on the shared socket cannot fill the private socket's places before hello. */
+  readonly #guard: ControlGuard;
+  readonly #sharedGuard: ControlGuard;
 
   constructor(options: DaemonOptions = {}) {
     super();
@@ -138,6 +144,8 @@ export class Daemon extends EventEmitter {
     this.#adminSlots = positiveInt('options.adminSlots', options.adminSlots ?? 4);
     this.sharedSocket = options.sharedSocket;
     this.#log = options.log ?? (() => {});
+    this.#guard = new ControlGuard(options.limits, this.#log);
+    this.#sharedGuard = new ControlGuard(options.limits, this.#log);
     const po = options.peering;
     this.#peeringOptions = po && (po.listen !== undefined || (po.peers?.length ?? 0) > 0) ? po : undefined;
     this.fabric = new Fabric({ runtimeDir: join(this.dir, DAEMON_FILES.run) });
@@ -165,10 +173,13 @@ export class Daemon extends EventEmitter {
     this.#directory = new Directory({ stateDir: this.dir });
     restoreRegistrations(this.#directory, this.fabric, this.#log);
     // The directory is 0700 already; the umask makes the socket 0600 from birth, with no window.
-    const accept = (s: Socket): void => this.#accept(s);
-    this.#server = await listenUnix(this.socketPath, 0o177, accept);
+    this.#server = await listenUnix(this.socketPath, 0o177, (s) => this.#accept(s, this.#guard));
+    this.#guard.watch(this.#server);
     // The shared one is for every local user: 0666 from birth (no chmod on a path someone could swap).
-    if (this.sharedSocket !== undefined) this.#shared = await listenUnix(this.sharedSocket, 0o111, accept);
+    if (this.sharedSocket !== undefined) {
+      this.#shared = await listenUnix(this.sharedSocket, 0o111, (s) => this.#accept(s, this.#sharedGuard));
+      this.#sharedGuard.watch(this.#shared);
+    }
     const pid = join(this.dir, DAEMON_FILES.pid);
     await rm(pid, { force: true });
     await createPrivateFile(pid, `${process.pid}\n`);
@@ -212,6 +223,8 @@ export class Daemon extends EventEmitter {
       instances: this.fabric.instances().length,
       links: this.fabric.links().length,
       ...(this.#peering ? { peering: this.#peering.status() } : {}),
+      guard: this.#guard.stats(),
+      ...(this.#shared ? { sharedGuard: this.#sharedGuard.stats() } : {}),
     };
   }
 
@@ -229,6 +242,8 @@ export class Daemon extends EventEmitter {
       await this.fabric.close();
       for (const c of this.#containers.values()) c.conn.close();
       this.#directory?.close();
+      this.#guard.close();
+      this.#sharedGuard.close();
       await rm(this.socketPath, { force: true });
       if (this.#shared) await rm(this.sharedSocket!, { force: true });
       await rm(join(this.dir, DAEMON_FILES.pid), { force: true });
@@ -251,13 +266,16 @@ export class Daemon extends EventEmitter {
     return this.stop();
   }
 
-  #accept(socket: Socket): void {
-    const conn: ContainerConnection = new ControlConnection(socket, undefined, { timeoutMs: 10_000 });
+  #accept(socket: Socket, guard: ControlGuard): void {
     let plugged: Plugged | undefined;
+    // Bounded before hello (timer, cap, small frames) and after (backpressure, unsent cap); null: refused.
+    const conn: ContainerConnection | null = guard.connection(socket, { timeoutMs: 10_000 }, () => plugged?.id);
+    if (!conn) return;
     conn.setHandler(async (op, args) => {
       if (op === 'hello') {
         if (plugged) throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, 'hello was already said on this connection');
         plugged = this.#hello(conn, args as Partial<HelloArgs>);
+        guard.authenticated(conn);
         const hello: HelloResult = {
           container: plugged.id,
           daemonPid: process.pid,
@@ -275,9 +293,6 @@ export class Daemon extends EventEmitter {
         );
       return this.#ops(op, args, plugged);
     });
-    conn.on('protocolError', (err: AmixError) =>
-      this.#log(`protocol error from ${plugged?.id ?? 'unidentified client'}: ${err.message}`),
-    );
     conn.on('close', () => {
       if (plugged) void this.#unplug(plugged);
     });

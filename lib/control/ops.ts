@@ -12,6 +12,7 @@ import type { AgentStats, Empty } from '../fabric/agent.js';
 import type { DisconnectOptions, FabricEvent, InstanceInfo, LinkInfo } from '../fabric/fabric.js';
 import type { Direction, PointRegistrationInput } from '../fabric/point.js';
 import type { PrincipalInfo } from './principals.js';
+import type { ControlGuardStats } from './guard.js';
 import type { PeeringStatus, RemoteEvent, RemoteLinkInfo } from '../remote/types.js';
 
 /** A plugged-in container, as the daemon sees it. */
@@ -44,6 +45,10 @@ export interface DaemonStatus {
   instances: number;
   links: number;
   peering?: PeeringStatus;
+  /** The control socket's bounds: refusals, timeouts, cut-off clients, protocol errors (`lib/control/guard.ts`). */
+  guard?: ControlGuardStats;
+  /** The same for the shared socket, when there is one (its own places before hello, its own counters). */
+  sharedGuard?: ControlGuardStats;
 }
 
 /** A point as `point.ls` and `point.register` show it. */

@@ -97,7 +97,7 @@ export interface FrameDecoderOptions {
  * socket.on('data', (chunk) => { try { d.push(chunk) } catch (err) { socket.destroy(err) } })
  */
 export class FrameDecoder {
-  readonly #max: number;
+  #max: number;
   readonly #kinds: ReadonlyArray<FrameKindRule | undefined> | undefined;
   readonly #onFrame: FrameHandler;
   /** Header size and length byte order of the layout. */
@@ -115,24 +115,28 @@ export class FrameDecoder {
   #failed: Error | null = null;
 
   constructor(options: FrameDecoderOptions, onFrame: FrameHandler) {
-    if (
-      !Number.isSafeInteger(options.maxPayloadBytes) ||
-      options.maxPayloadBytes < 0 ||
-      options.maxPayloadBytes > FRAME_LENGTH_LIMIT
-    ) {
-      throw new AmixError(
-        ErrorCode.AMIX_ERR_INVALID_ARG,
-        `options.maxPayloadBytes must be an integer from 0 to ${FRAME_LENGTH_LIMIT} (got ${String(options.maxPayloadBytes)})`,
-        { details: { option: 'maxPayloadBytes' } },
-      );
-    }
-    this.#max = options.maxPayloadBytes;
+    this.#max = checkMax(options.maxPayloadBytes);
     this.#kinds = options.kinds;
     this.#onFrame = onFrame;
     const layout = options.layout ?? PROCESS_LAYOUT;
     this.#hb = headerBytes(layout);
     this.#be = layout.endian === 'be';
     this.#head = Buffer.alloc(this.#hb);
+  }
+
+  /** The hard maximum payload length now in force. */
+  get maxPayloadBytes(): number {
+    return this.#max;
+  }
+
+  /**
+   * Change the hard maximum for every header not yet complete (a protocol
+   * that allows larger frames once the peer has authenticated). A partial
+   * frame already being buffered was checked against the old maximum and
+   * is kept. `AMIX_ERR_INVALID_ARG` outside 0 to {@link FRAME_LENGTH_LIMIT}.
+   */
+  setMaxPayloadBytes(max: number): void {
+    this.#max = checkMax(max);
   }
 
   /** The error that failed the decoder, if any. */
@@ -261,6 +265,17 @@ export class FrameDecoder {
       );
     }
   }
+}
+
+function checkMax(max: number): number {
+  if (!Number.isSafeInteger(max) || max < 0 || max > FRAME_LENGTH_LIMIT) {
+    throw new AmixError(
+      ErrorCode.AMIX_ERR_INVALID_ARG,
+      `options.maxPayloadBytes must be an integer from 0 to ${FRAME_LENGTH_LIMIT} (got ${String(max)})`,
+      { details: { option: 'maxPayloadBytes' } },
+    );
+  }
+  return max;
 }
 
 /** One frame in a buffer of its own (header in `layout`, and a copy of `payload`). */
