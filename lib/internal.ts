@@ -76,6 +76,8 @@ export {
   z85Decode,
   zapAuthenticator,
   ZapAuthenticator,
+  proveKey,
+  checkKeyProof,
 } from '../primitives/zeromq/keys.js';
 export type { CurveKeyPair, RefusedPeer, ZapPolicy } from '../primitives/zeromq/keys.js';
 /** The directory; its whole API (query compiler, migrations) is also at `amix/directory`. */
