@@ -267,6 +267,7 @@ export class Peering {
               ...(s.id !== undefined ? { id: s.id } : {}),
               control: (s.ctlRx?.address.endpoint as string | undefined) ?? '',
               data: (s.dataRx?.address.endpoint as string | undefined) ?? '',
+              ...(s.dataRx ? { dataAddress: s.dataRx.address as ZeromqAddress } : {}),
             })),
           }
         : {}),

@@ -128,7 +128,7 @@ export interface PeeringStatus {
   /** Refused hellos by claimed peer id and key, with the reason (at most {@link MAX_REFUSAL_ROWS}). */
   refusals: Array<{ peer: string; key?: string; reason: string; count: number }>;
   /** Keyed peering: per allowed key, its id (named or pinned) and the endpoints only that key may use. */
-  slots?: Array<{ key: string; id?: string; control: string; data: string }>;
+  slots?: Array<{ key: string; id?: string; control: string; data: string; dataAddress?: ZeromqAddress }>;
   peers: PeerInfo[];
 }
 
