@@ -70,10 +70,11 @@ import {
   type RemoteLinkInfo,
 } from './types.js';
 export { Conduit } from './conduit.js';
-export { checkPeerEndpoint, controlAddress } from './types.js';
+export { checkPeerEndpoint, controlAddress, helloText } from './types.js';
 export type {
   ConduitStats,
   PeerConfig,
+  PeerHello,
   PeerInfo,
   PeeringHost,
   PeeringOptions,

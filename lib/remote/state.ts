@@ -231,9 +231,13 @@ export class PeeringCore {
     this.counts.spoofedSenders++;
     slot.stats.spoofed++;
     if (slot.conduit) slot.conduit.stats.spoofed++;
-    this.logLimited(
-      `peering: dropped a ${plane} message from ${sender} that came with the key of ${slot.id ?? slot.key} (${ErrorCode.AMIX_ERR_PEER_REFUSED})`,
+    const err = new AmixError(
+      ErrorCode.AMIX_ERR_PEER_REFUSED,
+      `dropped a ${plane} message from ${sender} that came with the key of ${slot.id ?? slot.key}`,
+      { details: { peer: slot.id ?? '', reason: 'spoofed sender', key: slot.key } },
     );
+    this.logLimited(`peering: ${err.message}`);
+    this.host.broadcast({ type: 'remote.badEnvelope', plane, error: err });
   }
 
   /** A hello refused: counted by claimed peer, key and reason, logged (rate-limited), broadcast; the error to throw. */
