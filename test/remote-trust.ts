@@ -431,6 +431,27 @@ t.test('envelopes from unknown daemon ids do not delay the next good envelope of
   t.equal((await a.peers()).spoofedSenders, 3, "those three counted as spoofed, against B's key");
 });
 
+t.test('before its hello, an allowed key gets only a hello through, and small ones', async (t) => {
+  const aPair = generateKeyPair();
+  const xPair = generateKeyPair();
+  const a = await daemon(t, { pair: aPair, allow: `${xPair.publicKey}\n` });
+  const x = await rawPeer(t, xPair);
+  const front = await x.open(controlAddress(`tcp://127.0.0.1:${a.port}`, aPair.publicKey));
+  const payload = encodeControlBody({ kind: 'request', id: 7, op: 'query', args: { expr: 'true' } });
+  await front.send(encodeEnvelope({ sender: hex16(), receiver: '*', sequence: 0, payload }));
+  await front.cycle();
+  t.equal((await a.peers()).unhelloed, 1, 'a query on the shared end before any hello is dropped and counted');
+  t.equal(x.ctl.stats().received, 0, 'and not answered');
+  t.throws(
+    () => front.trySend(new Uint8Array(64 * 1024)),
+    { code: ErrorCode.AMIX_ERR_MESSAGE_TOO_LARGE },
+    'the shared end takes 8 KiB messages (its address says so; libzmq drops a connection that sends more)',
+  );
+  const st = await a.peers();
+  t.same(st.peers, [], 'no peer bound');
+  t.notOk(st.slots[0]!.id, 'no id pinned');
+});
+
 t.test('keyless peering is refused at start; with --insecure it works and says so loudly', async (t) => {
   const run = async (
     args: string[],

@@ -58,6 +58,7 @@ import {
   FRONT_MAX_BYTES,
   FRONT_MAX_SESSIONS,
   MAX_HELLOS_IN_FLIGHT,
+  SLOT_MAX_SESSIONS,
   dirOf,
   hostOf,
   key,
@@ -223,7 +224,7 @@ export class Peering {
   ): Promise<Channel> {
     const core = this.#core;
     const wanted = typeof kept === 'string' && hostOf(kept) === host ? kept : `tcp://${host}:*`;
-    const zeromq = key ? core.server([key]) : {};
+    const zeromq = key ? { ...core.server([key]), maxSessions: SLOT_MAX_SESSIONS } : {};
     try {
       return await core.open({ ...options, zeromq: { ...zeromq, bind: wanted } });
     } catch (err) {

@@ -218,6 +218,8 @@ export const FRONT_MAX_BYTES = 8 * 1024;
 export const FRONT_MAXMSG = 8;
 /** Sessions the keyed `--listen` endpoint keeps (each at most FRONT_MAXMSG x FRONT_MAX_BYTES). */
 export const FRONT_MAX_SESSIONS = 64;
+/** Sessions a slot's receiving end keeps: its one key needs one per sending end, a few more across restarts. */
+export const SLOT_MAX_SESSIONS = 16;
 /** Hellos being bound at once; more are dropped (and counted) until some finish. */
 export const MAX_HELLOS_IN_FLIGHT = 16;
 /** Requests of one peer waiting for its hello; more are refused. */
