@@ -156,7 +156,8 @@ export class PeeringCore {
       mechanism: p.mechanism,
       attempts: 1,
     });
-    this.host.log(
+    // Rate-limited: an attacker can make new keys faster than anyone reads logs.
+    this.logLimited(
       `peering: refused a ${p.mechanism} client from ${p.address}${p.publicKey ? ` with key ${p.publicKey}` : ''}: not in the allow-list`,
     );
   }
