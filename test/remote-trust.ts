@@ -34,6 +34,7 @@ import { AMIXD, daemonDir, freePort, startDaemon } from './helpers/daemon.js';
 
 interface Status {
   id: string;
+  dataAddress?: Record<string, unknown>;
   insecure: boolean;
   badEnvelopes: number;
   badFrames: number;
@@ -429,6 +430,54 @@ t.test('envelopes from unknown daemon ids do not delay the next good envelope of
   const ms2 = await timeOne(101);
   t.ok(ms2 < 100, `on B's own key too: ${ms2.toFixed(1)} ms`);
   t.equal((await a.peers()).spoofedSenders, 3, "those three counted as spoofed, against B's key");
+});
+
+t.test('insecure too: envelopes from ids never seen do not wait on the shared data loop', async (t) => {
+  const aPort = await freePort();
+  const insecure = async (args: string[], port?: number): Promise<D> => {
+    const dir = await daemonDir(t);
+    const p = port ?? (await freePort());
+    await startDaemon(t, dir, ['--listen', `tcp://127.0.0.1:${p}`, '--insecure', ...args]);
+    const client = await DaemonClient.connect({ dir });
+    t.teardown(() => client.close().catch(() => {}));
+    await client.subscribe();
+    const events: Ev[] = [];
+    client.connection.on('event', (e: Ev) => events.push(e));
+    return {
+      port: p,
+      pair: generateKeyPair(),
+      client,
+      event: (match) =>
+        new Promise((resolve) => {
+          const seen = events.find(match);
+          if (seen) return resolve(seen);
+          client.connection.on('event', (e: Ev) => match(e) && resolve(e));
+        }),
+      peers: () => client.request<Status>('peers'),
+    };
+  };
+  const a = await insecure([], aPort);
+  const b = await insecure(['--peer', `tcp://127.0.0.1:${aPort}`]);
+  await peerUp(a, await idOf(b));
+  const { id: dstId, out } = await sink(a);
+  const into = await source(b, dstId);
+  await into.send(Buffer.from('warm'));
+  t.equal(text((await out.receive()).data), 'warm', 'the remote link works');
+  const reg = new PrimitiveRegistry();
+  t.teardown(() => reg.close());
+  const raw = await reg.open('zeromq', { address: (await a.peers()).dataAddress as never });
+  t.teardown(() => raw.destroy());
+  for (let i = 0; i < 3; i++)
+    await raw.send(
+      encodeEnvelope({ sender: `${hex16()}.1`, receiver: dstId, sequence: 0, payload: new Uint8Array(4) }),
+    );
+  await raw.cycle();
+  const t0 = performance.now();
+  await into.send(Buffer.from('good'));
+  t.equal(text((await out.receive()).data), 'good', 'the next good envelope arrives');
+  const ms = performance.now() - t0;
+  t.ok(ms < 100, `in ${ms.toFixed(1)} ms`);
+  t.equal((await a.peers()).unknownSender, 3, 'the three were dropped at once and counted');
 });
 
 t.test('before its hello, an allowed key gets only a hello through, and small ones', async (t) => {

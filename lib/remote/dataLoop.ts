@@ -1,7 +1,8 @@
 /**
  * The data loop: keyed, one per allowed key (its slot's data receiving end,
  * which only that key can reach, so one peer never delays another); with
- * `--insecure`, one per daemon for every peer. It takes every envelope off
+ * `--insecure`, one per daemon for every peer (which waits for the hello
+ * of an id only if it said hello here before, so a stranger costs nothing). It takes every envelope off
  * the data receiving end, checks that its sender is a point of the peer
  * whose key carried it (else drops it as spoofed), finds its flow (the flow of the envelope before,
  * by a byte match, else by identifier, its link opened on first use), drops
@@ -141,7 +142,8 @@ export class DataLoop {
           ? slot.conduit?.ctlTx
             ? slot.conduit
             : await slot.whenBound(this.#core.helloGrace)
-          : (this.#core.peers.get(dir) ?? (await this.#sessions.whenPeer(dir)));
+          : (this.#core.peers.get(dir) ??
+            (this.#sessions.isKnown(dir) ? await this.#sessions.whenPeer(dir) : undefined));
     if (c && slot && c.id !== dir) {
       // A key listed without an id, pinned meanwhile to another id than this sender's.
       this.#core.spoofed(slot, sender, 'data');

@@ -166,6 +166,7 @@ export class Peering {
         zeromq: { bind: listen },
       });
       core.dataRx = await this.#bindKept(saved.data, host, {}, undefined);
+      this.#sessions.remember(saved.known);
       this.#loops.push(this.#controlLoop(core.ctlRx), this.#data.run(core.dataRx));
     } else {
       for (const p of core.opts.peers ?? []) {

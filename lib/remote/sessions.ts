@@ -20,6 +20,7 @@ import type { Slot } from './slots.js';
 import type { PeeringCore } from './state.js';
 import {
   DAEMON_ID,
+  MAX_KNOWN_IDS,
   STRANGER_TTL_MS,
   checkHello,
   controlAddress,
@@ -31,6 +32,8 @@ import {
 /** @internal What `peering.json` keeps: the data endpoint (insecure), and per key its endpoints and pinned id. */
 export interface PeeringState {
   data?: string;
+  /** Insecure: the ids of the peers that said hello, most recent last (see {@link Sessions.isKnown}). */
+  known?: string[];
   slots?: Record<string, { control?: string; data?: string; id?: string }>;
 }
 
@@ -43,6 +46,23 @@ export class Sessions {
   readonly #helloWaiters = new Map<string, WaitList<void, Conduit | undefined>>();
   /** Directory ids that were waited for and never said hello: not waited for again until they do (or the entry ages out). */
   readonly #strangers = new LRUCache<string, true>({ max: 1024, ttl: STRANGER_TTL_MS });
+  /** Insecure: ids that said hello here, now or before a restart (kept in `peering.json`). */
+  readonly #known = new LRUCache<string, true>({ max: MAX_KNOWN_IDS });
+
+  /** Insecure: take the ids `peering.json` kept. */
+  remember(ids: readonly unknown[] | undefined): void {
+    for (const id of ids ?? []) if (typeof id === 'string' && DAEMON_ID.test(id)) this.#known.set(id, true);
+  }
+
+  /**
+   * Insecure: true when daemon `id` said hello here, in this process or
+   * before a restart. Only those are waited for by the one data loop (their
+   * re-sent data can come before their hello); an id never seen is dropped
+   * at once, so it cannot hold up the loop that every peer shares.
+   */
+  isKnown(id: string): boolean {
+    return this.#known.has(id);
+  }
 
   constructor(core: PeeringCore) {
     this.#core = core;
@@ -184,7 +204,7 @@ export class Sessions {
             ]),
           ),
         }
-      : { ...(core.dataRx ? { data: core.addresses.data.endpoint } : {}) };
+      : { ...(core.dataRx ? { data: core.addresses.data.endpoint } : {}), known: [...this.#known.keys()].reverse() };
     const file = join(core.host.stateDir, 'peering.json');
     this.#saving = this.#saving
       .then(() => writeFile(file, `${JSON.stringify(state)}\n`, { mode: 0o600 }))
@@ -243,6 +263,10 @@ export class Sessions {
     }
     this.#strangers.delete(c.id);
     slot?.bind(c);
+    if (!this.#core.keys && !this.#known.has(c.id)) {
+      this.#known.set(c.id, true);
+      void this.savePins();
+    }
     const waiting = this.#helloWaiters.get(c.id);
     this.#helloWaiters.delete(c.id);
     waiting?.resolveAll(c);

@@ -234,6 +234,8 @@ export const ANY = '*';
 export const BATCH = 256;
 /** What a daemon's id (its directory id) may look like on the wire. */
 export const DAEMON_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** Insecure: how many peer ids `peering.json` remembers (whose data may come before their hello after a restart). */
+export const MAX_KNOWN_IDS = 256;
 /** How long an id that was waited for in vain is not waited for again. */
 export const STRANGER_TTL_MS = 60_000;
 
