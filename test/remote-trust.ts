@@ -345,6 +345,15 @@ t.test('a spoofed envelope sender is dropped and counted against the peer that s
   };
   t.equal(reply.ok, true, "X's own hello is accepted");
   await peerUp(a, xId);
+  t.equal((await a.peers()).slots.find((s) => s.key === xPair.publicKey)?.id, xId, "X's bare key is pinned to its id");
+  const other = hex16();
+  const pinnedOut = a.event((e) => e.type === 'remote.peerRefused' && e.body.peer === other);
+  await front.send(x.hello(other, aPair.publicKey));
+  t.match(
+    (await pinnedOut).body,
+    { key: xPair.publicKey, error: { message: new RegExp(`bound to daemon ${xId}`) } },
+    'and may not say hello as another id afterwards',
+  );
   // Then, on its own data end at A, an envelope claiming to come from B's point.
   const xData = await x.open(reply.result.data);
   const dropped = a.event((e) => e.type === 'remote.badEnvelope' && e.body.plane === 'data');

@@ -32,7 +32,6 @@
  *
  * @module
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Channel } from '../core/channel.js';
 import { decodeControl, type ControlMessage } from '../core/controlCodec.js';
@@ -47,7 +46,7 @@ import { DataLoop } from './dataLoop.js';
 import { decodeEnvelope } from './envelope.js';
 import { Flows } from './flows.js';
 import { peerHandler } from './handlers.js';
-import { Sessions, type PeeringState } from './sessions.js';
+import { Sessions, readState } from './sessions.js';
 import { Slot } from './slots.js';
 import { PeeringCore } from './state.js';
 import {
@@ -59,6 +58,7 @@ import {
   FRONT_MAX_SESSIONS,
   MAX_HELLOS_IN_FLIGHT,
   SLOT_MAX_SESSIONS,
+  DAEMON_ID,
   dirOf,
   hostOf,
   key,
@@ -144,10 +144,8 @@ export class Peering {
     const core = this.#core;
     const listen = core.opts.listen ?? 'tcp://127.0.0.1:*';
     const host = hostOf(listen);
-    const saved = await readFile(join(core.host.stateDir, 'peering.json'), 'utf8').then(
-      (t) => JSON.parse(t) as PeeringState,
-      () => ({}) as PeeringState,
-    );
+    // A symlink at peering.json is not followed: the file is read and replaced, never written through.
+    const saved = await readState(join(core.host.stateDir, 'peering.json'));
     if (!core.keys) {
       if (!core.opts.insecure) {
         throw new AmixError(
@@ -189,7 +187,12 @@ export class Peering {
         if (key === core.keys.publicKey) continue;
         const kept = saved.slots?.[key];
         const named = core.allow.idOf(key);
-        const slot = new Slot(key, named ?? kept?.id, named !== undefined);
+        // A pin from peering.json counts unless the allow-list now names an id (for this key or the pinned one).
+        const pinned =
+          typeof kept?.id === 'string' && DAEMON_ID.test(kept.id) && core.allow.keyOf(kept.id) === undefined
+            ? kept.id
+            : undefined;
+        const slot = new Slot(key, named ?? pinned, named !== undefined);
         core.slots.set(key, slot);
         slot.ctlRx = await this.#bindKept(
           kept?.control,

@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import type { Channel } from '../core/channel.js';
@@ -35,6 +36,38 @@ export interface PeeringState {
   /** Insecure: the ids of the peers that said hello, most recent last (see {@link Sessions.isKnown}). */
   known?: string[];
   slots?: Record<string, { control?: string; data?: string; id?: string }>;
+}
+
+/**
+ * Write a state file without following a link planted at its name: a new
+ * file (exclusive create, 0600) renamed over it.
+ */
+async function writeState(file: string, text: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await unlink(tmp).catch(() => {});
+  await writeFile(tmp, text, { mode: 0o600, flag: 'wx' });
+  await rename(tmp, file);
+}
+
+/** @internal Read `peering.json` (not through a symlink); `{}` when there is none or it is not JSON. */
+export async function readState(file: string): Promise<PeeringState> {
+  let text: string;
+  try {
+    const fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      text = await fh.readFile('utf8');
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return {};
+  }
+  try {
+    const v = JSON.parse(text) as unknown;
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as PeeringState) : {};
+  } catch {
+    return {};
+  }
 }
 
 /** @internal The sessions with peer daemons. */
@@ -207,7 +240,7 @@ export class Sessions {
       : { ...(core.dataRx ? { data: core.addresses.data.endpoint } : {}), known: [...this.#known.keys()].reverse() };
     const file = join(core.host.stateDir, 'peering.json');
     this.#saving = this.#saving
-      .then(() => writeFile(file, `${JSON.stringify(state)}\n`, { mode: 0o600 }))
+      .then(() => writeState(file, `${JSON.stringify(state)}\n`))
       .catch((err: Error) => core.host.log(`peering: cannot write ${file}: ${err.message}`));
     return this.#saving;
   }
