@@ -382,6 +382,11 @@ t.test('a spoofed envelope sender is dropped and counted against the peer that s
     { stats: { spoofed: 0, received: 0 } },
     "never on B's",
   );
+  t.match(
+    st.slots.find((s) => s.key === xPair.publicKey),
+    { id: xId, spoofed: 1, refusedHellos: 1 },
+    "and on X's key, with its refused hello",
+  );
   // The point got nothing from it: the first message it forwards is B's real one.
   const into = await source(b, dstId);
   await into.send(Buffer.from('from B'));

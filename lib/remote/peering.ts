@@ -274,6 +274,7 @@ export class Peering {
               control: (s.ctlRx?.address.endpoint as string | undefined) ?? '',
               data: (s.dataRx?.address.endpoint as string | undefined) ?? '',
               ...(s.dataRx ? { dataAddress: s.dataRx.address as ZeromqAddress } : {}),
+              ...s.stats,
             })),
           }
         : {}),

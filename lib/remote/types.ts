@@ -128,7 +128,17 @@ export interface PeeringStatus {
   /** Refused hellos by claimed peer id and key, with the reason (at most {@link MAX_REFUSAL_ROWS}). */
   refusals: Array<{ peer: string; key?: string; reason: string; count: number }>;
   /** Keyed peering: per allowed key, its id (named or pinned) and the endpoints only that key may use. */
-  slots?: Array<{ key: string; id?: string; control: string; data: string; dataAddress?: ZeromqAddress }>;
+  slots?: Array<{
+    key: string;
+    id?: string;
+    control: string;
+    data: string;
+    dataAddress?: ZeromqAddress;
+    /** Messages that came with this key but named another daemon as sender. */
+    spoofed: number;
+    /** Hellos that came with (or claimed) this key and were refused. */
+    refusedHellos: number;
+  }>;
   peers: PeerInfo[];
 }
 
