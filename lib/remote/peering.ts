@@ -168,10 +168,10 @@ export class Peering {
       this.#loops.push(this.#controlLoop(core.ctlRx), this.#data.run(core.dataRx));
     } else {
       for (const p of core.opts.peers ?? []) {
-        if (!p.publicKey || !core.allow.has(p.publicKey))
+        if (!p.publicKey || !core.allow.has(p.publicKey) || p.publicKey === core.keys.publicKey)
           throw new AmixError(
             ErrorCode.AMIX_ERR_INVALID_ARG,
-            `peer ${p.endpoint} needs its public key (--peer-key), listed in --allow: keyed peering only talks to listed keys`,
+            `peer ${p.endpoint} needs its public key (--peer-key), listed in --allow and not this daemon's own: keyed peering only talks to listed keys`,
             { details: { option: 'peer-key', endpoint: p.endpoint } },
           );
       }

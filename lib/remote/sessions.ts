@@ -208,6 +208,7 @@ export class Sessions {
     if (via && via !== slot) return refuse(`it came with the key of ${via.id ?? via.key}, not ${key}`, via);
     if (!checkKeyProof(core.keys!, key, helloText(h), h.proof))
       return refuse('it does not prove its key (the proof does not check)', slot);
+    if (h.id === core.id) return refuse("it claims this daemon's own id", slot);
     if (slot.id !== undefined && slot.id !== h.id) return refuse(`its key is bound to daemon ${slot.id}`, slot);
     const owner = core.slotById(h.id);
     if (owner && owner !== slot) return refuse(`daemon ${h.id} is bound to another key`, slot);
