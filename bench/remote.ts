@@ -380,7 +380,7 @@ class DaemonPair {
       const keyed = (name: string): string[] => ['--keys', join(base, `${name}.keys`), '--allow', join(base, 'allow')];
       const { d: a, listen } = await startListening('A', keyed('a'));
       started.push(a);
-      const { d: b } = await startListening('B', [...keyed('b'), '--peer', listen, '--peer-key', pairA.publicKey]);
+      const { d: b } = await startListening('B', [...keyed('b'), '--peer', listen, `--peer-key=${pairA.publicKey}`]);
       started.push(b);
       const ca = await DaemonClient.connect({ dir: a.dir, name: 'bench remote A' });
       clients.push(ca);

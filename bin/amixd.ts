@@ -28,7 +28,8 @@ Peering with other daemons (points on one link to points on another by name
 or identifier; directories answer each other's lookups):
   --listen tcp://HOST:PORT   where peers dial this daemon
   --peer tcp://HOST:PORT     a daemon to dial (repeat for more)
-  --peer-key KEY             the public key of the --peer at the same position
+  --peer-key=KEY             the public key of the --peer at the same position (with "=": a
+                             Z85 key may start with "-")
   --keys FILE                this daemon's CURVE key pair (amix keys generate --out FILE)
   --allow FILE               the daemons allowed to peer: one "<public key> <daemon id>" a line
                              (a key alone is pinned to the id of its first hello, in DIR/peering.json)

@@ -102,7 +102,8 @@ async function daemon(
       const endpoint = args[++i]!;
       extra.push(endpoint);
       const k = keyAtPort.get(Number(/:(\d+)$/.exec(endpoint)?.[1]));
-      if (k && args[i + 1] !== '--peer-key') extra.push('--peer-key', k);
+      // `--peer-key=KEY`: a Z85 key may start with '-', which parseArgs would take for an option.
+      if (k && !args[i + 1]?.startsWith('--peer-key')) extra.push(`--peer-key=${k}`);
     }
   } else extra.push(...args);
   const child = await startDaemon(t, dir, ['--listen', `tcp://127.0.0.1:${port}`, ...extra]);
@@ -302,7 +303,7 @@ t.test('a keyed daemon refuses an unkeyed peer and accepts a listed one', async 
   await writeFile(join(base, 'ok.allow'), `${kPair.publicKey}\n`, { mode: 0o600 });
   const k = await daemon(t, ['--keys', join(base, 'k.keys'), '--allow', join(base, 'k.allow')]);
   // Unkeyed: it knows K's public key, so it speaks CURVE, but with a throw-away key K has not listed.
-  const u = await daemon(t, ['--insecure', '--peer', `tcp://127.0.0.1:${k.port}`, '--peer-key', kPair.publicKey]);
+  const u = await daemon(t, ['--insecure', '--peer', `tcp://127.0.0.1:${k.port}`, `--peer-key=${kPair.publicKey}`]);
   const refused = await u.event((e) => e.type === 'remote.peerRefused');
   t.match(
     refused.body,
@@ -318,8 +319,7 @@ t.test('a keyed daemon refuses an unkeyed peer and accepts a listed one', async 
     join(base, 'ok.allow'),
     '--peer',
     `tcp://127.0.0.1:${k.port}`,
-    '--peer-key',
-    kPair.publicKey,
+    `--peer-key=${kPair.publicKey}`,
   ]);
   const okId = (await ok.peers()).id;
   await peerUp(ok);

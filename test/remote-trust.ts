@@ -272,7 +272,7 @@ t.test("an allowed key claiming another daemon's id is refused; B's traffic stil
   const b = await daemon(t, {
     pair: bPair,
     allow: `${aPair.publicKey}\n`,
-    args: ['--peer', `tcp://127.0.0.1:${aPort}`, '--peer-key', aPair.publicKey],
+    args: ['--peer', `tcp://127.0.0.1:${aPort}`, `--peer-key=${aPair.publicKey}`],
   });
   const bId = await idOf(b);
   // A names B's id for B's key; X's key is listed bare (it may pin an id nobody else has).
@@ -327,7 +327,7 @@ t.test('a spoofed envelope sender is dropped and counted against the peer that s
   const b = await daemon(t, {
     pair: bPair,
     allow: `${aPair.publicKey}\n`,
-    args: ['--peer', `tcp://127.0.0.1:${aPort}`, '--peer-key', aPair.publicKey],
+    args: ['--peer', `tcp://127.0.0.1:${aPort}`, `--peer-key=${aPair.publicKey}`],
   });
   const bId = await idOf(b);
   const a = await daemon(t, { pair: aPair, port: aPort, allow: `${bPair.publicKey} ${bId}\n${xPair.publicKey}\n` });
@@ -401,7 +401,7 @@ t.test('envelopes from unknown daemon ids do not delay the next good envelope of
   const b = await daemon(t, {
     pair: bPair,
     allow: `${aPair.publicKey}\n`,
-    args: ['--peer', `tcp://127.0.0.1:${aPort}`, '--peer-key', aPair.publicKey],
+    args: ['--peer', `tcp://127.0.0.1:${aPort}`, `--peer-key=${aPair.publicKey}`],
   });
   const bId = await idOf(b);
   const a = await daemon(t, { pair: aPair, port: aPort, allow: `${bPair.publicKey} ${bId}\n${xPair.publicKey}\n` });
