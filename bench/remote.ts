@@ -14,7 +14,7 @@
  *   queued. The primitive packs the messages of one tick into shared
  *   frames. Round trips await `send` and `receive` one message at a time.
  * - `amix:daemon`: two `amixd` (started by this bench on loopback ports,
- *   the second given `--peer` the first's `--listen`) linking a point to a
+ *   the second given `--peer` the first's `--listen`, with CURVE keys) linking a point to a
  *   point over the zeromq primitive: point `gen` (process scope, on daemon
  *   A, `bench/points/gen.ts`) sends `warm + count` messages with
  *   `point.send`, one await each, once its link is up; point `tally`
@@ -40,14 +40,22 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import * as zmq from 'zeromq';
-import { DaemonClient, PrimitiveRegistry, type Channel, type ClientLink, type PeerInfo } from '../lib/internal.js';
+import {
+  DaemonClient,
+  PrimitiveRegistry,
+  generateKeyPair,
+  saveKeyPair,
+  type Channel,
+  type ClientLink,
+  type PeerInfo,
+} from '../lib/internal.js';
 import { latencyHistogram, parseBenchArgs, progress, report, summarise, type Figures, type Row } from './common.js';
 
 /** The systems of this bench, baseline first. */
@@ -363,9 +371,16 @@ class DaemonPair {
           }
         }
       };
-      const { d: a, listen } = await startListening('A', []);
+      // Peered as deployed: CURVE keys, each daemon's key in the other's allow-list.
+      const pairA = generateKeyPair();
+      const pairB = generateKeyPair();
+      await saveKeyPair(join(base, 'a.keys'), pairA);
+      await saveKeyPair(join(base, 'b.keys'), pairB);
+      await writeFile(join(base, 'allow'), `${pairA.publicKey}\n${pairB.publicKey}\n`, { mode: 0o600 });
+      const keyed = (name: string): string[] => ['--keys', join(base, `${name}.keys`), '--allow', join(base, 'allow')];
+      const { d: a, listen } = await startListening('A', keyed('a'));
       started.push(a);
-      const { d: b } = await startListening('B', ['--peer', listen]);
+      const { d: b } = await startListening('B', [...keyed('b'), '--peer', listen, `--peer-key=${pairA.publicKey}`]);
       started.push(b);
       const ca = await DaemonClient.connect({ dir: a.dir, name: 'bench remote A' });
       clients.push(ca);

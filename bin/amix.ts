@@ -20,7 +20,7 @@ import {
   isAlive,
   saveKeyPair,
 } from '../lib/internal.js';
-import type { DaemonOp, DaemonOps } from '../lib/control/ops.js';
+import type { DaemonOp, DaemonOps, DaemonStatus } from '../lib/control/ops.js';
 import type { AnyArgs } from '../lib/core/rpc.js';
 
 type Opts = NonNullable<ParseArgsConfig['options']>;
@@ -172,7 +172,7 @@ const verbs: Record<string, Verb> = {
         'status',
         {},
         (s) =>
-          `amixd ${s.pid} in ${s.dir}, up ${Math.round(s.uptimeMs / 1000)} s, ${s.containers.filter((c: { admin: boolean }) => !c.admin).length}/${s.slots} slots (+${s.containers.filter((c: { admin: boolean }) => c.admin).length}/${s.adminSlots} administrator), ${s.points} points, ${s.instances} instances, ${s.links} links\n${table(s.containers, ['id', 'name', 'pid', 'owner', 'links'])}`,
+          `amixd ${s.pid} in ${s.dir}, up ${Math.round(s.uptimeMs / 1000)} s, ${s.containers.filter((c: { admin: boolean }) => !c.admin).length}/${s.slots} slots (+${s.containers.filter((c: { admin: boolean }) => c.admin).length}/${s.adminSlots} administrator), ${s.points} points, ${s.instances} instances, ${s.links} links\n${peeringLine(s.peering)}${table(s.containers, ['id', 'name', 'pid', 'owner', 'links'])}`,
       );
     },
   },
@@ -596,7 +596,9 @@ const verbs: Record<string, Verb> = {
         out(
           v,
           { publicKey: pair.publicKey, file: v.out },
-          () => `public key ${pair.publicKey} (key pair in ${v.out as string}, mode 0600)`,
+          () =>
+            `public key ${pair.publicKey} (key pair in ${v.out as string}, mode 0600)\n` +
+            `peers allow it with the --allow line: ${pair.publicKey} <this daemon's id, from amix daemon status --json>`,
         );
       } else out(v, pair, () => `public ${pair.publicKey}\nsecret ${pair.secretKey}`);
     },
@@ -616,6 +618,18 @@ const verbs: Record<string, Verb> = {
     },
   },
 };
+
+/** The status view's peering line: who is up, and every drop and refusal counted (empty without peering). */
+function peeringLine(p: DaemonStatus['peering']): string {
+  if (!p) return '';
+  const up = p.peers.filter((x) => x.state === 'up').length;
+  return (
+    `peering ${p.id}${p.insecure ? ' INSECURE (no keys)' : ''}: ${up}/${p.peers.length} peers up; dropped: ` +
+    `${p.badEnvelopes} bad envelopes, ${p.badFrames} bad frames, ${p.unknownSender} from unknown senders, ` +
+    `${p.spoofedSenders} spoofed senders, ${p.unhelloed} before hello; refused: ${p.refused} keys ` +
+    `(${p.refusedHandshakes} handshakes), ${p.refusedHellos} hellos\n`
+  );
+}
 
 const GROUPS = new Set(['daemon', 'primitive', 'point', 'keys', 'principal']);
 

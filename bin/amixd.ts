@@ -36,14 +36,15 @@ Peering with other daemons (points on one link to points on another by name
 or identifier; directories answer each other's lookups):
   --listen tcp://HOST:PORT   where peers dial this daemon
   --peer tcp://HOST:PORT     a daemon to dial (repeat for more)
-  --peer-key KEY             the public key of the --peer at the same position
-  --keys FILE                this daemon's CURVE key pair (amix keys generate --out FILE);
-                             every peer must then be listed in --allow
-  --allow FILE               public keys of the daemons allowed to peer, one per line
-  --insecure                 allow a non-loopback --listen without --keys
+  --peer-key=KEY             the public key of the --peer at the same position (with "=": a
+                             Z85 key may start with "-")
+  --keys FILE                this daemon's CURVE key pair (amix keys generate --out FILE)
+  --allow FILE               the daemons allowed to peer: one "<public key> <daemon id>" a line
+                             (a key alone is pinned to the id of its first hello, in DIR/peering.json)
+  --insecure                 peer without --keys: NOT authenticated (any local user can act as a peer)
   --config FILE              the same as JSON: { "listen", "peers": [{ "endpoint", "publicKey" }],
-                             "keys", "allow", "insecure", "slots" } (flags win)
-Without --keys, peering is unauthenticated and stays on loopback unless --insecure.`;
+                             "keys", "allow" (a file, or ["<key> <id>", ...]), "insecure", "slots" } (flags win)
+Peering needs --keys and --allow (every --peer with its --peer-key, listed in --allow), or --insecure.`;
 
 /** An error as one line, with its code when it has one. */
 const reason = (err: unknown): string => (isAmixError(err) ? `${err.message} (${err.code})` : (err as Error).message);

@@ -42,7 +42,7 @@ export type { AgentTarget, AgentEvent, AgentOp } from './fabric/agent.js';
 export type { ExternalEnd } from './fabric/fabric.js';
 export { Daemon, DAEMON_FILES, isAlive } from './control/daemon.js';
 export type { DaemonOptions, ContainerInfo } from './control/daemon.js';
-export { Peering, Conduit, controlAddress, checkPeerEndpoint } from './remote/peering.js';
+export { Peering, Conduit, controlAddress, checkPeerEndpoint, helloText } from './remote/peering.js';
 export type {
   PeeringOptions,
   PeerConfig,
@@ -79,6 +79,8 @@ export {
   z85Decode,
   zapAuthenticator,
   ZapAuthenticator,
+  proveKey,
+  checkKeyProof,
 } from '../primitives/zeromq/keys.js';
 export type { CurveKeyPair, RefusedPeer, ZapPolicy } from '../primitives/zeromq/keys.js';
 /** The directory; its whole API (query compiler, migrations) is also at `amix/directory`. */

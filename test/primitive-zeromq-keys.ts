@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   AllowList,
+  checkKeyProof,
+  proveKey,
   generateKeyPair,
   isCurveKey,
   loadKeyPair,
@@ -77,4 +79,41 @@ t.test('an allow-list holds keys, survives a file round trip and names a bad lin
     'line 3 named',
   );
   t.throws(() => new AllowList(['x']), { code: 'AMIX_ERR_INVALID_ARG' }, 'a malformed key is refused');
+});
+
+t.test('an allow-list line may bind its key to a daemon id, one key per id', async (t) => {
+  const a = generateKeyPair().publicKey;
+  const b = generateKeyPair().publicKey;
+  const list = new AllowList([`${a} 0123456789abcdef`, b]);
+  t.equal(list.idOf(a), '0123456789abcdef', 'the id of a named key');
+  t.equal(list.idOf(b), undefined, 'a bare key has none');
+  t.equal(list.keyOf('0123456789abcdef'), a, 'and the key of an id');
+  const file = join(dir, 'allow-ids');
+  await list.save(file);
+  const back = await AllowList.load(file);
+  t.equal(back.idOf(a), '0123456789abcdef', 'ids survive a file round trip');
+  t.ok(back.has(b), 'bare keys too');
+  writeFileSync(join(dir, 'twice'), `${a} x1\n${b} x1\n`);
+  await t.rejects(
+    AllowList.load(join(dir, 'twice')),
+    { code: 'AMIX_ERR_INVALID_ARG', details: { line: 2 } },
+    'an id given to a second key is refused, line named',
+  );
+  writeFileSync(join(dir, 'extra'), `${a} x1 more\n`);
+  await t.rejects(AllowList.load(join(dir, 'extra')), { code: 'AMIX_ERR_INVALID_ARG', details: { line: 1 } });
+  t.throws(() => new AllowList([`${a} bad/id`]), { code: 'AMIX_ERR_INVALID_ARG' }, 'an id outside [A-Za-z0-9_-]');
+});
+
+t.test('a key proof checks only for the key that made it, the text it covers and the key it was made for', (t) => {
+  const a = generateKeyPair();
+  const b = generateKeyPair();
+  const c = generateKeyPair();
+  const proof = proveKey(a, b.publicKey, 'hello as a');
+  t.ok(checkKeyProof(b, a.publicKey, 'hello as a', proof), 'b checks a proof a made for it');
+  t.notOk(checkKeyProof(b, a.publicKey, 'hello as c', proof), 'not for another text');
+  t.notOk(checkKeyProof(c, a.publicKey, 'hello as a', proof), 'not at another key (no replay elsewhere)');
+  t.notOk(checkKeyProof(b, c.publicKey, 'hello as a', proof), 'not as made by another key');
+  t.notOk(checkKeyProof(b, a.publicKey, 'hello as a', 'garbage'), 'garbage never checks');
+  t.notOk(checkKeyProof(b, 'not a key', 'hello as a', proof), 'nor does a malformed key');
+  t.end();
 });

@@ -1,6 +1,10 @@
 /**
- * The data loop: one per daemon, it takes every envelope from every peer off
- * the data receiving end, finds its flow (the flow of the envelope before,
+ * The data loop: keyed, one per allowed key (its slot's data receiving end,
+ * which only that key can reach, so one peer never delays another); with
+ * `--insecure`, one per daemon for every peer (which waits for the hello
+ * of an id only if it said hello here before, so a stranger costs nothing). It takes every envelope off
+ * the data receiving end, checks that its sender is a point of the peer
+ * whose key carried it (else drops it as spoofed), finds its flow (the flow of the envelope before,
  * by a byte match, else by identifier, its link opened on first use), drops
  * duplicates, counts gaps, and sends runs of one flow's payloads to its
  * local link at once. Unknown senders or receivers and malformed envelopes
@@ -16,6 +20,7 @@ import type { Conduit, InFlow } from './conduit.js';
 import { envelopeIdentifier, scanEnvelope, type EnvelopeSpan } from './envelope.js';
 import type { Flows } from './flows.js';
 import type { Sessions } from './sessions.js';
+import type { Slot } from './slots.js';
 import type { PeeringCore } from './state.js';
 import { BATCH, key, type RejectedBody } from './types.js';
 
@@ -36,7 +41,7 @@ export class DataLoop {
    * receiving point. Malformed envelopes and unknown senders or receivers are
    * counted and skipped; nothing here throws out of the loop.
    */
-  async run(rx: Channel): Promise<void> {
+  async run(rx: Channel, slot?: Slot): Promise<void> {
     // The flow of the previous envelope: runs of one flow are the common case,
     // recognised by comparing identifier bytes, with no string or map lookup.
     let last: { c: Conduit; f: InFlow } | undefined;
@@ -81,7 +86,7 @@ export class DataLoop {
             this.#core.bad(err as AmixError, 'data');
             continue;
           }
-          const next = await this.#route(bytes, span);
+          const next = await this.#route(bytes, span, slot);
           if (!next) continue;
           if (next.f !== cur?.f) {
             await flush();
@@ -110,7 +115,7 @@ export class DataLoop {
   }
 
   /** The conduit and flow an envelope belongs to (its link opened if need be), or undefined after rejecting it. */
-  async #route(bytes: Uint8Array, span: EnvelopeSpan): Promise<{ c: Conduit; f: InFlow } | undefined> {
+  async #route(bytes: Uint8Array, span: EnvelopeSpan, slot?: Slot): Promise<{ c: Conduit; f: InFlow } | undefined> {
     let sender: string;
     let receiver: string;
     try {
@@ -121,11 +126,29 @@ export class DataLoop {
       return undefined;
     }
     const dir = parsePointId(sender)?.directoryId;
+    if (slot && dir !== undefined && slot.id !== undefined && dir !== slot.id) {
+      this.#core.spoofed(slot, sender, 'data');
+      return undefined;
+    }
     // A peer's data can arrive before its hello is bound here: a restarted
     // daemon is reached by the peer's reconnecting data channel (which re-sends
     // what was not acknowledged) while the hellos are still crossing. Dropping
     // those would lose accepted messages, so the loop waits for that hello.
-    const c = dir === undefined ? undefined : (this.#core.peers.get(dir) ?? (await this.#sessions.whenPeer(dir)));
+    // Keyed, that is the loop of the peer's own key: the wait holds up no one else.
+    const c =
+      dir === undefined
+        ? undefined
+        : slot
+          ? slot.conduit?.ctlTx
+            ? slot.conduit
+            : await slot.whenBound(this.#core.helloGrace)
+          : (this.#core.peers.get(dir) ??
+            (this.#sessions.isKnown(dir) ? await this.#sessions.whenPeer(dir) : undefined));
+    if (c && slot && c.id !== dir) {
+      // A key listed without an id, pinned meanwhile to another id than this sender's.
+      this.#core.spoofed(slot, sender, 'data');
+      return undefined;
+    }
     if (!c) {
       this.#core.counts.unknownSender++;
       this.#core.bad(

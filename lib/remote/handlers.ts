@@ -15,7 +15,7 @@ import type { Flows } from './flows.js';
 import type { Sessions } from './sessions.js';
 import type { PeeringCore, Route } from './state.js';
 import type { Empty } from '../fabric/agent.js';
-import { checkHello, dirOf, key, type FlowArgs, type Forward, type PeerOps } from './types.js';
+import { checkHello, dirOf, key, type FlowArgs, type Forward, type PeerHello, type PeerOps } from './types.js';
 
 /** The hops and visited list a federated request carries on, if well formed. */
 function forwardOf(a: Forward): Forward {
@@ -93,14 +93,27 @@ export function peerHandler(core: PeeringCore, sessions: Sessions, flows: Flows)
     const sender = from.sender!;
     const dir = dirOf(sender) ?? sender;
     from.op = op;
-    from.conduit = core.peers.get(dir);
-    // A peer answers our hello and may send requests at once; they can get
-    // here before our side of that hello has bound its conduit (the channels
-    // open asynchronously). Wait for it rather than drop the request.
-    if (op !== 'hello' && !from.conduit?.ctlTx) from.conduit = await sessions.whenPeer(dir);
     if (op === 'hello') {
-      from.conduit = await sessions.bind(checkHello(args));
-      return core.helloArgs();
+      // Keyed, the reply goes out on the conduit's own control channel, to the
+      // endpoint the peer's key serves (checked in bind): only that key's holder reads it.
+      core.hellosInFlight++;
+      try {
+        from.conduit = await sessions.bind(checkHello(args), undefined, from.slot ?? null);
+      } finally {
+        core.hellosInFlight--;
+      }
+      return core.helloArgs(core.keys ? core.slots.get((args as unknown as PeerHello).key!) : undefined);
+    }
+    if (core.keys) {
+      // Keyed, requests come in on the slot of their key only (the control loop drops them elsewhere).
+      const slot = from.slot!;
+      from.conduit = slot.conduit?.ctlTx ? slot.conduit : await slot.whenBound(core.helloGrace);
+    } else {
+      from.conduit = core.peers.get(dir);
+      // A peer answers our hello and may send requests at once; they can get
+      // here before our side of that hello has bound its conduit (the channels
+      // open asynchronously). Wait for it rather than drop the request.
+      if (!from.conduit?.ctlTx) from.conduit = await sessions.whenPeer(dir);
     }
     if (!from.conduit) throw new AmixError(ErrorCode.AMIX_ERR_UNAUTHORIZED, `say hello before ${describe(op)}`);
     return (await table(op, args, from.conduit)) ?? null;

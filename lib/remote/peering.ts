@@ -32,7 +32,6 @@
  *
  * @module
  */
-import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Channel } from '../core/channel.js';
 import { decodeControl, type ControlMessage } from '../core/controlCodec.js';
@@ -47,12 +46,20 @@ import { DataLoop } from './dataLoop.js';
 import { decodeEnvelope } from './envelope.js';
 import { Flows } from './flows.js';
 import { peerHandler } from './handlers.js';
-import { Sessions } from './sessions.js';
+import { Sessions, readState } from './sessions.js';
+import { Slot } from './slots.js';
 import { PeeringCore } from './state.js';
 import {
   CTL_MAXMSG,
   CTL_MAX_BYTES,
   CTL_MINMSG,
+  FRONT_MAXMSG,
+  FRONT_MAX_BYTES,
+  FRONT_MAX_SESSIONS,
+  MAX_HELLOS_IN_FLIGHT,
+  SLOT_MAX_SESSIONS,
+  DAEMON_ID,
+  dirOf,
   hostOf,
   key,
   newConduitStats,
@@ -64,10 +71,11 @@ import {
   type RemoteLinkInfo,
 } from './types.js';
 export { Conduit } from './conduit.js';
-export { checkPeerEndpoint, controlAddress } from './types.js';
+export { checkPeerEndpoint, controlAddress, helloText } from './types.js';
 export type {
   ConduitStats,
   PeerConfig,
+  PeerHello,
   PeerInfo,
   PeeringHost,
   PeeringOptions,
@@ -113,58 +121,122 @@ export class Peering {
     return this.#core.id;
   }
 
-  /** The control and data endpoints peers reach this daemon at. */
-  get addresses(): { control: ZeromqAddress; data: ZeromqAddress } {
-    return this.#core.addresses;
+  /**
+   * The control endpoint peers dial, and (insecure) the data endpoint they
+   * send to; keyed, each allowed key has its own (`status().slots`).
+   */
+  get addresses(): { control: ZeromqAddress; data?: ZeromqAddress } {
+    const core = this.#core;
+    return {
+      control: core.ctlRx!.address as ZeromqAddress,
+      ...(core.dataRx ? { data: core.dataRx.address as ZeromqAddress } : {}),
+    };
   }
 
-  /** Bind both receiving ends and start dialling the configured peers (in the background). */
+  /**
+   * Bind the receiving ends and start dialling the configured peers (in the
+   * background). Keyed: the `--listen` end for hellos, and per allowed key a
+   * control and a data end only that key may reach. Insecure: one control
+   * and one data end for everyone. Without keys and without `insecure`,
+   * `AMIX_ERR_INVALID_ARG`: there is no unauthenticated peering by default.
+   */
   async start(): Promise<void> {
-    const listen = this.#core.opts.listen ?? 'tcp://127.0.0.1:*';
+    const core = this.#core;
+    const listen = core.opts.listen ?? 'tcp://127.0.0.1:*';
     const host = hostOf(listen);
-    const loopback = isLoopback(listen);
-    if (!this.#core.opts.keys) {
-      if (!loopback && !this.#core.opts.insecure) {
+    // A symlink at peering.json is not followed: the file is read and replaced, never written through.
+    const saved = await readState(join(core.host.stateDir, 'peering.json'));
+    if (!core.keys) {
+      if (!core.opts.insecure) {
         throw new AmixError(
           ErrorCode.AMIX_ERR_INVALID_ARG,
-          `refusing to listen on ${listen} without CURVE keys: anyone who can reach it could link to this daemon's points. Give --keys and --allow, or --insecure`,
-          { details: { option: 'listen' } },
+          `refusing to peer on ${listen} without CURVE keys: any process that can reach it (on loopback, every local user) could act as a peer. Give --keys and --allow, or --insecure to accept that`,
+          { details: { option: 'keys' } },
         );
       }
-      this.#core.host.log(
-        `amixd peering without CURVE keys on ${listen}: peers are not authenticated${loopback ? ' (loopback only)' : ''}`,
+      core.host.log(
+        `amixd: WARNING: peering on ${listen} with --insecure: peers are NOT authenticated; any process that can reach it${isLoopback(listen) ? ' (on loopback: every local user)' : ''} can say hello, query the directory and send to points`,
       );
+      core.ctlRx = await core.open({
+        maxmsg: CTL_MAXMSG,
+        minmsg: CTL_MINMSG,
+        maxMessageBytes: CTL_MAX_BYTES,
+        zeromq: { bind: listen },
+      });
+      core.dataRx = await this.#bindKept(saved.data, host, {}, undefined);
+      this.#sessions.remember(saved.known);
+      this.#loops.push(this.#controlLoop(core.ctlRx), this.#data.run(core.dataRx));
+    } else {
+      for (const p of core.opts.peers ?? []) {
+        if (!p.publicKey || !core.allow.has(p.publicKey) || p.publicKey === core.keys.publicKey)
+          throw new AmixError(
+            ErrorCode.AMIX_ERR_INVALID_ARG,
+            `peer ${p.endpoint} needs its public key (--peer-key), listed in --allow and not this daemon's own: keyed peering only talks to listed keys`,
+            { details: { option: 'peer-key', endpoint: p.endpoint } },
+          );
+      }
+      // The shared end knows nothing of a sender until its hello: small messages, few of them, few sessions.
+      core.ctlRx = await core.open({
+        maxmsg: FRONT_MAXMSG,
+        minmsg: FRONT_MAXMSG / 2,
+        maxMessageBytes: FRONT_MAX_BYTES,
+        zeromq: { ...core.server(), bind: listen, batchBytes: FRONT_MAX_BYTES, maxSessions: FRONT_MAX_SESSIONS },
+      });
+      this.#loops.push(this.#controlLoop(core.ctlRx));
+      for (const key of core.allow) {
+        if (key === core.keys.publicKey) continue;
+        const kept = saved.slots?.[key];
+        const named = core.allow.idOf(key);
+        // A pin from peering.json counts unless the allow-list now names an id (for this key or the pinned one).
+        const pinned =
+          typeof kept?.id === 'string' && DAEMON_ID.test(kept.id) && core.allow.keyOf(kept.id) === undefined
+            ? kept.id
+            : undefined;
+        const slot = new Slot(key, named ?? pinned, named !== undefined);
+        core.slots.set(key, slot);
+        slot.ctlRx = await this.#bindKept(
+          kept?.control,
+          host,
+          { maxmsg: CTL_MAXMSG, minmsg: CTL_MINMSG, maxMessageBytes: CTL_MAX_BYTES },
+          key,
+        );
+        slot.dataRx = await this.#bindKept(kept?.data, host, {}, key);
+        this.#loops.push(this.#controlLoop(slot.ctlRx, slot), this.#data.run(slot.dataRx, slot));
+      }
     }
-    this.#core.ctlRx = await this.#core.open({
-      maxmsg: CTL_MAXMSG,
-      minmsg: CTL_MINMSG,
-      maxMessageBytes: CTL_MAX_BYTES,
-      zeromq: { ...this.#core.server(), bind: listen },
-    });
-    const state = join(this.#core.host.stateDir, 'peering.json');
-    const saved = await readFile(state, 'utf8').then(
-      (t) => JSON.parse(t) as { data?: string },
-      () => ({}) as { data?: string },
+    await this.#sessions.savePins();
+    core.host.log(
+      `amixd peering: control ${core.ctlRx.address.endpoint as string}${core.keys ? `, CURVE, ${core.slots.size} allowed keys` : `, data ${core.addresses.data.endpoint}`}`,
     );
-    const wanted = typeof saved.data === 'string' && hostOf(saved.data) === host ? saved.data : `tcp://${host}:*`;
+    for (const config of core.opts.peers ?? []) {
+      const d: Dial = { config, state: 'connecting' };
+      core.dials.push(d);
+      void this.#sessions.dial(d);
+    }
+  }
+
+  /**
+   * Bind a receiving end (only for `key` when given) at the endpoint it had
+   * before, kept in `peering.json`: peers' reconnecting channels find it
+   * there after a restart. A new port if that one is gone.
+   */
+  async #bindKept(
+    kept: string | undefined,
+    host: string,
+    options: Record<string, unknown>,
+    key: string | undefined,
+  ): Promise<Channel> {
+    const core = this.#core;
+    const wanted = typeof kept === 'string' && hostOf(kept) === host ? kept : `tcp://${host}:*`;
+    const zeromq = key ? { ...core.server([key]), maxSessions: SLOT_MAX_SESSIONS } : {};
     try {
-      this.#core.dataRx = await this.#core.open({ zeromq: { ...this.#core.server(), bind: wanted } });
+      return await core.open({ ...options, zeromq: { ...zeromq, bind: wanted } });
     } catch (err) {
       if (wanted.endsWith(':*')) throw err;
-      this.#core.host.log(
-        `peering: cannot bind the data endpoint ${wanted} again (${(err as Error).message}); peers will be told the new one`,
+      core.host.log(
+        `peering: cannot bind ${wanted} again (${(err as Error).message}); peers will be told the new endpoint`,
       );
-      this.#core.dataRx = await this.#core.open({ zeromq: { ...this.#core.server(), bind: `tcp://${host}:*` } });
-    }
-    await writeFile(state, `${JSON.stringify({ data: this.#core.addresses.data.endpoint })}\n`, { mode: 0o600 });
-    this.#loops.push(this.#controlLoop(this.#core.ctlRx), this.#data.run(this.#core.dataRx));
-    this.#core.host.log(
-      `amixd peering: control ${this.#core.addresses.control.endpoint}, data ${this.#core.addresses.data.endpoint}${this.#core.opts.keys ? ', CURVE' : ''}`,
-    );
-    for (const config of this.#core.opts.peers ?? []) {
-      const d: Dial = { config, state: 'connecting' };
-      this.#core.dials.push(d);
-      void this.#sessions.dial(d);
+      return core.open({ ...options, zeromq: { ...zeromq, bind: `tcp://${host}:*` } });
     }
   }
 
@@ -179,20 +251,33 @@ export class Peering {
     }
     for (const c of this.#core.peers.values())
       if (!seen.has(c.id)) peers.push(this.#peerInfo(c, c.ctlEndpoint, c.state, c.error));
-    const refusedAt = (ch: Channel | undefined): number =>
-      (ch?.stats() as { refused?: number } | undefined)?.refused ?? 0;
-    const refused = refusedAt(this.#core.ctlRx) + refusedAt(this.#core.dataRx);
+    const core = this.#core;
+    const rxs = [core.ctlRx, core.dataRx, ...[...core.slots.values()].flatMap((s) => [s.ctlRx, s.dataRx])];
+    const sum = (k: 'refused' | 'badFrames'): number =>
+      rxs.reduce((n, ch) => n + ((ch?.stats() as { refused?: number; badFrames?: number } | undefined)?.[k] ?? 0), 0);
     return {
       id: this.id,
-      ...(this.#core.ctlRx
+      insecure: !core.keys,
+      ...(core.ctlRx ? { control: core.ctlRx.address.endpoint as string } : {}),
+      ...(core.dataRx ? { data: core.addresses.data.endpoint, dataAddress: core.addresses.data } : {}),
+      ...core.counts,
+      badFrames: sum('badFrames'),
+      refused: core.refusedClients,
+      refusedHandshakes: sum('refused'),
+      refusedKeys: [...core.refusedKeys.values()].reverse(),
+      refusals: [...core.refusals.values()].reverse(),
+      ...(core.keys
         ? {
-            control: this.#core.addresses.control.endpoint,
-            data: this.#core.addresses.data.endpoint,
-            dataAddress: this.#core.addresses.data,
+            slots: [...core.slots.values()].map((s) => ({
+              key: s.key,
+              ...(s.id !== undefined ? { id: s.id } : {}),
+              control: (s.ctlRx?.address.endpoint as string | undefined) ?? '',
+              data: (s.dataRx?.address.endpoint as string | undefined) ?? '',
+              ...(s.dataRx ? { dataAddress: s.dataRx.address as ZeromqAddress } : {}),
+              ...s.stats,
+            })),
           }
         : {}),
-      ...this.#core.counts,
-      refused,
       peers,
     };
   }
@@ -296,6 +381,7 @@ export class Peering {
     this.#core.closed = true;
     this.#core.rpc.close();
     this.#sessions.close();
+    for (const s of this.#core.slots.values()) s.close();
     for (const c of this.#core.peers.values()) {
       const dp = this.#core.dirPeers.get(c.id);
       if (dp && !this.#core.host.directory.closed) this.#core.host.directory.removePeer(dp);
@@ -307,11 +393,21 @@ export class Peering {
     for (const d of this.#core.dials) await d.tx?.destroy().catch(() => {});
     await this.#core.ctlRx?.destroy().catch(() => {});
     await this.#core.dataRx?.destroy().catch(() => {});
+    for (const s of this.#core.slots.values()) {
+      await s.ctlRx?.destroy().catch(() => {});
+      await s.dataRx?.destroy().catch(() => {});
+    }
+    await this.#sessions.flushPins();
     await Promise.allSettled(this.#loops);
   }
 
-  /** Take every control envelope off the control receiving end and hand its message to the RpcPeer. */
-  async #controlLoop(rx: Channel): Promise<void> {
+  /**
+   * Take every control envelope off a control receiving end and hand its
+   * message to the RpcPeer. Keyed, the shared end passes hellos only, and a
+   * slot's end only messages whose sender is the slot's daemon.
+   */
+  async #controlLoop(rx: Channel, slot?: Slot): Promise<void> {
+    const front = this.#core.keys !== undefined && slot === undefined;
     for (;;) {
       let bytes: Uint8Array;
       try {
@@ -329,8 +425,19 @@ export class Peering {
         this.#core.bad(err as AmixError, 'control');
         continue;
       }
+      const hello = msg.kind === 'request' && msg.op === 'hello';
+      if (front && (!hello || this.#core.hellosInFlight >= MAX_HELLOS_IN_FLIGHT)) {
+        // Nothing but a hello is taken before a key is known, and only so many at once.
+        this.#core.counts.unhelloed++;
+        this.#core.logLimited(`peering: dropped a control message from ${sender} before its hello`);
+        continue;
+      }
+      if (slot && !hello && slot.id !== undefined && dirOf(sender) !== slot.id) {
+        this.#core.spoofed(slot, sender, 'control');
+        continue;
+      }
       // Replies settle our requests; requests go to the peer handler, with the sender to answer.
-      this.#core.rpc.receive(msg, { to: sender, sender });
+      this.#core.rpc.receive(msg, { to: sender, sender, slot });
     }
   }
 
@@ -377,10 +484,12 @@ export class Peering {
     state: PeerInfo['state'],
     error: AmixError | undefined,
   ): PeerInfo {
+    const slot = c ? this.#core.slotById(c.id) : undefined;
     return {
       id: c?.id,
       endpoint,
       state,
+      ...(slot ? { key: slot.key } : {}),
       ...(error ? { error: { code: error.code ?? ErrorCode.AMIX_ERR_INTERNAL, message: error.message } } : {}),
       stats: c ? { ...c.stats } : newConduitStats(),
       links: c ? this.#core.linksOf(c) : [],

@@ -6,15 +6,69 @@
  *
  * @module
  */
+import { constants } from 'node:fs';
+import { open, rename, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import type { Channel } from '../core/channel.js';
 import { AmixError, ErrorCode } from '../core/errors.js';
+import { checkKeyProof } from '../../primitives/zeromq/keys.js';
 import type { ChannelEvent } from '../core/primitive.js';
 import { WaitList } from '../core/waitList.js';
 import { Conduit, type Dial } from './conduit.js';
 import { directoryPeer } from './federation.js';
+import type { Slot } from './slots.js';
 import type { PeeringCore } from './state.js';
-import { DAEMON_ID, STRANGER_TTL_MS, checkHello, controlAddress, peerLost, type PeerHello } from './types.js';
+import {
+  DAEMON_ID,
+  MAX_KNOWN_IDS,
+  STRANGER_TTL_MS,
+  checkHello,
+  controlAddress,
+  helloText,
+  peerLost,
+  type PeerHello,
+} from './types.js';
+
+/** @internal What `peering.json` keeps: the data endpoint (insecure), and per key its endpoints and pinned id. */
+export interface PeeringState {
+  data?: string;
+  /** Insecure: the ids of the peers that said hello, most recent last (see {@link Sessions.isKnown}). */
+  known?: string[];
+  slots?: Record<string, { control?: string; data?: string; id?: string }>;
+}
+
+/**
+ * Write a state file without following a link planted at its name: a new
+ * file (exclusive create, 0600) renamed over it.
+ */
+async function writeState(file: string, text: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await unlink(tmp).catch(() => {});
+  await writeFile(tmp, text, { mode: 0o600, flag: 'wx' });
+  await rename(tmp, file);
+}
+
+/** @internal Read `peering.json` (not through a symlink); `{}` when there is none or it is not JSON. */
+export async function readState(file: string): Promise<PeeringState> {
+  let text: string;
+  try {
+    const fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      text = await fh.readFile('utf8');
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return {};
+  }
+  try {
+    const v = JSON.parse(text) as unknown;
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as PeeringState) : {};
+  } catch {
+    return {};
+  }
+}
 
 /** @internal The sessions with peer daemons. */
 export class Sessions {
@@ -25,6 +79,23 @@ export class Sessions {
   readonly #helloWaiters = new Map<string, WaitList<void, Conduit | undefined>>();
   /** Directory ids that were waited for and never said hello: not waited for again until they do (or the entry ages out). */
   readonly #strangers = new LRUCache<string, true>({ max: 1024, ttl: STRANGER_TTL_MS });
+  /** Insecure: ids that said hello here, now or before a restart (kept in `peering.json`). */
+  readonly #known = new LRUCache<string, true>({ max: MAX_KNOWN_IDS });
+
+  /** Insecure: take the ids `peering.json` kept. */
+  remember(ids: readonly unknown[] | undefined): void {
+    for (const id of ids ?? []) if (typeof id === 'string' && DAEMON_ID.test(id)) this.#known.set(id, true);
+  }
+
+  /**
+   * Insecure: true when daemon `id` said hello here, in this process or
+   * before a restart. Only those are waited for by the one data loop (their
+   * re-sent data can come before their hello); an id never seen is dropped
+   * at once, so it cannot hold up the loop that every peer shares.
+   */
+  isKnown(id: string): boolean {
+    return this.#known.has(id);
+  }
 
   constructor(core: PeeringCore) {
     this.#core = core;
@@ -82,8 +153,10 @@ export class Sessions {
   }
 
   async #hello(d: Dial): Promise<void> {
-    const reply = await this.#core.hello(d.tx!);
-    const c = await this.bind(checkHello(reply), d.tx!);
+    // Keyed, the peer we dial is the holder of the key we dial it with: its reply must prove that key.
+    const slot = d.config.publicKey ? this.#core.slots.get(d.config.publicKey) : undefined;
+    const reply = await this.#core.hello(d.tx!, slot);
+    const c = await this.bind(checkHello(reply), d.tx!, slot ?? null);
     d.peer = c.id;
     d.state = 'up';
     d.error = undefined;
@@ -94,10 +167,18 @@ export class Sessions {
    * sending ends to the addresses it gave; re-open what this daemon had
    * through it (the peer may have restarted and lost its half).
    */
-  bind(h: PeerHello, dialled?: Channel): Promise<Conduit> {
+  bind(h: PeerHello, dialled?: Channel, via?: Slot | null): Promise<Conduit> {
+    let slot: Slot | undefined;
+    try {
+      slot = this.#core.keys ? this.#admit(h, via ?? undefined) : undefined;
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     // Two hellos from one peer can cross (its reconnect hello and the reply to
     // ours): bind them one after the other, or both would open data channels.
-    const next = (this.#binding.get(h.id) ?? Promise.resolve()).catch(() => {}).then(() => this.#bindNow(h, dialled));
+    const next = (this.#binding.get(h.id) ?? Promise.resolve())
+      .catch(() => {})
+      .then(() => this.#bindNow(h, this.#core.keys ? undefined : dialled, slot));
     this.#binding.set(h.id, next);
     void next
       .catch(() => {})
@@ -107,7 +188,72 @@ export class Sessions {
     return next;
   }
 
-  async #bindNow(h: PeerHello, dialled?: Channel): Promise<Conduit> {
+  /**
+   * Keyed: the slot of the key a hello proves, or `AMIX_ERR_PEER_REFUSED`
+   * (counted). The hello must name a listed key and prove it (so no other
+   * key holder can say it), its id must be the one that key is bound to
+   * (named in the allow-list, or pinned by its first hello) and no other
+   * key's, and its addresses must be served by that key (so what this daemon
+   * sends to the id reaches only the key's holder). `via` is the slot the
+   * hello came in on, or the one dialled; undefined for the shared end.
+   */
+  #admit(h: PeerHello, via: Slot | undefined): Slot {
+    const core = this.#core;
+    const key = h.key;
+    const refuse = (reason: string, slot?: Slot): never => {
+      throw core.refuse(h.id, reason, key, h.control.endpoint, slot);
+    };
+    const slot = key === undefined ? undefined : core.slots.get(key);
+    if (!slot) return refuse(key === undefined ? 'the hello names no key' : 'its key is not in the allow-list');
+    if (via && via !== slot) return refuse(`it came with the key of ${via.id ?? via.key}, not ${key}`, via);
+    if (!checkKeyProof(core.keys!, key, helloText(h), h.proof))
+      return refuse('it does not prove its key (the proof does not check)', slot);
+    if (h.id === core.id) return refuse("it claims this daemon's own id", slot);
+    if (slot.id !== undefined && slot.id !== h.id) return refuse(`its key is bound to daemon ${slot.id}`, slot);
+    const owner = core.slotById(h.id);
+    if (owner && owner !== slot) return refuse(`daemon ${h.id} is bound to another key`, slot);
+    if (h.control.serverPublicKey !== key || h.data.serverPublicKey !== key)
+      return refuse('its addresses are not served by its key', slot);
+    if (slot.id === undefined) {
+      // A key listed without an id: pinned to the first id it proved, here and in peering.json.
+      slot.id = h.id;
+      void this.savePins();
+    }
+    return slot;
+  }
+
+  /** Write `peering.json` (endpoints and pinned ids), one write at a time. */
+  savePins(): Promise<void> {
+    const core = this.#core;
+    const state: PeeringState = core.keys
+      ? {
+          slots: Object.fromEntries(
+            [...core.slots.values()].map((s) => [
+              s.key,
+              {
+                ...(s.ctlRx ? { control: s.ctlRx.address.endpoint as string } : {}),
+                ...(s.dataRx ? { data: s.dataRx.address.endpoint as string } : {}),
+                ...(s.id !== undefined && !s.named ? { id: s.id } : {}),
+              },
+            ]),
+          ),
+        }
+      : { ...(core.dataRx ? { data: core.addresses.data.endpoint } : {}), known: [...this.#known.keys()].reverse() };
+    const file = join(core.host.stateDir, 'peering.json');
+    this.#saving = this.#saving
+      .then(() => writeState(file, `${JSON.stringify(state)}\n`))
+      .catch((err: Error) => core.host.log(`peering: cannot write ${file}: ${err.message}`));
+    return this.#saving;
+  }
+
+  #saving: Promise<void> = Promise.resolve();
+
+  /** Resolves once the last `peering.json` write is done. */
+  flushPins(): Promise<void> {
+    return this.#saving;
+  }
+
+  async #bindNow(h: PeerHello, dialled?: Channel, slot?: Slot): Promise<Conduit> {
     if (h.id === this.#core.id)
       throw new AmixError(
         ErrorCode.AMIX_ERR_INVALID_ARG,
@@ -150,6 +296,11 @@ export class Sessions {
       this.#core.host.directory.addPeer(peer);
     }
     this.#strangers.delete(c.id);
+    slot?.bind(c);
+    if (!this.#core.keys && !this.#known.has(c.id)) {
+      this.#known.set(c.id, true);
+      void this.savePins();
+    }
     const waiting = this.#helloWaiters.get(c.id);
     this.#helloWaiters.delete(c.id);
     waiting?.resolveAll(c);

@@ -12,11 +12,24 @@ import { AmixError, ErrorCode } from '../core/errors.js';
 import type { ChannelEvent } from '../core/primitive.js';
 import { RpcPeer, type ArgsOf, type ResultOf, type RpcHandler } from '../core/rpc.js';
 import type { DirectoryPeer } from '../directory/index.js';
-import { AllowList } from '../../primitives/zeromq/keys.js';
+import { LRUCache } from 'lru-cache';
+import { AllowList, proveKey, type CurveKeyPair, type RefusedPeer } from '../../primitives/zeromq/keys.js';
 import type { ZeromqAddress, ZeromqOptions } from '../../primitives/zeromq.js';
 import type { Conduit, Dial, RemoteLink } from './conduit.js';
 import { encodeEnvelope } from './envelope.js';
-import { ANY, dirOf, peerLost, type PeerHello, type PeerOps, type PeeringHost, type PeeringOptions } from './types.js';
+import type { Slot } from './slots.js';
+import {
+  ANY,
+  MAX_REFUSAL_ROWS,
+  dirOf,
+  helloText,
+  peerLost,
+  type PeerHello,
+  type PeerOps,
+  type PeeringHost,
+  type PeeringOptions,
+  type PeeringStatus,
+} from './types.js';
 
 /**
  * @internal Where a control message goes, or where a request came from: the
@@ -30,6 +43,8 @@ export interface Route {
   sender?: string;
   op?: string;
   conduit?: Conduit | undefined;
+  /** Keyed: the slot whose receiving end the request came in on (undefined: the shared `--listen` end). */
+  slot?: Slot | undefined;
 }
 
 /** @internal The shared state of one daemon's peering. */
@@ -44,11 +59,27 @@ export class PeeringCore {
   readonly dials: Dial[] = [];
   readonly links = new Map<string, RemoteLink>();
   readonly dirPeers = new Map<string, DirectoryPeer>();
+  /** The shared control receiving end (`--listen`); keyed, it takes hellos only. */
   ctlRx: Channel | undefined;
+  /** Insecure: the one data receiving end (keyed, each {@link Slot} has its own). */
   dataRx: Channel | undefined;
   closed = false;
-  /** Envelopes that did not decode, or came from no known peer. */
-  readonly counts = { badEnvelopes: 0, unknownSender: 0 };
+  /** This daemon's CURVE key pair (undefined: `--insecure`). */
+  readonly keys: CurveKeyPair | undefined;
+  /** The allowed keys and the ids they are bound to. */
+  readonly allow: AllowList;
+  /** Keyed: one slot per allowed key (see `slots.ts`). */
+  readonly slots = new Map<string, Slot>();
+  /** Drops and refusals, as `status()` shows them. */
+  readonly counts = { badEnvelopes: 0, unknownSender: 0, spoofedSenders: 0, unhelloed: 0, refusedHellos: 0 };
+  /** Clients refused at the handshake, by key (or address), most recent last. */
+  readonly refusedKeys = new LRUCache<string, PeeringStatus['refusedKeys'][number]>({ max: MAX_REFUSAL_ROWS });
+  /** Distinct refused clients ever seen (the LRU above forgets). */
+  refusedClients = 0;
+  /** Refused hellos by claimed peer, key and reason. */
+  readonly refusals = new LRUCache<string, PeeringStatus['refusals'][number]>({ max: MAX_REFUSAL_ROWS });
+  /** Hellos being bound now. */
+  hellosInFlight = 0;
   /** Requests to and from peers. */
   readonly rpc: RpcPeer<Route>;
   /** Answers peers' requests (set by the facade once the jobs exist). */
@@ -62,6 +93,8 @@ export class PeeringCore {
     this.opts = options;
     this.timeout = options.requestTimeoutMs ?? 10_000;
     this.helloGrace = options.helloGraceMs ?? 10_000;
+    this.keys = options.keys;
+    this.allow = options.allow instanceof AllowList ? options.allow : new AllowList(options.allow ?? []);
     this.rpc = new RpcPeer<Route>({
       send: (m, r) => this.#send(m, r),
       handle: (op, args, from) => this.handler(op, args, from),
@@ -88,9 +121,45 @@ export class PeeringCore {
     return { control: this.ctlRx!.address as ZeromqAddress, data: this.dataRx!.address as ZeromqAddress };
   }
 
-  /** What this daemon says in its hello. */
-  helloArgs(): PeerHello {
-    return { id: this.id, version: PROTOCOL_VERSION, control: this.addresses.control, data: this.addresses.data };
+  /** What this daemon says in its hello (keyed: to the holder of `slot`'s key, with its endpoints and a proof). */
+  helloArgs(slot?: Slot): PeerHello {
+    if (!slot || !this.keys)
+      return { id: this.id, version: PROTOCOL_VERSION, control: this.addresses.control, data: this.addresses.data };
+    const h: PeerHello = {
+      id: this.id,
+      version: PROTOCOL_VERSION,
+      control: slot.ctlRx!.address as ZeromqAddress,
+      data: slot.dataRx!.address as ZeromqAddress,
+      key: this.keys.publicKey,
+    };
+    return { ...h, proof: proveKey(this.keys, slot.key, helloText(h)) };
+  }
+
+  /** The slot bound to daemon `id` (named or pinned), if any. */
+  slotById(id: string): Slot | undefined {
+    for (const s of this.slots.values()) if (s.id === id) return s;
+    return undefined;
+  }
+
+  /** A client the ZAP handler refused: counted once per key (or address), with its attempts. */
+  onRefused(p: RefusedPeer): void {
+    const k = p.publicKey ?? `${p.mechanism}@${p.address}`;
+    const row = this.refusedKeys.get(k);
+    if (row) {
+      row.attempts++;
+      return;
+    }
+    this.refusedClients++;
+    this.refusedKeys.set(k, {
+      ...(p.publicKey ? { key: p.publicKey } : {}),
+      address: p.address,
+      mechanism: p.mechanism,
+      attempts: 1,
+    });
+    // Rate-limited: an attacker can make new keys faster than anyone reads logs.
+    this.logLimited(
+      `peering: refused a ${p.mechanism} client from ${p.address}${p.publicKey ? ` with key ${p.publicKey}` : ''}: not in the allow-list`,
+    );
   }
 
   /** Ask peer `c`; `AMIX_ERR_PEER_LOST` at once if it is not up, or as soon as it is lost. */
@@ -104,8 +173,8 @@ export class PeeringCore {
   }
 
   /** Say hello on a dialled channel, before the peer's id is known. */
-  hello(tx: Channel): Promise<unknown> {
-    return this.rpc.request('hello', { ...this.helloArgs() }, { timeoutMs: this.timeout, to: { tx, to: ANY } });
+  hello(tx: Channel, slot?: Slot): Promise<unknown> {
+    return this.rpc.request('hello', { ...this.helloArgs(slot) }, { timeoutMs: this.timeout, to: { tx, to: ANY } });
   }
 
   /** Wrap a control message in an envelope and send it on `tx` to daemon `to`. */
@@ -119,7 +188,7 @@ export class PeeringCore {
     if (m.kind !== 'reply') return this.post(r.tx!, r.to, m);
     const c = r.conduit;
     if (!c?.ctlTx) {
-      this.host.log(`peering: cannot answer ${r.op} from ${r.sender}: no conduit to it`);
+      this.logLimited(`peering: cannot answer ${r.op} from ${r.sender}: no conduit to it`);
       return undefined;
     }
     return this.post(c.ctlTx, c.id, m).catch((err: Error) =>
@@ -127,11 +196,14 @@ export class PeeringCore {
     );
   }
 
-  /** The receiving ends' CURVE server options. */
-  server(): ZeromqOptions {
-    const k = this.opts.keys;
+  /** The receiving ends' CURVE server options: accepting the keys `allow` (default: every allowed key). */
+  server(allow: Iterable<string> = this.allow): ZeromqOptions {
+    const k = this.keys;
     if (!k) return {};
-    return { curve: { publicKey: k.publicKey, secretKey: k.secretKey, allow: new AllowList(this.opts.allow ?? []) } };
+    return {
+      curve: { publicKey: k.publicKey, secretKey: k.secretKey, allow: new AllowList(allow) },
+      onRefused: (p) => this.onRefused(p),
+    };
   }
 
   /** The sending ends' CURVE client options. */
@@ -150,6 +222,45 @@ export class PeeringCore {
   /** The remote links through conduit `c`. */
   linksOf(c: Conduit): string[] {
     return [...this.links.values()].filter((l) => l.peer === c.id).map((l) => l.id);
+  }
+
+  /**
+   * A message on `slot`'s receiving end whose sender names another daemon:
+   * dropped, and counted against the slot's peer (never the claimed one).
+   */
+  spoofed(slot: Slot, sender: string, plane: string): void {
+    this.counts.spoofedSenders++;
+    slot.stats.spoofed++;
+    if (slot.conduit) slot.conduit.stats.spoofed++;
+    const err = new AmixError(
+      ErrorCode.AMIX_ERR_PEER_REFUSED,
+      `dropped a ${plane} message from ${sender} that came with the key of ${slot.id ?? slot.key}`,
+      { details: { peer: slot.id ?? '', reason: 'spoofed sender', key: slot.key } },
+    );
+    this.logLimited(`peering: ${err.message}`);
+    this.host.broadcast({ type: 'remote.badEnvelope', plane, error: err });
+  }
+
+  /** A hello refused: counted by claimed peer, key and reason, logged (rate-limited), broadcast; the error to throw. */
+  refuse(peer: string, reason: string, key: string | undefined, endpoint?: string, slot?: Slot): AmixError {
+    this.counts.refusedHellos++;
+    if (slot) slot.stats.refusedHellos++;
+    const k = `${peer}\0${key ?? ''}\0${reason}`;
+    const row = this.refusals.get(k) ?? { peer, ...(key ? { key } : {}), reason, count: 0 };
+    row.count++;
+    this.refusals.set(k, row);
+    const err = new AmixError(ErrorCode.AMIX_ERR_PEER_REFUSED, `a hello as ${peer} was refused: ${reason}`, {
+      details: { peer, reason, ...(key ? { key } : {}), ...(endpoint ? { endpoint } : {}) },
+    });
+    this.logLimited(`peering: ${err.message}${key ? ` (key ${key})` : ''}`);
+    this.host.broadcast({
+      type: 'remote.peerRefused',
+      endpoint: endpoint ?? '',
+      error: err,
+      peer,
+      ...(key ? { key } : {}),
+    });
+    return err;
   }
 
   /** An envelope refused on `plane`: counted, logged (rate-limited) and broadcast. */

@@ -30,9 +30,18 @@ export interface PeeringOptions {
   peers?: PeerConfig[];
   /** This daemon's CURVE key pair. With it, both receiving ends are CURVE servers. */
   keys?: CurveKeyPair;
-  /** Public keys of the daemons allowed to peer; required with `keys` (anything else is refused). */
+  /**
+   * The daemons allowed to peer; required with `keys` (anything else is
+   * refused). Each entry is a public key, or `"<key> <daemon id>"` binding
+   * the key to the id (an {@link AllowList} keeps both). A key without an id
+   * is pinned to the id of its first accepted hello (kept in `peering.json`).
+   */
   allow?: Iterable<string>;
-  /** Allow a non-loopback listen without keys. Default false. */
+  /**
+   * Peer without CURVE keys: every process that can reach the endpoints (on
+   * loopback: every local user) can act as a peer. Logs a warning. Without
+   * it, peering needs `keys` and `allow`. Default false.
+   */
   insecure?: boolean;
   /** How long a request to a peer may take. Default 10000 ms. */
   requestTimeoutMs?: number;
@@ -65,6 +74,8 @@ export interface ConduitStats {
   gaps: number;
   /** Envelopes that arrived again and were dropped. */
   duplicates: number;
+  /** Envelopes and requests on this peer's connections whose sender named another daemon (dropped). */
+  spoofed: number;
 }
 
 /** One peer as `amix daemon status` shows it. */
@@ -74,6 +85,8 @@ export interface PeerInfo {
   /** The endpoint dialled, or the peer's control endpoint. */
   endpoint: string | undefined;
   state: 'connecting' | 'up' | 'down' | 'refused';
+  /** The peer's CURVE public key (keyed peering). */
+  key?: string;
   /** The last refusal or loss, with its code. */
   error?: { code: string; message: string };
   stats: ConduitStats;
@@ -92,21 +105,52 @@ export interface PeeringStatus {
   control?: string;
   data?: string;
   dataAddress?: ZeromqAddress;
+  /** True when peering runs without CURVE keys (`--insecure`). */
+  insecure: boolean;
   /** Envelopes that did not decode. */
   badEnvelopes: number;
+  /** Frames the zeromq receiving ends dropped (outside the primitive's framing, beyond credit, too many sessions). */
+  badFrames: number;
   /** Envelopes from no known peer. */
   unknownSender: number;
-  /** Connections the CURVE allow-list refused. */
+  /** Envelopes and requests whose sender named a daemon other than the peer whose connection carried them. */
+  spoofedSenders: number;
+  /** Control messages dropped before a hello bound their sender (not a hello, or too many hellos at once). */
+  unhelloed: number;
+  /** Clients the CURVE allow-list refused: distinct keys (or addresses, for a client without a key). */
   refused: number;
+  /** Failed handshakes at the receiving ends, every attempt (a refused client retries on its own). */
+  refusedHandshakes: number;
+  /** The refused clients, most recent last (at most {@link MAX_REFUSAL_ROWS}). */
+  refusedKeys: Array<{ key?: string; address: string; mechanism: string; attempts: number }>;
+  /** Hellos refused (`AMIX_ERR_PEER_REFUSED`): how many in all. */
+  refusedHellos: number;
+  /** Refused hellos by claimed peer id and key, with the reason (at most {@link MAX_REFUSAL_ROWS}). */
+  refusals: Array<{ peer: string; key?: string; reason: string; count: number }>;
+  /** Keyed peering: per allowed key, its id (named or pinned) and the endpoints only that key may use. */
+  slots?: Array<{
+    key: string;
+    id?: string;
+    control: string;
+    data: string;
+    dataAddress?: ZeromqAddress;
+    /** Messages that came with this key but named another daemon as sender. */
+    spoofed: number;
+    /** Hellos that came with (or claimed) this key and were refused. */
+    refusedHellos: number;
+  }>;
   peers: PeerInfo[];
 }
+
+/** How many rows `refusedKeys` and `refusals` keep. */
+export const MAX_REFUSAL_ROWS = 64;
 
 /** The events peering raises (through {@link PeeringHost.broadcast}). */
 export type RemoteEvent =
   | { type: 'remote.linkConnected'; link: string; peer: string; a: string; b: string; direction: Direction }
   | { type: 'remote.linkDisconnected'; link: string; peer: string }
   | { type: 'remote.linkFailed'; link: string; peer: string; error: Error }
-  | { type: 'remote.peerRefused'; endpoint: string; error: Error }
+  | { type: 'remote.peerRefused'; endpoint: string; error: Error; peer?: string; key?: string }
   | { type: 'remote.peerUp'; peer: string; endpoint: string; links: string[] }
   | { type: 'remote.peerLost'; peer: string; links: string[]; error: Error }
   | { type: 'remote.badEnvelope'; plane: string; error: Error }
@@ -121,12 +165,24 @@ export interface RejectedBody {
   message: string;
 }
 
-/** What a daemon says in its hello to a peer, and answers to one. */
+/**
+ * What a daemon says in its hello to a peer, and answers to one. Keyed, the
+ * addresses are the ones reserved for the peer's key, `key` is the sender's
+ * public key and `proof` its {@link proveKey} of {@link helloText} for the
+ * receiver's key.
+ */
 export interface PeerHello {
   id: string;
   version: number;
   control: ZeromqAddress;
   data: ZeromqAddress;
+  key?: string;
+  proof?: string;
+}
+
+/** What a hello's proof covers: the id and the addresses the peer will be reached at. */
+export function helloText(h: PeerHello): string {
+  return `hello\0${h.version}\0${h.id}\0${h.control.endpoint}\0${h.data.endpoint}`;
 }
 
 /** A flow between two daemons: from point `sender` to point `receiver`. */
@@ -166,6 +222,18 @@ export interface PeerOps {
 
 /** The largest control message between daemons (a control frame plus its envelope). */
 export const CTL_MAX_BYTES = MAX_CONTROL_FRAME + 4096;
+/** The largest message the keyed control endpoint (`--listen`) takes: a hello, before anything is known of the sender. */
+export const FRONT_MAX_BYTES = 8 * 1024;
+/** Messages one session may have pending at the keyed `--listen` endpoint. */
+export const FRONT_MAXMSG = 8;
+/** Sessions the keyed `--listen` endpoint keeps (each at most FRONT_MAXMSG x FRONT_MAX_BYTES). */
+export const FRONT_MAX_SESSIONS = 64;
+/** Sessions a slot's receiving end keeps: its one key needs one per sending end, a few more across restarts. */
+export const SLOT_MAX_SESSIONS = 16;
+/** Hellos being bound at once; more are dropped (and counted) until some finish. */
+export const MAX_HELLOS_IN_FLIGHT = 16;
+/** Requests of one peer waiting for its hello; more are refused. */
+export const MAX_HELLO_WAITERS = 64;
 /** Control channels hold few messages; requests are small and answered quickly. */
 export const CTL_MAXMSG = 256;
 /** The control channel's credit grant threshold. */
@@ -176,6 +244,8 @@ export const ANY = '*';
 export const BATCH = 256;
 /** What a daemon's id (its directory id) may look like on the wire. */
 export const DAEMON_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** Insecure: how many peer ids `peering.json` remembers (whose data may come before their hello after a restart). */
+export const MAX_KNOWN_IDS = 256;
 /** How long an id that was waited for in vain is not waited for again. */
 export const STRANGER_TTL_MS = 60_000;
 
@@ -194,14 +264,29 @@ export function checkHello(a: unknown): PeerHello {
     if (!x || typeof x !== 'object' || typeof x.endpoint !== 'string')
       throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `peer ${h.id} hello without a ${k} address`);
   }
+  if ((h.key !== undefined && typeof h.key !== 'string') || (h.proof !== undefined && typeof h.proof !== 'string'))
+    throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `peer ${h.id} hello with a key or proof that is not a string`);
   return h as PeerHello;
 }
 
-/** The address of a peer's control receiving end, from its `--listen` endpoint and key (all else is fixed). */
+/**
+ * The address of a peer's `--listen` receiving end, from its endpoint and
+ * key (all else is fixed): keyed, the small hello-only endpoint; without a
+ * key, the whole control channel.
+ */
 export function controlAddress(endpoint: string, publicKey?: string): ZeromqAddress {
+  if (publicKey)
+    return {
+      endpoint,
+      serverPublicKey: publicKey,
+      maxmsg: FRONT_MAXMSG,
+      minmsg: FRONT_MAXMSG / 2,
+      maxMessageBytes: FRONT_MAX_BYTES,
+      maxFrameBytes: maxFrameBytesFor(FRONT_MAX_BYTES, FRONT_MAX_BYTES),
+      discard: 'block',
+    };
   return {
     endpoint,
-    ...(publicKey ? { serverPublicKey: publicKey } : {}),
     maxmsg: CTL_MAXMSG,
     minmsg: CTL_MINMSG,
     maxMessageBytes: CTL_MAX_BYTES,
@@ -222,7 +307,7 @@ export function dirOf(id: string): string | undefined {
 
 /** Zeroed conduit counters. */
 export function newConduitStats(): ConduitStats {
-  return { sent: 0, received: 0, rejected: 0, gaps: 0, duplicates: 0 };
+  return { sent: 0, received: 0, rejected: 0, gaps: 0, duplicates: 0, spoofed: 0 };
 }
 
 /** `AMIX_ERR_PEER_LOST` for a conduit whose peer is not up. */

@@ -17,6 +17,14 @@
  */
 import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import {
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  timingSafeEqual,
+  type KeyObject,
+} from 'node:crypto';
 import * as zmq from 'zeromq';
 import { AmixError, ErrorCode } from '../../lib/core/errors.js';
 
@@ -180,24 +188,47 @@ export async function loadKeyPair(file: string): Promise<CurveKeyPair> {
   return { publicKey: data.publicKey, secretKey: data.secretKey };
 }
 
+/** What an allow-list line may name a key's daemon (a peer's directory id, or any label). */
+export const PEER_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
 /**
  * The public keys a server accepts, like ssh's `authorized_keys`: one Z85
- * key per line in its file, `#` starts a comment.
+ * key per line in its file, optionally followed by the id of the daemon the
+ * key belongs to (`<key> <id>`); `#` starts a comment line. The ZAP handler
+ * only reads the keys; peering (`lib/remote`) binds each key to its id: a
+ * key with an id may say hello as that id only, and no other key may.
  *
  * @example
- * const allow = new AllowList([peer.publicKey]); allow.has(key)
+ * const allow = new AllowList([peer.publicKey, `${other.publicKey} 0123456789abcdef`]); allow.has(key)
  */
 export class AllowList implements Iterable<string> {
-  readonly #keys = new Set<string>();
+  readonly #keys = new Map<string, string | undefined>();
 
-  /** Start with `keys` (each checked: `AMIX_ERR_INVALID_ARG` for a malformed key). */
-  constructor(keys: Iterable<string> = []) {
-    for (const k of keys) this.add(k);
+  /** Start with `entries`, each a key or `"<key> <id>"` (checked: `AMIX_ERR_INVALID_ARG` for a malformed one). */
+  constructor(entries: Iterable<string> = []) {
+    for (const e of entries) {
+      const [k, id, ...rest] = String(e).trim().split(/\s+/);
+      if (rest.length > 0)
+        throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, 'an allow-list entry is "<key> [<id>]"', {});
+      this.add(k!, id);
+    }
   }
 
-  /** Add a public key. */
-  add(publicKey: string): this {
-    this.#keys.add(checkKey('publicKey', publicKey));
+  /** Add a public key, bound to daemon `id` when given (an id names one key only). */
+  add(publicKey: string, id?: string): this {
+    checkKey('publicKey', publicKey);
+    if (id !== undefined) {
+      if (!PEER_ID_RE.test(id))
+        throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `an allow-list id must match ${PEER_ID_RE}`, {
+          details: { option: 'allow' },
+        });
+      const other = this.keyOf(id);
+      if (other !== undefined && other !== publicKey)
+        throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `allow-list id ${id} is given to two keys`, {
+          details: { option: 'allow' },
+        });
+    }
+    this.#keys.set(publicKey, id ?? this.#keys.get(publicKey));
     return this;
   }
   /** Remove a public key; true if it was listed. */
@@ -212,17 +243,30 @@ export class AllowList implements Iterable<string> {
   hasRaw(publicKey: Uint8Array): boolean {
     return publicKey.length === 32 && this.#keys.has(z85Encode(publicKey));
   }
+  /** The id a listed key is bound to, if its line names one. */
+  idOf(publicKey: string): string | undefined {
+    return this.#keys.get(publicKey);
+  }
+  /** The key a line binds to `id`, if any. */
+  keyOf(id: string): string | undefined {
+    for (const [k, v] of this.#keys) if (v === id) return k;
+    return undefined;
+  }
   /** How many keys are listed. */
   get size(): number {
     return this.#keys.size;
   }
   [Symbol.iterator](): Iterator<string> {
-    return this.#keys.values();
+    return this.#keys.keys();
   }
 
-  /** Write the list to `file`, one key a line, mode 0600, atomically. */
+  /** Write the list to `file`, one `<key> [<id>]` a line, mode 0600, atomically. */
   async save(file: string): Promise<void> {
-    await writeAtomic(file, `# amix CURVE allow-list: one Z85 public key a line\n${[...this.#keys].join('\n')}\n`);
+    const lines = [...this.#keys].map(([k, id]) => (id === undefined ? k : `${k} ${id}`));
+    await writeAtomic(
+      file,
+      `# amix CURVE allow-list: one Z85 public key a line, then the daemon id it may use\n${lines.join('\n')}\n`,
+    );
   }
 
   /** Read a list written by {@link save} (or by hand). `AMIX_ERR_INVALID_ARG` names the bad line. */
@@ -241,15 +285,57 @@ export class AllowList implements Iterable<string> {
       // Z85 uses '#', so only a line that starts with it is a comment.
       const line = raw.trim();
       if (line === '' || line.startsWith('#')) return;
-      if (!isCurveKey(line))
-        throw new AmixError(
-          ErrorCode.AMIX_ERR_INVALID_ARG,
-          `allow-list ${file} line ${i + 1} is not a Z85 public key`,
-          { details: { file, line: i + 1 } },
-        );
-      list.add(line);
+      const [k, id, ...rest] = line.split(/\s+/);
+      const bad = (what: string): AmixError =>
+        new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `allow-list ${file} line ${i + 1} ${what}`, {
+          details: { file, line: i + 1 },
+        });
+      if (!isCurveKey(k)) throw bad('is not a Z85 public key');
+      if (rest.length > 0 || (id !== undefined && !PEER_ID_RE.test(id)))
+        throw bad('is not "<public key> [<daemon id>]"');
+      if (id !== undefined && list.keyOf(id) !== undefined && list.keyOf(id) !== k)
+        throw bad(`gives id ${id} to a second key`);
+      list.add(k, id);
     });
     return list;
+  }
+}
+
+function x25519(raw: Uint8Array, secret?: Uint8Array): KeyObject {
+  const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64url');
+  return secret
+    ? createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', x: b64(raw), d: b64(secret) }, format: 'jwk' })
+    : createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: b64(raw) }, format: 'jwk' });
+}
+
+function keyProofMac(own: CurveKeyPair, peerPublicKey: string, fromKey: string, toKey: string, text: string): Buffer {
+  // CurveZMQ keys are X25519 keys: both ends derive the same secret from their own secret and the other's public key.
+  const shared = diffieHellman({
+    privateKey: x25519(z85Decode(own.publicKey), z85Decode(own.secretKey)),
+    publicKey: x25519(z85Decode(peerPublicKey)),
+  });
+  return createHmac('sha256', shared).update(`amix-key-proof/1\0${fromKey}\0${toKey}\0${text}`).digest();
+}
+
+/**
+ * A proof that the holder of `own` wrote `text` for the holder of
+ * `peerPublicKey` (and only for it): an HMAC keyed with their X25519 shared
+ * secret, Z85-encoded. Peering puts one in every hello, so a hello's id is
+ * bound to the key that says it. Only the two key holders can make or check it.
+ */
+export function proveKey(own: CurveKeyPair, peerPublicKey: string, text: string): string {
+  return z85Encode(keyProofMac(own, checkKey('peerPublicKey', peerPublicKey), own.publicKey, peerPublicKey, text));
+}
+
+/** True when `proof` is {@link proveKey} by the holder of `fromKey` of `text` for `own`. Never throws. */
+export function checkKeyProof(own: CurveKeyPair, fromKey: unknown, text: string, proof: unknown): boolean {
+  if (!isCurveKey(fromKey) || typeof proof !== 'string') return false;
+  try {
+    const want = keyProofMac(own, fromKey, fromKey, own.publicKey, text);
+    const got = Buffer.from(z85Decode(proof));
+    return got.length === want.length && timingSafeEqual(got, want);
+  } catch {
+    return false;
   }
 }
 

@@ -111,7 +111,7 @@ export async function createReceiver(options: ZeromqChannelOptions): Promise<Zer
       maxmsg,
       minmsg,
       pool: 'session',
-      maxSessions: MAX_SESSIONS,
+      maxSessions: positive('maxSessions', z.maxSessions, MAX_SESSIONS),
       onGrant: (s, resumed) => {
         if (resumed) emit(h, { type: 'resumed', pending: h.queue.length });
         void sendCredit(h, s, 0, false);

@@ -92,6 +92,12 @@ export interface ZeromqOptions {
   reconnectMaxIntervalMs?: number;
   /** Largest DATA frame built from small messages (a sender also stays below the receiver's `maxFrameBytes`). Default 64 KiB. */
   batchBytes?: number;
+  /**
+   * Receiving end: the most sending-end sessions it keeps (each holds up to
+   * `maxmsg` messages); frames opening one more are dropped and counted as
+   * bad frames. Default 1024.
+   */
+  maxSessions?: number;
   /** Receiving end: called for each client the ZAP handler refused (CURVE allow-list). */
   onRefused?: (peer: RefusedPeer) => void;
   /** Called with an `AMIX_ERR_BAD_FRAME` error for each malformed frame dropped. */
@@ -133,7 +139,11 @@ export interface ZeromqStats extends ChannelStats {
   duplicates: number;
   /** Messages sent again after a reconnect or a gap. */
   resent: number;
-  /** Receiving end: clients refused at the handshake (allow-list, mechanism). Sending end: refusals seen. */
+  /**
+   * Receiving end: failed handshakes (allow-list, mechanism), each attempt
+   * (a refused client that keeps reconnecting counts each time; see
+   * `onRefused` for who). Sending end: refusals seen.
+   */
   refused: number;
   /** Messages accepted but never acknowledged when the end closed. */
   lost: number;
