@@ -97,8 +97,8 @@ export interface FrameDecoderOptions {
  * socket.on('data', (chunk) => { try { d.push(chunk) } catch (err) { socket.destroy(err) } })
  */
 export class FrameDecoder {
-  readonly #max: number;
-  readonly #kinds: ReadonlyArray<FrameKindRule | undefined> | undefined;
+  #max: number;
+  #kinds: ReadonlyArray<FrameKindRule | undefined> | undefined;
   readonly #onFrame: FrameHandler;
   /** Header size and length byte order of the layout. */
   readonly #hb: number;
@@ -115,17 +115,7 @@ export class FrameDecoder {
   #failed: Error | null = null;
 
   constructor(options: FrameDecoderOptions, onFrame: FrameHandler) {
-    if (
-      !Number.isSafeInteger(options.maxPayloadBytes) ||
-      options.maxPayloadBytes < 0 ||
-      options.maxPayloadBytes > FRAME_LENGTH_LIMIT
-    ) {
-      throw new AmixError(
-        ErrorCode.AMIX_ERR_INVALID_ARG,
-        `options.maxPayloadBytes must be an integer from 0 to ${FRAME_LENGTH_LIMIT} (got ${String(options.maxPayloadBytes)})`,
-        { details: { option: 'maxPayloadBytes' } },
-      );
-    }
+    checkMax(options.maxPayloadBytes);
     this.#max = options.maxPayloadBytes;
     this.#kinds = options.kinds;
     this.#onFrame = onFrame;
@@ -133,6 +123,18 @@ export class FrameDecoder {
     this.#hb = headerBytes(layout);
     this.#be = layout.endian === 'be';
     this.#head = Buffer.alloc(this.#hb);
+  }
+
+  /**
+   * Replace the limits for every header still to come, including the rest
+   * of the chunk being decoded (a frame handler may call it): a stream that
+   * starts with small frames until a handshake succeeds, then takes its
+   * full rules. A frame whose header was already checked is not affected.
+   */
+  setRules(maxPayloadBytes: number, kinds?: ReadonlyArray<FrameKindRule | undefined>): void {
+    checkMax(maxPayloadBytes);
+    this.#max = maxPayloadBytes;
+    this.#kinds = kinds;
   }
 
   /** The error that failed the decoder, if any. */
@@ -260,6 +262,16 @@ export class FrameDecoder {
         { details: { length: len, kind, offset: this.#offset + off } },
       );
     }
+  }
+}
+
+function checkMax(max: number): void {
+  if (!Number.isSafeInteger(max) || max < 0 || max > FRAME_LENGTH_LIMIT) {
+    throw new AmixError(
+      ErrorCode.AMIX_ERR_INVALID_ARG,
+      `options.maxPayloadBytes must be an integer from 0 to ${FRAME_LENGTH_LIMIT} (got ${String(max)})`,
+      { details: { option: 'maxPayloadBytes' } },
+    );
   }
 }
 

@@ -1,19 +1,27 @@
 /**
  * The receiving end of `queueConditionProcess`: a Unix socket server whose
  * connections carry sending ends' sessions. Credit accounting is the shared
- * pool of `../../lib/core/credit.ts` (one `maxmsg` for all senders); this
- * file decodes and writes the frames.
+ * pool of `../../lib/core/credit.ts` (one `maxmsg` for all senders, held to
+ * fair shares, the excess of an idle sender revoked); this file decodes and
+ * writes the frames.
+ *
+ * Until its hello succeeds a connection costs little and is on a clock: its
+ * decoder takes only the small pre-hello frames (a larger or other header
+ * closes it before its payload is buffered), it must say hello within
+ * `helloTimeoutMs`, and at most `maxPreHelloConnections` may wait so. Each
+ * refusal is counted in {@link ProcessReceiverStats}.
  *
  * @module
  */
 import { unlinkSync } from 'node:fs';
 import type { Server, Socket } from 'node:net';
-import { ErrorCode, type AmixError } from '../../lib/core/errors.js';
+import { AmixError, ErrorCode, amixError, timeoutError } from '../../lib/core/errors.js';
 import { CreditReceiver, MessageQueue, creditFields, type CreditSession } from '../../lib/core/credit.js';
 import { FrameDecoder, FrameWriter, encodeFrame } from '../../lib/core/framing.js';
 import type { ChannelEvent } from '../../lib/core/primitive.js';
 import { WaitList } from '../../lib/core/waitList.js';
 import {
+  NAME,
   DEFAULT_MAXMSG,
   ERROR_MAX_BYTES,
   FrameKind,
@@ -21,17 +29,19 @@ import {
   PROTOCOL_VERSION,
   asAmix,
   characteristics,
-  emptyStats,
+  emptyReceiverStats,
   errorPayload,
   isWindows,
   linkClosed,
   peerLost,
+  preHelloFrameRules,
   protocolError,
   receiverFrameRules,
   tooSmall,
   EndHandle,
   type ProcessAddress,
   type ProcessChannelOptions,
+  type ProcessReceiverStats,
 } from './wire.js';
 
 const EMPTY = new Uint8Array(0);
@@ -40,6 +50,8 @@ const EMPTY = new Uint8Array(0);
 export interface RxSession extends CreditSession {
   conn: RxConn | null;
   linger: NodeJS.Timeout | null;
+  /** Cuts the connection off if a revocation is not confirmed in time. */
+  revokeTimer: NodeJS.Timeout | null;
 }
 
 /** One accepted connection. */
@@ -50,6 +62,9 @@ export interface RxConn {
   session: RxSession | null;
   /** Set once the connection is being closed on purpose (close/detach frame, bad frame, destroy). */
   ending: boolean;
+  /** Still waiting for its hello: counted against `maxPreHelloConnections`, on the hello clock. */
+  preHello: boolean;
+  helloTimer: NodeJS.Timeout | null;
 }
 
 /** The receiving end's handle. */
@@ -67,6 +82,11 @@ export class ReceiverState {
   readonly lingerMs: number;
   readonly ackIntervalMs: number;
   readonly onEvent: (e: ChannelEvent) => void;
+  readonly helloTimeoutMs: number;
+  readonly maxPreHello: number;
+  readonly revokeTimeoutMs: number;
+  /** Connections accepted that have not said hello yet (and are not being closed). */
+  preHelloCount = 0;
   readonly queue = new MessageQueue<RxSession>();
   /** Blocked receives, each with the largest message it accepts. */
   readonly readers = new WaitList<number, Uint8Array>();
@@ -75,7 +95,10 @@ export class ReceiverState {
   closed = false;
   closeReason: Error | undefined;
   ackTimer: NodeJS.Timeout | null = null;
-  readonly stats = emptyStats();
+  readonly stats: ProcessReceiverStats = emptyReceiverStats();
+  /** The frame rules after hello (one array shared by every connection). */
+  readonly rules: ReturnType<typeof receiverFrameRules>;
+  readonly preHelloRules = preHelloFrameRules();
 
   constructor(path: string, server: Server, o: ProcessChannelOptions) {
     this.path = path;
@@ -86,8 +109,13 @@ export class ReceiverState {
       minmsg: o.minmsg ?? Math.floor(maxmsg / 2),
       pool: 'shared',
       onGrant: (s) => this.sendCredit(s),
+      onRevoke: (s, limit) => this.sendRevoke(s, limit),
     });
     this.maxMessageBytes = o.maxMessageBytes ?? characteristics.maxMessageBytes;
+    this.rules = receiverFrameRules(this.maxMessageBytes);
+    this.helloTimeoutMs = o.helloTimeoutMs ?? 5000;
+    this.maxPreHello = o.maxPreHelloConnections ?? 64;
+    this.revokeTimeoutMs = o.revokeTimeoutMs ?? 2000;
     this.lingerMs = o.sessionLingerMs ?? 15_000;
     this.ackIntervalMs = o.ackIntervalMs ?? 10;
     this.onEvent = o.onEvent ?? (() => {});
@@ -95,8 +123,22 @@ export class ReceiverState {
   }
 
   accept(socket: Socket): void {
+    socket.on('error', () => {});
     if (this.closed) {
       socket.destroy();
+      return;
+    }
+    if (this.preHelloCount >= this.maxPreHello) {
+      // Refused before anything is allocated for it; what it writes is read and dropped.
+      this.stats.connectionsOverCap++;
+      const err = amixError(
+        ErrorCode.AMIX_ERR_MAX_CONNECTIONS,
+        `${this.maxPreHello} connections are already waiting for their hello`,
+        { limit: this.maxPreHello },
+      );
+      socket.on('data', () => {});
+      socket.end(encodeFrame(FrameKind.error, errorPayload(err)));
+      setTimeout(() => socket.destroy(), 1000).unref();
       return;
     }
     const conn: RxConn = {
@@ -105,30 +147,80 @@ export class ReceiverState {
       decoder: null!,
       session: null,
       ending: false,
+      preHello: true,
+      helloTimer: null,
     };
+    // The small pre-hello rules until hello succeeds (then `rules`): no payload larger than an error frame is buffered.
     conn.decoder = new FrameDecoder(
-      {
-        maxPayloadBytes: Math.max(this.maxMessageBytes, ERROR_MAX_BYTES),
-        kinds: receiverFrameRules(this.maxMessageBytes),
-      },
+      { maxPayloadBytes: ERROR_MAX_BYTES, kinds: this.preHelloRules },
       (kind, buf, start, end) => this.frame(conn, kind, buf, start, end),
     );
+    this.preHelloCount++;
+    conn.helloTimer = setTimeout(() => {
+      conn.helloTimer = null;
+      if (!conn.preHello || conn.ending) return;
+      this.stats.helloTimeouts++;
+      this.fail(
+        conn,
+        timeoutError(`${NAME}: no hello within ${this.helloTimeoutMs} ms`, {
+          op: 'hello',
+          timeoutMs: this.helloTimeoutMs,
+        }),
+        false,
+      );
+    }, this.helloTimeoutMs);
+    conn.helloTimer.unref();
     this.conns.add(conn);
     socket.on('data', (chunk: Buffer) => {
+      // A connection being closed is read and dropped: nothing more is decoded or buffered for it.
+      if (conn.ending) return;
       try {
         conn.decoder.push(chunk);
       } catch (err) {
-        this.fail(conn, asAmix(err, ErrorCode.AMIX_ERR_INTERNAL, 'frame handler failed'));
+        this.refuse(conn, err);
       }
     });
-    socket.on('error', () => {});
     socket.on('close', () => this.dropped(conn));
   }
 
-  /** Close one connection because of what it sent; others are unaffected. */
-  fail(conn: RxConn, err: AmixError): void {
+  /** The decoder or a frame handler threw: count it where it belongs, then close the connection. */
+  refuse(conn: RxConn, thrown: unknown): void {
+    let err = asAmix(thrown, ErrorCode.AMIX_ERR_INTERNAL, 'frame handler failed');
+    if (conn.preHello) {
+      this.stats.preHelloRefused++;
+      const d = err.details as { kind?: number; length?: number };
+      if (err.code === ErrorCode.AMIX_ERR_BAD_FRAME && d.kind === FrameKind.data) {
+        err = protocolError(`data frame before hello (a header announcing ${d.length} bytes)`);
+      }
+    } else if (err.code === ErrorCode.AMIX_ERR_BAD_FRAME || err.code === ErrorCode.AMIX_ERR_FRAME_TOO_LARGE) {
+      this.stats.badFrames++;
+    } else if (err.code === ErrorCode.AMIX_ERR_PROTOCOL) {
+      this.stats.protocolErrors++;
+    }
+    this.fail(conn, err);
+  }
+
+  /** Leave the pre-hello state (hello done, or the connection is closing): off the clock and the cap. */
+  greeted(conn: RxConn): void {
+    if (!conn.preHello) return;
+    conn.preHello = false;
+    this.preHelloCount--;
+    if (conn.helloTimer) {
+      clearTimeout(conn.helloTimer);
+      conn.helloTimer = null;
+    }
+  }
+
+  /**
+   * Close one connection because of what it sent (or did not send in time);
+   * others are unaffected. `report`: emit `peerLost` (not for a connection
+   * that never said hello: it was never a peer).
+   */
+  fail(conn: RxConn, err: AmixError, report = true): void {
     if (conn.ending) return;
     conn.ending = true;
+    const wasPreHello = conn.preHello;
+    this.greeted(conn);
     conn.writer.flush();
     // Half-close and keep reading (and dropping) until the peer closes: closing
     // with its bytes unread would reset the connection and could discard the
@@ -136,7 +228,7 @@ export class ReceiverState {
     conn.socket.end(encodeFrame(FrameKind.error, errorPayload(err)));
     setTimeout(() => conn.socket.destroy(), 1000).unref();
     if (conn.session) this.detachSession(conn.session);
-    this.onEvent({ type: 'peerLost', error: err });
+    if (report && !wasPreHello) this.onEvent({ type: 'peerLost', error: err });
   }
 
   frame(conn: RxConn, kind: number, buf: Buffer, start: number, end: number): void {
@@ -154,6 +246,17 @@ export class ReceiverState {
       return;
     }
     switch (kind) {
+      case FrameKind.revokeAck: {
+        const limit = buf.readDoubleLE(start);
+        if (s === null || !this.credit.revoked(s, limit)) {
+          throw protocolError(`a revocation answer of limit ${limit} that answers no revocation`, { limit });
+        }
+        if (s.revokeTimer) {
+          clearTimeout(s.revokeTimer);
+          s.revokeTimer = null;
+        }
+        return;
+      }
       case FrameKind.cycle:
         conn.writer.control(FrameKind.cycleAck, 4, (b, o) => buf.copy(b, o, start, end));
         return;
@@ -162,16 +265,19 @@ export class ReceiverState {
         return;
       case FrameKind.close:
         conn.ending = true;
+        this.greeted(conn);
         if (s) this.endSession(s);
         conn.socket.end();
         return;
       case FrameKind.detach:
         conn.ending = true;
+        this.greeted(conn);
         if (s) this.detachSession(s);
         conn.socket.end();
         return;
       case FrameKind.error:
         conn.ending = true;
+        this.greeted(conn);
         conn.socket.destroy();
         if (s) this.detachSession(s);
         this.onEvent({ type: 'peerLost', error: peerLost(`sender reported: ${buf.toString('utf8', start, end)}`) });
@@ -211,11 +317,14 @@ export class ReceiverState {
         s.linger = null;
       }
     } else {
-      s = this.credit.open({ ...creditFields(id, firstUnacked), conn: null, linger: null });
+      s = this.credit.open({ ...creditFields(id, firstUnacked), conn: null, linger: null, revokeTimer: null });
     }
-    this.credit.bind(s);
+    // Bound first: a revocation bind asks of other senders goes to their connections, and this one's is set.
     s.conn = conn;
     conn.session = s;
+    this.greeted(conn);
+    conn.decoder.setRules(Math.max(this.maxMessageBytes, ERROR_MAX_BYTES), this.rules);
+    this.credit.bind(s);
     const limit = s.limit;
     const acked = s.consumed;
     const resumeFrom = s.next;
@@ -272,6 +381,29 @@ export class ReceiverState {
     });
   }
 
+  /** Ask `s`'s sender to lower its limit to `limit` (the credit engine's revocation); cut it off if it does not answer. */
+  sendRevoke(s: RxSession, limit: number): void {
+    const conn = s.conn;
+    if (conn === null) return;
+    this.stats.creditRevocations++;
+    conn.writer.control(FrameKind.revoke, 8, (b, o) => b.writeDoubleLE(limit, o));
+    if (s.revokeTimer) clearTimeout(s.revokeTimer);
+    s.revokeTimer = setTimeout(() => {
+      s.revokeTimer = null;
+      if (s.conn !== conn || s.revokeTo < 0) return;
+      this.stats.revokeTimeouts++;
+      // Its credit returns to the pool as the connection ends; the sender may reconnect and resume its session.
+      this.fail(
+        conn,
+        timeoutError(`${NAME}: the sender did not confirm a credit revocation within ${this.revokeTimeoutMs} ms`, {
+          op: 'revoke',
+          timeoutMs: this.revokeTimeoutMs,
+        }),
+      );
+    }, this.revokeTimeoutMs);
+    s.revokeTimer.unref();
+  }
+
   armAck(): void {
     if (this.closed) return;
     this.ackTimer = setTimeout(() => {
@@ -288,6 +420,10 @@ export class ReceiverState {
    * credit again when it reconnects.
    */
   detachSession(s: RxSession): void {
+    if (s.revokeTimer) {
+      clearTimeout(s.revokeTimer);
+      s.revokeTimer = null;
+    }
     if (s.conn) s.conn.session = null;
     s.conn = null;
     this.credit.unbind(s);
@@ -297,6 +433,10 @@ export class ReceiverState {
   }
 
   endSession(s: RxSession): void {
+    if (s.revokeTimer) {
+      clearTimeout(s.revokeTimer);
+      s.revokeTimer = null;
+    }
     if (s.linger) {
       clearTimeout(s.linger);
       s.linger = null;
@@ -310,6 +450,7 @@ export class ReceiverState {
 
   dropped(conn: RxConn): void {
     this.conns.delete(conn);
+    this.greeted(conn);
     if (conn.ending || this.closed) return;
     conn.ending = true;
     const s = conn.session;
@@ -332,7 +473,11 @@ export class ReceiverState {
       clearTimeout(this.ackTimer);
       this.ackTimer = null;
     }
-    for (const s of this.credit.sessions.values()) if (s.linger) clearTimeout(s.linger);
+    for (const s of this.credit.sessions.values()) {
+      if (s.linger) clearTimeout(s.linger);
+      if (s.revokeTimer) clearTimeout(s.revokeTimer);
+    }
+    for (const c of this.conns) if (c.helloTimer) clearTimeout(c.helloTimer);
     this.credit.sessions.clear();
     for (const c of this.conns) {
       c.ending = true;
