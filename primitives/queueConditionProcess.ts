@@ -92,10 +92,16 @@ export {
   NAME,
   PROTOCOL_VERSION,
   characteristics,
+  preHelloFrameRules,
   receiverFrameRules,
   senderFrameRules,
 } from './queueConditionProcess/wire.js';
-export type { ProcessAddress, ProcessChannelOptions, ReconnectOptions } from './queueConditionProcess/wire.js';
+export type {
+  ProcessAddress,
+  ProcessChannelOptions,
+  ProcessReceiverStats,
+  ReconnectOptions,
+} from './queueConditionProcess/wire.js';
 export { runtimeDirectory } from './queueConditionProcess/runtimeDir.js';
 export { ReceiverHandle } from './queueConditionProcess/receiver.js';
 export { SenderHandle } from './queueConditionProcess/sender.js';

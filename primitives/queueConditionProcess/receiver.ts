@@ -45,6 +45,8 @@ import {
 } from './wire.js';
 
 const EMPTY = new Uint8Array(0);
+/** How long a connection refused before hello has to read its error frame before it is destroyed. */
+const PRE_HELLO_GRACE_MS = 100;
 
 /** A sender's session as the receiver knows it; outlives one connection for `sessionLingerMs`. */
 export interface RxSession extends CreditSession {
@@ -57,7 +59,8 @@ export interface RxSession extends CreditSession {
 /** One accepted connection. */
 export interface RxConn {
   socket: Socket;
-  writer: FrameWriter;
+  /** Made at hello: a connection that never says hello costs no slab. */
+  writer: FrameWriter | null;
   decoder: FrameDecoder;
   session: RxSession | null;
   /** Set once the connection is being closed on purpose (close/detach frame, bad frame, destroy). */
@@ -136,14 +139,14 @@ export class ReceiverState {
         `${this.maxPreHello} connections are already waiting for their hello`,
         { limit: this.maxPreHello },
       );
-      socket.on('data', () => {});
+      // Not read at all: the stream buffers one chunk at most until the peer closes or the timer does.
       socket.end(encodeFrame(FrameKind.error, errorPayload(err)));
-      setTimeout(() => socket.destroy(), 1000).unref();
+      setTimeout(() => socket.destroy(), PRE_HELLO_GRACE_MS).unref();
       return;
     }
     const conn: RxConn = {
       socket,
-      writer: new FrameWriter(socket, { slabBytes: 16 * 1024, flushBytes: 16 * 1024 }),
+      writer: null,
       decoder: null!,
       session: null,
       ending: false,
@@ -189,7 +192,8 @@ export class ReceiverState {
     if (conn.preHello) {
       this.stats.preHelloRefused++;
       const d = err.details as { kind?: number; length?: number };
-      if (err.code === ErrorCode.AMIX_ERR_BAD_FRAME && d.kind === FrameKind.data) {
+      const framing = err.code === ErrorCode.AMIX_ERR_BAD_FRAME || err.code === ErrorCode.AMIX_ERR_FRAME_TOO_LARGE;
+      if (framing && d.kind === FrameKind.data) {
         err = protocolError(`data frame before hello (a header announcing ${d.length} bytes)`);
       }
     } else if (err.code === ErrorCode.AMIX_ERR_BAD_FRAME || err.code === ErrorCode.AMIX_ERR_FRAME_TOO_LARGE) {
@@ -221,12 +225,15 @@ export class ReceiverState {
     conn.ending = true;
     const wasPreHello = conn.preHello;
     this.greeted(conn);
-    conn.writer.flush();
+    conn.writer?.flush();
     // Half-close and keep reading (and dropping) until the peer closes: closing
     // with its bytes unread would reset the connection and could discard the
     // error frame before the peer reads it. A peer that never closes is cut off.
     conn.socket.end(encodeFrame(FrameKind.error, errorPayload(err)));
-    setTimeout(() => conn.socket.destroy(), 1000).unref();
+    // A connection that never said hello is not read on, and gets a shorter grace: each one refused holds a read
+    // chunk (64 KiB) until destroyed, so a flood of them costs what arrives in that time, not in a second.
+    if (wasPreHello) conn.socket.pause();
+    setTimeout(() => conn.socket.destroy(), wasPreHello ? PRE_HELLO_GRACE_MS : 1000).unref();
     if (conn.session) this.detachSession(conn.session);
     if (report && !wasPreHello) this.onEvent({ type: 'peerLost', error: err });
   }
@@ -258,7 +265,7 @@ export class ReceiverState {
         return;
       }
       case FrameKind.cycle:
-        conn.writer.control(FrameKind.cycleAck, 4, (b, o) => buf.copy(b, o, start, end));
+        conn.writer!.control(FrameKind.cycleAck, 4, (b, o) => buf.copy(b, o, start, end));
         return;
       case FrameKind.hello:
         this.hello(conn, buf, start);
@@ -324,19 +331,20 @@ export class ReceiverState {
     conn.session = s;
     this.greeted(conn);
     conn.decoder.setRules(Math.max(this.maxMessageBytes, ERROR_MAX_BYTES), this.rules);
+    const writer = (conn.writer = new FrameWriter(conn.socket, { slabBytes: 16 * 1024, flushBytes: 16 * 1024 }));
     this.credit.bind(s);
     const limit = s.limit;
     const acked = s.consumed;
     const resumeFrom = s.next;
     const max = this.maxMessageBytes;
-    conn.writer.control(FrameKind.helloAck, HELLO_ACK_BYTES, (b, o) => {
+    writer.control(FrameKind.helloAck, HELLO_ACK_BYTES, (b, o) => {
       b[o] = PROTOCOL_VERSION;
       b.writeDoubleLE(resumeFrom, o + 1);
       b.writeDoubleLE(limit, o + 9);
       b.writeDoubleLE(acked, o + 17);
       b.writeUInt32LE(max, o + 25);
     });
-    conn.writer.flush();
+    writer.flush();
   }
 
   deliver(msg: Uint8Array, s: RxSession): void {
@@ -375,7 +383,7 @@ export class ReceiverState {
   sendCredit(s: RxSession): void {
     const limit = s.limit;
     const acked = s.consumed;
-    s.conn!.writer.control(FrameKind.credit, 16, (b, o) => {
+    s.conn!.writer!.control(FrameKind.credit, 16, (b, o) => {
       b.writeDoubleLE(limit, o);
       b.writeDoubleLE(acked, o + 8);
     });
@@ -386,7 +394,7 @@ export class ReceiverState {
     const conn = s.conn;
     if (conn === null) return;
     this.stats.creditRevocations++;
-    conn.writer.control(FrameKind.revoke, 8, (b, o) => b.writeDoubleLE(limit, o));
+    conn.writer!.control(FrameKind.revoke, 8, (b, o) => b.writeDoubleLE(limit, o));
     if (s.revokeTimer) clearTimeout(s.revokeTimer);
     s.revokeTimer = setTimeout(() => {
       s.revokeTimer = null;
@@ -482,8 +490,8 @@ export class ReceiverState {
     for (const c of this.conns) {
       c.ending = true;
       if (reason === undefined) {
-        c.writer.control(FrameKind.close, 0, () => {});
-        c.writer.flush();
+        c.writer?.control(FrameKind.close, 0, () => {});
+        c.writer?.flush();
         // As in fail(): half-close so the close frame is read before any reset.
         c.socket.end();
         setTimeout(() => c.socket.destroy(), 1000).unref();
