@@ -12,7 +12,9 @@ import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { PrimitiveRegistry, type Channel } from '../dist/lib/index.js';
 import { FrameKind, PROTOCOL_VERSION, type ProcessReceiverStats } from '../dist/primitives/queueConditionProcess.js';
+import { CreditReceiver, creditFields, type CreditSession } from '../dist/lib/core/credit.js';
 import { spawnPeer, tempDir, type Peer } from './fixtures/process-helpers.js';
+import { rng } from './helpers/rng.js';
 
 const script = fileURLToPath(new URL('./fixtures/process-trust-peer.mjs', import.meta.url));
 const MiB = 1024 * 1024;
@@ -373,4 +375,113 @@ t.test('refusals before hello and after it are closed and counted', async (t) =>
   t.match(await lying.closed, /AMIX_ERR_PROTOCOL.*answers no revocation/, 'so is a revocation answer nobody asked for');
   t.equal(stats().protocolErrors, 2, 'both counted as protocol errors');
   t.equal(stats().preHelloRefused, 3, 'none of them counted as pre-hello refusals');
+});
+
+t.test('the credit engine, modelled with frames in flight: pending within maxmsg, every sender served', async (t) => {
+  // Senders that follow the protocol, frames in flight both ways (FIFO per connection, connections
+  // interleaved at random), sessions arriving over time, some asleep after hello, a consumer that
+  // sometimes stalls. Reproduce with AMIX_FUZZ_SEED=<seed>.
+  const seed = Number(process.env.AMIX_FUZZ_SEED ?? 0xc4ed17);
+  t.comment(`credit model seed ${seed}`);
+  type Frame =
+    { k: 'data' } | { k: 'ack'; limit: number } | { k: 'credit'; limit: number } | { k: 'revoke'; limit: number };
+  interface Tx {
+    seq: number;
+    limit: number;
+    left: number;
+    wakeAt: number;
+    toRx: Frame[];
+    toTx: Frame[];
+    ended: boolean;
+  }
+  type S = CreditSession & { tx: Tx };
+  let violations = 0;
+  let stalls = 0;
+  let consumed = 0;
+  let revocations = 0;
+  for (let run = 0; run < 40; run++) {
+    const r = rng(seed + run);
+    const maxmsg = 1 + Math.floor(r() * 64);
+    const minmsg = Math.floor(r() * maxmsg);
+    const credit = new CreditReceiver<S>({
+      maxmsg,
+      minmsg,
+      pool: 'shared',
+      onGrant: (s) => s.tx.toTx.push({ k: 'credit', limit: s.limit }),
+      onRevoke: (s, limit) => s.tx.toTx.push({ k: 'revoke', limit }),
+    });
+    const queue: S[] = [];
+    const all: S[] = [];
+    const check = (what: string) => {
+      if (credit.queued + credit.outstanding > maxmsg || credit.outstanding < 0 || queue.length !== credit.queued) {
+        if (violations++ < 3) t.fail(`run ${run} (${what}): queued ${credit.queued} outstanding ${credit.outstanding}`);
+      }
+    };
+    const sessions = 2 + Math.floor(r() * 6);
+    for (let step = 0; step < 200_000; step++) {
+      const late = step > 3000;
+      if (all.length < sessions && r() < 0.002 + (late ? 1 : 0)) {
+        const tx: Tx = {
+          seq: 0,
+          limit: 0,
+          left: 50 + Math.floor(r() * 300),
+          wakeAt: r() < 0.4 ? 2000 : 0,
+          toRx: [],
+          toTx: [],
+          ended: false,
+        };
+        const s = credit.open({ ...creditFields(`s${all.length}`, 0), tx }) as S;
+        credit.bind(s);
+        tx.limit = s.limit; // the helloAck
+        all.push(s);
+        check('bind');
+      }
+      const live = all.filter((s) => !s.tx.ended);
+      if (live.length === 0 && all.length === sessions) break;
+      const s = live[Math.floor(r() * live.length)];
+      const roll = r();
+      if (s && roll < 0.35) {
+        const tx = s.tx;
+        if (tx.left > 0 && tx.seq < tx.limit && step >= tx.wakeAt) {
+          tx.seq++;
+          tx.left--;
+          tx.toRx.push({ k: 'data' });
+        } else if (tx.left === 0 && tx.toRx.length === 0 && s.queued === 0 && s.consumed === tx.seq) {
+          tx.ended = true;
+          credit.end(s);
+          check('end');
+        }
+      } else if (s && roll < 0.6 && s.tx.toRx.length > 0) {
+        const f = s.tx.toRx.shift()!;
+        if (f.k === 'data') {
+          if (!credit.admit(s) && violations++ < 3) t.fail(`run ${run}: a sender within its credit was refused`);
+          else queue.push(s);
+        } else if (f.k === 'ack' && !credit.revoked(s, f.limit) && violations++ < 3) {
+          t.fail(`run ${run}: an honest revocation answer was refused`);
+        }
+        check('frame at rx');
+      } else if (s && roll < 0.85 && s.tx.toTx.length > 0) {
+        const f = s.tx.toTx.shift()!;
+        const tx = s.tx;
+        if (f.k === 'credit') tx.limit = Math.max(tx.limit, f.limit);
+        else if (f.k === 'revoke') {
+          tx.limit = Math.max(tx.seq, Math.min(f.limit, tx.limit));
+          tx.toRx.push({ k: 'ack', limit: tx.limit });
+        }
+      } else if (queue.length > 0 && (late || r() < 0.7)) {
+        credit.consume(queue.shift()!);
+        consumed++;
+        check('consume');
+      }
+      if (step === 199_999) stalls++;
+    }
+    revocations += credit.revocations;
+    for (const s of all) {
+      if (!s.tx.ended && violations++ < 3)
+        t.fail(`run ${run}: session ${s.key} never finished (${s.tx.left} left, limit ${s.tx.limit}, seq ${s.tx.seq})`);
+    }
+  }
+  t.equal(violations, 0, '40 seeded runs: queued + outstanding never above maxmsg, no honest sender refused');
+  t.equal(stalls, 0, 'and every session, the sleepers included, sent and had consumed all of its messages');
+  t.ok(consumed > 10_000 && revocations > 40, `(${consumed} messages consumed, ${revocations} revocations answered)`);
 });
