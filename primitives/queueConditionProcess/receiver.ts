@@ -132,7 +132,7 @@ export class ReceiverState {
       return;
     }
     if (this.preHelloCount >= this.maxPreHello) {
-      // Refused before anything is allocated for it; what it writes is read and dropped.
+      // Refused before anything is allocated for it, told why, and destroyed shortly after.
       this.stats.connectionsOverCap++;
       const err = amixError(
         ErrorCode.AMIX_ERR_MAX_CONNECTIONS,
