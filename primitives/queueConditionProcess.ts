@@ -23,6 +23,11 @@
  * | 6    | close     | both      | none: the session ends                               |
  * | 7    | detach    | tx → rx   | none: the connection ends, the session stays         |
  * | 8    | error     | both      | UTF-8 `CODE: message` (at most 1 KiB), then the connection ends |
+ * | 9    | revoke    | rx → tx   | f64 limit: lower your limit to this                  |
+ * | 10   | revokeAck | tx → rx   | f64 limit now in force: max(limit asked, messages already written) |
+ *
+ * Protocol version 2 (hello and helloAck carry it; version 1 had no kinds
+ * 9 and 10 and is refused with `AMIX_ERR_PROTOCOL`).
  *
  * Messages of a session are numbered from 0 (the number is implied by order,
  * never sent). **Credit-based flow control**: the receiver grants an
@@ -32,10 +37,32 @@
  * (hysteresis), so the receiver's pending never exceeds `maxmsg` even with a
  * slow consumer. A sender exceeding its credit is a protocol error (its
  * connection is closed with `AMIX_ERR_PROTOCOL`). With several sending ends
- * the credit is shared: free credit is split among connected senders when
- * granted, and a sender that disconnects or dies gives its unused credit
- * back at once; credit already granted to a live, idle sender is not
- * revoked, so it can delay a second sender until the receiver consumes.
+ * the credit is shared **fairly**: each connected sender is held to a share
+ * of `maxmsg` (`maxmsg / senders`, at least 1; with one sender, all of it,
+ * so the single-sender path is unchanged), counting its queued messages and
+ * the credit it may still use. When a sender connects and the pool cannot
+ * give it its share, every sender holding more than the new share is sent a
+ * `revoke`; it lowers its limit at once (never below what it has already
+ * written) and answers `revokeAck` with the limit now in force. That answer
+ * follows every data frame it wrote before it, so the receiver then knows
+ * exactly what is in flight: the revoked credit counts as outstanding until
+ * the answer, and pending never exceeds `maxmsg`. A sender that does not
+ * answer within `revokeTimeoutMs` (default 2000) is cut off (it may
+ * reconnect and resume its session). A sender that disconnects or dies gives
+ * its unused credit back at once. So an idle sender holds at most its share
+ * and cannot starve the others.
+ *
+ * **Before hello** a connection is held to little: only hello (33 B), close,
+ * detach and error (at most 1 KiB) frames are taken, checked at the header,
+ * so a data frame or any larger length closes the connection before a byte
+ * of its payload is buffered; it must say hello within `helloTimeoutMs`
+ * (default 5000, `AMIX_ERR_TIMEOUT`); at most `maxPreHelloConnections`
+ * (default 64) may be waiting for their hello, more are closed at once with
+ * `AMIX_ERR_MAX_CONNECTIONS`. A refused connection is told why in an error
+ * frame, not read on, and destroyed 100 ms later. Each refusal is counted in
+ * the receiving end's stats ({@link ProcessReceiverStats}: `preHelloRefused`,
+ * `helloTimeouts`, `connectionsOverCap`, and after hello `badFrames`,
+ * `protocolErrors`, `creditRevocations`, `revokeTimeouts`).
  *
  * **Acknowledgement and reconnect**: `acked` in a credit frame counts the
  * messages the receiving *application* has consumed. The sender keeps every
@@ -76,6 +103,7 @@ import type {
   SendOptions,
 } from '../lib/core/primitive.js';
 import { ReceiverHandle, ReceiverState } from './queueConditionProcess/receiver.js';
+import type { ProcessReceiverStats } from './queueConditionProcess/wire.js';
 import { clearStale, runtimeDirectory, sweepStale } from './queueConditionProcess/runtimeDir.js';
 import { SenderHandle, SenderState } from './queueConditionProcess/sender.js';
 import {
@@ -92,10 +120,16 @@ export {
   NAME,
   PROTOCOL_VERSION,
   characteristics,
+  preHelloFrameRules,
   receiverFrameRules,
   senderFrameRules,
 } from './queueConditionProcess/wire.js';
-export type { ProcessAddress, ProcessChannelOptions, ReconnectOptions } from './queueConditionProcess/wire.js';
+export type {
+  ProcessAddress,
+  ProcessChannelOptions,
+  ProcessReceiverStats,
+  ReconnectOptions,
+} from './queueConditionProcess/wire.js';
 export { runtimeDirectory } from './queueConditionProcess/runtimeDir.js';
 export { ReceiverHandle } from './queueConditionProcess/receiver.js';
 export { SenderHandle } from './queueConditionProcess/sender.js';
@@ -234,8 +268,11 @@ const primitive = {
     }
   },
 
-  /** Counters; `pending` is the queue at a receiving end, accepted-but-unacknowledged at a sending end. */
-  stats(handle: ProcessHandle): ChannelStats {
+  /**
+   * Counters; `pending` is the queue at a receiving end, accepted-but-unacknowledged at a sending end.
+   * A receiving end's are a {@link ProcessReceiverStats}: what it refused, too.
+   */
+  stats(handle: ProcessHandle): ChannelStats | ProcessReceiverStats {
     if (handle.role === 'send') {
       const st = handle.st;
       return { ...st.stats, pending: st.w.unacknowledged + st.w.outbox.length };

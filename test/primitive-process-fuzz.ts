@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { PrimitiveRegistry } from '../dist/lib/index.js';
 import { FrameDecoder } from '../dist/lib/core/framing.js';
-import { FrameKind, receiverFrameRules } from '../dist/primitives/queueConditionProcess.js';
+import { FrameKind, PROTOCOL_VERSION, receiverFrameRules } from '../dist/primitives/queueConditionProcess.js';
 import { spawnPeer, tempDir } from './fixtures/process-helpers.js';
 import { rng } from './helpers/rng.js';
 
@@ -135,7 +135,7 @@ t.test('a decoder that failed keeps failing with the same error', async (t) => {
 
 function hello(): Buffer {
   const p = Buffer.alloc(33);
-  p[0] = 1;
+  p[0] = PROTOCOL_VERSION;
   randomBytes(16).copy(p, 1);
   return Buffer.concat(
     [frame(FrameKind.hello, 0, 0).subarray(0, 5), p].map((b, i) => (i === 0 ? (b.writeUInt32LE(33, 0), b) : b)),

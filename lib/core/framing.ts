@@ -98,7 +98,7 @@ export interface FrameDecoderOptions {
  */
 export class FrameDecoder {
   #max: number;
-  readonly #kinds: ReadonlyArray<FrameKindRule | undefined> | undefined;
+  #kinds: ReadonlyArray<FrameKindRule | undefined> | undefined;
   readonly #onFrame: FrameHandler;
   /** Header size and length byte order of the layout. */
   readonly #hb: number;
@@ -137,6 +137,17 @@ export class FrameDecoder {
    */
   setMaxPayloadBytes(max: number): void {
     this.#max = checkMax(max);
+  }
+
+  /**
+   * Replace the limits for every header still to come, including the rest
+   * of the chunk being decoded (a frame handler may call it): a stream that
+   * starts with small frames until a handshake succeeds, then takes its
+   * full rules. A frame whose header was already checked is not affected.
+   */
+  setRules(maxPayloadBytes: number, kinds?: ReadonlyArray<FrameKindRule | undefined>): void {
+    this.#max = checkMax(maxPayloadBytes);
+    this.#kinds = kinds;
   }
 
   /** The error that failed the decoder, if any. */

@@ -176,6 +176,11 @@ export class SenderState {
         this.credit(buf.readDoubleLE(start), buf.readDoubleLE(start + 8));
         return;
       }
+      case FrameKind.revoke: {
+        if (this.handshake) throw protocolError('revoke before helloAck');
+        this.revoke(buf.readDoubleLE(start));
+        return;
+      }
       case FrameKind.cycleAck: {
         const token = buf.readUInt32LE(start);
         for (const c of this.cycles.take((t) => t === token)) c.resolve();
@@ -238,6 +243,21 @@ export class SenderState {
     this.ack(acked);
     this.w.credit(limit);
     this.pump();
+  }
+
+  /**
+   * The receiver took back credit (its share of `maxmsg` shrank as another
+   * sender came): lower the limit to `limit`, or to what this connection has
+   * already written if that is more, and confirm the limit now in force. The
+   * confirmation follows every data frame written before it on the stream,
+   * so the receiver knows exactly what is still on its way.
+   */
+  revoke(limit: number): void {
+    const w = this.w;
+    if (!Number.isSafeInteger(limit)) throw protocolError(`revocation to a bad limit ${limit}`);
+    const now = Math.max(this.wire, Math.min(limit, w.limit));
+    w.credit(now, true);
+    this.writer.control(FrameKind.revokeAck, 8, (b, o) => b.writeDoubleLE(now, o));
   }
 
   /** Write held resends, then let the window take the outbox and blocked sends, as far as credit goes. */

@@ -20,6 +20,7 @@ import type {
   ChannelAddress,
   ChannelHandle,
   ChannelOptions,
+  ChannelStats,
   PrimitiveCharacteristics,
 } from '../../lib/core/primitive.js';
 
@@ -37,12 +38,14 @@ export const FrameKind = {
   close: 6,
   detach: 7,
   error: 8,
+  revoke: 9,
+  revokeAck: 10,
 } as const;
 /** One of {@link FrameKind}. */
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 
-/** Wire protocol version carried in hello and helloAck. */
-export const PROTOCOL_VERSION = 1;
+/** Wire protocol version carried in hello and helloAck (2: credit revocation, kinds 9 and 10). */
+export const PROTOCOL_VERSION = 2;
 
 /** Payload bytes of a hello frame: u8 version, 16 B session, f64 firstUnacked, f64 next. */
 export const HELLO_BYTES = 1 + 16 + 8 + 8;
@@ -61,6 +64,22 @@ export function receiverFrameRules(maxMessageBytes: number): Array<FrameKindRule
   r[FrameKind.close] = fixed(0);
   r[FrameKind.detach] = fixed(0);
   r[FrameKind.error] = { min: 0, max: ERROR_MAX_BYTES };
+  r[FrameKind.revokeAck] = fixed(8);
+  return r;
+}
+
+/**
+ * Frame rules a receiving end enforces on a connection until its hello
+ * succeeds: a hello, or a close, detach or error frame; nothing else, and
+ * nothing larger than an error frame (1 KiB). A header announcing anything
+ * else closes the connection before a byte of its payload is buffered.
+ */
+export function preHelloFrameRules(): Array<FrameKindRule | undefined> {
+  const r: Array<FrameKindRule | undefined> = [];
+  r[FrameKind.hello] = fixed(HELLO_BYTES);
+  r[FrameKind.close] = fixed(0);
+  r[FrameKind.detach] = fixed(0);
+  r[FrameKind.error] = { min: 0, max: ERROR_MAX_BYTES };
   return r;
 }
 
@@ -72,6 +91,7 @@ export function senderFrameRules(): Array<FrameKindRule | undefined> {
   r[FrameKind.helloAck] = fixed(HELLO_ACK_BYTES);
   r[FrameKind.close] = fixed(0);
   r[FrameKind.error] = { min: 0, max: ERROR_MAX_BYTES };
+  r[FrameKind.revoke] = fixed(8);
   return r;
 }
 
@@ -107,6 +127,48 @@ export interface ProcessChannelOptions extends ChannelOptions {
   handshakeTimeoutMs?: number;
   /** Sending end, for benchmarks: when packed frames are flushed (see `FrameWriter`). Default `immediate`. */
   flushSchedule?: 'immediate' | 'microtask';
+  /** Receiving end: a connection that has not said hello this long after it was accepted is closed (`AMIX_ERR_TIMEOUT`). Default 5000 ms. */
+  helloTimeoutMs?: number;
+  /** Receiving end: at most this many connections may be waiting for their hello; more are closed at once (`AMIX_ERR_MAX_CONNECTIONS`). Default 64. */
+  maxPreHelloConnections?: number;
+  /** Receiving end: a sender that does not confirm a credit revocation this long after it was asked is cut off (it may reconnect and resume). Default 2000 ms. */
+  revokeTimeoutMs?: number;
+}
+
+/**
+ * A receiving end's counters: the common {@link ChannelStats} and what it
+ * refused. Each refusal closes one connection and is counted once, in the
+ * first of these that applies.
+ */
+export interface ProcessReceiverStats extends ChannelStats {
+  /** Closed before hello: the first frame was not a hello (data before hello, say) or announced more than the pre-hello maximum. */
+  preHelloRefused: number;
+  /** Closed for saying no hello within `helloTimeoutMs`. */
+  helloTimeouts: number;
+  /** Closed at once because `maxPreHelloConnections` connections were already waiting for their hello. */
+  connectionsOverCap: number;
+  /** Closed after hello for a frame outside the framing (unknown kind, wrong or too large a length). */
+  badFrames: number;
+  /** Closed after hello for a well-framed frame that breaks the protocol (beyond its credit, a second hello, a false revocation answer). */
+  protocolErrors: number;
+  /** Credit revocations asked of senders (their share shrank as another sender came). */
+  creditRevocations: number;
+  /** Connections cut for not confirming a revocation within `revokeTimeoutMs`. */
+  revokeTimeouts: number;
+}
+
+/** A receiving end's counters at zero. */
+export function emptyReceiverStats(): ProcessReceiverStats {
+  return {
+    ...emptyStats(),
+    preHelloRefused: 0,
+    helloTimeouts: 0,
+    connectionsOverCap: 0,
+    badFrames: 0,
+    protocolErrors: 0,
+    creditRevocations: 0,
+    revokeTimeouts: 0,
+  };
 }
 
 /** What {@link ChannelHandle.address} holds for this primitive: JSON-serialisable. */
