@@ -41,7 +41,7 @@ import {
 } from './state.js';
 import { requireAdmin, requireOwner } from './access.js';
 import { listing } from './paging.js';
-import { listPoints, queryPage, registerPoint } from './points.js';
+import { listPoints, queryPage, registerPoint, registerPoints } from './points.js';
 import type {
   ConnectArgs,
   ContainerInfo,
@@ -400,6 +400,11 @@ export class Daemon extends EventEmitter {
         const info = await registerPoint(this.#dir, f, a, { owner: c.owner, container: c.id });
         if (a.ephemeral === true) c.ephemeral.add(info.name);
         return info;
+      },
+      'point.registerBatch': async (a, c) => {
+        const infos = await registerPoints(this.#dir, f, a.points, { owner: c.owner, container: c.id });
+        a.points.forEach((p, i) => p.ephemeral === true && c.ephemeral.add(infos[i]!.name));
+        return infos;
       },
       'point.rm': (a, c) => rm('point.rm', a, c),
       destroy: (a, c) => rm('destroy', a, c),

@@ -137,6 +137,15 @@ export interface DaemonOps {
     };
     result: PointInfo & { id: string };
   };
+  /**
+   * Register up to 1000 points at once, all or none, in one durable commit;
+   * each entry is as `point.register` takes it (and as idempotent). The
+   * request must fit one control frame: send large sets in several batches.
+   */
+  'point.registerBatch': {
+    args: { points: Array<DaemonOps['point.register']['args']> };
+    result: Array<PointInfo & { id: string }>;
+  };
   'point.rm': { args: { name: string }; result: Empty };
   /** The same as `point.rm`. */
   destroy: { args: { name: string }; result: Empty };

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { invalidArg } from '../core/errors.js';
 import { stringArg } from '../core/rpc.js';
 import type { AttributeInput, Directory, PointView, Principal } from '../directory/index.js';
 import { MAX_LIMIT, prepareRegistration } from '../directory/validate.js';
@@ -50,6 +51,75 @@ export async function registerPoint(
     throw err;
   }
   return { ...pointInfos(dir, f, [reg])[0]!, id };
+}
+
+/** The most registrations one `point.registerBatch` takes (its request must fit a control frame anyway). */
+export const MAX_BATCH = 1000;
+
+/**
+ * `point.registerBatch`: register every one of `list` for `who`, all or
+ * none, in one directory transaction (one durable commit instead of one per
+ * point). Each entry is idempotent as {@link registerPoint} is: an exact
+ * repeat of an existing point of `who` answers that point. On any refusal
+ * the points this call put in the fabric are taken out again and the error
+ * is thrown, `details.index` naming the entry when the directory knows it.
+ */
+export async function registerPoints(
+  dir: Directory,
+  f: Fabric,
+  list: unknown,
+  who: Registrant,
+): Promise<Array<PointInfo & { id: string }>> {
+  if (!Array.isArray(list) || list.length === 0 || list.length > MAX_BATCH)
+    throw invalidArg(
+      'point.registerBatch: argument points',
+      `must be an array of 1 to ${MAX_BATCH} registrations`,
+      list,
+    );
+  // Each entry: an existing point (its name and id known), or a registration the directory still has to take.
+  const plan: Array<{
+    name: string;
+    id?: string;
+    reg?: PointRegistration;
+    attributes: Record<string, AttributeInput>;
+  }> = [];
+  const added: PointRegistration[] = [];
+  try {
+    for (const a of list as Array<DaemonOps['point.register']['args']>) {
+      if (a === null || typeof a !== 'object')
+        throw invalidArg('point.registerBatch: each entry', 'must be an object', a);
+      const attributes: Record<string, AttributeInput> = { ...(a.attributes ?? {}) };
+      if (a.ephemeral === true) attributes[EPHEMERAL] = { value: who.container, visibility: 'private' };
+      const existing = sameRegistration(dir, a, attributes, who.owner);
+      if (existing) {
+        plan.push({ name: existing.name, id: existing.id, attributes });
+        continue;
+      }
+      const reg = f.register(a.registration); // a repeated name in the batch is AMIX_ERR_DUPLICATE here
+      added.push(reg);
+      plan.push({ name: reg.name, reg, attributes });
+    }
+    const fresh = plan.filter((p) => p.reg);
+    const ids =
+      fresh.length === 0
+        ? []
+        : dir.registerPoints(
+            fresh.map((p) => ({
+              name: p.reg!.name,
+              owner: who.owner,
+              record: registrationRecord(p.reg!),
+              attributes: p.attributes,
+            })),
+          );
+    fresh.forEach((p, i) => {
+      p.id = ids[i]!.id;
+    });
+  } catch (err) {
+    for (const reg of added) await f.destroy(reg.name).catch(() => {});
+    throw err;
+  }
+  const info = pointInfoOf(dir, f);
+  return plan.map((p) => ({ ...info(p.reg ?? f.point(p.name)), id: p.id! }));
 }
 
 /**
