@@ -54,10 +54,12 @@ function out(v: Values, data: unknown, human: () => string): void {
 /**
  * Write `text` to stdout and, when the pipe is full, wait until it drains:
  * a verb that prints as it goes (recv, top) holds at most one chunk of
- * output in memory for a slow reader. Resolves at once if stdout is gone.
+ * output in memory for a slow reader. Resolves false once stdout is gone
+ * (its reader left: the verb should stop), else true.
  */
-async function emit(text: string): Promise<void> {
-  if (process.stdout.destroyed || process.stdout.write(text)) return;
+async function emit(text: string): Promise<boolean> {
+  if (process.stdout.destroyed) return false;
+  if (process.stdout.write(text)) return true;
   await new Promise<void>((res) => {
     const done = () => {
       process.stdout.off('drain', done);
@@ -67,6 +69,7 @@ async function emit(text: string): Promise<void> {
     process.stdout.once('drain', done);
     process.stdout.once('close', done);
   });
+  return !process.stdout.destroyed;
 }
 
 /**
@@ -577,12 +580,12 @@ const verbs: Record<string, Verb> = {
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
         for await (const m of link) {
-          await emit(
+          const open = await emit(
             v.json
               ? `${JSON.stringify({ from: m.from, size: m.size, data: Buffer.from(m.data).toString('base64') })}\n`
               : `${Buffer.from(m.data).toString()}\n`,
           );
-          if (count !== undefined && ++n >= count) break;
+          if (!open || (count !== undefined && ++n >= count)) break;
         }
         await link.close();
       } finally {
@@ -618,14 +621,15 @@ const verbs: Record<string, Verb> = {
             };
           });
           prev = new Map(rows.map((r) => [r.link, { at: s.at, sent: r.sent }]));
-          if (v.json) await emit(`${JSON.stringify({ at: s.at, links: rows })}\n`);
+          let open: boolean;
+          if (v.json) open = await emit(`${JSON.stringify({ at: s.at, links: rows })}\n`);
           else {
             if (process.stdout.isTTY && !v.once) process.stdout.write('\x1b[H\x1b[2J');
-            await emit(
+            open = await emit(
               `amix top  ${new Date(s.at).toISOString()}\n${table(rows, ['link', 'from', 'to', 'state', 'msgs/s', 'sent', 'pending', 'suspendedMs'])}\n`,
             );
           }
-          if (v.once) break;
+          if (v.once || !open) break;
           await new Promise((r) => setTimeout(r, every));
         }
       } finally {

@@ -229,7 +229,9 @@ export class DaemonClient {
       const page = (await this.request(op, {
         offset,
         ...(options.pageSize !== undefined ? { limit: options.pageSize } : {}),
-      })) as Page<ListItem<K>>;
+      })) as Page<ListItem<K>> | Array<ListItem<K>>;
+      // A daemon from before paging answers the whole array, whatever was asked.
+      if (Array.isArray(page)) return yield* page;
       yield* page.items;
       offset = page.next;
     }
