@@ -275,7 +275,7 @@ const verbs: Record<string, Verb> = {
   },
   'point register': {
     usage:
-      'amix point register NAME LOCATION [--scope thread|process] [--role sender|receiver|both] [--send-primitive P] [--receive-primitive P]\n  [--maxmsg N] [--minmsg N] [--idle] [--restart] [--termination message|signal|messageThenSignal] [--grace-ms N]\n  [--discard block|dropNewest|dropOldest|reject] [--private] [--max-connections N] [--data JSON] [--ephemeral]\n  [--attr KEY=VALUE]... [--private-attr KEY=VALUE]...   attributes for amix query (numbers and true/false are typed)',
+      'amix point register NAME LOCATION [--scope thread|process] [--role sender|receiver|both] [--send-primitive P] [--receive-primitive P]\n  [--maxmsg N] [--minmsg N] [--idle] [--restart] [--termination message|signal|messageThenSignal] [--grace-ms N]\n  [--discard block|dropNewest|dropOldest|reject] [--private] [--max-connections N] [--data JSON] [--ephemeral]\n  [--attr KEY=VALUE]... [--private-attr KEY=VALUE]...   attributes for amix query (numbers and true/false are typed)\n  Safe to retry: the same registration again by the same principal answers the existing point;\n  a taken name with anything different (or another owner) is AMIX_ERR_DUPLICATE.',
     options: {
       scope: { type: 'string' },
       role: { type: 'string' },

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { invalidArg } from '../core/errors.js';
+import { AmixError, ErrorCode, invalidArg } from '../core/errors.js';
 import { stringArg } from '../core/rpc.js';
 import type { AttributeInput, Directory, PointView, Principal } from '../directory/index.js';
 import { MAX_LIMIT, prepareRegistration } from '../directory/validate.js';
@@ -40,7 +40,7 @@ export async function registerPoint(
   const attributes: Record<string, AttributeInput> = { ...(a.attributes ?? {}) };
   if (a.ephemeral === true) attributes[EPHEMERAL] = { value: who.container, visibility: 'private' };
   const same = sameRegistration(dir, a, attributes, who.owner);
-  if (same) return { ...pointInfos(dir, f, [f.point(same.name)])[0]!, id: same.id };
+  if (same) return { ...pointInfos(dir, f, [inFabric(f, a)])[0]!, id: same.id };
   const reg = f.register(a.registration);
   let id: string;
   try {
@@ -76,38 +76,36 @@ export async function registerPoints(
       `must be an array of 1 to ${MAX_BATCH} registrations`,
       list,
     );
-  // Each entry: an existing point (its name and id known), or a registration the directory still has to take.
-  const plan: Array<{
-    name: string;
-    id?: string;
-    reg?: PointRegistration;
-    attributes: Record<string, AttributeInput>;
-  }> = [];
+  // Each entry's registration, with its id once known: at once for an existing point, after the commit for a new one.
+  const plan: Array<{ reg: PointRegistration; id?: string; attributes: Record<string, AttributeInput> }> = [];
   const added: PointRegistration[] = [];
   try {
-    for (const a of list as Array<DaemonOps['point.register']['args']>) {
+    for (const a of list as RegisterArgs[]) {
       if (a === null || typeof a !== 'object')
         throw invalidArg('point.registerBatch: each entry', 'must be an object', a);
       const attributes: Record<string, AttributeInput> = { ...(a.attributes ?? {}) };
       if (a.ephemeral === true) attributes[EPHEMERAL] = { value: who.container, visibility: 'private' };
       const existing = sameRegistration(dir, a, attributes, who.owner);
       if (existing) {
-        plan.push({ name: existing.name, id: existing.id, attributes });
+        const had = fabricHas(f, existing.name);
+        const reg = inFabric(f, a);
+        if (!had) added.push(reg);
+        plan.push({ reg, id: existing.id, attributes });
         continue;
       }
       const reg = f.register(a.registration); // a repeated name in the batch is AMIX_ERR_DUPLICATE here
       added.push(reg);
-      plan.push({ name: reg.name, reg, attributes });
+      plan.push({ reg, attributes });
     }
-    const fresh = plan.filter((p) => p.reg);
+    const fresh = plan.filter((p) => p.id === undefined);
     const ids =
       fresh.length === 0
         ? []
         : dir.registerPoints(
             fresh.map((p) => ({
-              name: p.reg!.name,
+              name: p.reg.name,
               owner: who.owner,
-              record: registrationRecord(p.reg!),
+              record: registrationRecord(p.reg),
               attributes: p.attributes,
             })),
           );
@@ -119,7 +117,29 @@ export async function registerPoints(
     throw err;
   }
   const info = pointInfoOf(dir, f);
-  return plan.map((p) => ({ ...info(p.reg ?? f.point(p.name)), id: p.id! }));
+  return plan.map((p) => ({ ...info(p.reg), id: p.id! }));
+}
+
+type RegisterArgs = DaemonOps['point.register']['args'];
+
+/**
+ * The fabric's registration of a point the directory holds. A restart
+ * restores every registration, but one may have failed to come back (its
+ * primitive was gone then): the retry puts it back, or says why not.
+ */
+function inFabric(f: Fabric, a: RegisterArgs): PointRegistration {
+  const name = (a.registration as { name: string }).name;
+  return fabricHas(f, name) ? f.point(name) : f.register(a.registration);
+}
+
+function fabricHas(f: Fabric, name: string): boolean {
+  try {
+    f.point(name);
+    return true;
+  } catch (err) {
+    if ((err as AmixError).code === ErrorCode.AMIX_ERR_UNKNOWN_POINT) return false;
+    throw err;
+  }
 }
 
 /**
