@@ -20,7 +20,9 @@ import {
   isAlive,
   saveKeyPair,
 } from '../lib/internal.js';
-import type { DaemonOp, DaemonOps, DaemonStatus } from '../lib/control/ops.js';
+import type { DaemonOp, DaemonOps, DaemonStatus, ListOp } from '../lib/control/ops.js';
+import type { PointView } from '../lib/directory/index.js';
+import type { PeerInfo, PeeringStatus } from '../lib/remote/types.js';
 import type { AnyArgs } from '../lib/core/rpc.js';
 
 type Opts = NonNullable<ParseArgsConfig['options']>;
@@ -42,9 +44,47 @@ const common: Opts = {
   socket: { type: 'string' },
 };
 const here = fileURLToPath(new URL('.', import.meta.url));
+/** The verb being run (the container's name in `amix daemon status`). */
+let verbName = '';
 
 function out(v: Values, data: unknown, human: () => string): void {
   process.stdout.write(v.json ? `${JSON.stringify(data)}\n` : `${human()}\n`);
+}
+
+/**
+ * Write `text` to stdout and, when the pipe is full, wait until it drains:
+ * a verb that prints as it goes (recv, top) holds at most one chunk of
+ * output in memory for a slow reader. Resolves false once stdout is gone
+ * (its reader left: the verb should stop), else true.
+ */
+async function emit(text: string): Promise<boolean> {
+  if (process.stdout.destroyed) return false;
+  if (process.stdout.write(text)) return true;
+  await new Promise<void>((res) => {
+    const done = () => {
+      process.stdout.off('drain', done);
+      process.stdout.off('close', done);
+      res();
+    };
+    process.stdout.once('drain', done);
+    process.stdout.once('close', done);
+  });
+  return !process.stdout.destroyed;
+}
+
+/**
+ * Resolves once everything written to `stream` has reached the kernel (the
+ * reader of a pipe has it, or can read it after we are gone), or the stream
+ * failed or closed. An empty write's callback runs after every write before
+ * it: process.exit before that would drop what is still queued, which on a
+ * pipe is all but its first 64 KiB.
+ */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  if (stream.destroyed || stream.writableEnded) return Promise.resolve();
+  return new Promise<void>((res) => {
+    stream.once('close', () => res());
+    stream.write('', () => res());
+  });
 }
 
 function table(rows: Array<Record<string, unknown>>, cols: string[]): string {
@@ -78,7 +118,7 @@ async function client(v: Values): Promise<DaemonClient> {
     ...(v.dir ? { dir: v.dir as string } : {}),
     ...(tokenFile ? { tokenFile } : { admin: true }),
     ...(socket ? { socket } : {}),
-    name: `amix ${process.argv[2] ?? ''}`.trim(),
+    name: `amix ${verbName}`.trim(),
   });
 }
 
@@ -94,6 +134,17 @@ async function simple(
     // What the user typed, unchecked here: the daemon checks every argument and names the one it refuses.
     const r = await c.request<unknown>(op, args as AnyArgs<DaemonOps>);
     out(v, r, () => human(r));
+  } finally {
+    await c.close();
+  }
+}
+
+/** Print every item of a listing op, fetched a page at a time (no reply outgrows a control frame). */
+async function listed(v: Values, op: ListOp, cols: string[]): Promise<void> {
+  const c = await client(v);
+  try {
+    const all = await c.listAll(op);
+    out(v, all, () => table(all as unknown as Array<Record<string, unknown>>, cols));
   } finally {
     await c.close();
   }
@@ -224,7 +275,7 @@ const verbs: Record<string, Verb> = {
   },
   'point register': {
     usage:
-      'amix point register NAME LOCATION [--scope thread|process] [--role sender|receiver|both] [--send-primitive P] [--receive-primitive P]\n  [--maxmsg N] [--minmsg N] [--idle] [--restart] [--termination message|signal|messageThenSignal] [--grace-ms N]\n  [--discard block|dropNewest|dropOldest|reject] [--private] [--max-connections N] [--data JSON] [--ephemeral]\n  [--attr KEY=VALUE]... [--private-attr KEY=VALUE]...   attributes for amix query (numbers and true/false are typed)',
+      'amix point register NAME LOCATION [--scope thread|process] [--role sender|receiver|both] [--send-primitive P] [--receive-primitive P]\n  [--maxmsg N] [--minmsg N] [--idle] [--restart] [--termination message|signal|messageThenSignal] [--grace-ms N]\n  [--discard block|dropNewest|dropOldest|reject] [--private] [--max-connections N] [--data JSON] [--ephemeral]\n  [--attr KEY=VALUE]... [--private-attr KEY=VALUE]...   attributes for amix query (numbers and true/false are typed)\n  Safe to retry: the same registration again by the same principal answers the existing point;\n  a taken name with anything different (or another owner) is AMIX_ERR_DUPLICATE.',
     options: {
       scope: { type: 'string' },
       role: { type: 'string' },
@@ -316,11 +367,18 @@ const verbs: Record<string, Verb> = {
     },
   },
   'point ls': {
-    usage: 'amix point ls [--json]',
+    usage: 'amix point ls [--json]   every point (fetched in pages, so any number of them)',
     async run(_, v) {
-      await simple(v, 'point.ls', {}, (r) =>
-        table(r, ['id', 'name', 'scope', 'role', 'owner', 'sendPrimitive', 'receivePrimitive', 'instances']),
-      );
+      await listed(v, 'point.ls', [
+        'id',
+        'name',
+        'scope',
+        'role',
+        'owner',
+        'sendPrimitive',
+        'receivePrimitive',
+        'instances',
+      ]);
     },
   },
   'point show': {
@@ -342,27 +400,75 @@ const verbs: Record<string, Verb> = {
   },
   query: {
     usage:
-      'amix query EXPR [--limit N] [--offset N]   e.g. \'role = "receiver" and (region = "eu*" or not exists backup)\'',
+      'amix query EXPR [--limit N] [--offset N]   (default limit 100) e.g. \'role = "receiver" and (region = "eu*" or not exists backup)\'',
     options: { limit: { type: 'string' }, offset: { type: 'string' } },
     min: 1,
     max: 1,
     async run([expr], v) {
-      await simple(
+      const limit = int(v, 'limit') ?? 100;
+      let offset = int(v, 'offset') ?? 0;
+      if (limit < 1) throw new Misuse('--limit must be at least 1');
+      const c = await client(v);
+      const points: PointView[] = [];
+      let more = false;
+      try {
+        // The daemon answers a page that fits one frame; ask on until the limit is reached or nothing is left.
+        for (;;) {
+          const r = await c.request('query', { expr: expr!, offset, limit: limit - points.length });
+          points.push(...r.points);
+          more = r.more;
+          if (!r.more || r.points.length === 0 || points.length >= limit) break;
+          offset = r.next ?? offset + r.points.length;
+        }
+      } finally {
+        await c.close();
+      }
+      out(
         v,
-        'query',
-        { expr, ...(v.limit ? { limit: int(v, 'limit') } : {}), ...(v.offset ? { offset: int(v, 'offset') } : {}) },
-        (r) =>
+        { points, more },
+        () =>
           `${table(
-            r.points.map((p: any) => ({
+            points.map((p) => ({
               id: p.id,
               name: p.name,
               owner: p.owner,
               role: p.record.role,
-              attributes: Object.fromEntries(Object.entries(p.attributes).map(([k, a]: [string, any]) => [k, a.value])),
+              attributes: Object.fromEntries(Object.entries(p.attributes).map(([k, a]) => [k, a.value])),
             })),
             ['id', 'name', 'owner', 'role', 'attributes'],
-          )}${r.more ? '\n(more: use --offset)' : ''}`,
+          )}${more ? '\n(more: use --offset)' : ''}`,
       );
+    },
+  },
+  links: {
+    usage: 'amix links [--json]   every link, with its owner',
+    async run(_, v) {
+      await listed(v, 'links', ['id', 'a', 'b', 'direction', 'state', 'owner']);
+    },
+  },
+  instances: {
+    usage: 'amix instances [--json]   every point instance',
+    async run(_, v) {
+      await listed(v, 'instances', ['instance', 'point', 'scope', 'state', 'pid', 'links', 'restarts']);
+    },
+  },
+  peers: {
+    usage: 'amix peers [--json]   the daemons this one peers with (amixd --listen / --peer), and their counters',
+    async run(_, v) {
+      await simple(v, 'peers', {}, (r: Partial<PeeringStatus> & { peers: PeerInfo[] }) => {
+        if (r.id === undefined) return 'peering is off (start amixd with --listen or --peer)';
+        // The same counters as daemon status's peering line: every drop and refusal.
+        const head = `${peeringLine(r as PeeringStatus).trimEnd()}${r.control ? `; control ${r.control}` : ''}`;
+        return `${head}\n${table(
+          r.peers.map((p) => ({
+            ...p,
+            error: p.error ? `${p.error.code}: ${p.error.message}` : undefined,
+            stats: undefined,
+            ...p.stats,
+          })),
+          ['id', 'endpoint', 'state', 'links', ...Object.keys(r.peers[0]?.stats ?? {}), 'error'],
+        )}`;
+      });
     },
   },
   connect: {
@@ -475,12 +581,12 @@ const verbs: Record<string, Verb> = {
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
         for await (const m of link) {
-          process.stdout.write(
+          const open = await emit(
             v.json
               ? `${JSON.stringify({ from: m.from, size: m.size, data: Buffer.from(m.data).toString('base64') })}\n`
               : `${Buffer.from(m.data).toString()}\n`,
           );
-          if (count !== undefined && ++n >= count) break;
+          if (!open || (count !== undefined && ++n >= count)) break;
         }
         await link.close();
       } finally {
@@ -516,14 +622,15 @@ const verbs: Record<string, Verb> = {
             };
           });
           prev = new Map(rows.map((r) => [r.link, { at: s.at, sent: r.sent }]));
-          if (v.json) process.stdout.write(`${JSON.stringify({ at: s.at, links: rows })}\n`);
+          let open: boolean;
+          if (v.json) open = await emit(`${JSON.stringify({ at: s.at, links: rows })}\n`);
           else {
             if (process.stdout.isTTY && !v.once) process.stdout.write('\x1b[H\x1b[2J');
-            process.stdout.write(
+            open = await emit(
               `amix top  ${new Date(s.at).toISOString()}\n${table(rows, ['link', 'from', 'to', 'state', 'msgs/s', 'sent', 'pending', 'suspendedMs'])}\n`,
             );
           }
-          if (v.once) break;
+          if (v.once || !open) break;
           await new Promise((r) => setTimeout(r, every));
         }
       } finally {
@@ -634,25 +741,61 @@ function peeringLine(p: DaemonStatus['peering']): string {
 const GROUPS = new Set(['daemon', 'primitive', 'point', 'keys', 'principal']);
 
 function usageAll(): string {
-  return `usage: amix VERB [ARGS] [--dir DIR] [--json] [-h]\n\n${Object.values(verbs)
+  return `usage: amix [--dir DIR] [--json] [-h] VERB [ARGS] [--dir DIR] [--json] [-h]\n\n${Object.values(verbs)
     .map((x) => `  ${x.usage.split('\n')[0]}`)
     .join('\n')}\n\nThe daemon directory defaults to ${defaultDaemonDir()} (or $AMIX_DIR).
 Every verb that talks to amixd takes --token-file FILE (or $AMIX_TOKEN_FILE: a principal's token;
 default DIR/admin.token, the administrator) and --socket PATH (or $AMIX_SOCKET; default DIR/amixd.sock).`;
 }
 
-async function main(argv: string[]): Promise<number> {
-  if (argv.length === 0 || argv[0] === '-h' || argv[0] === '--help' || argv[0] === 'help') {
+/**
+ * Split the global flags (the `common` options: --dir, --json, --token-file,
+ * --socket, -h) off the front of `argv`, so they may come before the verb
+ * as well as after it. Stops at the first word that is not one of them
+ * (the verb); an unknown flag there is misuse.
+ */
+function leadingGlobals(argv: string[]): { globals: string[]; rest: string[] } | { error: string } {
+  const globals: string[] = [];
+  let i = 0;
+  while (i < argv.length && argv[i]!.startsWith('-') && argv[i] !== '--') {
+    const arg = argv[i]!;
+    const long = arg.startsWith('--') ? arg.slice(2).split('=')[0]! : undefined;
+    const opt = long !== undefined ? common[long] : Object.values(common).find((o) => `-${o.short}` === arg);
+    if (!opt) return { error: `unknown option ${arg} before the verb` };
+    globals.push(arg);
+    i++;
+    if (opt.type === 'string' && !arg.includes('=')) {
+      if (i >= argv.length) return { error: `${arg} needs a value` };
+      globals.push(argv[i++]!);
+    }
+  }
+  return { globals, rest: argv.slice(i) };
+}
+
+async function main(all: string[]): Promise<number> {
+  const split = leadingGlobals(all);
+  if ('error' in split) {
+    process.stderr.write(`amix: ${split.error}\n${usageAll()}\n`);
+    return 2;
+  }
+  const { globals, rest: argv } = split;
+  const help = globals.some((g) => g === '-h' || g === '--help');
+  if (argv.length === 0 || argv[0] === 'help') {
     process.stdout.write(`${usageAll()}\n`);
-    return argv.length === 0 ? 2 : 0;
+    return argv.length === 0 && !help ? 2 : 0;
   }
   const key = GROUPS.has(argv[0]!) ? `${argv[0]} ${argv[1] ?? ''}` : argv[0]!;
   const verb = verbs[key];
+  if (!verb && help) {
+    process.stdout.write(`${usageAll()}\n`);
+    return 0;
+  }
   if (!verb) {
     process.stderr.write(`amix: unknown verb "${key.trim()}"\n${usageAll()}\n`);
     return 2;
   }
-  const rest = argv.slice(GROUPS.has(argv[0]!) ? 2 : 1);
+  verbName = key;
+  const rest = [...globals, ...argv.slice(GROUPS.has(argv[0]!) ? 2 : 1)];
   let positionals: string[];
   let values: Values;
   try {
@@ -691,6 +834,14 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// A reader that leaves early (amix ... | head) closes our pipe: stop writing and leave, no stack trace.
+for (const stream of [process.stdout, process.stderr])
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    stream.destroy();
+  });
 process.exitCode = await main(process.argv.slice(2));
-// Flush and leave even if a half-closed socket lingers.
-setImmediate(() => process.exit(process.exitCode));
+// Leave once stdout and stderr have drained (exiting before would cut a pipe's reader short at 64 KiB),
+// even if a half-closed socket lingers.
+await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+process.exit(process.exitCode);

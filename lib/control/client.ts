@@ -21,7 +21,8 @@ import { defaultDaemonDir } from '../core/paths.js';
 import { PROTOCOL_VERSION } from './protocol.js';
 import { PrimitiveRegistry } from '../core/registry.js';
 import type { AnyArgs, ArgsOf, ResultOf } from '../core/rpc.js';
-import type { ConnectArgs, DaemonEvents, DaemonOp, DaemonOps, DaemonStats } from './ops.js';
+import type { ConnectArgs, DaemonEvents, DaemonOp, DaemonOps, DaemonStats, ListItem, ListOp, Page } from './ops.js';
+import type { PointView } from '../directory/index.js';
 
 /** A container's connection to amixd: it sends daemon ops and hears the daemon's events. */
 export type DaemonConnection = ControlConnection<DaemonOps, DaemonEvents>;
@@ -209,6 +210,64 @@ export class DaemonClient {
     // Unplugged on purpose: say so (AMIX_ERR_CLOSED), not that the daemon went away.
     if (!this.#life.isOpen) return Promise.reject(this.#life.closedError());
     return this.connection.request(op, args, this.#timeout);
+  }
+
+  /**
+   * Every item of a listing (`point.ls`, `links`, `instances`), fetched a
+   * page at a time so no reply outgrows a control frame, however many there
+   * are. Pages are asked by offset: items added or removed while it walks
+   * may be missed or seen twice (it is a walk, not a snapshot).
+   *
+   * @example
+   * for await (const p of client.list('point.ls')) console.log(p.name)
+   */
+  async *list<K extends ListOp>(
+    op: K,
+    options: { pageSize?: number } = {},
+  ): AsyncGenerator<ListItem<K>, void, undefined> {
+    for (let offset: number | undefined = 0; offset !== undefined;) {
+      const page = (await this.request(op, {
+        offset,
+        ...(options.pageSize !== undefined ? { limit: options.pageSize } : {}),
+      })) as Page<ListItem<K>> | Array<ListItem<K>>;
+      // A daemon from before paging answers the whole array, whatever was asked.
+      if (Array.isArray(page)) return yield* page;
+      yield* page.items;
+      offset = page.next;
+    }
+  }
+
+  /** All of a listing at once: {@link list} gathered into an array. */
+  async listAll<K extends ListOp>(op: K): Promise<Array<ListItem<K>>> {
+    const out: Array<ListItem<K>> = [];
+    for await (const x of this.list(op)) out.push(x);
+    return out;
+  }
+
+  /**
+   * The points matching `expr` (the directory's query language), from
+   * `offset`, at most `limit` of them (default: all), fetched in pages that
+   * each fit a control frame.
+   *
+   * @example
+   * for await (const p of client.query('role = "receiver"')) console.log(p.id)
+   */
+  async *query(
+    expr: string,
+    options: { limit?: number; offset?: number } = {},
+  ): AsyncGenerator<PointView, void, undefined> {
+    let left = options.limit ?? Infinity;
+    for (let offset: number | undefined = options.offset ?? 0; offset !== undefined && left > 0;) {
+      // Each request names how many are still wanted (at most the directory's maximum); the daemon may send fewer.
+      const r: DaemonOps['query']['result'] = await this.request('query', {
+        expr,
+        offset,
+        limit: Math.min(left, 100_000),
+      });
+      for (const p of r.points) yield p;
+      left -= r.points.length;
+      offset = r.more && r.points.length > 0 ? (r.next ?? offset + r.points.length) : undefined;
+    }
   }
 
   /** The daemon's counters: each instance's agent stats, and the links. */

@@ -25,7 +25,7 @@ import { Lifecycle } from '../core/lifecycle.js';
 import { handlerTable, stringArg, type Handlers, type RpcHandler } from '../core/rpc.js';
 import type { AgentOps, Empty } from '../fabric/agent.js';
 import { Fabric, type FabricEvent, type LinkInfo } from '../fabric/fabric.js';
-import { parseDirection, registrationRecord } from '../fabric/point.js';
+import { parseDirection } from '../fabric/point.js';
 import { createPrivateFile, defaultDaemonDir, ensurePrivateDir } from '../core/paths.js';
 import { Peering, type PeeringOptions, type RemoteLinkInfo } from '../remote/peering.js';
 import { PROTOCOL_VERSION } from './protocol.js';
@@ -33,16 +33,16 @@ import { DAEMON_FILES, checkStateFiles } from './files.js';
 import { ADMIN_PRINCIPAL, Principals, principalHandlers } from './principals.js';
 import {
   DAEMON_PRINCIPAL,
-  EPHEMERAL,
   checkRemoteConnect,
   clearSocket,
   listenUnix,
   fabricStats,
-  pointInfo,
   positiveInt,
   restoreRegistrations,
 } from './state.js';
 import { requireAdmin, requireOwner } from './access.js';
+import { listing } from './paging.js';
+import { listPoints, queryPage, registerPoint, registerPoints } from './points.js';
 import type {
   ConnectArgs,
   ContainerInfo,
@@ -412,40 +412,24 @@ export class Daemon extends EventEmitter {
       },
       'primitive.ls': () => f.registry.list(),
       'point.register': async (a, c) => {
-        const reg = f.register(a.registration);
-        const attributes = { ...(a.attributes ?? {}) };
-        if (a.ephemeral === true) attributes[EPHEMERAL] = { value: c.id, visibility: 'private' };
-        let id: string;
-        try {
-          ({ id } = this.#dir.registerPoint({
-            name: reg.name,
-            owner: c.owner,
-            record: registrationRecord(reg),
-            attributes,
-          }));
-        } catch (err) {
-          await f.destroy(reg.name).catch(() => {});
-          throw err;
-        }
-        if (a.ephemeral === true) c.ephemeral.add(reg.name);
-        return { ...pointInfo(this.#dir, this.fabric, reg), id };
+        const info = await registerPoint(this.#dir, f, a, { owner: c.owner, container: c.id });
+        if (a.ephemeral === true) c.ephemeral.add(info.name);
+        return info;
+      },
+      'point.registerBatch': async (a, c) => {
+        const infos = await registerPoints(this.#dir, f, a.points, { owner: c.owner, container: c.id });
+        a.points.forEach((p, i) => p.ephemeral === true && c.ephemeral.add(infos[i]!.name));
+        return infos;
       },
       'point.rm': (a, c) => rm('point.rm', a, c),
       destroy: (a, c) => rm('destroy', a, c),
-      'point.ls': () => f.points().map((p) => pointInfo(this.#dir, this.fabric, p)),
+      'point.ls': (a) => listPoints(this.#dir, f, a),
       'point.show': async (a, c) => {
         const { view, remote } = (await this.#end(stringArg('point.show', a, 'name'), 'name', c))!;
         if (remote) return { ...view, daemon: remote.peer.id, instances: [] };
         return { ...view, instances: f.instances(view.name) };
       },
-      query: async (a, c) => {
-        const r = await this.#dir.query(stringArg('query', a, 'expr'), {
-          as: principal(c),
-          ...(a.limit !== undefined ? { limit: a.limit } : {}),
-          ...(a.offset !== undefined ? { offset: a.offset } : {}),
-        });
-        return { points: r.points, more: r.more };
-      },
+      query: (a, c) => queryPage(this.#dir, a, principal(c)),
       connect: (a, c) => this.#connect(a, c),
       disconnect: async (a, c) => {
         const link = ownLink('disconnect', a, c);
@@ -469,9 +453,12 @@ export class Daemon extends EventEmitter {
           for (const p of this.#containers.values()) if (p.owner === name && !p.admin) void p.conn.close();
         },
       ),
-      links: () =>
-        [...f.links(), ...(this.#peering?.links() ?? [])].map((l) => ({ ...l, owner: this.#linkOwners.get(l.id) })),
-      instances: () => f.instances(),
+      links: (a) =>
+        listing('links', [...f.links(), ...(this.#peering?.links() ?? [])], a, (l) => ({
+          ...l,
+          owner: this.#linkOwners.get(l.id),
+        })),
+      instances: (a) => listing('instances', f.instances(), a),
       stats: () => fabricStats(f),
     };
   }

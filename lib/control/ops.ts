@@ -14,6 +14,8 @@ import type { Direction, PointRegistrationInput } from '../fabric/point.js';
 import type { PrincipalInfo } from './principals.js';
 import type { ControlGuardStats } from './guard.js';
 import type { PeeringStatus, RemoteEvent, RemoteLinkInfo } from '../remote/types.js';
+import type { Page, PageArgs } from './paging.js';
+export type { Page, PageArgs } from './paging.js';
 
 /** A plugged-in container, as the daemon sees it. */
 export interface ContainerInfo {
@@ -62,6 +64,19 @@ export interface PointInfo {
   receivePrimitive: string | undefined;
   instances: string[];
 }
+
+/** A link as `links` lists it, with its owner (absent for one a peer made). */
+export type OwnedLink = (LinkInfo | RemoteLinkInfo) & { owner?: string | undefined };
+
+/** The ops that list a growing set, answered in pages when asked with `offset` or `limit`. */
+export type ListOp = 'point.ls' | 'links' | 'instances';
+
+/** One item of listing `K`. */
+export type ListItem<K extends ListOp> = DaemonOps[K]['result'] extends infer R
+  ? R extends Array<infer T>
+    ? T
+    : never
+  : never;
 
 /** What `stats` answers: each instance's agent counters (or why it has none), and the links. */
 export interface DaemonStats {
@@ -112,6 +127,12 @@ export interface DaemonOps {
   'primitive.add': { args: { registration: PrimitiveRegistration }; result: PrimitiveInfo };
   'primitive.rm': { args: { name: string }; result: Empty };
   'primitive.ls': { args: Empty; result: PrimitiveInfo[] };
+  /**
+   * Register a point. Idempotent for a retry: when the name is taken by a
+   * point of the same principal with the identical record and attributes
+   * (a registration whose reply was lost), the existing point is returned;
+   * any other taken name is `AMIX_ERR_DUPLICATE`.
+   */
   'point.register': {
     args: {
       registration: PointRegistrationInput;
@@ -121,17 +142,35 @@ export interface DaemonOps {
     };
     result: PointInfo & { id: string };
   };
+  /**
+   * Register up to 1000 points at once, all or none, in one durable commit;
+   * each entry is as `point.register` takes it (and as idempotent). The
+   * request must fit one control frame: send large sets in several batches.
+   */
+  'point.registerBatch': {
+    args: { points: Array<DaemonOps['point.register']['args']> };
+    result: Array<PointInfo & { id: string }>;
+  };
   'point.rm': { args: { name: string }; result: Empty };
   /** The same as `point.rm`. */
   destroy: { args: { name: string }; result: Empty };
-  'point.ls': { args: Empty; result: PointInfo[] };
+  /**
+   * The registered points. Without `offset`/`limit`: the whole array if it
+   * fits one reply, else `AMIX_ERR_FRAME_TOO_LARGE`; with either: a
+   * {@link Page} cut to fit a frame (walk them with `DaemonClient.list`).
+   */
+  'point.ls': { args: PageArgs; result: PointInfo[] | Page<PointInfo> };
   'point.show': {
     args: { name: string };
     result: PointView & { instances: InstanceInfo[] | never[]; daemon?: string };
   };
   query: {
     args: { expr: string; limit?: number; offset?: number };
-    result: { points: readonly PointView[]; more: boolean };
+    /**
+     * At most `limit` points from `offset`, fewer when more would not fit
+     * one reply; `next` is the offset to ask for next when `more`.
+     */
+    result: { points: readonly PointView[]; more: boolean; next?: number };
   };
   connect: { args: ConnectArgs; result: LinkInfo | RemoteLinkInfo };
   disconnect: { args: { link: string; terminate?: DisconnectOptions['terminate'] }; result: Empty };
@@ -140,9 +179,10 @@ export interface DaemonOps {
   peers: { args: Empty; result: PeeringStatus | { peers: never[] } };
   reconnect: { args: { name: string }; result: InstanceInfo[] };
   execute: { args: { name: string }; result: InstanceInfo };
-  /** Every link, with its owner (the principal that connected it; absent for one a peer made). */
-  links: { args: Empty; result: Array<(LinkInfo | RemoteLinkInfo) & { owner?: string | undefined }> };
-  instances: { args: Empty; result: InstanceInfo[] };
+  /** Every link, with its owner (the principal that connected it; absent for one a peer made); paged as `point.ls` is. */
+  links: { args: PageArgs; result: OwnedLink[] | Page<OwnedLink> };
+  /** Every instance, paged as `point.ls` is. */
+  instances: { args: PageArgs; result: InstanceInfo[] | Page<InstanceInfo> };
   stats: { args: Empty; result: DaemonStats };
   /** Add a principal (administrator only); the reply carries its token, the only copy. */
   'principal.add': { args: { name: string }; result: { name: string; token: string } };

@@ -11,8 +11,8 @@ import type { Directory, Principal } from '../directory/index.js';
 import { AmixError, ErrorCode, describe } from '../core/errors.js';
 import type { Fabric } from '../fabric/fabric.js';
 import type { AgentStats } from '../fabric/agent.js';
-import { registrationInput, type PointRegistration } from '../fabric/point.js';
-import type { DaemonStats, PointInfo } from './ops.js';
+import { registrationInput } from '../fabric/point.js';
+import type { DaemonStats } from './ops.js';
 import { isAlive } from './files.js';
 
 /** The directory's administrator as the daemon itself acts. */
@@ -130,19 +130,4 @@ export async function fabricStats(f: Fabric): Promise<DaemonStats> {
   for (const i of f.instances())
     out[i.instance] = await (f.stats(i.instance) as Promise<AgentStats>).catch((e: Error) => ({ error: e.message }));
   return { at: Date.now(), instances: out, links: f.links() };
-}
-
-/** A registered point as `point.ls` and `point.register` show it. */
-export function pointInfo(dir: Directory, f: Fabric, p: PointRegistration): PointInfo {
-  const v = dir.getPoint(p.name);
-  return {
-    id: v?.id,
-    name: p.name,
-    owner: v?.owner,
-    role: p.role,
-    scope: p.characteristics.scope,
-    sendPrimitive: p.sendPrimitive,
-    receivePrimitive: p.receivePrimitive,
-    instances: f.instances(p.name).map((i) => i.instance),
-  };
 }

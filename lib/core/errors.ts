@@ -199,7 +199,7 @@ export interface ErrorDetails {
   AMIX_ERR_QUEUE_FULL: { pending?: number; maxmsg?: number };
   AMIX_ERR_MESSAGE_TOO_LARGE: { size: number; max: number };
   AMIX_ERR_BUFFER_TOO_SMALL: { size: number; maxBytes: number };
-  AMIX_ERR_FRAME_TOO_LARGE: { length: number; max: number; kind: number; offset: number };
+  AMIX_ERR_FRAME_TOO_LARGE: { length: number; max: number; kind?: number; offset?: number };
   AMIX_ERR_BAD_FRAME: { length?: number; kind?: number; offset?: number; seq?: number; limit?: number };
   AMIX_ERR_PEER_LOST: {
     peer?: string;
