@@ -223,7 +223,7 @@ export interface ErrorDetails {
   AMIX_ERR_BAD_DIRECTION: { direction?: string };
   AMIX_ERR_NOT_OWNER: { point?: string; owner?: string; link?: string; primitive?: string; op?: string };
   AMIX_ERR_QUERY_SYNTAX: { column: number; found?: string };
-  AMIX_ERR_PROTOCOL: { version?: number; next?: number; limit?: number };
+  AMIX_ERR_PROTOCOL: { version?: number; next?: number; limit?: number; length?: number; max?: number };
   AMIX_ERR_DAEMON_UNAVAILABLE: Record<string, never>;
   AMIX_ERR_UNAUTHORIZED: { path?: string; mode?: number; endpoint?: string; op?: string; principal?: string };
   AMIX_ERR_POINT_DIED: { exitCode?: number | null; signal?: string | null; threadId?: number; error?: string };
