@@ -6,12 +6,14 @@ import { makeFabric, pointFixture, text } from './helpers/fabric.js';
 import { timeoutSignal } from './helpers/conformance.js';
 import { RECONNECT_FROM } from '../dist/lib/index.js';
 
-for (const scope of ['thread', 'process'] as const) {
+for (const scope of ['thread', 'process', 'mixed'] as const) {
   t.test(`002 ¶122 (${scope}): a call on hold takes no part in sends; the new call gets every message`, async (t) => {
     const { fabric } = await makeFabric(t);
     // A small window, so a held link that still took sends would fill and block P within a few messages.
-    const characteristics = { scope, maxmsg: 4 };
-    for (const name of ['P', 'Q', 'R']) fabric.register({ name, location: pointFixture('relay'), characteristics });
+    // Mixed: P is a thread point and Q, R process points, so both calls go through brokers.
+    const scopeOf = (name: string) => (scope === 'mixed' ? (name === 'P' ? 'thread' : 'process') : scope);
+    for (const name of ['P', 'Q', 'R'])
+      fabric.register({ name, location: pointFixture('relay'), characteristics: { scope: scopeOf(name), maxmsg: 4 } });
     const toP = await fabric.connect(null, 'P', { direction: 'aToB' });
     const first = await fabric.connect('P', 'Q', { direction: 'aToB' });
     const second = await fabric.connect('P', 'R', { direction: 'aToB', mode: 'hold' });
@@ -109,8 +111,8 @@ t.test('002 ¶297-303: through a broker, the steps number only the ends, in orde
   );
   t.same(
     seen.map((e) => `${e.end.split('#')[0]} ${e.list} ${e.peer.split('#')[0]}`),
-    ['T sender broker', 'P receiver broker', 'P sender broker', 'T receiver broker'],
-    "each end's entry names the broker it talks to",
+    ['T sender P', 'P receiver T', 'P sender T', 'T receiver P'],
+    "each end's entry names the far end, not the broker",
   );
 });
 
@@ -228,4 +230,46 @@ t.test('002 stack (¶86): a process point gets the stack its registration asks f
     depths[name] = Number(text(await link.receive({ signal: timeoutSignal(t, 20_000) })));
   }
   t.ok(depths.deep6! > 3 * depths.deep1!, `6 MiB recurses deeper than 1 MiB (${depths.deep6} vs ${depths.deep1})`);
+});
+
+t.test('002 broker service: a broker is invisible to both points; the link still lists it', async (t) => {
+  const { fabric } = await makeFabric(t);
+  // CP-A is a thread point, CP-B a process point: every flow between them goes through a broker.
+  fabric.register({ name: 'CP-A', location: pointFixture('relay') });
+  fabric.register({
+    name: 'CP-B',
+    location: pointFixture('named'),
+    data: { from: 'CP-A' },
+    characteristics: { scope: 'process' },
+  });
+  const ab = await fabric.connect('CP-A', 'CP-B');
+  t.ok(ab.info.brokers.length > 0, 'link.info lists the brokers');
+  // The caller feeds CP-A, which relays to CP-B and to the caller; CP-B takes it with
+  // receive({ from: 'CP-A' }) and answers with send({ to: 'CP-A' }), which CP-A relays on.
+  const feed = await fabric.connect(null, 'CP-A', { direction: 'aToB' });
+  const out = await fabric.connect('CP-A', null, { direction: 'aToB' });
+  await feed.send(Buffer.from('hi'));
+  const signal = timeoutSignal(t, 20_000);
+  const seen: string[] = [];
+  while (!seen.includes('CP-A>hi')) seen.push(text(await out.receive({ signal })));
+  t.ok(seen.includes('CP-A>hi'), `CP-B received from CP-A by name and answered it by name (${seen.join(', ')})`);
+});
+
+t.test('002 broker service: receive({ from }) and send({ to }) name the far point through a broker', async (t) => {
+  const { fabric } = await makeFabric(t);
+  fabric.register({ name: 'CP-A', location: pointFixture('sink') });
+  fabric.register({ name: 'CP-B', location: pointFixture('sink'), characteristics: { scope: 'process' } });
+  await fabric.connect('CP-A', 'CP-B');
+  const a = fabric.instance('CP-A');
+  const b = fabric.instance('CP-B');
+  t.same(
+    [...a.senderList, ...a.receiverList].map((e) => e.peer),
+    ['CP-B', 'CP-B'],
+    "both of CP-A's lists name CP-B",
+  );
+  t.same(
+    [...b.senderList, ...b.receiverList].map((e) => e.peer),
+    ['CP-A', 'CP-A'],
+    "both of CP-B's lists name CP-A",
+  );
 });

@@ -61,16 +61,20 @@ export class Hops {
     const b = await this.#instances.spawn(brokerRegistration(plan.broker, rxChar), `broker#${n}`, undefined);
     rec.brokers.push(b.id);
     b.links.add(rec.id);
-    // The broker's own list entries are not the seed's steps: only A's and B's are numbered.
-    await this.#openHop(rec, from, b, plan.broker.from, options, [steps[0], undefined]);
-    await this.#openHop(rec, b, to, plan.broker.to, options, [undefined, steps[1]]);
+    // The broker's own list entries are not the seed's steps: only A's and B's are numbered. And the
+    // broker is no party (it converts between primitives): each end's entry names the far end, so
+    // `from` and `to` of a message, and `send({ to })`, are the same as on a direct link.
+    await this.#openHop(rec, from, b, plan.broker.from, options, [steps[0], undefined], [to.id, from.id]);
+    await this.#openHop(rec, b, to, plan.broker.to, options, [undefined, steps[1]], [to.id, from.id]);
   }
 
   /**
    * Open one hop: the receiving end at `to` first (it makes the channel and
    * hands back the address), then the sending end at `from`, which goes on
    * `from`'s sender list; only then is the receiving end put on `to`'s
-   * receiver list. On failure both ends are closed.
+   * receiver list. On failure both ends are closed. `fromSees` and
+   * `toSees` are the peer names the two ends' entries carry (the far ends of
+   * the link when the hop is one side of a broker).
    */
   async #openHop(
     rec: LinkRec,
@@ -79,28 +83,29 @@ export class Hops {
     primitive: string,
     options: ChannelOptions,
     steps: readonly [number | undefined, number | undefined],
+    [fromSees, toSees]: readonly [string, string] = [to.id, from.id],
   ): Promise<void> {
     const timeout = this.#core.timeoutMs;
     const link = rec.id;
     const { address } = await to.target.request<{ address: ChannelOptions['address'] }>(
       'openReceiver',
-      { link, peer: from.id, primitive, options },
+      { link, peer: toSees, primitive, options },
       timeout,
     );
     try {
-      await from.target.request('openSender', { link, peer: to.id, primitive, address, options }, timeout);
-      from.senderList.push({ link, peer: to.id });
+      await from.target.request('openSender', { link, peer: fromSees, primitive, address, options }, timeout);
+      from.senderList.push({ link, peer: fromSees });
       if (steps[0] !== undefined)
-        this.#core.emit({ type: 'linkStep', link, step: steps[0], end: from.id, list: 'sender', peer: to.id });
-      await to.target.request('listReceiver', { link, peer: from.id }, timeout);
+        this.#core.emit({ type: 'linkStep', link, step: steps[0], end: from.id, list: 'sender', peer: fromSees });
+      await to.target.request('listReceiver', { link, peer: toSees }, timeout);
     } catch (err) {
       await to.target.request('closeLink', { link }, timeout).catch(() => {});
       await from.target.request('closeLink', { link }, timeout).catch(() => {});
       throw err;
     }
-    to.receiverList.push({ link, peer: from.id });
+    to.receiverList.push({ link, peer: toSees });
     if (steps[1] !== undefined)
-      this.#core.emit({ type: 'linkStep', link, step: steps[1], end: to.id, list: 'receiver', peer: from.id });
+      this.#core.emit({ type: 'linkStep', link, step: steps[1], end: to.id, list: 'receiver', peer: toSees });
     rec.flows.push({ from: from.id, to: to.id, primitive });
   }
 
