@@ -223,7 +223,7 @@ const verbs: Record<string, Verb> = {
         'status',
         {},
         (s) =>
-          `amixd ${s.pid} in ${s.dir}, up ${Math.round(s.uptimeMs / 1000)} s, ${s.containers.filter((c: { admin: boolean }) => !c.admin).length}/${s.slots} slots (+${s.containers.filter((c: { admin: boolean }) => c.admin).length}/${s.adminSlots} administrator), ${s.points} points, ${s.instances} instances, ${s.links} links\n${peeringLine(s.peering)}${table(s.containers, ['id', 'name', 'pid', 'owner', 'links'])}`,
+          `amixd ${s.pid} in ${s.dir}, up ${Math.round(s.uptimeMs / 1000)} s, ${s.containers.filter((c: { admin: boolean }) => !c.admin).length}/${s.slots} slots (+${s.containers.filter((c: { admin: boolean }) => c.admin).length}/${s.adminSlots} administrator), ${s.points} points, ${s.instances} instances, ${s.links} links\n${guardLine('control socket', s.guard)}${guardLine('shared socket', s.sharedGuard)}${peeringLine(s.peering)}${table(s.containers, ['id', 'name', 'pid', 'owner', 'links'])}`,
       );
     },
   },
@@ -725,6 +725,16 @@ const verbs: Record<string, Verb> = {
     },
   },
 };
+
+/** The status view's line for one control socket's guard: what waits for hello, and every refusal counted. */
+function guardLine(what: string, g: DaemonStatus['guard']): string {
+  if (!g) return '';
+  return (
+    `${what}: ${g.unauthenticated} waiting for hello; refused ${g.refusedOverCap} over the cap, ` +
+    `${g.helloTimeouts} hello timeouts, ${g.protocolErrors} protocol errors ` +
+    `(${g.oversizedBeforeHello} oversized before hello), ${g.slowConsumers} slow consumers cut off\n`
+  );
+}
 
 /** The status view's peering line: who is up, and every drop and refusal counted (empty without peering). */
 function peeringLine(p: DaemonStatus['peering']): string {

@@ -4,7 +4,8 @@
 import t, { type Test } from 'tap';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -16,7 +17,7 @@ import {
   resolveLimits,
   type ControlGuardStats,
 } from '../dist/lib/internal.js';
-import { AMIXD, daemonDir } from './helpers/daemon.js';
+import { AMIXD, daemonDir, startDaemon } from './helpers/daemon.js';
 import { pointFixture } from './helpers/fabric.js';
 
 interface Amixd {
@@ -453,3 +454,36 @@ t.test(
     t.match(r.stderr, /options\.limits\.maxUnauthenticated must be an integer/);
   },
 );
+
+t.test('a flood of idle connections on the shared socket leaves the private socket its own places', async (t) => {
+  const dir = await daemonDir(t);
+  const share = await mkdtemp(join(tmpdir(), 'amix-share-'));
+  t.teardown(() => rm(share, { recursive: true, force: true }));
+  const shared = join(share, 'amix.sock');
+  await startDaemon(t, dir, [
+    '--shared-socket',
+    shared,
+    '--limit',
+    'maxUnauthenticated=4',
+    '--limit',
+    'helloTimeoutMs=60000',
+  ]);
+  const idle: Socket[] = [];
+  t.teardown(() => idle.forEach((s) => s.destroy()));
+  for (let i = 0; i < 4; i++) {
+    const s = connect(shared);
+    idle.push(s);
+    await once(s, 'connect');
+  }
+  // The fifth is over the shared socket's cap: told so and closed.
+  const over = connect(shared);
+  idle.push(over);
+  over.resume(); // read its one refusal frame, or its end never comes
+  await once(over, 'close');
+  const client = await DaemonClient.connect({ dir, admin: true });
+  t.teardown(() => client.close());
+  const status = await client.request('status', {});
+  t.equal(status.guard?.unauthenticated, 0, 'the private socket has nobody waiting for hello');
+  t.equal(status.sharedGuard?.unauthenticated, 4, 'the shared socket has its four');
+  t.equal(status.sharedGuard?.refusedOverCap, 1, 'and refused the fifth');
+});
