@@ -32,7 +32,7 @@ interface Scenario {
  * many). `AMIX_SOAK_R1_COUNT` changes the count.
  */
 const R1_FULL = 10_000_000;
-const R1_QUICK = 200_000;
+const R1_QUICK = 500_000;
 
 function r1(end: 'thread' | 'process' | 'caller'): Scenario {
   return {
@@ -169,6 +169,7 @@ ${SCENARIOS.map((s) => `  ${s.id.padEnd(11)}${s.what}`).join('\n')}
 
 R1 sends ${R1_FULL.toLocaleString('en-US')} messages per end in a full run (env AMIX_SOAK_R1_COUNT to change).
 Every row carries "memory": the RSS (MiB) of each process the scenario ran, start/max/end.
+With npm, use "npm run -s soak -- --json" so npm's own banner stays off stdout.
 Exit status: 0 when every scenario is ok, 3 when none failed but some were skipped
 (a module not built yet), 1 otherwise, 2 on bad usage.
 `;
@@ -267,7 +268,9 @@ function table(rows: ScenarioRow[]): string {
     ]);
   }
   const w = header.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
-  return lines.map((l) => l.map((c, i) => (i === 7 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ')).join('\n');
+  return lines
+    .map((l) => l.map((c, i) => (i === 0 || i === 7 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  '))
+    .join('\n');
 }
 
 async function main(): Promise<void> {
