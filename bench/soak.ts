@@ -147,7 +147,16 @@ const SCENARIOS: Scenario[] = [
     boundMs: { quick: 40_000, full: 120_000 },
     run: async (quick, log) => {
       const { runStall } = await import('./soak/stall.js');
-      return runStall({ durationMs: quick ? 6_000 : 60_000, log });
+      return runStall({ where: 'fabric', durationMs: quick ? 6_000 : 60_000, log });
+    },
+  },
+  {
+    id: 'R7-daemon',
+    what: 'the same four pairs from amixd A to amixd B over one peering conduit',
+    boundMs: { quick: 60_000, full: 150_000 },
+    run: async (quick, log) => {
+      const { runStall } = await import('./soak/stall.js');
+      return runStall({ where: 'daemon', durationMs: quick ? 6_000 : 60_000, log });
     },
   },
 ];
@@ -168,6 +177,7 @@ Scenarios:
 ${SCENARIOS.map((s) => `  ${s.id.padEnd(11)}${s.what}`).join('\n')}
 
 R1 sends ${R1_FULL.toLocaleString('en-US')} messages per end in a full run (env AMIX_SOAK_R1_COUNT to change).
+AMIX_SOAK_DEBUG=1 makes R7 and R7-daemon log every end's sent/taken counters each second.
 Every row carries "memory": the RSS (MiB) of each process the scenario ran, start/max/end.
 With npm, use "npm run -s soak -- --json" so npm's own banner stays off stdout.
 Exit status: 0 when every scenario is ok, 3 when none failed but some were skipped
@@ -252,7 +262,8 @@ function table(rows: ScenarioRow[]): string {
     else if (r.id === 'R4') details = `acked ${n(r.acknowledged)}, present ${n(r.present)}, missing ${n(r.missing)}`;
     else if (r.id === 'R2' || r.id === 'R6')
       details = `${r.recoveries} kills, recovery p50/p99/max ${r.recoveryP50Ms}/${r.recoveryP99Ms}/${r.recoveryMaxMs} ms`;
-    else if (r.id === 'R7') details = `others' rate after/before min ${r.minRateRatio}, longest gap ${r.maxGapMs} ms`;
+    else if (r.id.startsWith('R7'))
+      details = `others' rate after/before min ${r.minRateRatio}, longest gap ${r.maxGapMs} ms`;
     const maxRss = r.memory?.length ? Math.max(...r.memory.map((m) => m.maxMb)) : undefined;
     lines.push([
       r.id,
