@@ -56,9 +56,11 @@ interface DeliveryResult extends DeliveryCounts {
 /**
  * A row from a delivery module written elsewhere, imported by name so the
  * runner works before it exists: a missing module is a skipped row. `ok`
- * needs 0 lost, 0 duplicated (a duplicate filtered is not delivered), 0
- * reordered, every recovery under `recoveryBoundMs` when one is given, and
- * the module's own `ok` when it reports one.
+ * needs 0 lost, 0 reordered, every recovery under `recoveryBoundMs` when one
+ * is given, the module's own `ok` when it reports one, and no duplicate the
+ * receiving side did not flag: at-least-once allows a duplicate only when
+ * it is counted (`redelivered` for R2, `flagged` for R6); with no such
+ * count, duplicates must be 0.
  */
 async function delivery(
   id: string,
@@ -81,22 +83,26 @@ async function delivery(
   const r = (await (fn as (a: unknown) => Promise<DeliveryResult>)(args)) as DeliveryResult;
   const rec = Array.isArray(r.recoveryMs) ? r.recoveryMs : [];
   const maxRec = rec.length ? Math.max(...rec) : undefined;
+  const flaggedCount =
+    typeof r.redelivered === 'number' ? r.redelivered : typeof r.flagged === 'number' ? r.flagged : 0;
   const ok =
     r.lost === 0 &&
-    r.duplicated === 0 &&
     r.reordered === 0 &&
+    r.duplicated <= flaggedCount &&
     (recoveryBoundMs === undefined || maxRec === undefined || maxRec < recoveryBoundMs) &&
     (r.ok === undefined || r.ok === true);
   const { recoveryMs: _drop, ...rest } = r;
+  const { log: _log, ...shown } = args;
   return {
+    ...shown,
     ...rest,
     id,
     ok,
-    ...args,
     recoveries: rec.length,
     recoveryP50Ms: percentile(rec, 50),
     recoveryP99Ms: percentile(rec, 99),
     recoveryMaxMs: maxRec,
+    ...(recoveryBoundMs !== undefined ? { recoveryBoundMs } : {}),
   };
 }
 
@@ -108,14 +114,15 @@ const SCENARIOS: Scenario[] = [
     id: 'R2',
     what: 'kill -9 of a restartable process point N times under traffic (bench/soak/restart.js)',
     boundMs: { quick: 60_000, full: 240_000 },
+    // Saturated (ratePerSec 0: as fast as the link takes them), as "under load" in the issue; kills 2 s apart.
     run: (quick) =>
       delivery(
         'R2',
         './soak/restart.js',
         'runRestartScenario',
         quick
-          ? { kills: 5, ratePerSec: 2000, durationMs: 10_000, scope: 'process' }
-          : { kills: 100, ratePerSec: 2000, durationMs: 150_000, scope: 'process' },
+          ? { kills: 5, ratePerSec: 0, durationMs: 11_000, scope: 'process' }
+          : { kills: 60, ratePerSec: 0, durationMs: 121_000, scope: 'process' },
         1000,
       ),
   },
@@ -132,12 +139,13 @@ const SCENARIOS: Scenario[] = [
     id: 'R6',
     what: 'kill -9 of a peered amixd under a stream (bench/soak/peerCrash.js)',
     boundMs: { quick: 90_000, full: 240_000 },
-    run: (quick) =>
+    // Saturated (no ratePerSec), as in the issue's 2,048-per-crash figure.
+    run: (quick, log) =>
       delivery(
         'R6',
         './soak/peerCrash.js',
         'runPeerCrashScenario',
-        quick ? { kills: 3, durationMs: 15_000 } : { kills: 10, durationMs: 120_000 },
+        quick ? { kills: 3, durationMs: 12_000, log } : { kills: 10, durationMs: 80_000, log },
         undefined,
       ),
   },
@@ -167,7 +175,8 @@ Runs the reliability scenarios one after another, each in a child process
 with a hard time bound, on loopback and temp dirs, and prints a table.
 
   --quick      each scenario for a few seconds (R1 ${R1_QUICK} messages per end, R4 1000
-               registrations, R2 5 kills, R6 3 kills); the full run takes up to 15 min
+               registrations, R2 5 kills, R6 3 kills, R7 6 s); full: R1 ${R1_FULL} per end, R2 60 kills,
+               R4 10,000 registrations, R6 10 kills, R7 60 s, under 15 min in all
   --json       one JSON object on stdout: { "conditions": {...}, "scenarios": [ { "id", "ok",
                "sent", "received", "lost", "duplicated", "reordered", ..., "memory" } ] }
   --only IDs   run only these (comma-separated)

@@ -210,7 +210,8 @@ export class RssSampler {
     const rootCmd = commandOf(this.#root);
     for (const pid of tree) {
       const kb = rssKb(pid);
-      if (kb === undefined) continue;
+      // Gone, or a zombie (no VmRSS line left, or 0): nothing resident to report.
+      if (!kb) continue;
       const cmd = commandOf(pid);
       // A child caught between fork and exec still shows its parent's command line: not a process of its own yet.
       if (pid !== this.#root && cmd === rootCmd) continue;
