@@ -92,19 +92,17 @@ export async function runRegistrationCrash(o: RegistrationCrashOptions): Promise
     let duplicated = 0;
     try {
       for (let offset = 0; ;) {
-        const page = await after.request<{
-          points: Array<{ name: string; attributes: Record<string, { value: number }> }>;
-          more: boolean;
-        }>('query', { expr: 'exists n', limit: 500, offset });
+        const page = await after.request('query', { expr: 'exists n', limit: 500, offset });
         for (const p of page.points) {
+          const n = p.attributes.n?.value as number | undefined;
           if (present.has(p.name)) duplicated++;
-          present.set(p.name, p.attributes.n?.value ?? -1);
-          if (`p${p.attributes.n?.value}` !== p.name) halfWritten++;
+          present.set(p.name, n ?? -1);
+          if (`p${n}` !== p.name) halfWritten++;
         }
         if (!page.more) break;
         offset += page.points.length;
       }
-      const ls = await after.request<Array<{ name: string }>>('point.ls');
+      const ls = await after.listAll('point.ls'); // paged: 10,000 points do not fit one reply
       const missing = [...acked].filter((n) => !present.has(n));
       const inFlightPresent = [...present.keys()].filter((n) => !acked.has(n) && issued.has(n)).length;
       const strangers = [...present.keys()].filter((n) => !issued.has(n)).length;
