@@ -97,7 +97,7 @@ t.test(
     await c1.call('request', { op: 'connect', args: { a: 'tp', b: 'pp', direction: 'aToB' } });
     const out = await me.connect('pp', null, { direction: 'aToB' });
     await into.send(Buffer.from('hi'));
-    const got = stampOf(Buffer.from((await out.receive({ timeoutMs: 15_000 })).data).toString());
+    const got = stampOf(Buffer.from((await out.receive({ signal: AbortSignal.timeout(15_000) })).data).toString());
     t.equal(got.pid, c1.pid, 'the thread point ran in the container that hosts it');
     t.not(got.pid, daemon.pid, 'not in the daemon');
     t.not(got.threadid, 0, 'as a worker thread, not the main thread');
@@ -128,7 +128,7 @@ t.test('002 ¶58 intra_p: two thread points of one container link over the threa
   t.same(mid.brokers, [], 'with no broker');
   const out = await me.connect('tB', null, { direction: 'aToB' });
   await into.send(Buffer.from('ring'));
-  const got = stampOf(Buffer.from((await out.receive({ timeoutMs: 15_000 })).data).toString());
+  const got = stampOf(Buffer.from((await out.receive({ signal: AbortSignal.timeout(15_000) })).data).toString());
   t.equal(got.pid, c1.pid, 'stamped in the container');
   t.equal(got.text, 'ring', 'across the ring between its two workers');
   // A thread primitive cannot reach a thread point of another process (the daemon's own here).
@@ -147,6 +147,66 @@ t.test('002 ¶58 intra_p: two thread points of one container link over the threa
     'inContainer takes thread points and coordinators',
   );
 });
+
+t.test(
+  '002 ¶58 intra_p: a hosted thread point keeps its characteristics: stack size, restart, termination',
+  async (t) => {
+    const dir = await daemonDir(t);
+    await startDaemon(t, dir);
+    const c1 = await Container.start(t, dir, 'c1');
+    const me = await client(t, dir);
+    await me.subscribe();
+    const events: Array<{ type: string; body: Record<string, unknown> }> = [];
+    me.connection.on('event', (e) => events.push(e as never));
+    /** The first event of `type` whose body passes `pred`, seen already or to come. */
+    const next = (type: string, pred: (b: Record<string, unknown>) => boolean) =>
+      new Promise<Record<string, unknown>>((resolve) => {
+        const hit = events.find((e) => e.type === type && pred(e.body));
+        if (hit) return resolve(hit.body);
+        const on = (e: { type: string; body: Record<string, unknown> }): void => {
+          if (e.type !== type || !pred(e.body)) return;
+          me.connection.off('event', on as never);
+          resolve(e.body);
+        };
+        me.connection.on('event', on as never);
+      });
+    const proc = { sendPrimitive: PROC, receivePrimitive: PROC };
+    const text = async (l: Awaited<ReturnType<DaemonClient['connect']>>) =>
+      Buffer.from((await l.receive({ signal: AbortSignal.timeout(15_000) })).data).toString();
+    // Stack: the worker's stackSizeMb is the registration's.
+    const depthAt = async (name: string, stackMb: number): Promise<number> => {
+      await c1.host(name, 'depth', { ...proc, characteristics: { scope: 'thread', stackMb } });
+      const l = await me.connect(null, name);
+      await l.send(Buffer.from('?'));
+      const n = Number(await text(l));
+      await l.close();
+      return n;
+    };
+    const small = await depthAt('d1', 1);
+    const big = await depthAt('d8', 8);
+    t.ok(big > small * 3, `8 MiB of stack recurses deeper than 1 MiB in the container (${big} vs ${small})`);
+    // Restart: the worker dies, the daemon starts it again in the same container and re-links it.
+    await c1.host('cr', 'crashy', { ...proc, characteristics: { scope: 'thread', restart: true } });
+    const l = await me.connect(null, 'cr');
+    await l.send(Buffer.from('one'));
+    t.equal(await text(l), 'one', 'the hosted point answers');
+    const restarted = next('instanceRestarted', (b) => b.instance === 'cr');
+    await l.send(Buffer.from('die'));
+    t.match(await restarted, { instance: 'cr', links: [l.id] }, 'restarted with its link');
+    await l.send(Buffer.from('two'));
+    t.equal(await text(l), 'two', 'the re-linked instance answers on the same link');
+    const inst = (
+      (await me.request('instances', {})) as Array<{ instance: string; pid: number; restarts: number }>
+    ).find((i) => i.instance === 'cr');
+    t.match(inst, { pid: c1.pid, restarts: 1 }, 'in the container again, one restart counted');
+    // Termination: the point's method (message) is what ends it.
+    await c1.host('sk', 'sink', { ...proc, characteristics: { scope: 'thread', termination: 'message' } });
+    await me.connect(null, 'sk', { direction: 'aToB' });
+    const ended = next('instanceTerminated', (b) => b.instance === 'sk');
+    await c1.call('request', { op: 'point.rm', args: { name: 'sk' } });
+    t.match(await ended, { method: 'message', escalated: false }, 'ended by its termination message');
+  },
+);
 
 t.test(
   '000 claims 2-5: a container dials another container’s coordinator by name; both ways; its death is peerLost',
@@ -214,14 +274,18 @@ t.test(
     const c1 = await Container.start(t, dir, 'c1');
     await c1.call('coordinator', { name: 'coord' });
     const reg = await amix(dir, ['point', 'register', 'up', pointFixture('upper'), '--scope', 'process']);
-    t.equal(reg.code, 0, reg.stderr);
+    t.equal(reg.code, 0, `amix point register up ${reg.stderr}`);
     const c = await amix(dir, ['connect', 'up', 'coord', '--direction', 'aToB', '--json']);
-    t.equal(c.code, 0, c.stderr);
+    t.equal(c.code, 0, `amix connect up coord ${c.stderr}`);
     t.match(JSON.parse(c.stdout || '{}'), { a: 'up', b: ['coord'] }, 'up → coord linked by name');
     // A second link from the coordinator to a named point, and amix recv at its end.
-    t.equal((await amix(dir, ['point', 'register', 'low', pointFixture('relay'), '--scope', 'process'])).code, 0);
+    t.equal(
+      (await amix(dir, ['point', 'register', 'low', pointFixture('relay'), '--scope', 'process'])).code,
+      0,
+      'register low',
+    );
     const c2 = await amix(dir, ['connect', 'coord', 'low', '--direction', 'aToB']);
-    t.equal(c2.code, 0, c2.stderr);
+    t.equal(c2.code, 0, `amix connect coord low ${c2.stderr}`);
     const recv = spawn(process.execPath, [AMIX, 'recv', 'low', '--count', '1', '--dir', dir], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -231,7 +295,7 @@ t.test(
     recv.stdout.on('data', (d) => (got += d));
     await once(recv.stderr, 'data'); // "recv: linked ..."
     const sent = await amix(dir, ['send', 'up'], 'through\n');
-    t.equal(sent.code, 0, sent.stderr);
+    t.equal(sent.code, 0, `amix send up ${sent.stderr}`);
     const m = (await c1.call('coordNext', { name: 'coord' })) as { from: string; text: string };
     t.same([m.from, m.text.trim()], ['up', 'THROUGH'], 'the coordinator got the named point’s message');
     await c1.call('coordSend', { name: 'coord', text: 'back' });

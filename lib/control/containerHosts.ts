@@ -48,8 +48,8 @@ export class HostedPoints {
   readonly #hosts = new Map<string, LocalHost>();
   /** Coordinators of this container, by point name. */
   readonly #coordinators = new Map<string, Endpoint>();
-  /** Thread-primitive addresses handed out as tokens, by token. */
-  readonly #local = new Map<string, unknown>();
+  /** Thread-primitive addresses handed out as tokens, by token, with their link (dropped when it closes). */
+  readonly #local = new Map<string, { link: unknown; address: unknown }>();
   #seq = 0;
 
   constructor(conn: ControlConnection<unknown, unknown>, registry: PrimitiveRegistry, container: () => string) {
@@ -104,19 +104,21 @@ export class HostedPoints {
     if (op === 'openSender') {
       const addr = args.address as { amixLocal?: unknown } | undefined;
       if (addr && typeof addr === 'object' && typeof addr.amixLocal === 'string') {
-        const real = this.#local.get(addr.amixLocal);
+        const real = this.#local.get(addr.amixLocal)?.address;
         if (real === undefined)
           throw invalidArg('openSender: address', 'is a thread-primitive address of another process', addr.amixLocal);
         this.#local.delete(addr.amixLocal);
         args = { ...args, address: real };
       }
     }
+    // A link that closes before its sender attached (a failed connect) leaves no token behind.
+    if (op === 'closeLink') for (const [k, v] of this.#local) if (v.link === args.link) this.#local.delete(k);
     const r = await h.request(op, args, timeoutMs);
     if (op === 'openReceiver') {
       const address = (r as { address?: unknown }).address;
       if (holdsSharedMemory(address)) {
         const token = `${this.#container()}.${++this.#seq}`;
-        this.#local.set(token, address);
+        this.#local.set(token, { link: args.link, address });
         return { address: { amixLocal: token } };
       }
     }
