@@ -88,7 +88,8 @@ export class ContainerHost
       )
       .then(
         (r) => {
-          this.pid = r.pid;
+          // The container's word on where it runs; anything but a pid leaves the pid it said hello with.
+          if (Number.isSafeInteger(r?.pid) && r.pid > 0) this.pid = r.pid;
         },
         (err: Error) => {
           this.exitedWith({ code: null, signal: null });
@@ -215,7 +216,7 @@ export class ContainerPlacement implements HostPlacement {
     const b = body as Partial<ContainerEvents['host.event'] & ContainerEvents['host.exit']>;
     const h = typeof b?.host === 'string' ? this.#hosts.get(c.id)?.get(b.host) : undefined;
     if (!h) return; // a host this daemon did not start there (or already gone): nothing to tell
-    if (type === 'host.event' && b.event && typeof b.event.type === 'string') h.emit('event', b.event);
+    if (type === 'host.event' && hostEvent(b.event)) h.emit('event', b.event);
     else if (type === 'host.exit') h.exitedWith({ code: b.code ?? null, signal: b.signal ?? null });
   }
 
@@ -235,4 +236,13 @@ export class ContainerPlacement implements HostPlacement {
     // Only the registration placed (a broker instance, or a later point of the same name, is not).
     return c && this.#registration(reg.name) === reg ? c : undefined;
   }
+}
+
+/** True for an event a host may report (a container is not trusted to send well-formed ones). */
+function hostEvent(e: unknown): e is HostEvent {
+  if (e === null || typeof e !== 'object') return false;
+  const x = e as Record<string, unknown>;
+  if (x.type === 'mainEnded') return true;
+  if (typeof x.link !== 'string' || typeof x.peer !== 'string') return false;
+  return x.type === 'linkEnded' || (x.type === 'channel' && typeof x.event === 'string');
 }
