@@ -12,9 +12,10 @@ import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { Agent } from '../fabric/agent.js';
 import { ControlConnection } from './connection.js';
+import { COORDINATOR_LOCATION, HostedPoints } from './containerHosts.js';
 import { DAEMON_FILES } from './files.js';
 import { Endpoint, type PointMessage, type PointReceiveOptions, type PointSendOptions } from '../fabric/endpoint.js';
-import { AmixError, ErrorCode } from '../core/errors.js';
+import { AmixError, ErrorCode, peerLostError } from '../core/errors.js';
 import { Lifecycle } from '../core/lifecycle.js';
 import type { LinkInfo } from '../fabric/fabric.js';
 import { defaultDaemonDir } from '../core/paths.js';
@@ -22,7 +23,8 @@ import { PROTOCOL_VERSION } from './protocol.js';
 import { PrimitiveRegistry } from '../core/registry.js';
 import type { AnyArgs, ArgsOf, ResultOf } from '../core/rpc.js';
 import type { ConnectArgs, DaemonEvents, DaemonOp, DaemonOps, DaemonStats, ListItem, ListOp, Page } from './ops.js';
-import type { PointView } from '../directory/index.js';
+import type { AttributeInput, PointView } from '../directory/index.js';
+import type { PointCharacteristics, PointRole } from '../fabric/point.js';
 
 /** A container's connection to amixd: it sends daemon ops and hears the daemon's events. */
 export type DaemonConnection = ControlConnection<DaemonOps, DaemonEvents>;
@@ -117,6 +119,8 @@ export class DaemonClient {
   readonly #registry: PrimitiveRegistry;
   readonly #ends = new Map<string, { end: Endpoint; agent: Agent }>();
   readonly #life = new Lifecycle('daemon client');
+  /** The points this container hosts for the daemon (in-container thread points, coordinators). */
+  readonly #hosted: HostedPoints;
 
   private constructor(
     hello: { container: string; principal: string },
@@ -129,13 +133,20 @@ export class DaemonClient {
     this.connection = conn;
     this.#registry = registry;
     this.#timeout = timeoutMs;
-    // The daemon's link commands for our ends: one endpoint and agent per link.
+    this.#hosted = new HostedPoints(conn as ControlConnection<unknown, unknown>, registry, () => this.container);
+    // The daemon's link commands for our ends: one endpoint and agent per link; and its host.* requests
+    // for the points it placed here.
     conn.setHandler((op, args) => {
+      if (HostedPoints.handles(op)) return this.#hosted.handle(op, args);
       if (!Agent.handles(op)) throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `a container takes no ${op} request`);
-      return this.#endFor(args.link as string).agent.handle(op, args, undefined);
+      const e = this.#endFor(args.link as string);
+      const r = e.agent.handle(op, args, undefined);
+      return op === 'closeLink' ? Promise.resolve(r).then((x: unknown) => this.#linkClosed(args, e).then(() => x)) : r;
     });
     conn.on('close', () => {
       for (const { end } of this.#ends.values()) void end.close();
+      // Nobody can drive them any more: the daemon's supervisor has counted them dead.
+      void this.#hosted.close();
     });
   }
 
@@ -289,6 +300,52 @@ export class DaemonClient {
     return new ClientLink(this, info, this.#endFor(info.id).end);
   }
 
+  /**
+   * Register a coordinator of this container (seed 000: a container's
+   * coordinator is a connection point): a point named `name` whose end is
+   * this process itself. Another container connects to it by name like to
+   * any point (`connect(null, name)`, `amix connect A name`); the bytes go
+   * between the two processes over the planned primitive (by default
+   * `queueConditionProcess`), never through the daemon. The returned
+   * endpoint sends to every linked peer and receives from them, with the
+   * sender's name as `from`. It is ephemeral: when this container goes,
+   * its links are taken down and the peers told (`peerLost`).
+   *
+   * @example
+   * const coord = await client.coordinator('orders')
+   * for await (const m of coord.messages()) await coord.send(m.data, { to: m.from })
+   */
+  async coordinator(
+    name: string,
+    options: {
+      role?: PointRole;
+      sendPrimitive?: string;
+      receivePrimitive?: string;
+      characteristics?: Partial<Pick<PointCharacteristics, 'maxmsg' | 'minmsg' | 'maxConnections' | 'discard'>>;
+      attributes?: Record<string, AttributeInput>;
+    } = {},
+  ): Promise<Endpoint> {
+    const { attributes, characteristics, ...rest } = options;
+    // Made first: the daemon may start the coordinator's host (here) as soon as someone connects.
+    const end = this.#hosted.coordinator(
+      name,
+      characteristics?.maxmsg !== undefined ? { maxUnlinked: characteristics.maxmsg } : {},
+    );
+    await this.request('point.register', {
+      registration: {
+        name,
+        location: COORDINATOR_LOCATION,
+        ...rest,
+        // A process of its own from the fabric's point of view: its hops cross processes.
+        characteristics: { ...characteristics, scope: 'process', instancing: 'public', termination: 'message' },
+      },
+      ...(attributes ? { attributes } : {}),
+      inContainer: true,
+      ephemeral: true,
+    });
+    return end;
+  }
+
   /** Ask for fabric events on `connection`'s `'event'`. */
   async subscribe(): Promise<void> {
     await this.request('subscribe', {});
@@ -298,6 +355,7 @@ export class DaemonClient {
   close(): Promise<void> {
     return this.#life.close(async () => {
       for (const { end } of this.#ends.values()) await end.close();
+      await this.#hosted.close();
       void this.connection.close();
       await this.#registry.close();
     });
@@ -310,6 +368,7 @@ export class DaemonClient {
   destroy(reason?: Error): Promise<void> {
     return this.#life.destroy(reason, async (r) => {
       for (const { end } of this.#ends.values()) await end.destroy(r);
+      await this.#hosted.close();
       await this.connection.destroy(r);
       await this.#registry.destroy(r);
     });
@@ -323,6 +382,24 @@ export class DaemonClient {
   /** Calls {@link close}. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  /**
+   * A closeLink that ends the link for good (a teardown with a reason: the
+   * other end died or was destroyed; or a DISCONNECT): the link's endpoint
+   * is ended too, so the application's waiting receives end instead of
+   * waiting on a link that is gone. A closeLink without either is a restart
+   * re-opening the link under the same id: the endpoint stays.
+   */
+  async #linkClosed(args: Record<string, unknown>, e: { end: Endpoint }): Promise<void> {
+    const link = args.link as string;
+    if (typeof args.reason === 'string') {
+      this.#ends.delete(link);
+      await e.end.destroy(peerLostError(`link ${link} ended: ${args.reason}`, { state: 'closed' }));
+    } else if (args.disconnect === true) {
+      this.#ends.delete(link);
+      await e.end.close();
+    }
   }
 
   #endFor(link: string): { end: Endpoint; agent: Agent } {

@@ -43,9 +43,11 @@ import {
 import { requireAdmin, requireOwner } from './access.js';
 import { listing } from './paging.js';
 import { listPoints, queryPage, registerPoint, registerPoints } from './points.js';
+import { ContainerPlacement, checkInContainer } from './containers.js';
 import type {
   ConnectArgs,
   ContainerInfo,
+  ContainerOps,
   DaemonEvent,
   DaemonOps,
   DaemonStatus,
@@ -56,7 +58,7 @@ export { DAEMON_FILES, isAlive } from './files.js';
 export type { ContainerInfo } from './ops.js';
 
 /** The daemon's side of a container's connection: it sends the container's agent link commands. */
-type ContainerConnection = ControlConnection<AgentOps>;
+type ContainerConnection = ControlConnection<AgentOps & ContainerOps>;
 
 /** Options for {@link Daemon}. */
 export interface DaemonOptions {
@@ -135,6 +137,8 @@ export class Daemon extends EventEmitter {
   /** One guard per socket: a flood on the shared socket cannot fill the private socket's places before hello. */
   readonly #guard: ControlGuard;
   readonly #sharedGuard: ControlGuard;
+  /** Where containers' in-container points run (`containers.ts`). */
+  readonly #placement = new ContainerPlacement((n) => this.fabric.points().find((p) => p.name === n));
 
   constructor(options: DaemonOptions = {}) {
     super();
@@ -148,7 +152,7 @@ export class Daemon extends EventEmitter {
     this.#sharedGuard = new ControlGuard(options.limits, this.#log);
     const po = options.peering;
     this.#peeringOptions = po && (po.listen !== undefined || (po.peers?.length ?? 0) > 0) ? po : undefined;
-    this.fabric = new Fabric({ runtimeDir: join(this.dir, DAEMON_FILES.run) });
+    this.fabric = new Fabric({ runtimeDir: join(this.dir, DAEMON_FILES.run), placement: this.#placement });
     this.fabric.on('event', (e: FabricEvent) => this.#broadcast(e));
     this.#ops = handlerTable(
       this.#handlers(),
@@ -293,6 +297,8 @@ export class Daemon extends EventEmitter {
         );
       return this.#ops(op, args, plugged);
     });
+    // A hosting container's word on the hosts it runs for us (their events and exits).
+    conn.on('event', (m) => plugged && this.#placement.onEvent(plugged, m.type, m.body));
     conn.on('close', () => {
       if (plugged) void this.#unplug(plugged);
     });
@@ -375,6 +381,7 @@ export class Daemon extends EventEmitter {
       const view = ownPoint(op, a, c);
       this.#dir.deletePoint(view.id, { as: principal(c) }); // AMIX_ERR_NOT_OWNER unless owner or admin
       await f.destroy(view.name);
+      this.#placement.unplace(view.name);
       c.ephemeral.delete(view.name);
       return {};
     };
@@ -412,11 +419,22 @@ export class Daemon extends EventEmitter {
       },
       'primitive.ls': () => f.registry.list(),
       'point.register': async (a, c) => {
-        const info = await registerPoint(this.#dir, f, a, { owner: c.owner, container: c.id });
-        if (a.ephemeral === true) c.ephemeral.add(info.name);
+        // An in-container point (run by this container's agent) is ephemeral: it cannot outlive its container.
+        if (a.inContainer === true) checkInContainer(a.registration);
+        const info = await registerPoint(this.#dir, f, a.inContainer === true ? { ...a, ephemeral: true } : a, {
+          owner: c.owner,
+          container: c.id,
+        });
+        if (a.ephemeral === true || a.inContainer === true) c.ephemeral.add(info.name);
+        if (a.inContainer === true) this.#placement.place(info.name, c);
         return info;
       },
       'point.registerBatch': async (a, c) => {
+        if (Array.isArray(a.points) && a.points.some((p) => p?.inContainer === true))
+          throw new AmixError(
+            ErrorCode.AMIX_ERR_INVALID_ARG,
+            'point.registerBatch: register inContainer points one by one',
+          );
         const infos = await registerPoints(this.#dir, f, a.points, { owner: c.owner, container: c.id });
         a.points.forEach((p, i) => p.ephemeral === true && c.ephemeral.add(infos[i]!.name));
         return infos;
@@ -530,6 +548,8 @@ export class Daemon extends EventEmitter {
 
   async #unplug(c: Plugged): Promise<void> {
     if (!this.#containers.delete(c.id)) return;
+    // Its hosts went with it: each instance there dies (its links torn down, peers told peerLost).
+    this.#placement.unplug(c);
     // Inside out: the container's links first (their peers are told), then its own points.
     for (const link of c.links) {
       if (!this.fabric.hasLink(link)) continue;
@@ -540,6 +560,7 @@ export class Daemon extends EventEmitter {
     }
     for (const name of c.ephemeral) {
       await this.fabric.destroy(name).catch(() => {});
+      this.#placement.unplace(name);
       const v = this.#directory?.getPoint(name);
       if (v && !this.#directory!.closed) this.#directory!.deletePoint(v.id, { as: DAEMON_PRINCIPAL });
     }

@@ -10,7 +10,9 @@ import type { AttributeInput, PointView } from '../directory/index.js';
 import type { PrimitiveInfo, PrimitiveRegistration } from '../core/registry.js';
 import type { AgentStats, Empty } from '../fabric/agent.js';
 import type { DisconnectOptions, FabricEvent, InstanceInfo, LinkInfo } from '../fabric/fabric.js';
-import type { Direction, PointRegistrationInput } from '../fabric/point.js';
+import type { Direction, PointRegistrationInput, PointScope } from '../fabric/point.js';
+import type { HostEvent } from '../fabric/hostProtocol.js';
+import type { HostExit } from '../fabric/pointHost.js';
 import type { PrincipalInfo } from './principals.js';
 import type { ControlGuardStats } from './guard.js';
 import type { PeeringStatus, RemoteEvent, RemoteLinkInfo } from '../remote/types.js';
@@ -139,6 +141,14 @@ export interface DaemonOps {
       attributes?: Record<string, AttributeInput>;
       /** End the point when this container goes. */
       ephemeral?: boolean;
+      /**
+       * Run the point's instances in this container, started by its agent:
+       * a coordinator (location `amix:coordinator`, see
+       * `DaemonClient.coordinator`) in the container's own process, a
+       * `thread` point as a worker thread of it. Implies `ephemeral`; a
+       * `process` point is refused (it has a process of its own).
+       */
+      inContainer?: boolean;
     };
     result: PointInfo & { id: string };
   };
@@ -190,6 +200,33 @@ export interface DaemonOps {
   'principal.rm': { args: { name: string }; result: Empty };
   /** The principals (administrator only). */
   'principal.ls': { args: Empty; result: PrincipalInfo[] };
+}
+
+/**
+ * What amixd asks of a container that hosts points (`inContainer`): its
+ * agent, the seed's intra_p point, starts and stops their hosts and passes
+ * them the fabric's requests; the hosts' events come back as the container's
+ * events `host.event` and `host.exit` ({@link ContainerEvents}).
+ */
+export interface ContainerOps {
+  /** Start host `host` (an instance id) of point `point`: a worker thread, or the container's coordinator endpoint. */
+  'host.spawn': {
+    args: { host: string; point: string; scope: PointScope; stackMb: number; coordinator: boolean };
+    result: { pid: number };
+  };
+  /** One of the host's requests (its init, start and terminate, or a link command). */
+  'host.request': {
+    args: { host: string; op: string; args: Record<string, unknown>; timeoutMs: number };
+    result: unknown;
+  };
+  /** Stop the host: `force`, at once; else as `HostHandle.kill(graceMs)` does. */
+  'host.kill': { args: { host: string; graceMs: number; force: boolean }; result: HostExit };
+}
+
+/** The events a container sends amixd about the hosts it runs. */
+export interface ContainerEvents {
+  'host.event': { host: string; event: HostEvent };
+  'host.exit': { host: string; code: number | null; signal: NodeJS.Signals | null };
 }
 
 /** One of the daemon's ops. */

@@ -31,9 +31,12 @@ export interface FlowPlan {
 export class BrokerTable {
   readonly #registry: PrimitiveRegistry;
   readonly #brokers = new Map<string, BrokerEntry>();
+  readonly #where: (reg: PointRegistration) => string | undefined;
 
-  constructor(registry: PrimitiveRegistry) {
+  /** `where` names the process a placed point runs in (undefined: the fabric's own or one of its children). */
+  constructor(registry: PrimitiveRegistry, where: (reg: PointRegistration) => string | undefined = () => undefined) {
     this.#registry = registry;
+    this.#where = where;
     const builtins = BUILTIN_PRIMITIVES.map((p) => p.name);
     for (const from of builtins)
       for (const to of builtins)
@@ -148,7 +151,13 @@ export class BrokerTable {
 
   /** A hop that leaves a process needs a primitive that can cross processes. */
   #checkCrossing(primitive: string, from: PointRegistration | undefined, to: PointRegistration | undefined): void {
-    const crosses = from?.characteristics.scope === 'process' || to?.characteristics.scope === 'process';
+    // A placed point (a container's) runs in another process than the fabric's, and than another place's:
+    // an absent end is the caller, here (an external caller is checked by checkFlows).
+    const placeOf = (r: PointRegistration | undefined) => (r ? this.#where(r) : undefined);
+    const crosses =
+      from?.characteristics.scope === 'process' ||
+      to?.characteristics.scope === 'process' ||
+      placeOf(from) !== placeOf(to);
     const scopes = this.#registry.get(primitive).characteristics.scopes;
     if (crosses && !scopes.includes('process') && !scopes.includes('remote')) {
       throw new AmixError(

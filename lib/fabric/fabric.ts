@@ -111,10 +111,11 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
       instances: new Map(),
       links: new Map(),
       callerEnds: new Map(),
+      placement: options.placement,
       isOpen: () => this.#life.isOpen,
       emit: (e) => this.emit('event', e),
     };
-    this.#brokers = new BrokerTable(this.registry);
+    this.#brokers = new BrokerTable(this.registry, (reg) => options.placement?.where(reg));
     // The hops start and end broker instances; the supervisor tears down and reopens hops.
     this.#hops = new Hops(this.#core, this.#brokers, {
       spawn: (reg, id, client) => this.#sup.spawn(reg, id, client),

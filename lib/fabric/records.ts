@@ -9,7 +9,7 @@
 import type { AgentTarget } from './agent.js';
 import type { ListEntry } from './endpoint.js';
 import { AmixError, ErrorCode, describe } from '../core/errors.js';
-import type { HostHandle } from './hostHandle.js';
+import type { HostPlacement, PointHost } from './pointHost.js';
 import type { Link } from './link.js';
 import type { PointRegistration } from './point.js';
 import type { PrimitiveRegistry } from '../core/registry.js';
@@ -41,7 +41,7 @@ export interface End {
 export interface Inst extends End {
   point: PointRegistration;
   state: InstanceState;
-  host: HostHandle;
+  host: PointHost;
   restarts: number;
   /** The client a private instance serves. */
   client?: string;
@@ -63,6 +63,8 @@ export interface FabricCore {
   readonly links: Map<string, LinkRec>;
   /** Caller ends, one per link where the caller (or an external end) is an end. */
   readonly callerEnds: Map<string, End>;
+  /** Where points placed outside this fabric's hosts run (amixd's containers), if anywhere. */
+  readonly placement?: HostPlacement | undefined;
   /** True until the fabric starts closing. */
   isOpen(): boolean;
   emit(e: FabricEvent): void;

@@ -58,7 +58,10 @@ export class Supervisor {
 
   /** Start a host for `reg` under instance id `id`, initialise it, and start it unless the point is idle. */
   async spawn(reg: PointRegistration, id: string, client: string | undefined): Promise<Inst> {
-    const host = HostHandle.spawn(reg.characteristics.scope, id, reg.characteristics.stackMb);
+    // A placed point (amixd: in a container) gets its host there; any other here.
+    const host =
+      this.#core.placement?.host(reg, id) ??
+      HostHandle.spawn(reg.characteristics.scope, id, reg.characteristics.stackMb);
     const inst: Inst = {
       point: reg,
       id,
@@ -225,7 +228,9 @@ export class Supervisor {
   }
 
   async #restart(inst: Inst, linkIds: string[]): Promise<void> {
-    inst.host = HostHandle.spawn(inst.point.characteristics.scope, inst.id, inst.point.characteristics.stackMb);
+    inst.host =
+      this.#core.placement?.host(inst.point, inst.id) ??
+      HostHandle.spawn(inst.point.characteristics.scope, inst.id, inst.point.characteristics.stackMb);
     inst.target = inst.host;
     inst.restarts++;
     inst.state = 'starting';

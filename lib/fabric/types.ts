@@ -8,6 +8,7 @@ import type { AgentTarget } from './agent.js';
 import type { ListEntry } from './endpoint.js';
 import type { Direction, PointRegistration } from './point.js';
 import type { PrimitiveRegistry } from '../core/registry.js';
+import type { HostPlacement } from './pointHost.js';
 
 /** The name the calling application has as a link end. */
 export const CALLER = 'caller';
@@ -49,6 +50,11 @@ export interface FabricOptions {
   runtimeDir?: string;
   /** How long a host may take to answer a control request. Default 10000 ms. */
   requestTimeoutMs?: number;
+  /**
+   * Points whose instances run outside this fabric's own hosts (amixd puts a
+   * container's in-container points there). Default: every point runs here.
+   */
+  placement?: HostPlacement;
 }
 
 /** Options for {@link Fabric.connect}. */
