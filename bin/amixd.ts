@@ -192,4 +192,8 @@ process.on('SIGTERM', () => stop('SIGTERM'));
 process.on('SIGINT', () => stop('SIGINT'));
 daemon.on('exit', () => process.exit(0));
 // The daemon stays up while its server listens; tell a parent waiting on our stdout that we are ready.
-if (process.env.AMIXD_READY_FD === '1') process.stdout.write(`ready ${daemon.socketPath}\n`);
+if (process.env.AMIXD_READY_FD === '1') {
+  // A parent that stopped listening (EPIPE) must not take the daemon down with it.
+  process.stdout.on('error', () => {});
+  process.stdout.write(`ready ${daemon.socketPath}\n`);
+}
