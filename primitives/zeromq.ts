@@ -65,6 +65,15 @@
  * reported to `zeromq.onRefused`, and the refused sender's `connect()`
  * rejects with `AMIX_ERR_UNAUTHORIZED`.
  *
+ * End-to-end acknowledgement: a receiving end given a `zeromq.confirmation`
+ * ({@link ZeromqConfirmation}) acknowledges in its CREDIT (`expected`) only
+ * what the application confirmed, oldest first, not what arrived. The
+ * sender keeps the rest and re-sends it to a replacement process, which
+ * then loses nothing the old one did not confirm (and may see again what it
+ * took but had not confirmed). Credit is still granted as messages are
+ * taken, so the sender holds at most `maxmsg` plus what the application
+ * holds unconfirmed.
+ *
  * Malformed frames are dropped whole, counted in `stats().badFrames` and
  * reported to `zeromq.onBadFrame` as `AMIX_ERR_BAD_FRAME`; they never throw
  * out of the receive loop.
@@ -109,6 +118,7 @@ export type {
   ZeromqStats,
 } from './zeromq/wire.js';
 export type { ZeromqReceiveHandle } from './zeromq/receiver.js';
+export { ZeromqConfirmation } from './zeromq/confirm.js';
 export type { ZeromqSendHandle } from './zeromq/sender.js';
 
 /** Either end. */

@@ -34,6 +34,12 @@ export interface OutFlow extends Flow {
 export interface InFlow extends Flow {
   ch: Channel;
   expected: number | undefined;
+  /** After a restart of this daemon: envelopes below it may have been taken before the crash (counted `redelivered`). */
+  redeliverUpTo: number;
+  /** Messages handed to {@link ch} (successful sends). */
+  handed: number;
+  /** The sequence number after the last message handed to {@link ch}. */
+  handedSeq: number;
   /** Recognises this flow's next envelopes (usual layout) without decoding identifiers or a general scan. */
   reader: EnvelopeReader;
 }
@@ -91,6 +97,8 @@ export class Conduit {
   readonly stats: ConduitStats = newConduitStats();
   /** Sequence of the next control envelope to the peer. */
   ctlSeq = 0;
+  /** The epoch of the peer's last hello (its incarnation), if it named one. */
+  epoch: string | undefined;
   readonly #dataReady = new WaitList();
 
   constructor(id: string, fabric: Fabric) {

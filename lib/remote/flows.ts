@@ -136,8 +136,18 @@ export class Flows {
           link: link.id,
           ch,
           expected: undefined,
+          redeliverUpTo: 0,
+          handed: 0,
+          handedSeq: 0,
           reader: new EnvelopeReader(sender, receiver),
         };
+        // After this daemon restarted: what the point had taken is filtered, what it may have had is counted.
+        const kept = this.#core.delivery.get(c.id, c.epoch, k);
+        if (kept) {
+          f.expected = kept.taken;
+          f.handedSeq = kept.taken;
+          f.redeliverUpTo = kept.handed;
+        }
         c.in.set(k, f);
         return f;
       })().finally(() => c.opening.delete(k));

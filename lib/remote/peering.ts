@@ -40,7 +40,7 @@ import { Lifecycle } from '../core/lifecycle.js';
 import type { PointView } from '../directory/index.js';
 import { parsePointId } from '../directory/index.js';
 import { DIRECTION_STEPS, type Direction } from '../fabric/point.js';
-import { isLoopback, type ZeromqAddress } from '../../primitives/zeromq.js';
+import { ZeromqConfirmation, isLoopback, type ZeromqAddress } from '../../primitives/zeromq.js';
 import type { Conduit, Dial, RemoteLink } from './conduit.js';
 import { DataLoop } from './dataLoop.js';
 import { decodeEnvelope } from './envelope.js';
@@ -146,6 +146,7 @@ export class Peering {
     const host = hostOf(listen);
     // A symlink at peering.json is not followed: the file is read and replaced, never written through.
     const saved = await readState(join(core.host.stateDir, 'peering.json'));
+    await core.delivery.load();
     if (!core.keys) {
       if (!core.opts.insecure) {
         throw new AmixError(
@@ -163,9 +164,10 @@ export class Peering {
         maxMessageBytes: CTL_MAX_BYTES,
         zeromq: { bind: listen },
       });
-      core.dataRx = await this.#bindKept(saved.data, host, {}, undefined);
+      const dataConfirm = new ZeromqConfirmation();
+      core.dataRx = await this.#bindKept(saved.data, host, {}, undefined, dataConfirm);
       this.#sessions.remember(saved.known);
-      this.#loops.push(this.#controlLoop(core.ctlRx), this.#data.run(core.dataRx));
+      this.#loops.push(this.#controlLoop(core.ctlRx), this.#data.run(core.dataRx, undefined, dataConfirm));
     } else {
       for (const p of core.opts.peers ?? []) {
         if (!p.publicKey || !core.allow.has(p.publicKey) || p.publicKey === core.keys.publicKey)
@@ -200,8 +202,9 @@ export class Peering {
           { maxmsg: CTL_MAXMSG, minmsg: CTL_MINMSG, maxMessageBytes: CTL_MAX_BYTES },
           key,
         );
-        slot.dataRx = await this.#bindKept(kept?.data, host, {}, key);
-        this.#loops.push(this.#controlLoop(slot.ctlRx, slot), this.#data.run(slot.dataRx, slot));
+        const confirm = new ZeromqConfirmation();
+        slot.dataRx = await this.#bindKept(kept?.data, host, {}, key, confirm);
+        this.#loops.push(this.#controlLoop(slot.ctlRx, slot), this.#data.run(slot.dataRx, slot, confirm));
       }
     }
     await this.#sessions.savePins();
@@ -225,10 +228,14 @@ export class Peering {
     host: string,
     options: Record<string, unknown>,
     key: string | undefined,
+    confirmation?: ZeromqConfirmation,
   ): Promise<Channel> {
     const core = this.#core;
     const wanted = typeof kept === 'string' && hostOf(kept) === host ? kept : `tcp://${host}:*`;
-    const zeromq = key ? { ...core.server([key]), maxSessions: SLOT_MAX_SESSIONS } : {};
+    const zeromq = {
+      ...(key ? { ...core.server([key]), maxSessions: SLOT_MAX_SESSIONS } : {}),
+      ...(confirmation ? { confirmation } : {}),
+    };
     try {
       return await core.open({ ...options, zeromq: { ...zeromq, bind: wanted } });
     } catch (err) {
@@ -399,6 +406,7 @@ export class Peering {
     }
     await this.#sessions.flushPins();
     await Promise.allSettled(this.#loops);
+    await this.#core.delivery.close();
   }
 
   /**

@@ -39,17 +39,17 @@ export interface PeeringState {
 }
 
 /**
- * Write a state file without following a link planted at its name: a new
+ * @internal Write a state file without following a link planted at its name: a new
  * file (exclusive create, 0600) renamed over it.
  */
-async function writeState(file: string, text: string): Promise<void> {
+export async function writeState(file: string, text: string): Promise<void> {
   const tmp = `${file}.${process.pid}.tmp`;
   await unlink(tmp).catch(() => {});
   await writeFile(tmp, text, { mode: 0o600, flag: 'wx' });
   await rename(tmp, file);
 }
 
-/** @internal Read `peering.json` (not through a symlink); `{}` when there is none or it is not JSON. */
+/** @internal Read `peering.json` (or another state file; not through a symlink); `{}` when there is none or it is not JSON. */
 export async function readState(file: string): Promise<PeeringState> {
   let text: string;
   try {
@@ -288,8 +288,15 @@ export class Sessions {
     }
     c.state = 'up';
     c.error = undefined;
-    // A new process behind this id numbers its flows from 0 again.
-    for (const f of c.in.values()) f.expected = undefined;
+    // A new process behind this id (another epoch, or one that names none) numbers its flows from 0 again.
+    if (h.epoch === undefined || h.epoch !== c.epoch) {
+      for (const f of c.in.values()) {
+        f.expected = undefined;
+        f.redeliverUpTo = 0;
+      }
+    }
+    c.epoch = h.epoch;
+    this.#core.delivery.peer(c.id, h.epoch);
     if (!this.#core.dirPeers.has(c.id)) {
       const peer = directoryPeer(this.#core, c);
       this.#core.dirPeers.set(c.id, peer);

@@ -72,8 +72,14 @@ export interface ConduitStats {
   rejected: number;
   /** Envelopes whose sequence skipped ahead of the one expected. */
   gaps: number;
-  /** Envelopes that arrived again and were dropped. */
+  /** Envelopes that arrived again and were dropped (also after this daemon restarted: the filter is kept in `DIR/delivered.json`). */
   duplicates: number;
+  /**
+   * Envelopes delivered again after this daemon restarted that its point may
+   * have taken before the crash (taken after the last confirmation): the
+   * possible duplicates, counted (an upper bound).
+   */
+  redelivered: number;
   /** Envelopes and requests on this peer's connections whose sender named another daemon (dropped). */
   spoofed: number;
 }
@@ -178,6 +184,11 @@ export interface PeerHello {
   data: ZeromqAddress;
   key?: string;
   proof?: string;
+  /**
+   * The sending daemon's incarnation (random per start): a receiver keeps
+   * its duplicate filter across its own restart for the same epoch only.
+   */
+  epoch?: string;
 }
 
 /** What a hello's proof covers: the id and the addresses the peer will be reached at. */
@@ -249,6 +260,9 @@ export const MAX_KNOWN_IDS = 256;
 /** How long an id that was waited for in vain is not waited for again. */
 export const STRANGER_TTL_MS = 60_000;
 
+/** What a hello's `epoch` looks like. */
+export const EPOCH = /^[0-9a-f]{8,64}$/;
+
 /** Check a peer's hello (untrusted input) and return it typed. */
 export function checkHello(a: unknown): PeerHello {
   const h = a as Partial<PeerHello> | null;
@@ -266,6 +280,8 @@ export function checkHello(a: unknown): PeerHello {
   }
   if ((h.key !== undefined && typeof h.key !== 'string') || (h.proof !== undefined && typeof h.proof !== 'string'))
     throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `peer ${h.id} hello with a key or proof that is not a string`);
+  if (h.epoch !== undefined && (typeof h.epoch !== 'string' || !EPOCH.test(h.epoch)))
+    throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `peer ${h.id} hello with a malformed epoch`);
   return h as PeerHello;
 }
 
@@ -307,7 +323,7 @@ export function dirOf(id: string): string | undefined {
 
 /** Zeroed conduit counters. */
 export function newConduitStats(): ConduitStats {
-  return { sent: 0, received: 0, rejected: 0, gaps: 0, duplicates: 0, spoofed: 0 };
+  return { sent: 0, received: 0, rejected: 0, gaps: 0, duplicates: 0, redelivered: 0, spoofed: 0 };
 }
 
 /** `AMIX_ERR_PEER_LOST` for a conduit whose peer is not up. */

@@ -13,6 +13,7 @@ import { CreditReceiver, MessageQueue, creditFields, type CreditSession } from '
 import type { ChannelHandle } from '../../lib/core/primitive.js';
 import { WaitList } from '../../lib/core/waitList.js';
 import { AllowList, isCurveKey, zapAuthenticator } from './keys.js';
+import { ZeromqConfirmation } from './confirm.js';
 import {
   CREDIT_SIZE,
   FAREWELL_LINGER_MS,
@@ -54,6 +55,8 @@ export interface ZeromqReceiveHandle extends Omit<ChannelHandle, 'maxMessageByte
   /** @internal */ refusing: number;
   /** @internal */ lostPeer: boolean;
   /** @internal */ loop: Promise<void>;
+  /** @internal Set with `zeromq.confirmation`: CREDIT acknowledges what was confirmed, not what arrived. */
+  readonly confirmation: ZeromqConfirmation | undefined;
 }
 
 /** A sender's session: its credit state (`next` is the next sequence number expected), identity and route. */
@@ -61,6 +64,8 @@ export interface Session extends CreditSession {
   readonly id: Buffer;
   route: Buffer;
   resendAskedAt: number;
+  /** With a {@link ZeromqConfirmation}: messages below it were confirmed (CREDIT acknowledges up to here). */
+  confirmed: number;
 }
 
 /** Bind a ROUTER and return the receiving end (see the module comment of `../zeromq.ts`). */
@@ -122,7 +127,15 @@ export async function createReceiver(options: ZeromqChannelOptions): Promise<Zer
     refusing: 0,
     lostPeer: false,
     loop: Promise.resolve(),
+    confirmation: z.confirmation,
   };
+  if (z.confirmation !== undefined) {
+    if (!(z.confirmation instanceof ZeromqConfirmation))
+      throw invalidArg('options.zeromq.confirmation', 'must be a ZeromqConfirmation', z.confirmation);
+    z.confirmation.bind((s) => {
+      if (!h.closed) void sendCredit(h, s as Session, 0, false);
+    });
+  }
   watchReceiver(h);
   try {
     await socket.bind(bind);
@@ -204,15 +217,24 @@ async function receiveLoop(h: ZeromqReceiveHandle): Promise<void> {
       let s = h.credit.get(key);
       if (!s) {
         const start = f.kind === 'ping' ? 0 : f.firstUnacked;
-        s = h.credit.open({ ...creditFields(key, start), id: Buffer.from(f.session), route, resendAskedAt: -1 });
+        s = h.credit.open({
+          ...creditFields(key, start),
+          id: Buffer.from(f.session),
+          route,
+          resendAskedAt: -1,
+          confirmed: start,
+        });
       }
       s.route = route;
       if (f.kind === 'data') {
         h.credit.resync(s, f.firstUnacked);
+        // The sender vouches that what it no longer holds was acknowledged (so confirmed, with a confirmation).
+        if (f.firstUnacked > s.confirmed) s.confirmed = Math.min(f.firstUnacked, s.next);
         onData(h, s, f);
       } else if (f.kind === 'hello') {
         // A HELLO opens each connection: whatever the sender sent beyond `next` was lost with the old one.
         h.credit.resync(s, f.firstUnacked);
+        if (f.firstUnacked > s.confirmed) s.confirmed = Math.min(f.firstUnacked, s.next);
         const resend = s.next < f.sentUpTo;
         if (resend) s.resendAskedAt = s.next;
         if (h.lostPeer) {
@@ -277,6 +299,7 @@ function deliver(h: ZeromqReceiveHandle, data: Buffer, s: Session): void {
       continue;
     }
     h.credit.consume(s);
+    h.confirmation?.taken(s);
     r.resolve(data);
     return;
   }
@@ -299,7 +322,8 @@ export async function sendCredit(
   const b = Buffer.allocUnsafe(CREDIT_SIZE);
   b[0] = FrameKind.credit;
   s.id.copy(b, 1);
-  writeU64(b, 9, s.next);
+  // With a confirmation, what arrived but is not confirmed stays with the sender (re-sent if this end dies).
+  writeU64(b, 9, h.confirmation ? s.confirmed : s.next);
   writeU64(b, 17, s.limit);
   b.writeUInt32BE(token >>> 0, 25);
   b[29] = resend ? 1 : 0;
@@ -319,6 +343,7 @@ export function takeNext(h: ZeromqReceiveHandle, maxBytes: number): Uint8Array |
   const s = h.queue.peekFrom();
   h.queue.shift();
   h.credit.consume(s);
+  h.confirmation?.taken(s);
   return m;
 }
 
