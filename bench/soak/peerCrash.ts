@@ -116,15 +116,45 @@ async function until(pred: () => Promise<boolean>, timeoutMs: number, what: stri
   }
 }
 
-/**
- * Run scenario R6 (see the module comment) and return its counts. Every
- * process and temp directory it made is gone when it resolves or rejects.
- */
-export async function runPeerCrashScenario(o: PeerCrashOptions): Promise<PeerCrashResult> {
-  const log = o.log ?? (() => {});
+/** Two peered daemons with `src` on A linked to `rec` on B (see the module comment), for the scenario and tests. */
+export interface PeerPair {
+  /** The daemon processes (B changes at each restart). */
+  a: ChildProcess;
+  b: ChildProcess;
+  /** Clients of A and (the current) B. */
+  ca: DaemonClient;
+  cb: DaemonClient;
+  /** This process's link into `src` on A. */
+  into: ClientLink;
+  /** Where `rec` writes its files. */
+  recDir: string;
+  /** Kill B with SIGKILL and wait until it is gone. */
+  killB(): Promise<void>;
+  /** Start B again on the same directory and port. */
+  startB(): Promise<void>;
+  /** Resolves once both daemons see their peer up. */
+  peerUp(): Promise<void>;
+  /** The numbers `rec` took, oldest instance first, and how many instance files there are. */
+  taken(): Promise<{ nums: Uint32Array; files: number }>;
+  /** Stop everything and remove the temp directory. */
+  close(): Promise<void>;
+}
+
+/** Start a {@link PeerPair}. */
+export async function startPeerPair(): Promise<PeerPair> {
   const base = await mkdtemp(join(tmpdir(), 'amix-peercrash-'));
   const children = new Set<ChildProcess>();
   const clients: DaemonClient[] = [];
+  const close = async (): Promise<void> => {
+    for (const c of clients) await c.close().catch(() => {});
+    for (const c of children) {
+      if (c.exitCode === null && c.signalCode === null) {
+        c.kill('SIGKILL');
+        await once(c, 'exit').catch(() => {});
+      }
+    }
+    await rm(base, { recursive: true, force: true });
+  };
   try {
     const ka = generateKeyPair();
     const kb = generateKeyPair();
@@ -143,30 +173,64 @@ export async function runPeerCrashScenario(o: PeerCrashOptions): Promise<PeerCra
     ];
     const a = await startDaemon(dirA, argsA);
     children.add(a);
-    let b = await startDaemon(dirB, argsB);
+    const b = await startDaemon(dirB, argsB);
     children.add(b);
     const ca = await DaemonClient.connect({ dir: dirA });
     clients.push(ca);
-    let cb = await DaemonClient.connect({ dir: dirB });
+    const cb = await DaemonClient.connect({ dir: dirB });
     clients.push(cb);
-    const peerUp = (): Promise<void> =>
+    const pair = { a, b, ca, cb, recDir } as PeerPair;
+    pair.peerUp = () =>
       until(
         async () =>
-          (await ca.request<{ peers: PeerInfo[] }>('peers')).peers.some((p) => p.state === 'up') &&
-          (await cb.request<{ peers: PeerInfo[] }>('peers')).peers.some((p) => p.state === 'up'),
+          (await pair.ca.request<{ peers: PeerInfo[] }>('peers')).peers.some((p) => p.state === 'up') &&
+          (await pair.cb.request<{ peers: PeerInfo[] }>('peers')).peers.some((p) => p.state === 'up'),
         30_000,
         'the peers to be up',
         20,
       );
-    await peerUp();
+    pair.killB = async () => {
+      const b = pair.b;
+      if (b.exitCode === null && b.signalCode === null) {
+        b.kill('SIGKILL');
+        await once(b, 'exit');
+      }
+      children.delete(b);
+      await pair.cb.close().catch(() => {});
+    };
+    pair.startB = async () => {
+      pair.b = await startDaemon(dirB, argsB);
+      children.add(pair.b);
+      pair.cb = await DaemonClient.connect({ dir: dirB });
+      clients.push(pair.cb);
+    };
+    pair.taken = () => taken(recDir);
+    pair.close = close;
+    await pair.peerUp();
     const reg = (c: DaemonClient, name: string, file: string, data: unknown) =>
       c.request('point.register', {
         registration: { name, location: join(POINTS, file), data, characteristics: { scope: 'process' } },
       });
     await reg(ca, 'src', 'forward.js', {});
     await reg(cb, 'rec', 'recorder.js', { dir: recDir });
-    const into: ClientLink = await ca.connect(null, 'src', { direction: 'aToB' });
+    pair.into = await ca.connect(null, 'src', { direction: 'aToB' });
     await ca.request('connect', { a: 'src', b: 'rec', direction: 'aToB' });
+    return pair;
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/**
+ * Run scenario R6 (see the module comment) and return its counts. Every
+ * process and temp directory it made is gone when it resolves or rejects.
+ */
+export async function runPeerCrashScenario(o: PeerCrashOptions): Promise<PeerCrashResult> {
+  const log = o.log ?? (() => {});
+  const pair = await startPeerPair();
+  try {
+    const { a, into, recDir } = pair;
     const rss = { start: await rssKiB(a.pid), max: 0, end: 0 };
     rss.max = rss.start;
 
@@ -174,7 +238,7 @@ export async function runPeerCrashScenario(o: PeerCrashOptions): Promise<PeerCra
     let filtered = 0;
     let flagged = 0;
     const collect = async (): Promise<void> => {
-      const st = await cb.request<{ peers: PeerInfo[] }>('peers').catch(() => undefined);
+      const st = await pair.cb.request<{ peers: PeerInfo[] }>('peers').catch(() => undefined);
       for (const p of st?.peers ?? []) {
         filtered += p.stats.duplicates;
         flagged += p.stats.redelivered ?? 0;
@@ -183,13 +247,15 @@ export async function runPeerCrashScenario(o: PeerCrashOptions): Promise<PeerCra
 
     let sent = 0;
     let stop = false;
+    // A send still blocked when the stream stops is given up (it was never accepted, so it is not counted).
+    const halt = new AbortController();
     const t0 = Date.now();
     const sender = (async () => {
       const msg = new Uint8Array(8);
       const dv = new DataView(msg.buffer);
       while (!stop) {
         dv.setUint32(0, sent, true);
-        await into.send(msg.slice());
+        await into.send(msg.slice(), { signal: halt.signal });
         sent++;
         if (o.ratePerSec !== undefined) {
           const due = t0 + (sent * 1000) / o.ratePerSec;
@@ -198,8 +264,10 @@ export async function runPeerCrashScenario(o: PeerCrashOptions): Promise<PeerCra
         }
       }
     })();
+    let tick = 0;
     const sampler = setInterval(() => {
       void rssKiB(a.pid).then((k) => (rss.max = Math.max(rss.max, k)));
+      if (++tick % 4 === 0) log(`${Date.now() - t0} ms: ${sent} sent`);
     }, 250);
     const recoveryMs: number[] = [];
     try {
@@ -208,14 +276,8 @@ export async function runPeerCrashScenario(o: PeerCrashOptions): Promise<PeerCra
         await collect();
         const before = (await taken(recDir)).files;
         const killedAt = Date.now();
-        b.kill('SIGKILL');
-        await once(b, 'exit');
-        children.delete(b);
-        await cb.close().catch(() => {});
-        b = await startDaemon(dirB, argsB);
-        children.add(b);
-        cb = await DaemonClient.connect({ dir: dirB });
-        clients.push(cb);
+        await pair.killB();
+        await pair.startB();
         // The restarted point is a new instance with a file of its own: recovered when it has a record.
         await until(
           async () => {
@@ -234,7 +296,10 @@ export async function runPeerCrashScenario(o: PeerCrashOptions): Promise<PeerCra
       await new Promise((r) => setTimeout(r, o.durationMs / (o.kills + 1)));
     } finally {
       stop = true;
+      // A send blocked for good would mean the stream never recovered: the wait below then reports the loss.
+      const t = setTimeout(() => halt.abort(), 5000);
       await sender.catch(() => {});
+      clearTimeout(t);
     }
     clearInterval(sampler);
     rss.end = await rssKiB(a.pid);
@@ -282,13 +347,6 @@ export async function runPeerCrashScenario(o: PeerCrashOptions): Promise<PeerCra
       senderRssKiB: rss,
     };
   } finally {
-    for (const c of clients) await c.close().catch(() => {});
-    for (const c of children) {
-      if (c.exitCode === null && c.signalCode === null) {
-        c.kill('SIGKILL');
-        await once(c, 'exit').catch(() => {});
-      }
-    }
-    await rm(base, { recursive: true, force: true });
+    await pair.close();
   }
 }

@@ -97,6 +97,8 @@ export class Conduit {
   readonly stats: ConduitStats = newConduitStats();
   /** Sequence of the next control envelope to the peer. */
   ctlSeq = 0;
+  /** The next sequence number of every flow to the peer this process had, open or closed, by {@link key}. */
+  readonly nextSeq = new Map<string, number>();
   /** The epoch of the peer's last hello (its incarnation), if it named one. */
   epoch: string | undefined;
   readonly #dataReady = new WaitList();

@@ -22,7 +22,7 @@
  * @module
  */
 import { join } from 'node:path';
-import { readState, writeState } from './sessions.js';
+import { readState, writeState } from './stateFile.js';
 
 /** How far ahead of what was handed out `handed` is reserved (one file write per this many messages of a flow). */
 export const RESERVE = 1024;
@@ -112,6 +112,19 @@ export class DeliveryLog {
       this.#count++;
     }
     return f;
+  }
+
+  /** Forget a flow that was closed. */
+  forget(peer: string, epoch: string | undefined, key: string): void {
+    const p = this.#peers.get(peer);
+    if (!p || p.epoch !== epoch || !p.flows.delete(key)) return;
+    this.#count--;
+    this.#schedule();
+  }
+
+  /** How many flows are kept. */
+  get size(): number {
+    return this.#count;
   }
 
   /** The point has taken every message of the flow below `taken`: kept soon (coalesced). */

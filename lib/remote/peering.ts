@@ -46,7 +46,7 @@ import { DataLoop } from './dataLoop.js';
 import { decodeEnvelope } from './envelope.js';
 import { Flows } from './flows.js';
 import { peerHandler } from './handlers.js';
-import { Sessions, readState } from './sessions.js';
+import { Sessions, readPeeringState } from './sessions.js';
 import { Slot } from './slots.js';
 import { PeeringCore } from './state.js';
 import {
@@ -145,7 +145,7 @@ export class Peering {
     const listen = core.opts.listen ?? 'tcp://127.0.0.1:*';
     const host = hostOf(listen);
     // A symlink at peering.json is not followed: the file is read and replaced, never written through.
-    const saved = await readState(join(core.host.stateDir, 'peering.json'));
+    const saved = await readPeeringState(join(core.host.stateDir, 'peering.json'));
     await core.delivery.load();
     if (!core.keys) {
       if (!core.opts.insecure) {
@@ -268,6 +268,7 @@ export class Peering {
       ...(core.ctlRx ? { control: core.ctlRx.address.endpoint as string } : {}),
       ...(core.dataRx ? { data: core.addresses.data.endpoint, dataAddress: core.addresses.data } : {}),
       ...core.counts,
+      delivered: { flows: core.delivery.size, untracked: core.delivery.untracked },
       badFrames: sum('badFrames'),
       refused: core.refusedClients,
       refusedHandshakes: sum('refused'),

@@ -121,6 +121,8 @@ export interface PeeringStatus {
   unknownSender: number;
   /** Envelopes and requests whose sender named a daemon other than the peer whose connection carried them. */
   spoofedSenders: number;
+  /** The duplicate filter kept in `delivered.json`: flows kept, and flows not kept because it was full (filtered in memory only). */
+  delivered: { flows: number; untracked: number };
   /** Control messages dropped before a hello bound their sender (not a hello, or too many hellos at once). */
   unhelloed: number;
   /** Clients the CURVE allow-list refused: distinct keys (or addresses, for a client without a key). */

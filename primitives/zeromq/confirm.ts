@@ -8,8 +8,8 @@ import { invalidArg } from '../../lib/core/errors.js';
 
 /** @internal What a confirmation knows of a receiving end's session. */
 export interface ConfirmSession {
-  /** Messages of the session the application took (the credit engine's count). */
-  consumed: number;
+  /** Messages of the session the application took (numbered like the session's messages). */
+  taken: number;
   /** Messages below it were confirmed. */
   confirmed: number;
 }
@@ -20,8 +20,9 @@ export interface ConfirmSession {
  * what the application has {@link ZeromqConfirmation.confirm}ed, in the order
  * it took messages. The sender keeps everything else and re-sends it after a
  * reconnect, so a receiving process that dies loses nothing it did not
- * confirm. The sender's memory stays bounded by the credit window plus what
- * the application holds unconfirmed. Give a new instance per receiving end
+ * confirm. Credit follows confirmation too (a message counts as consumed once
+ * confirmed), so a sender never holds more than `maxmsg` unacknowledged
+ * messages, and a replacement process can take back all of them. Give a new instance per receiving end
  * (`zeromq.confirmation`); it is bound when the end is created.
  */
 export class ZeromqConfirmation {
@@ -29,25 +30,30 @@ export class ZeromqConfirmation {
    * The messages taken and not yet confirmed, in take order, as runs
    * `[session, upTo of the first, count]`: confirming a message of a run
    * acknowledges its session up to that message's `upTo` (the session's
-   * consumed count just after it was taken).
+   * taken count just after it was taken).
    */
   readonly #runs: Array<[ConfirmSession, number, number]> = [];
-  #onMove: ((s: ConfirmSession) => void) | undefined;
+  #onConfirm: ((s: ConfirmSession, count: number, upTo: number) => void) | undefined;
   /** Messages taken and not yet confirmed. */
   unconfirmed = 0;
 
-  /** @internal Bind to a receiving end: `onMove` writes a CREDIT to a session whose confirmed count rose. */
-  bind(onMove: (s: ConfirmSession) => void): void {
-    if (this.#onMove) throw invalidArg('options.zeromq.confirmation', 'is already bound to another receiving end');
-    this.#onMove = onMove;
+  /**
+   * @internal Bind to a receiving end: `onConfirm` tells it that `count`
+   * messages of a session were confirmed, up to `upTo` (it counts them
+   * consumed for credit and acknowledges them).
+   */
+  bind(onConfirm: (s: ConfirmSession, count: number, upTo: number) => void): void {
+    if (this.#onConfirm) throw invalidArg('options.zeromq.confirmation', 'is already bound to another receiving end');
+    this.#onConfirm = onConfirm;
   }
 
-  /** @internal A message of `s` was taken by the application (after the credit engine counted it consumed). */
+  /** @internal A message of `s` was taken by the application. */
   taken(s: ConfirmSession): void {
     this.unconfirmed++;
+    s.taken++;
     const last = this.#runs[this.#runs.length - 1];
-    if (last && last[0] === s && last[1] + last[2] === s.consumed) last[2]++;
-    else this.#runs.push([s, s.consumed, 1]);
+    if (last && last[0] === s && last[1] + last[2] === s.taken) last[2]++;
+    else this.#runs.push([s, s.taken, 1]);
   }
 
   /**
@@ -59,19 +65,20 @@ export class ZeromqConfirmation {
     if (!Number.isSafeInteger(count) || count < 0 || count > this.unconfirmed)
       throw invalidArg('confirm(count)', `must be an integer from 0 to ${this.unconfirmed}`, count);
     this.unconfirmed -= count;
-    const moved = new Set<ConfirmSession>();
+    const moved = new Map<ConfirmSession, { n: number; upTo: number }>();
     while (count > 0) {
       const run = this.#runs[0]!;
       const n = Math.min(run[2], count);
+      const m = moved.get(run[0]);
       const upTo = run[1] + n - 1;
-      if (upTo > run[0].confirmed) {
-        run[0].confirmed = upTo;
-        moved.add(run[0]);
-      }
+      if (m) {
+        m.n += n;
+        m.upTo = Math.max(m.upTo, upTo);
+      } else moved.set(run[0], { n, upTo });
       count -= n;
       run[1] += n;
       if ((run[2] -= n) === 0) this.#runs.shift();
     }
-    if (this.#onMove) for (const s of moved) this.#onMove(s);
+    if (this.#onConfirm) for (const [s, m] of moved) this.#onConfirm(s, m.n, m.upTo);
   }
 }

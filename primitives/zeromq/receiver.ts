@@ -66,6 +66,8 @@ export interface Session extends CreditSession {
   resendAskedAt: number;
   /** With a {@link ZeromqConfirmation}: messages below it were confirmed (CREDIT acknowledges up to here). */
   confirmed: number;
+  /** With a {@link ZeromqConfirmation}: messages below it were taken by the application. */
+  taken: number;
 }
 
 /** Bind a ROUTER and return the receiving end (see the module comment of `../zeromq.ts`). */
@@ -132,8 +134,14 @@ export async function createReceiver(options: ZeromqChannelOptions): Promise<Zer
   if (z.confirmation !== undefined) {
     if (!(z.confirmation instanceof ZeromqConfirmation))
       throw invalidArg('options.zeromq.confirmation', 'must be a ZeromqConfirmation', z.confirmation);
-    z.confirmation.bind((s) => {
-      if (!h.closed) void sendCredit(h, s as Session, 0, false);
+    z.confirmation.bind((cs, count, upTo) => {
+      const s = cs as Session;
+      if (upTo > s.confirmed) s.confirmed = upTo;
+      if (h.closed) return;
+      // Only now does a message count as consumed: credit, like the acknowledgement, follows confirmation.
+      let granted = false;
+      for (let i = 0; i < count; i++) if (h.credit.consume(s)) granted = true;
+      if (!granted) void sendCredit(h, s, 0, false);
     });
   }
   watchReceiver(h);
@@ -223,18 +231,18 @@ async function receiveLoop(h: ZeromqReceiveHandle): Promise<void> {
           route,
           resendAskedAt: -1,
           confirmed: start,
+          taken: start,
         });
       }
       s.route = route;
       if (f.kind === 'data') {
         h.credit.resync(s, f.firstUnacked);
-        // The sender vouches that what it no longer holds was acknowledged (so confirmed, with a confirmation).
-        if (f.firstUnacked > s.confirmed) s.confirmed = Math.min(f.firstUnacked, s.next);
+        vouched(s, f.firstUnacked);
         onData(h, s, f);
       } else if (f.kind === 'hello') {
         // A HELLO opens each connection: whatever the sender sent beyond `next` was lost with the old one.
         h.credit.resync(s, f.firstUnacked);
-        if (f.firstUnacked > s.confirmed) s.confirmed = Math.min(f.firstUnacked, s.next);
+        vouched(s, f.firstUnacked);
         const resend = s.next < f.sentUpTo;
         if (resend) s.resendAskedAt = s.next;
         if (h.lostPeer) {
@@ -256,6 +264,16 @@ async function receiveLoop(h: ZeromqReceiveHandle): Promise<void> {
       emit(h, { type: 'closed', reason: h.closeReason });
     }
   }
+}
+
+/**
+ * The sender vouches that what it no longer holds was acknowledged (so
+ * confirmed, with a confirmation): news only when this end restarted.
+ */
+function vouched(s: Session, firstUnacked: number): void {
+  const upTo = Math.min(firstUnacked, s.next);
+  if (upTo > s.confirmed) s.confirmed = upTo;
+  if (s.confirmed > s.taken) s.taken = s.confirmed;
 }
 
 function onData(h: ZeromqReceiveHandle, s: Session, f: Extract<Frame, { kind: 'data' }>): void {
@@ -298,8 +316,8 @@ function deliver(h: ZeromqReceiveHandle, data: Buffer, s: Session): void {
       r.reject(tooSmall(data.length, r.value));
       continue;
     }
-    h.credit.consume(s);
-    h.confirmation?.taken(s);
+    if (h.confirmation) h.confirmation.taken(s);
+    else h.credit.consume(s);
     r.resolve(data);
     return;
   }
@@ -342,8 +360,8 @@ export function takeNext(h: ZeromqReceiveHandle, maxBytes: number): Uint8Array |
   if (m.length > maxBytes) throw tooSmall(m.length, maxBytes);
   const s = h.queue.peekFrom();
   h.queue.shift();
-  h.credit.consume(s);
-  h.confirmation?.taken(s);
+  if (h.confirmation) h.confirmation.taken(s);
+  else h.credit.consume(s);
   return m;
 }
 
