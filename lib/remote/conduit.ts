@@ -34,12 +34,12 @@ export interface OutFlow extends Flow {
 export interface InFlow extends Flow {
   ch: Channel;
   expected: number | undefined;
-  /** After a restart of this daemon: envelopes below it may have been taken before the crash (counted `redelivered`). */
-  redeliverUpTo: number;
   /** Messages handed to {@link ch} (successful sends). */
   handed: number;
   /** The sequence number after the last message handed to {@link ch}. */
   handedSeq: number;
+  /** The flow was open in an earlier process of this daemon (its filter came from `delivered.json`). */
+  restored: boolean;
   /** Recognises this flow's next envelopes (usual layout) without decoding identifiers or a general scan. */
   reader: EnvelopeReader;
 }

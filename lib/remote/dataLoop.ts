@@ -57,6 +57,11 @@ class Acks {
     this.#marks.push({ c, f, need: f.handed, seqEnd: f.handedSeq, n: 0 });
   }
 
+  /** Re-sent messages (to this process, of an earlier one's) taken since the last call. */
+  resent(): number {
+    return this.#confirmation.takeResent();
+  }
+
   batch(n: number): void {
     this.#marks.push({ need: 0, seqEnd: 0, n });
     this.advance();
@@ -137,10 +142,6 @@ export class DataLoop {
       if (!runOf || run.length === 0) return;
       const { c, f } = runOf;
       const n = run.length;
-      // Say in the file that these were handed out before they are: after a
-      // crash, a re-sent one below that mark is counted as possibly seen.
-      const reserving = this.#core.delivery.handing(c.id, c.epoch, f.key, runEnd);
-      if (reserving) await reserving;
       try {
         await f.ch.sendMany(run);
         c.stats.received += n;
@@ -160,7 +161,12 @@ export class DataLoop {
       } catch {
         return;
       }
+      // The first `resent` of the batch were re-sent to this process after an earlier one of this
+      // daemon had them: those the filter lets through may have been taken before the crash.
+      let resent = acks?.resent() ?? 0;
       for (const bytes of batch) {
+        const isResent = resent > 0;
+        if (isResent) resent--;
         let cur = last;
         let sequence: number;
         let payloadStart: number;
@@ -195,7 +201,7 @@ export class DataLoop {
           }
           if (sequence > f.expected) c.stats.gaps++;
         }
-        if (sequence < f.redeliverUpTo) c.stats.redelivered++;
+        if (isResent && f.restored) c.stats.redelivered++;
         f.expected = sequence + 1;
         if (runOf !== cur) {
           await flush();

@@ -1,16 +1,13 @@
 /**
  * The receiving side's duplicate filter, kept across a restart of this
  * daemon: per peer incarnation (the `epoch` of its hello) and per flow, the
- * first sequence number the receiving point has not yet taken (`taken`) and
- * an upper bound of what this daemon handed to the point's link (`handed`,
- * reserved ahead in steps of {@link RESERVE} before messages go past it).
+ * first sequence number the receiving point has not yet taken (`taken`).
  *
  * After a restart, a flow of a peer with the same epoch starts from the kept
- * numbers: a re-sent envelope below `taken` is dropped and counted as a
- * duplicate; one below `handed` is delivered again and counted as
- * `redelivered` (the point may have taken it just before the crash, after
- * the last confirmation; the count is an upper bound of the duplicates the
- * point can see, over by at most {@link RESERVE} per flow and crash). A peer with another epoch is a new process that
+ * number: a re-sent envelope below it is dropped and counted as a
+ * duplicate. (Re-sent envelopes above it are delivered and counted as
+ * `redelivered` by the data loop: the point may have taken them after the
+ * last confirmation.) A peer with another epoch is a new process that
  * numbers its flows from 0 again, and its entries are dropped.
  *
  * The file is `DIR/delivered.json` (0600), replaced with an exclusive-create
@@ -24,8 +21,6 @@
 import { join } from 'node:path';
 import { readState, writeState } from './stateFile.js';
 
-/** How far ahead of what was handed out `handed` is reserved (one file write per this many messages of a flow). */
-export const RESERVE = 1024;
 /** Flows the file keeps at most. */
 export const MAX_FLOWS = 4096;
 /** Coalesce writes of `taken` for this long. */
@@ -34,12 +29,11 @@ export const SAVE_DELAY_MS = 50;
 /** @internal One flow's kept numbers. */
 export interface KeptFlow {
   taken: number;
-  handed: number;
 }
 
 interface FileShape {
   version: 1;
-  peers: Record<string, { epoch: string; flows: Record<string, [number, number]> }>;
+  peers: Record<string, { epoch: string; flows: Record<string, number> }>;
 }
 
 const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
@@ -69,8 +63,8 @@ export class DeliveryLog {
       const flows = new Map<string, KeptFlow>();
       for (const [k, f] of Object.entries(p.flows)) {
         if (this.#count >= MAX_FLOWS) break;
-        if (!Array.isArray(f) || !isNum(f[0]) || !isNum(f[1]) || f[1] < f[0]) continue;
-        flows.set(k, { taken: f[0], handed: f[1] });
+        if (!isNum(f)) continue;
+        flows.set(k, { taken: f });
         this.#count++;
       }
       this.#peers.set(peer, { epoch: p.epoch, flows });
@@ -107,11 +101,18 @@ export class DeliveryLog {
         this.untracked++;
         return undefined;
       }
-      f = { taken: 0, handed: 0 };
+      f = { taken: 0 };
       p.flows.set(key, f);
       this.#count++;
     }
     return f;
+  }
+
+  /** A flow opened: kept (from 0) so that a crash soon after still finds it. */
+  opened(peer: string, epoch: string | undefined, key: string): void {
+    const p = this.#peers.get(peer);
+    if (!p || p.epoch !== epoch || p.flows.has(key)) return;
+    if (this.#flow(peer, epoch, key)) this.#schedule();
   }
 
   /** Forget a flow that was closed. */
@@ -132,20 +133,7 @@ export class DeliveryLog {
     const f = this.#flow(peer, epoch, key);
     if (!f || taken <= f.taken) return;
     f.taken = taken;
-    if (f.handed < taken) f.handed = taken;
     this.#schedule();
-  }
-
-  /**
-   * Messages below `upTo` are about to be handed to the point's link:
-   * resolves once the file says at least that much was handed (at most one
-   * write per {@link RESERVE} messages of a flow). A flow not kept resolves at once.
-   */
-  handing(peer: string, epoch: string | undefined, key: string, upTo: number): Promise<void> | undefined {
-    const f = this.#flow(peer, epoch, key);
-    if (!f || upTo <= f.handed) return undefined;
-    f.handed = upTo + RESERVE;
-    return this.save();
   }
 
   #schedule(): void {
@@ -161,8 +149,8 @@ export class DeliveryLog {
   save(): Promise<void> {
     const state: FileShape = { version: 1, peers: {} };
     for (const [peer, p] of this.#peers) {
-      const flows: Record<string, [number, number]> = {};
-      for (const [k, f] of p.flows) flows[k] = [f.taken, f.handed];
+      const flows: Record<string, number> = {};
+      for (const [k, f] of p.flows) flows[k] = f.taken;
       state.peers[peer] = { epoch: p.epoch, flows };
     }
     const text = `${JSON.stringify(state)}\n`;

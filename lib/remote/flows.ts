@@ -139,18 +139,18 @@ export class Flows {
           link: link.id,
           ch,
           expected: undefined,
-          redeliverUpTo: 0,
           handed: 0,
           handedSeq: 0,
+          restored: false,
           reader: new EnvelopeReader(sender, receiver),
         };
-        // After this daemon restarted: what the point had taken is filtered, what it may have had is counted.
+        // After this daemon restarted: what the point had taken (and this daemon confirmed) is filtered.
         const kept = this.#core.delivery.get(c.id, c.epoch, k);
         if (kept) {
           f.expected = kept.taken;
           f.handedSeq = kept.taken;
-          f.redeliverUpTo = kept.handed;
-        }
+          f.restored = true;
+        } else this.#core.delivery.opened(c.id, c.epoch, k);
         c.in.set(k, f);
         return f;
       })().finally(() => c.opening.delete(k));

@@ -52,6 +52,7 @@ import { PeeringCore } from './state.js';
 import {
   CTL_MAXMSG,
   CTL_MAX_BYTES,
+  DATA_MAXMSG,
   CTL_MINMSG,
   FRONT_MAXMSG,
   FRONT_MAX_BYTES,
@@ -165,7 +166,7 @@ export class Peering {
         zeromq: { bind: listen },
       });
       const dataConfirm = new ZeromqConfirmation();
-      core.dataRx = await this.#bindKept(saved.data, host, {}, undefined, dataConfirm);
+      core.dataRx = await this.#bindKept(saved.data, host, { maxmsg: DATA_MAXMSG }, undefined, dataConfirm);
       this.#sessions.remember(saved.known);
       this.#loops.push(this.#controlLoop(core.ctlRx), this.#data.run(core.dataRx, undefined, dataConfirm));
     } else {
@@ -203,7 +204,7 @@ export class Peering {
           key,
         );
         const confirm = new ZeromqConfirmation();
-        slot.dataRx = await this.#bindKept(kept?.data, host, {}, key, confirm);
+        slot.dataRx = await this.#bindKept(kept?.data, host, { maxmsg: DATA_MAXMSG }, key, confirm);
         this.#loops.push(this.#controlLoop(slot.ctlRx, slot), this.#data.run(slot.dataRx, slot, confirm));
       }
     }

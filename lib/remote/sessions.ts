@@ -262,10 +262,7 @@ export class Sessions {
     c.error = undefined;
     // A new process behind this id (another epoch, or one that names none) numbers its flows from 0 again.
     if (h.epoch === undefined || h.epoch !== c.epoch) {
-      for (const f of c.in.values()) {
-        f.expected = undefined;
-        f.redeliverUpTo = 0;
-      }
+      for (const f of c.in.values()) f.expected = undefined;
     }
     c.epoch = h.epoch;
     this.#core.delivery.peer(c.id, h.epoch);

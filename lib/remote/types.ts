@@ -253,6 +253,13 @@ export const CTL_MAXMSG = 256;
 export const CTL_MINMSG = 64;
 /** Receiver identifier of control envelopes sent before the peer's id is known. */
 export const ANY = '*';
+/**
+ * The data receiving ends' window (messages per sending daemon): with
+ * end-to-end acknowledgement it covers what is on the wire, in the data
+ * loop and in the local links up to the points, until their points take it;
+ * it is also the most a sending daemon keeps for re-sending.
+ */
+export const DATA_MAXMSG = 8192;
 /** Envelopes per turn of the data loop and of a conduit pump. */
 export const BATCH = 256;
 /** What a daemon's id (its directory id) may look like on the wire. */

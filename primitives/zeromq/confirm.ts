@@ -12,6 +12,12 @@ export interface ConfirmSession {
   taken: number;
   /** Messages below it were confirmed. */
   confirmed: number;
+  /**
+   * Messages below it were sent before this process of the receiving end
+   * knew the session (its first HELLO said so): re-sends after the process
+   * that had them died, which the application may have seen.
+   */
+  resendUpTo: number;
 }
 
 /**
@@ -36,6 +42,8 @@ export class ZeromqConfirmation {
   #onConfirm: ((s: ConfirmSession, count: number, upTo: number) => void) | undefined;
   /** Messages taken and not yet confirmed. */
   unconfirmed = 0;
+  /** Re-sent messages taken and not yet reported by {@link takeResent}. */
+  #resent = 0;
 
   /**
    * @internal Bind to a receiving end: `onConfirm` tells it that `count`
@@ -50,10 +58,23 @@ export class ZeromqConfirmation {
   /** @internal A message of `s` was taken by the application. */
   taken(s: ConfirmSession): void {
     this.unconfirmed++;
+    if (s.taken < s.resendUpTo) this.#resent++;
     s.taken++;
     const last = this.#runs[this.#runs.length - 1];
     if (last && last[0] === s && last[1] + last[2] === s.taken) last[2]++;
     else this.#runs.push([s, s.taken, 1]);
+  }
+
+  /**
+   * How many of the messages taken since the last call were re-sent to this
+   * process after another process of this receiving end had received them
+   * (it died before confirming them): the application, if it is the one
+   * that restarted, may have seen them. Resets the count.
+   */
+  takeResent(): number {
+    const n = this.#resent;
+    this.#resent = 0;
+    return n;
   }
 
   /**

@@ -68,6 +68,10 @@ export interface Session extends CreditSession {
   confirmed: number;
   /** With a {@link ZeromqConfirmation}: messages below it were taken by the application. */
   taken: number;
+  /** Messages below it were sent before this process knew the session (re-sends of a dead predecessor's). */
+  resendUpTo: number;
+  /** This process has had a HELLO of the session. */
+  helloSeen: boolean;
 }
 
 /** Bind a ROUTER and return the receiving end (see the module comment of `../zeromq.ts`). */
@@ -232,6 +236,8 @@ async function receiveLoop(h: ZeromqReceiveHandle): Promise<void> {
           resendAskedAt: -1,
           confirmed: start,
           taken: start,
+          resendUpTo: 0,
+          helloSeen: false,
         });
       }
       s.route = route;
@@ -243,6 +249,12 @@ async function receiveLoop(h: ZeromqReceiveHandle): Promise<void> {
         // A HELLO opens each connection: whatever the sender sent beyond `next` was lost with the old one.
         h.credit.resync(s, f.firstUnacked);
         vouched(s, f.firstUnacked);
+        if (!s.helloSeen) {
+          // The first HELLO this process sees of the session: what its sender had sent before may have gone to a
+          // predecessor of this process (DATA written while it was down can arrive before the HELLO: counted too).
+          s.helloSeen = true;
+          s.resendUpTo = f.sentUpTo;
+        }
         const resend = s.next < f.sentUpTo;
         if (resend) s.resendAskedAt = s.next;
         if (h.lostPeer) {
