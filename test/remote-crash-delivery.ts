@@ -7,12 +7,13 @@
 // arrives out of order. The scenario is bench/soak/peerCrash.ts (soak R6).
 import t from 'tap';
 import { constants } from 'node:fs';
-import { lstat, mkdtemp, open, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdtemp, open, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runPeerCrashScenario, startPeerPair } from '../dist/bench/soak/peerCrash.js';
 import { DeliveryLog } from '../dist/lib/remote/delivered.js';
-import { PrimitiveRegistry } from '../dist/lib/internal.js';
+import { PrimitiveRegistry, encodeEnvelope, type RemoteLinkInfo } from '../dist/lib/internal.js';
+import type { PeeringStatus } from '../dist/lib/remote/types.js';
 import { ZeromqConfirmation } from '../dist/primitives/zeromq.js';
 
 t.test(
@@ -82,6 +83,73 @@ t.test(
   },
 );
 
+t.test(
+  'the duplicate filter survives a restart of the receiving daemon: an old envelope is dropped and counted',
+  async (t) => {
+    const p = await startPeerPair();
+    t.teardown(() => p.close());
+    const u32 = (i: number): Uint8Array => {
+      const b = new Uint8Array(8);
+      new DataView(b.buffer).setUint32(0, i, true);
+      return b;
+    };
+    const N = 2000;
+    for (let i = 0; i < N; i++) await p.into.send(u32(i));
+    const [remote] = (await p.ca.request<RemoteLinkInfo[]>('links')).filter((l) => l.remote);
+    const { sender, receiver } = remote!.remote.flows[0]!;
+    const flowKey = `${sender}>${receiver}`;
+    // What the point took (and B confirmed) reaches delivered.json within its write delay.
+    const kept = async (): Promise<number | undefined> => {
+      try {
+        const v = JSON.parse(await readFile(join(p.dirB, 'delivered.json'), 'utf8')) as {
+          peers: Record<string, { flows: Record<string, number> }>;
+        };
+        return Object.values(v.peers)[0]?.flows[flowKey];
+      } catch {
+        return undefined;
+      }
+    };
+    for (let end = Date.now() + 20_000; (await kept()) !== N && Date.now() < end;)
+      await new Promise((r) => setTimeout(r, 20));
+    t.equal(await kept(), N, `delivered.json keeps the flow's taken number (${N})`);
+    await p.killB();
+    await p.startB();
+    await p.peerUp();
+    // Speak as A on the data end B keeps for A's key: envelopes 0..99 of the flow again, as a re-send would be.
+    const slot = (await p.cb.request<PeeringStatus>('peers')).slots!.find((s) => s.key === p.keyA.publicKey)!;
+    const reg = new PrimitiveRegistry();
+    const tx = await reg.open('zeromq', { address: slot.dataAddress as never, zeromq: { curve: p.keyA } });
+    t.teardown(async () => {
+      await tx.destroy();
+      await reg.close();
+    });
+    await tx.connect();
+    for (let i = 0; i < 100; i++)
+      await tx.send(encodeEnvelope({ sender, receiver, sequence: i, payload: u32(900_000 + i) }));
+    await tx.cycle();
+    let dup = 0;
+    for (let end = Date.now() + 10_000; dup < 100 && Date.now() < end;) {
+      const st = await p.cb.request<PeeringStatus>('peers');
+      dup = st.peers.reduce((n, x) => n + x.stats.duplicates, 0);
+      if (dup < 100) await new Promise((r) => setTimeout(r, 20));
+    }
+    t.equal(dup, 100, 'B, restarted, dropped all 100 as duplicates and counted them');
+    // A real message after them still arrives: the flow goes on.
+    await p.into.send(u32(N));
+    for (let end = Date.now() + 20_000; Date.now() < end;) {
+      const { nums } = await p.taken();
+      if (nums.includes(N)) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const { nums } = await p.taken();
+    t.ok(nums.includes(N), 'the next real message arrives');
+    t.notOk(
+      nums.some((n) => n >= 900_000),
+      'none of the old envelopes reached the point',
+    );
+  },
+);
+
 t.test('the zeromq receiving end acknowledges only what was confirmed', async (t) => {
   const reg = new PrimitiveRegistry();
   const confirmation = new ZeromqConfirmation();
@@ -112,6 +180,27 @@ t.test('the zeromq receiving end acknowledges only what was confirmed', async (t
     { code: 'AMIX_ERR_INVALID_ARG' },
     'a confirmation serves one receiving end',
   );
+});
+
+t.test('with a confirmation, credit follows confirmation: a sender never holds more than maxmsg', async (t) => {
+  const reg = new PrimitiveRegistry();
+  const confirmation = new ZeromqConfirmation();
+  const rx = await reg.open('zeromq', { maxmsg: 8, minmsg: 4, zeromq: { confirmation } });
+  const tx = await reg.open('zeromq', { address: rx.address });
+  t.teardown(async () => {
+    await tx.destroy();
+    await rx.destroy();
+    await reg.close();
+  });
+  await tx.connect();
+  for (let i = 0; i < 8; i++) await tx.send(new Uint8Array([i]));
+  for (let i = 0; i < 8; i++) await rx.receive();
+  await tx.cycle();
+  t.notOk(tx.trySend(new Uint8Array([8])), 'all 8 taken but none confirmed: no credit');
+  const more = tx.send(new Uint8Array([8]));
+  confirmation.confirm(8);
+  await more;
+  t.equal((await rx.receive())[0], 8, 'confirming grants credit again');
 });
 
 t.test('the duplicate filter file: owner-only, atomic, per peer epoch, not through a symlink', async (t) => {

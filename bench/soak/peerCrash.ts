@@ -28,7 +28,14 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DaemonClient, generateKeyPair, saveKeyPair, type ClientLink, type PeerInfo } from '../../lib/internal.js';
+import {
+  DaemonClient,
+  generateKeyPair,
+  saveKeyPair,
+  type ClientLink,
+  type CurveKeyPair,
+  type PeerInfo,
+} from '../../lib/internal.js';
 
 const AMIXD = fileURLToPath(new URL('../../bin/amixd.js', import.meta.url));
 const POINTS = fileURLToPath(new URL('./points/', import.meta.url));
@@ -128,6 +135,10 @@ export interface PeerPair {
   into: ClientLink;
   /** Where `rec` writes its files. */
   recDir: string;
+  /** B's directory (its `delivered.json`). */
+  dirB: string;
+  /** A's CURVE key pair (a test may speak as A). */
+  keyA: CurveKeyPair;
   /** Kill B with SIGKILL and wait until it is gone. */
   killB(): Promise<void>;
   /** Start B again on the same directory and port. */
@@ -179,7 +190,7 @@ export async function startPeerPair(): Promise<PeerPair> {
     clients.push(ca);
     const cb = await DaemonClient.connect({ dir: dirB });
     clients.push(cb);
-    const pair = { a, b, ca, cb, recDir } as PeerPair;
+    const pair = { a, b, ca, cb, recDir, dirB, keyA: ka } as PeerPair;
     pair.peerUp = () =>
       until(
         async () =>
@@ -278,6 +289,7 @@ export async function runPeerCrashScenario(o: PeerCrashOptions): Promise<PeerCra
         const killedAt = Date.now();
         await pair.killB();
         await pair.startB();
+        const upAt = Date.now();
         // The restarted point is a new instance with a file of its own: recovered when it has a record.
         await until(
           async () => {
@@ -291,7 +303,9 @@ export async function runPeerCrashScenario(o: PeerCrashOptions): Promise<PeerCra
           5,
         );
         recoveryMs.push(Date.now() - killedAt);
-        log(`kill ${k + 1}: recovered in ${recoveryMs[k]} ms, ${sent} sent so far`);
+        log(
+          `kill ${k + 1}: recovered in ${recoveryMs[k]} ms (amixd B up again after ${upAt - killedAt} ms), ${sent} sent so far`,
+        );
       }
       await new Promise((r) => setTimeout(r, o.durationMs / (o.kills + 1)));
     } finally {

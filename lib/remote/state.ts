@@ -49,6 +49,9 @@ export interface Route {
   slot?: Slot | undefined;
 }
 
+/** The longest a sending end to a peer waits between reconnect attempts (zeromq's default grows to 2 s). */
+export const PEER_RECONNECT_MAX_MS = 250;
+
 /** @internal The shared state of one daemon's peering. */
 export class PeeringCore {
   readonly host: PeeringHost;
@@ -222,7 +225,9 @@ export class PeeringCore {
   /** The sending ends' CURVE client options. */
   client(): { zeromq: ZeromqOptions } {
     const k = this.opts.keys;
-    return { zeromq: k ? { curve: { publicKey: k.publicKey, secretKey: k.secretKey } } : {} };
+    // A restarted peer is found again within PEER_RECONNECT_MAX_MS, not after a back-off grown to seconds.
+    const base = { reconnectMaxIntervalMs: PEER_RECONNECT_MAX_MS };
+    return { zeromq: k ? { ...base, curve: { publicKey: k.publicKey, secretKey: k.secretKey } } : base };
   }
 
   /** Open a `zeromq` channel end. */
