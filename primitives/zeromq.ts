@@ -55,7 +55,8 @@
  * de-duplicates by sequence number. So a connection drop loses nothing and
  * duplicates nothing (`reconnected` reports `resent`, `lost` is 0). If the
  * receiving *process* is replaced, messages it had acknowledged but not
- * handed out are gone with it; the rest are re-sent to the new one.
+ * handed out are gone with it (unless it acknowledges end to end, below);
+ * the rest are re-sent to the new one.
  *
  * CURVE: a receiving end given `zeromq.curve` keys is a CURVE server and
  * puts its public key in the address; a sending end attached to such an
@@ -70,9 +71,12 @@
  * what the application confirmed, oldest first, not what arrived. The
  * sender keeps the rest and re-sends it to a replacement process, which
  * then loses nothing the old one did not confirm (and may see again what it
- * took but had not confirmed). Credit is still granted as messages are
- * taken, so the sender holds at most `maxmsg` plus what the application
- * holds unconfirmed.
+ * took but had not confirmed). Credit follows confirmation too (a message
+ * counts as consumed once confirmed), so a sender never holds more than
+ * `maxmsg` unacknowledged messages and a replacement process, which grants
+ * `maxmsg` afresh, can take all of them back. After its first HELLO of a
+ * session, the replacement counts what it takes from below the HELLO's
+ * `sentUpTo` as re-sent (`ZeromqConfirmation.takeResent`).
  *
  * Malformed frames are dropped whole, counted in `stats().badFrames` and
  * reported to `zeromq.onBadFrame` as `AMIX_ERR_BAD_FRAME`; they never throw
