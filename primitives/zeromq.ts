@@ -55,7 +55,8 @@
  * de-duplicates by sequence number. So a connection drop loses nothing and
  * duplicates nothing (`reconnected` reports `resent`, `lost` is 0). If the
  * receiving *process* is replaced, messages it had acknowledged but not
- * handed out are gone with it; the rest are re-sent to the new one.
+ * handed out are gone with it (unless it acknowledges end to end, below);
+ * the rest are re-sent to the new one.
  *
  * CURVE: a receiving end given `zeromq.curve` keys is a CURVE server and
  * puts its public key in the address; a sending end attached to such an
@@ -64,6 +65,18 @@
  * client key not listed; refusals are counted in `stats().refused` and
  * reported to `zeromq.onRefused`, and the refused sender's `connect()`
  * rejects with `AMIX_ERR_UNAUTHORIZED`.
+ *
+ * End-to-end acknowledgement: a receiving end given a `zeromq.confirmation`
+ * ({@link ZeromqConfirmation}) acknowledges in its CREDIT (`expected`) only
+ * what the application confirmed, oldest first, not what arrived. The
+ * sender keeps the rest and re-sends it to a replacement process, which
+ * then loses nothing the old one did not confirm (and may see again what it
+ * took but had not confirmed). Credit follows confirmation too (a message
+ * counts as consumed once confirmed), so a sender never holds more than
+ * `maxmsg` unacknowledged messages and a replacement process, which grants
+ * `maxmsg` afresh, can take all of them back. After its first HELLO of a
+ * session, the replacement counts what it takes from below the HELLO's
+ * `sentUpTo` as re-sent (`ZeromqConfirmation.takeResent`).
  *
  * Malformed frames are dropped whole, counted in `stats().badFrames` and
  * reported to `zeromq.onBadFrame` as `AMIX_ERR_BAD_FRAME`; they never throw
@@ -109,6 +122,7 @@ export type {
   ZeromqStats,
 } from './zeromq/wire.js';
 export type { ZeromqReceiveHandle } from './zeromq/receiver.js';
+export { ZeromqConfirmation } from './zeromq/confirm.js';
 export type { ZeromqSendHandle } from './zeromq/sender.js';
 
 /** Either end. */

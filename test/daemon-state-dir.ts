@@ -95,7 +95,15 @@ async function readdirSafe(d: string): Promise<string[]> {
   return (await import('node:fs/promises')).readdir(d);
 }
 
-for (const file of ['token', 'admin.token', 'directory.db', 'directory.db-wal', 'principals.json', 'amixd.pid'])
+for (const file of [
+  'token',
+  'admin.token',
+  'directory.db',
+  'directory.db-wal',
+  'principals.json',
+  'amixd.pid',
+  'delivered.json',
+])
   t.test(`a symlinked ${file} is refused at start, and its target untouched`, async (t) => {
     const dir = await daemonDir(t);
     await mkdir(dir, { mode: 0o700 });

@@ -47,6 +47,7 @@ export const STATE_FILES: readonly string[] = [
   'directory.db-shm',
   'directory.db-journal',
   'peering.json',
+  'delivered.json',
 ];
 
 /** True when something answers on the Unix socket at `path`. */

@@ -34,6 +34,12 @@ export interface OutFlow extends Flow {
 export interface InFlow extends Flow {
   ch: Channel;
   expected: number | undefined;
+  /** Messages handed to {@link ch} (successful sends). */
+  handed: number;
+  /** The sequence number after the last message handed to {@link ch}. */
+  handedSeq: number;
+  /** The flow was open in an earlier process of this daemon (its filter came from `delivered.json`). */
+  restored: boolean;
   /** Recognises this flow's next envelopes (usual layout) without decoding identifiers or a general scan. */
   reader: EnvelopeReader;
 }
@@ -91,6 +97,10 @@ export class Conduit {
   readonly stats: ConduitStats = newConduitStats();
   /** Sequence of the next control envelope to the peer. */
   ctlSeq = 0;
+  /** The next sequence number of every flow to the peer this process had, open or closed, by {@link key}. */
+  readonly nextSeq = new Map<string, number>();
+  /** The epoch of the peer's last hello (its incarnation), if it named one. */
+  epoch: string | undefined;
   readonly #dataReady = new WaitList();
 
   constructor(id: string, fabric: Fabric) {

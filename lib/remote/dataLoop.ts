@@ -23,6 +23,86 @@ import type { Sessions } from './sessions.js';
 import type { Slot } from './slots.js';
 import type { PeeringCore } from './state.js';
 import { BATCH, key, type RejectedBody } from './types.js';
+import type { ZeromqConfirmation } from '../../primitives/zeromq.js';
+
+/** How often unconfirmed hand-offs are looked at again while some wait (the local links acknowledge every 10 ms or so). */
+export const CONFIRM_POLL_MS = 5;
+
+/**
+ * End-to-end acknowledgement of one data receiving end: an envelope is
+ * confirmed to the sending daemon (and its zeromq sender forgets it) only
+ * once the local link it was handed to says its receiving point took it
+ * (the link's sending end no longer counts it pending), in the order they
+ * were taken. Until then the sender keeps it and re-sends it if this daemon
+ * dies. Each batch taken from the receiving end is a mark, confirmed when
+ * every hand-off before it is taken; each hand-off is a mark that, once
+ * taken, records the flow's `taken` number in the duplicate filter's file.
+ */
+class Acks {
+  readonly #core: PeeringCore;
+  readonly #confirmation: ZeromqConfirmation;
+  /** Hand-offs (`f` set: `need` messages of `f` handed, sequence `seqEnd` next) and batch ends (`n` messages taken), in order. */
+  readonly #marks: Array<{ c?: Conduit; f?: InFlow; need: number; seqEnd: number; n: number }> = [];
+  /** Messages taken since the last confirmation. */
+  #open = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+
+  constructor(core: PeeringCore, confirmation: ZeromqConfirmation) {
+    this.#core = core;
+    this.#confirmation = confirmation;
+  }
+
+  handed(c: Conduit, f: InFlow): void {
+    this.#marks.push({ c, f, need: f.handed, seqEnd: f.handedSeq, n: 0 });
+  }
+
+  /** Re-sent messages (to this process, of an earlier one's) taken since the last call. */
+  resent(): number {
+    return this.#confirmation.takeResent();
+  }
+
+  batch(n: number): void {
+    this.#marks.push({ need: 0, seqEnd: 0, n });
+    this.advance();
+  }
+
+  /** Confirm every batch whose hand-offs are all taken; look again soon while some are not. */
+  advance(): void {
+    if (this.#stopped) return;
+    let confirm = 0;
+    const marks = this.#marks;
+    while (marks.length > 0) {
+      const m = marks[0]!;
+      if (m.f) {
+        const f = m.f;
+        // A link that closed took what it will ever take: nothing is waited for there (the fabric's restart re-delivers).
+        if (f.ch.isOpen && f.handed - f.ch.stats().pending < m.need) break;
+        this.#core.delivery.taken(m.c!.id, m.c!.epoch, f.key, m.seqEnd);
+      } else confirm += m.n;
+      marks.shift();
+    }
+    if (confirm > 0) {
+      try {
+        this.#confirmation.confirm(Math.min(confirm, this.#confirmation.unconfirmed));
+      } catch {
+        // The receiving end closed meanwhile: nothing to acknowledge any more.
+      }
+    }
+    if (marks.length > 0 && !this.#timer) {
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.advance();
+      }, CONFIRM_POLL_MS);
+      this.#timer.unref();
+    }
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+  }
+}
 
 /** @internal The data loop of one daemon's peering. */
 export class DataLoop {
@@ -41,13 +121,23 @@ export class DataLoop {
    * receiving point. Malformed envelopes and unknown senders or receivers are
    * counted and skipped; nothing here throws out of the loop.
    */
-  async run(rx: Channel, slot?: Slot): Promise<void> {
+  async run(rx: Channel, slot?: Slot, confirmation?: ZeromqConfirmation): Promise<void> {
+    const acks = confirmation ? new Acks(this.#core, confirmation) : undefined;
+    try {
+      await this.#run(rx, slot, acks);
+    } finally {
+      acks?.stop();
+    }
+  }
+
+  async #run(rx: Channel, slot: Slot | undefined, acks: Acks | undefined): Promise<void> {
     // The flow of the previous envelope: runs of one flow are the common case,
     // recognised by comparing identifier bytes, with no string or map lookup.
     let last: { c: Conduit; f: InFlow } | undefined;
     // Consecutive payloads of one flow go to its link in one sendMany.
     let run: Uint8Array[] = [];
     let runOf: { c: Conduit; f: InFlow } | undefined;
+    let runEnd = 0;
     const flush = async (): Promise<void> => {
       if (!runOf || run.length === 0) return;
       const { c, f } = runOf;
@@ -55,6 +145,9 @@ export class DataLoop {
       try {
         await f.ch.sendMany(run);
         c.stats.received += n;
+        f.handed += n;
+        f.handedSeq = runEnd;
+        acks?.handed(c, f);
       } catch (err) {
         this.#reject(c, f.sender, f.receiver, err as AmixError, n);
       }
@@ -68,7 +161,12 @@ export class DataLoop {
       } catch {
         return;
       }
+      // The first `resent` of the batch were re-sent to this process after an earlier one of this
+      // daemon had them: those the filter lets through may have been taken before the crash.
+      let resent = acks?.resent() ?? 0;
       for (const bytes of batch) {
+        const isResent = resent > 0;
+        if (isResent) resent--;
         let cur = last;
         let sequence: number;
         let payloadStart: number;
@@ -103,14 +201,17 @@ export class DataLoop {
           }
           if (sequence > f.expected) c.stats.gaps++;
         }
+        if (isResent && f.restored) c.stats.redelivered++;
         f.expected = sequence + 1;
         if (runOf !== cur) {
           await flush();
           runOf = cur;
         }
         run.push(bytes.subarray(payloadStart, payloadEnd));
+        runEnd = sequence + 1;
       }
       await flush();
+      acks?.batch(batch.length);
     }
   }
 

@@ -62,7 +62,9 @@ export class Flows {
       sender: from.id,
       receiver: to.id,
       link: link.id,
-      seq: 0,
+      // A flow opened again numbers on from where it stopped: per epoch, a flow's numbers never repeat, so the
+      // receiver's duplicate filter (kept across its restarts) cannot mistake new messages for old ones.
+      seq: c.nextSeq.get(k) ?? 0,
       wrap: envelopeWriter(from.id, to.id),
     };
     c.out.set(k, flow);
@@ -86,6 +88,7 @@ export class Flows {
       }
       const frames = f.wrap.many(f.seq, batch);
       f.seq += batch.length;
+      c.nextSeq.set(f.key, f.seq);
       for (;;) {
         if (this.#core.closed) return;
         await c.dataReady();
@@ -136,8 +139,18 @@ export class Flows {
           link: link.id,
           ch,
           expected: undefined,
+          handed: 0,
+          handedSeq: 0,
+          restored: false,
           reader: new EnvelopeReader(sender, receiver),
         };
+        // After this daemon restarted: what the point had taken (and this daemon confirmed) is filtered.
+        const kept = this.#core.delivery.get(c.id, c.epoch, k);
+        if (kept) {
+          f.expected = kept.taken;
+          f.handedSeq = kept.taken;
+          f.restored = true;
+        } else this.#core.delivery.opened(c.id, c.epoch, k);
         c.in.set(k, f);
         return f;
       })().finally(() => c.opening.delete(k));
@@ -175,6 +188,8 @@ export class Flows {
     const f = c.in.get(k);
     if (!f) return;
     c.in.delete(k);
+    // Taken down on purpose: nothing of it will be re-sent, so its filter need not be kept.
+    this.#core.delivery.forget(c.id, c.epoch, k);
     if (this.#core.host.fabric.hasLink(f.link)) await this.#core.host.fabric.disconnect(f.link).catch(() => {});
   }
 }

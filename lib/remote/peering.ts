@@ -40,18 +40,19 @@ import { Lifecycle } from '../core/lifecycle.js';
 import type { PointView } from '../directory/index.js';
 import { parsePointId } from '../directory/index.js';
 import { DIRECTION_STEPS, type Direction } from '../fabric/point.js';
-import { isLoopback, type ZeromqAddress } from '../../primitives/zeromq.js';
+import { ZeromqConfirmation, isLoopback, type ZeromqAddress } from '../../primitives/zeromq.js';
 import type { Conduit, Dial, RemoteLink } from './conduit.js';
 import { DataLoop } from './dataLoop.js';
 import { decodeEnvelope } from './envelope.js';
 import { Flows } from './flows.js';
 import { peerHandler } from './handlers.js';
-import { Sessions, readState } from './sessions.js';
+import { Sessions, readPeeringState } from './sessions.js';
 import { Slot } from './slots.js';
 import { PeeringCore } from './state.js';
 import {
   CTL_MAXMSG,
   CTL_MAX_BYTES,
+  DATA_MAXMSG,
   CTL_MINMSG,
   FRONT_MAXMSG,
   FRONT_MAX_BYTES,
@@ -145,7 +146,8 @@ export class Peering {
     const listen = core.opts.listen ?? 'tcp://127.0.0.1:*';
     const host = hostOf(listen);
     // A symlink at peering.json is not followed: the file is read and replaced, never written through.
-    const saved = await readState(join(core.host.stateDir, 'peering.json'));
+    const saved = await readPeeringState(join(core.host.stateDir, 'peering.json'));
+    await core.delivery.load();
     if (!core.keys) {
       if (!core.opts.insecure) {
         throw new AmixError(
@@ -163,9 +165,10 @@ export class Peering {
         maxMessageBytes: CTL_MAX_BYTES,
         zeromq: { bind: listen },
       });
-      core.dataRx = await this.#bindKept(saved.data, host, {}, undefined);
+      const dataConfirm = new ZeromqConfirmation();
+      core.dataRx = await this.#bindKept(saved.data, host, { maxmsg: DATA_MAXMSG }, undefined, dataConfirm);
       this.#sessions.remember(saved.known);
-      this.#loops.push(this.#controlLoop(core.ctlRx), this.#data.run(core.dataRx));
+      this.#loops.push(this.#controlLoop(core.ctlRx), this.#data.run(core.dataRx, undefined, dataConfirm));
     } else {
       for (const p of core.opts.peers ?? []) {
         if (!p.publicKey || !core.allow.has(p.publicKey) || p.publicKey === core.keys.publicKey)
@@ -200,8 +203,9 @@ export class Peering {
           { maxmsg: CTL_MAXMSG, minmsg: CTL_MINMSG, maxMessageBytes: CTL_MAX_BYTES },
           key,
         );
-        slot.dataRx = await this.#bindKept(kept?.data, host, {}, key);
-        this.#loops.push(this.#controlLoop(slot.ctlRx, slot), this.#data.run(slot.dataRx, slot));
+        const confirm = new ZeromqConfirmation();
+        slot.dataRx = await this.#bindKept(kept?.data, host, { maxmsg: DATA_MAXMSG }, key, confirm);
+        this.#loops.push(this.#controlLoop(slot.ctlRx, slot), this.#data.run(slot.dataRx, slot, confirm));
       }
     }
     await this.#sessions.savePins();
@@ -225,10 +229,14 @@ export class Peering {
     host: string,
     options: Record<string, unknown>,
     key: string | undefined,
+    confirmation?: ZeromqConfirmation,
   ): Promise<Channel> {
     const core = this.#core;
     const wanted = typeof kept === 'string' && hostOf(kept) === host ? kept : `tcp://${host}:*`;
-    const zeromq = key ? { ...core.server([key]), maxSessions: SLOT_MAX_SESSIONS } : {};
+    const zeromq = {
+      ...(key ? { ...core.server([key]), maxSessions: SLOT_MAX_SESSIONS } : {}),
+      ...(confirmation ? { confirmation } : {}),
+    };
     try {
       return await core.open({ ...options, zeromq: { ...zeromq, bind: wanted } });
     } catch (err) {
@@ -261,6 +269,7 @@ export class Peering {
       ...(core.ctlRx ? { control: core.ctlRx.address.endpoint as string } : {}),
       ...(core.dataRx ? { data: core.addresses.data.endpoint, dataAddress: core.addresses.data } : {}),
       ...core.counts,
+      delivered: { flows: core.delivery.size, untracked: core.delivery.untracked },
       badFrames: sum('badFrames'),
       refused: core.refusedClients,
       refusedHandshakes: sum('refused'),
@@ -399,6 +408,7 @@ export class Peering {
     }
     await this.#sessions.flushPins();
     await Promise.allSettled(this.#loops);
+    await this.#core.delivery.close();
   }
 
   /**

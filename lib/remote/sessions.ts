@@ -6,8 +6,6 @@
  *
  * @module
  */
-import { constants } from 'node:fs';
-import { open, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import type { Channel } from '../core/channel.js';
@@ -16,6 +14,7 @@ import { checkKeyProof } from '../../primitives/zeromq/keys.js';
 import type { ChannelEvent } from '../core/primitive.js';
 import { WaitList } from '../core/waitList.js';
 import { Conduit, type Dial } from './conduit.js';
+import { readState, writeState } from './stateFile.js';
 import { directoryPeer } from './federation.js';
 import type { Slot } from './slots.js';
 import type { PeeringCore } from './state.js';
@@ -38,36 +37,9 @@ export interface PeeringState {
   slots?: Record<string, { control?: string; data?: string; id?: string }>;
 }
 
-/**
- * Write a state file without following a link planted at its name: a new
- * file (exclusive create, 0600) renamed over it.
- */
-async function writeState(file: string, text: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  await unlink(tmp).catch(() => {});
-  await writeFile(tmp, text, { mode: 0o600, flag: 'wx' });
-  await rename(tmp, file);
-}
-
 /** @internal Read `peering.json` (not through a symlink); `{}` when there is none or it is not JSON. */
-export async function readState(file: string): Promise<PeeringState> {
-  let text: string;
-  try {
-    const fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
-    try {
-      text = await fh.readFile('utf8');
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    return {};
-  }
-  try {
-    const v = JSON.parse(text) as unknown;
-    return v && typeof v === 'object' && !Array.isArray(v) ? (v as PeeringState) : {};
-  } catch {
-    return {};
-  }
+export async function readPeeringState(file: string): Promise<PeeringState> {
+  return (await readState(file)) as PeeringState;
 }
 
 /** @internal The sessions with peer daemons. */
@@ -288,8 +260,12 @@ export class Sessions {
     }
     c.state = 'up';
     c.error = undefined;
-    // A new process behind this id numbers its flows from 0 again.
-    for (const f of c.in.values()) f.expected = undefined;
+    // A new process behind this id (another epoch, or one that names none) numbers its flows from 0 again.
+    if (h.epoch === undefined || h.epoch !== c.epoch) {
+      for (const f of c.in.values()) f.expected = undefined;
+    }
+    c.epoch = h.epoch;
+    this.#core.delivery.peer(c.id, h.epoch);
     if (!this.#core.dirPeers.has(c.id)) {
       const peer = directoryPeer(this.#core, c);
       this.#core.dirPeers.set(c.id, peer);

@@ -18,6 +18,8 @@ import type { ZeromqAddress, ZeromqOptions } from '../../primitives/zeromq.js';
 import type { Conduit, Dial, RemoteLink } from './conduit.js';
 import { encodeEnvelope } from './envelope.js';
 import type { Slot } from './slots.js';
+import { DeliveryLog } from './delivered.js';
+import { randomBytes } from 'node:crypto';
 import {
   ANY,
   MAX_REFUSAL_ROWS,
@@ -46,6 +48,9 @@ export interface Route {
   /** Keyed: the slot whose receiving end the request came in on (undefined: the shared `--listen` end). */
   slot?: Slot | undefined;
 }
+
+/** The longest a sending end to a peer waits between reconnect attempts (zeromq's default grows to 2 s). */
+export const PEER_RECONNECT_MAX_MS = 250;
 
 /** @internal The shared state of one daemon's peering. */
 export class PeeringCore {
@@ -87,9 +92,14 @@ export class PeeringCore {
     throw new AmixError(ErrorCode.AMIX_ERR_CLOSED, 'peering is not started');
   };
   #lastBadLog = 0;
+  /** This process's incarnation, in every hello (see {@link PeerHello.epoch}). */
+  readonly epoch = randomBytes(8).toString('hex');
+  /** The receiving side's duplicate filter, kept in `DIR/delivered.json`. */
+  readonly delivery: DeliveryLog;
 
   constructor(host: PeeringHost, options: PeeringOptions) {
     this.host = host;
+    this.delivery = new DeliveryLog(host.stateDir, (line) => host.log(line));
     this.opts = options;
     this.timeout = options.requestTimeoutMs ?? 10_000;
     this.helloGrace = options.helloGraceMs ?? 10_000;
@@ -124,7 +134,13 @@ export class PeeringCore {
   /** What this daemon says in its hello (keyed: to the holder of `slot`'s key, with its endpoints and a proof). */
   helloArgs(slot?: Slot): PeerHello {
     if (!slot || !this.keys)
-      return { id: this.id, version: PROTOCOL_VERSION, control: this.addresses.control, data: this.addresses.data };
+      return {
+        id: this.id,
+        version: PROTOCOL_VERSION,
+        control: this.addresses.control,
+        data: this.addresses.data,
+        epoch: this.epoch,
+      };
     const h: PeerHello = {
       id: this.id,
       version: PROTOCOL_VERSION,
@@ -132,7 +148,7 @@ export class PeeringCore {
       data: slot.dataRx!.address as ZeromqAddress,
       key: this.keys.publicKey,
     };
-    return { ...h, proof: proveKey(this.keys, slot.key, helloText(h)) };
+    return { ...h, proof: proveKey(this.keys, slot.key, helloText(h)), epoch: this.epoch };
   }
 
   /** The slot bound to daemon `id` (named or pinned), if any. */
@@ -209,7 +225,9 @@ export class PeeringCore {
   /** The sending ends' CURVE client options. */
   client(): { zeromq: ZeromqOptions } {
     const k = this.opts.keys;
-    return { zeromq: k ? { curve: { publicKey: k.publicKey, secretKey: k.secretKey } } : {} };
+    // A restarted peer is found again within PEER_RECONNECT_MAX_MS, not after a back-off grown to seconds.
+    const base = { reconnectMaxIntervalMs: PEER_RECONNECT_MAX_MS };
+    return { zeromq: k ? { ...base, curve: { publicKey: k.publicKey, secretKey: k.secretKey } } : base };
   }
 
   /** Open a `zeromq` channel end. */

@@ -72,8 +72,14 @@ export interface ConduitStats {
   rejected: number;
   /** Envelopes whose sequence skipped ahead of the one expected. */
   gaps: number;
-  /** Envelopes that arrived again and were dropped. */
+  /** Envelopes that arrived again and were dropped (also after this daemon restarted: the filter is kept in `DIR/delivered.json`). */
   duplicates: number;
+  /**
+   * Envelopes delivered again after this daemon restarted that its point may
+   * have taken before the crash (taken after the last confirmation): the
+   * possible duplicates, counted (an upper bound).
+   */
+  redelivered: number;
   /** Envelopes and requests on this peer's connections whose sender named another daemon (dropped). */
   spoofed: number;
 }
@@ -115,6 +121,8 @@ export interface PeeringStatus {
   unknownSender: number;
   /** Envelopes and requests whose sender named a daemon other than the peer whose connection carried them. */
   spoofedSenders: number;
+  /** The duplicate filter kept in `delivered.json`: flows kept, and flows not kept because it was full (filtered in memory only). */
+  delivered: { flows: number; untracked: number };
   /** Control messages dropped before a hello bound their sender (not a hello, or too many hellos at once). */
   unhelloed: number;
   /** Clients the CURVE allow-list refused: distinct keys (or addresses, for a client without a key). */
@@ -178,6 +186,11 @@ export interface PeerHello {
   data: ZeromqAddress;
   key?: string;
   proof?: string;
+  /**
+   * The sending daemon's incarnation (random per start): a receiver keeps
+   * its duplicate filter across its own restart for the same epoch only.
+   */
+  epoch?: string;
 }
 
 /** What a hello's proof covers: the id and the addresses the peer will be reached at. */
@@ -240,6 +253,13 @@ export const CTL_MAXMSG = 256;
 export const CTL_MINMSG = 64;
 /** Receiver identifier of control envelopes sent before the peer's id is known. */
 export const ANY = '*';
+/**
+ * The data receiving ends' window (messages per sending daemon): with
+ * end-to-end acknowledgement it covers what is on the wire, in the data
+ * loop and in the local links up to the points, until their points take it;
+ * it is also the most a sending daemon keeps for re-sending.
+ */
+export const DATA_MAXMSG = 8192;
 /** Envelopes per turn of the data loop and of a conduit pump. */
 export const BATCH = 256;
 /** What a daemon's id (its directory id) may look like on the wire. */
@@ -248,6 +268,9 @@ export const DAEMON_ID = /^[A-Za-z0-9_-]{1,64}$/;
 export const MAX_KNOWN_IDS = 256;
 /** How long an id that was waited for in vain is not waited for again. */
 export const STRANGER_TTL_MS = 60_000;
+
+/** What a hello's `epoch` looks like. */
+export const EPOCH = /^[0-9a-f]{8,64}$/;
 
 /** Check a peer's hello (untrusted input) and return it typed. */
 export function checkHello(a: unknown): PeerHello {
@@ -266,6 +289,8 @@ export function checkHello(a: unknown): PeerHello {
   }
   if ((h.key !== undefined && typeof h.key !== 'string') || (h.proof !== undefined && typeof h.proof !== 'string'))
     throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `peer ${h.id} hello with a key or proof that is not a string`);
+  if (h.epoch !== undefined && (typeof h.epoch !== 'string' || !EPOCH.test(h.epoch)))
+    throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `peer ${h.id} hello with a malformed epoch`);
   return h as PeerHello;
 }
 
@@ -307,7 +332,7 @@ export function dirOf(id: string): string | undefined {
 
 /** Zeroed conduit counters. */
 export function newConduitStats(): ConduitStats {
-  return { sent: 0, received: 0, rejected: 0, gaps: 0, duplicates: 0, spoofed: 0 };
+  return { sent: 0, received: 0, rejected: 0, gaps: 0, duplicates: 0, redelivered: 0, spoofed: 0 };
 }
 
 /** `AMIX_ERR_PEER_LOST` for a conduit whose peer is not up. */

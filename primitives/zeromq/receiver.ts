@@ -13,6 +13,7 @@ import { CreditReceiver, MessageQueue, creditFields, type CreditSession } from '
 import type { ChannelHandle } from '../../lib/core/primitive.js';
 import { WaitList } from '../../lib/core/waitList.js';
 import { AllowList, isCurveKey, zapAuthenticator } from './keys.js';
+import { ZeromqConfirmation } from './confirm.js';
 import {
   CREDIT_SIZE,
   FAREWELL_LINGER_MS,
@@ -54,6 +55,8 @@ export interface ZeromqReceiveHandle extends Omit<ChannelHandle, 'maxMessageByte
   /** @internal */ refusing: number;
   /** @internal */ lostPeer: boolean;
   /** @internal */ loop: Promise<void>;
+  /** @internal Set with `zeromq.confirmation`: CREDIT acknowledges what was confirmed, not what arrived. */
+  readonly confirmation: ZeromqConfirmation | undefined;
 }
 
 /** A sender's session: its credit state (`next` is the next sequence number expected), identity and route. */
@@ -61,6 +64,14 @@ export interface Session extends CreditSession {
   readonly id: Buffer;
   route: Buffer;
   resendAskedAt: number;
+  /** With a {@link ZeromqConfirmation}: messages below it were confirmed (CREDIT acknowledges up to here). */
+  confirmed: number;
+  /** With a {@link ZeromqConfirmation}: messages below it were taken by the application. */
+  taken: number;
+  /** Messages below it were sent before this process knew the session (re-sends of a dead predecessor's). */
+  resendUpTo: number;
+  /** This process has had a HELLO of the session. */
+  helloSeen: boolean;
 }
 
 /** Bind a ROUTER and return the receiving end (see the module comment of `../zeromq.ts`). */
@@ -122,7 +133,21 @@ export async function createReceiver(options: ZeromqChannelOptions): Promise<Zer
     refusing: 0,
     lostPeer: false,
     loop: Promise.resolve(),
+    confirmation: z.confirmation,
   };
+  if (z.confirmation !== undefined) {
+    if (!(z.confirmation instanceof ZeromqConfirmation))
+      throw invalidArg('options.zeromq.confirmation', 'must be a ZeromqConfirmation', z.confirmation);
+    z.confirmation.bind((cs, count, upTo) => {
+      const s = cs as Session;
+      if (upTo > s.confirmed) s.confirmed = upTo;
+      if (h.closed) return;
+      // Only now does a message count as consumed: credit, like the acknowledgement, follows confirmation.
+      let granted = false;
+      for (let i = 0; i < count; i++) if (h.credit.consume(s)) granted = true;
+      if (!granted) void sendCredit(h, s, 0, false);
+    });
+  }
   watchReceiver(h);
   try {
     await socket.bind(bind);
@@ -204,15 +229,32 @@ async function receiveLoop(h: ZeromqReceiveHandle): Promise<void> {
       let s = h.credit.get(key);
       if (!s) {
         const start = f.kind === 'ping' ? 0 : f.firstUnacked;
-        s = h.credit.open({ ...creditFields(key, start), id: Buffer.from(f.session), route, resendAskedAt: -1 });
+        s = h.credit.open({
+          ...creditFields(key, start),
+          id: Buffer.from(f.session),
+          route,
+          resendAskedAt: -1,
+          confirmed: start,
+          taken: start,
+          resendUpTo: 0,
+          helloSeen: false,
+        });
       }
       s.route = route;
       if (f.kind === 'data') {
         h.credit.resync(s, f.firstUnacked);
+        vouched(s, f.firstUnacked);
         onData(h, s, f);
       } else if (f.kind === 'hello') {
         // A HELLO opens each connection: whatever the sender sent beyond `next` was lost with the old one.
         h.credit.resync(s, f.firstUnacked);
+        vouched(s, f.firstUnacked);
+        if (!s.helloSeen) {
+          // The first HELLO this process sees of the session: what its sender had sent before may have gone to a
+          // predecessor of this process (DATA written while it was down can arrive before the HELLO: counted too).
+          s.helloSeen = true;
+          s.resendUpTo = f.sentUpTo;
+        }
         const resend = s.next < f.sentUpTo;
         if (resend) s.resendAskedAt = s.next;
         if (h.lostPeer) {
@@ -234,6 +276,16 @@ async function receiveLoop(h: ZeromqReceiveHandle): Promise<void> {
       emit(h, { type: 'closed', reason: h.closeReason });
     }
   }
+}
+
+/**
+ * The sender vouches that what it no longer holds was acknowledged (so
+ * confirmed, with a confirmation): news only when this end restarted.
+ */
+function vouched(s: Session, firstUnacked: number): void {
+  const upTo = Math.min(firstUnacked, s.next);
+  if (upTo > s.confirmed) s.confirmed = upTo;
+  if (s.confirmed > s.taken) s.taken = s.confirmed;
 }
 
 function onData(h: ZeromqReceiveHandle, s: Session, f: Extract<Frame, { kind: 'data' }>): void {
@@ -276,7 +328,8 @@ function deliver(h: ZeromqReceiveHandle, data: Buffer, s: Session): void {
       r.reject(tooSmall(data.length, r.value));
       continue;
     }
-    h.credit.consume(s);
+    if (h.confirmation) h.confirmation.taken(s);
+    else h.credit.consume(s);
     r.resolve(data);
     return;
   }
@@ -299,7 +352,8 @@ export async function sendCredit(
   const b = Buffer.allocUnsafe(CREDIT_SIZE);
   b[0] = FrameKind.credit;
   s.id.copy(b, 1);
-  writeU64(b, 9, s.next);
+  // With a confirmation, what arrived but is not confirmed stays with the sender (re-sent if this end dies).
+  writeU64(b, 9, h.confirmation ? s.confirmed : s.next);
   writeU64(b, 17, s.limit);
   b.writeUInt32BE(token >>> 0, 25);
   b[29] = resend ? 1 : 0;
@@ -318,7 +372,8 @@ export function takeNext(h: ZeromqReceiveHandle, maxBytes: number): Uint8Array |
   if (m.length > maxBytes) throw tooSmall(m.length, maxBytes);
   const s = h.queue.peekFrom();
   h.queue.shift();
-  h.credit.consume(s);
+  if (h.confirmation) h.confirmation.taken(s);
+  else h.credit.consume(s);
   return m;
 }
 

@@ -22,6 +22,7 @@ import type {
   PrimitiveCharacteristics,
 } from '../../lib/core/primitive.js';
 import type { RefusedPeer } from './keys.js';
+import type { ZeromqConfirmation } from './confirm.js';
 import { emptyStats } from '../../lib/core/channel.js';
 
 /** Frame kinds of the wire protocol (first byte of every frame). */
@@ -102,6 +103,12 @@ export interface ZeromqOptions {
   onRefused?: (peer: RefusedPeer) => void;
   /** Called with an `AMIX_ERR_BAD_FRAME` error for each malformed frame dropped. */
   onBadFrame?: (error: AmixError) => void;
+  /**
+   * Receiving end: acknowledge to senders only what the application
+   * confirms through this object (end-to-end), not what arrived. One
+   * instance per receiving end.
+   */
+  confirmation?: ZeromqConfirmation;
 }
 
 /**
