@@ -75,7 +75,13 @@ export class ReceiverState {
   closed = false;
   closeReason: Error | undefined;
   ackTimer: NodeJS.Timeout | null = null;
-  readonly stats = emptyStats();
+  /**
+   * `redelivered`: messages re-sent to this end in a session it did not
+   * know (a previous receiving end at this address, e.g. the instance before
+   * a restart, had them and may have consumed some): each is possibly a
+   * duplicate. An upper bound; the application cannot tell which.
+   */
+  readonly stats = { ...emptyStats(), redelivered: 0 };
 
   constructor(path: string, server: Server, o: ProcessChannelOptions) {
     this.path = path;
@@ -212,6 +218,8 @@ export class ReceiverState {
       }
     } else {
       s = this.credit.open({ ...creditFields(id, firstUnacked), conn: null, linger: null });
+      // The sender had sent up to `next` to someone: what it re-sends below that may have been consumed there.
+      this.stats.redelivered += next - firstUnacked;
     }
     this.credit.bind(s);
     s.conn = conn;
