@@ -109,13 +109,7 @@ export class Supervisor {
     if (!inst.point.characteristics.restart || inst.standby || inst.ending || !this.#core.isOpen()) return;
     const { scope, stackMb } = inst.point.characteristics;
     const host = HostHandle.spawn(scope, inst.id, stackMb);
-    const spare: Standby = {
-      host,
-      ready: this.#initHost(inst, host).then(
-        () => true,
-        () => false,
-      ),
-    };
+    const spare: Standby = { host, ready: this.#prepare(inst, host) };
     inst.standby = spare;
     // A spare that dies or fails its init is only forgotten; the next restart boots its own host.
     host.once('exit', () => {
@@ -124,6 +118,33 @@ export class Supervisor {
     void spare.ready.then((ok) => {
       if (!ok && inst.standby === spare) void this.#dropSpare(inst);
     });
+  }
+
+  /**
+   * Initialise a spare, and load its receiving primitive by opening and
+   * closing one throwaway receiving end (only `queueConditionProcess`: it
+   * costs a socket file for a moment, where another primitive might bind a
+   * port): loading it is a good part of the time a restart takes to listen
+   * again. Resolves false when the init fails.
+   */
+  async #prepare(inst: Inst, host: HostHandle): Promise<boolean> {
+    try {
+      await this.#initHost(inst, host);
+    } catch {
+      return false;
+    }
+    const primitive = inst.point.receivePrimitive;
+    if (primitive === 'queueConditionProcess') {
+      const link = 'amix:warm';
+      const t = this.#core.timeoutMs;
+      await host
+        .request('openReceiver', { link, peer: link, primitive, options: {} }, t)
+        .then(() => host.request('closeLink', { link }, t))
+        .catch(() => {});
+    }
+    if (inst.standby?.host === host)
+      this.#core.emit({ type: 'spareReady', point: inst.point.name, instance: inst.id, pid: host.pid });
+    return !host.hasExited;
   }
 
   /** Kill an instance's spare host, if it has one. */
