@@ -91,7 +91,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmod } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { ErrorCode, invalidArg } from '../lib/core/errors.js';
 import type {
@@ -160,6 +160,13 @@ async function createReceiver(o: ProcessChannelOptions): Promise<ReceiverHandle>
   }
   await clearStale(path);
   const server = createServer({ pauseOnConnect: false });
+  // A sender may connect between listen and the receiving end's own handler
+  // (a restarted point's peer retries every 100 ms at this very path): such a
+  // connection would never be read, and its sender would wait out its
+  // handshake timeout. Keep them, and hand them over below.
+  const early: Socket[] = [];
+  const keep = (s: Socket): void => void early.push(s);
+  server.on('connection', keep);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) =>
       reject(asAmix(err, ErrorCode.AMIX_ERR_INVALID_ARG, `${NAME}: cannot listen on ${path}`)),
@@ -168,7 +175,10 @@ async function createReceiver(o: ProcessChannelOptions): Promise<ReceiverHandle>
   });
   server.on('error', () => {});
   if (!isWindows) await chmod(path, 0o600);
-  return new ReceiverHandle({ path }, new ReceiverState(path, server, o));
+  const st = new ReceiverState(path, server, o);
+  server.off('connection', keep);
+  for (const s of early) if (!s.destroyed) st.accept(s);
+  return new ReceiverHandle({ path }, st);
 }
 
 async function createSender(o: ProcessChannelOptions): Promise<SenderHandle> {

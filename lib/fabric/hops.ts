@@ -12,7 +12,8 @@ import { brokerRegistration, hopOptions, type BrokerTable } from './brokers.js';
 import { kEnded } from './link.js';
 import type { PointRegistration } from './point.js';
 import type { ChannelOptions } from '../core/primitive.js';
-import { endOf, type End, type FabricCore, type Inst, type LinkRec } from './records.js';
+import type { ProcessChannelOptions } from '../../primitives/queueConditionProcess.js';
+import { endOf, hopKey, type End, type FabricCore, type Inst, type LinkRec } from './records.js';
 import type { LinkState } from './types.js';
 
 /** @internal What the hops need of the supervisor: start a broker instance, end one. */
@@ -52,7 +53,7 @@ export class Hops {
     const rxChar = (toReg ?? fromReg)!.characteristics;
     const options = hopOptions(rxChar);
     if (!plan.broker) {
-      await this.#openHop(rec, from, to, plan.primitive, options, steps);
+      await this.#openHop(rec, from, to, plan.primitive, this.#restartable(options, plan.primitive, toReg), steps);
       return;
     }
     // Insert the broker point: from → broker on one primitive, broker → to on the other.
@@ -65,7 +66,34 @@ export class Hops {
     // broker is no party (it converts between primitives): each end's entry names the far end, so
     // `from` and `to` of a message, and `send({ to })`, are the same as on a direct link.
     await this.#openHop(rec, from, b, plan.broker.from, options, [steps[0], undefined], [to.id, from.id]);
-    await this.#openHop(rec, b, to, plan.broker.to, options, [undefined, steps[1]], [to.id, from.id]);
+    await this.#openHop(
+      rec,
+      b,
+      to,
+      plan.broker.to,
+      this.#restartable(options, plan.broker.to, toReg),
+      [undefined, steps[1]],
+      [to.id, from.id],
+    );
+  }
+
+  /**
+   * The options of a hop into `toReg`: for a restartable point on a
+   * primitive whose sender survives its receiver's restart, a reconnect
+   * policy that keeps trying, quickly, for as long as a restart may take.
+   * The sender's own default (8 attempts, backoff to 1 s, 4.55 s in all)
+   * would both add up to a second to each recovery and give up (losing its
+   * unacknowledged messages) on a slow restart.
+   */
+  #restartable(options: ChannelOptions, primitive: string, toReg: PointRegistration | undefined): ChannelOptions {
+    if (!toReg?.characteristics.restart || !RESUMABLE.has(primitive)) return options;
+    // A restart is at most an init, a start and an openReceiver, each bounded by timeoutMs.
+    const budgetMs = 3 * this.#core.timeoutMs + 2000;
+    const o: ProcessChannelOptions = {
+      ...options,
+      reconnect: { attempts: Math.ceil(budgetMs / RETRY_MS), initialDelayMs: 20, maxDelayMs: RETRY_MS },
+    };
+    return o;
   }
 
   /**
@@ -107,6 +135,7 @@ export class Hops {
     if (steps[1] !== undefined)
       this.#core.emit({ type: 'linkStep', link, step: steps[1], end: to.id, list: 'receiver', peer: toSees });
     rec.flows.push({ from: from.id, to: to.id, primitive });
+    (rec.hops ??= new Map()).set(hopKey(from.id, to.id), { primitive, address, options });
   }
 
   /**
@@ -178,17 +207,30 @@ export class Hops {
   }
 
   /**
-   * A restarted instance's links, opened again under the same ids: each
-   * peer drops its old ends of the link, then each flow is opened anew, and
-   * a link that was suspended or held is suspended again.
+   * A restarted instance's links, under the same ids. Where every hop the
+   * instance is an end of can resume ({@link RESUMABLE}), only the
+   * instance's own ends are made again, at the addresses they had: each
+   * receiving end listens where the dead one did, so the peer's sending end
+   * (kept, with its session and every message the dead instance had not
+   * acknowledged as taken) reconnects to it and re-sends those first, in
+   * order; each sending end dials the peer's kept receiving end, whose queue
+   * (what the dead instance sent and the peer had not taken) is still there.
+   * Otherwise each peer drops its old ends of the link and each flow is
+   * opened anew. A link that was suspended is suspended again.
    */
   async reopen(inst: Inst, linkIds: readonly string[]): Promise<void> {
     const core = this.#core;
-    for (const l of linkIds) {
-      const rec = core.links.get(l);
-      if (!rec) continue;
+    const recs = linkIds.map((l) => core.links.get(l)).filter((r): r is LinkRec => r !== undefined);
+    const resumable = recs.filter((r) => this.#canResume(r, inst));
+    // Every link's receiving ends before any sending end: the peers' senders are waiting to re-send.
+    for (const rec of resumable) await this.#resume(rec, inst, 'receivers');
+    for (const rec of resumable) await this.#resume(rec, inst, 'senders');
+    for (const rec of recs) {
+      if (resumable.includes(rec)) continue;
+      const l = rec.id;
       const flows = rec.flows;
       rec.flows = [];
+      rec.hops?.clear();
       for (const id of new Set([rec.a, ...rec.b])) {
         const peer = endOf(core, rec, id);
         if (peer && peer !== inst) {
@@ -205,6 +247,74 @@ export class Hops {
       if (rec.state !== 'active') await this.setSuspended(rec, true, rec.state);
     }
   }
+
+  /** True when every hop of `rec` that `inst` is an end of was recorded and is on a resumable primitive. */
+  #canResume(rec: LinkRec, inst: Inst): boolean {
+    const mine = rec.flows.filter((f) => f.from === inst.id || f.to === inst.id);
+    return (
+      mine.length > 0 &&
+      mine.every((f) => {
+        const h = rec.hops?.get(hopKey(f.from, f.to));
+        const path = (h?.address as { path?: unknown } | undefined)?.path;
+        return h !== undefined && RESUMABLE.has(h.primitive) && typeof path === 'string' && path !== '';
+      })
+    );
+  }
+
+  /** Re-make `inst`'s receiving (or sending) ends of `rec`'s hops where they were (see {@link reopen}); the peers' ends are untouched. */
+  async #resume(rec: LinkRec, inst: Inst, which: 'receivers' | 'senders'): Promise<void> {
+    const core = this.#core;
+    const link = rec.id;
+    const timeout = core.timeoutMs;
+    const hops = rec.flows.filter((f) => f.from === inst.id || f.to === inst.id);
+    for (const f of hops) {
+      if (which !== 'receivers' || f.to !== inst.id) continue;
+      const h = rec.hops!.get(hopKey(f.from, f.to))!;
+      const socketPath = (h.address as { path: string }).path;
+      const options: ProcessChannelOptions = { ...h.options, socketPath };
+      await inst.target.request('openReceiver', { link, peer: f.from, primitive: h.primitive, options }, timeout);
+      await inst.target.request('listReceiver', { link, peer: f.from }, timeout);
+      inst.receiverList.push({ link, peer: f.from });
+      const step = originOf(rec, f) === rec.a ? 2 : 4;
+      core.emit({ type: 'linkStep', link, step, end: inst.id, list: 'receiver', peer: f.from });
+    }
+    for (const f of hops) {
+      if (which !== 'senders' || f.from !== inst.id) continue;
+      const h = rec.hops!.get(hopKey(f.from, f.to))!;
+      await inst.target.request(
+        'openSender',
+        { link, peer: f.to, primitive: h.primitive, address: h.address, options: h.options },
+        timeout,
+      );
+      inst.senderList.push({ link, peer: f.to });
+      core.emit({ type: 'linkStep', link, step: inst.id === rec.a ? 1 : 3, end: inst.id, list: 'sender', peer: f.to });
+      // The peers' ends kept their suspension; the new sending end starts unsuspended.
+      if (rec.state !== 'active') await inst.target.request('suspend', { link }, timeout);
+    }
+  }
+}
+
+/**
+ * Primitives whose sending end survives the death of its receiving end and
+ * re-sends, to a successor listening at the same address, everything the
+ * receiving application had not acknowledged as taken
+ * (`queueConditionProcess`: "at-least-once across a receiver restart").
+ */
+// By name: importing the primitive here would load it with the fabric (the registry loads it on first use).
+const RESUMABLE: ReadonlySet<string> = new Set(['queueConditionProcess']);
+
+/** The longest a kept sender waits between attempts to reach a restarting receiver. */
+const RETRY_MS = 100;
+
+/** The end a hop's flow starts at: walk back from `f` through the link's brokers. */
+function originOf(rec: LinkRec, f: { from: string; to: string }): string {
+  let from = f.from;
+  for (let guard = 0; rec.brokers.includes(from) && guard < rec.brokers.length; guard++) {
+    const prev = rec.flows.find((x) => x.to === from);
+    if (!prev) break;
+    from = prev.from;
+  }
+  return from;
 }
 
 /** Take `link` off an end's sender and receiver lists. */

@@ -12,6 +12,7 @@ import { AmixError, ErrorCode, describe } from '../core/errors.js';
 import type { HostPlacement, PointHost } from './pointHost.js';
 import type { Link } from './link.js';
 import type { PointRegistration } from './point.js';
+import type { ChannelOptions } from '../core/primitive.js';
 import type { PrimitiveRegistry } from '../core/registry.js';
 import type { FabricEvent, InstanceInfo, InstanceState, LinkInfo } from './types.js';
 
@@ -22,6 +23,25 @@ export interface LinkRec extends LinkInfo {
   held?: string;
   /** The caller's handle, if the caller is an end. */
   handle?: Link;
+  /**
+   * How each hop was opened, by {@link hopKey}: its primitive, the receiving
+   * end's address and the channel options. A restart re-makes only the dead
+   * instance's ends of a hop from this (at the same address), so the peers'
+   * ends, and the sender's unacknowledged messages, survive it.
+   */
+  hops?: Map<string, HopRecord>;
+}
+
+/** @internal How one hop of a link was opened (see {@link LinkRec.hops}). */
+export interface HopRecord {
+  primitive: string;
+  address: ChannelOptions['address'];
+  options: ChannelOptions;
+}
+
+/** @internal The key of the hop from end `from` to end `to` in {@link LinkRec.hops} (ids hold no NUL). */
+export function hopKey(from: string, to: string): string {
+  return `${from}\u0000${to}`;
 }
 
 /** @internal A link end: a point instance, or the caller (this application, or a container through amixd). */
@@ -47,6 +67,18 @@ export interface Inst extends End {
   client?: string;
   /** Set while the fabric itself is ending the instance, so its exit is not a death. */
   ending: boolean;
+  /**
+   * A restartable instance's spare host, booted and initialised (the point's
+   * module loaded, its main not started) ahead of need: a restart takes it
+   * over instead of waiting for a new process or thread to boot.
+   */
+  standby?: Standby;
+}
+
+/** @internal A spare host (see {@link Inst.standby}); `ready` resolves true once its init succeeded. */
+export interface Standby {
+  host: PointHost;
+  ready: Promise<boolean>;
 }
 
 /** @internal What the fabric's parts share: its tables, its settings, and its event output. */

@@ -8,9 +8,10 @@
  */
 import { AmixError, ErrorCode } from '../core/errors.js';
 import { HostHandle, type HostExit } from './hostHandle.js';
+import type { PointHost } from './pointHost.js';
 import type { Hops } from './hops.js';
 import type { PointRegistration } from './point.js';
-import type { FabricCore, Inst } from './records.js';
+import type { FabricCore, Inst, Standby } from './records.js';
 
 /** @internal Starts, restarts and ends the fabric's point instances. */
 export class Supervisor {
@@ -95,7 +96,69 @@ export class Supervisor {
     });
     if (!reg.characteristics.idle) await this.activate(inst);
     else inst.state = 'idle';
+    this.#spare(inst);
     return inst;
+  }
+
+  /**
+   * Boot and initialise a spare host for a restartable instance (none if it
+   * has one, or is ending). Booting a Node process or thread and loading
+   * the point are most of a restart's time (on a loaded 2-core machine,
+   * 0.2 to 1.5 s of it, measured): a spare made beforehand keeps a restart
+   * under load under a second. It costs one idle process (or thread) per
+   * restartable instance. Its init loads the point's module (so its
+   * top-level code runs then); its main starts only when it takes over.
+   */
+  #spare(inst: Inst): void {
+    if (!inst.point.characteristics.restart || inst.standby || inst.ending || !this.#core.isOpen()) return;
+    // Only for hosts of our own: a container that hosts a point starts its own hosts.
+    if (!(inst.host instanceof HostHandle)) return;
+    const { scope, stackMb } = inst.point.characteristics;
+    const host = HostHandle.spawn(scope, inst.id, stackMb);
+    const spare: Standby = { host, ready: this.#prepare(inst, host) };
+    inst.standby = spare;
+    // A spare that dies or fails its init is only forgotten; the next restart boots its own host.
+    host.once('exit', () => {
+      if (inst.standby === spare) delete inst.standby;
+    });
+    void spare.ready.then((ok) => {
+      if (!ok && inst.standby === spare) void this.#dropSpare(inst);
+    });
+  }
+
+  /**
+   * Initialise a spare, and load its receiving primitive by opening and
+   * closing one throwaway receiving end (only `queueConditionProcess`: it
+   * costs a socket file for a moment, where another primitive might bind a
+   * port): loading it is a good part of the time a restart takes to listen
+   * again. Resolves false when the init fails.
+   */
+  async #prepare(inst: Inst, host: HostHandle): Promise<boolean> {
+    try {
+      await this.#initHost(inst, host);
+    } catch {
+      return false;
+    }
+    const primitive = inst.point.receivePrimitive;
+    if (primitive === 'queueConditionProcess') {
+      const link = 'amix:warm';
+      const t = this.#core.timeoutMs;
+      await host
+        .request('openReceiver', { link, peer: link, primitive, options: {} }, t)
+        .then(() => host.request('closeLink', { link }, t))
+        .catch(() => {});
+    }
+    if (inst.standby?.host === host)
+      this.#core.emit({ type: 'spareReady', point: inst.point.name, instance: inst.id, pid: host.pid });
+    return !host.hasExited;
+  }
+
+  /** Kill an instance's spare host, if it has one. */
+  async #dropSpare(inst: Inst): Promise<void> {
+    const spare = inst.standby;
+    if (!spare) return;
+    delete inst.standby;
+    await spare.host.forceKill().catch(() => {});
   }
 
   /** Start an instance's main if it is not running (seed connect steps 5 and 6: reactivate if idle). */
@@ -118,7 +181,9 @@ export class Supervisor {
     }
     inst.ending = true;
     inst.state = 'terminating';
+    // Withdrawn at once, in the same turn as the request: no new connection may reach it.
     this.#core.emit({ type: 'coordinatorWithdrawn', point: inst.point.name, instance: inst.id });
+    await this.#dropSpare(inst);
     for (const l of [...inst.links]) {
       const rec = this.#core.links.get(l);
       if (rec) await this.#hops.teardownLink(rec).catch(() => {});
@@ -148,6 +213,7 @@ export class Supervisor {
    * teardown (the caller tears the links down afterwards).
    */
   async kill(inst: Inst): Promise<void> {
+    await this.#dropSpare(inst);
     if (inst.ending) {
       await inst.host.forceKill();
       return;
@@ -164,12 +230,12 @@ export class Supervisor {
     this.#core.emit({ type: 'instanceTerminated', point: inst.point.name, instance: inst.id, method, escalated });
   }
 
-  async #initHost(inst: Inst): Promise<void> {
+  async #initHost(inst: Inst, host: PointHost = inst.host): Promise<void> {
     const primitives = this.#core.registry
       .list()
       .filter((p) => !p.builtin && !p.location.startsWith('inline:'))
       .map(({ name, location, characteristics }) => ({ name, location, characteristics }));
-    await inst.host.request(
+    await host.request(
       'init',
       {
         registration: inst.point,
@@ -212,9 +278,12 @@ export class Supervisor {
         await this.#restart(inst, linkIds);
         return;
       } catch {
-        // fall through: treat as a death without restart
+        // Fall through: treat as a death without restart; a half-started new host goes too.
+        inst.ending = true;
+        await inst.host.forceKill().catch(() => {});
       }
     }
+    await this.#dropSpare(inst);
     core.instances.delete(inst.id);
     for (const l of linkIds) {
       const rec = core.links.get(l);
@@ -228,20 +297,32 @@ export class Supervisor {
   }
 
   async #restart(inst: Inst, linkIds: string[]): Promise<void> {
+    // A point placed elsewhere (a container hosts it) gets its new host there, and has no spare here.
+    const placed = this.#core.placement?.host(inst.point, inst.id);
+    if (placed) await this.#dropSpare(inst);
+    const spare = placed ? undefined : inst.standby;
+    delete inst.standby;
+    // The spare, if its init succeeds (waiting for one still starting beats starting another).
+    const ready = spare !== undefined && !spare.host.hasExited && (await spare.ready) && !spare.host.hasExited;
+    if (spare && !ready) await spare.host.forceKill().catch(() => {});
     inst.host =
-      this.#core.placement?.host(inst.point, inst.id) ??
-      HostHandle.spawn(inst.point.characteristics.scope, inst.id, inst.point.characteristics.stackMb);
+      placed ??
+      (ready
+        ? spare.host
+        : HostHandle.spawn(inst.point.characteristics.scope, inst.id, inst.point.characteristics.stackMb));
     inst.target = inst.host;
     inst.restarts++;
     inst.state = 'starting';
     inst.senderList = [];
     inst.receiverList = [];
     this.#wire(inst);
-    await this.#initHost(inst);
+    if (!ready) await this.#initHost(inst);
     await this.activate(inst);
     // Re-establish every link the dead instance was in, under the same link ids.
     await this.#hops.reopen(inst, linkIds);
     this.#core.emit({ type: 'instanceRestarted', point: inst.point.name, instance: inst.id, links: linkIds });
+    // Only now: booting the next spare would compete with this recovery for the CPU.
+    this.#spare(inst);
   }
 }
 

@@ -29,6 +29,8 @@ export type FabricEvent =
   | { type: 'instanceTerminated'; point: string; instance: string; method: 'message' | 'signal'; escalated: boolean }
   | { type: 'instanceDied'; point: string; instance: string; code: number | null; signal: string | null; error?: Error }
   | { type: 'instanceRestarted'; point: string; instance: string; links: string[] }
+  /** A restartable instance's spare host is booted and initialised: its next restart takes it over. */
+  | { type: 'spareReady'; point: string; instance: string; pid: number | undefined }
   | { type: 'linkConnected'; link: string; a: string; b: string; direction: Direction; steps: readonly number[] }
   | { type: 'linkStep'; link: string; step: number; end: string; list: 'sender' | 'receiver'; peer: string }
   | { type: 'linkSuspended'; link: string }

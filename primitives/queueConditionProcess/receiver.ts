@@ -325,6 +325,8 @@ export class ReceiverState {
       }
     } else {
       s = this.credit.open({ ...creditFields(id, firstUnacked), conn: null, linger: null, revokeTimer: null });
+      // The sender had sent up to `next` to someone: what it re-sends below that may have been consumed there.
+      this.stats.redelivered += next - firstUnacked;
     }
     // Bound first: a revocation bind asks of other senders goes to their connections, and this one's is set.
     s.conn = conn;

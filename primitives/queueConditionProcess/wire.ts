@@ -155,6 +155,13 @@ export interface ProcessReceiverStats extends ChannelStats {
   creditRevocations: number;
   /** Connections cut for not confirming a revocation within `revokeTimeoutMs`. */
   revokeTimeouts: number;
+  /**
+   * Messages re-sent to this end in a session it did not know (a previous
+   * receiving end at this address, e.g. the instance before a restart, had
+   * them and may have consumed some): each is possibly a duplicate. An upper
+   * bound; the application cannot tell which.
+   */
+  redelivered: number;
 }
 
 /** A receiving end's counters at zero. */
@@ -168,6 +175,7 @@ export function emptyReceiverStats(): ProcessReceiverStats {
     protocolErrors: 0,
     creditRevocations: 0,
     revokeTimeouts: 0,
+    redelivered: 0,
   };
 }
 
