@@ -22,13 +22,10 @@ import {
   type RemoteLinkInfo,
 } from '../dist/lib/internal.js';
 import { pointFixture } from './helpers/fabric.js';
-import { daemonDir, freePort, startDaemon } from './helpers/daemon.js';
+import { daemonDir, freePort, startDaemon, subscribed, type DaemonEv } from './helpers/daemon.js';
 import { rng } from './helpers/rng.js';
 
-interface Ev {
-  type: string;
-  body: Record<string, unknown>;
-}
+type Ev = DaemonEv;
 interface PeeringStatus {
   id: string;
   data: string;
@@ -107,17 +104,7 @@ async function daemon(
     }
   } else extra.push(...args);
   const child = await startDaemon(t, dir, ['--listen', `tcp://127.0.0.1:${port}`, ...extra]);
-  const client = await DaemonClient.connect({ dir });
-  t.teardown(() => client.close().catch(() => {}));
-  const events: Ev[] = [];
-  const waiters: Array<{ match: (e: Ev) => boolean; resolve: (e: Ev) => void }> = [];
-  client.connection.on('event', (e: Ev) => {
-    events.push(e);
-    for (const w of waiters.splice(0))
-      if (w.match(e)) w.resolve(e);
-      else waiters.push(w);
-  });
-  await client.subscribe();
+  const { client, events, event } = await subscribed(t, dir);
   return {
     dir,
     port,
@@ -125,10 +112,7 @@ async function daemon(
     child,
     client,
     events,
-    event: (match) => {
-      const seen = events.find(match);
-      return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.push({ match, resolve }));
-    },
+    event,
     peers: () => client.request<PeeringStatus>('peers'),
   };
 }

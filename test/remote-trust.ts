@@ -30,7 +30,7 @@ import {
   type PeerInfo,
 } from '../dist/lib/internal.js';
 import { pointFixture } from './helpers/fabric.js';
-import { AMIXD, daemonDir, freePort, startDaemon } from './helpers/daemon.js';
+import { AMIXD, daemonDir, freePort, startDaemon, subscribed, type DaemonEv } from './helpers/daemon.js';
 
 interface Status {
   id: string;
@@ -49,10 +49,7 @@ interface Status {
   slots: Array<{ key: string; id?: string; control: string; data: string; dataAddress: Record<string, unknown> }>;
   peers: PeerInfo[];
 }
-interface Ev {
-  type: string;
-  body: Record<string, unknown>;
-}
+type Ev = DaemonEv;
 interface D {
   port: number;
   pair: CurveKeyPair;
@@ -80,25 +77,12 @@ async function daemon(
   await writeFile(join(base, 'allow'), o.allow, { mode: 0o600 });
   const args = ['--listen', `tcp://127.0.0.1:${port}`, '--keys', join(base, 'keys'), '--allow', join(base, 'allow')];
   await startDaemon(t, dir, [...args, ...(o.args ?? [])]);
-  const client = await DaemonClient.connect({ dir });
-  t.teardown(() => client.close().catch(() => {}));
-  const events: Ev[] = [];
-  const waiters: Array<{ match: (e: Ev) => boolean; resolve: (e: Ev) => void }> = [];
-  client.connection.on('event', (e: Ev) => {
-    events.push(e);
-    for (const w of waiters.splice(0))
-      if (w.match(e)) w.resolve(e);
-      else waiters.push(w);
-  });
-  await client.subscribe();
+  const { client, event } = await subscribed(t, dir);
   return {
     port,
     pair: o.pair,
     client,
-    event: (match) => {
-      const seen = events.find(match);
-      return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.push({ match, resolve }));
-    },
+    event,
     peers: () => client.request<Status>('peers'),
   };
 }

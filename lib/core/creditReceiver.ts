@@ -301,11 +301,16 @@ export class CreditReceiver<S extends CreditSession> {
     const add = this.maxmsg - used;
     if (add <= 0 && s.consumed === s.ackSent) return true;
     if (add > 0) s.limit += add;
+    this.#tell(s);
+    return true;
+  }
+
+  /** A credit frame goes to `s` (its new limit and acknowledgement); a starved session resumes. */
+  #tell(s: S): void {
     const resumed = s.starved;
     s.starved = false;
     s.ackSent = s.consumed;
     this.#onGrant(s, resumed);
-    return true;
   }
 
   /** Shared pool: `s`'s queued messages plus the credit it may still use. */
@@ -335,10 +340,7 @@ export class CreditReceiver<S extends CreditSession> {
     }
     if (add < want) this.#starve(s);
     if (add <= 0 && s.consumed === s.ackSent) return false;
-    const resumed = s.starved;
-    s.starved = false;
-    s.ackSent = s.consumed;
-    this.#onGrant(s, resumed);
+    this.#tell(s);
     return true;
   }
 

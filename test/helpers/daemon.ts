@@ -5,6 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DaemonClient } from '../../dist/lib/internal.js';
 
 export const AMIX = fileURLToPath(new URL('../../dist/bin/amix.js', import.meta.url));
 export const AMIXD = fileURLToPath(new URL('../../dist/bin/amixd.js', import.meta.url));
@@ -85,4 +86,41 @@ export async function addPrincipal(dir: string, name: string): Promise<string> {
   } finally {
     await admin.close();
   }
+}
+
+/** A daemon event as a subscribed client receives it. */
+export interface DaemonEv {
+  type: string;
+  body: Record<string, unknown>;
+}
+
+/**
+ * A client of the daemon in `dir`, subscribed to its events (closed at
+ * teardown): `events` holds every event so far, and `event(match)` resolves
+ * with the first matching one, seen already or to come.
+ */
+export async function subscribed(
+  t: Test,
+  dir: string,
+): Promise<{
+  client: DaemonClient;
+  events: DaemonEv[];
+  event: (match: (e: DaemonEv) => boolean) => Promise<DaemonEv>;
+}> {
+  const client = await DaemonClient.connect({ dir });
+  t.teardown(() => client.close().catch(() => {}));
+  const events: DaemonEv[] = [];
+  const waiters: Array<{ match: (e: DaemonEv) => boolean; resolve: (e: DaemonEv) => void }> = [];
+  client.connection.on('event', (e: DaemonEv) => {
+    events.push(e);
+    for (const w of waiters.splice(0))
+      if (w.match(e)) w.resolve(e);
+      else waiters.push(w);
+  });
+  await client.subscribe();
+  const event = (match: (e: DaemonEv) => boolean): Promise<DaemonEv> => {
+    const seen = events.find(match);
+    return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.push({ match, resolve }));
+  };
+  return { client, events, event };
 }
