@@ -179,14 +179,8 @@ export class CreditReceiver<S extends CreditSession> {
       s.live = true;
       this.#reshare();
       if (!this.suspended && !this.closed) {
-        const want = this.#share - this.#use(s);
-        const free = this.maxmsg - this.queued - this.outstanding;
-        const add = want < free ? want : free;
-        if (add > 0) {
-          s.limit += add;
-          this.outstanding += add;
-        }
-        if (add < want) {
+        this.#fill(s);
+        if (this.#use(s) < this.#share) {
           this.#starve(s);
           this.#reclaim();
         }
@@ -331,6 +325,15 @@ export class CreditReceiver<S extends CreditSession> {
    * of its share, it waits in the hungry queue. True when a frame was sent.
    */
   #grant(s: S): boolean {
+    const add = this.#fill(s);
+    if (this.#use(s) < this.#share) this.#starve(s);
+    if (add <= 0 && s.consumed === s.ackSent) return false;
+    this.#tell(s);
+    return true;
+  }
+
+  /** Shared pool: raise `s`'s credit toward its share as far as the pool's free credit goes; the credit added. */
+  #fill(s: S): number {
     const want = this.#share - this.#use(s);
     const free = this.maxmsg - this.queued - this.outstanding;
     const add = want < free ? want : free;
@@ -338,10 +341,7 @@ export class CreditReceiver<S extends CreditSession> {
       s.limit += add;
       this.outstanding += add;
     }
-    if (add < want) this.#starve(s);
-    if (add <= 0 && s.consumed === s.ackSent) return false;
-    this.#tell(s);
-    return true;
+    return add;
   }
 
   #starve(s: S): void {

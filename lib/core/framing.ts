@@ -136,7 +136,7 @@ export class FrameDecoder {
    * is kept. `AMIX_ERR_INVALID_ARG` outside 0 to {@link FRAME_LENGTH_LIMIT}.
    */
   setMaxPayloadBytes(max: number): void {
-    this.#max = checkMax(max);
+    this.setRules(max, this.#kinds);
   }
 
   /**
