@@ -51,6 +51,8 @@ export interface RestartScenarioResult {
   received: number;
   /** Accepted numbers the sink never took. */
   lost: number;
+  /** The first (at most 10) lost numbers, when any were lost. */
+  lostSample?: number[];
   /** Takes of a number already taken (at-least-once across a restart). */
   duplicated: number;
   /** First takes out of order: a number first taken after a larger one. */
@@ -208,7 +210,7 @@ export async function runRestartScenario(options: RestartScenarioOptions): Promi
 export function countTakes(
   log: string,
   sent: number,
-): { received: number; lost: number; duplicated: number; reordered: number } {
+): { received: number; lost: number; duplicated: number; reordered: number; lostSample?: number[] } {
   const seen = new Uint8Array(sent);
   let received = 0;
   let duplicated = 0;
@@ -234,5 +236,10 @@ export function countTakes(
     if (n < high) reordered++;
     else high = n;
   }
-  return { received, lost: sent - distinct, duplicated, reordered };
+  const lost = sent - distinct;
+  if (lost === 0) return { received, lost, duplicated, reordered };
+  // The first few lost numbers, to place a loss against the kills (the log's `I` lines).
+  const lostSample: number[] = [];
+  for (let n = 0; n < sent && lostSample.length < 10; n++) if (!seen[n]) lostSample.push(n);
+  return { received, lost, duplicated, reordered, lostSample };
 }

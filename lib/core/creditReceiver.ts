@@ -219,11 +219,11 @@ export class CreditReceiver<S extends CreditSession> {
     return true;
   }
 
-  /** The application took one message of `s`. True when `s` was offered credit. */
-  consume(s: S): boolean {
-    s.queued--;
-    s.consumed++;
-    this.queued--;
+  /** The application took `n` (default 1) messages of `s`. True when `s` was offered credit. */
+  consume(s: S, n = 1): boolean {
+    s.queued -= n;
+    s.consumed += n;
+    this.queued -= n;
     return this.#decide(s);
   }
 

@@ -54,6 +54,8 @@ export interface RxSession extends CreditSession {
   linger: NodeJS.Timeout | null;
   /** Cuts the connection off if a revocation is not confirmed in time. */
   revokeTimer: NodeJS.Timeout | null;
+  /** Messages the application took this turn, reported to the credit engine at its end ({@link ReceiverState.consumed}). */
+  taken: number;
 }
 
 /** One accepted connection. */
@@ -98,6 +100,10 @@ export class ReceiverState {
   closed = false;
   closeReason: Error | undefined;
   ackTimer: NodeJS.Timeout | null = null;
+  /** Sessions with messages taken this turn (each once; the count is in `taken`). */
+  readonly takenFrom: RxSession[] = [];
+  /** A {@link settle} is scheduled for this turn. */
+  settleScheduled = false;
   readonly stats: ProcessReceiverStats = emptyReceiverStats();
   /** The frame rules after hello (one array shared by every connection). */
   readonly rules: ReturnType<typeof receiverFrameRules>;
@@ -324,7 +330,13 @@ export class ReceiverState {
         s.linger = null;
       }
     } else {
-      s = this.credit.open({ ...creditFields(id, firstUnacked), conn: null, linger: null, revokeTimer: null });
+      s = this.credit.open({
+        ...creditFields(id, firstUnacked),
+        conn: null,
+        linger: null,
+        revokeTimer: null,
+        taken: 0,
+      });
       // The sender had sent up to `next` to someone: what it re-sends below that may have been consumed there.
       this.stats.redelivered += next - firstUnacked;
     }
@@ -368,8 +380,32 @@ export class ReceiverState {
   /** The application took one message of session `s`. */
   consumed(s: RxSession): void {
     this.stats.received++;
-    if (!this.credit.consume(s) && this.ackTimer === null && this.queue.length === 0) this.armAck();
+    // Reported at the end of this turn, not now. The report can reach the
+    // sender at once (a credit frame after a quiet spell is written
+    // through), and its acknowledgement lets the sender drop the message:
+    // a kill -9 between that write and the application's own code after the
+    // take (writing the message down, say) would lose it, the new instance
+    // being sent only what is unacknowledged. By the next turn every
+    // synchronous continuation of the take, promise jobs included, has run.
+    if (s.taken++ === 0) this.takenFrom.push(s);
+    if (!this.settleScheduled) {
+      this.settleScheduled = true;
+      setImmediate(this.settle);
+    }
   }
+
+  /** The turn's takes, reported to the credit engine: credit and acknowledgement go out from here. */
+  readonly settle = (): void => {
+    this.settleScheduled = false;
+    let offered = false;
+    for (const s of this.takenFrom) {
+      const n = s.taken;
+      s.taken = 0;
+      if (this.credit.consume(s, n)) offered = true;
+    }
+    this.takenFrom.length = 0;
+    if (!offered && this.ackTimer === null && this.queue.length === 0) this.armAck();
+  };
 
   take(maxBytes: number): Uint8Array | undefined {
     const m = this.queue.peek();
