@@ -4,7 +4,16 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import protobuf from 'protobufjs';
-import { ENVELOPE_PROTO, ENVELOPE_TYPE, decodeEnvelope, encodeEnvelope } from '../dist/lib/remote/envelope.js';
+import {
+  ENVELOPE_PROTO,
+  ENVELOPE_TYPE,
+  EnvelopeReader,
+  decodeEnvelope,
+  encodeEnvelope,
+  envelopeWriter,
+  scanEnvelope,
+  withBase,
+} from '../dist/lib/remote/envelope.js';
 import { rng } from './helpers/rng.js';
 
 t.test('the embedded schema and lib/remote/envelope.proto describe the same message', async (t) => {
@@ -277,4 +286,31 @@ t.test('garbage: the fast decoder rejects with AMIX_ERR_BAD_FRAME and never thro
   }
   t.equal(other, 0, 'no error other than AMIX_ERR_BAD_FRAME');
   t.ok(rejected > 10_000, `most garbage rejected (${rejected} of 40000)`);
+});
+
+t.test("a re-sent envelope's base: written by withBase as protobufjs writes it, read by the scan only", async (t) => {
+  const payload = new Uint8Array([9, 8, 7]);
+  const first = envelopeWriter('dirA.7', 'dirB.3')(41, payload);
+  const marked = withBase(first, 40);
+  t.same(
+    Buffer.from(marked),
+    Buffer.from(encodeEnvelope({ sender: 'dirA.7', receiver: 'dirB.3', sequence: 41, payload, base: 40 })),
+    'the same bytes as the reference encoder',
+  );
+  const got = decodeEnvelope(marked);
+  t.equal(got.base, 40, 'base');
+  t.equal(got.sequence, 41, 'sequence');
+  t.same([...got.payload], [9, 8, 7], 'payload intact (the mark follows it)');
+  t.equal(decodeEnvelope(first).base, undefined, 'absent on a first send');
+  t.equal(scanEnvelope(first).base, -1, 'the scan reports it absent as -1');
+  const reader = new EnvelopeReader('dirA.7', 'dirB.3');
+  t.ok(reader.match(first), 'the fast reader takes a first send');
+  t.notOk(reader.match(marked), 'but leaves a marked one to the scan');
+  t.throws(
+    () => encodeEnvelope({ sender: 'a', receiver: 'b', sequence: 0, payload, base: -1 }),
+    { code: 'AMIX_ERR_INVALID_ARG' },
+    'a negative base is refused',
+  );
+  const bad = Buffer.concat([first, Buffer.from([0x2a, 0x01, 0x00])]);
+  t.throws(() => decodeEnvelope(bad), { code: 'AMIX_ERR_BAD_FRAME' }, 'base with a length wire type');
 });

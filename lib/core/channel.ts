@@ -154,6 +154,21 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array>, 
   }
 
   /**
+   * Method: `trySendMany(messages)`. The synchronous batch fast path: how many
+   * of `messages` (a prefix) the channel accepted now; 0 when a send would
+   * have to wait. Throws like `send` rejects.
+   */
+  trySendMany(messages: readonly Uint8Array[]): number {
+    for (const m of messages) this.#checkSend(m);
+    if (this.#held) return 0;
+    let i = 0;
+    if (this.#p.trySendMany) i = this.#p.trySendMany(this.#h, messages);
+    else if (this.#p.trySend) while (i < messages.length && this.#p.trySend(this.#h, messages[i]!)) i++;
+    this.#sent += i;
+    return i;
+  }
+
+  /**
    * Method: `sendMany(messages[, options])`. Sends every message in order,
    * in batches where the primitive has a batch fast path (one handover for
    * many messages), waiting like {@link send} when the channel is full.

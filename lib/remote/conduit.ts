@@ -25,21 +25,55 @@ export interface Flow {
 
 /** @internal A flow from a local point to the peer. */
 export interface OutFlow extends Flow {
+  /** The sequence number of the next message taken from the local point. */
   seq: number;
   /** Wraps one message of this flow (identifiers encoded once). */
   wrap: EnvelopeWriter;
+  /** The first message the peer has not reported taken by its point: the flow's credit is `acked + FLOW_WINDOW`. */
+  acked: number;
+  /** The envelopes of messages `acked` .. `seq - 1`, kept until reported taken, for re-sending. */
+  kept: Uint8Array[];
+  /** Bytes in {@link kept}. */
+  keptBytes: number;
+  /** The pump, waiting for credit. */
+  readonly credit: WaitList;
+  /** The flow's sends to the peer, one after the other: the pump's batches and re-sends keep their order. */
+  tail: Promise<unknown>;
+  /** Where a queued re-send starts, while it waits in {@link tail} (a later ask from there or beyond adds nothing). */
+  resendQueued: number | undefined;
+  /** Taken down: the pump stops at its next wait. */
+  closed: boolean;
 }
 
 /** @internal A flow from the peer to a local point. */
 export interface InFlow extends Flow {
   ch: Channel;
+  /**
+   * The next sequence number taken: lower ones are duplicates, higher ones a
+   * gap (dropped, and a re-send asked for). Undefined until the flow's start
+   * is known (its `open`, its kept number in `delivered.json`, or a re-sent
+   * envelope's `base`): nothing is taken before, lest a re-send be mistaken
+   * for duplicates.
+   */
   expected: number | undefined;
-  /** Messages handed to {@link ch} (successful sends). */
-  handed: number;
-  /** The sequence number after the last message handed to {@link ch}. */
-  handedSeq: number;
-  /** The flow was open in an earlier process of this daemon (its filter came from `delivered.json`). */
+  /** Messages taken off the wire that the local link could not take at once, oldest first (at most about FLOW_WINDOW). */
+  parked: Uint8Array[];
+  /** Messages being handed to {@link ch} by the drain now. */
+  draining: number;
+  /** The `taken` last reported to the sender. */
+  reported: number;
+  /**
+   * Messages below it that are taken are counted `redelivered`: after this
+   * daemon restarted, a flow kept in `delivered.json` may be sent again what
+   * its point took after the last record. Infinity until the sender's `open`
+   * says how far it had sent; 0 for a flow this process opened.
+   */
+  suspectBelow: number;
+  /** The flow was kept in `delivered.json` by an earlier process of this daemon. */
   restored: boolean;
+  /** A re-send asked for: from where, and when (0: none outstanding). */
+  askedFrom: number;
+  askedAt: number;
   /** Recognises this flow's next envelopes (usual layout) without decoding identifiers or a general scan. */
   reader: EnvelopeReader;
 }
@@ -125,8 +159,9 @@ export class Conduit {
     return this.dataTx ? Promise.resolve() : this.#dataReady.wait();
   }
 
-  /** Wake pumps waiting for a data channel (they then see the conduit closed). */
+  /** Wake pumps waiting for a data channel or for credit (they look again, and see the conduit closed if it is). */
   wakeAll(): void {
     this.#dataReady.resolveAll();
+    for (const f of this.out.values()) f.credit.resolveAll();
   }
 }

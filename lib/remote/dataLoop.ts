@@ -6,8 +6,9 @@
  * the data receiving end, checks that its sender is a point of the peer
  * whose key carried it (else drops it as spoofed), finds its flow (the flow of the envelope before,
  * by a byte match, else by identifier, its link opened on first use), drops
- * duplicates, counts gaps, and sends runs of one flow's payloads to its
- * local link at once. Unknown senders or receivers and malformed envelopes
+ * duplicates, drops gaps (asking for a re-send), and hands runs of one
+ * flow's payloads to its local link at once, never waiting on it (per-flow
+ * credit, `flowCredit.ts`). Unknown senders or receivers and malformed envelopes
  * are rejected with a code, counted, and reported to the sending daemon;
  * they never stop the loop.
  *
@@ -20,137 +21,44 @@ import type { Conduit, InFlow } from './conduit.js';
 import { envelopeIdentifier, scanEnvelope, type EnvelopeSpan } from './envelope.js';
 import type { Flows } from './flows.js';
 import type { Sessions } from './sessions.js';
+import { FlowCredit, startAt } from './flowCredit.js';
 import type { Slot } from './slots.js';
 import type { PeeringCore } from './state.js';
 import { BATCH, key, type RejectedBody } from './types.js';
-import type { ZeromqConfirmation } from '../../primitives/zeromq.js';
-
-/** How often unconfirmed hand-offs are looked at again while some wait (the local links acknowledge every 10 ms or so). */
-export const CONFIRM_POLL_MS = 5;
-
-/**
- * End-to-end acknowledgement of one data receiving end: an envelope is
- * confirmed to the sending daemon (and its zeromq sender forgets it) only
- * once the local link it was handed to says its receiving point took it
- * (the link's sending end no longer counts it pending), in the order they
- * were taken. Until then the sender keeps it and re-sends it if this daemon
- * dies. Each batch taken from the receiving end is a mark, confirmed when
- * every hand-off before it is taken; each hand-off is a mark that, once
- * taken, records the flow's `taken` number in the duplicate filter's file.
- */
-class Acks {
-  readonly #core: PeeringCore;
-  readonly #confirmation: ZeromqConfirmation;
-  /** Hand-offs (`f` set: `need` messages of `f` handed, sequence `seqEnd` next) and batch ends (`n` messages taken), in order. */
-  readonly #marks: Array<{ c?: Conduit; f?: InFlow; need: number; seqEnd: number; n: number }> = [];
-  /** Messages taken since the last confirmation. */
-  #open = 0;
-  #timer: NodeJS.Timeout | undefined;
-  #stopped = false;
-
-  constructor(core: PeeringCore, confirmation: ZeromqConfirmation) {
-    this.#core = core;
-    this.#confirmation = confirmation;
-  }
-
-  handed(c: Conduit, f: InFlow): void {
-    this.#marks.push({ c, f, need: f.handed, seqEnd: f.handedSeq, n: 0 });
-  }
-
-  /** Re-sent messages (to this process, of an earlier one's) taken since the last call. */
-  resent(): number {
-    return this.#confirmation.takeResent();
-  }
-
-  batch(n: number): void {
-    this.#marks.push({ need: 0, seqEnd: 0, n });
-    this.advance();
-  }
-
-  /** Confirm every batch whose hand-offs are all taken; look again soon while some are not. */
-  advance(): void {
-    if (this.#stopped) return;
-    let confirm = 0;
-    const marks = this.#marks;
-    while (marks.length > 0) {
-      const m = marks[0]!;
-      if (m.f) {
-        const f = m.f;
-        // A link that closed took what it will ever take: nothing is waited for there (the fabric's restart re-delivers).
-        if (f.ch.isOpen && f.handed - f.ch.stats().pending < m.need) break;
-        this.#core.delivery.taken(m.c!.id, m.c!.epoch, f.key, m.seqEnd);
-      } else confirm += m.n;
-      marks.shift();
-    }
-    if (confirm > 0) {
-      try {
-        this.#confirmation.confirm(Math.min(confirm, this.#confirmation.unconfirmed));
-      } catch {
-        // The receiving end closed meanwhile: nothing to acknowledge any more.
-      }
-    }
-    if (marks.length > 0 && !this.#timer) {
-      this.#timer = setTimeout(() => {
-        this.#timer = undefined;
-        this.advance();
-      }, CONFIRM_POLL_MS);
-      this.#timer.unref();
-    }
-  }
-
-  stop(): void {
-    this.#stopped = true;
-    if (this.#timer) clearTimeout(this.#timer);
-  }
-}
 
 /** @internal The data loop of one daemon's peering. */
 export class DataLoop {
   readonly #core: PeeringCore;
   readonly #sessions: Sessions;
   readonly #flows: Flows;
+  /** Per-flow credit, the receiving half: hand-offs that never wait, parks, reports of what was taken. */
+  readonly credit: FlowCredit;
 
   constructor(core: PeeringCore, sessions: Sessions, flows: Flows) {
     this.#core = core;
     this.#sessions = sessions;
     this.#flows = flows;
+    this.credit = new FlowCredit(core, (c, f, err, count) => this.#reject(c, f.sender, f.receiver, err, count));
   }
 
   /**
    * Unwrap every envelope from every peer and deliver its payload to the
    * receiving point. Malformed envelopes and unknown senders or receivers are
-   * counted and skipped; nothing here throws out of the loop.
+   * counted and skipped; nothing here throws out of the loop, and nothing
+   * waits on a point: each flow's hand-off waits on its own.
    */
-  async run(rx: Channel, slot?: Slot, confirmation?: ZeromqConfirmation): Promise<void> {
-    const acks = confirmation ? new Acks(this.#core, confirmation) : undefined;
-    try {
-      await this.#run(rx, slot, acks);
-    } finally {
-      acks?.stop();
-    }
-  }
-
-  async #run(rx: Channel, slot: Slot | undefined, acks: Acks | undefined): Promise<void> {
+  async run(rx: Channel, slot?: Slot): Promise<void> {
     // The flow of the previous envelope: runs of one flow are the common case,
     // recognised by comparing identifier bytes, with no string or map lookup.
     let last: { c: Conduit; f: InFlow } | undefined;
-    // Consecutive payloads of one flow go to its link in one sendMany.
+    // Consecutive payloads of one flow go to its link in one hand-off.
     let run: Uint8Array[] = [];
     let runOf: { c: Conduit; f: InFlow } | undefined;
-    let runEnd = 0;
-    const flush = async (): Promise<void> => {
+    const flush = (): void => {
       if (!runOf || run.length === 0) return;
       const { c, f } = runOf;
-      const n = run.length;
-      try {
-        await f.ch.sendMany(run);
-        c.stats.received += n;
-        f.handed += n;
-        f.handedSeq = runEnd;
-        acks?.handed(c, f);
-      } catch (err) {
-        this.#reject(c, f.sender, f.receiver, err as AmixError, n);
-      }
+      c.stats.received += run.length;
+      this.credit.hand(c, f, run);
       run = [];
       runOf = undefined;
     };
@@ -161,22 +69,19 @@ export class DataLoop {
       } catch {
         return;
       }
-      // The first `resent` of the batch were re-sent to this process after an earlier one of this
-      // daemon had them: those the filter lets through may have been taken before the crash.
-      let resent = acks?.resent() ?? 0;
       for (const bytes of batch) {
-        const isResent = resent > 0;
-        if (isResent) resent--;
         let cur = last;
         let sequence: number;
         let payloadStart: number;
         let payloadEnd: number;
+        let base = -1;
         if (cur !== undefined && cur.f.ch.isOpen && cur.f.reader.match(bytes)) {
           // The common case: the same flow as the envelope before, in the usual layout.
           ({ sequence, payloadStart } = cur.f.reader);
           payloadEnd = bytes.length;
         } else {
-          // Another flow, or a layout the reader does not take: the general scan, then the flow by identifier.
+          // Another flow, a re-sent envelope (its `base` is not the usual layout), or a layout the
+          // reader does not take: the general scan, then the flow by identifier.
           let span;
           try {
             span = scanEnvelope(bytes);
@@ -187,31 +92,41 @@ export class DataLoop {
           const next = await this.#route(bytes, span, slot);
           if (!next) continue;
           if (next.f !== cur?.f) {
-            await flush();
+            flush();
             cur = next;
             last = next;
           }
-          ({ sequence, payloadStart, payloadEnd } = span);
+          ({ sequence, payloadStart, payloadEnd, base } = span);
         }
         const { c, f } = cur;
-        if (f.expected !== undefined) {
-          if (sequence < f.expected) {
-            c.stats.duplicates++;
-            continue;
-          }
-          if (sequence > f.expected) c.stats.gaps++;
+        if (base >= 0) startAt(f, base);
+        if (f.expected === undefined) {
+          // Where the flow starts is not known yet (this daemon restarted and has no record of it):
+          // taking this one could turn the re-send of earlier ones into "duplicates". Ask for them.
+          c.stats.gaps++;
+          this.credit.ask(c, f, -1);
+          continue;
         }
-        if (isResent && f.restored) c.stats.redelivered++;
+        if (sequence < f.expected) {
+          c.stats.duplicates++;
+          continue;
+        }
+        if (sequence > f.expected) {
+          // Some did not come (lost with an earlier process of this daemon): they are re-sent, in order.
+          c.stats.gaps++;
+          this.credit.ask(c, f, f.expected);
+          continue;
+        }
+        // A re-sent message: its point may have taken it before (after the last report of what it took).
+        if (base >= 0 || sequence < f.suspectBelow) c.stats.redelivered++;
         f.expected = sequence + 1;
         if (runOf !== cur) {
-          await flush();
+          flush();
           runOf = cur;
         }
         run.push(bytes.subarray(payloadStart, payloadEnd));
-        runEnd = sequence + 1;
       }
-      await flush();
-      acks?.batch(batch.length);
+      flush();
     }
   }
 

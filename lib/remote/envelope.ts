@@ -26,6 +26,7 @@ message Envelope {
   string receiver = 2;
   uint64 sequence = 3;
   bytes payload = 4;
+  uint64 base = 5;
 }
 `;
 
@@ -45,6 +46,11 @@ export interface Envelope {
   sequence: number;
   /** The message bytes. */
   payload: Uint8Array;
+  /**
+   * A re-sent envelope's mark: the receiving daemon reported every message of
+   * the flow below it taken (see {@link withBase}). Absent on a first send.
+   */
+  base?: number;
 }
 
 const EnvelopeType = protobuf.parse(ENVELOPE_PROTO, { keepCase: true }).root.lookupType(ENVELOPE_TYPE);
@@ -97,7 +103,13 @@ export function encodeEnvelope(envelope: Envelope): Uint8Array {
       details: { option: 'envelope.payload' },
     });
   }
-  return EnvelopeType.encode({ sender, receiver, sequence, payload }).finish();
+  const base = envelope.base;
+  if (base !== undefined && (!Number.isSafeInteger(base) || base < 0)) {
+    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, 'envelope.base must be a non-negative safe integer', {
+      details: { option: 'envelope.base' },
+    });
+  }
+  return EnvelopeType.encode({ sender, receiver, sequence, payload, ...(base !== undefined ? { base } : {}) }).finish();
 }
 
 /**
@@ -116,6 +128,7 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
     receiver: envelopeIdentifier(bytes, span.receiverStart, span.receiverEnd, 'receiver'),
     sequence: span.sequence,
     payload: bytes.subarray(span.payloadStart, span.payloadEnd),
+    ...(span.base >= 0 ? { base: span.base } : {}),
   };
 }
 
@@ -135,6 +148,8 @@ export interface EnvelopeSpan {
   sequence: number;
   payloadStart: number;
   payloadEnd: number;
+  /** Field 5 ({@link Envelope.base}), -1 when absent. */
+  base: number;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -160,6 +175,7 @@ export function scanEnvelope(b: Uint8Array): EnvelopeSpan {
     sequence: 0,
     payloadStart: 0,
     payloadEnd: 0,
+    base: -1,
   };
   // Varints here are at most 2^53 (sequence) or 2^32 (tags and lengths); the caller checks ranges.
   const varint = (): number => {
@@ -193,14 +209,17 @@ export function scanEnvelope(b: Uint8Array): EnvelopeSpan {
       } else if (field === 4) {
         span.payloadStart = start;
         span.payloadEnd = pos;
-      } else if (field === 3) throw badFrame('field 3 (sequence) must be a varint');
-    } else if (field >= 1 && field <= 4 && !(field === 3 && wire === 0)) {
+      } else if (field === 3 || field === 5) throw badFrame(`field ${field} must be a varint`);
+    } else if (field >= 1 && field <= 5 && !((field === 3 || field === 5) && wire === 0)) {
       throw badFrame(`field ${field} has wire type ${wire}`);
     } else if (wire === 0) {
       const v = varint();
       if (field === 3) {
         if (v > Number.MAX_SAFE_INTEGER) throw badFrame('sequence is beyond 2^53');
         span.sequence = v;
+      } else if (field === 5) {
+        if (v > Number.MAX_SAFE_INTEGER) throw badFrame('base is beyond 2^53');
+        span.base = v;
       }
     } else if (wire === 1 || wire === 5) {
       const n = wire === 1 ? 8 : 4;
@@ -228,6 +247,20 @@ export function envelopeIdentifier(b: Uint8Array, start: number, end: number, na
     throw badFrame(`${name} is not UTF-8`, err);
   }
   return checkIdentifier(name, s);
+}
+
+/**
+ * An envelope (as {@link envelopeWriter} wrote it) marked as re-sent: field 5
+ * ({@link Envelope.base}) appended, in a new buffer. The fast reader does not
+ * take it ({@link EnvelopeReader.match} wants the payload last), so a re-sent
+ * envelope always goes through {@link scanEnvelope}, which reads the mark.
+ */
+export function withBase(envelope: Uint8Array, base: number): Uint8Array {
+  const out = new Uint8Array(envelope.length + 1 + varintSize(base));
+  out.set(envelope, 0);
+  out[envelope.length] = 0x28;
+  writeVarint(out, envelope.length + 1, base);
+  return out;
 }
 
 /**

@@ -13,9 +13,19 @@ import type { PointView } from '../directory/index.js';
 import { parsePointId } from '../directory/index.js';
 import { normalizePoint, registrationInput, type PointRegistration } from '../fabric/point.js';
 import type { Conduit, InFlow, OutFlow, RemoteLink } from './conduit.js';
-import { EnvelopeReader, envelopeWriter } from './envelope.js';
+import { WaitList } from '../core/waitList.js';
+import { EnvelopeReader, envelopeWriter, withBase } from './envelope.js';
+import { startAt } from './flowCredit.js';
 import type { PeeringCore } from './state.js';
-import { BATCH, key } from './types.js';
+import { BATCH, FLOW_WINDOW, FLOW_WINDOW_BYTES, key } from './types.js';
+
+/** @internal Where our flow `sender` -> `receiver` to `c` goes on (the `open` arguments): its first message not reported taken, and its next. */
+export function resumeAt(c: Conduit, sender: string, receiver: string): { from: number; sent: number } {
+  const k = key(sender, receiver);
+  const f = c.out.get(k);
+  const next = c.nextSeq.get(k) ?? 0;
+  return f ? { from: f.acked, sent: f.seq } : { from: next, sent: next };
+}
 
 /** @internal Opens, pumps and closes the flows through every conduit. */
 export class Flows {
@@ -29,11 +39,12 @@ export class Flows {
   async openFlow(c: Conduit, from: PointView, to: PointView, out: boolean): Promise<void> {
     if (out) {
       // The peer first (it checks the receiver), then our half, which starts sending.
-      await this.#core.request(c, 'open', { sender: from.id, receiver: to.id });
+      await this.#core.request(c, 'open', { sender: from.id, receiver: to.id, ...resumeAt(c, from.id, to.id) });
       await this.openOut(c, from, to);
     } else {
-      await this.openIn(c, from.id, to.id);
-      await this.#core.request(c, 'openOut', { sender: from.id, receiver: to.id });
+      const f = await this.openIn(c, from.id, to.id);
+      const r = await this.#core.request(c, 'openOut', { sender: from.id, receiver: to.id });
+      startAt(f, r.from);
     }
   }
 
@@ -57,6 +68,7 @@ export class Flows {
       as: c.end(to.id),
       standIn,
     });
+    const seq = c.nextSeq.get(k) ?? 0;
     const flow: OutFlow = {
       key: k,
       sender: from.id,
@@ -64,8 +76,15 @@ export class Flows {
       link: link.id,
       // A flow opened again numbers on from where it stopped: per epoch, a flow's numbers never repeat, so the
       // receiver's duplicate filter (kept across its restarts) cannot mistake new messages for old ones.
-      seq: c.nextSeq.get(k) ?? 0,
+      seq,
       wrap: envelopeWriter(from.id, to.id),
+      acked: seq,
+      kept: [],
+      keptBytes: 0,
+      credit: new WaitList(),
+      tail: Promise.resolve(),
+      resendQueued: undefined,
+      closed: false,
     };
     c.out.set(k, flow);
     const rx = c.endpoint.channels(link.id).rx[0];
@@ -75,38 +94,89 @@ export class Flows {
 
   /**
    * The conduit's outbound half of one flow: take what the local point sent
-   * (a batch at a time), wrap each message, send it to the peer. Waiting on
-   * the data channel's credit is the backpressure.
+   * (a batch at a time, within the flow's credit), wrap each message, keep
+   * it until the peer reports it taken, send it. The flow's credit is the
+   * backpressure: a point the peer's side does not read stops this flow
+   * only, and the local point's link fills up behind it.
    */
   async #pump(c: Conduit, f: OutFlow, rx: Channel): Promise<void> {
     for (;;) {
+      while (f.seq - f.acked >= FLOW_WINDOW || f.keptBytes >= FLOW_WINDOW_BYTES) {
+        if (this.#core.closed || f.closed) return;
+        await f.credit.wait();
+      }
+      if (this.#core.closed || f.closed) return;
       let batch: Uint8Array[];
       try {
-        batch = await rx.receiveMany({ maxCount: BATCH });
+        batch = await rx.receiveMany({ maxCount: Math.min(BATCH, FLOW_WINDOW - (f.seq - f.acked)) });
       } catch {
         break;
       }
       const frames = f.wrap.many(f.seq, batch);
       f.seq += batch.length;
       c.nextSeq.set(f.key, f.seq);
-      for (;;) {
-        if (this.#core.closed) return;
-        await c.dataReady();
-        const tx = c.dataTx;
-        if (!tx) return;
-        try {
-          await tx.sendMany(frames);
-          c.stats.sent += frames.length;
-          break;
-        } catch (err) {
-          // Replaced by a new data channel (the peer moved): send again there. Otherwise the conduit is closing.
-          if (c.dataTx !== tx) continue;
-          this.#core.host.log(`peering: flow ${f.key} to ${c.id} stopped: ${(err as Error).message}`);
-          return;
-        }
+      for (const e of frames) {
+        f.kept.push(e);
+        f.keptBytes += e.length;
       }
+      if (!(await this.#send(c, f, frames))) return;
     }
     if (c.out.get(f.key) === f) c.out.delete(f.key);
+  }
+
+  /** Send `frames` of `f` after the flow's earlier sends; false once the conduit is closing. */
+  #send(c: Conduit, f: OutFlow, frames: Uint8Array[]): Promise<boolean> {
+    const p = f.tail.then(() => this.#sendNow(c, frames));
+    f.tail = p.catch(() => {});
+    return p;
+  }
+
+  async #sendNow(c: Conduit, frames: Uint8Array[]): Promise<boolean> {
+    for (;;) {
+      if (this.#core.closed) return false;
+      await c.dataReady();
+      const tx = c.dataTx;
+      if (!tx) return false;
+      try {
+        await tx.sendMany(frames);
+        c.stats.sent += frames.length;
+        return true;
+      } catch (err) {
+        // Replaced by a new data channel (the peer moved): send again there. Otherwise the conduit is closing.
+        if (c.dataTx !== tx) continue;
+        this.#core.host.log(`peering: a flow to ${c.id} stopped: ${(err as Error).message}`);
+        return false;
+      }
+    }
+  }
+
+  /** The peer's point took every message of the flow below `taken`: forget them, and give the pump credit. */
+  acked(f: OutFlow, taken: number): void {
+    // Only forward, and never past what was sent: anything else is stale or not the peer's to say.
+    if (!Number.isSafeInteger(taken) || taken <= f.acked || taken > f.seq) return;
+    const n = taken - f.acked;
+    let bytes = 0;
+    for (let i = 0; i < n; i++) bytes += f.kept[i]!.length;
+    f.kept.splice(0, n);
+    f.keptBytes -= bytes;
+    f.acked = taken;
+    f.credit.resolveAll();
+  }
+
+  /**
+   * Send the flow's kept messages again from `from` (-1, or anything below
+   * what was acknowledged: from the first not acknowledged), each marked with
+   * that start as its `base`: the peer restarted, or found a gap.
+   */
+  resend(c: Conduit, f: OutFlow, from: number): void {
+    const start = from < f.acked ? f.acked : from;
+    if (start >= f.seq || (f.resendQueued !== undefined && f.resendQueued <= start)) return;
+    f.resendQueued = start;
+    const frames = f.kept.slice(start - f.acked).map((e) => withBase(e, start));
+    c.stats.resent += frames.length;
+    void this.#send(c, f, frames).finally(() => {
+      if (f.resendQueued === start) f.resendQueued = undefined;
+    });
   }
 
   /** The conduit's inbound half: a link from the conduit to local point `receiver`, opened once. */
@@ -139,16 +209,21 @@ export class Flows {
           link: link.id,
           ch,
           expected: undefined,
-          handed: 0,
-          handedSeq: 0,
+          parked: [],
+          draining: 0,
+          reported: 0,
+          suspectBelow: 0,
           restored: false,
+          askedFrom: -1,
+          askedAt: 0,
           reader: new EnvelopeReader(sender, receiver),
         };
-        // After this daemon restarted: what the point had taken (and this daemon confirmed) is filtered.
+        // After this daemon restarted: what the point had taken (and this daemon reported) is filtered.
         const kept = this.#core.delivery.get(c.id, c.epoch, k);
         if (kept) {
           f.expected = kept.taken;
-          f.handedSeq = kept.taken;
+          f.reported = kept.taken;
+          f.suspectBelow = Infinity;
           f.restored = true;
         } else this.#core.delivery.opened(c.id, c.epoch, k);
         c.in.set(k, f);
@@ -180,6 +255,8 @@ export class Flows {
     if (!f) return;
     c.out.delete(k);
     await this.#core.host.fabric.disconnect(f.link).catch(() => {});
+    f.closed = true;
+    f.credit.resolveAll();
     // Everything sent so far is acknowledged by the peer before it closes its half.
     await c.dataTx?.cycle().catch(() => {});
   }
@@ -188,6 +265,7 @@ export class Flows {
     const f = c.in.get(k);
     if (!f) return;
     c.in.delete(k);
+    f.parked.length = 0;
     // Taken down on purpose: nothing of it will be re-sent, so its filter need not be kept.
     this.#core.delivery.forget(c.id, c.epoch, k);
     if (this.#core.host.fabric.hasLink(f.link)) await this.#core.host.fabric.disconnect(f.link).catch(() => {});

@@ -11,6 +11,7 @@ import { handlerTable, stringArg, type Handlers, type RpcHandler } from '../core
 import type { PointView } from '../directory/index.js';
 import { parsePointId } from '../directory/index.js';
 import type { Conduit } from './conduit.js';
+import { startAt } from './flowCredit.js';
 import type { Flows } from './flows.js';
 import type { Sessions } from './sessions.js';
 import type { PeeringCore, Route } from './state.js';
@@ -49,7 +50,12 @@ export function peerHandler(core: PeeringCore, sessions: Sessions, flows: Flows)
       const view = directory.getPoint(receiver);
       if (view && (view.record as { role?: string }).role === 'sender')
         throw new AmixError(ErrorCode.AMIX_ERR_BAD_DIRECTION, `point "${view.name}" is a sender and cannot receive`);
-      await flows.openIn(c, stringArg('open', a, 'sender'), receiver);
+      const f = await flows.openIn(c, stringArg('open', a, 'sender'), receiver);
+      startAt(f, a.from);
+      // A flow kept across this daemon's restart: what the sender had sent before may have been taken
+      // (the furthest any `open` of it says: a re-open can cross an older one).
+      if (f.restored && typeof a.sent === 'number' && Number.isSafeInteger(a.sent))
+        f.suspectBelow = f.suspectBelow === Infinity ? a.sent : Math.max(f.suspectBelow, a.sent);
       return {};
     },
     openOut: async (a, c) => {
@@ -67,7 +73,7 @@ export function peerHandler(core: PeeringCore, sessions: Sessions, flows: Flows)
       if (!to)
         throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `peer ${c.id} does not know ${describe(a.receiver)}`);
       const flow = await flows.openOut(c, from, to);
-      return fabric.link(flow.link);
+      return { ...fabric.link(flow.link), from: flow.acked };
     },
     close: async (a, c) => {
       const k = key(stringArg('close', a, 'sender'), stringArg('close', a, 'receiver'));

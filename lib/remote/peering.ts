@@ -40,7 +40,7 @@ import { Lifecycle } from '../core/lifecycle.js';
 import type { PointView } from '../directory/index.js';
 import { parsePointId } from '../directory/index.js';
 import { DIRECTION_STEPS, type Direction } from '../fabric/point.js';
-import { ZeromqConfirmation, isLoopback, type ZeromqAddress } from '../../primitives/zeromq.js';
+import { isLoopback, type ZeromqAddress } from '../../primitives/zeromq.js';
 import type { Conduit, Dial, RemoteLink } from './conduit.js';
 import { DataLoop } from './dataLoop.js';
 import { decodeEnvelope } from './envelope.js';
@@ -48,7 +48,7 @@ import { Flows } from './flows.js';
 import { peerHandler } from './handlers.js';
 import { Sessions, readPeeringState } from './sessions.js';
 import { Slot } from './slots.js';
-import { PeeringCore } from './state.js';
+import { PeeringCore, type Route } from './state.js';
 import {
   CTL_MAXMSG,
   CTL_MAX_BYTES,
@@ -115,6 +115,39 @@ export class Peering {
     this.#flows = new Flows(core);
     this.#data = new DataLoop(core, this.#sessions, this.#flows);
     core.handler = peerHandler(core, this.#sessions, this.#flows);
+    core.flowEvent = (type, body, from) => this.#flowEvent(type, body, from);
+    core.resendOut = (c, k) => {
+      const f = c.out.get(k);
+      if (f) this.#flows.resend(c, f, -1);
+    };
+  }
+
+  /**
+   * A peer's per-flow credit event, about our flows to it: `flowAcks` (its
+   * points took so much: forget it, send more) or `resend` (it lost some).
+   * Body fields come off the network and are checked; a flow not ours to
+   * that peer is ignored.
+   */
+  #flowEvent(type: string, body: Record<string, unknown>, from: Route): void {
+    const dir = from.sender === undefined ? undefined : dirOf(from.sender);
+    // Keyed: the conduit of the key the event came in with (its sender's id was checked against it).
+    const c = from.slot ? from.slot.conduit : dir === undefined ? undefined : this.#core.peers.get(dir);
+    if (!c || c.id !== dir) return;
+    if (type === 'flowAcks') {
+      const flows = body.flows;
+      if (!Array.isArray(flows)) return;
+      for (const e of flows as unknown[]) {
+        if (!Array.isArray(e) || typeof e[0] !== 'string' || typeof e[1] !== 'string') continue;
+        const f = c.out.get(key(e[0], e[1]));
+        if (f) this.#flows.acked(f, e[2] as number);
+      }
+    } else if (type === 'resend') {
+      const { sender, receiver, from: start } = body;
+      if (typeof sender !== 'string' || typeof receiver !== 'string') return;
+      if (typeof start !== 'number' || !Number.isSafeInteger(start) || start < -1) return;
+      const f = c.out.get(key(sender, receiver));
+      if (f) this.#flows.resend(c, f, start);
+    }
   }
 
   /** This daemon's directory id: the `sender` of its control envelopes. */
@@ -165,10 +198,9 @@ export class Peering {
         maxMessageBytes: CTL_MAX_BYTES,
         zeromq: { bind: listen },
       });
-      const dataConfirm = new ZeromqConfirmation();
-      core.dataRx = await this.#bindKept(saved.data, host, { maxmsg: DATA_MAXMSG }, undefined, dataConfirm);
+      core.dataRx = await this.#bindKept(saved.data, host, { maxmsg: DATA_MAXMSG }, undefined);
       this.#sessions.remember(saved.known);
-      this.#loops.push(this.#controlLoop(core.ctlRx), this.#data.run(core.dataRx, undefined, dataConfirm));
+      this.#loops.push(this.#controlLoop(core.ctlRx), this.#data.run(core.dataRx));
     } else {
       for (const p of core.opts.peers ?? []) {
         if (!p.publicKey || !core.allow.has(p.publicKey) || p.publicKey === core.keys.publicKey)
@@ -203,9 +235,8 @@ export class Peering {
           { maxmsg: CTL_MAXMSG, minmsg: CTL_MINMSG, maxMessageBytes: CTL_MAX_BYTES },
           key,
         );
-        const confirm = new ZeromqConfirmation();
-        slot.dataRx = await this.#bindKept(kept?.data, host, { maxmsg: DATA_MAXMSG }, key, confirm);
-        this.#loops.push(this.#controlLoop(slot.ctlRx, slot), this.#data.run(slot.dataRx, slot, confirm));
+        slot.dataRx = await this.#bindKept(kept?.data, host, { maxmsg: DATA_MAXMSG }, key);
+        this.#loops.push(this.#controlLoop(slot.ctlRx, slot), this.#data.run(slot.dataRx, slot));
       }
     }
     await this.#sessions.savePins();
@@ -229,13 +260,11 @@ export class Peering {
     host: string,
     options: Record<string, unknown>,
     key: string | undefined,
-    confirmation?: ZeromqConfirmation,
   ): Promise<Channel> {
     const core = this.#core;
     const wanted = typeof kept === 'string' && hostOf(kept) === host ? kept : `tcp://${host}:*`;
     const zeromq = {
       ...(key ? { ...core.server([key]), maxSessions: SLOT_MAX_SESSIONS } : {}),
-      ...(confirmation ? { confirmation } : {}),
     };
     try {
       return await core.open({ ...options, zeromq: { ...zeromq, bind: wanted } });
@@ -389,6 +418,7 @@ export class Peering {
   async #close(): Promise<void> {
     this.#core.closed = true;
     this.#core.rpc.close();
+    this.#data.credit.stop();
     this.#sessions.close();
     for (const s of this.#core.slots.values()) s.close();
     for (const c of this.#core.peers.values()) {
@@ -484,7 +514,20 @@ export class Peering {
         ...local.flatMap((l) => l?.flows ?? []),
         { from: `conduit:${this.id}`, to: `conduit:${rl.peer}`, primitive: 'zeromq' },
       ],
-      remote: { peer: rl.peer, flows: rl.flows.map((f, i) => ({ ...f, ...(local[i] ? { link: local[i]!.id } : {}) })) },
+      remote: {
+        peer: rl.peer,
+        flows: rl.flows.map((f, i) => {
+          const k = key(f.sender, f.receiver);
+          const out = c?.out.get(k);
+          const inFlow = c?.in.get(k);
+          return {
+            ...f,
+            ...(local[i] ? { link: local[i]!.id } : {}),
+            ...(out ? { unacked: out.seq - out.acked } : {}),
+            ...(inFlow ? { parked: inFlow.parked.length } : {}),
+          };
+        }),
+      },
     };
   }
 

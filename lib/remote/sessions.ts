@@ -25,9 +25,12 @@ import {
   checkHello,
   controlAddress,
   helloText,
+  key,
   peerLost,
   type PeerHello,
 } from './types.js';
+import { startAt } from './flowCredit.js';
+import { resumeAt } from './flows.js';
 
 /** @internal What `peering.json` keeps: the data endpoint (insecure), and per key its endpoints and pinned id. */
 export interface PeeringState {
@@ -260,7 +263,9 @@ export class Sessions {
     }
     c.state = 'up';
     c.error = undefined;
-    // A new process behind this id (another epoch, or one that names none) numbers its flows from 0 again.
+    // A new process behind this id (another epoch, or one that names none) numbers its flows from 0 again;
+    // and lost what it had of ours and had not reported taken, which goes again once the flows are re-opened.
+    const restarted = !fresh && (h.epoch === undefined || h.epoch !== c.epoch);
     if (h.epoch === undefined || h.epoch !== c.epoch) {
       for (const f of c.in.values()) f.expected = undefined;
     }
@@ -280,7 +285,7 @@ export class Sessions {
     const waiting = this.#helloWaiters.get(c.id);
     this.#helloWaiters.delete(c.id);
     waiting?.resolveAll(c);
-    if (fresh || wasDown) {
+    if (fresh || wasDown || restarted) {
       this.#core.host.log(`peering: ${c.id} is up at ${h.control.endpoint}`);
       this.#core.host.broadcast({
         type: 'remote.peerUp',
@@ -320,8 +325,20 @@ export class Sessions {
       if (rl.peer !== c.id) continue;
       for (const f of rl.flows) {
         try {
-          if (f.local === 'out') await this.#core.request(c, 'open', { sender: f.sender, receiver: f.receiver });
-          else await this.#core.request(c, 'openOut', { sender: f.sender, receiver: f.receiver });
+          const k = key(f.sender, f.receiver);
+          if (f.local === 'out') {
+            await this.#core.request(c, 'open', {
+              sender: f.sender,
+              receiver: f.receiver,
+              ...resumeAt(c, f.sender, f.receiver),
+            });
+            // What the peer's earlier process had and did not report taken goes again, from `from`.
+            this.#core.resendOut(c, k);
+          } else {
+            const r = await this.#core.request(c, 'openOut', { sender: f.sender, receiver: f.receiver });
+            const inFlow = c.in.get(k);
+            if (inFlow) startAt(inFlow, r.from);
+          }
         } catch (err) {
           this.#core.host.log(
             `peering: cannot re-open ${f.sender} -> ${f.receiver} at ${c.id}: ${(err as Error).message}`,

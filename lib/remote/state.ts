@@ -91,6 +91,10 @@ export class PeeringCore {
   handler: RpcHandler<Route> = () => {
     throw new AmixError(ErrorCode.AMIX_ERR_CLOSED, 'peering is not started');
   };
+  /** Hears a peer's per-flow credit events (`flowAcks`, `resend`; set by the facade). */
+  flowEvent: (type: string, body: Record<string, unknown>, from: Route) => void = () => {};
+  /** Re-send what one of our flows to `c` kept (after `c` came back; set by the facade). */
+  resendOut: (c: Conduit, k: string) => void = () => {};
   #lastBadLog = 0;
   /** This process's incarnation, in every hello (see {@link PeerHello.epoch}). */
   readonly epoch = randomBytes(8).toString('hex');
@@ -110,6 +114,7 @@ export class PeeringCore {
       handle: (op, args, from) => this.handler(op, args, from),
       onEvent: (type, body, from) => {
         if (type === 'rejected') this.host.broadcast({ type: 'remote.rejected', peer: dirOf(from.sender!), ...body });
+        else this.flowEvent(type, body, from);
       },
       timeoutError: (op, ms, r) =>
         new AmixError(

@@ -70,14 +70,17 @@ export interface ConduitStats {
   received: number;
   /** Envelopes from the peer refused (unknown receiver, or its link would not open). */
   rejected: number;
-  /** Envelopes whose sequence skipped ahead of the one expected. */
+  /** Envelopes whose sequence skipped ahead of the one expected (dropped; the flow's sender is asked to re-send from the one expected). */
   gaps: number;
+  /** Envelopes this daemon re-sent to the peer (its flows' unacknowledged messages, after the peer restarted or asked). */
+  resent: number;
   /** Envelopes that arrived again and were dropped (also after this daemon restarted: the filter is kept in `DIR/delivered.json`). */
   duplicates: number;
   /**
-   * Envelopes delivered again after this daemon restarted that its point may
-   * have taken before the crash (taken after the last confirmation): the
-   * possible duplicates, counted (an upper bound).
+   * Re-sent envelopes delivered to a point (after this daemon restarted, or
+   * a re-send it asked for): the point may have taken them before (after
+   * the last report of what it took), so these are the possible duplicates,
+   * counted (an upper bound).
    */
   redelivered: number;
   /** Envelopes and requests on this peer's connections whose sender named another daemon (dropped). */
@@ -101,7 +104,19 @@ export interface PeerInfo {
 
 /** A remote link as amixd returns it: a {@link LinkInfo} plus the peer. */
 export interface RemoteLinkInfo extends LinkInfo {
-  remote: { peer: string; flows: Array<{ sender: string; receiver: string; local: 'out' | 'in'; link?: string }> };
+  remote: {
+    peer: string;
+    flows: Array<{
+      sender: string;
+      receiver: string;
+      local: 'out' | 'in';
+      link?: string;
+      /** Outgoing: messages sent that the peer has not reported taken (kept for re-sending; at most `FLOW_WINDOW`, 8192). */
+      unacked?: number;
+      /** Incoming: messages from the peer waiting for room in the local link. */
+      parked?: number;
+    }>;
+  };
 }
 
 /** What `peers` (and the `peering` part of the daemon's status) answers. */
@@ -204,6 +219,19 @@ export interface FlowArgs {
   receiver: string;
 }
 
+/**
+ * The events of per-flow credit between daemons (fire and forget, on the
+ * control channel). `flowAcks`, from a flow's receiving daemon: per flow
+ * `[sender, receiver, taken]`, every message below `taken` was taken by its
+ * point (the sender forgets them; its credit is `taken + FLOW_WINDOW`).
+ * `resend`, from the receiving daemon too: re-send the flow from `from`
+ * (-1: from the first message not reported taken), marked with `base`.
+ */
+export interface FlowEvents {
+  flowAcks: { flows: Array<[string, string, number]> };
+  resend: FlowArgs & { from: number };
+}
+
 /** How far a federated resolve or query may still go, and where it has been. */
 export interface Forward {
   hops?: number | undefined;
@@ -221,10 +249,15 @@ export interface PeerOps {
     args: { expr: string; limit?: number | undefined; offset?: number | undefined } & Forward;
     result: { points: readonly PointView[]; more: boolean };
   };
-  /** The peer will send `sender` -> our `receiver`: open the receiver's link now. */
-  open: { args: FlowArgs; result: Empty };
-  /** Our point `sender` should send to the peer's `receiver`. */
-  openOut: { args: FlowArgs; result: LinkInfo };
+  /**
+   * The peer will send `sender` -> our `receiver`: open the receiver's link
+   * now. `from`: the flow's first message not reported taken (what it sends
+   * first, or re-sends); `sent`: its next (what this side may have had of
+   * it before a restart lies below).
+   */
+  open: { args: FlowArgs & { from?: number; sent?: number }; result: Empty };
+  /** Our point `sender` should send to the peer's `receiver`; `from` as in `open`. */
+  openOut: { args: FlowArgs; result: LinkInfo & { from?: number } };
   /** Take a flow down at both halves here. */
   close: { args: FlowArgs; result: Empty };
   /** Suspend a flow whose sender is here. */
@@ -254,12 +287,24 @@ export const CTL_MINMSG = 64;
 /** Receiver identifier of control envelopes sent before the peer's id is known. */
 export const ANY = '*';
 /**
- * The data receiving ends' window (messages per sending daemon): with
- * end-to-end acknowledgement it covers what is on the wire, in the data
- * loop and in the local links up to the points, until their points take it;
- * it is also the most a sending daemon keeps for re-sending.
+ * The data receiving ends' window (messages per sending daemon, on the
+ * wire): the data loop never waits on a local link (each flow has its own
+ * credit, {@link FLOW_WINDOW}), so this only bounds what is in transit.
  */
 export const DATA_MAXMSG = 8192;
+/**
+ * Each flow's credit, end to end: a sending daemon has at most this many
+ * messages of one flow that the receiving daemon has not reported taken by
+ * its point, and keeps them all for re-sending. It bounds what a stalled
+ * point holds up at either daemon, and nothing of other flows waits on it.
+ */
+export const FLOW_WINDOW = 8192;
+/** And at most this many bytes of payload per flow (whichever comes first). */
+export const FLOW_WINDOW_BYTES = 8 * 1024 * 1024;
+/** How often a receiving daemon reports what its points took, while some flow moved (ms). */
+export const FLOW_ACK_MS = 5;
+/** How long a receiving daemon waits before asking a flow's sender again to re-send (ms). */
+export const FLOW_RESEND_ASK_MS = 200;
 /** Envelopes per turn of the data loop and of a conduit pump. */
 export const BATCH = 256;
 /** What a daemon's id (its directory id) may look like on the wire. */
@@ -332,7 +377,7 @@ export function dirOf(id: string): string | undefined {
 
 /** Zeroed conduit counters. */
 export function newConduitStats(): ConduitStats {
-  return { sent: 0, received: 0, rejected: 0, gaps: 0, duplicates: 0, redelivered: 0, spoofed: 0 };
+  return { sent: 0, received: 0, rejected: 0, gaps: 0, resent: 0, duplicates: 0, redelivered: 0, spoofed: 0 };
 }
 
 /** `AMIX_ERR_PEER_LOST` for a conduit whose peer is not up. */
