@@ -252,13 +252,22 @@ for (const scope of LINK_SCOPES) {
         });
       }
       const link = await fabric.connect('A', 'B');
-      const ends = scope === 'mixed' ? 4 : 2; // A → B and B → A, each through a broker in mixed
+      // The caller sends to B on B's primitive, from this thread.
+      const fromCaller = await fabric.connect(null, 'B', { direction: 'aToB' });
+      const ends = scope === 'mixed' ? 5 : 3; // A → B and B → A (each through a broker in mixed), caller → B
       t.equal(link.info.brokers.length, scope === 'mixed' ? 2 : 0, 'brokers');
       const connected = await calls();
       t.equal(connected.length, ends, `connect ran as each of the ${ends} sending ends attached`);
       t.ok(
         connected.every((c) => c.startsWith('connect ')),
         'and nothing else ran yet',
+      );
+      await fromCaller.send(Buffer.from('x'));
+      await fromCaller.close();
+      t.same(
+        (await calls()).slice(ends),
+        [`disconnect ${process.pid}:0`],
+        "disconnecting the caller's link ran its sending end's disconnect, here",
       );
       await link.close();
       const after = await calls();
