@@ -317,3 +317,34 @@ for (const scope of ['thread', 'process'] as const) {
     t.ok(depths.deep6! > 3 * depths.deep1!, `6 MiB recurses deeper than 1 MiB (${depths.deep6} vs ${depths.deep1})`);
   });
 }
+
+// The process variant of this flush is in fabric-process.ts.
+for (const scope of ['thread', 'mixed'] as const) {
+  t.test(
+    `002 DISCONNECT (${scope}): a disconnect right after a burst loses none of the accepted messages`,
+    async (t) => {
+      const { fabric } = await makeFabric(t);
+      // Mixed: the caller sends as a thread end to a process point, through a broker, whose ends
+      // the disconnect closes (after its flush) before the broker is ended.
+      fabric.register({
+        name: 'upper',
+        location: pointFixture('slowupper'),
+        characteristics: { scope: scope === 'mixed' ? 'process' : scope },
+      });
+      const into = await fabric.connect(null, 'upper', { direction: 'aToB', ...callerIn(scope) });
+      t.equal(into.info.brokers.length, scope === 'mixed' ? 1 : 0, 'brokers');
+      const out = await fabric.connect('upper', null, { direction: 'aToB' });
+      const n = 1000;
+      for (let i = 0; i < n; i++) await into.send(Buffer.from(`m${i}`));
+      await into.close(); // at once: most of the burst is still in the channels, the broker and the point
+      const got: string[] = [];
+      const signal = timeoutSignal(t, 20_000);
+      for (let i = 0; i < n; i++) got.push(text(await out.receive({ signal })));
+      t.same(
+        got,
+        Array.from({ length: n }, (_, i) => `M${i}`),
+        `all ${n} arrived, in order, after the disconnect`,
+      );
+    },
+  );
+}
