@@ -281,6 +281,45 @@ for (const scope of LINK_SCOPES) {
   );
 }
 
+for (const scope of LINK_SCOPES) {
+  t.test(
+    `002 broker service (${scope}): each point names the other alike, on a direct link or through a broker`,
+    async (t) => {
+      const { fabric } = await makeFabric(t);
+      // The caller feeds CP-A, which relays to CP-B and to the caller; CP-B takes it with
+      // receive({ from: 'CP-A' }) and answers with send({ to: 'CP-A' }), which CP-A relays on.
+      // Mixed: CP-A is a thread point, CP-B a process point: every flow between them has a broker.
+      const threads = ['CP-A'];
+      fabric.register({
+        name: 'CP-A',
+        location: pointFixture('relay'),
+        characteristics: { scope: scopeOf(scope, 'CP-A', threads) },
+      });
+      fabric.register({
+        name: 'CP-B',
+        location: pointFixture('named'),
+        data: { from: 'CP-A' },
+        characteristics: { scope: scopeOf(scope, 'CP-B', threads) },
+      });
+      const ab = await fabric.connect('CP-A', 'CP-B');
+      t.equal(ab.info.brokers.length, scope === 'mixed' ? 2 : 0, 'link.info lists the brokers');
+      const peers = (name: string) => {
+        const i = fabric.instance(name);
+        return [...i.senderList, ...i.receiverList].filter((e) => e.link === ab.id).map((e) => e.peer);
+      };
+      t.same(peers('CP-A'), ['CP-B', 'CP-B'], "both of CP-A's lists name CP-B");
+      t.same(peers('CP-B'), ['CP-A', 'CP-A'], "both of CP-B's lists name CP-A");
+      const feed = await fabric.connect(null, 'CP-A', { direction: 'aToB' });
+      const out = await fabric.connect('CP-A', null, { direction: 'aToB' });
+      await feed.send(Buffer.from('hi'));
+      const signal = timeoutSignal(t, 20_000);
+      const seen: string[] = [];
+      while (!seen.includes('CP-A>hi')) seen.push(text(await out.receive({ signal })));
+      t.ok(seen.includes('CP-A>hi'), `CP-B received from CP-A by name and answered it by name (${seen.join(', ')})`);
+    },
+  );
+}
+
 // CREATE names one point and no link: a broker never takes part, so there is no mixed variant.
 for (const scope of ['thread', 'process'] as const) {
   t.test(`002 ¶292-293 (${scope}): CREATE checks the requested role against the registration`, async (t) => {

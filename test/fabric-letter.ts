@@ -47,6 +47,7 @@ for (const scope of LINK_SCOPES) {
   });
 }
 
+// A broker exists only between a thread point and a process point: this one is mixed by nature.
 t.test('a live broker: terminate(broker) ends it and its link; close() finishes within the grace period', async (t) => {
   const { fabric, events } = await makeFabric(t);
   const graceMs = 2000;
@@ -73,44 +74,4 @@ t.test('a live broker: terminate(broker) ends it and its link; close() finishes 
   t.ok(Date.now() - started < graceMs * 2, `close finished in ${Date.now() - started} ms`);
 });
 
-t.test('002 broker service: a broker is invisible to both points; the link still lists it', async (t) => {
-  const { fabric } = await makeFabric(t);
-  // CP-A is a thread point, CP-B a process point: every flow between them goes through a broker.
-  fabric.register({ name: 'CP-A', location: pointFixture('relay') });
-  fabric.register({
-    name: 'CP-B',
-    location: pointFixture('named'),
-    data: { from: 'CP-A' },
-    characteristics: { scope: 'process' },
-  });
-  const ab = await fabric.connect('CP-A', 'CP-B');
-  t.ok(ab.info.brokers.length > 0, 'link.info lists the brokers');
-  // The caller feeds CP-A, which relays to CP-B and to the caller; CP-B takes it with
-  // receive({ from: 'CP-A' }) and answers with send({ to: 'CP-A' }), which CP-A relays on.
-  const feed = await fabric.connect(null, 'CP-A', { direction: 'aToB' });
-  const out = await fabric.connect('CP-A', null, { direction: 'aToB' });
-  await feed.send(Buffer.from('hi'));
-  const signal = timeoutSignal(t, 20_000);
-  const seen: string[] = [];
-  while (!seen.includes('CP-A>hi')) seen.push(text(await out.receive({ signal })));
-  t.ok(seen.includes('CP-A>hi'), `CP-B received from CP-A by name and answered it by name (${seen.join(', ')})`);
-});
-
-t.test('002 broker service: receive({ from }) and send({ to }) name the far point through a broker', async (t) => {
-  const { fabric } = await makeFabric(t);
-  fabric.register({ name: 'CP-A', location: pointFixture('sink') });
-  fabric.register({ name: 'CP-B', location: pointFixture('sink'), characteristics: { scope: 'process' } });
-  await fabric.connect('CP-A', 'CP-B');
-  const a = fabric.instance('CP-A');
-  const b = fabric.instance('CP-B');
-  t.same(
-    [...a.senderList, ...a.receiverList].map((e) => e.peer),
-    ['CP-B', 'CP-B'],
-    "both of CP-A's lists name CP-B",
-  );
-  t.same(
-    [...b.senderList, ...b.receiverList].map((e) => e.peer),
-    ['CP-A', 'CP-A'],
-    "both of CP-B's lists name CP-A",
-  );
-});
+// The broker service (002: a broker is invisible to both points) runs per scope in fabric-letter-scopes.ts.
