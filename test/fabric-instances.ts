@@ -52,7 +52,7 @@ t.test('maxConnections refuses the next client and admits one after a leave', as
   t.equal(text(await c3.receive()), 'in', 'admitted after a client left');
 });
 
-// 002 ¶118 (a private point is one instance per client) runs per scope in fabric-letter-scopes.ts.
+// 002 ¶53 (a private point is one instance per client) runs per scope in fabric-instances-scopes.ts.
 
 t.test('a public point is one instance shared by every client', async (t) => {
   const { fabric } = await makeFabric(t);

@@ -1,13 +1,14 @@
 // The seed's own scenarios (002) where the fabric once strayed from its letter:
 // each test names the paragraph it follows. The items that vary by scope and
 // need no more than a few points each run for thread, process and mixed links
-// in fabric-letter-scopes.ts (tap runs the two files in parallel).
+// in fabric-letter-scopes.ts and fabric-instances-scopes.ts (tap runs the
+// files in parallel).
 import t from 'tap';
 import { LINK_SCOPES, makeFabric, pointFixture, scopeOf, text } from './helpers/fabric.js';
 import { timeoutSignal } from './helpers/conformance.js';
 
 for (const scope of LINK_SCOPES) {
-  t.test(`002 ¶122 (${scope}): a call on hold takes no part in sends; the new call gets every message`, async (t) => {
+  t.test(`002 ¶55 (${scope}): a call on hold takes no part in sends; the new call gets every message`, async (t) => {
     const { fabric } = await makeFabric(t);
     // A small window, so a held link that still took sends would fill and block P within a few messages.
     // Mixed: P is a thread point and Q, R process points, so both calls go through brokers.
@@ -74,4 +75,4 @@ t.test('a live broker: terminate(broker) ends it and its link; close() finishes 
   t.ok(Date.now() - started < graceMs * 2, `close finished in ${Date.now() - started} ms`);
 });
 
-// The broker service (002: a broker is invisible to both points) runs per scope in fabric-letter-scopes.ts.
+// The broker service (002 ¶68: a broker is invisible to both points) runs per scope in fabric-letter-scopes.ts.
