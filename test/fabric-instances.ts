@@ -52,39 +52,7 @@ t.test('maxConnections refuses the next client and admits one after a leave', as
   t.equal(text(await c3.receive()), 'in', 'admitted after a client left');
 });
 
-t.test('002 ¶118: a private point is one instance per client; maxConnections caps instances', async (t) => {
-  const { fabric } = await makeFabric(t);
-  fabric.register({
-    name: 'priv',
-    location: pointFixture('echo'),
-    data: { tag: true },
-    characteristics: { instancing: 'private', maxConnections: 2 },
-  });
-  for (const c of ['c1', 'c2']) fabric.register({ name: c, location: pointFixture('sink') });
-  const a = await fabric.connect(null, 'priv');
-  const b = await fabric.connect(null, 'priv');
-  t.equal(fabric.instances('priv').length, 1, "the caller's second link reaches its own instance again");
-  await a.send(Buffer.from('x'));
-  await b.send(Buffer.from('y'));
-  const ta = text(await a.receive());
-  const tb = text(await b.receive());
-  t.equal(ta.split(':')[0], tb.split(':')[0], `one instance answered both (${ta}, ${tb})`);
-  await fabric.connect('c1', 'priv');
-  const clients = fabric
-    .instances('priv')
-    .map((i) => i.client)
-    .sort();
-  t.same(clients, ['c1', 'caller'], 'another client gets an instance of its own');
-  await fabric.connect('c1', 'priv');
-  t.equal(fabric.instances('priv').length, 2, 'and keeps it on its next connect');
-  await t.rejects(fabric.connect('c2', 'priv'), { code: 'AMIX_ERR_MAX_CONNECTIONS' }, 'a third instance is refused');
-  await a.close();
-  t.equal(fabric.instances('priv').length, 2, "the caller's instance stays while it has a link");
-  await b.close();
-  t.equal(fabric.instances('priv').length, 1, 'the private instance ended with its last link to its client');
-  await fabric.connect('c2', 'priv');
-  t.equal(fabric.instances('priv').length, 2, 'admitted after one went away');
-});
+// 002 ¶53 (a private point is one instance per client) runs per scope in fabric-instances-scopes.ts.
 
 t.test('a public point is one instance shared by every client', async (t) => {
   const { fabric } = await makeFabric(t);

@@ -26,7 +26,7 @@ export interface PointMessage {
   readonly link: string;
 }
 
-/** The `from` of the null message a RECONNECT sends to a point (seed 002 ¶698): the fabric itself, not a peer. */
+/** The `from` of the null message a RECONNECT sends to a point (seed 002 ¶318): the fabric itself, not a peer. */
 export const RECONNECT_FROM = 'amix:reconnect';
 
 /** Options for {@link Endpoint.send}. */
@@ -144,7 +144,7 @@ export class Endpoint extends EventEmitter implements Destroyable {
   }
 
   /**
-   * RECONNECT's null message (seed 002 ¶698, "the TCS will send a NULL
+   * RECONNECT's null message (seed 002 ¶318, "the TCS will send a NULL
    * message to the communication point"): the point's next receive without a
    * `from` or `link` filter returns a size-0 message from
    * {@link RECONNECT_FROM}, whether or not the point has incoming links.
@@ -157,7 +157,7 @@ export class Endpoint extends EventEmitter implements Destroyable {
 
   /**
    * Hold (true) or release (false) the sending side of `link` (seed 002
-   * ¶122, "put the call on hold and dial another"): a held entry takes no
+   * ¶55, "put the call on hold and dial another"): a held entry takes no
    * part in sends to the sender list until it is released; only a send that
    * names it (`to` or `link`) still goes there, into its channel's
    * suspension queue. With every entry held, sends are kept as when nothing

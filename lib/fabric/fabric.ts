@@ -223,7 +223,7 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
   }
 
   /**
-   * Execute a point (seed EXECUTE, 002 ¶702): create it if it is not
+   * Execute a point (seed EXECUTE, 002 ¶320): create it if it is not
    * executing, then resume it: an idle instance is started, and the links it
    * sends on that were suspended are resumed (SUSPEND suspends the senders).
    * A daemon point.
@@ -395,7 +395,7 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
       const cur = placed.at(-1);
       const prior = cur ? this.#core.links.get(cur) : undefined;
       if (prior) {
-        // Off A's sender list for sends (seed ¶122: the held call hears nothing of the new one), then suspended.
+        // Off A's sender list for sends (seed ¶55: the held call hears nothing of the new one), then suspended.
         await endOf(this.#core, prior, endA.id)?.target.request(
           'hold',
           { link: prior.id, held: true },
@@ -469,7 +469,7 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
   }
 
   /**
-   * Reconnect (seed RECONNECT, 002 ¶698): send each running instance of
+   * Reconnect (seed RECONNECT, 002 ¶318): send each running instance of
    * `name` a null message (the point receives a size-0 message from
    * {@link RECONNECT_FROM}, with or without incoming links), cycle the
    * primitive of every link that delivers to it, and report its state.
@@ -479,7 +479,7 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
     regOf(this.#core, name);
     const out: InstanceInfo[] = [];
     for (const inst of [...this.#core.instances.values()].filter((i) => i.point.name === name)) {
-      // The null message goes to the point itself (seed ¶698), links or none; then each primitive to it is cycled.
+      // The null message goes to the point itself (seed ¶318), links or none; then each primitive to it is cycled.
       await inst.target.request('nullMessage', {}, this.#core.timeoutMs);
       for (const linkId of inst.links) {
         const rec = this.#core.links.get(linkId);

@@ -143,7 +143,7 @@ export class Hops {
    * closed by the ends' agents, its brokers ended, the caller's handle ended
    * (with `reason` as the cause its receives see). Once per link.
    * `disconnect` (a DISCONNECT, after its flush) runs each sending end's
-   * primitive disconnect step before the close.
+   * primitive disconnect step before the close, a broker's included.
    */
   async teardownLink(rec: LinkRec, reason?: Error, disconnect = false): Promise<void> {
     const core = this.#core;
@@ -152,9 +152,13 @@ export class Hops {
     rec.state = 'closed';
     const caller = core.callerEnds.get(rec.id);
     core.callerEnds.delete(rec.id);
-    // Senders first, so a receiver's drain is not cut short by its own close.
+    // Senders first, so a receiver's drain is not cut short by its own close. A broker's ends are
+    // the link's too: closed like A's and B's (a DISCONNECT runs its sending ends' primitive
+    // disconnect, which terminating the broker alone would skip), before the broker is ended.
     const senders = new Set(rec.flows.map((f) => f.from));
-    const ends = [...new Set([rec.a, ...rec.b])].sort((x, y) => Number(senders.has(y)) - Number(senders.has(x)));
+    const ends = [...new Set([rec.a, ...rec.brokers, ...rec.b])].sort(
+      (x, y) => Number(senders.has(y)) - Number(senders.has(x)),
+    );
     for (const id of ends) {
       const end = core.instances.get(id) ?? (caller?.id === id ? caller : undefined);
       if (!end) continue;

@@ -39,7 +39,7 @@ export class Supervisor {
       return this.spawn(reg, reg.name, undefined);
     }
     if (connecting && client !== undefined) {
-      // A private point gets one instance per client (seed 002 ¶118, "their own instance"): the client's
+      // A private point gets one instance per client (seed 002 ¶53, "their own instance"): the client's
       // own instance if it has one, else an unclaimed one (made by create), else a new one.
       const own = live.find((i) => i.client === client);
       if (own) return own;

@@ -5,7 +5,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Fabric, type FabricEvent } from '../../dist/lib/index.js';
+import { Fabric, type ConnectOptions, type FabricEvent, type PointScope } from '../../dist/lib/index.js';
+import { normalizePoint } from '../../dist/lib/internal.js';
 
 /** Absolute path of a fixture point module. */
 export const pointFixture = (name: string): string =>
@@ -49,3 +50,26 @@ export function nextEvent<T extends FabricEvent['type']>(
 
 /** Text of a message. */
 export const text = (m: { data: Uint8Array }): string => Buffer.from(m.data).toString();
+
+/** The three ways the seed's scenarios run: thread points, process points, and mixed (brokered) links. */
+export const LINK_SCOPES = ['thread', 'process', 'mixed'] as const;
+/** One of {@link LINK_SCOPES}. */
+export type LinkScope = (typeof LINK_SCOPES)[number];
+
+/**
+ * The scope of point `name` in a test run for `scope`. In `mixed` the names in
+ * `threads` are thread points and every other one a process point, so each link
+ * between the two kinds has a broker between their primitives.
+ */
+export const scopeOf = (scope: LinkScope, name: string, threads: readonly string[]): PointScope =>
+  scope === 'mixed' ? (threads.includes(name) ? 'thread' : 'process') : scope;
+
+/**
+ * Connect options that make the caller (a null end) a thread end in `mixed`: it is
+ * planned as a thread registration, so its links to a process point go through a
+ * broker. Elsewhere the caller takes the point's own primitive (no options).
+ */
+export const callerIn = (scope: LinkScope): Pick<ConnectOptions, 'standIn'> =>
+  scope === 'mixed'
+    ? { standIn: normalizePoint({ name: 'caller', location: 'caller', characteristics: { scope: 'thread' } }) }
+    : {};
