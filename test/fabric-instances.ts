@@ -1,4 +1,8 @@
 import t from 'tap';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Fabric } from '../dist/lib/index.js';
 import { makeFabric, nextEvent, pointFixture, text } from './helpers/fabric.js';
 
 t.test('an idle point is loaded but not started until something connects', async (t) => {
@@ -182,4 +186,30 @@ t.test('await using closes links and the fabric', async (t) => {
   await fabric.close();
   await fabric.close();
   await t.rejects(fabric.connect(null, 'echo'), { code: 'AMIX_ERR_CLOSED' }, 'a closed fabric refuses work');
+});
+
+t.test('hostExecArgv: the Node flags of point hosts, checked', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'amix-execargv-'));
+  const fabric = new Fabric({ runtimeDir: join(dir, 'run'), hostExecArgv: ['--trace-warnings'] });
+  t.teardown(async () => {
+    await fabric.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  t.comment(`this test runs with ${JSON.stringify(process.execArgv)}`);
+  for (const scope of ['thread', 'process'] as const) {
+    fabric.register({ name: `flags-${scope}`, location: pointFixture('execargv'), characteristics: { scope } });
+    const link = await fabric.connect(`flags-${scope}`, null, { direction: 'aToB' });
+    const flags = JSON.parse(text(await link.receive({ signal: AbortSignal.timeout(20_000) }))) as string[];
+    t.ok(flags.includes('--trace-warnings'), `a ${scope} host runs with the given flags`);
+    t.notOk(
+      flags.some((f) => f.includes('tsimp') || f.includes('@tapjs')),
+      `and not with tap's loader (${scope})`,
+    );
+  }
+  t.throws(() => new Fabric({ hostExecArgv: 'no' as unknown as string[] }), { code: 'AMIX_ERR_INVALID_ARG' });
+  // A flag a worker refuses (a process-wide one) is a clear error at the thread point's start.
+  const heavy = new Fabric({ runtimeDir: join(dir, 'run2'), hostExecArgv: ['--max-old-space-size=123'] });
+  t.teardown(() => heavy.close());
+  heavy.register({ name: 'flags', location: pointFixture('execargv'), characteristics: { scope: 'thread' } });
+  await t.rejects(heavy.connect('flags', null, { direction: 'aToB' }), { code: 'AMIX_ERR_INVALID_ARG' });
 });

@@ -101,7 +101,7 @@ const subjects: Record<string, (t: Test) => Promise<Made>> = {
   },
   Fabric: async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'amix-life-'));
-    const fabric = new Fabric({ runtimeDir: join(dir, 'run') });
+    const fabric = new Fabric({ runtimeDir: join(dir, 'run'), hostExecArgv: [] });
     t.teardown(async () => {
       await fabric.destroy();
       await rm(dir, { recursive: true, force: true });
@@ -254,7 +254,7 @@ t.test('a Container close that fails rejects, but closed still resolves with the
 t.test('Fabric.destroy(reason) kills instances at once; destroyPoint is the seed DESTROY', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'amix-life-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const fabric = new Fabric({ runtimeDir: join(dir, 'run') });
+  const fabric = new Fabric({ runtimeDir: join(dir, 'run'), hostExecArgv: [] });
   const events: FabricEvent[] = [];
   fabric.on('event', (e: FabricEvent) => events.push(e));
   // A point that ignores its termination message: a graceful close would wait its grace period.

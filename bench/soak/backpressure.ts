@@ -44,7 +44,7 @@ const point = (name: string) => fileURLToPath(new URL(`./points/${name}.js`, imp
 /** Run one R1 variant; the row's `ok` is: nothing lost, duplicated or reordered, pending never above maxmsg. */
 export async function runBackpressure(o: BackpressureOptions): Promise<ScenarioRow> {
   const dir = await tempDir(`r1-${o.end}`);
-  const fabric = new Fabric({ runtimeDir: join(dir, 'run') });
+  const fabric = new Fabric({ runtimeDir: join(dir, 'run'), hostExecArgv: [] });
   const t0 = Date.now();
   try {
     const r = o.end === 'caller' ? await callerReceives(fabric, o) : await pointReceives(fabric, o);

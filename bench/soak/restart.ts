@@ -88,7 +88,7 @@ export async function runRestartScenario(options: RestartScenarioOptions): Promi
   const dir = await mkdtemp(join(tmpdir(), 'amix-soak-restart-'));
   const file = join(dir, 'taken.log');
   // A loaded machine (or a test runner's loaders in every child) can take seconds to boot a host.
-  const fabric = new Fabric({ runtimeDir: join(dir, 'run'), requestTimeoutMs: waitMs });
+  const fabric = new Fabric({ runtimeDir: join(dir, 'run'), requestTimeoutMs: waitMs, hostExecArgv: [] });
   // Point hosts do not keep this process alive, and some waits here hold no handle of their own.
   const keep = setInterval(() => {}, 1 << 30);
   let sampler: NodeJS.Timeout | undefined;

@@ -72,7 +72,7 @@ interface StallEnv {
 
 async function fabricEnv(): Promise<StallEnv> {
   const dir = await tempDir('r7');
-  const fabric = new Fabric({ runtimeDir: join(dir, 'run') });
+  const fabric = new Fabric({ runtimeDir: join(dir, 'run'), hostExecArgv: [] });
   return {
     register: async (_side, reg) => void fabric.register(reg),
     resultLink: (rx) => fabric.connect(rx, null, { direction: 'aToB' }),

@@ -41,6 +41,7 @@ import {
 } from './records.js';
 import { PrimitiveRegistry } from '../core/registry.js';
 import { Supervisor } from './supervisor.js';
+import { hostExecArgvOption } from './hostHandle.js';
 import {
   CALLER,
   type BrokerEntry,
@@ -112,6 +113,7 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
       links: new Map(),
       callerEnds: new Map(),
       placement: options.placement,
+      hostExecArgv: hostExecArgvOption(options.hostExecArgv),
       isOpen: () => this.#life.isOpen,
       emit: (e) => this.emit('event', e),
     };

@@ -9,7 +9,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { AmixError, ErrorCode } from '../core/errors.js';
+import { AmixError, ErrorCode, invalidArg } from '../core/errors.js';
 import { RpcPeer, type AnyArgs, type ArgsOf, type ResultOf } from '../core/rpc.js';
 import { fromHostWire, toHostWire, type HostEvent, type HostMessage, type HostOps } from './hostProtocol.js';
 import type { PointScope } from './point.js';
@@ -85,15 +85,33 @@ export class HostHandle extends EventEmitter<{ event: [HostEvent]; exit: [HostEx
     });
   }
 
-  /** Start a host of `scope`. `stackMb` sets a worker's stack size, or a process's V8 stack limit. */
-  static spawn(scope: PointScope, name: string, stackMb: number): HostHandle {
+  /**
+   * Start a host of `scope`. `stackMb` sets a worker's stack size, or a
+   * process's V8 stack limit; `execArgv` are its Node flags (default: this
+   * process's own, as Node gives workers and forks).
+   */
+  static spawn(
+    scope: PointScope,
+    name: string,
+    stackMb: number,
+    execArgv: readonly string[] = process.execArgv,
+  ): HostHandle {
     const h = new HostHandle(scope);
     if (scope === 'thread') {
-      const w = new Worker(HOST_SCRIPT, {
-        workerData: { amixHost: true },
-        name: `amix:${name}`,
-        resourceLimits: { stackSizeMb: stackMb },
-      });
+      let w: Worker;
+      try {
+        w = new Worker(HOST_SCRIPT, {
+          workerData: { amixHost: true },
+          name: `amix:${name}`,
+          resourceLimits: { stackSizeMb: stackMb },
+          execArgv: [...execArgv],
+        });
+      } catch (err) {
+        // Process-wide flags (heap sizes, say) are refused by a worker at once.
+        throw invalidArg('options.hostExecArgv', `holds flags a worker thread refuses: ${(err as Error).message}`, [
+          ...execArgv,
+        ]);
+      }
       h.#worker = w;
       w.on('message', (m: HostMessage) => h.#onMessage(m));
       w.on('error', (err) => h.emit('hostError', err));
@@ -101,7 +119,7 @@ export class HostHandle extends EventEmitter<{ event: [HostEvent]; exit: [HostEx
       w.unref();
     } else {
       const c = fork(HOST_SCRIPT, [], {
-        execArgv: [...process.execArgv, `--stack-size=${processStackKb(stackMb)}`],
+        execArgv: [...execArgv, `--stack-size=${processStackKb(stackMb)}`],
         env: { ...process.env, AMIX_HOST: '1' },
         serialization: 'advanced',
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -194,4 +212,12 @@ export class HostHandle extends EventEmitter<{ event: [HostEvent]; exit: [HostEx
       { details: { exitCode: e?.code ?? null, signal: e?.signal ?? null } },
     );
   }
+}
+
+/** The `hostExecArgv` option checked (`AMIX_ERR_INVALID_ARG` unless an array of strings), or this process's flags. */
+export function hostExecArgvOption(v: unknown): readonly string[] {
+  if (v === undefined) return process.execArgv;
+  if (!Array.isArray(v) || !v.every((a) => typeof a === 'string'))
+    throw invalidArg('options.hostExecArgv', 'must be an array of strings (Node flags)', v);
+  return [...(v as string[])];
 }

@@ -10,7 +10,7 @@ import { AmixError, ErrorCode } from '../core/errors.js';
 import { HostHandle, type HostExit } from './hostHandle.js';
 import type { PointHost } from './pointHost.js';
 import type { Hops } from './hops.js';
-import type { PointRegistration } from './point.js';
+import type { PointRegistration, PointScope } from './point.js';
 import type { FabricCore, Inst, Standby } from './records.js';
 
 /** @internal Starts, restarts and ends the fabric's point instances. */
@@ -21,6 +21,10 @@ export class Supervisor {
   constructor(core: FabricCore, hops: Hops) {
     this.#core = core;
     this.#hops = hops;
+  }
+  /** A host of our own, with the fabric's host flags. */
+  #newHost(scope: PointScope, id: string, stackMb: number): HostHandle {
+    return HostHandle.spawn(scope, id, stackMb, this.#core.hostExecArgv);
   }
 
   /** The instance a connection to `reg` uses: the public one, or a new private one per client. */
@@ -61,8 +65,7 @@ export class Supervisor {
   async spawn(reg: PointRegistration, id: string, client: string | undefined): Promise<Inst> {
     // A placed point (amixd: in a container) gets its host there; any other here.
     const host =
-      this.#core.placement?.host(reg, id) ??
-      HostHandle.spawn(reg.characteristics.scope, id, reg.characteristics.stackMb);
+      this.#core.placement?.host(reg, id) ?? this.#newHost(reg.characteristics.scope, id, reg.characteristics.stackMb);
     const inst: Inst = {
       point: reg,
       id,
@@ -114,7 +117,7 @@ export class Supervisor {
     // Only for hosts of our own: a container that hosts a point starts its own hosts.
     if (!(inst.host instanceof HostHandle)) return;
     const { scope, stackMb } = inst.point.characteristics;
-    const host = HostHandle.spawn(scope, inst.id, stackMb);
+    const host = this.#newHost(scope, inst.id, stackMb);
     const spare: Standby = { host, ready: this.#prepare(inst, host) };
     inst.standby = spare;
     // A spare that dies or fails its init is only forgotten; the next restart boots its own host.
@@ -309,7 +312,7 @@ export class Supervisor {
       placed ??
       (ready
         ? spare.host
-        : HostHandle.spawn(inst.point.characteristics.scope, inst.id, inst.point.characteristics.stackMb));
+        : this.#newHost(inst.point.characteristics.scope, inst.id, inst.point.characteristics.stackMb));
     inst.target = inst.host;
     inst.restarts++;
     inst.state = 'starting';

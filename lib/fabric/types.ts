@@ -57,6 +57,15 @@ export interface FabricOptions {
    * container's in-container points there). Default: every point runs here.
    */
   placement?: HostPlacement;
+  /**
+   * Node flags for the hosts of points (child processes and worker threads).
+   * Default: this process's own (`process.execArgv`), so a loader the
+   * application runs under reaches its points too. `[]` starts hosts
+   * without flags: quicker to start when the parent's flags are heavy (a
+   * test runner's TypeScript loader, say) and the points are plain
+   * JavaScript. A process point's `stackMb` is added to them.
+   */
+  hostExecArgv?: readonly string[];
 }
 
 /** Options for {@link Fabric.connect}. */
