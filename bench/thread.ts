@@ -40,7 +40,7 @@ import {
   type Figures,
   type Row,
 } from './common.js';
-import { RawConsumer, RawProducer, produceBatched, rawRing } from './raw/sabRing.js';
+import { RawConsumer, RawProducer, produceBatched, rawRing, ringBytesFor } from './raw/sabRing.js';
 
 /** The systems of this bench, baseline first. */
 const SYSTEMS = [
@@ -173,7 +173,7 @@ function startWorker(job: Job): { worker: Worker; ready: Promise<unknown>; exite
 
 async function throughput(system: System, size: number, count: number): Promise<Figures> {
   if (system === 'raw:sab-ring' || system === 'raw:sab-ring-batch') {
-    const sab = rawRing();
+    const sab = rawRing(ringBytesFor(size));
     const rx = new RawConsumer(sab);
     const { worker, ready, exited } = startWorker({ system, kind: 'throughput', size, count, rx: sab });
     await ready;
@@ -242,8 +242,8 @@ async function roundTrip(system: System, size: number, rtts: number): Promise<Fi
   const msg = payload(size);
   const warm = Math.min(1000, Math.floor(rtts / 10));
   if (system === 'raw:sab-ring') {
-    const ping = rawRing();
-    const pong = rawRing();
+    const ping = rawRing(ringBytesFor(size));
+    const pong = rawRing(ringBytesFor(size));
     const { ready, exited } = startWorker({ system, kind: 'rtt', size, count: rtts + warm, rx: { ping, pong } });
     await ready;
     const tx = new RawProducer(ping, Infinity);

@@ -44,6 +44,13 @@ export const SPIN = 4_000;
 /** Default data area: 1 MiB, the same as `queueConditionThread`'s default `capacityBytes`. */
 export const RAW_RING_BYTES = 1 << 20;
 
+/** A data area for messages of `size` bytes: {@link RAW_RING_BYTES}, or the power of two that holds four such records. */
+export function ringBytesFor(size: number): number {
+  let cap = RAW_RING_BYTES;
+  while (cap < 4 * (size + 8)) cap *= 2;
+  return cap;
+}
+
 /** Allocate a ring with a data area of `capacity` bytes (a power of two). */
 export function rawRing(capacity = RAW_RING_BYTES): SharedArrayBuffer {
   if (capacity & (capacity - 1)) throw new Error('rawRing: capacity must be a power of two');
