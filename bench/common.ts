@@ -235,3 +235,33 @@ function fmt(x: number | undefined): string {
   if (x === undefined) return '';
   return x >= 1000 ? Math.round(x).toLocaleString('en-US') : String(x);
 }
+
+/**
+ * Under the table: the ratio of each `[numerator, denominator]` pair of
+ * systems at each size, for every figure both rows carry (for example an
+ * amix row over the raw mechanism under it). A ratio is no row of
+ * shared/BENCH.md's shape, so with `--json` these lines go to stderr and the
+ * JSON object stays as it is; otherwise they follow the table on stdout.
+ */
+export function reportPairs(args: BenchArgs, rows: Row[], pairs: Array<[string, string]>): void {
+  const names: Array<[keyof Figures, string]> = [
+    ['msgsPerSec', 'msgs/s'],
+    ['rttP50Us', 'rtt p50'],
+    ['rttP99Us', 'rtt p99'],
+  ];
+  const lines: string[] = [];
+  for (const [num, den] of pairs) {
+    for (const a of rows.filter((r) => r.system === num)) {
+      const b = rows.find((r) => r.system === den && r.size === a.size && r.op === a.op);
+      if (!b) continue;
+      const parts = names
+        .filter(([f]) => a[f] !== undefined && b[f])
+        .map(([f, label]) => `${label} ${(a[f]! / b[f]!).toFixed(2)}`);
+      if (parts.length)
+        lines.push(`${num} / ${den} at ${a.size !== undefined ? `${a.size} B` : a.op}: ${parts.join(', ')}`);
+    }
+  }
+  if (lines.length === 0) return;
+  const text = `ratios (latency: lower is better)\n${lines.join('\n')}\n`;
+  (args.json ? process.stderr : process.stdout).write(text);
+}

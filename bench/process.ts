@@ -1,7 +1,12 @@
 // bench process: messages between two real processes on one machine, in one
 // run: node-ipc (emit of a Buffer over a Unix socket), zeromq.js PUSH/PULL
-// over ipc:// (awaiting each send), raw `net` (one write per message), and
-// amix:queueConditionProcess through the public Channel API. The parent
+// over ipc:// (awaiting each send), raw `net` (one write per message),
+// amix:queueConditionProcess through the public Channel API, and
+// raw:uds-batched, the bare mechanism under it (bench/raw/uds.ts): a raw
+// `net` Unix socket, the sender packing the frames (4-byte length +
+// payload) of one event-loop turn into one write (setImmediate), the
+// receiver parsing frames in place from the chunks; the echo side of its
+// round trip writes the same way. Under the table: amix over raw. The parent
 // sends; a forked child (this same script) receives or echoes. Control
 // messages go over the fork IPC channel, never over the system measured.
 //
@@ -13,17 +18,29 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PrimitiveRegistry, type Channel } from '../lib/index.js';
-import { latencyHistogram, parseBenchArgs, progress, report, summarise, type Figures, type Row } from './common.js';
+import {
+  latencyHistogram,
+  parseBenchArgs,
+  progress,
+  report,
+  reportPairs,
+  summarise,
+  type Figures,
+  type Row,
+} from './common.js';
+import { FrameParser, TickWriter } from './raw/uds.js';
 
 const AMIX = 'amix:queueConditionProcess';
-const SYSTEMS = ['node-ipc', 'zeromq-ipc', 'net-naive', AMIX] as const;
+const RAW = 'raw:uds-batched';
+const SYSTEMS = ['node-ipc', 'zeromq-ipc', 'net-naive', AMIX, RAW] as const;
 type System = (typeof SYSTEMS)[number];
 
 /** Throughput messages per repetition: `count` times this weight (4 KiB: amix a quarter, node-ipc a twentieth), so each row runs long enough to measure and no longer. */
-const WEIGHT: Record<System, number> = { 'node-ipc': 1, 'zeromq-ipc': 2, 'net-naive': 4, [AMIX]: 20 };
+const WEIGHT: Record<System, number> = { 'node-ipc': 1, 'zeromq-ipc': 2, 'net-naive': 4, [AMIX]: 20, [RAW]: 40 };
 function tpCount(system: System, size: number, count: number): number {
   // node-ipc sends a Buffer as JSON (about 4 bytes per byte): at 4 KiB it runs at a few thousand a second.
-  const w = WEIGHT[system] * (size > 1024 ? (system === AMIX ? 0.25 : system === 'node-ipc' ? 0.05 : 1) : 1);
+  const w =
+    WEIGHT[system] * (size > 1024 ? (system === AMIX || system === RAW ? 0.25 : system === 'node-ipc' ? 0.05 : 1) : 1);
   return Math.max(1, Math.round(count * w));
 }
 
@@ -54,7 +71,7 @@ type Cmd =
   | { op: 'setup'; system: System; mode: 'tp' | 'rtt'; size: number; dir: string; address?: unknown }
   | { op: 'expect'; n: number }
   | { op: 'teardown' };
-type Reply = { ok: true; address?: unknown } | { done: number } | { error: string };
+type Reply = { ok: true; address?: unknown } | { done: number; bytes: number } | { error: string };
 
 // ---------------------------------------------------------------------------
 // The child: one per system, serving every size and repetition of it.
@@ -62,19 +79,23 @@ type Reply = { ok: true; address?: unknown } | { done: number } | { error: strin
 async function child(): Promise<void> {
   let expect = Infinity;
   let got = 0;
+  /** Payload bytes received, for the systems that count them (raw:uds-batched). */
+  let gotBytes = 0;
   let teardown: (() => Promise<void> | void) | null = null;
   const reply = (r: Reply) => process.send!(r);
-  const count = (n = 1) => {
+  const count = (n = 1, bytes = 0) => {
     got += n;
+    gotBytes += bytes;
     if (got >= expect) {
       expect = Infinity;
-      reply({ done: got });
+      reply({ done: got, bytes: gotBytes });
     }
   };
   process.on('message', async (cmd: Cmd) => {
     try {
       if (cmd.op === 'expect') {
         got = 0;
+        gotBytes = 0;
         expect = cmd.n;
         reply({ ok: true });
         return;
@@ -164,6 +185,29 @@ async function child(): Promise<void> {
           server.close();
         };
         reply({ ok: true, address: path });
+      } else if (system === RAW) {
+        const path = join(dir, `raw-${process.pid}-${size}-${mode}.sock`);
+        const server = createServer((s) => {
+          s.on('error', () => {});
+          if (mode === 'tp') {
+            const p = new FrameParser();
+            s.on('data', (c: Buffer) => {
+              const [f, b] = [p.frames, p.bytes];
+              p.push(c);
+              if (p.frames > f) count(p.frames - f, p.bytes - b);
+            });
+            return;
+          }
+          // Echo each frame as it completes, through the same one-write-per-turn writer.
+          const w = new TickWriter(s);
+          const p = new FrameParser((len) => w.push(len === size ? pingFrame(size).subarray(4) : Buffer.alloc(len)));
+          s.on('data', (c: Buffer) => p.push(c));
+        });
+        await new Promise<void>((r) => server.listen(path, r));
+        teardown = () => {
+          server.close();
+        };
+        reply({ ok: true, address: path });
       } else {
         const reg = new PrimitiveRegistry({ channelDefaults: { runtimeDir: dir } });
         const rx = await reg.open('queueConditionProcess');
@@ -220,7 +264,7 @@ function pingFrame(size: number): Buffer {
 class Peer {
   readonly proc: ChildProcess;
   #waiting: Array<(r: Reply) => void> = [];
-  #done: ((n: number) => void) | null = null;
+  #done: ((r: { done: number; bytes: number }) => void) | null = null;
   constructor(script: string) {
     this.proc = fork(script, [], {
       env: { ...process.env, AMIX_BENCH_PROCESS_CHILD: '1' },
@@ -231,7 +275,7 @@ class Peer {
       if ('done' in r) {
         const d = this.#done;
         this.#done = null;
-        d?.(r.done);
+        d?.(r);
         return;
       }
       this.#waiting.shift()?.(r);
@@ -245,9 +289,9 @@ class Peer {
     if ('error' in r) throw new Error(`child failed on ${cmd.op}: ${r.error}`);
     return r as { address?: unknown };
   }
-  /** Arm the child to report when `n` messages arrived; resolves (once armed) with the wait for that report. */
-  async expect(n: number): Promise<{ done: Promise<number> }> {
-    const done = new Promise<number>((r) => {
+  /** Arm the child to report when `n` messages arrived; resolves (once armed) with the wait for that report (messages and, where counted, bytes). */
+  async expect(n: number): Promise<{ done: Promise<{ done: number; bytes: number }> }> {
+    const done = new Promise<{ done: number; bytes: number }>((r) => {
       this.#done = r;
     });
     await this.ask({ op: 'expect', n });
@@ -389,6 +433,40 @@ async function driver(system: System, mode: 'tp' | 'rtt', size: number, peer: Pe
       },
     };
   }
+  if (system === RAW) {
+    const { address } = await peer.ask({ op: 'setup', system, mode, size, dir });
+    const s = netConnect(address as string);
+    await new Promise<void>((r, j) => {
+      s.once('connect', r);
+      s.once('error', j);
+    });
+    const w = new TickWriter(s);
+    let pong: ((len: number) => void) | null = null;
+    const p = new FrameParser((len) => {
+      const f = pong;
+      pong = null;
+      f?.(len);
+    });
+    s.on('data', (c: Buffer) => p.push(c));
+    return {
+      async throughput(n) {
+        // One write per event-loop turn: push frames until the slab is full, then let the turn end.
+        for (let i = 0; i < n; i++) if (!w.push(payload)) await w.written();
+        await w.written();
+      },
+      async roundTrip() {
+        const len = await new Promise<number>((r) => {
+          pong = r;
+          w.push(payload);
+        });
+        if (len !== size) throw new Error(`${RAW} round trip: a ${len}-byte echo, want ${size}`);
+      },
+      async close() {
+        s.destroy();
+        await peer.ask({ op: 'teardown' });
+      },
+    };
+  }
   const reg = new PrimitiveRegistry({ channelDefaults: { runtimeDir: dir } });
   let rx: Channel | null = null;
   if (mode === 'rtt') rx = await reg.open('queueConditionProcess');
@@ -449,8 +527,11 @@ async function main(): Promise<void> {
           const { done } = await peers.get(system)!.expect(n);
           const t0 = performance.now();
           await tps.get(system)!.throughput(n);
-          await done;
-          reps.get(system)!.push({ msgsPerSec: n / ((performance.now() - t0) / 1000) });
+          const got = await done;
+          const ms = performance.now() - t0;
+          if (got.done !== n || (system === RAW && got.bytes !== n * size))
+            throw new Error(`${system} throughput: the child got ${got.done} messages (${got.bytes} bytes), want ${n}`);
+          reps.get(system)!.push({ msgsPerSec: n / (ms / 1000) });
         }
       }
       for (const tp of tps.values()) await tp.close();
@@ -495,6 +576,7 @@ async function main(): Promise<void> {
       .join(','),
     loadavg: loadavg().map((x) => Math.round(x * 100) / 100),
   });
+  reportPairs(args, rows, [[AMIX, RAW]]);
 }
 
 if (process.env.AMIX_BENCH_PROCESS_CHILD === '1') void child();

@@ -7,6 +7,11 @@
  *
  * Systems:
  * - `zeromq-tcp`: zeromq.js PUSH/PULL, awaiting each send (the baseline).
+ * - `zeromq-tcp-multipart`: the same sockets, 64 messages per multipart
+ *   send (`await push.send(64 buffers)`), the child counting parts and
+ *   their bytes; {@link MULTIPART_SHARE} times `count` messages at up to
+ *   1 KiB, `count` above. Throughput only (a round trip would be a batch).
+ *   Under the table: `amix:daemon` and `amix:zeromq` over it.
  * - `amix:zeromq`: `registry.open('zeromq')` + `Channel` with its
  *   synchronous fast path, as every amix bench row: the parent calls
  *   `trySend` and awaits `send` only when it returns false (zero credit),
@@ -56,14 +61,31 @@ import {
   type ClientLink,
   type PeerInfo,
 } from '../lib/internal.js';
-import { latencyHistogram, parseBenchArgs, progress, report, summarise, type Figures, type Row } from './common.js';
+import {
+  latencyHistogram,
+  parseBenchArgs,
+  progress,
+  report,
+  reportPairs,
+  summarise,
+  type Figures,
+  type Row,
+} from './common.js';
+import { MULTIPART, PARTS, receiveParts, sendParts } from './raw/zmqMultipart.js';
 
 /** The systems of this bench, baseline first. */
-const SYSTEMS = ['zeromq-tcp', 'amix:zeromq', 'amix:daemon'] as const;
+const SYSTEMS = ['zeromq-tcp', 'zeromq-tcp-multipart', 'amix:zeromq', 'amix:daemon'] as const;
 type System = (typeof SYSTEMS)[number];
 /** The systems whose receiving (or echoing) end is the forked child. */
 type ChildSystem = Exclude<System, 'amix:daemon'>;
 const BASELINE: System = 'zeromq-tcp';
+/** The multipart row runs this many times `count` at up to 1 KiB, so it lasts about as long as the others. */
+const MULTIPART_SHARE = 4;
+
+/** Messages of one throughput repetition for `system` at `size`. */
+function tpCount(system: System, size: number, count: number): number {
+  return system === MULTIPART && size <= 1024 ? count * MULTIPART_SHARE : count;
+}
 
 /** Parent → child control messages (over the fork IPC channel; data never goes there). */
 type Command =
@@ -90,7 +112,16 @@ async function childMain(): Promise<void> {
   const reg = new PrimitiveRegistry();
   process.on('message', (c: Command) => {
     void (async () => {
-      if (c.system === 'zeromq-tcp') {
+      if (c.system === MULTIPART) {
+        if (c.cmd !== 'sink') throw new Error(`${MULTIPART} measures no round trip`);
+        const pull = new zmq.Pull({ linger: 0 });
+        await pull.bind('tcp://127.0.0.1:*');
+        say({ ready: pull.lastEndpoint });
+        await receiveParts(pull, c.warm, c.size);
+        say({ mark: true });
+        await receiveParts(pull, c.count, c.size);
+        pull.close();
+      } else if (c.system === 'zeromq-tcp') {
         const pull = new zmq.Pull({ linger: 0 });
         await pull.bind('tcp://127.0.0.1:*');
         if (c.cmd === 'sink') {
@@ -187,6 +218,19 @@ async function parentThroughput(
   // Untimed warm-up messages first, so connection set-up and JIT do not count.
   const warm = Math.min(20_000, Math.ceil(count / 5));
   const { ready, mark, done } = await ask(child, { cmd: 'sink', system, size, count, warm });
+  if (system === MULTIPART) {
+    const push = new zmq.Push({ linger: 0 });
+    push.connect(ready as string);
+    const batch = Array.from({ length: PARTS }, () => msg);
+    await sendParts(push, batch, warm);
+    await mark;
+    const t0 = performance.now();
+    await sendParts(push, batch, count);
+    await done;
+    const ms = performance.now() - t0;
+    push.close();
+    return { msgsPerSec: (count / ms) * 1000 };
+  }
   if (system === 'zeromq-tcp') {
     const push = new zmq.Push({ linger: 0 });
     push.connect(ready as string);
@@ -518,9 +562,10 @@ async function parentMain(): Promise<void> {
             figures.get(system)!.push(await daemons.throughput(size, daemonCount));
             continue;
           }
-          progress(`remote size=${size} rep ${rep + 1}/${args.reps} ${system} count=${args.count} rtts=${args.rtts}`);
-          const tp = await parentThroughput(child, reg, system, size, args.count);
-          const rtt = await parentRtt(child, reg, system, size, args.rtts);
+          const n = tpCount(system, size, args.count);
+          progress(`remote size=${size} rep ${rep + 1}/${args.reps} ${system} count=${n} rtts=${args.rtts}`);
+          const tp = await parentThroughput(child, reg, system, size, n);
+          const rtt = system === MULTIPART ? {} : await parentRtt(child, reg, system, size, args.rtts);
           figures.get(system)!.push({ ...tp, ...rtt });
         }
       }
@@ -541,7 +586,12 @@ async function parentMain(): Promise<void> {
     // amix:daemon: gen, amixd A, amixd B and tally are four processes; its round trip is not measured.
     daemonProcesses: 4,
     daemonCount,
+    multipart: `${PARTS} messages per send; ${MULTIPART_SHARE}x count up to 1 KiB`,
   });
+  reportPairs(args, rows, [
+    ['amix:daemon', MULTIPART],
+    ['amix:zeromq', MULTIPART],
+  ]);
 }
 
 if (process.argv.includes('--child')) await childMain();

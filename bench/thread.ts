@@ -10,6 +10,14 @@
  * is full or empty; round trips with idle `spin` on both ends), and
  * `amix:queueConditionThread-batch64`: `Channel.sendMany`/`receiveMany` in
  * runs of 64 (backed by the primitive's optional `trySendMany`/`tryReceiveMany`).
+ * The bare mechanism, no fabric (`bench/raw/sabRing.ts`): `raw:sab-ring`, a
+ * SharedArrayBuffer SPSC ring of length-prefixed records with the write and
+ * read positions published per message, each message copied out into a fresh
+ * Uint8Array, spin then `Atomics.wait` when empty or full (round trip: a ring
+ * each way, both ends spinning only, as the amix round trip's idle `spin`);
+ * `raw:sab-ring-batch`, the same ring with the write position
+ * published every 16 messages and no copy on receive (throughput only).
+ * Under the table: each amix row over its raw row.
  *
  * `node dist/bench/thread.js [--quick] [--json] [--reps N] [--sizes 64,4096] [--count N] [--rtts N]`
  *
@@ -22,7 +30,17 @@ import { once } from 'node:events';
 // without the rest of the package (the API is the same PrimitiveRegistry).
 import { PrimitiveRegistry } from '../lib/core/registry.js';
 import type { Channel } from '../lib/core/channel.js';
-import { latencyHistogram, parseBenchArgs, progress, report, summarise, type Figures, type Row } from './common.js';
+import {
+  latencyHistogram,
+  parseBenchArgs,
+  progress,
+  report,
+  reportPairs,
+  summarise,
+  type Figures,
+  type Row,
+} from './common.js';
+import { RawConsumer, RawProducer, produceBatched, rawRing, ringBytesFor } from './raw/sabRing.js';
 
 /** The systems of this bench, baseline first. */
 const SYSTEMS = [
@@ -30,6 +48,8 @@ const SYSTEMS = [
   'postMessage-batch64',
   'amix:queueConditionThread',
   'amix:queueConditionThread-batch64',
+  'raw:sab-ring',
+  'raw:sab-ring-batch',
 ] as const;
 type System = (typeof SYSTEMS)[number];
 const BASELINE: System = 'postMessage';
@@ -41,7 +61,7 @@ interface Job {
   kind: 'throughput' | 'rtt';
   size: number;
   count: number;
-  /** amix: the rings the worker attaches to (throughput: worker→main; rtt: pong, worker→main). */
+  /** amix: the rings the worker attaches to (throughput: worker→main; rtt: pong, worker→main); raw: the SharedArrayBuffer(s). */
   rx?: unknown;
 }
 
@@ -59,6 +79,22 @@ function payload(size: number): Uint8Array {
 async function workerMain(job: Job): Promise<void> {
   const port = parentPort!;
   const msg = payload(job.size);
+  if (job.system === 'raw:sab-ring' || job.system === 'raw:sab-ring-batch') {
+    if (job.kind === 'rtt') {
+      const { ping, pong } = job.rx as { ping: SharedArrayBuffer; pong: SharedArrayBuffer };
+      const rx = new RawConsumer(ping, Infinity);
+      const tx = new RawProducer(pong, Infinity);
+      port.postMessage('ready');
+      for (let i = 0; i < job.count; i++) tx.write(rx.read());
+      return;
+    }
+    const tx = new RawProducer(job.rx as SharedArrayBuffer);
+    port.postMessage('ready');
+    await once(port, 'message');
+    if (job.system === 'raw:sab-ring') for (let i = 0; i < job.count; i++) tx.write(msg);
+    else produceBatched(tx, msg, job.count, 16);
+    return;
+  }
   if (job.system === 'amix:queueConditionThread-batch64') {
     const reg = new PrimitiveRegistry();
     const tx = await reg.open('queueConditionThread', { address: job.rx as Record<string, unknown> });
@@ -136,6 +172,27 @@ function startWorker(job: Job): { worker: Worker; ready: Promise<unknown>; exite
 }
 
 async function throughput(system: System, size: number, count: number): Promise<Figures> {
+  if (system === 'raw:sab-ring' || system === 'raw:sab-ring-batch') {
+    const sab = rawRing(ringBytesFor(size));
+    const rx = new RawConsumer(sab);
+    const { worker, ready, exited } = startWorker({ system, kind: 'throughput', size, count, rx: sab });
+    await ready;
+    const t0 = performance.now();
+    worker.postMessage('go');
+    // Synchronous from here on: the bare ring spins and sleeps in Atomics.wait (allowed on Node's main thread).
+    let bytes = 0;
+    if (system === 'raw:sab-ring') {
+      for (let got = 0; got < count; got++) bytes += rx.read().length;
+    } else {
+      const sum = [0];
+      for (let got = 0; got < count;) got += rx.drain(sum);
+      bytes = sum[0]!;
+    }
+    const t1 = performance.now();
+    if (bytes !== count * size) throw new Error(`${system} throughput: got ${bytes} bytes, want ${count * size}`);
+    await exited;
+    return { msgsPerSec: (count * 1000) / (t1 - t0) };
+  }
   if (system === 'amix:queueConditionThread' || system === 'amix:queueConditionThread-batch64') {
     const reg = new PrimitiveRegistry();
     const rx = await reg.open('queueConditionThread');
@@ -184,6 +241,24 @@ async function roundTrip(system: System, size: number, rtts: number): Promise<Fi
   const h = latencyHistogram();
   const msg = payload(size);
   const warm = Math.min(1000, Math.floor(rtts / 10));
+  if (system === 'raw:sab-ring') {
+    const ping = rawRing(ringBytesFor(size));
+    const pong = rawRing(ringBytesFor(size));
+    const { ready, exited } = startWorker({ system, kind: 'rtt', size, count: rtts + warm, rx: { ping, pong } });
+    await ready;
+    const tx = new RawProducer(ping, Infinity);
+    const rx = new RawConsumer(pong, Infinity);
+    for (let i = 0; i < rtts + warm; i++) {
+      const t0 = performance.now();
+      tx.write(msg);
+      const m = rx.read();
+      const us = (performance.now() - t0) * 1000;
+      if (m.length !== size) throw new Error('raw:sab-ring rtt: wrong size');
+      if (i >= warm) h.record(us);
+    }
+    await exited;
+    return { rttP50Us: h.p50(), rttP99Us: h.p99() };
+  }
   if (system === 'amix:queueConditionThread') {
     const reg = new PrimitiveRegistry();
     const pong = await reg.open('queueConditionThread', { idle: 'spin' });
@@ -219,9 +294,14 @@ async function roundTrip(system: System, size: number, rtts: number): Promise<Fi
   return { rttP50Us: h.p50(), rttP99Us: h.p99() };
 }
 
-/** Messages per throughput repetition: `count` for amix at small sizes, a quarter above 1 KiB, a tenth of that for postMessage. */
+/**
+ * Messages per throughput repetition: `count` for amix at small sizes, a
+ * quarter above 1 KiB; half that for the raw rows (so the default run stays
+ * under 90 s), a tenth for postMessage.
+ */
 function countFor(count: number, system: System, size: number): number {
   const base = size > 1024 ? Math.ceil(count / 4) : count;
+  if (system.startsWith('raw:')) return Math.ceil(base / 2);
   return system.startsWith('amix:') ? base : Math.ceil(base / POSTMESSAGE_SHARE);
 }
 
@@ -246,8 +326,8 @@ async function main(): Promise<void> {
         progress(`thread size=${size} rep ${r + 1}/${args.reps} ${system} throughput n=${count}`);
         const tp = await throughput(system, size, count);
         progress(`thread size=${size} rep ${r + 1}/${args.reps} ${system} round trip n=${args.rtts}`);
-        // batch64 is a throughput technique; its "round trip" would be 64 messages, so it is not measured.
-        const rt = system.endsWith('-batch64') ? {} : await roundTrip(system, size, args.rtts);
+        // Batching is a throughput technique; its "round trip" would be a batch, so it is not measured.
+        const rt = /-batch(64)?$/.test(system) ? {} : await roundTrip(system, size, args.rtts);
         reps.get(system)!.push({ ...tp, ...rt });
       }
     }
@@ -255,11 +335,17 @@ async function main(): Promise<void> {
   }
   report(args, 'thread', rows, BASELINE, {
     count: args.count,
-    countRule: 'amix: count (size <= 1 KiB) or count/4; postMessage rows: a tenth of that',
+    countRule: 'amix: count (size <= 1 KiB) or count/4; raw rows: half of that; postMessage rows: a tenth',
     rtts: args.rtts,
     direction: 'worker to main thread (throughput); main to worker and back (round trip)',
     amixIdle: 'spinThenBlock (throughput), spin (round trip)',
+    rawRing:
+      '1 MiB data area; throughput: spin 4000 polls then Atomics.wait, round trip: spin; batch: write index every 16 messages',
   });
+  reportPairs(args, rows, [
+    ['amix:queueConditionThread', 'raw:sab-ring'],
+    ['amix:queueConditionThread-batch64', 'raw:sab-ring-batch'],
+  ]);
 }
 
 if (isMainThread) {
