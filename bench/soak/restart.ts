@@ -19,7 +19,8 @@
  *
  * @module
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -196,7 +197,7 @@ export async function runRestartScenario(options: RestartScenarioOptions): Promi
     if (last !== 'end') throw new Error(`restart scenario: expected "end" from the sink, got ${last}`);
     clearInterval(sampler);
     sampler = undefined;
-    const tally = countTakes(await readFile(file, 'utf8'), sent);
+    const tally = await countTakesFile(file, sent);
     return { sent, ...tally, recoveryMs, redelivered, maxPending, maxmsg, kills, durationMs: streamMs };
   } finally {
     clearInterval(keep);
@@ -206,40 +207,110 @@ export async function runRestartScenario(options: RestartScenarioOptions): Promi
   }
 }
 
-/** Lost, duplicated and reordered numbers in the sink's file, against `sent` accepted (0 .. sent - 1). */
-export function countTakes(
-  log: string,
-  sent: number,
-): { received: number; lost: number; duplicated: number; reordered: number; lostSample?: number[] } {
-  const seen = new Uint8Array(sent);
-  let received = 0;
-  let duplicated = 0;
-  let reordered = 0;
-  let distinct = 0;
-  let high = -1;
-  for (const line of log.split('\n')) {
-    if (line === '' || line === 'E' || line.startsWith('I ')) continue;
-    const n = Number(line);
-    received++;
-    if (!Number.isInteger(n) || n < 0 || n >= sent) {
-      // Never accepted: count it as out of order, which fails the run.
-      reordered++;
-      continue;
-    }
-    if (seen[n]) {
-      duplicated++;
-      continue;
-    }
-    seen[n] = 1;
-    distinct++;
-    // Taken after a larger one: overtaken. (A gap alone is a loss, counted as lost.)
-    if (n < high) reordered++;
-    else high = n;
+/** What {@link countTakes} finds. */
+export interface TakeCounts {
+  received: number;
+  lost: number;
+  duplicated: number;
+  reordered: number;
+  /** The first (at most 10) lost numbers, when any were lost. */
+  lostSample?: number[];
+}
+
+/**
+ * The tally of a sink's file, fed in chunks: a file of tens of millions of
+ * lines is read as a stream of bytes, never as one string split into lines
+ * (which took the runner's RSS past 2 GB and made the scenario's memory
+ * figures about the tally, not the fabric).
+ */
+class TakeTally {
+  readonly #sent: number;
+  readonly #seen: Uint8Array;
+  #received = 0;
+  #duplicated = 0;
+  #reordered = 0;
+  #distinct = 0;
+  #high = -1;
+  /** The line so far: its number, whether it is one (`#bad`), or a marker line (`I ...`, `E`) skipped. */
+  #cur = 0;
+  #bad = false;
+  #skip = false;
+  #atStart = true;
+
+  constructor(sent: number) {
+    this.#sent = sent;
+    this.#seen = new Uint8Array(sent);
   }
-  const lost = sent - distinct;
-  if (lost === 0) return { received, lost, duplicated, reordered };
-  // The first few lost numbers, to place a loss against the kills (the log's `I` lines).
-  const lostSample: number[] = [];
-  for (let n = 0; n < sent && lostSample.length < 10; n++) if (!seen[n]) lostSample.push(n);
-  return { received, lost, duplicated, reordered, lostSample };
+
+  feed(b: Uint8Array): void {
+    for (let i = 0; i < b.length; i++) {
+      const c = b[i]!;
+      if (c === 0x0a) {
+        this.#endLine();
+        continue;
+      }
+      if (this.#skip) continue;
+      if (this.#atStart) {
+        this.#atStart = false;
+        // `I <ms>` (an instance's first take) and `E` (the end marker) are not numbers taken.
+        if (c === 0x49 || c === 0x45) {
+          this.#skip = true;
+          continue;
+        }
+      }
+      if (c >= 0x30 && c <= 0x39) this.#cur = this.#cur * 10 + (c - 0x30);
+      else this.#bad = true;
+    }
+  }
+
+  #endLine(): void {
+    if (!this.#skip && !this.#atStart) this.#take(this.#bad ? -1 : this.#cur);
+    this.#cur = 0;
+    this.#bad = false;
+    this.#skip = false;
+    this.#atStart = true;
+  }
+
+  #take(n: number): void {
+    this.#received++;
+    if (!Number.isSafeInteger(n) || n < 0 || n >= this.#sent) {
+      // Never accepted: count it as out of order, which fails the run.
+      this.#reordered++;
+      return;
+    }
+    if (this.#seen[n]) {
+      this.#duplicated++;
+      return;
+    }
+    this.#seen[n] = 1;
+    this.#distinct++;
+    // Taken after a larger one: overtaken. (A gap alone is a loss, counted as lost.)
+    if (n < this.#high) this.#reordered++;
+    else this.#high = n;
+  }
+
+  end(): TakeCounts {
+    if (!this.#atStart) this.#endLine();
+    const counts = { received: this.#received, duplicated: this.#duplicated, reordered: this.#reordered };
+    const lost = this.#sent - this.#distinct;
+    if (lost === 0) return { ...counts, lost };
+    // The first few lost numbers, to place a loss against the kills (the log's `I` lines).
+    const lostSample: number[] = [];
+    for (let n = 0; n < this.#sent && lostSample.length < 10; n++) if (!this.#seen[n]) lostSample.push(n);
+    return { ...counts, lost, lostSample };
+  }
+}
+
+/** Lost, duplicated and reordered numbers in the sink's file (its text), against `sent` accepted (0 .. sent - 1). */
+export function countTakes(log: string, sent: number): TakeCounts {
+  const tally = new TakeTally(sent);
+  tally.feed(Buffer.from(log));
+  return tally.end();
+}
+
+/** {@link countTakes} of the file at `path`, read as a stream. */
+async function countTakesFile(path: string, sent: number): Promise<TakeCounts> {
+  const tally = new TakeTally(sent);
+  for await (const chunk of createReadStream(path)) tally.feed(chunk as Buffer);
+  return tally.end();
 }
