@@ -193,6 +193,7 @@ async function createSender(o: ProcessChannelOptions): Promise<SenderHandle> {
   return new SenderHandle({ path }, st);
 }
 
+/** The primitive object (the default export; `export { primitive }` names it). */
 const primitive = {
   name: NAME,
   characteristics,

@@ -294,7 +294,9 @@ const queueConditionThread = {
     return attemptReceive(h, maxBytes);
   },
 
+  /** Batch send: accept a prefix of the messages now, one publication of the write index for the batch. */
   trySendMany,
+  /** Batch receive: up to `maxCount` ready messages, one publication of the read index for the batch. */
   tryReceiveMany,
 } satisfies Primitive<ThreadHandle> & {
   trySendMany: typeof trySendMany;
@@ -339,6 +341,7 @@ export interface ThreadWorkerOptions extends Omit<WorkerOptions, 'resourceLimits
 
 /** Anything with an abrupt close, such as a `Channel`. */
 export interface Destroyable {
+  /** End it at once, failing what waits on it with `reason`. */
   destroy(reason?: Error): Promise<void>;
 }
 

@@ -87,6 +87,7 @@ export class ClientLink implements AsyncIterable<PointMessage> {
   messages(options: PointReceiveOptions = {}): AsyncGenerator<PointMessage, void, undefined> {
     return this.#end.messages(options);
   }
+  /** Same as {@link ClientLink.messages} with no options. */
   [Symbol.asyncIterator](): AsyncIterator<PointMessage> {
     return this.messages();
   }
@@ -113,7 +114,7 @@ export class DaemonClient {
   readonly container: string;
   /** The principal our token names, as the daemon said. */
   readonly principal: string;
-  /** The control connection (events arrive on it as `'event'`, typed by {@link DaemonEvents}). */
+  /** The control connection (events arrive on it as `'event'`, typed by `DaemonEvents`, lib/control/ops.ts). */
   readonly connection: DaemonConnection;
   readonly #timeout: number;
   readonly #registry: PrimitiveRegistry;
@@ -212,7 +213,7 @@ export class DaemonClient {
 
   /**
    * Send one control request, checked against the daemon's op table
-   * ({@link DaemonOps}); with the second signature the caller states the
+   * (`DaemonOps`, lib/control/ops.ts); with the second signature the caller states the
    * result type.
    */
   request<K extends DaemonOp>(op: K, args?: ArgsOf<DaemonOps, K>): Promise<ResultOf<DaemonOps, K>>;

@@ -119,7 +119,7 @@ export class AmixError extends Error {
 
 /**
  * True when `err` is an {@link AmixError}, and, if `code` is given, has that code.
- * Works across realms and for errors rebuilt by {@link errorFromPlain}.
+ * Works across realms and for errors rebuilt by `errorFromPlain`.
  */
 export function isAmixError(err: unknown, code?: ErrorCode): err is AmixError {
   if (err === null || typeof err !== 'object') return false;

@@ -2,7 +2,7 @@
  * The universal module model (seed 001): every loadable module has four
  * handlers, load, start, quiesce and unload; a {@link Container} keeps a
  * module database and is the only caller of those handlers. Before each call
- * it checks the requested transition against {@link TRANSITIONS}; a
+ * it checks the requested transition against `TRANSITIONS`; a
  * transition the table does not allow is refused with
  * `AMIX_ERR_BAD_TRANSITION` and the handler is not invoked.
  *
@@ -141,7 +141,7 @@ interface Entry {
 
 /**
  * A container with a module database. It is the only caller of module
- * handlers and enforces {@link TRANSITIONS} before each call. Requests on one
+ * handlers and enforces `TRANSITIONS` before each call. Requests on one
  * module are serialised in arrival order; requests on different modules run
  * independently.
  *

@@ -255,7 +255,7 @@ export class PrimitiveRegistry implements Destroyable {
 
   /**
    * Register a primitive object already in memory (no import). It is checked
-   * at once with {@link assertPrimitive}.
+   * at once with `assertPrimitive`.
    */
   registerInline(primitive: Primitive<any>): void {
     this.#checkOpen();

@@ -132,7 +132,9 @@ export interface QueryResult {
  */
 export interface DirectoryPeer {
   readonly id?: string;
+  /** Find a point by name or identifier there (or further on, as `options` allows); undefined if none. */
   resolve(nameOrId: string, options?: ResolveOptions): Promise<PointView | undefined>;
+  /** Run a query there (and further on). */
   query(expr: string, options?: QueryOptions): Promise<QueryResult>;
 }
 

@@ -84,6 +84,7 @@ export class Link implements AsyncIterable<PointMessage> {
     return this.#endpoint().messages(options);
   }
 
+  /** Same as {@link Link.messages} with no options. */
   [Symbol.asyncIterator](): AsyncIterator<PointMessage> {
     return this.messages();
   }

@@ -182,9 +182,11 @@ export function common(options: ChannelOptions, maxMessageBytes: number, z: Zero
 }
 
 export interface Common {
+  /** Hears the end's channel events (the option of the same name). */
   readonly onEvent: ((e: ChannelEvent) => void) | undefined;
   readonly stats: Counters;
   readonly maxMessageBytes: number;
+  /** Hears frames the end dropped as malformed or not allowed (counted as `badFrames` too). */
   readonly onBadFrame: ((e: AmixError) => void) | undefined;
   closed: boolean;
   closeReason: Error | undefined;
