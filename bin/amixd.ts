@@ -3,18 +3,13 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import {
-  AllowList,
-  Daemon,
-  checkPeerEndpoint,
-  defaultDaemonDir,
-  isAmixError,
-  isCurveKey,
-  loadKeyPair,
-  parseLimitFlags,
-  type PeerConfig,
-  type PeeringOptions,
-} from '../lib/internal.js';
+// Straight from their modules, not lib/internal.js: that would load the zeromq addon into a
+// daemon that does not peer. Peering's own modules are imported only when it is asked for.
+import { Daemon } from '../lib/control/daemon.js';
+import { parseLimitFlags } from '../lib/control/guard.js';
+import { isAmixError } from '../lib/core/errors.js';
+import { defaultDaemonDir } from '../lib/core/paths.js';
+import type { PeerConfig, PeeringOptions } from '../lib/remote/types.js';
 
 const USAGE = `usage: amixd [--dir DIR] [--slots N] [--shared-socket PATH] [--quiet] [peering options]
 
@@ -122,18 +117,22 @@ try {
   flagPeers.forEach((endpoint, i) => peers.push({ endpoint, ...(flagKeys[i] ? { publicKey: flagKeys[i] } : {}) }));
   if (flagPeers.length === 0)
     for (const p of config.peers ?? []) peers.push(typeof p === 'string' ? { endpoint: p } : p);
-  for (const p of peers) {
-    checkPeerEndpoint(p.endpoint);
-    if (p.publicKey !== undefined && !isCurveKey(p.publicKey))
-      usage(`the key of peer ${p.endpoint} is not a Z85 CURVE public key`);
-  }
-  if (listen !== undefined) checkPeerEndpoint(listen);
   const keysFile =
     (v.keys as string | undefined) ?? (config.keys === undefined ? undefined : resolve(configDir, config.keys));
   const allowSpec =
     (v.allow as string | undefined) ??
     (typeof config.allow === 'string' ? resolve(configDir, config.allow) : config.allow);
+  if (listen === undefined && peers.length === 0 && (keysFile || allowSpec !== undefined))
+    usage('--keys and --allow are for peering: give --listen or --peer too');
   if (listen !== undefined || peers.length > 0) {
+    const { AllowList, isCurveKey, loadKeyPair } = await import('../primitives/zeromq/keys.js');
+    const { checkPeerEndpoint } = await import('../lib/remote/types.js');
+    for (const p of peers) {
+      checkPeerEndpoint(p.endpoint);
+      if (p.publicKey !== undefined && !isCurveKey(p.publicKey))
+        usage(`the key of peer ${p.endpoint} is not a Z85 CURVE public key`);
+    }
+    if (listen !== undefined) checkPeerEndpoint(listen);
     peering = {
       ...(listen !== undefined ? { listen } : {}),
       peers,
@@ -143,8 +142,7 @@ try {
         : {}),
       insecure: Boolean(v.insecure ?? config.insecure),
     };
-  } else if (keysFile || allowSpec !== undefined)
-    usage('--keys and --allow are for peering: give --listen or --peer too');
+  }
 } catch (err) {
   process.stderr.write(`amixd: ${reason(err)}\n`);
   process.exit(2);

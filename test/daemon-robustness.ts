@@ -14,6 +14,20 @@ t.test('lib/control/protocol.proto and the embedded schema agree', async (t) => 
   t.equal(PROTOCOL_PROTO, file);
 });
 
+t.test(
+  'a daemon that does not peer maps no ZeroMQ addon; one that peers does',
+  { skip: process.platform !== 'linux' ? 'reads /proc/PID/maps (Linux only)' : false },
+  async (t) => {
+    const zeromqMapped = async (pid: number): Promise<boolean> =>
+      /zeromq[\\/].*\.node/.test(await readFile(`/proc/${pid}/maps`, 'utf8'));
+    const plain = await startDaemon(t, await daemonDir(t));
+    t.equal(await zeromqMapped(plain.pid!), false, 'amixd without --listen or --peer: zeromq.node is not mapped');
+    // The check must be able to see the addon, or the line above proves nothing.
+    const peering = await startDaemon(t, await daemonDir(t), ['--listen', 'tcp://127.0.0.1:0', '--insecure']);
+    t.equal(await zeromqMapped(peering.pid!), true, 'amixd --listen: zeromq.node is mapped');
+  },
+);
+
 t.test('files are owner-only: dir 0700, socket and files 0600', async (t) => {
   const dir = await daemonDir(t);
   await startDaemon(t, dir);

@@ -27,7 +27,7 @@ import type { AgentOps, Empty } from '../fabric/agent.js';
 import { Fabric, type FabricEvent, type LinkInfo } from '../fabric/fabric.js';
 import { parseDirection } from '../fabric/point.js';
 import { createPrivateFile, defaultDaemonDir, ensurePrivateDir } from '../core/paths.js';
-import { Peering, type PeeringOptions, type RemoteLinkInfo } from '../remote/peering.js';
+import type { Peering, PeeringOptions, RemoteLinkInfo } from '../remote/peering.js';
 import { PROTOCOL_VERSION } from './protocol.js';
 import { DAEMON_FILES, checkStateFiles } from './files.js';
 import { ADMIN_PRINCIPAL, Principals, principalHandlers } from './principals.js';
@@ -189,6 +189,8 @@ export class Daemon extends EventEmitter {
     await createPrivateFile(pid, `${process.pid}\n`);
     if (this.#peeringOptions) {
       const directory = this.#dir;
+      // Loaded only for a peering daemon: it brings the zeromq addon (a daemon without --listen or --peer maps none).
+      const { Peering } = await import('../remote/peering.js');
       this.#peering = new Peering(
         {
           fabric: this.fabric,
