@@ -288,7 +288,7 @@ const DEFS: Def[] = [
   ...PEER_COUNTERS.map(([k, help]): Def => ({
     name: `amix_peer_${k}_total`,
     type: 'counter',
-    help: `${help} Kept by the conduit: resets when the peer connection is made anew.`,
+    help: `${help} Kept per peer id across reconnects: resets only when this daemon restarts.`,
     labels: ['peer'],
     rows: (s) => peers(s).map((p) => [{ peer: peerName(p) }, num(p.stats?.[k])]),
   })),
@@ -460,7 +460,6 @@ export class MetricsEndpoint {
       headersTimeout: METRICS_REQUEST_TIMEOUT_MS,
     });
     server.maxConnections = METRICS_MAX_CONNECTIONS;
-    server.keepAliveTimeout = 1_000;
     // An idle connection (a scraper that connects and says nothing) is dropped too.
     server.setTimeout(METRICS_REQUEST_TIMEOUT_MS * 2, (socket) => socket.destroy());
     server.on('request', (req, res) => this.#handle(req, res));
@@ -488,6 +487,8 @@ export class MetricsEndpoint {
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
+    // One request per connection: a scraper every few seconds gains nothing from keep-alive, and a slot is freed at once.
+    res.shouldKeepAlive = false;
     const path = (req.url ?? '').split('?')[0];
     if (path !== '/metrics') return void res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     if (req.method !== 'GET')
