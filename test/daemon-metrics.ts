@@ -239,3 +239,110 @@ t.test('metrics in amixd --config', async (t) => {
   t.match(metrics, /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
   t.equal((await fetch(metrics!)).status, 200, 'served');
 });
+
+t.test('peers, both guards and a silent instance, from a status as the daemon builds it', async (t) => {
+  const { MetricsEndpoint } = await import('../dist/lib/internal.js');
+  const guard = {
+    unauthenticated: 2,
+    refusedOverCap: 3,
+    helloTimeouts: 4,
+    oversizedBeforeHello: 0,
+    protocolErrors: 5,
+    slowConsumers: 1,
+    logSuppressed: 7,
+  };
+  const conduit = {
+    sent: 10,
+    received: 9,
+    rejected: 1,
+    gaps: 2,
+    resent: 3,
+    duplicates: 4,
+    redelivered: 5,
+    spoofed: 6,
+  };
+  const status = {
+    points: 2,
+    links: 0,
+    instances: 1,
+    uptimeMs: 1500,
+    containers: [{ admin: true }, { admin: false }, { admin: false }],
+    guard,
+    sharedGuard: { ...guard, refusedOverCap: 30 },
+    peering: {
+      badEnvelopes: 1,
+      badFrames: 2,
+      unknownSender: 3,
+      spoofedSenders: 4,
+      unhelloed: 5,
+      refusedHellos: 6,
+      refusedHandshakes: 7,
+      peers: [
+        { id: 'dB', endpoint: 'tcp://127.0.0.1:1', state: 'up', stats: conduit, links: [] },
+        {
+          id: undefined,
+          endpoint: 'tcp://127.0.0.1:2',
+          state: 'connecting',
+          stats: { ...conduit, sent: 0 },
+          links: [],
+        },
+      ],
+    },
+  };
+  const logged: string[] = [];
+  const e = new MetricsEndpoint(
+    { host: '127.0.0.1', port: 0 },
+    {
+      stats: async () => ({ at: 0, instances: { quiet: { error: 'timed out' } }, links: [] }),
+      instances: () => [{ point: 'q', instance: 'quiet', state: 'running', restarts: 2 }] as never,
+      status: () => status as never,
+    },
+    (l) => logged.push(l),
+  );
+  await e.start();
+  t.teardown(() => e.close());
+  const { samples } = parse(await (await fetch(e.url!)).text());
+  const want: Array<[string, Record<string, string>, number]> = [
+    ['amix_peer_sent_total', { peer: 'dB' }, 10],
+    ['amix_peer_sent_total', { peer: 'tcp://127.0.0.1:2' }, 0],
+    ['amix_peer_received_total', { peer: 'dB' }, 9],
+    ['amix_peer_rejected_total', { peer: 'dB' }, 1],
+    ['amix_peer_duplicates_total', { peer: 'dB' }, 4],
+    ['amix_peer_gaps_total', { peer: 'dB' }, 2],
+    ['amix_peer_redelivered_total', { peer: 'dB' }, 5],
+    ['amix_peer_spoofed_total', { peer: 'dB' }, 6],
+    ['amix_peer_resent_total', { peer: 'dB' }, 3],
+    ['amix_peer_up', { peer: 'dB', state: 'up' }, 1],
+    ['amix_peer_up', { peer: 'tcp://127.0.0.1:2', state: 'connecting' }, 1],
+    ['amix_peering_drops_total', { reason: 'spoofedSenders' }, 4],
+    ['amix_peering_drops_total', { reason: 'refusedHandshakes' }, 7],
+    ['amix_control_refused_total', { socket: 'private', reason: 'refusedOverCap' }, 3],
+    ['amix_control_refused_total', { socket: 'shared', reason: 'refusedOverCap' }, 30],
+    ['amix_control_refused_total', { socket: 'private', reason: 'slowConsumers' }, 1],
+    ['amix_control_unauthenticated', { socket: 'shared' }, 2],
+    ['amix_control_log_suppressed_total', { socket: 'private' }, 7],
+    ['amix_clients_connected', { kind: 'admin' }, 1],
+    ['amix_clients_connected', { kind: 'user' }, 2],
+    ['amix_stats_errors', {}, 1],
+    ['amix_point_restarts_total', { point: 'q', instance: 'quiet' }, 2],
+    ['amix_uptime_seconds', {}, 1.5],
+  ];
+  for (const [name, labels, value] of want)
+    t.equal(one(samples, name, labels)?.value, value, `${name}${JSON.stringify(labels)} = ${value}`);
+  t.notOk(
+    samples.some((s) => s.name === 'amix_point_messages_total'),
+    'a silent instance has no message counts (not zeros)',
+  );
+
+  // A scraper that sends half a request and stops is cut off by the request timeout, not left holding its place.
+  const { port } = new URL(e.url!);
+  const slow = connect(Number(port), '127.0.0.1');
+  slow.on('error', () => {});
+  await once(slow, 'connect');
+  slow.write('GET /metrics HTTP/1.1\r\nHost: x\r\n'); // no blank line: the headers never end
+  const started = Date.now();
+  await new Promise((r) => slow.once('close', r));
+  const waited = Date.now() - started;
+  t.ok(waited < 9_000, `the trickling connection was closed after ${waited} ms (request timeout 5 s)`);
+  t.equal(await fetch(e.url!).then((r) => r.status), 200, 'and the endpoint still answers');
+});
