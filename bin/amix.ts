@@ -223,7 +223,7 @@ const verbs: Record<string, Verb> = {
         'status',
         {},
         (s) =>
-          `amixd ${s.pid} in ${s.dir}, up ${Math.round(s.uptimeMs / 1000)} s, ${s.containers.filter((c: { admin: boolean }) => !c.admin).length}/${s.slots} slots (+${s.containers.filter((c: { admin: boolean }) => c.admin).length}/${s.adminSlots} administrator), ${s.points} points, ${s.instances} instances, ${s.links} links\n${guardLine('control socket', s.guard)}${guardLine('shared socket', s.sharedGuard)}${peeringLine(s.peering)}${table(s.containers, ['id', 'name', 'pid', 'owner', 'links'])}`,
+          `amixd ${s.pid} in ${s.dir}, up ${Math.round(s.uptimeMs / 1000)} s, ${s.containers.filter((c: { admin: boolean }) => !c.admin).length}/${s.slots} slots (+${s.containers.filter((c: { admin: boolean }) => c.admin).length}/${s.adminSlots} administrator), ${s.points} points, ${s.instances} instances, ${s.links} links\n${s.metrics ? `metrics: ${s.metrics}\n` : ''}${guardLine('control socket', s.guard)}${guardLine('shared socket', s.sharedGuard)}${peeringLine(s.peering)}${table(s.containers, ['id', 'name', 'pid', 'owner', 'links'])}`,
       );
     },
   },

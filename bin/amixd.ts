@@ -7,11 +7,12 @@ import { parseArgs } from 'node:util';
 // daemon that does not peer. Peering's own modules are imported only when it is asked for.
 import { Daemon } from '../lib/control/daemon.js';
 import { parseLimitFlags } from '../lib/control/guard.js';
+import { parseMetricsAddress, type MetricsOptions } from '../lib/control/metrics.js';
 import { isAmixError } from '../lib/core/errors.js';
 import { defaultDaemonDir } from '../lib/core/paths.js';
 import type { PeerConfig, PeeringOptions } from '../lib/remote/types.js';
 
-const USAGE = `usage: amixd [--dir DIR] [--slots N] [--shared-socket PATH] [--quiet] [peering options]
+const USAGE = `usage: amixd [--dir DIR] [--slots N] [--shared-socket PATH] [--metrics HOST:PORT] [--quiet] [peering options]
 
 Runs the amix daemon in the foreground until SIGTERM, SIGINT or "amix daemon stop".
   --dir DIR          daemon directory (socket, tokens, state); default ${defaultDaemonDir()}
@@ -25,6 +26,11 @@ Runs the amix daemon in the foreground until SIGTERM, SIGINT or "amix daemon sto
   --quiet            no log lines on stderr
   --limit KEY=N      a control socket bound (repeat): helloTimeoutMs, maxUnauthenticated,
                      maxFrameBeforeHello, maxUnsentBytes, highWaterBytes, logLines, logWindowMs
+  --metrics HOST:PORT  serve Prometheus metrics on http://HOST:PORT/metrics (GET only);
+                     HOST must be loopback (127.0.0.1, ::1 as [::1], localhost); port 0: any free one
+                     (the address is logged and in "amix daemon status")
+  --metrics-allow-remote  let --metrics bind a non-loopback HOST: whoever reaches it reads
+                     the names of points, links and peers and their traffic (no authentication)
   -h, --help         this help
 
 Peering with other daemons (points on one link to points on another by name
@@ -38,7 +44,8 @@ or identifier; directories answer each other's lookups):
                              (a key alone is pinned to the id of its first hello, in DIR/peering.json)
   --insecure                 peer without --keys: NOT authenticated (any local user can act as a peer)
   --config FILE              the same as JSON: { "listen", "peers": [{ "endpoint", "publicKey" }],
-                             "keys", "allow" (a file, or ["<key> <id>", ...]), "insecure", "slots" } (flags win)
+                             "keys", "allow" (a file, or ["<key> <id>", ...]), "insecure", "slots",
+                             "metrics": "HOST:PORT", "metricsAllowRemote" } (flags win)
 Peering needs --keys and --allow (every --peer with its --peer-key, listed in --allow), or --insecure.`;
 
 /** An error as one line, with its code when it has one. */
@@ -67,6 +74,8 @@ try {
       insecure: { type: 'boolean' },
       config: { type: 'string' },
       limit: { type: 'string', multiple: true },
+      metrics: { type: 'string' },
+      'metrics-allow-remote': { type: 'boolean' },
     },
   }));
 } catch (err) {
@@ -86,6 +95,8 @@ interface Config {
   allow?: string | string[];
   insecure?: boolean;
   slots?: number;
+  metrics?: string;
+  metricsAllowRemote?: boolean;
 }
 let config: Config = {};
 let configDir = process.cwd();
@@ -149,8 +160,13 @@ try {
 }
 
 let limits: ReturnType<typeof parseLimitFlags> = {};
+let metrics: MetricsOptions | undefined;
 try {
   limits = parseLimitFlags(v.limit as string[] | undefined);
+  const spec = (v.metrics as string | undefined) ?? config.metrics;
+  const allowRemote = Boolean(v['metrics-allow-remote'] ?? config.metricsAllowRemote);
+  if (spec !== undefined) metrics = parseMetricsAddress(String(spec), allowRemote);
+  else if (allowRemote) usage('--metrics-allow-remote is for --metrics: give --metrics HOST:PORT too');
 } catch (err) {
   usage(reason(err));
 }
@@ -161,6 +177,7 @@ const daemon = new Daemon({
   ...(adminSlots ? { adminSlots } : {}),
   ...(v['shared-socket'] ? { sharedSocket: resolve(v['shared-socket'] as string) } : {}),
   ...(peering ? { peering } : {}),
+  ...(metrics ? { metrics } : {}),
   log: v.quiet ? () => {} : (line) => process.stderr.write(`${line}\n`),
 });
 try {

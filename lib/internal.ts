@@ -41,6 +41,8 @@ export { Agent, AGENT_OPS } from './fabric/agent.js';
 export type { AgentTarget, AgentEvent, AgentOp } from './fabric/agent.js';
 export type { ExternalEnd } from './fabric/fabric.js';
 export { Daemon, DAEMON_FILES, isAlive } from './control/daemon.js';
+export { MetricsEndpoint, parseMetricsAddress, isLoopbackHost, METRICS } from './control/metrics.js';
+export type { MetricsOptions, MetricsSource } from './control/metrics.js';
 export type { DaemonOptions, ContainerInfo } from './control/daemon.js';
 export { Peering, Conduit, controlAddress, checkPeerEndpoint, helloText } from './remote/peering.js';
 export type {

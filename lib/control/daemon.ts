@@ -44,6 +44,7 @@ import { requireAdmin, requireOwner } from './access.js';
 import { listing } from './paging.js';
 import { listPoints, queryPage, registerPoint, registerPoints } from './points.js';
 import { ContainerPlacement, checkInContainer } from './containers.js';
+import { MetricsEndpoint, type MetricsOptions } from './metrics.js';
 import type {
   ConnectArgs,
   ContainerInfo,
@@ -86,6 +87,8 @@ export interface DaemonOptions {
   adminSlots?: number;
   /** Bounds on the control socket before and after hello (see `lib/control/guard.ts` for the defaults). */
   limits?: ControlLimits;
+  /** Serve Prometheus metrics on `GET /metrics` at this address (`metrics.ts`; loopback unless `allowRemote`). Default: none. */
+  metrics?: MetricsOptions;
 }
 
 interface Plugged {
@@ -133,6 +136,7 @@ export class Daemon extends EventEmitter {
   readonly #life = new Lifecycle('amixd');
   readonly #peeringOptions: PeeringOptions | undefined;
   #peering: Peering | undefined;
+  readonly #metrics: MetricsEndpoint | undefined;
   readonly #ops: RpcHandler<Plugged>;
   /** One guard per socket: a flood on the shared socket cannot fill the private socket's places before hello. */
   readonly #guard: ControlGuard;
@@ -154,6 +158,10 @@ export class Daemon extends EventEmitter {
     this.#peeringOptions = po && (po.listen !== undefined || (po.peers?.length ?? 0) > 0) ? po : undefined;
     this.fabric = new Fabric({ runtimeDir: join(this.dir, DAEMON_FILES.run), placement: this.#placement });
     this.fabric.on('event', (e: FabricEvent) => this.#broadcast(e));
+    // Read at scrape time from the same answers as the stats and status requests.
+    const f = this.fabric;
+    const source = { stats: () => fabricStats(f), instances: () => f.instances(), status: () => this.status() };
+    this.#metrics = options.metrics && new MetricsEndpoint(options.metrics, source, this.#log);
     this.#ops = handlerTable(
       this.#handlers(),
       (op) => new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `unknown request ${describe(op)}`),
@@ -188,25 +196,17 @@ export class Daemon extends EventEmitter {
     await rm(pid, { force: true });
     await createPrivateFile(pid, `${process.pid}\n`);
     if (this.#peeringOptions) {
-      const directory = this.#dir;
       // Loaded only for a peering daemon: it brings the zeromq addon (a daemon without --listen or --peer maps none).
       const { Peering } = await import('../remote/peering.js');
-      this.#peering = new Peering(
-        {
-          fabric: this.fabric,
-          directory,
-          stateDir: this.dir,
-          log: this.#log,
-          broadcast: (e) => this.#broadcast(e),
-        },
-        this.#peeringOptions,
-      );
-      try {
-        await this.#peering.start();
-      } catch (err) {
-        await this.stop();
-        throw err;
-      }
+      const host = { fabric: this.fabric, directory: this.#dir, stateDir: this.dir, log: this.#log };
+      this.#peering = new Peering({ ...host, broadcast: (e) => this.#broadcast(e) }, this.#peeringOptions);
+    }
+    try {
+      await this.#peering?.start();
+      await this.#metrics?.start();
+    } catch (err) {
+      await this.stop();
+      throw err;
     }
     this.#startedAt = Date.now();
     this.#log(`amixd ${process.pid} listening on ${this.socketPath} (${this.#slots} slots)`);
@@ -231,6 +231,7 @@ export class Daemon extends EventEmitter {
       ...(this.#peering ? { peering: this.#peering.status() } : {}),
       guard: this.#guard.stats(),
       ...(this.#shared ? { sharedGuard: this.#sharedGuard.stats() } : {}),
+      ...(this.#metrics?.url ? { metrics: this.#metrics.url } : {}),
     };
   }
 
@@ -244,6 +245,7 @@ export class Daemon extends EventEmitter {
       this.#log('amixd stopping');
       this.#server?.close();
       this.#shared?.close();
+      await this.#metrics?.close();
       await this.#peering?.close();
       await this.fabric.close();
       for (const c of this.#containers.values()) c.conn.close();
@@ -369,11 +371,7 @@ export class Daemon extends EventEmitter {
       requireOwner(principal(c), { point: view.name }, view.owner, op);
       return view;
     };
-    const suspend = async (
-      op: 'suspend' | 'resume',
-      a: { link: string },
-      c: Plugged,
-    ): Promise<LinkInfo | RemoteLinkInfo> => {
+    const suspend = async (op: 'suspend' | 'resume', a: { link: string }, c: Plugged) => {
       const link = ownLink(op, a, c);
       if (this.#peering?.hasLink(link)) return this.#peering.setSuspended(link, op === 'suspend');
       await (op === 'suspend' ? f.suspend(link) : f.resume(link));

@@ -53,6 +53,8 @@ export interface DaemonStatus {
   guard?: ControlGuardStats;
   /** The same for the shared socket, when there is one (its own places before hello, its own counters). */
   sharedGuard?: ControlGuardStats;
+  /** Where `amixd --metrics` serves Prometheus metrics: `http://HOST:PORT/metrics`. */
+  metrics?: string;
 }
 
 /** A point as `point.ls` and `point.register` show it. */
