@@ -118,6 +118,13 @@ export class SeqTracker {
     return this.#received;
   }
 
+  /** The first (at most `max`) numbers below `sent` never taken: to place a loss against a run's events. */
+  lostSample(sent: number, max = 10): number[] {
+    const out: number[] = [];
+    for (let n = 0; n < sent && out.length < max; n++) if (!this.#seen[n]) out.push(n);
+    return out;
+  }
+
   /** The counters, given how many the sender says it sent (numbers 0 .. sent-1). */
   counts(sent: number): DeliveryCounts & { outOfRange: number } {
     return {

@@ -25,6 +25,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Fabric, type FabricEvent, type Link, type PointMessage } from '../../lib/index.js';
+import { SeqTracker } from './common.js';
 
 /** Options of {@link runRestartScenario}. */
 export interface RestartScenarioOptions {
@@ -225,12 +226,9 @@ export interface TakeCounts {
  */
 class TakeTally {
   readonly #sent: number;
-  readonly #seen: Uint8Array;
-  #received = 0;
-  #duplicated = 0;
-  #reordered = 0;
-  #distinct = 0;
-  #high = -1;
+  readonly #seen: SeqTracker;
+  /** Lines that are no sequence number (never accepted: counted out of order, which fails the run). */
+  #invalid = 0;
   /** The line so far: its number, whether it is one (`#bad`), or a marker line (`I ...`, `E`) skipped. */
   #cur = 0;
   #bad = false;
@@ -239,7 +237,7 @@ class TakeTally {
 
   constructor(sent: number) {
     this.#sent = sent;
-    this.#seen = new Uint8Array(sent);
+    this.#seen = new SeqTracker(sent);
   }
 
   feed(b: Uint8Array): void {
@@ -264,40 +262,26 @@ class TakeTally {
   }
 
   #endLine(): void {
-    if (!this.#skip && !this.#atStart) this.#take(this.#bad ? -1 : this.#cur);
+    if (!this.#skip && !this.#atStart) {
+      if (this.#bad || !Number.isSafeInteger(this.#cur)) this.#invalid++;
+      else this.#seen.take(this.#cur);
+    }
     this.#cur = 0;
     this.#bad = false;
     this.#skip = false;
     this.#atStart = true;
   }
 
-  #take(n: number): void {
-    this.#received++;
-    if (!Number.isSafeInteger(n) || n < 0 || n >= this.#sent) {
-      // Never accepted: count it as out of order, which fails the run.
-      this.#reordered++;
-      return;
-    }
-    if (this.#seen[n]) {
-      this.#duplicated++;
-      return;
-    }
-    this.#seen[n] = 1;
-    this.#distinct++;
-    // Taken after a larger one: overtaken. (A gap alone is a loss, counted as lost.)
-    if (n < this.#high) this.#reordered++;
-    else this.#high = n;
-  }
-
   end(): TakeCounts {
     if (!this.#atStart) this.#endLine();
-    const counts = { received: this.#received, duplicated: this.#duplicated, reordered: this.#reordered };
-    const lost = this.#sent - this.#distinct;
-    if (lost === 0) return { ...counts, lost };
-    // The first few lost numbers, to place a loss against the kills (the log's `I` lines).
-    const lostSample: number[] = [];
-    for (let n = 0; n < this.#sent && lostSample.length < 10; n++) if (!this.#seen[n]) lostSample.push(n);
-    return { ...counts, lost, lostSample };
+    const c = this.#seen.counts(this.#sent);
+    const counts = {
+      received: c.received + this.#invalid,
+      lost: c.lost,
+      duplicated: c.duplicated,
+      reordered: c.reordered + c.outOfRange + this.#invalid,
+    };
+    return c.lost === 0 ? counts : { ...counts, lostSample: this.#seen.lostSample(this.#sent) };
   }
 }
 
