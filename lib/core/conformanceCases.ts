@@ -275,6 +275,104 @@ export function conformanceCases(target: ConformanceTarget): ConformanceCase[] {
     );
   });
 
+  add('seeded random sizes, contents and batching keep every message intact and in order', async (c) => {
+    const { rx, tx } = await pair(c, target, { maxmsg: 32, minmsg: 8 });
+    // Fixed seeds, one stream each for the contents, the sender and the receiver, so the shapes do not
+    // depend on how the two loops interleave; xorshift32 is enough to vary sizes, bytes and batches.
+    const prng = (seed: number) => (n: number) => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) % n;
+    };
+    const rand = prng(0x2545f491);
+    const sendRand = prng(0x9e3779b9);
+    const receiveRand = prng(0x85ebca6b);
+    const n = 600;
+    const msgs = Array.from({ length: n }, (_, i) => {
+      const size = rand(4) === 0 ? rand(16384) : rand(64);
+      const m = new Uint8Array(Math.max(size, 4));
+      for (let k = 4; k < m.length; k++) m[k] = rand(256);
+      new DataView(m.buffer).setUint32(0, i);
+      return m;
+    });
+    const sending = beside(
+      (async () => {
+        for (let i = 0; i < n;) {
+          const batch = msgs.slice(i, i + 1 + sendRand(20));
+          if (sendRand(2) === 0) await tx.sendMany(batch);
+          else for (const m of batch) await tx.send(m);
+          i += batch.length;
+        }
+      })(),
+    );
+    let got = 0;
+    let bad = 0;
+    while (got < n) {
+      const batch =
+        receiveRand(2) === 0 ? await rx.receiveMany({ maxCount: 1 + receiveRand(50) }) : [await rx.receive()];
+      for (const m of batch) if (Buffer.compare(Buffer.from(m), Buffer.from(msgs[got++]!)) !== 0) bad++;
+    }
+    await sending;
+    c.equal(bad, 0, `all ${n} messages (0 B to 16 KiB, random bytes, random batches) arrived intact and in order`);
+  });
+
+  // The discard policies, checked by what holds for every primitive: where the count is kept (the sending end,
+  // the receiving end, or state both share) and which waiting messages go first differ between transports.
+  const dropped = (rx: Channel, tx: Channel): number => Math.max(rx.stats().dropped, tx.stats().dropped);
+  const receiveN = async (rx: Channel, n: number): Promise<number[]> => {
+    const got: number[] = [];
+    while (got.length < n) got.push((await rx.receive())[0]!);
+    return got;
+  };
+
+  add('discard reject: a send with no room rejects with AMIX_ERR_QUEUE_FULL, counted', async (c) => {
+    const { rx, tx } = await pair(c, target, { maxmsg: 4, minmsg: 1, discard: 'reject' });
+    let accepted = 0;
+    let refusal: unknown;
+    while (accepted < 64 && refusal === undefined) {
+      try {
+        await tx.send(Uint8Array.of(accepted));
+        accepted++;
+      } catch (err) {
+        refusal = err;
+      }
+    }
+    c.equal((refusal as { code?: unknown } | undefined)?.code, 'AMIX_ERR_QUEUE_FULL', 'a send past maxmsg is refused');
+    c.ok(accepted >= 1 && accepted <= 4, `${accepted} accepted before the refusal, at most maxmsg 4`);
+    c.ok(Math.max(rx.stats().rejected, tx.stats().rejected) >= 1, 'the refusal is counted in stats');
+    c.same(
+      await receiveN(rx, accepted),
+      Array.from({ length: accepted }, (_, i) => i),
+      'the accepted ones arrive, in order',
+    );
+  });
+
+  add('discard dropNewest: sends past maxmsg resolve, the newest are dropped and counted', async (c) => {
+    const { rx, tx } = await pair(c, target, { maxmsg: 4, minmsg: 1, discard: 'dropNewest' });
+    for (let i = 0; i < 10; i++) await tx.send(Uint8Array.of(i));
+    const n = dropped(rx, tx);
+    c.ok(n >= 6, `${n} of 10 dropped: at most maxmsg 4 kept`);
+    c.same(
+      await receiveN(rx, 10 - n),
+      Array.from({ length: 10 - n }, (_, i) => i),
+      'the kept ones are the oldest, in order',
+    );
+  });
+
+  add('discard dropOldest: sends past maxmsg resolve, older messages are dropped and counted', async (c) => {
+    const { rx, tx } = await pair(c, target, { maxmsg: 4, minmsg: 1, discard: 'dropOldest' });
+    for (let i = 0; i < 10; i++) await tx.send(Uint8Array.of(i));
+    const n = dropped(rx, tx);
+    c.ok(n >= 1 && n <= 6, `${n} of 10 dropped`);
+    const got = await receiveN(rx, 10 - n);
+    c.ok(
+      got.every((v, i) => i === 0 || v > got[i - 1]!),
+      `the kept ones arrive in order (${got.join(',')})`,
+    );
+    c.equal(got[got.length - 1], 9, 'the newest is kept');
+  });
+
   add('cycle runs on an open sending end', async (c) => {
     const { tx } = await pair(c, target);
     await c.resolves(tx.cycle(), 'cycle succeeds');
