@@ -757,6 +757,7 @@ const verbs: Record<string, Verb> = {
         }
         const report = await runConformance(target, {
           timeoutMs,
+          catchStray: true,
           onResult: (r) => {
             if (!v.json)
               process.stdout.write(`${r.ok ? 'ok  ' : 'FAIL'} ${r.name}${r.ok ? '' : `\n     ${r.error!}`}\n`);

@@ -106,6 +106,33 @@ t.test(
   },
 );
 
+t.test(
+  'an error the primitive leaves unhandled fails the case it came in, and the report is still printed',
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'amix-conf-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    await writeFile(
+      join(dir, 'stray.mjs'),
+      `import memory from ${JSON.stringify(pathToFileURL(memory).href)};\n` +
+        `let once = true;\n` +
+        `export default { ...memory, name: 'stray', async send(h, d, o) {\n` +
+        `  if (once) { once = false; Promise.reject(new Error('left behind')); }\n` +
+        `  return memory.send(h, d, o);\n} };\n`,
+    );
+    const r = await conformance([join(dir, 'stray.mjs'), '--json']);
+    t.equal(r.code, 1, 'exit 1');
+    const report = JSON.parse(r.stdout) as Report;
+    const bad = report.cases.filter((c) => !c.ok);
+    t.same(
+      bad.map((c) => c.name),
+      ['stray: delivers messages in order with their sizes intact'],
+      'the first case (the first send) is the failed one',
+    );
+    t.match(bad[0]!.error, /no caller could catch: .*left behind/, 'its error says so');
+    t.equal(report.passed, report.cases.length - 1, 'every other case passed');
+  },
+);
+
 t.test('modules it cannot run: exit 2 with an AMIX_ERR_* code', async (t) => {
   const missing = await conformance(['test/fixtures/no-such-primitive.mjs']);
   t.equal(missing.code, 2, 'a missing file: exit 2');

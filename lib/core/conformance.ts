@@ -46,6 +46,13 @@ export interface RunConformanceOptions {
   timeoutMs?: number;
   /** Called as each case finishes (for a report printed as it goes). */
   onResult?: (result: ConformanceResult) => void;
+  /**
+   * {@link runConformance} only: for the run, listen for unhandled rejections
+   * and uncaught exceptions and fail the case during which one came (a
+   * primitive must not leave an error nobody can catch). Installs process-wide
+   * listeners, so only for a process that runs nothing else (the CLI). Default false.
+   */
+  catchStray?: boolean;
 }
 
 /** A failed assertion: ends the case with its message. */
@@ -128,6 +135,14 @@ async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
 
 /** Run one case under amix's own harness. Never rejects: a failure is in the result. */
 export async function runCase(c: ConformanceCase, options: RunConformanceOptions = {}): Promise<ConformanceResult> {
+  return runOne(c, options, () => undefined);
+}
+
+async function runOne(
+  c: ConformanceCase,
+  options: RunConformanceOptions,
+  stray: () => string | undefined,
+): Promise<ConformanceResult> {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const ac = new AbortController();
   const teardowns: Array<() => unknown> = [];
@@ -157,6 +172,11 @@ export async function runCase(c: ConformanceCase, options: RunConformanceOptions
       error ??= `teardown failed: ${errorText(err)}`;
     }
   }
+  // Node reports an unhandled rejection only once the microtask queue drains, and a primitive that settles
+  // everything in microtasks may run a whole case without that: let one macrotask pass so it is this case's.
+  await new Promise((r) => setImmediate(r));
+  const late = stray();
+  if (late !== undefined) error ??= `an error no caller could catch: ${late}`;
   const result: ConformanceResult =
     error === undefined ? { name: c.name, ok: true } : { name: c.name, ok: false, error };
   options.onResult?.(result);
@@ -169,7 +189,23 @@ export async function runConformance(
   options: RunConformanceOptions = {},
 ): Promise<ConformanceReport> {
   const cases: ConformanceResult[] = [];
-  for (const c of conformanceCases(target)) cases.push(await runCase(c, options));
+  let stray: string | undefined;
+  const onStray = (err: unknown): void => {
+    stray ??= errorText(err);
+  };
+  if (options.catchStray) {
+    process.on('unhandledRejection', onStray);
+    process.on('uncaughtException', onStray);
+  }
+  try {
+    for (const c of conformanceCases(target)) {
+      stray = undefined;
+      cases.push(await runOne(c, options, () => stray));
+    }
+  } finally {
+    process.off('unhandledRejection', onStray);
+    process.off('uncaughtException', onStray);
+  }
   const passed = cases.filter((r) => r.ok).length;
   return { passed, failed: cases.length - passed, cases };
 }
