@@ -3,7 +3,8 @@
 // DaemonClient request); -h on every verb, --json everywhere, exit 2 on misuse.
 import { spawn } from 'node:child_process';
 import { closeSync, constants, existsSync, fstatSync, openSync } from 'node:fs';
-import { lstat, readFile } from 'node:fs/promises';
+import { lstat, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +19,8 @@ import {
   generateKeyPair,
   isAmixError,
   isAlive,
+  loadPrimitiveTarget,
+  runConformance,
   saveKeyPair,
 } from '../lib/internal.js';
 import type { DaemonOp, DaemonOps, DaemonStatus, ListOp } from '../lib/control/ops.js';
@@ -722,6 +725,49 @@ const verbs: Record<string, Verb> = {
         }).on('exit', (c) => res(c ?? 1)),
       );
       if (code !== 0) process.exitCode = code;
+    },
+  },
+  conformance: {
+    usage:
+      'amix conformance MODULE [--json] [--timeout MS]   run the primitive contract suite against a primitive module\n' +
+      '  MODULE: a path to an ES module whose default export is a primitive (as `amix primitive add` registers it).\n' +
+      '  Prints one line per case (--json: {"passed":n,"failed":n,"cases":[{"name","ok","error"?}]}).\n' +
+      '  --timeout MS: per case, default 30000. Exit 0 all passed, 1 any failed, 2 no or unloadable module.',
+    options: { timeout: { type: 'string' } },
+    max: 1,
+    async run([module], v) {
+      const timeoutMs = int(v, 'timeout') ?? 30_000;
+      if (timeoutMs <= 0) throw new Misuse('--timeout must be positive');
+      const runtimeDir = await mkdtemp(join(tmpdir(), 'amix-conformance-'));
+      try {
+        let target;
+        try {
+          if (module === undefined)
+            throw Object.assign(new Error('a primitive module is needed'), { code: 'AMIX_ERR_INVALID_ARG' });
+          target = await loadPrimitiveTarget(module, { channel: { runtimeDir } });
+        } catch (err) {
+          // Bad usage, not a failed case: exit 2 with the code, so a script tells "cannot run" from "fails".
+          const code = (err as { code?: string }).code ?? 'AMIX_ERR_PRIMITIVE_LOAD';
+          if (v.json) process.stdout.write(`${JSON.stringify({ error: { code, message: (err as Error).message } })}\n`);
+          process.stderr.write(
+            `amix conformance: ${(err as Error).message} (${code})\nusage: ${verbs.conformance!.usage}\n`,
+          );
+          process.exitCode = 2;
+          return;
+        }
+        const report = await runConformance(target, {
+          timeoutMs,
+          catchStray: true,
+          onResult: (r) => {
+            if (!v.json)
+              process.stdout.write(`${r.ok ? 'ok  ' : 'FAIL'} ${r.name}${r.ok ? '' : `\n     ${r.error!}`}\n`);
+          },
+        });
+        out(v, report, () => `${report.passed} passed, ${report.failed} failed`);
+        if (report.failed > 0) process.exitCode = 1;
+      } finally {
+        await rm(runtimeDir, { recursive: true, force: true });
+      }
     },
   },
 };

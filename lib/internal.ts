@@ -36,6 +36,16 @@ export type { DaemonOps, DaemonOp, DaemonEvents, DaemonEvent, DaemonStats, Daemo
 export { TRANSITIONS, isAllowed } from './core/module.js';
 export { REQUIRED_OPERATIONS, OPTIONAL_OPERATIONS } from './core/primitive.js';
 export { assertRegistration, assertPrimitive, checkChannelOptions, importSpecifier } from './core/registry.js';
+export { conformanceCases, runCase, runConformance, loadPrimitiveTarget } from './core/conformance.js';
+export type {
+  ConformanceCase,
+  ConformanceContext,
+  ConformanceTarget,
+  ConformanceResult,
+  ConformanceReport,
+  RunConformanceOptions,
+  ErrorPattern,
+} from './core/conformance.js';
 export { DEFAULT_PRIMITIVE, normalizePoint, parseDirection } from './fabric/point.js';
 export { Agent, AGENT_OPS } from './fabric/agent.js';
 export type { AgentTarget, AgentEvent, AgentOp } from './fabric/agent.js';
