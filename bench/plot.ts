@@ -90,10 +90,13 @@ function logScale(lo: number, hi: number, px0: number, px1: number) {
   return { at, decades };
 }
 
-/** A log-2 scale over sizes, padded by half a step each side. */
+/** A log-2 scale over sizes, padded by half the mean step between sizes each side (room for side-by-side points). */
 function sizeScale(sizes: number[], px0: number, px1: number) {
-  const l0 = Math.log2(Math.min(...sizes)) - 0.5;
-  const l1 = Math.log2(Math.max(...sizes)) + 0.5;
+  const lo = Math.log2(Math.min(...sizes));
+  const hi = Math.log2(Math.max(...sizes));
+  const pad = sizes.length > 1 ? (hi - lo) / (sizes.length - 1) / 2 : 1;
+  const l0 = lo - pad;
+  const l1 = hi + pad;
   return (v: number) => px0 + ((Math.log2(v) - l0) / (l1 - l0)) * (px1 - px0);
 }
 
@@ -125,8 +128,8 @@ function captionLines(conditions: Record<string, unknown>): string[] {
     } else cur = cur ? `${cur}; ${piece}` : piece;
   }
   if (cur) lines.push(cur);
-  // At most 6 lines fit under the plot; the rest is in the JSON.
-  return lines.length > 6 ? [...lines.slice(0, 5), `${lines[5]!.slice(0, 126)} ...`] : lines;
+  // At most 10 lines under the plot; the rest is in the JSON.
+  return lines.length > 10 ? [...lines.slice(0, 9), `${lines[9]!.slice(0, 126)} ...`] : lines;
 }
 
 /** The frame shared by both plots: header, axes with gridlines and labels, legend, caption. */
