@@ -127,7 +127,8 @@ async function childMain(): Promise<void> {
           say({ mark: true });
           for (let i = 0; i < c.count; i++) await pull.receive();
         } else {
-          const push = new zmq.Push({ linger: 0 });
+          // Linger: with 0, close() discards the last echo if it is still queued (likelier at 16 KiB+), and the parent waits forever.
+          const push = new zmq.Push({ linger: 5000 });
           push.connect(c.back as string);
           say({ ready: pull.lastEndpoint });
           for (let i = 0; i < c.count; i++) {
@@ -550,6 +551,9 @@ async function parentMain(): Promise<void> {
   try {
     daemons = await DaemonPair.start();
     progress(`remote: amixd A and B peered; ${daemons.rss()}`);
+    // The bar's fraction: one step per system, size and repetition.
+    let step = 0;
+    const steps = args.sizes.length * args.reps * SYSTEMS.length;
     for (const size of args.sizes) {
       const figures = new Map<System, Figures[]>(SYSTEMS.map((s) => [s, []]));
       const rtts = scaled(args.rtts, size, 100);
@@ -558,12 +562,12 @@ async function parentMain(): Promise<void> {
         for (const system of SYSTEMS) {
           if (system === 'amix:daemon') {
             const dn = scaled(daemonCount, size, 20);
-            progress(`remote size=${size} rep ${rep + 1}/${args.reps} ${system} count=${dn}`);
+            progress(`remote size=${size} rep ${rep + 1}/${args.reps} ${system} count=${dn}`, step++ / steps);
             figures.get(system)!.push(await daemons.throughput(size, dn));
             continue;
           }
           const n = scaled(tpCount(system, size, args.count), size, 20);
-          progress(`remote size=${size} rep ${rep + 1}/${args.reps} ${system} count=${n} rtts=${rtts}`);
+          progress(`remote size=${size} rep ${rep + 1}/${args.reps} ${system} count=${n} rtts=${rtts}`, step++ / steps);
           const tp = await parentThroughput(child, reg, system, size, n);
           const rtt = system === MULTIPART ? {} : await parentRtt(child, reg, system, size, rtts);
           figures.get(system)!.push({ ...tp, ...rtt });
