@@ -36,6 +36,8 @@ export interface BenchArgs {
   json: boolean;
   reps: number;
   sizes: number[];
+  /** `--sweep`: sizes are {@link SWEEP_SIZES}; scripts scale their counts down with {@link scaleForSize}. */
+  sweep: boolean;
   /** Messages per throughput repetition. */
   count: number;
   /** Round trips per latency repetition. */
@@ -68,6 +70,7 @@ export function parseBenchArgs(
       help: { type: 'boolean', short: 'h' },
       reps: { type: 'string' },
       sizes: { type: 'string' },
+      sweep: { type: 'boolean' },
       count: { type: 'string' },
       rtts: { type: 'string' },
       ...extraOptions,
@@ -76,7 +79,7 @@ export function parseBenchArgs(
   });
   if (values.help) {
     process.stdout.write(
-      `usage: node dist/bench/${bench}.js [--quick] [--json] [--reps N] [--sizes 64,4096] [--count N] [--rtts N]\n`,
+      `usage: node dist/bench/${bench}.js [--quick] [--json] [--reps N] [--sizes 64,4096 | --sweep] [--count N] [--rtts N]\n`,
     );
     process.exit(0);
   }
@@ -91,8 +94,13 @@ export function parseBenchArgs(
     }
     return Math.floor(n);
   };
+  const sweep = Boolean(values.sweep);
+  if (sweep && values.sizes !== undefined) {
+    process.stderr.write(`bench ${bench}: --sweep and --sizes exclude each other\n`);
+    process.exit(2);
+  }
   const sizesRaw = (values.sizes as string | undefined) ?? process.env.AMIX_BENCH_SIZES;
-  const sizes = sizesRaw ? sizesRaw.split(',').map(Number) : defaults.sizes;
+  const sizes = sweep ? [...SWEEP_SIZES] : sizesRaw ? sizesRaw.split(',').map(Number) : defaults.sizes;
   if (sizes.some((s) => !Number.isInteger(s) || s < 1)) {
     process.stderr.write(`bench ${bench}: --sizes must be positive integers\n`);
     process.exit(2);
@@ -104,10 +112,25 @@ export function parseBenchArgs(
     json: Boolean(values.json),
     reps: num(values.reps, 'AMIX_BENCH_REPS', quick ? defaults.quickReps : defaults.reps),
     sizes,
+    sweep,
     count: num(values.count, 'AMIX_BENCH_COUNT', quick ? defaults.quickCount : defaults.count),
     rtts: num(values.rtts, 'AMIX_BENCH_RTTS', quick ? defaults.quickRtts : defaults.rtts),
     extra,
   };
+}
+
+/** The sizes of `--sweep`: 64 B to 1 MiB, by fours. */
+export const SWEEP_SIZES: readonly number[] = Object.freeze([64, 256, 1024, 4096, 16384, 65536, 262144, 1048576]);
+
+/**
+ * A message or round-trip count scaled down for large messages, so a sweep
+ * to 1 MiB moves a bounded number of bytes per row rather than `count`
+ * messages of every size: `count` up to `fullUpTo` bytes, then in inverse
+ * proportion to the size, never under `floor` (and never over `count`).
+ */
+export function scaleForSize(count: number, size: number, fullUpTo: number, floor: number): number {
+  if (size <= fullUpTo) return count;
+  return Math.min(count, Math.max(floor, Math.round((count * fullUpTo) / size)));
 }
 
 /** The conditions block of the JSON output. */
@@ -123,10 +146,31 @@ export function conditions(reps: number, more: Record<string, unknown> = {}): Re
   };
 }
 
-/** Progress to stderr, on one line when it is a terminal. */
-export function progress(msg: string): void {
-  if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${msg}`);
-  else process.stderr.write(`${msg}\n`);
+/** Width of the progress bar in cells. */
+const BAR_CELLS = 24;
+
+/**
+ * Progress to stderr. On a terminal: one line, rewritten in place, led by a
+ * bar and a percentage when `fraction` (0..1, the share of the bench done)
+ * is given. Otherwise (a pipe, a log file) one plain line per call, exactly
+ * as before, so logs and the tests that read them stay as they are.
+ */
+export function progress(msg: string, fraction?: number): void {
+  if (!process.stderr.isTTY) {
+    process.stderr.write(`${msg}\n`);
+    return;
+  }
+  const line = fraction === undefined ? msg : `${progressBar(fraction)} ${msg}`;
+  // Cut to the terminal's width: a wrapped line would leave its first half behind at each \r.
+  const cols = process.stderr.columns || 80;
+  process.stderr.write(`\r\x1b[K${line.length >= cols ? line.slice(0, cols - 1) : line}`);
+}
+
+/** `[#########...............]  37%` for a fraction in 0..1 (clamped). */
+export function progressBar(fraction: number): string {
+  const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0;
+  const full = Math.round(f * BAR_CELLS);
+  return `[${'#'.repeat(full)}${'.'.repeat(BAR_CELLS - full)}] ${String(Math.floor(f * 100)).padStart(3)}%`;
 }
 
 /** A latency recorder in microseconds (hdr-histogram-js). */

@@ -10,7 +10,7 @@
 // sends; a forked child (this same script) receives or echoes. Control
 // messages go over the fork IPC channel, never over the system measured.
 //
-//   node dist/bench/process.js [--quick] [--json] [--reps N] [--sizes 64,4096] [--count N] [--rtts N] [--only a,b]
+//   node dist/bench/process.js [--quick] [--json] [--reps N] [--sizes 64,4096 | --sweep] [--count N] [--rtts N] [--only a,b]
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect as netConnect, createServer, type Socket } from 'node:net';
@@ -24,6 +24,7 @@ import {
   progress,
   report,
   reportPairs,
+  scaleForSize,
   summarise,
   type Figures,
   type Row,
@@ -43,6 +44,13 @@ function tpCount(system: System, size: number, count: number): number {
     WEIGHT[system] * (size > 1024 ? (system === AMIX || system === RAW ? 0.25 : system === 'node-ipc' ? 0.05 : 1) : 1);
   return Math.max(1, Math.round(count * w));
 }
+
+/**
+ * Largest message each system carries in this bench (bytes); a size above
+ * it is skipped for that system with a note on stderr, not failed. Unlisted:
+ * no limit up to --sweep's 1 MiB.
+ */
+const MAX_SIZE: Partial<Record<System, number>> = {};
 
 /** The little of node-ipc this bench uses (the package ships no types). */
 interface NodeIpc {
@@ -497,7 +505,14 @@ async function main(): Promise<void> {
     { only: { type: 'string' } },
   );
   const only = typeof args.extra.only === 'string' ? args.extra.only.split(',') : null;
-  const systems = SYSTEMS.filter((s) => !only || only.includes(s) || only.includes(s.replace('amix:', '')));
+  const allSystems = SYSTEMS.filter((s) => !only || only.includes(s) || only.includes(s.replace('amix:', '')));
+  // A sweep moves a bounded number of bytes per row: counts scaled by 4096/size above 4 KiB.
+  const nFor = (system: System, size: number) =>
+    args.sweep ? scaleForSize(tpCount(system, size, args.count), size, 4096, 20) : tpCount(system, size, args.count);
+  const rttsFor = (size: number) => (args.sweep ? scaleForSize(args.rtts, size, 4096, 100) : args.rtts);
+  const skipped: string[] = [];
+  const steps = args.sizes.length * args.reps * allSystems.length * 2;
+  let step = 0;
   const script = fileURLToPath(import.meta.url);
   const dir = mkdtempSync(join(tmpdir(), 'amix-bench-process-'));
   const rows: Row[] = [];
@@ -505,13 +520,20 @@ async function main(): Promise<void> {
   // One child per system, all alive together, so every repetition runs the
   // systems back to back: a burst of load from elsewhere on the machine hits
   // one repetition of each rather than every repetition of one.
-  const peers = new Map(systems.map((s) => [s, new Peer(script)] as const));
+  const peers = new Map(allSystems.map((s) => [s, new Peer(script)] as const));
   try {
     for (const size of args.sizes) {
+      const systems = allSystems.filter((s) => size <= (MAX_SIZE[s] ?? Infinity));
+      for (const s of allSystems.filter((x) => !systems.includes(x))) {
+        process.stderr.write(`process: skipping ${s} at size=${size} (carries at most ${MAX_SIZE[s]} bytes here)\n`);
+        skipped.push(`${s}@${size}`);
+        step += 2 * args.reps;
+      }
+      const rtts = rttsFor(size);
       const reps = new Map<System, Figures[]>(systems.map((s) => [s, []]));
       const tps = new Map<System, Driver>();
       for (const system of systems) {
-        const n = tpCount(system, size, args.count);
+        const n = nFor(system, size);
         (counts[system] ??= []).push(n);
         const tp = await driver(system, 'tp', size, peers.get(system)!, dir);
         tps.set(system, tp);
@@ -522,8 +544,8 @@ async function main(): Promise<void> {
       }
       for (let r = 0; r < args.reps; r++) {
         for (const system of systems) {
-          const n = tpCount(system, size, args.count);
-          progress(`process: size=${size} throughput rep ${r + 1}/${args.reps} ${system} n=${n}`);
+          const n = nFor(system, size);
+          progress(`process: size=${size} throughput rep ${r + 1}/${args.reps} ${system} n=${n}`, step++ / steps);
           const { done } = await peers.get(system)!.expect(n);
           const t0 = performance.now();
           await tps.get(system)!.throughput(n);
@@ -539,15 +561,15 @@ async function main(): Promise<void> {
       for (const system of systems) {
         const rt = await driver(system, 'rtt', size, peers.get(system)!, dir);
         rts.set(system, rt);
-        for (let i = 0; i < Math.min(500, args.rtts); i++) await rt.roundTrip();
+        for (let i = 0; i < Math.min(500, rtts); i++) await rt.roundTrip();
       }
       const h = latencyHistogram();
       for (let r = 0; r < args.reps; r++) {
         for (const system of systems) {
-          progress(`process: size=${size} round trips rep ${r + 1}/${args.reps} ${system} n=${args.rtts}`);
+          progress(`process: size=${size} round trips rep ${r + 1}/${args.reps} ${system} n=${rtts}`, step++ / steps);
           const rt = rts.get(system)!;
           h.reset();
-          for (let i = 0; i < args.rtts; i++) {
+          for (let i = 0; i < rtts; i++) {
             const t0 = performance.now();
             await rt.roundTrip();
             h.record((performance.now() - t0) * 1000);
@@ -564,6 +586,7 @@ async function main(): Promise<void> {
     for (const p of peers.values()) await p.close();
     rmSync(dir, { recursive: true, force: true });
   }
+  const systems = allSystems;
   rows.sort(
     (a, b) =>
       systems.indexOf(a.system as System) - systems.indexOf(b.system as System) || (a.size ?? 0) - (b.size ?? 0),
@@ -575,6 +598,10 @@ async function main(): Promise<void> {
       .map(([k, v]) => `${k}:${v.join('/')}`)
       .join(','),
     loadavg: loadavg().map((x) => Math.round(x * 100) / 100),
+    ...(args.sweep
+      ? { sweep: 'counts and rtts scaled by 4096/size above 4 KiB (at least 20 messages, 100 round trips)' }
+      : {}),
+    ...(skipped.length ? { skipped: skipped.join(',') } : {}),
   });
   reportPairs(args, rows, [[AMIX, RAW]]);
 }

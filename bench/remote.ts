@@ -5,7 +5,7 @@
  * reports when it has the last) and round trip (the parent sends one
  * message, the child echoes it on a second flow; p50/p99 over `rtts`).
  *
- * Systems:
+ * Systems (`--sweep`: counts and round trips scaled by 4096/size above 4 KiB):
  * - `zeromq-tcp`: zeromq.js PUSH/PULL, awaiting each send (the baseline).
  * - `zeromq-tcp-multipart`: the same sockets, 64 messages per multipart
  *   send (`await push.send(64 buffers)`), the child counting parts and
@@ -29,16 +29,14 @@
  *   Each message crosses four processes: gen → amixd A (process primitive)
  *   → amixd B (zeromq primitive, in envelopes) → tally (process primitive).
  *   Points keep their default characteristics; a fresh pair per repetition,
- *   the daemons are shared by all. Throughput only: no round trip is
- *   measured (the row leaves those fields out). The end-to-end rate, from
- *   the `connect` request to the result (link set-up and warm-up
- *   included), goes to stderr with the daemons' resident sizes; at the end
- *   the bench says on stderr if a daemon still holds links, instances or
- *   points, exited badly, or wrote anything on its stderr. The forked child
- *   takes no part in it. `--daemon-count N` sets its `count` (default
- *   `count`).
+ *   the daemons are shared by all. Throughput only (no round-trip fields).
+ *   The end-to-end rate, from the `connect` request to the result (link set-up
+ *   and warm-up included), goes to stderr with the daemons' resident sizes; at
+ *   the end the bench says on stderr if a daemon still holds links, instances
+ *   or points, exited badly, or wrote anything on its stderr. The forked child
+ *   takes no part in it. `--daemon-count N` sets its `count` (default `count`).
  *
- * `node dist/bench/remote.js [--quick] [--json] [--reps N] [--sizes 64,4096] [--count N] [--rtts N] [--daemon-count N]`
+ * `node dist/bench/remote.js [--quick] [--json] [--reps N] [--sizes 64,4096 | --sweep] [--count N] [--rtts N] [--daemon-count N]`
  *
  * @module
  */
@@ -67,6 +65,7 @@ import {
   progress,
   report,
   reportPairs,
+  scaleForSize,
   summarise,
   type Figures,
   type Row,
@@ -95,9 +94,7 @@ type Command =
 type Reply = { ready: unknown } | { mark: true } | { done: true } | { error: string };
 
 function payload(size: number): Uint8Array {
-  const b = new Uint8Array(size);
-  for (let i = 0; i < size; i++) b[i] = i & 0xff;
-  return b;
+  return new Uint8Array(size).map((_, i) => i & 0xff);
 }
 
 async function receiveOne(rx: Channel): Promise<Uint8Array> {
@@ -130,7 +127,8 @@ async function childMain(): Promise<void> {
           say({ mark: true });
           for (let i = 0; i < c.count; i++) await pull.receive();
         } else {
-          const push = new zmq.Push({ linger: 0 });
+          // Linger: with 0, close() discards the last echo if it is still queued (likelier at 16 KiB+), and the parent waits forever.
+          const push = new zmq.Push({ linger: 5000 });
           push.connect(c.back as string);
           say({ ready: pull.lastEndpoint });
           for (let i = 0; i < c.count; i++) {
@@ -540,6 +538,7 @@ async function parentMain(): Promise<void> {
     { 'daemon-count': { type: 'string' } },
   );
   const daemonCount = args.extra['daemon-count'] === undefined ? args.count : Number(args.extra['daemon-count']);
+  const scaled = (n: number, size: number, floor: number) => (args.sweep ? scaleForSize(n, size, 4096, floor) : n);
   if (!Number.isSafeInteger(daemonCount) || daemonCount < 1) {
     process.stderr.write(`bench remote: --daemon-count must be a positive integer\n`);
     process.exit(2);
@@ -552,20 +551,25 @@ async function parentMain(): Promise<void> {
   try {
     daemons = await DaemonPair.start();
     progress(`remote: amixd A and B peered; ${daemons.rss()}`);
+    // The bar's fraction: one step per system, size and repetition.
+    let step = 0;
+    const steps = args.sizes.length * args.reps * SYSTEMS.length;
     for (const size of args.sizes) {
       const figures = new Map<System, Figures[]>(SYSTEMS.map((s) => [s, []]));
+      const rtts = scaled(args.rtts, size, 100);
       for (let rep = 0; rep < args.reps; rep++) {
         // Systems alternate inside each repetition so a load spike from other work hits them alike.
         for (const system of SYSTEMS) {
           if (system === 'amix:daemon') {
-            progress(`remote size=${size} rep ${rep + 1}/${args.reps} ${system} count=${daemonCount}`);
-            figures.get(system)!.push(await daemons.throughput(size, daemonCount));
+            const dn = scaled(daemonCount, size, 20);
+            progress(`remote size=${size} rep ${rep + 1}/${args.reps} ${system} count=${dn}`, step++ / steps);
+            figures.get(system)!.push(await daemons.throughput(size, dn));
             continue;
           }
-          const n = tpCount(system, size, args.count);
-          progress(`remote size=${size} rep ${rep + 1}/${args.reps} ${system} count=${n} rtts=${args.rtts}`);
+          const n = scaled(tpCount(system, size, args.count), size, 20);
+          progress(`remote size=${size} rep ${rep + 1}/${args.reps} ${system} count=${n} rtts=${rtts}`, step++ / steps);
           const tp = await parentThroughput(child, reg, system, size, n);
-          const rtt = system === MULTIPART ? {} : await parentRtt(child, reg, system, size, args.rtts);
+          const rtt = system === MULTIPART ? {} : await parentRtt(child, reg, system, size, rtts);
           figures.get(system)!.push({ ...tp, ...rtt });
         }
       }
@@ -587,6 +591,7 @@ async function parentMain(): Promise<void> {
     daemonProcesses: 4,
     daemonCount,
     multipart: `${PARTS} messages per send; ${MULTIPART_SHARE}x count up to 1 KiB`,
+    ...(args.sweep ? { sweep: 'counts and rtts scaled by 4096/size above 4 KiB (at least 20, 100)' } : {}),
   });
   reportPairs(args, rows, [
     ['amix:daemon', MULTIPART],

@@ -36,6 +36,7 @@ import {
   progress,
   report,
   reportPairs,
+  scaleForSize,
   summarise,
   type Figures,
   type Row,
@@ -63,6 +64,16 @@ interface Job {
   count: number;
   /** amix: the rings the worker attaches to (throughput: worker→main; rtt: pong, worker→main); raw: the SharedArrayBuffer(s). */
   rx?: unknown;
+}
+
+/**
+ * Ring options of the amix receiving ends: the primitive's default 1 MiB data
+ * area below 256 KiB messages; from there, the raw ring's rule (4 messages' room),
+ * because a message must fit the data area less its 8-byte header.
+ */
+function ringOptions(size: number): { capacityBytes?: number } {
+  const bytes = ringBytesFor(size);
+  return bytes > 1024 * 1024 ? { capacityBytes: bytes } : {};
 }
 
 function payload(size: number): Uint8Array {
@@ -119,7 +130,7 @@ async function workerMain(job: Job): Promise<void> {
       await tx.close();
     } else {
       // Each ring's receiving end is made where it receives: ping here, pong on the main thread.
-      const ping = await reg.open('queueConditionThread', { idle: 'spin' });
+      const ping = await reg.open('queueConditionThread', { idle: 'spin', ...ringOptions(job.size) });
       const pong = await reg.open('queueConditionThread', { idle: 'spin', address: job.rx as Record<string, unknown> });
       port.postMessage(ping.address);
       await echo(job, ping, pong);
@@ -195,7 +206,7 @@ async function throughput(system: System, size: number, count: number): Promise<
   }
   if (system === 'amix:queueConditionThread' || system === 'amix:queueConditionThread-batch64') {
     const reg = new PrimitiveRegistry();
-    const rx = await reg.open('queueConditionThread');
+    const rx = await reg.open('queueConditionThread', ringOptions(size));
     const { worker, ready, exited } = startWorker({ system, kind: 'throughput', size, count, rx: rx.address });
     await ready;
     const t0 = performance.now();
@@ -261,7 +272,7 @@ async function roundTrip(system: System, size: number, rtts: number): Promise<Fi
   }
   if (system === 'amix:queueConditionThread') {
     const reg = new PrimitiveRegistry();
-    const pong = await reg.open('queueConditionThread', { idle: 'spin' });
+    const pong = await reg.open('queueConditionThread', { idle: 'spin', ...ringOptions(size) });
     const { worker, ready, exited } = startWorker({ system, kind: 'rtt', size, count: rtts + warm, rx: pong.address });
     const ping = await reg.open('queueConditionThread', {
       idle: 'spin',
@@ -316,18 +327,25 @@ async function main(): Promise<void> {
     quickRtts: 3_000,
   });
   const rows: Row[] = [];
+  // Progress as a fraction of the measurements (a throughput and a round trip per system, size and repetition).
+  const steps = args.sizes.length * args.reps * SYSTEMS.length * 2;
+  let step = 0;
   for (const size of args.sizes) {
     const reps = new Map<System, Figures[]>(SYSTEMS.map((s) => [s, []]));
     for (let r = 0; r < args.reps; r++) {
       // Systems interleaved within each repetition, so load from other
       // processes on the machine spreads over all of them alike.
       for (const system of SYSTEMS) {
-        const count = countFor(args.count, system, size);
-        progress(`thread size=${size} rep ${r + 1}/${args.reps} ${system} throughput n=${count}`);
+        // A sweep to 1 MiB scales both counts down above 4 KiB, so every row moves a bounded number of bytes.
+        const count = args.sweep
+          ? scaleForSize(countFor(args.count, system, size), size, 4096, 100)
+          : countFor(args.count, system, size);
+        const rtts = args.sweep ? scaleForSize(args.rtts, size, 4096, 200) : args.rtts;
+        progress(`thread size=${size} rep ${r + 1}/${args.reps} ${system} throughput n=${count}`, step++ / steps);
         const tp = await throughput(system, size, count);
-        progress(`thread size=${size} rep ${r + 1}/${args.reps} ${system} round trip n=${args.rtts}`);
+        progress(`thread size=${size} rep ${r + 1}/${args.reps} ${system} round trip n=${rtts}`, step++ / steps);
         // Batching is a throughput technique; its "round trip" would be a batch, so it is not measured.
-        const rt = /-batch(64)?$/.test(system) ? {} : await roundTrip(system, size, args.rtts);
+        const rt = /-batch(64)?$/.test(system) ? {} : await roundTrip(system, size, rtts);
         reps.get(system)!.push({ ...tp, ...rt });
       }
     }
@@ -337,6 +355,13 @@ async function main(): Promise<void> {
     count: args.count,
     countRule: 'amix: count (size <= 1 KiB) or count/4; raw rows: half of that; postMessage rows: a tenth',
     rtts: args.rtts,
+    ...(args.sweep
+      ? {
+          sweep:
+            'counts and rtts as above up to 4 KiB, then scaled by 4096/size (at least 100 messages, 200 round trips)',
+        }
+      : {}),
+    amixRing: '1 MiB data area; from 256 KiB messages 4 x (size + 8) rounded up to a power of two',
     direction: 'worker to main thread (throughput); main to worker and back (round trip)',
     amixIdle: 'spinThenBlock (throughput), spin (round trip)',
     rawRing:
