@@ -6,6 +6,8 @@
  *
  * @module
  */
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import hdr from 'hdr-histogram-js';
@@ -308,4 +310,15 @@ export function reportPairs(args: BenchArgs, rows: Row[], pairs: Array<[string, 
   if (lines.length === 0) return;
   const text = `ratios (latency: lower is better)\n${lines.join('\n')}\n`;
   (args.json ? process.stderr : process.stdout).write(text);
+}
+
+/** A free loopback TCP port (bound on port 0, then released). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const { port } = srv.address() as AddressInfo;
+  srv.close();
+  await once(srv, 'close');
+  return port;
 }

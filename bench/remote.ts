@@ -44,7 +44,6 @@ import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -60,6 +59,7 @@ import {
   type PeerInfo,
 } from '../lib/internal.js';
 import {
+  freePort,
   latencyHistogram,
   parseBenchArgs,
   progress,
@@ -310,17 +310,6 @@ async function parentRtt(
 const AMIXD = fileURLToPath(new URL('../bin/amixd.js', import.meta.url));
 const GEN = fileURLToPath(new URL('./points/gen.js', import.meta.url));
 const TALLY = fileURLToPath(new URL('./points/tally.js', import.meta.url));
-
-/** A free loopback TCP port (bound on port 0, then released). */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address() as AddressInfo;
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
 
 /** One amixd this bench started, with what it wrote on stderr. */
 interface Amixd {

@@ -10,11 +10,29 @@ import { constants } from 'node:fs';
 import { lstat, mkdtemp, open, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runPeerCrashScenario, startPeerPair } from '../dist/bench/soak/peerCrash.js';
+import { runPeerCrashScenario, startPeerPair, type PeerPair } from '../dist/bench/soak/peerCrash.js';
 import { DeliveryLog } from '../dist/lib/remote/delivered.js';
 import { PrimitiveRegistry, encodeEnvelope, type RemoteLinkInfo } from '../dist/lib/internal.js';
 import type { PeeringStatus } from '../dist/lib/remote/types.js';
 import { ZeromqConfirmation } from '../dist/primitives/zeromq.js';
+
+/** A recorder message: `i` as the u32 it records. */
+const u32 = (i: number): Uint8Array => {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setUint32(0, i, true);
+  return b;
+};
+
+/** B's conduit counter `stat` summed over its peers, once it reaches `atLeast` (or after 10 s, what it is). */
+async function peersStat(p: PeerPair, stat: 'duplicates' | 'gaps', atLeast: number): Promise<number> {
+  let n = 0;
+  for (let end = Date.now() + 10_000; n < atLeast && Date.now() < end;) {
+    const st = await p.cb.request<PeeringStatus>('peers');
+    n = st.peers.reduce((sum, x) => sum + x.stats[stat], 0);
+    if (n < atLeast) await new Promise((r) => setTimeout(r, 20));
+  }
+  return n;
+}
 
 t.test(
   '3 kill -9 of the peered receiving daemon under a saturated stream: none lost, duplicates flagged',
@@ -46,11 +64,6 @@ t.test(
   async (t) => {
     const p = await startPeerPair();
     t.teardown(() => p.close());
-    const u32 = (i: number): Uint8Array => {
-      const b = new Uint8Array(8);
-      new DataView(b.buffer).setUint32(0, i, true);
-      return b;
-    };
     let sent = 0;
     for (; sent < 1000; sent++) await p.into.send(u32(sent));
     await p.killB();
@@ -88,11 +101,6 @@ t.test(
   async (t) => {
     const p = await startPeerPair();
     t.teardown(() => p.close());
-    const u32 = (i: number): Uint8Array => {
-      const b = new Uint8Array(8);
-      new DataView(b.buffer).setUint32(0, i, true);
-      return b;
-    };
     const N = 2000;
     for (let i = 0; i < N; i++) await p.into.send(u32(i));
     const [remote] = (await p.ca.request<RemoteLinkInfo[]>('links')).filter((l) => l.remote);
@@ -128,22 +136,12 @@ t.test(
       await tx.send(encodeEnvelope({ sender, receiver, sequence: i, payload: u32(900_000 + i) }));
     await tx.cycle();
     // A's own channel may re-send what B had not acknowledged on the wire: those are dropped and counted too.
-    let dup = 0;
-    for (let end = Date.now() + 10_000; dup < 100 && Date.now() < end;) {
-      const st = await p.cb.request<PeeringStatus>('peers');
-      dup = st.peers.reduce((n, x) => n + x.stats.duplicates, 0);
-      if (dup < 100) await new Promise((r) => setTimeout(r, 20));
-    }
+    const dup = await peersStat(p, 'duplicates', 100);
     t.ok(dup >= 100, `B, restarted, dropped the 100 as duplicates and counted them (${dup} in all)`);
     // One from beyond the next expected: a gap, dropped and counted (its sender is asked to re-send from the gap).
     await tx.send(encodeEnvelope({ sender, receiver, sequence: N + 50, payload: u32(900_500) }));
     await tx.cycle();
-    let gaps = 0;
-    for (let end = Date.now() + 10_000; gaps < 1 && Date.now() < end;) {
-      const st = await p.cb.request<PeeringStatus>('peers');
-      gaps = st.peers.reduce((n, x) => n + x.stats.gaps, 0);
-      if (gaps < 1) await new Promise((r) => setTimeout(r, 20));
-    }
+    const gaps = await peersStat(p, 'gaps', 1);
     t.ok(gaps >= 1, 'an envelope past a gap is dropped and counted');
     // A real message after them still arrives: the flow goes on.
     await p.into.send(u32(N));

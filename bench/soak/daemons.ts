@@ -8,23 +8,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DaemonClient, generateKeyPair, saveKeyPair, type PeerInfo } from '../../lib/internal.js';
+import { freePort } from '../common.js';
 import { sleep, tempDir } from './common.js';
 
 const AMIXD = fileURLToPath(new URL('../../bin/amixd.js', import.meta.url));
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address() as AddressInfo;
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
 
 /** Start amixd in the foreground; resolves once it writes to its ready fd. */
 export async function startAmixd(dir: string, extra: string[] = []): Promise<ChildProcess> {

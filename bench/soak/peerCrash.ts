@@ -21,10 +21,9 @@
  *
  * @module
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,8 +35,9 @@ import {
   type CurveKeyPair,
   type PeerInfo,
 } from '../../lib/internal.js';
+import { freePort } from '../common.js';
+import { startAmixd } from './daemons.js';
 
-const AMIXD = fileURLToPath(new URL('../../bin/amixd.js', import.meta.url));
 const POINTS = fileURLToPath(new URL('./points/', import.meta.url));
 
 /** Options of {@link runPeerCrashScenario}. */
@@ -69,26 +69,6 @@ export interface PeerCrashResult {
   flagged: number;
   /** Resident set size of daemon A (the sender's side), KiB: start, largest seen, end. */
   senderRssKiB: { start: number; max: number; end: number };
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-async function startDaemon(dir: string, args: string[]): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [AMIXD, '--dir', dir, '--quiet', ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, AMIXD_READY_FD: '1' },
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.once('data', () => resolve());
-    child.once('exit', (code) => reject(new Error(`amixd exited early with ${code}`)));
-  });
-  return child;
 }
 
 async function rssKiB(pid: number | undefined): Promise<number> {
@@ -182,9 +162,9 @@ export async function startPeerPair(): Promise<PeerPair> {
       ...['--listen', `tcp://127.0.0.1:${pb}`, '--keys', join(base, 'b.keys'), '--allow', join(base, 'allow')],
       ...['--peer', `tcp://127.0.0.1:${pa}`, `--peer-key=${ka.publicKey}`],
     ];
-    const a = await startDaemon(dirA, argsA);
+    const a = await startAmixd(dirA, argsA);
     children.add(a);
-    const b = await startDaemon(dirB, argsB);
+    const b = await startAmixd(dirB, argsB);
     children.add(b);
     const ca = await DaemonClient.connect({ dir: dirA });
     clients.push(ca);
@@ -210,7 +190,7 @@ export async function startPeerPair(): Promise<PeerPair> {
       await pair.cb.close().catch(() => {});
     };
     pair.startB = async () => {
-      pair.b = await startDaemon(dirB, argsB);
+      pair.b = await startAmixd(dirB, argsB);
       children.add(pair.b);
       pair.cb = await DaemonClient.connect({ dir: dirB });
       clients.push(pair.cb);

@@ -10,15 +10,15 @@
  *
  * @module
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DaemonClient } from '../../lib/index.js';
 import { tempDir, type ScenarioRow } from './common.js';
+import { startAmixd } from './daemons.js';
 
-const AMIXD = fileURLToPath(new URL('../../bin/amixd.js', import.meta.url));
 const SINK = fileURLToPath(new URL('./points/seqSink.js', import.meta.url));
 /** Registration requests in flight at once: the kill can land between a commit and its reply. */
 const IN_FLIGHT = 4;
@@ -30,26 +30,13 @@ export interface RegistrationCrashOptions {
   log?: (msg: string) => void;
 }
 
-async function startDaemon(dir: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [AMIXD, '--dir', dir, '--quiet'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, AMIXD_READY_FD: '1' },
-  });
-  // amixd writes to the ready fd once it listens: the event to wait for, not a delay.
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.once('data', () => resolve());
-    child.once('exit', (code, signal) => reject(new Error(`amixd exited early (${signal ?? code})`)));
-  });
-  return child;
-}
-
 /** Run R4; `ok` when every acknowledged registration is present and whole after the restart. */
 export async function runRegistrationCrash(o: RegistrationCrashOptions): Promise<ScenarioRow> {
   const base = await tempDir('r4');
   const dir = join(base, 'd');
   const daemons: ChildProcess[] = [];
   try {
-    const first = await startDaemon(dir);
+    const first = await startAmixd(dir);
     daemons.push(first);
     const died = once(first, 'exit');
     const killAt = Math.floor(o.registrations * (0.1 + 0.8 * Math.random()));
@@ -83,7 +70,7 @@ export async function runRegistrationCrash(o: RegistrationCrashOptions): Promise
     o.log?.(`R4: killed after ${acked.size} acknowledged (target ${killAt}), ${issued.size} issued; restarting`);
 
     const t0 = Date.now();
-    const second = await startDaemon(dir);
+    const second = await startAmixd(dir);
     daemons.push(second);
     const restartMs = Date.now() - t0;
     const after = await DaemonClient.connect({ dir });

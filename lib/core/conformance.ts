@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { basename, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { inspect, isDeepStrictEqual } from 'node:util';
 import {
@@ -18,9 +18,8 @@ import {
   type ErrorPattern,
 } from './conformanceCases.js';
 import type { ConformanceTarget } from './conformanceCases.js';
-import { AmixError, ErrorCode } from './errors.js';
 import type { ChannelOptions } from './primitive.js';
-import { PrimitiveRegistry, assertPrimitive } from './registry.js';
+import { PrimitiveRegistry, importPrimitive } from './registry.js';
 
 export { conformanceCases } from './conformanceCases.js';
 export type { ConformanceCase, ConformanceContext, ConformanceTarget, ErrorPattern } from './conformanceCases.js';
@@ -226,18 +225,7 @@ export async function loadPrimitiveTarget(
   const baseDir = options.baseDir ?? process.cwd();
   // A path, always (relative to baseDir, even without ./), or a URL: `amix conformance my-bus.mjs` means the file.
   const spec = /^(file|data):/.test(location) ? location : pathToFileURL(resolve(baseDir, location)).href;
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(spec)) as Record<string, unknown>;
-  } catch (err) {
-    throw new AmixError(
-      ErrorCode.AMIX_ERR_PRIMITIVE_LOAD,
-      `cannot import a primitive from ${location}: ${(err as Error).message}`,
-      { cause: err, details: { name: basename(location).replace(/\.[cm]?js$/, ''), location } },
-    );
-  }
-  const p = mod.default ?? mod.primitive;
-  assertPrimitive(p);
+  const p = await importPrimitive(spec, location);
   const reg = { name: p.name, location: spec, characteristics: p.characteristics };
   return {
     name: p.name,

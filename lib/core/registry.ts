@@ -9,7 +9,7 @@
  * @module
  */
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Channel } from './channel.js';
 import { AmixError, ErrorCode, describe, invalidArg } from './errors.js';
@@ -157,6 +157,33 @@ function assertCharacteristics(name: string, c: unknown): asserts c is Primitive
       name,
     });
   }
+}
+
+/**
+ * Import the primitive module at `specifier` (written `location` in errors):
+ * its `default` export, or a named `primitive`, checked with
+ * {@link assertPrimitive} (against `name` when given). `AMIX_ERR_PRIMITIVE_LOAD`
+ * when it cannot be imported.
+ */
+export async function importPrimitive(
+  specifier: string,
+  location: string,
+  name?: string,
+): Promise<Primitive<ChannelHandle>> {
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(specifier)) as Record<string, unknown>;
+  } catch (err) {
+    const what = name === undefined ? 'a primitive' : `primitive "${name}"`;
+    throw new AmixError(
+      ErrorCode.AMIX_ERR_PRIMITIVE_LOAD,
+      `cannot import ${what} from ${location}: ${(err as Error).message}`,
+      { cause: err, details: { name: name ?? basename(location).replace(/\.[cm]?js$/, ''), location } },
+    );
+  }
+  const p = mod.default ?? mod.primitive;
+  assertPrimitive(p, name);
+  return p;
 }
 
 /**
@@ -459,21 +486,8 @@ export class PrimitiveRegistry implements Destroyable {
     this.#entries.set(reg.name, entry);
   }
 
-  async #import(e: Entry): Promise<Primitive<ChannelHandle>> {
-    const specifier = importSpecifier(e.reg.location, this.#baseDir);
-    let mod: Record<string, unknown>;
-    try {
-      mod = (await import(specifier)) as Record<string, unknown>;
-    } catch (err) {
-      throw new AmixError(
-        ErrorCode.AMIX_ERR_PRIMITIVE_LOAD,
-        `cannot import primitive "${e.reg.name}" from ${e.reg.location}: ${(err as Error).message}`,
-        { cause: err, details: { name: e.reg.name, location: e.reg.location } },
-      );
-    }
-    const p = mod.default ?? mod.primitive;
-    assertPrimitive(p, e.reg.name);
-    return p;
+  #import(e: Entry): Promise<Primitive<ChannelHandle>> {
+    return importPrimitive(importSpecifier(e.reg.location, this.#baseDir), e.reg.location, e.reg.name);
   }
 
   async #bringDown(name: string): Promise<void> {

@@ -39,6 +39,18 @@ export function startAt(f: InFlow, from: unknown): void {
   if (f.expected === undefined || from > f.expected) f.expected = from;
 }
 
+/**
+ * @internal The sender's `open` of `f`: it goes on from `from` ({@link startAt}),
+ * having sent up to `sent`. For a flow kept across this daemon's restart,
+ * what lies below `sent` may have been taken already (the furthest any
+ * `open` of it says: a re-open can cross an older one).
+ */
+export function opened(f: InFlow, from: unknown, sent: unknown): void {
+  startAt(f, from);
+  if (f.restored && typeof sent === 'number' && Number.isSafeInteger(sent))
+    f.suspectBelow = f.suspectBelow === Infinity ? sent : Math.max(f.suspectBelow, sent);
+}
+
 /** How a refused hand-off is reported (the data loop's reject: counted, logged, told to the sender). */
 export type RejectFn = (c: Conduit, f: InFlow, err: AmixError, count: number) => void;
 

@@ -11,7 +11,7 @@ import { handlerTable, stringArg, type Handlers, type RpcHandler } from '../core
 import type { PointView } from '../directory/index.js';
 import { parsePointId } from '../directory/index.js';
 import type { Conduit } from './conduit.js';
-import { startAt } from './flowCredit.js';
+import { opened } from './flowCredit.js';
 import type { Flows } from './flows.js';
 import type { Sessions } from './sessions.js';
 import type { PeeringCore, Route } from './state.js';
@@ -51,11 +51,7 @@ export function peerHandler(core: PeeringCore, sessions: Sessions, flows: Flows)
       if (view && (view.record as { role?: string }).role === 'sender')
         throw new AmixError(ErrorCode.AMIX_ERR_BAD_DIRECTION, `point "${view.name}" is a sender and cannot receive`);
       const f = await flows.openIn(c, stringArg('open', a, 'sender'), receiver);
-      startAt(f, a.from);
-      // A flow kept across this daemon's restart: what the sender had sent before may have been taken
-      // (the furthest any `open` of it says: a re-open can cross an older one).
-      if (f.restored && typeof a.sent === 'number' && Number.isSafeInteger(a.sent))
-        f.suspectBelow = f.suspectBelow === Infinity ? a.sent : Math.max(f.suspectBelow, a.sent);
+      opened(f, a.from, a.sent);
       return {};
     },
     openOut: async (a, c) => {

@@ -143,9 +143,7 @@ export async function createReceiver(options: ZeromqChannelOptions): Promise<Zer
       if (upTo > s.confirmed) s.confirmed = upTo;
       if (h.closed) return;
       // Only now does a message count as consumed: credit, like the acknowledgement, follows confirmation.
-      let granted = false;
-      for (let i = 0; i < count; i++) if (h.credit.consume(s)) granted = true;
-      if (!granted) void sendCredit(h, s, 0, false);
+      if (!h.credit.consume(s, count)) void sendCredit(h, s, 0, false);
     });
   }
   watchReceiver(h);
