@@ -241,7 +241,7 @@ export function report(
   const lines: string[] = [];
   lines.push(
     `bench ${bench}: ${Object.entries(cond)
-      .map(([k, v]) => `${k}=${v}`)
+      .map(([k, v]) => `${k}=${typeof v === 'object' && v !== null ? JSON.stringify(v) : v}`)
       .join(' ')}`,
   );
   lines.push(

@@ -372,6 +372,45 @@ function rssKiB(pid: number | undefined): number | undefined {
   }
 }
 
+/**
+ * The resident size of an amixd that does nothing: started without peering
+ * on a fresh directory, read after a second of quiet (issue 17's idle figure).
+ */
+async function idleAmixdRssKiB(): Promise<number | undefined> {
+  const dir = await mkdtemp(join(tmpdir(), 'amix-bench-idle-'));
+  try {
+    const d = await startAmixd('idle', join(dir, 'd'), []);
+    // A measurement, not a synchronisation: start-up garbage settles.
+    await new Promise((r) => setTimeout(r, 1000));
+    const kib = rssKiB(d.proc.pid);
+    await stopAmixd(d);
+    return kib;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The largest resident size of each process seen, sampled every 200 ms until stopped. */
+class RssPeaks {
+  readonly peak = new Map<string, number>();
+  readonly #timer: NodeJS.Timeout;
+  constructor(readonly procs: ReadonlyArray<[string, ChildProcess]>) {
+    this.sample();
+    this.#timer = setInterval(() => this.sample(), 200);
+    this.#timer.unref();
+  }
+  sample(): void {
+    for (const [name, p] of this.procs) {
+      const kib = rssKiB(p.pid);
+      if (kib !== undefined && kib > (this.peak.get(name) ?? 0)) this.peak.set(name, kib);
+    }
+  }
+  stop(): void {
+    clearInterval(this.#timer);
+    this.sample();
+  }
+}
+
 /** The two peered daemons and a client on each, shared by every amix:daemon repetition. */
 class DaemonPair {
   rep = 0;
@@ -537,9 +576,18 @@ async function parentMain(): Promise<void> {
   const reg = new PrimitiveRegistry();
   const rows: Row[] = [];
   let daemons: DaemonPair | undefined;
+  let peaks: RssPeaks | undefined;
+  const memory: Record<string, number | undefined> = {};
   try {
+    memory.idleKiB = await idleAmixdRssKiB();
     daemons = await DaemonPair.start();
-    progress(`remote: amixd A and B peered; ${daemons.rss()}`);
+    memory.peeredAKiB = rssKiB(daemons.a.proc.pid);
+    memory.peeredBKiB = rssKiB(daemons.b.proc.pid);
+    peaks = new RssPeaks([
+      ['A', daemons.a.proc],
+      ['B', daemons.b.proc],
+    ]);
+    progress(`remote: amixd idle (no peering) ${memory.idleKiB ?? '?'} KiB; A and B peered; ${daemons.rss()}`);
     // The bar's fraction: one step per system, size and repetition.
     let step = 0;
     const steps = args.sizes.length * args.reps * SYSTEMS.length;
@@ -566,6 +614,9 @@ async function parentMain(): Promise<void> {
     }
     progress(`remote: done; ${daemons.rss()}`);
   } finally {
+    peaks?.stop();
+    memory.maxAKiB = peaks?.peak.get('A');
+    memory.maxBKiB = peaks?.peak.get('B');
     await daemons?.stop();
     await reg.close();
     child.disconnect();
@@ -580,8 +631,15 @@ async function parentMain(): Promise<void> {
     daemonProcesses: 4,
     daemonCount,
     multipart: `${PARTS} messages per send; ${MULTIPART_SHARE}x count up to 1 KiB`,
+    // amixd's resident size (KiB): idle without peering; each daemon once peered and at its peak during the rows.
+    amixdRss: memory,
     ...(args.sweep ? { sweep: 'counts and rtts scaled by 4096/size above 4 KiB (at least 20, 100)' } : {}),
   });
+  const growth = (peak?: number, start?: number) =>
+    peak === undefined || start === undefined ? '?' : `+${((peak - start) / 1000).toFixed(1)} MB`;
+  (args.json ? process.stderr : process.stdout).write(
+    `amixd RSS: idle ${((memory.idleKiB ?? NaN) / 1000).toFixed(1)} MB (target <= 55); during the rows A ${growth(memory.maxAKiB, memory.peeredAKiB)}, B ${growth(memory.maxBKiB, memory.peeredBKiB)} over peered (target <= +40 MB)\n`,
+  );
   reportPairs(args, rows, [
     ['amix:daemon', MULTIPART],
     ['amix:zeromq', MULTIPART],

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 // daemon that does not peer. Peering's own modules are imported only when it is asked for.
 import { Daemon } from '../lib/control/daemon.js';
 import { parseLimitFlags } from '../lib/control/guard.js';
-import { parseMetricsAddress, type MetricsOptions } from '../lib/control/metrics.js';
+import { parseMetricsAddress, type MetricsOptions } from '../lib/control/metricsAddress.js';
 import { isAmixError } from '../lib/core/errors.js';
 import { defaultDaemonDir } from '../lib/core/paths.js';
 import type { PeerConfig, PeeringOptions } from '../lib/remote/types.js';

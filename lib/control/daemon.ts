@@ -14,12 +14,13 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { Server, Socket } from 'node:net';
 import { join } from 'node:path';
 import { ControlConnection } from './connection.js';
 import { ControlGuard, type ControlLimits } from './guard.js';
-import { Directory, type PointView, type Principal } from '../directory/index.js';
+import { DIRECTORY_FILE, Directory, type PointView, type Principal } from '../directory/index.js';
 import { AmixError, ErrorCode, describe } from '../core/errors.js';
 import { Lifecycle } from '../core/lifecycle.js';
 import { handlerTable, stringArg, type Handlers, type RpcHandler } from '../core/rpc.js';
@@ -44,7 +45,9 @@ import { requireAdmin, requireOwner } from './access.js';
 import { listing } from './paging.js';
 import { listPoints, queryPage, registerPoint, registerPoints } from './points.js';
 import { ContainerPlacement, checkInContainer } from './containers.js';
-import { MetricsEndpoint, type MetricsOptions } from './metrics.js';
+import type { MetricsEndpoint } from './metrics.js';
+import type { MetricsOptions } from './metricsAddress.js';
+import { containerInfo, principal, type ContainerConnection, type Plugged } from './plugged.js';
 import type {
   ConnectArgs,
   ContainerInfo,
@@ -57,9 +60,6 @@ import type {
 } from './ops.js';
 export { DAEMON_FILES, isAlive } from './files.js';
 export type { ContainerInfo } from './ops.js';
-
-/** The daemon's side of a container's connection: it sends the container's agent link commands. */
-type ContainerConnection = ControlConnection<AgentOps & ContainerOps>;
 
 /** Options for {@link Daemon}. */
 export interface DaemonOptions {
@@ -91,19 +91,6 @@ export interface DaemonOptions {
   metrics?: MetricsOptions;
 }
 
-interface Plugged {
-  id: string;
-  name: string;
-  owner: string;
-  admin: boolean;
-  pid: number;
-  conn: ContainerConnection;
-  links: Set<string>;
-  /** Points registered with `ephemeral`: ended when the container goes. */
-  ephemeral: Set<string>;
-  subscribed: boolean;
-}
-
 /**
  * The daemon. `start()` listens; `stop()` shuts down inside out.
  *
@@ -131,12 +118,15 @@ export class Daemon extends EventEmitter {
   #server: Server | undefined;
   readonly #containers = new Map<string, Plugged>();
   #directory: Directory | undefined;
+  /** Set once start() has checked the state files: from then until stop(), #dir may open the directory. */
+  #directoryReady = false;
   #seq = 0;
   #startedAt = 0;
   readonly #life = new Lifecycle('amixd');
   readonly #peeringOptions: PeeringOptions | undefined;
   #peering: Peering | undefined;
-  readonly #metrics: MetricsEndpoint | undefined;
+  readonly #metricsOptions: MetricsOptions | undefined;
+  #metrics: MetricsEndpoint | undefined;
   readonly #ops: RpcHandler<Plugged>;
   /** One guard per socket: a flood on the shared socket cannot fill the private socket's places before hello. */
   readonly #guard: ControlGuard;
@@ -158,10 +148,7 @@ export class Daemon extends EventEmitter {
     this.#peeringOptions = po && (po.listen !== undefined || (po.peers?.length ?? 0) > 0) ? po : undefined;
     this.fabric = new Fabric({ runtimeDir: join(this.dir, DAEMON_FILES.run), placement: this.#placement });
     this.fabric.on('event', (e: FabricEvent) => this.#broadcast(e));
-    // Read at scrape time from the same answers as the stats and status requests.
-    const f = this.fabric;
-    const source = { stats: () => fabricStats(f), instances: () => f.instances(), status: () => this.status() };
-    this.#metrics = options.metrics && new MetricsEndpoint(options.metrics, source, this.#log);
+    this.#metricsOptions = options.metrics;
     this.#ops = handlerTable(
       this.#handlers(),
       (op) => new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `unknown request ${describe(op)}`),
@@ -182,8 +169,10 @@ export class Daemon extends EventEmitter {
     await clearSocket(this.socketPath);
     if (this.sharedSocket !== undefined) await clearSocket(this.sharedSocket);
     this.#principals = await Principals.open(this.dir);
-    this.#directory = new Directory({ stateDir: this.dir });
-    restoreRegistrations(this.#directory, this.fabric, this.#log);
+    // SQLite (a native addon, some 6 MB resident) is opened now only when there is a directory to restore;
+    // a fresh daemon opens it at the first request that needs it (#dir).
+    this.#directoryReady = true;
+    if (existsSync(join(this.dir, DIRECTORY_FILE))) restoreRegistrations(this.#dir, this.fabric, this.#log);
     // The directory is 0700 already; the umask makes the socket 0600 from birth, with no window.
     this.#server = await listenUnix(this.socketPath, 0o177, (s) => this.#accept(s, this.#guard));
     this.#guard.watch(this.#server);
@@ -203,7 +192,14 @@ export class Daemon extends EventEmitter {
     }
     try {
       await this.#peering?.start();
-      await this.#metrics?.start();
+      if (this.#metricsOptions) {
+        // Loaded only with --metrics. Read at scrape time from the same answers as the stats and status requests.
+        const { MetricsEndpoint } = await import('./metrics.js');
+        const f = this.fabric;
+        const source = { stats: () => fabricStats(f), instances: () => f.instances(), status: () => this.status() };
+        this.#metrics = new MetricsEndpoint(this.#metricsOptions, source, this.#log);
+        await this.#metrics.start();
+      }
     } catch (err) {
       await this.stop();
       throw err;
@@ -223,7 +219,7 @@ export class Daemon extends EventEmitter {
       slots: this.#slots,
       adminSlots: this.#adminSlots,
       ...(this.sharedSocket !== undefined ? { sharedSocket: this.sharedSocket } : {}),
-      containers: [...this.#containers.values()].map((c) => this.#info(c)),
+      containers: [...this.#containers.values()].map((c) => containerInfo(c)),
       directory: this.#directory?.id,
       points: this.fabric.points().length,
       instances: this.fabric.instances().length,
@@ -243,6 +239,7 @@ export class Daemon extends EventEmitter {
   stop(): Promise<void> {
     return this.#life.close(async () => {
       this.#log('amixd stopping');
+      this.#directoryReady = false;
       this.#server?.close();
       this.#shared?.close();
       await this.#metrics?.close();
@@ -508,8 +505,12 @@ export class Daemon extends EventEmitter {
     return link.info;
   }
 
+  /** The directory, opened on first use (see start()). */
   get #dir(): Directory {
-    if (!this.#directory) throw new AmixError(ErrorCode.AMIX_ERR_CLOSED, 'amixd is not started');
+    if (!this.#directory) {
+      if (!this.#directoryReady) throw new AmixError(ErrorCode.AMIX_ERR_CLOSED, 'amixd is not started');
+      this.#directory = new Directory({ stateDir: this.dir });
+    }
     return this.#directory;
   }
 
@@ -575,20 +576,4 @@ export class Daemon extends EventEmitter {
       if (k !== 'type') body[k] = v instanceof Error ? { message: v.message, code: (v as AmixError).code } : v;
     for (const c of this.#containers.values()) if (c.subscribed) c.conn.event(e.type, body);
   }
-
-  #info(c: Plugged): ContainerInfo {
-    return {
-      id: c.id,
-      name: c.name,
-      owner: c.owner,
-      admin: c.admin,
-      pid: c.pid,
-      links: [...c.links],
-      points: [...c.ephemeral],
-    };
-  }
-}
-
-function principal(c: Plugged): Principal {
-  return { owner: c.owner, admin: c.admin };
 }

@@ -18,19 +18,11 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AmixError, ErrorCode, invalidArg } from '../core/errors.js';
+import { AmixError, ErrorCode } from '../core/errors.js';
 import type { InstanceInfo } from '../fabric/fabric.js';
 import type { DaemonStats, DaemonStatus } from './ops.js';
-
-/** Where and how to serve metrics (`amixd --metrics`, `--metrics-allow-remote`). */
-export interface MetricsOptions {
-  /** The address to bind: a loopback one unless `allowRemote`. */
-  host: string;
-  /** The TCP port; 0 picks a free one (see {@link MetricsEndpoint.url}). */
-  port: number;
-  /** Allow a non-loopback `host` (anyone who can reach it reads the point, link and peer names). Default false. */
-  allowRemote?: boolean;
-}
+import { isLoopbackHost, parseMetricsAddress, type MetricsOptions } from './metricsAddress.js';
+export { isLoopbackHost, parseMetricsAddress, type MetricsOptions } from './metricsAddress.js';
 
 /** What the endpoint reads at each scrape: the daemon's own answers to `stats` and `status`. */
 export interface MetricsSource {
@@ -43,29 +35,6 @@ export interface MetricsSource {
 export const METRICS_MAX_CONNECTIONS = 8;
 /** Milliseconds a request may take to arrive (headers and all) before its connection is dropped. */
 export const METRICS_REQUEST_TIMEOUT_MS = 5_000;
-
-/** True for a loopback host: `localhost`, 127.0.0.0/8, `::1`. */
-export function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
-}
-
-/**
- * Parse `HOST:PORT` (`[::1]:PORT` for IPv6). `AMIX_ERR_INVALID_ARG` for a
- * malformed one, and for a non-loopback host unless `allowRemote`.
- */
-export function parseMetricsAddress(spec: string, allowRemote = false): MetricsOptions {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(spec);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw invalidArg('--metrics', 'must be HOST:PORT (e.g. 127.0.0.1:9464; port 0: any)', spec);
-  const host = (m[1] ?? m[2])!;
-  if (!allowRemote && !isLoopbackHost(host))
-    throw invalidArg(
-      '--metrics',
-      `must be a loopback address unless --metrics-allow-remote is given: anyone who reaches ${host} reads the names of points, links and peers`,
-      spec,
-    );
-  return { host, port, ...(allowRemote ? { allowRemote } : {}) };
-}
 
 type Labels = Record<string, string>;
 /** One scrape's numbers, gathered once and read by every metric's `collect()`. */

@@ -1,10 +1,11 @@
 /**
  * The remote envelope (seed 002, paragraph 65): what a conduit point wraps
- * around each message crossing to another machine. Protobuf: protobufjs
- * encodes {@link encodeEnvelope} (the reference), and the per-message path
- * reads and writes the same bytes by hand (below); the schema is `lib/remote/envelope.proto`, embedded here as {@link ENVELOPE_PROTO}
- * so nothing depends on where the package's files lie (a test checks that
- * the two agree).
+ * around each message crossing to another machine. Protobuf, read and
+ * written by hand (`lib/core/protoWire.ts` says why not protobufjs at run
+ * time); the schema is `lib/remote/envelope.proto`, embedded here as
+ * {@link ENVELOPE_PROTO} so nothing depends on where the package's files lie.
+ * protobufjs is the tests' reference: they keep these bytes equal to what it
+ * writes and reads, and the embedded schema equal to the file.
  *
  * Decoding is strict where protobuf is lax: random bytes often "decode" to a
  * message of defaults, so a decoded envelope must also carry both
@@ -14,8 +15,8 @@
  *
  * @module
  */
-import protobuf from 'protobufjs';
 import { AmixError, ErrorCode } from '../core/errors.js';
+import { varintSize, writeVarint } from '../core/protoWire.js';
 
 /** The schema of `lib/remote/envelope.proto` (package `amix.remote.v1`). */
 export const ENVELOPE_PROTO = `
@@ -52,8 +53,6 @@ export interface Envelope {
    */
   base?: number;
 }
-
-const EnvelopeType = protobuf.parse(ENVELOPE_PROTO, { keepCase: true }).root.lookupType(ENVELOPE_TYPE);
 
 function badFrame(message: string, cause?: unknown): AmixError {
   return new AmixError(ErrorCode.AMIX_ERR_BAD_FRAME, `envelope ${message}`, cause === undefined ? {} : { cause });
@@ -109,7 +108,9 @@ export function encodeEnvelope(envelope: Envelope): Uint8Array {
       details: { option: 'envelope.base' },
     });
   }
-  return EnvelopeType.encode({ sender, receiver, sequence, payload, ...(base !== undefined ? { base } : {}) }).finish();
+  // The same bytes protobufjs writes for this object (a test keeps it so): fields in order, zeros included.
+  const bytes = envelopeWriter(sender, receiver)(sequence, payload);
+  return base === undefined ? bytes : withBase(bytes, base);
 }
 
 /**
@@ -395,22 +396,4 @@ export class EnvelopeReader {
     }
     return -1;
   }
-}
-
-function varintSize(v: number): number {
-  let n = 1;
-  while (v >= 128) {
-    v = Math.floor(v / 128);
-    n++;
-  }
-  return n;
-}
-
-function writeVarint(out: Uint8Array, o: number, v: number): number {
-  while (v >= 128) {
-    out[o++] = (v % 128) | 0x80;
-    v = Math.floor(v / 128);
-  }
-  out[o++] = v;
-  return o;
 }
