@@ -13,7 +13,16 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const MAX_LINES = 600;
 
 /** Bottom to top; a file may import from its own layer or a lower one. */
-const LAYERS = ['lib/core', 'primitives', 'lib/directory', 'lib/fabric', 'lib/remote', 'lib/control', 'lib/services', 'lib'] as const;
+const LAYERS = [
+  'lib/core',
+  'primitives',
+  'lib/directory',
+  'lib/fabric',
+  'lib/remote',
+  'lib/control',
+  'lib/services',
+  'lib',
+] as const;
 
 function sources(dir: string, out: string[] = []): string[] {
   for (const name of readdirSync(join(root, dir))) {
