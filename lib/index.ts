@@ -72,3 +72,12 @@ export type {
 export { DaemonClient, ClientLink } from './control/client.js';
 export type { DaemonClientOptions } from './control/client.js';
 export { defaultDaemonDir } from './core/paths.js';
+export { StateMachine } from './services/stateMachine/machine.js';
+export type {
+  MachineOptions,
+  DatumResult,
+  DatumRun,
+  TransitionEvent,
+  MachineStats,
+} from './services/stateMachine/machine.js';
+export type { MachineDefinition, StateDefinition, StateFunction } from './services/stateMachine/definition.js';

@@ -120,3 +120,4 @@ export type {
   PointRegistration as DirectoryPointRegistration,
   PointRecord as DirectoryPointRecord,
 } from './directory/index.js';
+export { ERROR_STATE, MAX_STATE_CONCURRENCY, normalizeMachine } from './services/stateMachine/definition.js';
