@@ -121,3 +121,8 @@ export type {
   PointRecord as DirectoryPointRecord,
 } from './directory/index.js';
 export { ERROR_STATE, MAX_STATE_CONCURRENCY, normalizeMachine } from './services/stateMachine/definition.js';
+export { Neem } from './services/nee/manager.js';
+export type { NeemOptions, CreateOptions as NeeCreateOptions, NeeInfo } from './services/nee/manager.js';
+export type { NeeRun, RunExit, RunOptions as NeeRunOptions } from './services/nee/run.js';
+export { probeAttributes, readNeeConfig } from './services/nee/attributes.js';
+export type { AttributeSet, SystemEntry, NeeConfig } from './services/nee/attributes.js';

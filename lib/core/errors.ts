@@ -78,6 +78,8 @@ export const ErrorCode = {
   AMIX_ERR_SLOW_CONSUMER: 'AMIX_ERR_SLOW_CONSUMER',
   /** A peer daemon was refused: its key is not allowed, or the id it claims is not bound to its key. */
   AMIX_ERR_PEER_REFUSED: 'AMIX_ERR_PEER_REFUSED',
+  /** No registered environment satisfies a named execution environment's required attributes, or no environment has that logical name. */
+  AMIX_ERR_NO_ENVIRONMENT: 'AMIX_ERR_NO_ENVIRONMENT',
   /** An internal invariant broke. Please report it. */
   AMIX_ERR_INTERNAL: 'AMIX_ERR_INTERNAL',
 } as const;
@@ -230,6 +232,7 @@ export interface ErrorDetails {
   AMIX_ERR_UNSAFE_DIR: { path: string; reason: string; mode?: number; uid?: number };
   AMIX_ERR_SLOW_CONSUMER: { unsent?: number; limit?: number };
   AMIX_ERR_PEER_REFUSED: { peer?: string; reason?: string; endpoint?: string; key?: string };
+  AMIX_ERR_NO_ENVIRONMENT: { name?: string; require?: string };
   AMIX_ERR_INTERNAL: Record<string, never>;
 }
 
