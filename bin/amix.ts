@@ -27,6 +27,7 @@ import type { DaemonOp, DaemonOps, DaemonStatus, ListOp } from '../lib/control/o
 import type { PointView } from '../lib/directory/index.js';
 import type { PeerInfo, PeeringStatus } from '../lib/remote/types.js';
 import type { AnyArgs } from '../lib/core/rpc.js';
+import { neeVerbs } from '../lib/services/nee/cli.js';
 
 type Opts = NonNullable<ParseArgsConfig['options']>;
 type Values = Record<string, string | boolean | undefined>;
@@ -770,6 +771,8 @@ const verbs: Record<string, Verb> = {
       }
     },
   },
+  // The services' verbs (lib/services/*/cli.ts), over their amixd ops.
+  ...neeVerbs({ client, out, table, misuse: (m) => new Misuse(m) }),
 };
 
 /** The status view's line for one control socket's guard: what waits for hello, and every refusal counted. */
@@ -794,7 +797,7 @@ function peeringLine(p: DaemonStatus['peering']): string {
   );
 }
 
-const GROUPS = new Set(['daemon', 'primitive', 'point', 'keys', 'principal']);
+const GROUPS = new Set(['daemon', 'primitive', 'point', 'keys', 'principal', 'nee']);
 
 function usageAll(): string {
   return `usage: amix [--dir DIR] [--json] [-h] VERB [ARGS] [--dir DIR] [--json] [-h]\n\n${Object.values(verbs)

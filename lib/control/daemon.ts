@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { ControlConnection } from './connection.js';
 import { ControlGuard, type ControlLimits } from './guard.js';
 import { DIRECTORY_FILE, Directory, type PointView, type Principal } from '../directory/index.js';
-import { AmixError, ErrorCode, describe } from '../core/errors.js';
+import { AmixError, ErrorCode, describe, invalidArg } from '../core/errors.js';
 import { Lifecycle } from '../core/lifecycle.js';
 import { handlerTable, stringArg, type Handlers, type RpcHandler } from '../core/rpc.js';
 import type { AgentOps, Empty } from '../fabric/agent.js';
@@ -47,7 +47,8 @@ import { listPoints, queryPage, registerPoint, registerPoints } from './points.j
 import { ContainerPlacement, checkInContainer } from './containers.js';
 import type { MetricsEndpoint } from './metrics.js';
 import type { MetricsOptions } from './metricsAddress.js';
-import { containerInfo, principal, type ContainerConnection, type Plugged } from './plugged.js';
+import { caller, containerInfo, principal, type ContainerConnection, type Plugged } from './plugged.js';
+import type { DaemonService } from './services.js';
 import type {
   ConnectArgs,
   ContainerInfo,
@@ -89,6 +90,8 @@ export interface DaemonOptions {
   limits?: ControlLimits;
   /** Serve Prometheus metrics on `GET /metrics` at this address (`metrics.ts`; loopback unless `allowRemote`). Default: none. */
   metrics?: MetricsOptions;
+  /** Services above the daemon (`lib/services/`) with ops of their own (`services.ts`). Default none. */
+  services?: readonly DaemonService[];
 }
 
 /**
@@ -127,6 +130,7 @@ export class Daemon extends EventEmitter {
   #peering: Peering | undefined;
   readonly #metricsOptions: MetricsOptions | undefined;
   #metrics: MetricsEndpoint | undefined;
+  readonly #services: readonly DaemonService[];
   readonly #ops: RpcHandler<Plugged>;
   /** One guard per socket: a flood on the shared socket cannot fill the private socket's places before hello. */
   readonly #guard: ControlGuard;
@@ -149,10 +153,21 @@ export class Daemon extends EventEmitter {
     this.fabric = new Fabric({ runtimeDir: join(this.dir, DAEMON_FILES.run), placement: this.#placement });
     this.fabric.on('event', (e: FabricEvent) => this.#broadcast(e));
     this.#metricsOptions = options.metrics;
-    this.#ops = handlerTable(
-      this.#handlers(),
-      (op) => new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `unknown request ${describe(op)}`),
-    );
+    this.#services = options.services ?? [];
+    const handlers = this.#handlers();
+    const unknown = (op: string) => new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `unknown request ${describe(op)}`);
+    const base = handlerTable(handlers, unknown);
+    const extra = new Map<string, (args: unknown, c: Plugged) => unknown>();
+    for (const svc of this.#services)
+      for (const [op, fn] of Object.entries(svc.ops)) {
+        if (Object.hasOwn(handlers, op) || extra.has(op))
+          throw invalidArg('options.services', `op ${op} of ${svc.name} is taken`);
+        extra.set(op, (args, c) => fn((args ?? {}) as Record<string, unknown>, caller(c)));
+      }
+    this.#ops = (op, args, c) => {
+      const fn = extra.get(op);
+      return fn ? fn(args, c) : base(op, args, c);
+    };
   }
 
   /**
@@ -173,6 +188,7 @@ export class Daemon extends EventEmitter {
     // a fresh daemon opens it at the first request that needs it (#dir).
     this.#directoryReady = true;
     if (existsSync(join(this.dir, DIRECTORY_FILE))) restoreRegistrations(this.#dir, this.fabric, this.#log);
+    for (const svc of this.#services) await svc.start?.({ fabric: this.fabric, dir: this.dir, log: this.#log });
     // The directory is 0700 already; the umask makes the socket 0600 from birth, with no window.
     this.#server = await listenUnix(this.socketPath, 0o177, (s) => this.#accept(s, this.#guard));
     this.#guard.watch(this.#server);
@@ -244,6 +260,7 @@ export class Daemon extends EventEmitter {
       this.#shared?.close();
       await this.#metrics?.close();
       await this.#peering?.close();
+      for (const svc of this.#services) await Promise.resolve(svc.close?.()).catch(() => {});
       await this.fabric.close();
       for (const c of this.#containers.values()) c.conn.close();
       this.#directory?.close();
@@ -565,6 +582,7 @@ export class Daemon extends EventEmitter {
       const v = this.#directory?.getPoint(name);
       if (v && !this.#directory!.closed) this.#directory!.deletePoint(v.id, { as: DAEMON_PRINCIPAL });
     }
+    for (const svc of this.#services) await Promise.resolve(svc.unplugged?.(caller(c))).catch(() => {});
     this.#broadcast({ type: 'daemon.containerUnplugged', container: c.id, name: c.name });
   }
 

@@ -9,6 +9,7 @@ import type { Principal } from '../directory/index.js';
 import type { AgentOps } from '../fabric/agent.js';
 import type { ControlConnection } from './connection.js';
 import type { ContainerInfo, ContainerOps } from './ops.js';
+import type { ServiceCaller } from './services.js';
 
 /** The daemon's side of a container's connection: it sends the container's agent link commands. */
 export type ContainerConnection = ControlConnection<AgentOps & ContainerOps>;
@@ -43,4 +44,9 @@ export function containerInfo(c: Plugged): ContainerInfo {
     links: [...c.links],
     points: [...c.ephemeral],
   };
+}
+
+/** The caller as a service op sees it. */
+export function caller(c: Plugged): ServiceCaller {
+  return { container: c.id, owner: c.owner, admin: c.admin };
 }

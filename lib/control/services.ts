@@ -1,0 +1,48 @@
+/**
+ * The extension point for the services above the daemon (`lib/services/`):
+ * a {@link DaemonService} adds ops to amixd's control protocol and hears of
+ * containers that go. The daemon cannot import those services (they are a
+ * layer above it); whoever starts it (bin/amixd, or an embedding
+ * application) hands them in `DaemonOptions.services`.
+ *
+ * A service op is called with the caller's container and principal, taken
+ * from the connection's credential (never from a field it sends); the ops
+ * are reachable after hello only, like every other op.
+ *
+ * @module
+ */
+import type { Fabric } from '../fabric/fabric.js';
+
+/** Who is asking: the plugged container and its principal. */
+export interface ServiceCaller {
+  /** The container's id (`c1`, ...). */
+  readonly container: string;
+  /** Its principal's name. */
+  readonly owner: string;
+  /** Whether it is the administrator. */
+  readonly admin: boolean;
+}
+
+/** What the daemon gives a service when it starts. */
+export interface ServiceHost {
+  /** The daemon's fabric: a service's points run there. */
+  readonly fabric: Fabric;
+  /** The daemon's directory (owner-only): a service's state files go here. */
+  readonly dir: string;
+  /** The daemon's log. */
+  readonly log: (line: string) => void;
+}
+
+/** A service plugged into amixd. */
+export interface DaemonService {
+  /** Its name, for logs. Its ops should start with it (`nee.create`). */
+  readonly name: string;
+  /** Ops by name; each gets the request's arguments and its caller, and answers a JSON value. */
+  readonly ops: Readonly<Record<string, (args: Record<string, unknown>, caller: ServiceCaller) => unknown>>;
+  /** Called once at daemon start, before it listens. A throw fails the start. */
+  start?(host: ServiceHost): Promise<void> | void;
+  /** A container went away (its connection closed). */
+  unplugged?(caller: ServiceCaller): Promise<void> | void;
+  /** Called at daemon stop, before the fabric closes. */
+  close?(): Promise<void> | void;
+}
