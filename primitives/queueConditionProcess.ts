@@ -297,13 +297,33 @@ const primitive = {
     return handle.st.trySend(data);
   },
 
+  /** Batch form of {@link trySend}: how many of `messages` (a prefix) were taken now, each framed into the same slab. */
+  trySendMany(handle: ProcessHandle, messages: readonly Uint8Array[]): number {
+    if (handle.role !== 'send') throw invalidArg('trySendMany()', 'needs a sending end');
+    return handle.st.trySendMany(messages);
+  },
+
+  /**
+   * Batch form of {@link tryReceive}: up to `maxCount` queued messages, oldest
+   * first (stopping before one larger than `maxBytes`; `AMIX_ERR_BUFFER_TOO_SMALL`
+   * when that is the first). Their consumption is reported once, at the end of the turn.
+   */
+  tryReceiveMany(handle: ProcessHandle, maxBytes: number, maxCount: number): Uint8Array[] {
+    if (handle.role !== 'receive') throw invalidArg('tryReceiveMany()', 'needs a receiving end');
+    if (handle.st.closed) throw linkClosed('receiving end is closed', handle.st.closeReason);
+    return handle.st.takeMany(maxBytes, maxCount);
+  },
+
   /** Synchronous receive: the next message, or undefined when none is queued. */
   tryReceive(handle: ProcessHandle, maxBytes: number): Uint8Array | undefined {
     if (handle.role !== 'receive') throw invalidArg('tryReceive()', 'needs a receiving end');
     if (handle.st.closed) throw linkClosed('receiving end is closed', handle.st.closeReason);
     return handle.st.take(maxBytes);
   },
-} satisfies Primitive<ProcessHandle>;
+} satisfies Primitive<ProcessHandle> & {
+  trySendMany: (handle: ProcessHandle, messages: readonly Uint8Array[]) => number;
+  tryReceiveMany: (handle: ProcessHandle, maxBytes: number, maxCount: number) => Uint8Array[];
+};
 
 /** The `queueConditionProcess` primitive object (also the default export). */
 export default primitive;
