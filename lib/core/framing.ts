@@ -323,9 +323,10 @@ export interface FrameWriterOptions {
   schedule?: 'immediate' | 'microtask';
   /**
    * Write a frame at once when nothing is pending and the last write was
-   * more than {@link FrameWriterOptions.quietMicros} ago, and coalesce only
-   * frames that follow it closely: a lone request/response pays no
-   * scheduling delay, a burst still leaves in batches. Default true.
+   * more than {@link FrameWriterOptions.quietMicros} ago; the frames after it
+   * in the same turn are packed and flushed at the turn's end: a lone
+   * request/response pays no scheduling delay, a burst still leaves in a
+   * few writes (at most one written through per turn). Default true.
    */
   writeThrough?: boolean;
   /** How long after a write the stream counts as quiet again. Default 5 microseconds. */
@@ -474,12 +475,16 @@ export class FrameWriter {
     if (this.#writeThrough && this.#sink !== null && this.#full.length === 0) {
       const now = performance.now();
       if (now - this.#lastWrite > this.#quietMs) {
-        // A frame after a quiet spell goes out now, with no flush to schedule;
-        // one that follows closely is packed and waits for the turn's flush.
+        // A frame after a quiet spell goes out now; what follows it in this
+        // turn is packed and waits for the turn's flush, scheduled here. Without
+        // that flush pending, a sender slower than the quiet spell per frame (a
+        // cold start, a loaded machine, a message built between sends) wrote
+        // every frame through on its own: one system call per message.
         this.#lastWrite = now;
         this.#sink.write(this.#slab.subarray(this.#start, this.#end));
         this.#start = this.#end;
         this.#packed = 0;
+        this.#schedule();
         return;
       }
     }
