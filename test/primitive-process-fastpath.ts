@@ -36,9 +36,9 @@ async function pair(
   return { rx, tx };
 }
 
-/** Count the writes the stream hands to its handle (each one a write or writev system call). */
-function countWrites(socket: Socket): { writes: number } {
-  const c = { writes: 0 };
+/** Count the writes the stream hands to its handle (each one a write or writev system call), and the largest. */
+function countWrites(socket: Socket): { writes: number; largest: number } {
+  const c = { writes: 0, largest: 0 };
   const s = socket as unknown as {
     _write: (...a: unknown[]) => unknown;
     _writev: (...a: unknown[]) => unknown;
@@ -47,10 +47,16 @@ function countWrites(socket: Socket): { writes: number } {
   const v = s._writev;
   s._write = function (this: unknown, ...a: unknown[]) {
     c.writes++;
+    c.largest = Math.max(c.largest, (a[0] as Uint8Array).length);
     return w.apply(this, a);
   };
   s._writev = function (this: unknown, ...a: unknown[]) {
     c.writes++;
+    const chunks = a[0] as Array<{ chunk: Uint8Array }>;
+    c.largest = Math.max(
+      c.largest,
+      chunks.reduce((n, x) => n + x.chunk.length, 0),
+    );
     return v.apply(this, a);
   };
   return c;
@@ -88,6 +94,8 @@ t.test('2000 messages sent in one turn leave in a few writes, and arrive in orde
   // 2000 frames of 69 B are 138,000 B: a write at each 64 KiB packed and one at the end of the turn,
   // plus at most one written through at the start (the stream was quiet). One write per message would be 2000.
   t.ok(writes.writes >= 1 && writes.writes <= 4, `2000 messages in ${writes.writes} writes (at most 4)`);
+  // Node reads a socket 64 KiB at a time: a write no larger arrives in one read when the receiver keeps up.
+  t.ok(writes.largest <= 64 * 1024, `no write larger than 64 KiB (largest ${writes.largest} B)`);
   t.ok(
     got.every((m, i) => same(m, message(i, 64))),
     'every message arrived, in order, with its bytes',

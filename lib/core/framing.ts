@@ -313,7 +313,13 @@ export interface FrameSink {
 export interface FrameWriterOptions {
   /** Size of each slab the writer packs frames into. Default 256 KiB. */
   slabBytes?: number;
-  /** Flush at once when this many bytes are packed. Default 64 KiB. */
+  /**
+   * Most bytes one flush writes (unless a single frame is larger): a frame
+   * that would take the packed bytes past it is packed after a flush.
+   * Default 64 KiB, what Node reads from a socket at a time, so a receiver
+   * keeping up reads each write whole (a frame cut at a read boundary costs
+   * a second read and a copy).
+   */
   flushBytes?: number;
   /**
    * When a packed frame is flushed without an explicit {@link FrameWriter.flush}:
@@ -405,6 +411,7 @@ export class FrameWriter {
   frame(kind: number, payload: Uint8Array | null): number {
     const len = payload === null ? 0 : payload.length;
     const total = FRAME_HEADER_BYTES + len;
+    if (this.#packed + total > this.#flushBytes && this.#packed > 0) this.flush();
     if (this.#slab.length - this.#end < total) this.#newSlab(total);
     const s = this.#slab;
     const at = this.#end;
@@ -422,6 +429,7 @@ export class FrameWriter {
 
   /** Pack a control frame whose payload is `n` bytes written by `fill` at `offset` in `buf`. */
   control(kind: number, n: number, fill: (buf: Buffer, offset: number) => void): void {
+    if (this.#packed + FRAME_HEADER_BYTES + n > this.#flushBytes && this.#packed > 0) this.flush();
     if (this.#slab.length - this.#end < FRAME_HEADER_BYTES + n) this.#newSlab(FRAME_HEADER_BYTES + n);
     const s = this.#slab;
     const at = this.#end;
