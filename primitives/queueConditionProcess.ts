@@ -78,6 +78,14 @@
  * gives up, the channel closes with `AMIX_ERR_PEER_LOST` whose `details.unacknowledged`
  * reports how many accepted messages may not have been consumed.
  *
+ * **Fast paths**: an accepted message is framed straight into the sending
+ * end's slab (its one copy, kept there for a re-send); a frame after a quiet
+ * spell is written at once, and the rest of that turn leaves in writes of at
+ * most 64 KiB (Node's read size) at the turn's end. A received message is a
+ * view of the socket chunk it arrived in (a copy only when it spans chunks).
+ * `trySendMany`/`tryReceiveMany` are the batch forms; a batch's takes, like
+ * single ones, reach the credit engine at the end of the turn.
+ *
  * **Suspend/resume**: on a sending end, suspend pauses it (sends wait,
  * whatever the discard policy; `trySend` returns false); on a receiving end,
  * suspend stops granting credit, so senders stop once their credit is spent.
