@@ -2,6 +2,8 @@
 // run: node-ipc (emit of a Buffer over a Unix socket), zeromq.js PUSH/PULL
 // over ipc:// (awaiting each send), raw `net` (one write per message),
 // amix:queueConditionProcess through the public Channel API, and
+// amix:queueConditionProcess-batch64 (the same with Channel.trySendMany/sendMany of
+// 64 messages a call and receiveMany; its round trip is the single-message one),
 // raw:uds-batched, the bare mechanism under it (bench/raw/uds.ts): a raw
 // `net` Unix socket, the sender packing the frames (4-byte length +
 // payload) of one event-loop turn into one write (setImmediate), the
@@ -32,16 +34,33 @@ import {
 import { FrameParser, TickWriter } from './raw/uds.js';
 
 const AMIX = 'amix:queueConditionProcess';
+const AMIX_BATCH = 'amix:queueConditionProcess-batch64';
+/** Messages per trySendMany/sendMany call of the batch row. */
+const BATCH = 64;
 const RAW = 'raw:uds-batched';
-const SYSTEMS = ['node-ipc', 'zeromq-ipc', 'net-naive', AMIX, RAW] as const;
+const SYSTEMS = ['node-ipc', 'zeromq-ipc', 'net-naive', AMIX, AMIX_BATCH, RAW] as const;
 type System = (typeof SYSTEMS)[number];
 
 /** Throughput messages per repetition: `count` times this weight (4 KiB: amix a quarter, node-ipc a twentieth), so each row runs long enough to measure and no longer. */
-const WEIGHT: Record<System, number> = { 'node-ipc': 1, 'zeromq-ipc': 2, 'net-naive': 4, [AMIX]: 20, [RAW]: 40 };
+const WEIGHT: Record<System, number> = {
+  'node-ipc': 1,
+  'zeromq-ipc': 2,
+  'net-naive': 4,
+  [AMIX]: 20,
+  [AMIX_BATCH]: 20,
+  [RAW]: 40,
+};
 function tpCount(system: System, size: number, count: number): number {
   // node-ipc sends a Buffer as JSON (about 4 bytes per byte): at 4 KiB it runs at a few thousand a second.
   const w =
-    WEIGHT[system] * (size > 1024 ? (system === AMIX || system === RAW ? 0.25 : system === 'node-ipc' ? 0.05 : 1) : 1);
+    WEIGHT[system] *
+    (size > 1024
+      ? system === AMIX || system === AMIX_BATCH || system === RAW
+        ? 0.25
+        : system === 'node-ipc'
+          ? 0.05
+          : 1
+      : 1);
   return Math.max(1, Math.round(count * w));
 }
 
@@ -228,6 +247,10 @@ async function child(): Promise<void> {
             while (!stop) {
               if (tx) {
                 await tx.send(await rx.receive());
+                continue;
+              }
+              if (system === AMIX_BATCH) {
+                count((await rx.receiveMany({ maxCount: 4 * BATCH })).length);
                 continue;
               }
               let n = 0;
@@ -480,8 +503,18 @@ async function driver(system: System, mode: 'tp' | 'rtt', size: number, peer: Pe
   if (mode === 'rtt') rx = await reg.open('queueConditionProcess');
   const { address } = await peer.ask({ op: 'setup', system, mode, size, dir, ...(rx ? { address: rx.address } : {}) });
   const tx = await reg.open('queueConditionProcess', { address: address as Record<string, unknown> });
+  const batch = Array.from({ length: BATCH }, () => payload);
   return {
     async throughput(n) {
+      if (system === AMIX_BATCH) {
+        // The batch fast path: trySendMany, and an awaited sendMany of the rest only when it would have to wait.
+        for (let i = 0; i < n; i += BATCH) {
+          const b = n - i >= BATCH ? batch : batch.slice(0, n - i);
+          const k = tx.trySendMany(b);
+          if (k < b.length) await tx.sendMany(b.slice(k));
+        }
+        return;
+      }
       // The public API's fast path: trySend, and an awaited send only when it would have to wait.
       for (let i = 0; i < n; i++) if (!tx.trySend(payload)) await tx.send(payload);
     },
@@ -603,7 +636,10 @@ async function main(): Promise<void> {
       : {}),
     ...(skipped.length ? { skipped: skipped.join(',') } : {}),
   });
-  reportPairs(args, rows, [[AMIX, RAW]]);
+  reportPairs(args, rows, [
+    [AMIX, RAW],
+    [AMIX_BATCH, RAW],
+  ]);
 }
 
 if (process.env.AMIX_BENCH_PROCESS_CHILD === '1') void child();

@@ -78,6 +78,14 @@
  * gives up, the channel closes with `AMIX_ERR_PEER_LOST` whose `details.unacknowledged`
  * reports how many accepted messages may not have been consumed.
  *
+ * **Fast paths**: an accepted message is framed straight into the sending
+ * end's slab (its one copy, kept there for a re-send); a frame after a quiet
+ * spell is written at once, and the rest of that turn leaves in writes of at
+ * most 64 KiB (Node's read size) at the turn's end. A received message is a
+ * view of the socket chunk it arrived in (a copy only when it spans chunks).
+ * `trySendMany`/`tryReceiveMany` are the batch forms; a batch's takes, like
+ * single ones, reach the credit engine at the end of the turn.
+ *
  * **Suspend/resume**: on a sending end, suspend pauses it (sends wait,
  * whatever the discard policy; `trySend` returns false); on a receiving end,
  * suspend stops granting credit, so senders stop once their credit is spent.
@@ -297,13 +305,33 @@ const primitive = {
     return handle.st.trySend(data);
   },
 
+  /** Batch form of {@link trySend}: how many of `messages` (a prefix) were taken now, each framed into the same slab. */
+  trySendMany(handle: ProcessHandle, messages: readonly Uint8Array[]): number {
+    if (handle.role !== 'send') throw invalidArg('trySendMany()', 'needs a sending end');
+    return handle.st.trySendMany(messages);
+  },
+
+  /**
+   * Batch form of {@link tryReceive}: up to `maxCount` queued messages, oldest
+   * first (stopping before one larger than `maxBytes`; `AMIX_ERR_BUFFER_TOO_SMALL`
+   * when that is the first). Their consumption is reported once, at the end of the turn.
+   */
+  tryReceiveMany(handle: ProcessHandle, maxBytes: number, maxCount: number): Uint8Array[] {
+    if (handle.role !== 'receive') throw invalidArg('tryReceiveMany()', 'needs a receiving end');
+    if (handle.st.closed) throw linkClosed('receiving end is closed', handle.st.closeReason);
+    return handle.st.takeMany(maxBytes, maxCount);
+  },
+
   /** Synchronous receive: the next message, or undefined when none is queued. */
   tryReceive(handle: ProcessHandle, maxBytes: number): Uint8Array | undefined {
     if (handle.role !== 'receive') throw invalidArg('tryReceive()', 'needs a receiving end');
     if (handle.st.closed) throw linkClosed('receiving end is closed', handle.st.closeReason);
     return handle.st.take(maxBytes);
   },
-} satisfies Primitive<ProcessHandle>;
+} satisfies Primitive<ProcessHandle> & {
+  trySendMany: (handle: ProcessHandle, messages: readonly Uint8Array[]) => number;
+  tryReceiveMany: (handle: ProcessHandle, maxBytes: number, maxCount: number) => Uint8Array[];
+};
 
 /** The `queueConditionProcess` primitive object (also the default export). */
 export default primitive;

@@ -313,7 +313,13 @@ export interface FrameSink {
 export interface FrameWriterOptions {
   /** Size of each slab the writer packs frames into. Default 256 KiB. */
   slabBytes?: number;
-  /** Flush at once when this many bytes are packed. Default 64 KiB. */
+  /**
+   * Most bytes one flush writes (unless a single frame is larger): a frame
+   * that would take the packed bytes past it is packed after a flush.
+   * Default 64 KiB, what Node reads from a socket at a time, so a receiver
+   * keeping up reads each write whole (a frame cut at a read boundary costs
+   * a second read and a copy).
+   */
   flushBytes?: number;
   /**
    * When a packed frame is flushed without an explicit {@link FrameWriter.flush}:
@@ -323,9 +329,10 @@ export interface FrameWriterOptions {
   schedule?: 'immediate' | 'microtask';
   /**
    * Write a frame at once when nothing is pending and the last write was
-   * more than {@link FrameWriterOptions.quietMicros} ago, and coalesce only
-   * frames that follow it closely: a lone request/response pays no
-   * scheduling delay, a burst still leaves in batches. Default true.
+   * more than {@link FrameWriterOptions.quietMicros} ago; the frames after it
+   * in the same turn are packed and flushed at the turn's end: a lone
+   * request/response pays no scheduling delay, a burst still leaves in a
+   * few writes (at most one written through per turn). Default true.
    */
   writeThrough?: boolean;
   /** How long after a write the stream counts as quiet again. Default 5 microseconds. */
@@ -404,6 +411,7 @@ export class FrameWriter {
   frame(kind: number, payload: Uint8Array | null): number {
     const len = payload === null ? 0 : payload.length;
     const total = FRAME_HEADER_BYTES + len;
+    if (this.#packed + total > this.#flushBytes && this.#packed > 0) this.flush();
     if (this.#slab.length - this.#end < total) this.#newSlab(total);
     const s = this.#slab;
     const at = this.#end;
@@ -421,6 +429,7 @@ export class FrameWriter {
 
   /** Pack a control frame whose payload is `n` bytes written by `fill` at `offset` in `buf`. */
   control(kind: number, n: number, fill: (buf: Buffer, offset: number) => void): void {
+    if (this.#packed + FRAME_HEADER_BYTES + n > this.#flushBytes && this.#packed > 0) this.flush();
     if (this.#slab.length - this.#end < FRAME_HEADER_BYTES + n) this.#newSlab(FRAME_HEADER_BYTES + n);
     const s = this.#slab;
     const at = this.#end;
@@ -474,12 +483,16 @@ export class FrameWriter {
     if (this.#writeThrough && this.#sink !== null && this.#full.length === 0) {
       const now = performance.now();
       if (now - this.#lastWrite > this.#quietMs) {
-        // A frame after a quiet spell goes out now, with no flush to schedule;
-        // one that follows closely is packed and waits for the turn's flush.
+        // A frame after a quiet spell goes out now; what follows it in this
+        // turn is packed and waits for the turn's flush, scheduled here. Without
+        // that flush pending, a sender slower than the quiet spell per frame (a
+        // cold start, a loaded machine, a message built between sends) wrote
+        // every frame through on its own: one system call per message.
         this.#lastWrite = now;
         this.#sink.write(this.#slab.subarray(this.#start, this.#end));
         this.#start = this.#end;
         this.#packed = 0;
+        this.#schedule();
         return;
       }
     }

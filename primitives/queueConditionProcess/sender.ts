@@ -303,8 +303,34 @@ export class SenderState {
 
   /** The synchronous part of send: true when taken (or discarded by policy), false when it must wait. */
   trySend(data: Uint8Array): boolean {
+    // Hot path: open, nothing of an earlier connection left to re-send, credit left. The
+    // window's admit numbers the message without the write callback, and the frame goes
+    // straight into the writer's slab (one copy), its place kept for a resend.
+    if (this.state === TxState.open && data.length <= this.peerMaxBytes && this.wire === this.w.seq) {
+      const seq = this.w.admit(data.length);
+      if (seq >= 0) {
+        const writer = this.writer;
+        const off = writer.frame(FrameKind.data, data);
+        this.unacked.push(writer.slab, off, seq, seq + 1);
+        this.wire = seq + 1;
+        this.w.admitted();
+        return true;
+      }
+    }
     this.check(data);
     return this.w.trySend(data);
+  }
+
+  /** {@link trySend} for a batch: how many of `messages` (a prefix) were taken now. */
+  trySendMany(messages: readonly Uint8Array[]): number {
+    let i = 0;
+    try {
+      while (i < messages.length && this.trySend(messages[i]!)) i++;
+    } catch (err) {
+      // Those before it were taken: report them; the caller meets the error again on the next call.
+      if (i === 0) throw err;
+    }
+    return i;
   }
 
   send(data: Uint8Array, signal: AbortSignal | undefined): Promise<void> {
