@@ -47,7 +47,15 @@ import { listPoints, queryPage, registerPoint, registerPoints } from './points.j
 import { ContainerPlacement, checkInContainer } from './containers.js';
 import type { MetricsEndpoint } from './metrics.js';
 import type { MetricsOptions } from './metricsAddress.js';
-import { caller, containerInfo, principal, type ContainerConnection, type Plugged } from './plugged.js';
+import {
+  admitHello,
+  caller,
+  containerInfo,
+  newPlugged,
+  principal,
+  type ContainerConnection,
+  type Plugged,
+} from './plugged.js';
 import type { DaemonService } from './services.js';
 import type {
   ConnectArgs,
@@ -324,46 +332,12 @@ export class Daemon extends EventEmitter {
 
   #hello(conn: ContainerConnection, a: Partial<HelloArgs>): Plugged {
     // Who the client is comes from its credential alone; a.owner is ignored.
-    const who = this.#principals!.identify(a.token);
-    if (!who) {
-      // Answer, then hang up: a client without a credential has no business here.
-      setImmediate(() => conn.close());
-      throw new AmixError(
-        ErrorCode.AMIX_ERR_UNAUTHORIZED,
-        "wrong or missing token: present a principal's token (DIR/token, or one from amix principal add)",
-      );
-    }
-    const admin = who.admin;
-    if (a.version !== undefined && a.version !== PROTOCOL_VERSION) {
-      throw new AmixError(
-        ErrorCode.AMIX_ERR_PROTOCOL,
-        `protocol version ${describe(a.version)} is not spoken here (this daemon speaks ${PROTOCOL_VERSION})`,
-      );
-    }
-    // The administrator's connections have slots of their own: a daemon full of containers still lets it in.
-    let held = 0;
-    for (const c of this.#containers.values()) if (c.admin === admin) held++;
-    const cap = admin ? this.#adminSlots : this.#slots;
-    if (held >= cap) {
-      setImmediate(() => conn.close());
-      throw new AmixError(
-        ErrorCode.AMIX_ERR_MAX_CONNECTIONS,
-        `all ${cap} ${admin ? 'administrator ' : ''}daemon slots are in use`,
-        { details: { slots: cap } },
-      );
-    }
+    const who = admitHello(conn, a, this.#principals!.identify(a.token), this.#containers.values(), {
+      slots: this.#slots,
+      adminSlots: this.#adminSlots,
+    });
     const id = `c${++this.#seq}`;
-    const p: Plugged = {
-      id,
-      conn,
-      admin,
-      links: new Set(),
-      ephemeral: new Set(),
-      subscribed: false,
-      name: typeof a.name === 'string' && a.name ? a.name : id,
-      owner: who.name,
-      pid: Number.isSafeInteger(a.pid) ? a.pid! : 0,
-    };
+    const p = newPlugged(id, conn, who, a);
     this.#containers.set(id, p);
     this.#broadcast({ type: 'daemon.containerPlugged', container: id, name: p.name, pid: p.pid });
     return p;
