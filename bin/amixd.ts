@@ -32,6 +32,7 @@ Runs the amix daemon in the foreground until SIGTERM, SIGINT or "amix daemon sto
                      (the address is logged and in "amix daemon status")
   --metrics-allow-remote  let --metrics bind a non-loopback HOST: whoever reaches it reads
                      the names of points, links and peers and their traffic (no authentication)
+  --nee-poll-ms MS   how often the NEEM polls the remote systems of DIR/neecf.json (default 5000)
   -h, --help         this help
 
 Peering with other daemons (points on one link to points on another by name
@@ -77,6 +78,7 @@ try {
       limit: { type: 'string', multiple: true },
       metrics: { type: 'string' },
       'metrics-allow-remote': { type: 'boolean' },
+      'nee-poll-ms': { type: 'string' },
     },
   }));
 } catch (err) {
@@ -171,6 +173,9 @@ try {
 } catch (err) {
   usage(reason(err));
 }
+const neePoll = v['nee-poll-ms'] === undefined ? undefined : Number(v['nee-poll-ms']);
+if (neePoll !== undefined && (!Number.isSafeInteger(neePoll) || neePoll < 10))
+  usage('--nee-poll-ms must be an integer of at least 10');
 const daemon = new Daemon({
   ...(v.dir ? { dir: v.dir as string } : {}),
   limits,
@@ -179,7 +184,7 @@ const daemon = new Daemon({
   ...(v['shared-socket'] ? { sharedSocket: resolve(v['shared-socket'] as string) } : {}),
   ...(peering ? { peering } : {}),
   ...(metrics ? { metrics } : {}),
-  services: [neeService()],
+  services: [neeService(neePoll !== undefined ? { pollMs: neePoll } : {})],
   log: v.quiet ? () => {} : (line) => process.stderr.write(`${line}\n`),
 });
 try {

@@ -139,6 +139,7 @@ export class Daemon extends EventEmitter {
   readonly #metricsOptions: MetricsOptions | undefined;
   #metrics: MetricsEndpoint | undefined;
   readonly #services: readonly DaemonService[];
+  readonly #serviceOps = new Map<string, DaemonService['ops'][string]>();
   readonly #ops: RpcHandler<Plugged>;
   /** One guard per socket: a flood on the shared socket cannot fill the private socket's places before hello. */
   readonly #guard: ControlGuard;
@@ -171,6 +172,7 @@ export class Daemon extends EventEmitter {
         if (Object.hasOwn(handlers, op) || extra.has(op))
           throw invalidArg('options.services', `op ${op} of ${svc.name} is taken`);
         extra.set(op, (args, c) => fn((args ?? {}) as Record<string, unknown>, caller(c)));
+        this.#serviceOps.set(op, fn);
       }
     this.#ops = (op, args, c) => {
       const fn = extra.get(op);
@@ -196,7 +198,18 @@ export class Daemon extends EventEmitter {
     // a fresh daemon opens it at the first request that needs it (#dir).
     this.#directoryReady = true;
     if (existsSync(join(this.dir, DIRECTORY_FILE))) restoreRegistrations(this.#dir, this.fabric, this.#log);
-    for (const svc of this.#services) await svc.start?.({ fabric: this.fabric, dir: this.dir, log: this.#log });
+    const serviceHost = {
+      fabric: this.fabric,
+      dir: this.dir,
+      log: this.#log,
+      peers: () =>
+        (this.#peering?.status().peers ?? []).flatMap((p) => (p.id ? [{ id: p.id, up: p.state === 'up' }] : [])),
+      peerRequest: (peer: string, op: string, args?: Record<string, unknown>) =>
+        this.#peering
+          ? this.#peering.serviceRequest(peer, op, args)
+          : Promise.reject(new AmixError(ErrorCode.AMIX_ERR_PEER_LOST, 'this daemon does not peer')),
+    };
+    for (const svc of this.#services) await svc.start?.(serviceHost);
     // The directory is 0700 already; the umask makes the socket 0600 from birth, with no window.
     this.#server = await listenUnix(this.socketPath, 0o177, (s) => this.#accept(s, this.#guard));
     this.#guard.watch(this.#server);
@@ -212,7 +225,13 @@ export class Daemon extends EventEmitter {
       // Loaded only for a peering daemon: it brings the zeromq addon (a daemon without --listen or --peer maps none).
       const { Peering } = await import('../remote/peering.js');
       const host = { fabric: this.fabric, directory: this.#dir, stateDir: this.dir, log: this.#log };
-      this.#peering = new Peering({ ...host, broadcast: (e) => this.#broadcast(e) }, this.#peeringOptions);
+      // A peer asks a service op as itself: its caller is the daemon its key authenticated.
+      const service = async (peer: string, op: string, args: Record<string, unknown>) => {
+        const fn = this.#serviceOps.get(op);
+        if (!fn) throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `unknown service op ${describe(op)}`);
+        return fn(args, { container: `peer:${peer}`, owner: `peer:${peer}`, admin: false, peer });
+      };
+      this.#peering = new Peering({ ...host, service, broadcast: (e) => this.#broadcast(e) }, this.#peeringOptions);
     }
     try {
       await this.#peering?.start();

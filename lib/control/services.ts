@@ -21,6 +21,8 @@ export interface ServiceCaller {
   readonly owner: string;
   /** Whether it is the administrator. */
   readonly admin: boolean;
+  /** Set when the caller is a peer daemon (its id, authenticated by its key); container and owner are then `peer:<id>`. */
+  readonly peer?: string;
 }
 
 /** What the daemon gives a service when it starts. */
@@ -31,6 +33,10 @@ export interface ServiceHost {
   readonly dir: string;
   /** The daemon's log. */
   readonly log: (line: string) => void;
+  /** The peer daemons and whether each is up (none without peering). */
+  peers(): Array<{ id: string; up: boolean }>;
+  /** Ask peer daemon `peer` for one of its service ops (answered by its services with this daemon as the caller). */
+  peerRequest(peer: string, op: string, args?: Record<string, unknown>): Promise<unknown>;
 }
 
 /** A service plugged into amixd. */

@@ -36,6 +36,21 @@ export function peerHandler(core: PeeringCore, sessions: Sessions, flows: Flows)
   const directory = core.host.directory;
   const ops: Handlers<Omit<PeerOps, 'hello'>, Conduit> = {
     resolve: async (a) => (await directory.resolve(stringArg('resolve', a, 'nameOrId'), forwardOf(a))) ?? null,
+    service: async (a, c) => {
+      const op = stringArg('service', a, 'op');
+      if (!core.host.service)
+        throw new AmixError(
+          ErrorCode.AMIX_ERR_UNAUTHORIZED,
+          `this daemon serves no service ops to peers (asked ${describe(op)})`,
+        );
+      const args = a.args;
+      if (args !== undefined && (typeof args !== 'object' || args === null || Array.isArray(args)))
+        throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, 'service args must be an object', {
+          details: { option: 'args' },
+        });
+      // The caller is the peer daemon its key authenticated (c.id), never a field it sends.
+      return core.host.service(c.id, op, (args ?? {}) as Record<string, unknown>);
+    },
     query: async (a) => {
       const r = await directory.query(stringArg('query', a, 'expr'), {
         ...forwardOf(a),

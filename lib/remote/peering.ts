@@ -277,6 +277,17 @@ export class Peering {
     }
   }
 
+  /**
+   * Ask peer daemon `peer` for one of its service ops (`PeerOps.service`).
+   * `AMIX_ERR_PEER_LOST` when it is not up; the peer's own error otherwise.
+   */
+  serviceRequest(peer: string, op: string, args: Record<string, unknown> = {}): Promise<unknown> {
+    const c = this.#core.peers.get(peer);
+    if (!c)
+      return Promise.reject(new AmixError(ErrorCode.AMIX_ERR_PEER_LOST, `no peer ${describe(peer)}`, { details: {} }));
+    return this.#core.request(c, 'service', { op, args });
+  }
+
   /** Every peer, dialled or dialling in. */
   status(): PeeringStatus {
     const peers: PeerInfo[] = [];

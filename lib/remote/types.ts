@@ -60,6 +60,11 @@ export interface PeeringHost {
   readonly stateDir: string;
   log(line: string): void;
   broadcast(e: RemoteEvent): void;
+  /**
+   * A peer's request for a service op (`PeerOps.service`): the daemon hands
+   * it to its services with the peer as the caller. Absent: refused.
+   */
+  service?(peer: string, op: string, args: Record<string, unknown>): Promise<unknown>;
 }
 
 /** A conduit's counters. */
@@ -264,6 +269,8 @@ export interface PeerOps {
   suspend: { args: FlowArgs; result: Empty };
   /** Resume a flow whose sender is here. */
   resume: { args: FlowArgs; result: Empty };
+  /** A service op of this daemon's (`lib/control/services.ts`), asked by the peer as itself. */
+  service: { args: { op: string; args?: Record<string, unknown> }; result: unknown };
 }
 
 /** The largest control message between daemons (a control frame plus its envelope). */

@@ -41,9 +41,15 @@ export interface SystemEntry {
   remote?: { daemon: string; neem?: boolean; neecf?: boolean };
 }
 
-/** The configuration file's contents (NEECF): JSON, `{ "systems": [SystemEntry, ...] }`. */
+/** The configuration file's contents (NEECF): JSON, `{ "systems": [SystemEntry, ...], "servePeers": ... }`. */
 export interface NeeConfig {
   systems: SystemEntry[];
+  /**
+   * Which peer daemons (by id) may create environments and run commands
+   * here through amixd (`true`: every peer this daemon peers with). Default
+   * none: a peer's `nee.*` requests are refused.
+   */
+  servePeers?: true | string[];
 }
 
 const ATTRIBUTE_NAME = /^[A-Za-z_][A-Za-z0-9_.:/-]{0,127}$/;
@@ -95,7 +101,13 @@ export async function readNeeConfig(path: string): Promise<NeeConfig> {
   }
   const systems = (raw as { systems?: unknown })?.systems;
   if (!Array.isArray(systems)) throw invalidArg('neecf.systems', `${path}: must be an array of systems`);
-  return { systems: systems.map((s, i) => checkSystem(`neecf.systems[${i}]`, s)) };
+  const serve = (raw as { servePeers?: unknown }).servePeers;
+  if (serve !== undefined && serve !== true && !(Array.isArray(serve) && serve.every((x) => typeof x === 'string')))
+    throw invalidArg('neecf.servePeers', `${path}: must be true or an array of daemon ids`, serve);
+  return {
+    systems: systems.map((s, i) => checkSystem(`neecf.systems[${i}]`, s)),
+    ...(serve !== undefined ? { servePeers: serve as true | string[] } : {}),
+  };
 }
 
 /** Is `bin` an executable file in a PATH directory? */
