@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap';
 import { once } from 'node:events';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Neem, type NeeRun } from '../dist/lib/internal.js';
 import { makeFabric } from './helpers/fabric.js';
@@ -177,4 +177,34 @@ t.test('the NEECF: refused unless owner-only; its sets start INACTIVE; remote sy
   const back = once(n, 'system');
   up = true;
   t.same((await back)[0], { name: 'far', accessible: true }, 'ACCESSIBLE again');
+});
+
+t.test('suspendWhenUnused stops the shell between runs; cpuThreshold refuses runs under load', async (t) => {
+  const { fabric, neem: n } = await neem(t);
+  await n.create({ name: 'sleepy', require: 'software.sh = true', suspendWhenUnused: true });
+  const point = fabric.points().find((p) => p.location.endsWith('envPoint.js'))!.name;
+  const pid = fabric.instances(point)[0]!.pid!;
+  const state = async () => (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]![0];
+  // A signal to another process lands when the kernel next schedules it: look again for a moment.
+  const settled = async (want: boolean) => {
+    for (let i = 0; i < 200 && ((await state()) === 'T') !== want; i++) await new Promise((r) => setTimeout(r, 5));
+    return state();
+  };
+  t.equal(await settled(true), 'T', 'unused: its shell is stopped');
+  t.equal(n.show('sleepy').suspended, true);
+  const run = n.run('sleepy', 'echo awake; exec sleep 60');
+  t.equal(await first(run.stdout), 'awake\n', 'a run continues it');
+  t.not(await settled(false), 'T', 'running while attached');
+  await run.interrupt();
+  await run.exit;
+  t.equal(await settled(true), 'T', 'stopped again once the run ended');
+  await n.terminate('sleepy');
+  t.equal(fabric.instances(point).length, 0, 'a stopped shell still terminates');
+  const load = loadavg()[0]!;
+  await n.create({ name: 'busy', require: 'software.sh = true', cpuThreshold: 0 });
+  if (load > 0)
+    t.throws(() => n.run('busy', ['true']), { code: 'AMIX_ERR_NOT_ACCEPTING' }, `load ${load} > 0 %: refused`);
+  else t.skip('the load average is exactly 0 here: nothing is above a 0 % threshold');
+  await n.create({ name: 'idle', require: 'software.sh = true', cpuThreshold: 1e9 });
+  t.equal((await n.run('idle', ['true']).exit).code, 0, 'under the threshold: runs');
 });

@@ -24,7 +24,7 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import { hostname } from 'node:os';
+import { cpus, hostname, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { AmixError, ErrorCode, invalidArg } from '../../core/errors.js';
 import { evaluateQuery, parseQuery } from '../../directory/query.js';
@@ -73,9 +73,12 @@ export interface CreateOptions {
   othersBackground?: boolean;
   /** Where background output goes (¶624): a file path; default discarded. Recorded, used by `run({ background })`. */
   output?: string;
-  /** CPU threshold in percent (¶625). Recorded, not yet acted upon. */
+  /**
+   * CPU threshold in percent (¶625): a run is refused (`AMIX_ERR_NOT_ACCEPTING`)
+   * while the machine's one-minute load average per CPU is above it.
+   */
   cpuThreshold?: number;
-  /** Suspend when not in use (¶626). Recorded, not yet acted upon. */
+  /** Suspend when not in use (¶626): the environment's shell process is stopped (SIGSTOP) while no run is attached. */
   suspendWhenUnused?: boolean;
   /** The shell (¶627). Default the matched set's `shell`, else $SHELL or /bin/sh. */
   shell?: string;
@@ -100,6 +103,8 @@ export interface NeeInfo {
   references: number;
   /** Runs attached now. */
   attached: number;
+  /** Its shell is stopped while unused (`suspendWhenUnused`). */
+  suspended: boolean;
   shell: string;
 }
 
@@ -114,6 +119,9 @@ interface Env {
   names: Set<string>;
   attached: number;
   idleTimer: NodeJS.Timeout | undefined;
+  suspendWhenUnused: boolean;
+  /** Its shell is stopped now (suspendWhenUnused). */
+  stopped: boolean;
 }
 
 interface Named {
@@ -303,9 +311,12 @@ export class Neem extends EventEmitter {
       names: new Set([name]),
       attached: 0,
       idleTimer: undefined,
+      suspendWhenUnused: options.suspendWhenUnused === true,
+      stopped: false,
     };
     this.#names.set(name, { name, owner, env, options });
     this.#armIdle(env, idle);
+    this.#pause(env, env.suspendWhenUnused);
     this.emit('created', { name });
     return this.show(name);
   }
@@ -331,8 +342,18 @@ export class Neem extends EventEmitter {
     if (!bg && o.backgroundOnly) refuse('runs background commands only');
     if (as !== n.owner && !bg && o.othersForeground === false) refuse('lets only its owner run in the foreground');
     if (as !== n.owner && bg && o.othersBackground === false) refuse('lets only its owner run in the background');
+    if (o.cpuThreshold !== undefined) {
+      const load = (loadavg()[0]! / Math.max(cpus().length, 1)) * 100;
+      if (load > o.cpuThreshold)
+        throw new AmixError(
+          ErrorCode.AMIX_ERR_NOT_ACCEPTING,
+          `environment ${name} takes no run while the load is ${load.toFixed(0)}% of the CPUs (cpuThreshold ${o.cpuThreshold}%)`,
+          { details: { module: name, state: `load ${load.toFixed(0)}%` } },
+        );
+    }
     const env = n.env;
     env.attached++;
+    this.#pause(env, false);
     if (env.idleTimer) clearTimeout(env.idleTimer);
     const run = startRun(this.#fabric, env.point, ++this.#runs, command, {
       ...options,
@@ -341,6 +362,7 @@ export class Neem extends EventEmitter {
     void run.exit.finally(() => {
       env.attached--;
       this.#armIdle(env, o.idleSeconds ?? 0);
+      if (env.attached === 0 && env.names.size > 0) this.#pause(env, env.suspendWhenUnused);
     });
     return run;
   }
@@ -381,8 +403,23 @@ export class Neem extends EventEmitter {
     this.emit('terminated', { name: n.name, references: env.names.size });
     if (env.names.size > 0) return;
     if (env.idleTimer) clearTimeout(env.idleTimer);
+    // A stopped shell would hold its termination signal pending: let it run to end.
+    this.#pause(env, false);
     await env.keeper.close().catch(() => {});
     await this.#fabric.destroyPoint(env.point).catch(() => {});
+  }
+
+  /** Stop (SIGSTOP) or continue (SIGCONT) the environment's shell process (¶626). */
+  #pause(env: Env, stop: boolean): void {
+    if (env.stopped === stop) return;
+    const pid = this.#fabric.instances(env.point)[0]?.pid;
+    if (pid === undefined) return;
+    try {
+      process.kill(pid, stop ? 'SIGSTOP' : 'SIGCONT');
+      env.stopped = stop;
+    } catch {
+      // gone already
+    }
   }
 
   #armIdle(env: Env, seconds: number): void {
@@ -414,6 +451,7 @@ export class Neem extends EventEmitter {
       ...(e.first !== n.name ? { aliasOf: e.first } : {}),
       references: e.names.size,
       attached: e.attached,
+      suspended: e.stopped,
       shell: e.shell,
     };
   }
