@@ -120,3 +120,22 @@ export type {
   PointRegistration as DirectoryPointRegistration,
   PointRecord as DirectoryPointRecord,
 } from './directory/index.js';
+export { BindingService } from './services/binding/service.js';
+export type { BindingServiceOptions } from './services/binding/service.js';
+export { DEFAULT_BINDING_CONFIG, parseBindingConfig, readBindingConfig } from './services/binding/config.js';
+export { BindingState, BINDING_OPERATIONS } from './services/binding/types.js';
+export type {
+  BindingApplication,
+  BindingContext,
+  BindingMethod,
+  BindingQuery,
+  BindingReport,
+  BindingStatus,
+  BoundEntity,
+  EntryInfo,
+  InvokeOptions,
+  MethodInfo,
+  MethodRegistration,
+  RequestOptions,
+  ThreadProcedure,
+} from './services/binding/types.js';
