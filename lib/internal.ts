@@ -139,3 +139,11 @@ export type {
   RequestOptions,
   ThreadProcedure,
 } from './services/binding/types.js';
+export { Dcm } from './services/dcm/dcm.js';
+export type { DcmOptions, DcmRunOptions, DcmResult } from './services/dcm/dcm.js';
+export { RuleSet, parseRules, FLOW_RULES, BINDING_RULES } from './services/dcm/rules.js';
+export type { Rule, RuleSpec } from './services/dcm/rules.js';
+export { TIME_VALUE, ALWAYS } from './services/dcm/operators.js';
+export type { DcmOperator, OperatorInput } from './services/dcm/operators.js';
+export { readState, writeState } from './services/dcm/state.js';
+export type { DcmState } from './services/dcm/state.js';
