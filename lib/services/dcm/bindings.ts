@@ -25,7 +25,8 @@ export const DCM_BINDINGS_LOCATION = new URL('./bindings.js', import.meta.url).h
  * not found, and the rule fails.
  */
 export const SharedLibrary: BindingMethod = {
-  patternMatching: /^library:|\.(so|mjs|js|cjs)$/,
+  // A name aimed at another method (object:..., thread:...) is not a library, whatever it ends with.
+  patternMatching: /^library:|^(?!(?:file|shell|data|function|thread|process|object):).*\.(?:so|mjs|js|cjs)$/s,
   nameTransformation: (name) => name.replace(/^library:/, '').replace(/\.so$/, '.mjs'),
   async locate(name, ctx) {
     const path = isAbsolute(name) ? name : resolve(ctx.baseDir, name);
