@@ -27,6 +27,7 @@ import type { DaemonOp, DaemonOps, DaemonStatus, ListOp } from '../lib/control/o
 import type { PointView } from '../lib/directory/index.js';
 import type { PeerInfo, PeeringStatus } from '../lib/remote/types.js';
 import type { AnyArgs } from '../lib/core/rpc.js';
+import { bindVerb, dcmVerb } from '../lib/services/cli.js';
 
 type Opts = NonNullable<ParseArgsConfig['options']>;
 type Values = Record<string, string | boolean | undefined>;
@@ -771,6 +772,10 @@ const verbs: Record<string, Verb> = {
     },
   },
 };
+
+// The seed's higher services (lib/services): in-process verbs, their logic beside the service.
+verbs.dcm = dcmVerb;
+verbs.bind = bindVerb;
 
 /** The status view's line for one control socket's guard: what waits for hello, and every refusal counted. */
 function guardLine(what: string, g: DaemonStatus['guard']): string {
