@@ -72,6 +72,8 @@ function ruleError(what: string, where?: string, details: Record<string, unknown
  */
 export class RuleSet {
   readonly #rules = new Map<string, Rule>();
+  /** Each rule's prerequisites as a set: merging stays linear for a rule with thousands of them. */
+  readonly #seen = new Map<string, Set<string>>();
 
   /** Add (or merge) a rule part. Errors are `AMIX_ERR_INVALID_ARG`, naming where the part came from. */
   add(spec: RuleSpec, details: Record<string, unknown> = {}): Rule {
@@ -104,7 +106,13 @@ export class RuleSet {
         details,
       );
     }
-    for (const p of spec.prerequisites ?? []) if (!r.prerequisites.includes(p)) r.prerequisites.push(p);
+    let seen = this.#seen.get(name);
+    if (!seen) this.#seen.set(name, (seen = new Set(r.prerequisites)));
+    for (const p of spec.prerequisites ?? [])
+      if (!seen.has(p)) {
+        seen.add(p);
+        r.prerequisites.push(p);
+      }
     for (const [k, v] of Object.entries(spec.attributes ?? {})) {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k) || typeof v !== 'string')
         throw ruleError(`rule ${name}: bad attribute ${JSON.stringify(k)}`, where, details);
