@@ -120,27 +120,20 @@ export type {
   PointRegistration as DirectoryPointRegistration,
   PointRecord as DirectoryPointRecord,
 } from './directory/index.js';
-export { BindingService } from './services/binding/service.js';
-export type { BindingServiceOptions } from './services/binding/service.js';
 export { DEFAULT_BINDING_CONFIG, parseBindingConfig, readBindingConfig } from './services/binding/config.js';
 export { BindingState, BINDING_OPERATIONS } from './services/binding/types.js';
 export type {
   BindingApplication,
   BindingContext,
-  BindingMethod,
-  BindingQuery,
   BindingReport,
   BindingStatus,
   BoundEntity,
   EntryInfo,
   InvokeOptions,
   MethodInfo,
-  MethodRegistration,
   RequestOptions,
   ThreadProcedure,
 } from './services/binding/types.js';
-export { Dcm } from './services/dcm/dcm.js';
-export type { DcmOptions, DcmRunOptions, DcmResult } from './services/dcm/dcm.js';
 export { RuleSet, parseRules, FLOW_RULES, BINDING_RULES } from './services/dcm/rules.js';
 export type { Rule, RuleSpec } from './services/dcm/rules.js';
 export { TIME_VALUE, ALWAYS } from './services/dcm/operators.js';

@@ -82,10 +82,15 @@ export type BindingStatus = Record<string, string | number | boolean | null>;
  * - `query`: what the Query interface shows of a BOUND name (¶411); absent: the kept status.
  */
 export interface BindingMethod {
+  /** Pattern Matching: does the name concern this method (absent or null: yes)? */
   patternMatching?: RegExp | ((name: string, ctx: BindingContext) => boolean) | null;
+  /** Name Transformation: the name Locate and Status see. */
   nameTransformation?: ((name: string, ctx: BindingContext) => string) | null;
+  /** Locate: the entity, or undefined when not found. */
   locate?: ((name: string, ctx: BindingContext) => Promise<BoundEntity | undefined> | BoundEntity | undefined) | null;
+  /** Status: plain facts about the located entity, kept in the table. */
   status?: ((entity: BoundEntity, ctx: BindingContext) => Promise<BindingStatus> | BindingStatus) | null;
+  /** Query: what the Query interface shows of the kept status. */
   query?: ((status: BindingStatus, ctx: BindingContext) => BindingStatus) | null;
 }
 
