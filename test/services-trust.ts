@@ -15,7 +15,7 @@ async function tmp(t: Tap.Test): Promise<string> {
 
 const isRoot = process.getuid?.() === 0;
 
-t.test('a state file that is a symlink, or open to others, is refused and left alone', async (t) => {
+t.test('a state file that is a symlink or not a DCM state is refused and left alone', async (t) => {
   const dir = await tmp(t);
   const real = join(dir, 'real.state');
   await writeFile(real, JSON.stringify({ version: 1, clock: 0, stamps: {} }), { mode: 0o600 });
