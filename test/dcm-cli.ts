@@ -1,6 +1,8 @@
 // The real CLI: `amix dcm run` and `amix bind` (node dist/bin/amix.js), in process, no daemon.
 import t from 'tap';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import { mkdtemp, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -125,4 +127,31 @@ t.test('amix bind: bind, query, report, purge', async (t) => {
   t.match(p.stdout, /names:\n {2}here\.txt {2}BOUND {2}File$/m);
   t.equal((await amix(dir, ['bind'])).code, 2, 'no name: misuse');
   t.match((await amix(dir, ['bind', '--help'])).stdout, /^usage: amix bind NAME/);
+});
+
+t.test('Ctrl-C stops the run, prints the result and keeps the stamps of what completed', async (t) => {
+  const dir = await tmp(t);
+  execFileSync('mkfifo', [join(dir, 'started')]);
+  await writeFile(
+    join(dir, 'int.rules'),
+    'MAIN: done slow\ndone:\n\ttrue\nslow:\n\techo up > started; exec sleep 60\n',
+  );
+  const child = spawn(process.execPath, [AMIX, 'dcm', 'run', 'int.rules', '--json'], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.teardown(() => child.kill('SIGKILL'));
+  let stdout = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  const exited = once(child, 'exit');
+  await readFile(join(dir, 'started'));
+  child.kill('SIGINT');
+  const [code] = await exited;
+  t.equal(code, 1, 'a rule failed: exit 1');
+  const r = JSON.parse(stdout);
+  t.same(r.evaluated, ['done']);
+  t.same(r.failed, ['slow', 'MAIN']);
+  t.equal(r.errors.slow.code, 'AMIX_ERR_ABORTED');
+  const dry = JSON.parse((await amix(dir, ['dcm', 'run', 'int.rules', '--json', '--dry-run'])).stdout);
+  t.same(dry.skipped, ['done'], 'the stamp of done was saved');
 });

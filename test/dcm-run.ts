@@ -185,3 +185,28 @@ t.test('operators are pluggable; a dry run runs nothing and saves nothing', asyn
   t.same((await dcm.run()).evaluated, ['MAIN'], 'ALWAYS (!) runs every time; TIME_VALUE skips B');
   t.throws(() => dcm.loadText('X => A\n', 'f'), { code: 'AMIX_ERR_INVALID_ARG' });
 });
+
+t.test('an aborted run kills the running shell, starts nothing more and keeps what completed', async (t) => {
+  const dir = await tmp(t);
+  const { execFileSync } = await import('node:child_process');
+  const { readFile } = await import('node:fs/promises');
+  execFileSync('mkfifo', [join(dir, 'started')]);
+  const { dcm, ran } = await recording(['first', 'other'], { baseDir: dir, stateFile: join(dir, 'state') });
+  // The shell says it started through the FIFO (our read returns once it wrote), then would sleep for a minute.
+  dcm.loadText('MAIN: first slow other\nslow:\n\techo up > started; exec sleep 60\n');
+  const stop = new AbortController();
+  const running = dcm.run({ signal: stop.signal });
+  await readFile(join(dir, 'started'));
+  const t0 = Date.now();
+  stop.abort(new Error('enough'));
+  const r = await running;
+  t.ok(Date.now() - t0 < 10_000, 'the sleeping shell was killed, not waited for');
+  t.same(r.evaluated, ['first']);
+  t.same(r.failed, ['slow', 'other', 'MAIN']);
+  t.equal(r.errors.slow!.code, 'AMIX_ERR_ABORTED');
+  t.equal(r.errors.other!.code, 'AMIX_ERR_ABORTED', 'a method not started yet does not start');
+  t.same(ran, ['first']);
+  const next = await dcm.run({ dryRun: true });
+  t.same(next.skipped, ['first'], 'the completed rule kept its stamp');
+  t.same(next.evaluated, ['slow', 'other', 'MAIN']);
+});

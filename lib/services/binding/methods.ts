@@ -18,7 +18,7 @@ import { access, readFile, stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { AmixError, ErrorCode } from '../../core/errors.js';
+import { AmixError, ErrorCode, abortError } from '../../core/errors.js';
 import type { BindingMethod, BindingStatus, BoundEntity, InvokeOptions, ThreadProcedure } from './types.js';
 
 /** The prefixes the default methods answer to. */
@@ -72,15 +72,25 @@ export const SHELL_PATH = '/bin/sh';
 /** Run `statements` with `/bin/sh -c`; rejects with AMIX_ERR_HANDLER_FAILED on a non-zero exit. */
 export function runShell(statements: string, label: string, options: InvokeOptions = {}): Promise<void> {
   const out = options.stdout === 'stderr' ? process.stderr : options.stdout === 'ignore' ? 'ignore' : 'inherit';
+  const { signal: abort } = options;
+  if (abort?.aborted) return Promise.reject(abortError(abort, label));
   return new Promise((res, rej) => {
     const child = spawn(SHELL_PATH, ['-c', statements], {
       cwd: options.cwd,
       stdio: ['ignore', out === process.stderr ? 'pipe' : out, 'inherit'],
+      ...(abort ? { signal: abort } : {}),
     });
     if (out === process.stderr) child.stdout!.pipe(process.stderr, { end: false });
-    child.once('error', (err) => rej(failed(label, `${label}: the shell did not start: ${err.message}`, err)));
+    child.once('error', (err) =>
+      rej(
+        abort?.aborted
+          ? abortError(abort, label)
+          : failed(label, `${label}: the shell did not start: ${err.message}`, err),
+      ),
+    );
     child.once('close', (code, signal) => {
-      if (code === 0) res();
+      if (abort?.aborted) rej(abortError(abort, label));
+      else if (code === 0) res();
       else rej(failed(label, `${label}: the shell exited with ${signal ? `signal ${signal}` : `code ${code}`}`));
     });
   });
@@ -134,7 +144,7 @@ export const Function: BindingMethod = {
 };
 
 /** Run export `name` of `url` in a worker thread; resolves when it returns (or its promise settles). */
-export function runThread(url: string, name: string, arg: unknown): Promise<void> {
+export function runThread(url: string, name: string, arg: unknown, abort?: AbortSignal): Promise<void> {
   // An eval'd worker is CommonJS: the dynamic import() loads the ES module.
   const code = `const { workerData, parentPort } = require('node:worker_threads');
 (async () => {
@@ -144,14 +154,22 @@ export function runThread(url: string, name: string, arg: unknown): Promise<void
   await f(workerData.arg);
   parentPort.postMessage('done');
 })().catch((err) => { setImmediate(() => { throw err; }); });`;
+  if (abort?.aborted) return Promise.reject(abortError(abort, `thread ${name}`));
   return new Promise((res, rej) => {
     let done = false;
     const w = new Worker(code, { eval: true, workerData: { url, name, arg } });
+    const stop = () => void w.terminate();
+    abort?.addEventListener('abort', stop, { once: true });
     w.once('message', () => {
       done = true;
     });
     w.once('error', (err) => rej(failed(name, `thread ${name}: ${err.message}`, err)));
-    w.once('exit', (c) => (done && c === 0 ? res() : rej(failed(name, `thread ${name} exited with code ${c}`))));
+    w.once('exit', (c) => {
+      abort?.removeEventListener('abort', stop);
+      if (abort?.aborted && !done) rej(abortError(abort, `thread ${name}`));
+      else if (done && c === 0) res();
+      else rej(failed(name, `thread ${name} exited with code ${c}`));
+    });
   });
 }
 
@@ -164,7 +182,7 @@ function threadEntity(name: string, proc: ThreadProcedure, baseDir: string): Bou
     name,
     module: url,
     export: exportName,
-    invoke: (o) => runThread(url, exportName, o?.arg ?? null),
+    invoke: (o) => runThread(url, exportName, o?.arg ?? null, o?.signal),
   };
 }
 

@@ -54,6 +54,8 @@ export interface InvokeOptions {
   stdout?: 'inherit' | 'stderr' | 'ignore';
   /** The argument given to a function or thread procedure (cloned for a thread). */
   arg?: unknown;
+  /** Abort: a shell is killed (SIGTERM), a thread terminated; the invocation rejects with `AMIX_ERR_ABORTED`. */
+  signal?: AbortSignal;
 }
 
 /**

@@ -56,7 +56,23 @@ export const dcmVerb: ServiceVerb = {
     });
     for (const f of files) await dcm.loadFile(f);
     const json = v.json === true;
-    const r = await dcm.run({ jobs, dryRun: v['dry-run'] === true, ...(json ? { stdout: 'stderr' as const } : {}) });
+    // Ctrl-C (or a TERM) stops the run, not the process: what completed keeps its stamps, and the result is printed.
+    const stop = new AbortController();
+    const onSignal = () => stop.abort(new Error('interrupted'));
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    let r;
+    try {
+      r = await dcm.run({
+        jobs,
+        dryRun: v['dry-run'] === true,
+        signal: stop.signal,
+        ...(json ? { stdout: 'stderr' as const } : {}),
+      });
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
     process.stdout.write(`${json ? JSON.stringify(r) : human(r)}\n`);
     if (r.failed.length) process.exitCode = 1;
   },

@@ -8,7 +8,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { AmixError, ErrorCode, invalidArg, isAmixError } from '../../core/errors.js';
+import { AmixError, ErrorCode, abortError, invalidArg, isAmixError } from '../../core/errors.js';
 import { BindingService } from '../binding/service.js';
 import { BindingState, type BindingApplication, type InvokeOptions } from '../binding/types.js';
 import { DCM_BINDINGS_LOCATION } from './bindings.js';
@@ -52,6 +52,12 @@ export interface DcmRunOptions {
   dryRun?: boolean;
   /** Where shell methods' stdout goes (default inherited). */
   stdout?: InvokeOptions['stdout'];
+  /**
+   * Abort the run: no method starts after it, a running shell is killed and
+   * a running thread terminated; those rules fail with `AMIX_ERR_ABORTED`.
+   * The stamps of the rules that completed are saved.
+   */
+  signal?: AbortSignal;
 }
 
 /** What a run did, each list in depth-first evaluation order. */
@@ -309,6 +315,7 @@ export class Dcm {
       cwd: this.#baseDir ?? process.cwd(),
       ...(options.stdout ? { stdout: options.stdout } : {}),
       arg: { rule: rule.name, attributes: { ...rule.attributes } },
+      ...(options.signal ? { signal: options.signal } : {}),
     });
     const fail = (name: string, err: unknown): Outcome => {
       failed.add(name);
@@ -420,13 +427,19 @@ export class Dcm {
           return { ok: true, stamp };
         }
         if (!dry && entity?.invoke)
-          await gate.run(() => binding.use(bname!, (e) => e.invoke!(invokeOptions(rule)), principal));
+          await gate.run(() => {
+            // Checked once the gate is ours: a run aborted while this rule waited for a job starts nothing more.
+            if (options.signal?.aborted) throw abortError(options.signal, `rule ${name}`);
+            return binding.use(bname!, (e) => e.invoke!(invokeOptions(rule)), principal);
+          });
         evaluated.add(name);
         return { ok: true, stamp: record(name, this.#nextStamp(state)) };
       } catch (err) {
         return fail(
           name,
-          isAmixError(err, 'AMIX_ERR_HANDLER_FAILED') ? err : failure(name, (err as Error).message, err),
+          isAmixError(err, 'AMIX_ERR_HANDLER_FAILED') || isAmixError(err, 'AMIX_ERR_ABORTED')
+            ? err
+            : failure(name, (err as Error).message, err),
         );
       }
     };
