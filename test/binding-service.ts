@@ -1,5 +1,5 @@
 // The Binding Service (seed 002 ¶166-211, ¶366-437): every interface and every default method.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BindingService, isAmixError, parseBindingConfig, type BindingMethod } from '../dist/lib/internal.js';
 
-async function tmp(t: Tap.Test): Promise<string> {
+async function tmp(t: Test): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'amix-bind-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   return dir;
@@ -195,8 +195,14 @@ t.test('the configuration parser names file, line and column', async (t) => {
     code: 'AMIX_ERR_INVALID_ARG',
     details: { file: 'f.conf', line: 1, column: 8 },
   });
-  t.throws(() => parseBindingConfig('\nx File builtin', 'f.conf'), { details: { line: 2, column: 1 } });
-  t.throws(() => parseBindingConfig('1 File builtin zap=1', 'f.conf'), { details: { column: 16 } });
+  t.throws(() => parseBindingConfig('\nx File builtin', 'f.conf'), {
+    code: 'AMIX_ERR_INVALID_ARG',
+    details: { line: 2, column: 1 },
+  });
+  t.throws(() => parseBindingConfig('1 File builtin zap=1', 'f.conf'), {
+    code: 'AMIX_ERR_INVALID_ARG',
+    details: { column: 16 },
+  });
 });
 
 t.test('Purge drops UNBOUND names; the table is bounded', async (t) => {

@@ -1,5 +1,5 @@
 // The real CLI: `amix dcm run` and `amix bind` (node dist/bin/amix.js), in process, no daemon.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
@@ -18,7 +18,7 @@ function amix(cwd: string, args: string[]): Promise<{ code: number; stdout: stri
   });
 }
 
-async function tmp(t: Tap.Test): Promise<string> {
+async function tmp(t: Test): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'amix-dcm-cli-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   return dir;

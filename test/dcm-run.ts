@@ -1,11 +1,11 @@
 // DCM evaluation (seed 002 ¶460-469): flow order, depth first, stamps, re-evaluation downstream only, cycles, --jobs.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Dcm, type DcmOperator } from '../dist/lib/internal.js';
 
-async function tmp(t: Tap.Test): Promise<string> {
+async function tmp(t: Test): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'amix-dcm-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   return dir;

@@ -1,13 +1,13 @@
 // The seed's DCM examples run as written: spell check (seed 002 ¶479-482) and the word processor
 // before and after features are bought (¶486-511). Shared libraries are ES modules (NAME.so -> NAME.mjs),
 // THREAD procedures run in worker threads of this process.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Dcm } from '../dist/lib/internal.js';
 
-async function tmp(t: Tap.Test): Promise<string> {
+async function tmp(t: Test): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'amix-dcm-seed-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   return dir;
