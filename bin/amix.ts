@@ -27,7 +27,7 @@ import type { DaemonOp, DaemonOps, DaemonStatus, ListOp } from '../lib/control/o
 import type { PointView } from '../lib/directory/index.js';
 import type { PeerInfo, PeeringStatus } from '../lib/remote/types.js';
 import type { AnyArgs } from '../lib/core/rpc.js';
-import { neeVerbs } from '../lib/services/nee/cli.js';
+import { bindVerb, dcmVerb, neeVerbs } from '../lib/services/cli.js';
 
 type Opts = NonNullable<ParseArgsConfig['options']>;
 type Values = Record<string, string | boolean | undefined>;
@@ -774,6 +774,10 @@ const verbs: Record<string, Verb> = {
   // The services' verbs (lib/services/*/cli.ts), over their amixd ops.
   ...neeVerbs({ client, out, table, misuse: (m) => new Misuse(m) }),
 };
+
+// The seed's higher services (lib/services): in-process verbs, their logic beside the service.
+verbs.dcm = dcmVerb;
+verbs.bind = bindVerb;
 
 /** The status view's line for one control socket's guard: what waits for hello, and every refusal counted. */
 function guardLine(what: string, g: DaemonStatus['guard']): string {

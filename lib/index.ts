@@ -81,3 +81,9 @@ export type {
   MachineStats,
 } from './services/stateMachine/machine.js';
 export type { MachineDefinition, StateDefinition, StateFunction } from './services/stateMachine/definition.js';
+// The seed's higher services, in process: the Binding Service and Dynamic Configuration Management (docs/binding.md, docs/dcm.md).
+export { BindingService } from './services/binding/service.js';
+export type { BindingServiceOptions } from './services/binding/service.js';
+export type { BindingMethod, BindingQuery, MethodRegistration } from './services/binding/types.js';
+export { Dcm } from './services/dcm/dcm.js';
+export type { DcmOptions, DcmRunOptions, DcmResult } from './services/dcm/dcm.js';

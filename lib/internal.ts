@@ -126,3 +126,23 @@ export type { NeemOptions, CreateOptions as NeeCreateOptions, NeeInfo } from './
 export type { NeeRun, RunExit, RunOptions as NeeRunOptions } from './services/nee/run.js';
 export { probeAttributes, readNeeConfig } from './services/nee/attributes.js';
 export type { AttributeSet, SystemEntry, NeeConfig } from './services/nee/attributes.js';
+export { DEFAULT_BINDING_CONFIG, parseBindingConfig, readBindingConfig } from './services/binding/config.js';
+export { BindingState, BINDING_OPERATIONS } from './services/binding/types.js';
+export type {
+  BindingApplication,
+  BindingContext,
+  BindingReport,
+  BindingStatus,
+  BoundEntity,
+  EntryInfo,
+  InvokeOptions,
+  MethodInfo,
+  RequestOptions,
+  ThreadProcedure,
+} from './services/binding/types.js';
+export { RuleSet, parseRules, FLOW_RULES, BINDING_RULES } from './services/dcm/rules.js';
+export type { Rule, RuleSpec } from './services/dcm/rules.js';
+export { TIME_VALUE, ALWAYS } from './services/dcm/operators.js';
+export type { DcmOperator, OperatorInput } from './services/dcm/operators.js';
+export { readState, writeState } from './services/dcm/state.js';
+export type { DcmState } from './services/dcm/state.js';

@@ -180,6 +180,7 @@ export interface ErrorDetails {
     option?: string;
     file?: string;
     line?: number;
+    column?: number;
     endpoint?: string;
     domain?: string;
     length?: number;

@@ -6,10 +6,11 @@
  * @module
  */
 import type { DaemonClient } from '../../control/client.js';
+import type { ServiceVerb } from '../cliVerb.js';
 import type { NeeInfo } from './manager.js';
 import type { RunExit } from './run.js';
 
-type Values = Record<string, string | boolean | undefined>;
+type Values = Record<string, string | boolean | string[] | undefined>;
 
 /** What bin/amix gives the verbs. */
 export interface CliHelpers {
@@ -17,15 +18,6 @@ export interface CliHelpers {
   out(v: Values, data: unknown, human: () => string): void;
   table(rows: Array<Record<string, unknown>>, cols: string[]): string;
   misuse(message: string): Error;
-}
-
-/** One verb, in bin/amix's shape. */
-export interface CliVerb {
-  usage: string;
-  options?: Record<string, { type: 'string' | 'boolean'; short?: string }>;
-  min?: number;
-  max?: number;
-  run(pos: string[], v: Values): Promise<unknown>;
 }
 
 /** `KEY=VALUE` with `true`, `false` and numbers typed, as the query language compares them. */
@@ -79,7 +71,7 @@ const write = (stream: NodeJS.WriteStream) => (b: Buffer) =>
   });
 
 /** The `nee` verbs, keyed as bin/amix keys its group verbs (`nee create`...). */
-export function neeVerbs(h: CliHelpers): Record<string, CliVerb> {
+export function neeVerbs(h: CliHelpers): Record<string, ServiceVerb> {
   const req = async (v: Values, op: string, args: Record<string, unknown>): Promise<unknown> => {
     const c = await h.client(v);
     try {
@@ -193,6 +185,7 @@ export function neeVerbs(h: CliHelpers): Record<string, CliVerb> {
       },
     },
     'nee ls': {
+      options: {},
       usage: 'amix nee ls [--json]   the ACTIVE environments and the INACTIVE sets',
       max: 0,
       async run(_, v) {
@@ -218,6 +211,7 @@ export function neeVerbs(h: CliHelpers): Record<string, CliVerb> {
       },
     },
     'nee show': {
+      options: {},
       usage: 'amix nee show NAME [--json]',
       min: 1,
       max: 1,
@@ -227,6 +221,7 @@ export function neeVerbs(h: CliHelpers): Record<string, CliVerb> {
       },
     },
     'nee terminate': {
+      options: {},
       usage: 'amix nee terminate NAME   (its owner, or the administrator)',
       min: 1,
       max: 1,
