@@ -189,6 +189,9 @@ t.test(
     const { drv: s1 } = await attach(fabric, 'S1', 'TCS-1');
     const { drv: s2 } = await attach(fabric, 'S2', 'TCS-1');
     for (const d of ['slow', 'fast']) await nextEvent(fabric, events, 'routeUp', (e) => e.dest === d);
+    // A point learns a destination attached after it from the switch's next routes frame: wait for it.
+    t.match(await s1.cmd({ op: 'route', to: 'slow', present: true }), { ok: true });
+    t.match(await s2.cmd({ op: 'route', to: 'fast', present: true }), { ok: true });
     t.match(await slow.cmd({ op: 'pause' }), { ok: true });
     // S1 floods the destination that does not read; its sends will block once every buffer is full.
     const flood = 20_000;
@@ -234,6 +237,7 @@ t.test('suspend and resume a route', async (t) => {
   const { drv: a } = await attach(fabric, 'A', 'TCS-1');
   const { drv: b } = await attach(fabric, 'B', 'TCS-1', { report: true });
   await nextEvent(fabric, events, 'routeUp', (e) => e.dest === 'B');
+  t.match(await a.cmd({ op: 'route', to: 'B', present: true }), { ok: true });
   const held = await fabric.switches.suspendRoute('TCS-1', 'B');
   t.match(
     held.routes.find((r) => r.dest === 'B'),

@@ -91,6 +91,8 @@ interface Port {
   /** What a neighbour said it reaches: destination → its path (it first). */
   learned: Map<string, string[]>;
   queue: Uint8Array[];
+  /** Routes frames waiting to go: ahead of data, outside the data queue's limit (they are few and small). */
+  ctl: Uint8Array[];
   draining: boolean;
   suspended: boolean;
   room: Array<() => void>;
@@ -195,7 +197,7 @@ export class Switch {
     } else {
       this.#suspended.delete(dest as string);
       r.port.suspended = false;
-      this.#drain(r.port);
+      void this.#drain(r.port);
     }
     return this.snapshot();
   }
@@ -210,6 +212,7 @@ export class Switch {
         peer,
         learned: new Map(),
         queue: [],
+        ctl: [],
         draining: false,
         suspended: false,
         room: [],
@@ -238,18 +241,17 @@ export class Switch {
   }
 
   #tell(p: Port, r: Omit<SwitchRoutes, 'kind'>): void {
-    const f = encodeSwitchRoutes(r);
-    // Routes frames share the port's queue, so they stay in order with data and never wait on a full ring here.
-    p.queue.push(f);
-    this.#drain(p);
+    p.ctl.push(encodeSwitchRoutes(r));
+    void this.#drain(p);
   }
 
   #gone(p: Port, side: 'tx' | 'rx'): void {
     if (p[side] === undefined) return;
     p[side] = undefined;
     if (side === 'tx') {
-      const lost = p.queue.filter((f) => f[0] !== SWITCH_ROUTES).length;
+      const lost = p.queue.length;
       p.queue.length = 0;
+      p.ctl.length = 0;
       p.s.dropped += lost;
       this.#drops.gone += lost;
       for (const wake of p.room.splice(0)) wake();
@@ -297,7 +299,7 @@ export class Switch {
           f[1] = f[1]! + 1;
         }
         let out = r.port;
-        if (out.queue.length === 0 && !out.suspended && out.tx!.trySend(f)) {
+        if (out.queue.length === 0 && out.ctl.length === 0 && !out.suspended && out.tx!.trySend(f)) {
           out.s.out++;
           r.messages++;
           continue;
@@ -318,7 +320,7 @@ export class Switch {
         // A view into a primitive's receive slab would be overwritten by later receives: keep a copy.
         out.queue.push(f.byteOffset === 0 && f.byteLength === f.buffer.byteLength ? f : f.slice());
         r.messages++;
-        this.#drain(out);
+        void this.#drain(out);
       }
       p.held = 0;
     }
@@ -329,13 +331,21 @@ export class Switch {
     p.draining = true;
     try {
       const half = this.#limit >> 1;
-      while (p.queue.length > 0 && p.tx) {
+      for (;;) {
+        const tx = p.tx;
+        if (!tx) break;
+        if (p.ctl.length > 0) {
+          const f = p.ctl[0]!;
+          if (!tx.trySend(f)) await tx.send(f);
+          p.ctl.shift();
+          continue;
+        }
+        // A suspended route holds its data.
+        if (p.queue.length === 0 || p.suspended) break;
         const f = p.queue[0]!;
-        // A suspended route holds its data; routes frames still go.
-        if (p.suspended && f[0] !== SWITCH_ROUTES) break;
-        if (!p.tx.trySend(f)) await p.tx.send(f);
+        if (!tx.trySend(f)) await tx.send(f);
         p.queue.shift();
-        if (f[0] !== SWITCH_ROUTES) p.s.out++;
+        p.s.out++;
         if (p.room.length > 0 && p.queue.length <= half) for (const wake of p.room.splice(0)) wake();
       }
     } catch {
