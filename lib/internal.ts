@@ -58,6 +58,7 @@ export {
   decodeSwitchFrame,
   frameDestination,
   LearnedRoutes,
+  isSwitchPoint,
 } from './fabric/switchFrame.js';
 export { Switch, runSwitch } from './fabric/switchPoint.js';
 export type { SwitchOptions } from './fabric/switchPoint.js';

@@ -414,9 +414,9 @@ export class Endpoint extends EventEmitter implements Destroyable {
         msg = e.ch.tryReceive(Math.min(maxBytes, e.ch.maxMessageBytes));
       }
       if (msg !== undefined && e.switched) {
+        // The fast path takes what is ready; once the entry runs dry, receive's pump watches it again
+        // (and the pump takes routes frames whether or not the point receives).
         const m = this.#unframe(e, msg);
-        // Keep watching a switch entry for its routes frames, received or not.
-        this.#pump(e);
         if (m === undefined) {
           k--;
           continue;

@@ -15,7 +15,7 @@ import type { ChannelOptions } from '../core/primitive.js';
 import type { ProcessChannelOptions } from '../../primitives/queueConditionProcess.js';
 import { endOf, hopKey, type End, type FabricCore, type Inst, type LinkRec } from './records.js';
 import type { LinkState } from './types.js';
-import { isSwitchLocation } from './switchFrame.js';
+import { isSwitchPoint } from './switchFrame.js';
 
 /** @internal What the hops need of the supervisor: start a broker instance, end one. */
 export interface InstanceOps {
@@ -358,7 +358,7 @@ function dropLink(end: End, link: string): void {
 
 /** Which side of a flow from `from` to `to` frames with the switch header: the one facing a switch that is not one itself. */
 function switchedEnds(from: End | undefined, to: End | undefined): { tx: boolean; rx: boolean } {
-  const isSw = (e: End | undefined) => isSwitchLocation((e as Inst | undefined)?.point?.location);
+  const isSw = (e: End | undefined) => isSwitchPoint((e as Inst | undefined)?.point);
   const a = isSw(from);
   const b = isSw(to);
   return { tx: b && !a, rx: a && !b };

@@ -47,9 +47,19 @@ export interface SwitchRoutes {
   del?: string[];
 }
 
-/** True when `reg` (a registration, by its location) is a switch point. */
+/** True when `location` names the built-in switch point. */
 export function isSwitchLocation(location: string | undefined): boolean {
   return location === SWITCH_LOCATION;
+}
+
+/**
+ * True when a registration is a switch: the built-in one (location
+ * `amix:switch`), or a module of its own that runs `runSwitch(point)` and
+ * says so with `data.switch === true`. Links to it carry the switch header.
+ */
+export function isSwitchPoint(reg: { location: string; data?: unknown } | undefined): boolean {
+  if (!reg) return false;
+  return isSwitchLocation(reg.location) || (reg.data as { switch?: unknown } | undefined)?.switch === true;
 }
 
 /** The header length of a data frame to `dst` from `src`. */
@@ -172,7 +182,13 @@ export class LearnedRoutes {
 }
 
 function checkName(field: string, name: string): void {
-  if (name.length === 0 || name.length > 255 || /[^\u0001-\u00ff]/.test(name))
+  let ok = name.length > 0 && name.length <= 255;
+  // A loop rather than a regular expression: this runs for every message sent through a switch.
+  for (let i = 0; ok && i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    ok = c > 0 && c <= 0xff;
+  }
+  if (!ok)
     throw invalidArg(`options.${field}`, 'must be a point name of 1-255 Latin-1 characters to cross a switch', name);
 }
 

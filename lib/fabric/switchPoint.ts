@@ -16,6 +16,13 @@
  * to half, so a slow destination slows only the flows to it, and what the
  * switch holds stays bounded.
  *
+ * One poller moves every message: it takes what each source has ready
+ * (`tryReceive`) and writes what each queue can take now (`trySend`), never
+ * a waiting receive or send. A waiting receive on a thread ring sleeps the
+ * whole worker (`Atomics.wait`, in 20 ms slices), so one idle link of a
+ * switch in a worker would stall all the others and its sockets. Idle, the
+ * poller yields to the event loop, then sleeps 1 ms between rounds.
+ *
  * @module
  */
 import type { Channel } from '../core/channel.js';
@@ -35,7 +42,7 @@ import {
 export interface SwitchOptions {
   /** Messages queued per output link before sources for it are parked. Default 256. */
   queueLimit?: number;
-  /** Messages a source loop takes per read (held while it is parked). Default 64. */
+  /** Messages the poller takes from one source per round. Default 64. */
   readBatch?: number;
 }
 
@@ -93,12 +100,14 @@ interface Port {
   queue: Uint8Array[];
   /** Routes frames waiting to go: ahead of data, outside the data queue's limit (they are few and small). */
   ctl: Uint8Array[];
-  draining: boolean;
   suspended: boolean;
-  room: Array<() => void>;
+  /** Sources parked on this port's full queue. */
+  parked: Set<Port>;
+  /** As a source: the message it is parked with, and the destination it waits for. */
+  held?: Uint8Array;
+  heldFor?: string;
   /** Its full table went out (routes frames go to it from then on). */
   synced: boolean;
-  held: number;
   s: { in: number; out: number; dropped: number };
 }
 
@@ -122,6 +131,8 @@ export class Switch {
   /** Route changes not yet told, per port. */
   readonly #changed = new Set<string>();
   #flush: NodeJS.Immediate | undefined;
+  #polling = false;
+  #open = true;
 
   constructor(end: Endpoint, name: string, options: SwitchOptions = {}) {
     this.#end = end;
@@ -132,6 +143,7 @@ export class Switch {
       if (e.type === 'linkAdded') this.#attach(e.link, e.peer, e.list === 'sender' ? 'tx' : 'rx');
     });
     end.services.set('switch', (req) => this.#serve(req));
+    void end.closed.then(() => (this.#open = false));
     // Links made before the switch started (an idle point's) are on the lists already.
     for (const e of end.senderList) this.#attach(e.link, e.peer, 'tx');
     for (const e of end.receiverList) this.#attach(e.link, e.peer, 'rx');
@@ -142,7 +154,7 @@ export class Switch {
     let pending = 0;
     const ports: SwitchPortInfo[] = [];
     for (const p of this.#ports.values()) {
-      pending += p.queue.length + p.held;
+      pending += p.queue.length + (p.held ? 1 : 0);
       ports.push({
         link: p.link,
         peer: p.peer,
@@ -150,7 +162,7 @@ export class Switch {
         in: p.s.in,
         out: p.s.out,
         queued: p.queue.length,
-        parked: p.room.length,
+        parked: p.parked.size,
         dropped: p.s.dropped,
       });
     }
@@ -197,7 +209,7 @@ export class Switch {
     } else {
       this.#suspended.delete(dest as string);
       r.port.suspended = false;
-      void this.#drain(r.port);
+      this.#kick();
     }
     return this.snapshot();
   }
@@ -213,11 +225,9 @@ export class Switch {
         learned: new Map(),
         queue: [],
         ctl: [],
-        draining: false,
         suspended: false,
-        room: [],
+        parked: new Set(),
         synced: false,
-        held: 0,
         s: { in: 0, out: 0, dropped: 0 },
       };
       this.#ports.set(link, p);
@@ -226,9 +236,9 @@ export class Switch {
     p[side] = ch;
     const port = p;
     void ch.closed.then(() => this.#gone(port, side));
-    if (side === 'rx') void this.#read(port, ch);
-    else this.#recompute(peer);
+    if (side === 'tx') this.#recompute(peer);
     this.#sync(port);
+    this.#kick();
   }
 
   /** Send a port its full table once it can both hear and be heard (and again to a neighbour found later). */
@@ -242,7 +252,7 @@ export class Switch {
 
   #tell(p: Port, r: Omit<SwitchRoutes, 'kind'>): void {
     p.ctl.push(encodeSwitchRoutes(r));
-    void this.#drain(p);
+    this.#kick();
   }
 
   #gone(p: Port, side: 'tx' | 'rx'): void {
@@ -254,7 +264,12 @@ export class Switch {
       p.ctl.length = 0;
       p.s.dropped += lost;
       this.#drops.gone += lost;
-      for (const wake of p.room.splice(0)) wake();
+      this.#unpark(p);
+    } else if (p.held) {
+      // A source that went while parked: its message goes with it.
+      this.#drops.gone++;
+      p.held = undefined;
+      for (const q of this.#ports.values()) q.parked.delete(p);
     }
     if (!p.tx && !p.rx) this.#ports.delete(p.link);
     if (side === 'tx' || !p.rx) {
@@ -264,94 +279,131 @@ export class Switch {
     }
   }
 
-  /** One source: read, route, and park when the queue its next message needs is full. */
-  async #read(p: Port, rx: Channel): Promise<void> {
-    for (;;) {
-      let batch: Uint8Array[];
-      try {
-        batch = await rx.receiveMany({ maxCount: this.#batch });
-      } catch {
-        return; // closed: #gone does the rest
+  /** Start the poller if it is not running. */
+  #kick(): void {
+    if (this.#polling) return;
+    this.#polling = true;
+    void this.#poll();
+  }
+
+  /** Move messages until there is nothing to do; the poller stops when the switch has no links. */
+  async #poll(): Promise<void> {
+    let idleSince = 0;
+    let turns = 0;
+    try {
+      while (this.#ports.size > 0 && this.#open) {
+        let moved = 0;
+        for (const p of this.#ports.values()) moved += this.#write(p);
+        for (const p of this.#ports.values()) if (p.rx && !p.held) moved += this.#read(p);
+        if (moved > 0) {
+          idleSince = 0;
+          // Let the event loop run now and then: sockets' reads (and their credit) need it.
+          if (++turns % 16 === 0) await immediate();
+          continue;
+        }
+        // Nothing moved: keep yielding for a while (under load the next message is close), then sleep.
+        const now = performance.now();
+        if (idleSince === 0) idleSince = now;
+        await (now - idleSince < IDLE_YIELD_MS ? immediate() : sleep(1));
       }
-      p.held = batch.length;
-      for (const f of batch) {
-        p.held--;
-        p.s.in++;
-        if (f[0] === SWITCH_ROUTES) {
-          this.#onRoutes(p, f);
-          continue;
-        }
-        const dst = frameDestination(f);
-        if (dst === undefined) {
-          this.#drops.bad++;
-          continue;
-        }
-        let r = this.#routes.get(dst);
-        if (!r) {
-          this.#drops.unknown++;
-          continue;
-        }
-        if (r.port.neighbour) {
-          if (f[1]! + 1 >= SWITCH_MAX_HOPS) {
-            this.#drops.hops++;
-            continue;
-          }
-          f[1] = f[1]! + 1;
-        }
-        let out = r.port;
-        if (out.queue.length === 0 && out.ctl.length === 0 && !out.suspended && out.tx!.trySend(f)) {
-          out.s.out++;
-          r.messages++;
-          continue;
-        }
-        while (out.queue.length >= this.#limit && out.tx) {
-          // Parked: this source alone waits; every other source keeps its own loop.
-          p.held++;
-          await new Promise<void>((wake) => out.room.push(wake));
-          p.held--;
-        }
-        // The route may have moved (or gone) while parked.
-        r = this.#routes.get(dst);
-        if (!r || !r.port.tx) {
-          this.#drops.gone++;
-          continue;
-        }
-        out = r.port;
-        // A view into a primitive's receive slab would be overwritten by later receives: keep a copy.
-        out.queue.push(f.byteOffset === 0 && f.byteLength === f.buffer.byteLength ? f : f.slice());
-        r.messages++;
-        void this.#drain(out);
-      }
-      p.held = 0;
+    } finally {
+      this.#polling = false;
     }
   }
 
-  async #drain(p: Port): Promise<void> {
-    if (p.draining) return;
-    p.draining = true;
-    try {
-      const half = this.#limit >> 1;
-      for (;;) {
-        const tx = p.tx;
-        if (!tx) break;
-        if (p.ctl.length > 0) {
-          const f = p.ctl[0]!;
-          if (!tx.trySend(f)) await tx.send(f);
-          p.ctl.shift();
-          continue;
-        }
-        // A suspended route holds its data.
-        if (p.queue.length === 0 || p.suspended) break;
-        const f = p.queue[0]!;
-        if (!tx.trySend(f)) await tx.send(f);
-        p.queue.shift();
-        p.s.out++;
-        if (p.room.length > 0 && p.queue.length <= half) for (const wake of p.room.splice(0)) wake();
+  /** Take up to a batch from source `p` and route it; stop early when it gets parked. */
+  #read(p: Port): number {
+    const rx = p.rx!;
+    let n = 0;
+    for (; n < this.#batch; n++) {
+      let f: Uint8Array | undefined;
+      try {
+        f = rx.tryReceive();
+      } catch {
+        return n; // closed: #gone does the rest
       }
+      if (f === undefined) break;
+      p.s.in++;
+      if (!this.#route(p, f)) return n + 1;
+    }
+    return n;
+  }
+
+  /** Route one frame from `p`; false when `p` is parked with it (its destination's queue is full). */
+  #route(p: Port, f: Uint8Array, dst = f[0] === SWITCH_ROUTES ? undefined : frameDestination(f)): boolean {
+    if (f[0] === SWITCH_ROUTES) {
+      this.#onRoutes(p, f);
+      return true;
+    }
+    if (dst === undefined) {
+      this.#drops.bad++;
+      return true;
+    }
+    const r = this.#routes.get(dst);
+    if (!r) {
+      this.#drops.unknown++;
+      return true;
+    }
+    const out = r.port;
+    if (out.neighbour && f[1]! + 1 >= SWITCH_MAX_HOPS) {
+      this.#drops.hops++;
+      return true;
+    }
+    if (out.queue.length === 0 && out.ctl.length === 0 && !out.suspended && out.tx!.trySend(hop(out, f))) {
+      out.s.out++;
+      r.messages++;
+      return true;
+    }
+    if (out.queue.length >= this.#limit) {
+      // Parked: this source alone waits; every other source is still read.
+      p.held = f;
+      p.heldFor = dst;
+      out.parked.add(p);
+      return false;
+    }
+    // A view into a primitive's receive slab would be overwritten by later receives: keep a copy.
+    const own = f.byteOffset === 0 && f.byteLength === f.buffer.byteLength ? f : f.slice();
+    out.queue.push(hop(out, own));
+    r.messages++;
+    return true;
+  }
+
+  /** Write what port `p`'s queue has while its channel takes it now; unpark its sources once it is down to half. */
+  #write(p: Port): number {
+    const tx = p.tx;
+    if (!tx) return 0;
+    let n = 0;
+    try {
+      while (p.ctl.length > 0 && tx.trySend(p.ctl[0]!)) {
+        p.ctl.shift();
+        n++;
+      }
+      // A suspended route holds its data.
+      if (p.ctl.length === 0 && !p.suspended)
+        while (p.queue.length > 0 && tx.trySend(p.queue[0]!)) {
+          p.queue.shift();
+          p.s.out++;
+          n++;
+        }
     } catch {
-      // The link is going: #gone counts what is left.
-    } finally {
-      p.draining = false;
+      return n; // the link is going: #gone counts what is left
+    }
+    if (p.parked.size > 0 && p.queue.length <= this.#limit >> 1) this.#unpark(p);
+    return n;
+  }
+
+  /** Give the sources parked on `out` another go with the message each holds. */
+  #unpark(out: Port): void {
+    const waiting = [...out.parked];
+    out.parked.clear();
+    for (const s of waiting) {
+      const f = s.held!;
+      const dst = s.heldFor!;
+      s.held = undefined;
+      s.heldFor = undefined;
+      // Its destination may have moved or gone while it waited.
+      if (!this.#routes.has(dst)) this.#drops.gone++;
+      else this.#route(s, f, dst);
     }
   }
 
@@ -437,6 +489,17 @@ export class Switch {
       this.#tell(p, { switch: this.#me, add, del });
     }
   }
+}
+
+/** How long the poller keeps yielding (not sleeping) once nothing moves. */
+const IDLE_YIELD_MS = 5;
+const immediate = (): Promise<void> => new Promise((r) => setImmediate(r));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A frame about to cross to another switch counts one hop more (in place: the switch owns it now). */
+function hop(out: Port, f: Uint8Array): Uint8Array {
+  if (out.neighbour) f[1] = f[1]! + 1;
+  return f;
 }
 
 function positive(field: string, v: unknown, dflt: number): number {

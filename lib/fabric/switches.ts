@@ -8,7 +8,7 @@
  */
 import { AmixError, ErrorCode, describe } from '../core/errors.js';
 import type { FabricCore, Inst } from './records.js';
-import { isSwitchLocation } from './switchFrame.js';
+import { isSwitchPoint } from './switchFrame.js';
 import type { SwitchSnapshot } from './switchPoint.js';
 
 export type { SwitchSnapshot, SwitchRouteInfo, SwitchPortInfo } from './switchPoint.js';
@@ -83,13 +83,13 @@ export class SwitchControl {
 
   #insts(): Inst[] {
     return [...this.#core.instances.values()].filter(
-      (i) => isSwitchLocation(i.point.location) && (i.state === 'running' || i.state === 'idle'),
+      (i) => isSwitchPoint(i.point) && (i.state === 'running' || i.state === 'idle'),
     );
   }
 
   #ask(name: string, request: Record<string, unknown>): Promise<SwitchSnapshot> {
     const inst = this.#core.instances.get(name);
-    if (!inst || !isSwitchLocation(inst.point.location))
+    if (!inst || !isSwitchPoint(inst.point))
       return Promise.reject(
         new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `no running switch ${describe(name)}`, {
           details: { name: String(name) },
