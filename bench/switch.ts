@@ -36,7 +36,7 @@ import { conditions, median, parseBenchArgs, progress } from './common.js';
 
 const args = parseBenchArgs(
   'switch',
-  { reps: 3, quickReps: 1, sizes: [64], count: 100_000, quickCount: 20_000, rtts: 1, quickRtts: 1 },
+  { reps: 3, quickReps: 1, sizes: [64], count: 60_000, quickCount: 20_000, rtts: 1, quickRtts: 1 },
   { flows: { type: 'string' } },
 );
 const FLOWS = ((args.extra.flows as string | undefined) ?? '1,100,1000').split(',').map(Number);

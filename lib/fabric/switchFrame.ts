@@ -224,3 +224,21 @@ export function pickSwitchEntry<T extends { link: string; routes?: LearnedRoutes
   }
   return { entry: best ?? (waiting ? undefined : blind), waiting: best === undefined && waiting };
 }
+
+/**
+ * A data frame whose source is `name`: `f` itself when it says so already
+ * (the usual case, no copy), else a new frame with the source replaced. A
+ * switch stamps what arrives from an attached point with the name of that
+ * link's far end, so a point cannot pass itself off as another.
+ */
+export function stampSource(f: Uint8Array, name: string): Uint8Array {
+  const dn = f[2]!;
+  const sn = f[3]!;
+  if (sn === name.length) {
+    let same = true;
+    for (let i = 0; same && i < sn; i++) same = f[4 + dn + i] === name.charCodeAt(i);
+    if (same) return f;
+  }
+  const dst = latin1(f, 4, dn);
+  return encodeSwitchData(dst, name, f.subarray(4 + dn + sn), f[1]);
+}

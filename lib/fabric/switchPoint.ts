@@ -35,6 +35,7 @@ import {
   decodeSwitchFrame,
   encodeSwitchRoutes,
   frameDestination,
+  stampSource,
   type SwitchRoutes,
 } from './switchFrame.js';
 
@@ -132,6 +133,8 @@ export class Switch {
   readonly #changed = new Set<string>();
   #flush: NodeJS.Immediate | undefined;
   #polling = false;
+  /** Ports with something to write (data or routes frames): the poller writes these only. */
+  readonly #busy = new Set<Port>();
   #open = true;
 
   constructor(end: Endpoint, name: string, options: SwitchOptions = {}) {
@@ -209,6 +212,7 @@ export class Switch {
     } else {
       this.#suspended.delete(dest as string);
       r.port.suspended = false;
+      this.#busy.add(r.port);
       this.#kick();
     }
     return this.snapshot();
@@ -252,6 +256,7 @@ export class Switch {
 
   #tell(p: Port, r: Omit<SwitchRoutes, 'kind'>): void {
     p.ctl.push(encodeSwitchRoutes(r));
+    this.#busy.add(p);
     this.#kick();
   }
 
@@ -271,7 +276,10 @@ export class Switch {
       p.held = undefined;
       for (const q of this.#ports.values()) q.parked.delete(p);
     }
-    if (!p.tx && !p.rx) this.#ports.delete(p.link);
+    if (!p.tx && !p.rx) {
+      this.#ports.delete(p.link);
+      this.#busy.delete(p);
+    }
     if (side === 'tx' || !p.rx) {
       const dests = new Set([p.peer, ...p.learned.keys()]);
       if (!p.tx) p.learned.clear();
@@ -293,7 +301,7 @@ export class Switch {
     try {
       while (this.#ports.size > 0 && this.#open) {
         let moved = 0;
-        for (const p of this.#ports.values()) moved += this.#write(p);
+        for (const p of this.#busy) moved += this.#write(p);
         for (const p of this.#ports.values()) if (p.rx && !p.held) moved += this.#read(p);
         if (moved > 0) {
           idleSince = 0;
@@ -344,6 +352,9 @@ export class Switch {
       this.#drops.unknown++;
       return true;
     }
+    // From an attached point the source is the name of the link's far end, whatever the frame says
+    // (a frame from a neighbour switch keeps the source that switch vouches for).
+    if (!p.neighbour) f = stampSource(f, p.peer);
     const out = r.port;
     if (out.neighbour && f[1]! + 1 >= SWITCH_MAX_HOPS) {
       this.#drops.hops++;
@@ -364,6 +375,7 @@ export class Switch {
     // A view into a primitive's receive slab would be overwritten by later receives: keep a copy.
     const own = f.byteOffset === 0 && f.byteLength === f.buffer.byteLength ? f : f.slice();
     out.queue.push(hop(out, own));
+    this.#busy.add(out);
     r.messages++;
     return true;
   }
@@ -371,7 +383,10 @@ export class Switch {
   /** Write what port `p`'s queue has while its channel takes it now; unpark its sources once it is down to half. */
   #write(p: Port): number {
     const tx = p.tx;
-    if (!tx) return 0;
+    if (!tx) {
+      this.#busy.delete(p);
+      return 0;
+    }
     let n = 0;
     try {
       while (p.ctl.length > 0 && tx.trySend(p.ctl[0]!)) {
@@ -389,6 +404,7 @@ export class Switch {
       return n; // the link is going: #gone counts what is left
     }
     if (p.parked.size > 0 && p.queue.length <= this.#limit >> 1) this.#unpark(p);
+    if (p.ctl.length === 0 && p.queue.length === 0) this.#busy.delete(p);
     return n;
   }
 
