@@ -48,7 +48,10 @@ t.test('amix switch ls and show report routes and links; suspend and resume a ro
   t.match(bad.stderr, /AMIX_ERR_UNKNOWN_POINT/);
   const none = await amix(dir, ['switch', 'show', 'nobody']);
   t.match(none.stderr, /AMIX_ERR_UNKNOWN_POINT/);
-  const help = await amix(dir, ['switch', 'show', '--help']);
-  t.equal(help.code, 0);
-  t.match(help.stdout + help.stderr, /amix switch show NAME/);
+  for (const v of ['ls', 'show', 'suspend', 'resume']) {
+    const help = await amix(dir, ['switch', v, '--help']);
+    t.equal(help.code, 0, `switch ${v} --help`);
+    t.match(help.stdout, new RegExp(`^usage: amix switch ${v}`), `switch ${v} prints usage`);
+  }
+  t.equal((await amix(dir, ['switch', 'suspend', 'TCS-1'])).code, 2, 'a missing argument is misuse');
 });
