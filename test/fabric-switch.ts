@@ -208,7 +208,9 @@ t.test(
     const s1Done = s1.cmd({ op: 'send', to: 'slow', n: flood, tag: 'f' });
     let s1Finished = false;
     void s1Done.then(() => (s1Finished = true));
-    // Meanwhile S2's messages to the other destination all arrive.
+    // Once S1 is parked on the full queue of the destination that does not read (asked of the switch until so) ...
+    while ((await fabric.switches.show('TCS-1')).ports.find((p) => p.peer === 'slow')?.parked !== 1);
+    // ... S2's messages to the other destination all arrive.
     const t0 = Date.now();
     t.match(await s2.cmd({ op: 'send', to: 'fast', n, tag: 'g' }), { ok: true });
     for (;;) {

@@ -14,7 +14,7 @@ import { Lifecycle, type Destroyable } from '../core/lifecycle.js';
 import type { DiscardPolicy } from '../core/primitive.js';
 import { WaitList } from '../core/waitList.js';
 import { keepAlive, messageIterator, tooSmall } from './endpointParts.js';
-import { LearnedRoutes, SWITCH_DATA, decodeSwitchFrame, encodeSwitchData, pickSwitchEntry } from './switchFrame.js';
+import * as sw from './switchFrame.js';
 
 export { keepAlive } from './endpointParts.js';
 
@@ -35,12 +35,7 @@ export const RECONNECT_FROM = 'amix:reconnect';
 
 /** Options for {@link Endpoint.send}. */
 export interface PointSendOptions {
-  /**
-   * Send only to this peer (by point name) instead of every receiver on the
-   * sender list. A point that is not on the list is reached through a switch
-   * entry that has a route to it (the message gets the switch header);
-   * `AMIX_ERR_UNKNOWN_POINT` when no switch entry reaches it.
-   */
+  /** Send only to this peer (by point name); one not on the sender list through a switch entry that reaches it, else `AMIX_ERR_UNKNOWN_POINT`. */
   to?: string;
   /** Send only on this link. */
   link?: string;
@@ -70,17 +65,15 @@ interface TxEntry extends ListEntry {
   ch: Channel;
   held: boolean;
   /** A switch entry: what its routes frames (on the same link's receiving entry) taught. */
-  routes?: LearnedRoutes;
+  routes?: sw.LearnedRoutes;
 }
 interface RxEntry extends ListEntry {
   ch: Channel;
   slot?: Uint8Array;
   pumping: boolean;
   ended: boolean;
+  rearm?: boolean;
 }
-
-/** How long a send through a switch waits for the switch's first routes frame before it calls a name unknown. */
-const ROUTES_WAIT_MS = 2000;
 
 /** Options for {@link Endpoint}. */
 export interface EndpointOptions {
@@ -148,14 +141,13 @@ export class Endpoint extends EventEmitter implements Destroyable {
   }
 
   /**
-   * Step 1 or 3 of a connect: add a peer's receiver (reached through `ch`) to
-   * the sender list. `switched`: the peer is a switch; the entry takes only
-   * sends addressed (`to`) to a point it has a route to, each framed with the
+   * Step 1 or 3 of a connect: add a peer's receiver (reached through `ch`) to the sender list. `switched`: the
+   * peer is a switch; the entry takes only sends addressed (`to`) to a point it has a route to, each with the
    * switch header. Emits `{ type: 'linkAdded', link, peer, list: 'sender' }`.
    */
   addSender(link: string, peer: string, ch: Channel, switched = false): void {
     this.#checkOpen();
-    this.#tx.push({ link, peer, ch, held: false, ...(switched ? { routes: new LearnedRoutes() } : {}) });
+    this.#tx.push({ link, peer, ch, held: false, ...(switched ? { routes: new sw.LearnedRoutes() } : {}) });
     this.#relist();
     this.emit('event', { type: 'linkAdded', link, peer, list: 'sender' });
     void this.#flushUnlinked();
@@ -318,14 +310,14 @@ export class Endpoint extends EventEmitter implements Destroyable {
    * An addressed send through a switch entry: the one with the shortest
    * route to `to`; one whose routes cannot be learned (no receiving entry on
    * its link) is tried when none has a route. Waits (up to
-   * {@link ROUTES_WAIT_MS}) for a switch's first table after a connect.
+   * `ROUTES_WAIT_MS`) for a switch's first table after a connect.
    */
   async #sendSwitched(data: Uint8Array, to: string, options: PointSendOptions): Promise<void> {
-    const deadline = Date.now() + ROUTES_WAIT_MS;
+    const deadline = Date.now() + sw.ROUTES_WAIT_MS;
     for (;;) {
-      const { entry: e, waiting } = pickSwitchEntry(this.#tx, this.#rx, to, options.link);
+      const { entry: e, waiting } = sw.pickSwitchEntry(this.#tx, this.#rx, to, options.link);
       if (e) {
-        const f = encodeSwitchData(to, this.name, data);
+        const f = sw.encodeSwitchData(to, this.name, data);
         if (e.held || !e.ch.trySend(f)) await keepAlive(e.ch.send(f, options.signal ? { signal: options.signal } : {}));
         this.#sent++;
         return;
@@ -352,7 +344,7 @@ export class Endpoint extends EventEmitter implements Destroyable {
    * sending entry) or a bad frame (counted as dropped).
    */
   #unframe(e: RxEntry, f: Uint8Array): PointMessage | undefined {
-    const d = decodeSwitchFrame(f);
+    const d = sw.decodeSwitchFrame(f);
     if (d?.kind === 'data') return { data: d.payload, size: d.payload.length, from: d.src, link: e.link };
     if (d?.kind === 'routes') {
       for (const t of this.#tx) if (t.link === e.link && t.routes) t.routes.apply(d);
@@ -414,8 +406,15 @@ export class Endpoint extends EventEmitter implements Destroyable {
         msg = e.ch.tryReceive(Math.min(maxBytes, e.ch.maxMessageBytes));
       }
       if (msg !== undefined && e.switched) {
-        // The fast path takes what is ready; once the entry runs dry, receive's pump watches it again
-        // (and the pump takes routes frames whether or not the point receives).
+        // The fast path takes what is ready. Once the point stops taking (the turn ends), the pump
+        // watches the entry again, so routes frames are taken whether or not the point receives.
+        if (!e.rearm) {
+          e.rearm = true;
+          setImmediate(() => {
+            e.rearm = false;
+            this.#pump(e);
+          });
+        }
         const m = this.#unframe(e, msg);
         if (m === undefined) {
           k--;
@@ -510,7 +509,7 @@ export class Endpoint extends EventEmitter implements Destroyable {
       (m) => {
         e.pumping = false;
         // A switch's routes frame is taken here, so a point that only sends still learns its routes.
-        if (e.switched && m[0] !== SWITCH_DATA) {
+        if (e.switched && m[0] !== sw.SWITCH_DATA) {
           this.#unframe(e, m);
           this.#pump(e);
           return;

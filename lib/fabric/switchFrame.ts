@@ -21,6 +21,8 @@ export const SWITCH_DATA = 0xa1;
 export const SWITCH_ROUTES = 0xa2;
 /** A data frame that has crossed this many switches is dropped (a safety net: routes are loop-free). */
 export const SWITCH_MAX_HOPS = 16;
+/** How long a send through a switch waits for the switch's first routes frame before it calls a name unknown. */
+export const ROUTES_WAIT_MS = 2000;
 /** The location that names the switch point kind in a registration. */
 export const SWITCH_LOCATION = 'amix:switch';
 

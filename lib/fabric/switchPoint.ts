@@ -72,6 +72,8 @@ export interface SwitchPortInfo {
   in: number;
   out: number;
   queued: number;
+  /** Routes frames waiting for it (at most 32: then one full table replaces them). */
+  routesQueued: number;
   parked: number;
   dropped: number;
 }
@@ -165,6 +167,7 @@ export class Switch {
         in: p.s.in,
         out: p.s.out,
         queued: p.queue.length,
+        routesQueued: p.ctl.length,
         parked: p.parked.size,
         dropped: p.s.dropped,
       });
@@ -249,12 +252,22 @@ export class Switch {
   #sync(p: Port): void {
     if (p.synced || !p.tx || !(p.rx || p.neighbour)) return;
     p.synced = true;
+    this.#tell(p, this.#table(p));
+  }
+
+  /** The full table as port `p` hears it. */
+  #table(p: Port): Omit<SwitchRoutes, 'kind'> {
     const add: Array<[string, string[]]> = [];
     for (const [dest, r] of this.#routes) if (r.port !== p) add.push([dest, r.path]);
-    this.#tell(p, { switch: this.#me, full: true, add });
+    return { switch: this.#me, full: true, add };
   }
 
   #tell(p: Port, r: Omit<SwitchRoutes, 'kind'>): void {
+    // A peer that does not take its frames gets one full table for all that waits, not an ever longer backlog.
+    if (p.ctl.length >= CTL_LIMIT) {
+      p.ctl.length = 0;
+      r = this.#table(p);
+    }
     p.ctl.push(encodeSwitchRoutes(r));
     this.#busy.add(p);
     this.#kick();
@@ -507,6 +520,8 @@ export class Switch {
   }
 }
 
+/** Routes frames waiting for one port at which they are replaced by one full table. */
+const CTL_LIMIT = 32;
 /** How long the poller keeps yielding (not sleeping) once nothing moves. */
 const IDLE_YIELD_MS = 5;
 const immediate = (): Promise<void> => new Promise((r) => setImmediate(r));
