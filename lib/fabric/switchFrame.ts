@@ -64,7 +64,7 @@ export function isSwitchPoint(reg: { location: string; data?: unknown } | undefi
   return isSwitchLocation(reg.location) || (reg.data as { switch?: unknown } | undefined)?.switch === true;
 }
 
-/** The header length of a data frame to `dst` from `src`. */
+/** The header length of a data frame to `dst` from `src` (what a message through a switch costs on the wire). */
 export function headerBytes(dst: string, src: string): number {
   return 4 + dst.length + src.length;
 }

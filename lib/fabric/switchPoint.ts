@@ -139,6 +139,10 @@ export class Switch {
   readonly #busy = new Set<Port>();
   #open = true;
 
+  /**
+   * Route over `end` as switch `name` (its instance name: what paths hold). Links already on its lists
+   * are taken over; later ones as they are added. `AMIX_ERR_INVALID_ARG` for a bad option.
+   */
   constructor(end: Endpoint, name: string, options: SwitchOptions = {}) {
     this.#end = end;
     this.#me = name;
