@@ -28,6 +28,7 @@ import type { PointView } from '../lib/directory/index.js';
 import type { PeerInfo, PeeringStatus } from '../lib/remote/types.js';
 import type { AnyArgs } from '../lib/core/rpc.js';
 import { bindVerb, dcmVerb, neeVerbs } from '../lib/services/cli.js';
+import type { SwitchSnapshot } from '../lib/fabric/switches.js';
 
 type Opts = NonNullable<ParseArgsConfig['options']>;
 type Values = Record<string, string | boolean | undefined>;
@@ -642,6 +643,52 @@ const verbs: Record<string, Verb> = {
       }
     },
   },
+  'switch ls': {
+    usage:
+      'amix switch ls [--json]   the running switch points (location amix:switch): routes, links, neighbours, pending, dropped',
+    async run(_, v) {
+      await simple(v, 'switch.ls', {}, (r: Array<Record<string, unknown>>) =>
+        table(r, ['switch', 'scope', 'pid', 'routes', 'links', 'neighbours', 'pending', 'dropped']),
+      );
+    },
+  },
+  'switch show': {
+    usage:
+      "amix switch show NAME [--json]   a switch's routes (destination, link, next hop, hops, messages, dropped) and links\n" +
+      '  (messages in and out, queued, sources parked, dropped); NAME is a point name or directory id.\n' +
+      '  Rates: take two --json snapshots and divide the counters\' difference by the difference of "at" (ms).',
+    min: 1,
+    max: 1,
+    async run([name], v) {
+      await simple(v, 'switch.show', { name }, (r: SwitchSnapshot) => {
+        const d = r.dropped;
+        return (
+          `switch ${r.switch}: ${r.routes.length} routes, ${r.ports.length} links, ${r.pending} pending ` +
+          `(queue limit ${r.queueLimit}); dropped: ${d.unknown} no route, ${d.hops} too many hops, ${d.bad} bad header, ` +
+          `${d.gone} link gone\nroutes:\n${table(
+            r.routes.map((x) => ({ ...x, path: x.path.join('>'), suspended: x.suspended ? 'yes' : '' })),
+            ['dest', 'link', 'nextHop', 'hops', 'path', 'messages', 'dropped', 'suspended'],
+          )}\nlinks:\n${table(r.ports as unknown as Array<Record<string, unknown>>, ['link', 'peer', 'neighbour', 'in', 'out', 'queued', 'parked', 'dropped'])}`
+        );
+      });
+    },
+  },
+  'switch suspend': {
+    usage: "amix switch suspend NAME DEST   hold the switch's messages for DEST (a point attached to it)",
+    min: 2,
+    max: 2,
+    async run([name, dest], v) {
+      await simple(v, 'switch.suspend', { name, dest }, () => `${name!}: route to ${dest!} suspended`);
+    },
+  },
+  'switch resume': {
+    usage: 'amix switch resume NAME DEST   release a suspended route',
+    min: 2,
+    max: 2,
+    async run([name, dest], v) {
+      await simple(v, 'switch.resume', { name, dest }, () => `${name!}: route to ${dest!} resumed`);
+    },
+  },
   'principal add': {
     usage:
       'amix principal add NAME [--out FILE]   a principal with a new token, written to FILE 0600 (default DIR/principals/NAME.token; administrator only)',
@@ -801,7 +848,7 @@ function peeringLine(p: DaemonStatus['peering']): string {
   );
 }
 
-const GROUPS = new Set(['daemon', 'primitive', 'point', 'keys', 'principal', 'nee']);
+const GROUPS = new Set(['daemon', 'primitive', 'point', 'keys', 'principal', 'nee', 'switch']);
 
 function usageAll(): string {
   return `usage: amix [--dir DIR] [--json] [-h] VERB [ARGS] [--dir DIR] [--json] [-h]\n\n${Object.values(verbs)

@@ -56,6 +56,8 @@ export type {
   EndpointOptions,
 } from './fabric/endpoint.js';
 export type { PointContext, PointMain } from './fabric/host.js';
+export { SWITCH_LOCATION } from './fabric/switchFrame.js';
+export type { SwitchSnapshot, SwitchRouteInfo, SwitchPortInfo, SwitchSummary } from './fabric/switches.js';
 export { Fabric, Link, CALLER } from './fabric/fabric.js';
 export type {
   FabricOptions,

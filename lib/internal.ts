@@ -49,6 +49,20 @@ export type {
 export { DEFAULT_PRIMITIVE, normalizePoint, parseDirection } from './fabric/point.js';
 export { Agent, AGENT_OPS } from './fabric/agent.js';
 export type { AgentTarget, AgentEvent, AgentOp } from './fabric/agent.js';
+export {
+  SWITCH_DATA,
+  SWITCH_ROUTES,
+  SWITCH_MAX_HOPS,
+  encodeSwitchData,
+  encodeSwitchRoutes,
+  decodeSwitchFrame,
+  frameDestination,
+  LearnedRoutes,
+  isSwitchPoint,
+} from './fabric/switchFrame.js';
+export { Switch, runSwitch } from './fabric/switchPoint.js';
+export type { SwitchOptions } from './fabric/switchPoint.js';
+export { SwitchControl } from './fabric/switches.js';
 export type { ExternalEnd } from './fabric/fabric.js';
 export { Daemon, DAEMON_FILES, isAlive } from './control/daemon.js';
 export { MetricsEndpoint, parseMetricsAddress, isLoopbackHost, METRICS } from './control/metrics.js';

@@ -13,6 +13,7 @@ import type { DisconnectOptions, FabricEvent, InstanceInfo, LinkInfo } from '../
 import type { Direction, PointRegistrationInput, PointScope } from '../fabric/point.js';
 import type { HostEvent } from '../fabric/hostProtocol.js';
 import type { HostExit } from '../fabric/pointHost.js';
+import type { SwitchSnapshot, SwitchSummary } from '../fabric/switches.js';
 import type { PrincipalInfo } from './principals.js';
 import type { ControlGuardStats } from './guard.js';
 import type { PeeringStatus, RemoteEvent, RemoteLinkInfo } from '../remote/types.js';
@@ -191,6 +192,14 @@ export interface DaemonOps {
   peers: { args: Empty; result: PeeringStatus | { peers: never[] } };
   reconnect: { args: { name: string }; result: InstanceInfo[] };
   execute: { args: { name: string }; result: InstanceInfo };
+  /** Every running switch point, one summary each (`amix switch ls`). */
+  'switch.ls': { args: Empty; result: SwitchSummary[] };
+  /** A switch's routes, links and counters (`amix switch show`); `name` is a point name or directory id. */
+  'switch.show': { args: { name: string }; result: SwitchSnapshot };
+  /** Hold a switch's messages for `dest` (owner or administrator). */
+  'switch.suspend': { args: { name: string; dest: string }; result: SwitchSnapshot };
+  /** Release them. */
+  'switch.resume': { args: { name: string; dest: string }; result: SwitchSnapshot };
   /** Every link, with its owner (the principal that connected it; absent for one a peer made); paged as `point.ls` is. */
   links: { args: PageArgs; result: OwnedLink[] | Page<OwnedLink> };
   /** Every instance, paged as `point.ls` is. */

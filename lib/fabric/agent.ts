@@ -43,7 +43,7 @@ export interface AgentOps {
    * Put the receiving end `openReceiver` made for `link` from `peer` on the
    * receiver list (step 2 or 4: after the sender's step 1 or 3, as the seed orders them).
    */
-  listReceiver: { args: { link: string; peer: string }; result: Empty };
+  listReceiver: { args: { link: string; peer: string; switched?: boolean }; result: Empty };
   /** Open a sending end to `address` and connect it, then put it on the sender list. */
   openSender: {
     args: {
@@ -52,6 +52,8 @@ export interface AgentOps {
       primitive: string;
       address: ChannelOptions['address'];
       options: ChannelOptions;
+      /** The peer is a switch (or the far end behind a broker is): frame sends with the switch header. */
+      switched?: boolean;
     };
     result: Empty;
   };
@@ -69,6 +71,8 @@ export interface AgentOps {
   nullMessage: { args: Empty; result: Empty };
   /** The endpoint's counters. */
   stats: { args: Empty | Record<string, unknown>; result: AgentStats };
+  /** A request to a service the point's own code offers on its endpoint (`Endpoint.services`), e.g. `switch`. */
+  service: { args: { name: string; request: Record<string, unknown> }; result: unknown };
 }
 
 /** The link commands an agent understands. */
@@ -83,6 +87,7 @@ export const AGENT_OPS = [
   'cycle',
   'nullMessage',
   'stats',
+  'service',
 ] as const satisfies ReadonlyArray<keyof AgentOps>;
 /** One of {@link AGENT_OPS}. */
 export type AgentOp = (typeof AGENT_OPS)[number];
@@ -101,7 +106,8 @@ export interface AgentTarget {
 /** Events an agent reports about its channels (through `onEvent`). */
 export type AgentEvent =
   | { type: 'channel'; link: string; peer: string; event: string; error?: Error }
-  | { type: 'linkEnded'; link: string; peer: string };
+  | { type: 'linkEnded'; link: string; peer: string }
+  | { type: 'route'; up: boolean; dest: string; via?: string; hops?: number; switch: string };
 
 /**
  * Executes link commands over one {@link Endpoint} with one registry.
@@ -125,6 +131,7 @@ export class Agent implements AgentTarget {
     this.#onEvent = onEvent;
     endpoint.on('event', (e: { type: string; link: string; peer: string }) => {
       if (e.type === 'linkEnded') onEvent({ type: 'linkEnded', link: e.link, peer: e.peer });
+      else if (e.type === 'route') onEvent(e as unknown as AgentEvent);
     });
     const end = this.#end;
     this.#ops = {
@@ -145,7 +152,7 @@ export class Agent implements AgentTarget {
             { details: { link: a.link } },
           );
         this.#unlisted.delete(k);
-        end.addReceiver(a.link, a.peer, ch);
+        end.addReceiver(a.link, a.peer, ch, a.switched === true);
         return {};
       },
       openSender: async (a) => {
@@ -158,7 +165,7 @@ export class Agent implements AgentTarget {
           await ch.destroy(err as Error);
           throw err;
         }
-        end.addSender(a.link, a.peer, ch);
+        end.addSender(a.link, a.peer, ch, a.switched === true);
         return {};
       },
       closeLink: async (a) => {
@@ -194,6 +201,16 @@ export class Agent implements AgentTarget {
         return {};
       },
       stats: () => this.stats(),
+      service: (a) => {
+        const fn = end.services.get(a.name);
+        if (!fn)
+          throw new AmixError(
+            ErrorCode.AMIX_ERR_UNKNOWN_POINT,
+            `point "${end.name}" offers no service ${JSON.stringify(a.name)} (is it a switch?)`,
+            { details: { name: end.name } },
+          );
+        return fn(a.request ?? {});
+      },
     };
     this.handle = handlerTable(
       this.#ops,

@@ -13,6 +13,10 @@ import { AmixError, ErrorCode, abortError, invalidArg } from '../core/errors.js'
 import { Lifecycle, type Destroyable } from '../core/lifecycle.js';
 import type { DiscardPolicy } from '../core/primitive.js';
 import { WaitList } from '../core/waitList.js';
+import { keepAlive, messageIterator, tooSmall } from './endpointParts.js';
+import * as sw from './switchFrame.js';
+
+export { keepAlive } from './endpointParts.js';
 
 /** A message as a point receives it. */
 export interface PointMessage {
@@ -31,7 +35,7 @@ export const RECONNECT_FROM = 'amix:reconnect';
 
 /** Options for {@link Endpoint.send}. */
 export interface PointSendOptions {
-  /** Send only to this peer (by point name) instead of every receiver on the sender list. */
+  /** Send only to this peer (by point name); one not on the sender list through a switch entry that reaches it, else `AMIX_ERR_UNKNOWN_POINT`. */
   to?: string;
   /** Send only on this link. */
   link?: string;
@@ -53,17 +57,22 @@ export interface PointReceiveOptions {
 export interface ListEntry {
   readonly link: string;
   readonly peer: string;
+  /** True when the peer is a switch: messages on the entry carry the switch header. */
+  readonly switched?: boolean;
 }
 
 interface TxEntry extends ListEntry {
   ch: Channel;
   held: boolean;
+  /** A switch entry: what its routes frames (on the same link's receiving entry) taught. */
+  routes?: sw.LearnedRoutes;
 }
 interface RxEntry extends ListEntry {
   ch: Channel;
   slot?: Uint8Array;
   pumping: boolean;
   ended: boolean;
+  rearm?: boolean;
 }
 
 /** Options for {@link Endpoint}. */
@@ -106,6 +115,8 @@ export class Endpoint extends EventEmitter implements Destroyable {
   readonly #maxUnlinked: number;
   readonly #discard: DiscardPolicy;
   #dropped = 0;
+  /** Requests the fabric can make of the point's own code by name (the agent's `service` op); a switch serves `switch`. */
+  readonly services = new Map<string, (request: Record<string, unknown>) => unknown>();
   #sent = 0;
   #received = 0;
 
@@ -120,27 +131,50 @@ export class Endpoint extends EventEmitter implements Destroyable {
 
   /** The sender list: where a send goes. */
   get senderList(): ListEntry[] {
-    return this.#tx.map(({ link, peer }) => ({ link, peer }));
+    return this.#tx.map(({ link, peer, routes }) => (routes ? { link, peer, switched: true } : { link, peer }));
   }
   /** The receiver list: where receives come from. */
   get receiverList(): ListEntry[] {
-    return this.#rx.filter((e) => !e.ended).map(({ link, peer }) => ({ link, peer }));
+    return this.#rx
+      .filter((e) => !e.ended)
+      .map(({ link, peer, switched }) => (switched ? { link, peer, switched } : { link, peer }));
   }
 
-  /** Step 1 or 3 of a connect: add a peer's receiver (reached through `ch`) to the sender list. */
-  addSender(link: string, peer: string, ch: Channel): void {
+  /**
+   * Step 1 or 3 of a connect: add a peer's receiver (reached through `ch`) to the sender list. `switched`: the
+   * peer is a switch; the entry takes only sends addressed (`to`) to a point it has a route to, each with the
+   * switch header. Emits `{ type: 'linkAdded', link, peer, list: 'sender' }`.
+   */
+  addSender(link: string, peer: string, ch: Channel, switched = false): void {
     this.#checkOpen();
-    this.#tx.push({ link, peer, ch, held: false });
+    this.#tx.push({ link, peer, ch, held: false, ...(switched ? { routes: new sw.LearnedRoutes() } : {}) });
     this.#relist();
+    this.emit('event', { type: 'linkAdded', link, peer, list: 'sender' });
     void this.#flushUnlinked();
   }
 
-  /** Step 2 or 4 of a connect: add a peer's sender (arriving through `ch`) to the receiver list. */
-  addReceiver(link: string, peer: string, ch: Channel): void {
+  /**
+   * Step 2 or 4 of a connect: add a peer's sender (arriving through `ch`) to
+   * the receiver list. `switched`: the peer is a switch; its frames are
+   * unwrapped (a message's `from` is the original sender) and its routes
+   * frames are taken at once, whether or not the point receives. Emits
+   * `{ type: 'linkAdded', link, peer, list: 'receiver' }`.
+   */
+  addReceiver(link: string, peer: string, ch: Channel, switched = false): void {
     this.#checkOpen();
-    this.#rx.push({ link, peer, ch, pumping: false, ended: false });
+    const e: RxEntry = { link, peer, ch, pumping: false, ended: false, ...(switched ? { switched } : {}) };
+    this.#rx.push(e);
     ch.closed.then(() => this.#signal()).catch(() => {});
+    this.emit('event', { type: 'linkAdded', link, peer, list: 'receiver' });
+    if (switched) this.#pump(e);
     this.#signal();
+  }
+
+  /** The destinations the switch entries of the sender list reach (learned from their routes frames). */
+  switchRoutes(): Array<{ link: string; peer: string; destinations: string[] }> {
+    return this.#tx
+      .filter((e) => e.routes)
+      .map((e) => ({ link: e.link, peer: e.peer, destinations: e.routes!.destinations() }));
   }
 
   /**
@@ -170,7 +204,8 @@ export class Endpoint extends EventEmitter implements Destroyable {
   }
 
   #relist(): void {
-    this.#live = this.#tx.filter((e) => !e.held);
+    // Switch entries take addressed sends only: a plain send has no destination to route by.
+    this.#live = this.#tx.filter((e) => !e.held && !e.routes);
   }
 
   /**
@@ -237,6 +272,7 @@ export class Endpoint extends EventEmitter implements Destroyable {
           (options.link === undefined || e.link === options.link),
       );
       if (targets.length === 0) {
+        if (options.to !== undefined) return this.#sendSwitched(data, options.to, options);
         throw new AmixError(
           ErrorCode.AMIX_ERR_UNKNOWN_LINK,
           `point "${this.name}" has no sender-list entry for ${options.to !== undefined ? `peer "${options.to}"` : `link "${options.link}"`}`,
@@ -244,6 +280,8 @@ export class Endpoint extends EventEmitter implements Destroyable {
         );
       }
     }
+    if (targets.length === 0 && this.#tx.some((e) => e.routes && !e.held))
+      throw invalidArg('options.to', `is needed: point "${this.name}" reaches its peers through a switch`);
     // While kept messages are still going out to a new link, later sends queue behind them, or they would overtake.
     if (targets.length === 0 || (this.#flushing && targets === this.#live)) {
       await this.#keepUnlinked(data, options.signal);
@@ -266,6 +304,54 @@ export class Endpoint extends EventEmitter implements Destroyable {
       );
     }
     this.#sent++;
+  }
+
+  /**
+   * An addressed send through a switch entry: the one with the shortest
+   * route to `to`; one whose routes cannot be learned (no receiving entry on
+   * its link) is tried when none has a route. Waits (up to
+   * `ROUTES_WAIT_MS`) for a switch's first table after a connect.
+   */
+  async #sendSwitched(data: Uint8Array, to: string, options: PointSendOptions): Promise<void> {
+    const deadline = Date.now() + sw.ROUTES_WAIT_MS;
+    for (;;) {
+      const { entry: e, waiting } = sw.pickSwitchEntry(this.#tx, this.#rx, to, options.link);
+      if (e) {
+        const f = sw.encodeSwitchData(to, this.name, data);
+        if (e.held || !e.ch.trySend(f)) await keepAlive(e.ch.send(f, options.signal ? { signal: options.signal } : {}));
+        this.#sent++;
+        return;
+      }
+      const left = deadline - Date.now();
+      if (!waiting || left <= 0)
+        throw new AmixError(
+          ErrorCode.AMIX_ERR_UNKNOWN_POINT,
+          `point "${this.name}" has no sender-list entry for "${to}" and no switch on its sender list has a route to it`,
+          { details: { name: to } },
+        );
+      await keepAlive(
+        this.#changeWaiters.wait(undefined, { signal: options.signal, what: 'send', timeoutMs: left }),
+      ).catch((err: AmixError) => {
+        if (err.code !== ErrorCode.AMIX_ERR_TIMEOUT) throw err;
+      });
+      this.#checkOpen();
+    }
+  }
+
+  /**
+   * Unwrap a frame from a switch entry: a data frame's payload with its
+   * original sender, or undefined for a routes frame (applied to the link's
+   * sending entry) or a bad frame (counted as dropped).
+   */
+  #unframe(e: RxEntry, f: Uint8Array): PointMessage | undefined {
+    const d = sw.decodeSwitchFrame(f);
+    if (d?.kind === 'data') return { data: d.payload, size: d.payload.length, from: d.src, link: e.link };
+    if (d?.kind === 'routes') {
+      for (const t of this.#tx) if (t.link === e.link && t.routes) t.routes.apply(d);
+      this.emit('event', { type: 'routes', link: e.link, peer: e.peer });
+      this.#signal();
+    } else this.#dropped++;
+    return undefined;
   }
 
   /**
@@ -319,6 +405,25 @@ export class Endpoint extends EventEmitter implements Destroyable {
         // take a later message than the one the outstanding receive holds.
         msg = e.ch.tryReceive(Math.min(maxBytes, e.ch.maxMessageBytes));
       }
+      if (msg !== undefined && e.switched) {
+        // The fast path takes what is ready. Once the point stops taking (the turn ends), the pump
+        // watches the entry again, so routes frames are taken whether or not the point receives.
+        if (!e.rearm) {
+          e.rearm = true;
+          setImmediate(() => {
+            e.rearm = false;
+            this.#pump(e);
+          });
+        }
+        const m = this.#unframe(e, msg);
+        if (m === undefined) {
+          k--;
+          continue;
+        }
+        this.#rr = (this.#rr + k + 1) % Math.max(1, n);
+        this.#received++;
+        return m;
+      }
       if (msg !== undefined) {
         this.#rr = (this.#rr + k + 1) % Math.max(1, n);
         this.#received++;
@@ -335,42 +440,10 @@ export class Endpoint extends EventEmitter implements Destroyable {
    * generator costs about three times as much per message (measured, Node 20).
    */
   messages(options: PointReceiveOptions = {}): AsyncGenerator<PointMessage, void, undefined> {
-    let finished = false;
-    const end = (): IteratorResult<PointMessage, void> => {
-      finished = true;
-      return { value: undefined, done: true };
-    };
-    const it = {
-      next: (): Promise<IteratorResult<PointMessage, void>> => {
-        if (finished) return Promise.resolve(end());
-        if (this.#life.isOpen && !options.signal?.aborted) {
-          try {
-            const m = this.#take(options);
-            if (m !== undefined) return Promise.resolve({ value: m, done: false });
-          } catch (err) {
-            finished = true;
-            return Promise.reject(err);
-          }
-        }
-        return this.receive(options).then(
-          (value) => ({ value, done: false as const }),
-          (err: unknown) => {
-            if ((err as AmixError).code === ErrorCode.AMIX_ERR_LINK_CLOSED) return end();
-            finished = true;
-            throw err;
-          },
-        );
-      },
-      return: (): Promise<IteratorResult<PointMessage, void>> => Promise.resolve(end()),
-      throw: (err?: unknown): Promise<IteratorResult<PointMessage, void>> => {
-        finished = true;
-        return Promise.reject(err);
-      },
-      [Symbol.asyncIterator]() {
-        return it;
-      },
-    };
-    return it as unknown as AsyncGenerator<PointMessage, void, undefined>;
+    return messageIterator(
+      () => (this.#life.isOpen && !options.signal?.aborted ? this.#take(options) : undefined),
+      () => this.receive(options),
+    );
   }
 
   /** Same as {@link messages}. */
@@ -435,6 +508,12 @@ export class Endpoint extends EventEmitter implements Destroyable {
     e.ch.receive().then(
       (m) => {
         e.pumping = false;
+        // A switch's routes frame is taken here, so a point that only sends still learns its routes.
+        if (e.switched && m[0] !== sw.SWITCH_DATA) {
+          this.#unframe(e, m);
+          this.#pump(e);
+          return;
+        }
         e.slot = m;
         this.#signal();
       },
@@ -516,33 +595,4 @@ export class Endpoint extends EventEmitter implements Destroyable {
 /** Messages an entry holds that the point has not taken: its lookahead slot and what its channel still queues. */
 function held(e: RxEntry): number {
   return (e.slot !== undefined ? 1 : 0) + (e.ch.isOpen && !e.ended ? e.ch.stats().pending : 0);
-}
-
-let keepers = 0;
-let keeper: NodeJS.Timeout | undefined;
-
-/**
- * Keep the event loop alive while `p` is pending. A wait on shared memory
- * (`Atomics.waitAsync`) holds no handle, so without this an application
- * awaiting a message from a thread point could simply exit. One ref'd timer
- * serves every pending wait.
- */
-export function keepAlive<T>(p: Promise<T>): Promise<T> {
-  if (keepers++ === 0) keeper = setInterval(() => {}, 1 << 30);
-  const done = () => {
-    if (--keepers === 0) {
-      clearInterval(keeper);
-      keeper = undefined;
-    }
-  };
-  p.then(done, done);
-  return p;
-}
-
-function tooSmall(size: number, maxBytes: number): AmixError {
-  return new AmixError(
-    ErrorCode.AMIX_ERR_BUFFER_TOO_SMALL,
-    `next message is ${size} bytes; the caller accepts ${maxBytes}`,
-    { details: { size, maxBytes } },
-  );
 }

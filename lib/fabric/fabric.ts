@@ -41,6 +41,7 @@ import {
 } from './records.js';
 import { PrimitiveRegistry } from '../core/registry.js';
 import { Supervisor } from './supervisor.js';
+import { SwitchControl } from './switches.js';
 import { hostExecArgvOption } from './hostHandle.js';
 import {
   CALLER,
@@ -96,6 +97,8 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
   readonly #sup: Supervisor;
   readonly #life = new Lifecycle('fabric');
   #seq = 0;
+  /** The switch points (location `amix:switch`): their routes and counters, route suspend and resume. */
+  readonly switches: SwitchControl;
 
   constructor(options: FabricOptions = {}) {
     super();
@@ -124,6 +127,7 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
       terminate: (inst) => this.#sup.terminate(inst),
     });
     this.#sup = new Supervisor(this.#core, this.#hops);
+    this.switches = new SwitchControl(this.#core);
   }
 
   // ---- brokers ---------------------------------------------------------

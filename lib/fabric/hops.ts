@@ -15,6 +15,7 @@ import type { ChannelOptions } from '../core/primitive.js';
 import type { ProcessChannelOptions } from '../../primitives/queueConditionProcess.js';
 import { endOf, hopKey, type End, type FabricCore, type Inst, type LinkRec } from './records.js';
 import type { LinkState } from './types.js';
+import { isSwitchPoint } from './switchFrame.js';
 
 /** @internal What the hops need of the supervisor: start a broker instance, end one. */
 export interface InstanceOps {
@@ -52,8 +53,19 @@ export class Hops {
     const plan = this.#brokers.planFlow(fromReg, toReg);
     const rxChar = (toReg ?? fromReg)!.characteristics;
     const options = hopOptions(rxChar);
+    // Only an end that faces a switch (and is not one) frames with the switch header: a direct link pays nothing.
+    const sw = switchedEnds(from, to);
     if (!plan.broker) {
-      await this.#openHop(rec, from, to, plan.primitive, this.#restartable(options, plan.primitive, toReg), steps);
+      await this.#openHop(
+        rec,
+        from,
+        to,
+        plan.primitive,
+        this.#restartable(options, plan.primitive, toReg),
+        steps,
+        [to.id, from.id],
+        sw,
+      );
       return;
     }
     // Insert the broker point: from → broker on one primitive, broker → to on the other.
@@ -65,7 +77,10 @@ export class Hops {
     // The broker's own list entries are not the seed's steps: only A's and B's are numbered. And the
     // broker is no party (it converts between primitives): each end's entry names the far end, so
     // `from` and `to` of a message, and `send({ to })`, are the same as on a direct link.
-    await this.#openHop(rec, from, b, plan.broker.from, options, [steps[0], undefined], [to.id, from.id]);
+    await this.#openHop(rec, from, b, plan.broker.from, options, [steps[0], undefined], [to.id, from.id], {
+      tx: sw.tx,
+      rx: false,
+    });
     await this.#openHop(
       rec,
       b,
@@ -74,6 +89,7 @@ export class Hops {
       this.#restartable(options, plan.broker.to, toReg),
       [undefined, steps[1]],
       [to.id, from.id],
+      { tx: false, rx: sw.rx },
     );
   }
 
@@ -112,6 +128,7 @@ export class Hops {
     options: ChannelOptions,
     steps: readonly [number | undefined, number | undefined],
     [fromSees, toSees]: readonly [string, string] = [to.id, from.id],
+    sw: { tx: boolean; rx: boolean } = { tx: false, rx: false },
   ): Promise<void> {
     const timeout = this.#core.timeoutMs;
     const link = rec.id;
@@ -121,11 +138,15 @@ export class Hops {
       timeout,
     );
     try {
-      await from.target.request('openSender', { link, peer: fromSees, primitive, address, options }, timeout);
+      await from.target.request(
+        'openSender',
+        { link, peer: fromSees, primitive, address, options, ...(sw.tx ? { switched: true } : {}) },
+        timeout,
+      );
       from.senderList.push({ link, peer: fromSees });
       if (steps[0] !== undefined)
         this.#core.emit({ type: 'linkStep', link, step: steps[0], end: from.id, list: 'sender', peer: fromSees });
-      await to.target.request('listReceiver', { link, peer: toSees }, timeout);
+      await to.target.request('listReceiver', { link, peer: toSees, ...(sw.rx ? { switched: true } : {}) }, timeout);
     } catch (err) {
       await to.target.request('closeLink', { link }, timeout).catch(() => {});
       await from.target.request('closeLink', { link }, timeout).catch(() => {});
@@ -277,7 +298,8 @@ export class Hops {
       const socketPath = (h.address as { path: string }).path;
       const options: ProcessChannelOptions = { ...h.options, socketPath };
       await inst.target.request('openReceiver', { link, peer: f.from, primitive: h.primitive, options }, timeout);
-      await inst.target.request('listReceiver', { link, peer: f.from }, timeout);
+      const rxSw = switchedEnds(endOf(core, rec, originOf(rec, f)), inst).rx;
+      await inst.target.request('listReceiver', { link, peer: f.from, ...(rxSw ? { switched: true } : {}) }, timeout);
       inst.receiverList.push({ link, peer: f.from });
       const step = originOf(rec, f) === rec.a ? 2 : 4;
       core.emit({ type: 'linkStep', link, step, end: inst.id, list: 'receiver', peer: f.from });
@@ -287,7 +309,14 @@ export class Hops {
       const h = rec.hops!.get(hopKey(f.from, f.to))!;
       await inst.target.request(
         'openSender',
-        { link, peer: f.to, primitive: h.primitive, address: h.address, options: h.options },
+        {
+          link,
+          peer: f.to,
+          primitive: h.primitive,
+          address: h.address,
+          options: h.options,
+          ...(switchedEnds(inst, endOf(core, rec, f.to)).tx ? { switched: true } : {}),
+        },
         timeout,
       );
       inst.senderList.push({ link, peer: f.to });
@@ -325,4 +354,12 @@ function originOf(rec: LinkRec, f: { from: string; to: string }): string {
 function dropLink(end: End, link: string): void {
   end.senderList = end.senderList.filter((e) => e.link !== link);
   end.receiverList = end.receiverList.filter((e) => e.link !== link);
+}
+
+/** Which side of a flow from `from` to `to` frames with the switch header: the one facing a switch that is not one itself. */
+function switchedEnds(from: End | undefined, to: End | undefined): { tx: boolean; rx: boolean } {
+  const isSw = (e: End | undefined) => isSwitchPoint((e as Inst | undefined)?.point);
+  const a = isSw(from);
+  const b = isSw(to);
+  return { tx: b && !a, rx: a && !b };
 }

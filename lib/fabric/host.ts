@@ -18,6 +18,7 @@ import { AmixError, ErrorCode, errorToPlain } from '../core/errors.js';
 import { Container } from '../core/module.js';
 import { PrimitiveRegistry, importSpecifier } from '../core/registry.js';
 import { RpcPeer, handlerTable } from '../core/rpc.js';
+import { isSwitchLocation } from './switchFrame.js';
 import { fromHostWire, toHostWire, type HostInit, type HostMessage, type HostOps } from './hostProtocol.js';
 export type { HostInit, HostMessage } from './hostProtocol.js';
 
@@ -123,7 +124,10 @@ class Host {
       this.#event(type, { ...body, ...(error ? { error: errorToPlain(error) } : {}) });
     });
     const location = init.registration.location;
-    const specifier = importSpecifier(location, init.baseDir);
+    // The switch point kind is built in: its location names it rather than a module path.
+    const specifier = isSwitchLocation(location)
+      ? new URL('./switchPoint.js', import.meta.url).href
+      : importSpecifier(location, init.baseDir);
     this.#container.add(init.instance, {
       load: async () => {
         let mod: { default?: unknown; main?: unknown };

@@ -258,6 +258,14 @@ export class Supervisor {
         this.#core.emit({ type: 'channel', instance: inst.id, link: e.link!, peer: e.peer!, event: e.event! });
       else if (e.type === 'linkEnded')
         this.#core.emit({ type: 'peerLost', link: e.link!, instance: inst.id, peer: e.peer! });
+      else if (e.type === 'route') {
+        const r = e as unknown as { up: boolean; dest: string; via?: string; hops?: number };
+        this.#core.emit(
+          r.up
+            ? { type: 'routeUp', switch: inst.id, dest: r.dest, via: r.via ?? '', hops: r.hops ?? 1 }
+            : { type: 'routeDown', switch: inst.id, dest: r.dest },
+        );
+      }
     });
     host.on('exit', (exit: HostExit) => {
       if (inst.host === host) void this.#onExit(inst, exit);

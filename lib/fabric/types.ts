@@ -40,6 +40,10 @@ export type FabricEvent =
   | { type: 'linkDisconnected'; link: string }
   | { type: 'peerLost'; link: string; instance: string; peer: string }
   | { type: 'channel'; instance: string; link: string; peer: string; event: string }
+  /** A switch learned a route to `dest` (or a better one): through link `via`, `hops` switches away (1: attached to it). */
+  | { type: 'routeUp'; switch: string; dest: string; via: string; hops: number }
+  /** A switch lost its last route to `dest`. */
+  | { type: 'routeDown'; switch: string; dest: string }
   | { type: 'closed' };
 
 /** Options for {@link Fabric}. */

@@ -1,0 +1,556 @@
+/**
+ * The switch point (seed 002 ¶77, ¶359-365, "The Thread Communication
+ * Switching Service"): a point that accepts many links and redirects each
+ * message to its destination point by the switch header's destination,
+ * keeping the header's source, so the receiver sees the original sender.
+ * Registered like any point with location `amix:switch` (thread or process
+ * scope). Routes are learned, never configured: a point linked to it is a
+ * destination while the switch can send to it; a switch linked to it
+ * (known by its routes frames) tells it what it reaches, as path vectors
+ * (a route whose path already holds this switch is refused: loop-free),
+ * and takes it back when a link goes. See docs/switching.md.
+ *
+ * Backpressure: one bounded queue per output link (`queueLimit` messages,
+ * default 256). A source whose next message is for a full queue is parked:
+ * the switch stops reading from that source alone until the queue is down
+ * to half, so a slow destination slows only the flows to it, and what the
+ * switch holds stays bounded.
+ *
+ * One poller moves every message: it takes what each source has ready
+ * (`tryReceive`) and writes what each queue can take now (`trySend`), never
+ * a waiting receive or send. A waiting receive on a thread ring sleeps the
+ * whole worker (`Atomics.wait`, in 20 ms slices), so one idle link of a
+ * switch in a worker would stall all the others and its sockets. Idle, the
+ * poller yields to the event loop, then sleeps 1 ms between rounds.
+ *
+ * @module
+ */
+import type { Channel } from '../core/channel.js';
+import { AmixError, ErrorCode, invalidArg } from '../core/errors.js';
+import type { Endpoint } from './endpoint.js';
+import type { PointContext } from './host.js';
+import {
+  SWITCH_MAX_HOPS,
+  SWITCH_ROUTES,
+  decodeSwitchFrame,
+  encodeSwitchRoutes,
+  frameDestination,
+  stampSource,
+  type SwitchRoutes,
+} from './switchFrame.js';
+
+/** Options of a switch, from its registration's `data`. */
+export interface SwitchOptions {
+  /** Messages queued per output link before sources for it are parked. Default 256. */
+  queueLimit?: number;
+  /** Messages the poller takes from one source per round. Default 64. */
+  readBatch?: number;
+}
+
+/** A snapshot of one route of a switch. */
+export interface SwitchRouteInfo {
+  dest: string;
+  /** The link it goes out on, and the peer at its other end (the destination, or the next switch). */
+  link: string;
+  nextHop: string;
+  /** Switches on the way, this one first (1: the destination is attached here). */
+  hops: number;
+  path: string[];
+  suspended: boolean;
+  /** Messages forwarded to it, and dropped for it (its link went while they waited). */
+  messages: number;
+  dropped: number;
+}
+
+/** A snapshot of one link of a switch. */
+export interface SwitchPortInfo {
+  link: string;
+  peer: string;
+  /** The peer's switch name when it is a switch. */
+  neighbour?: string;
+  /** Messages read from it, written to it, waiting in its queue, sources parked on it, dropped. */
+  in: number;
+  out: number;
+  queued: number;
+  /** Routes frames waiting for it (at most 32: then one full table replaces them). */
+  routesQueued: number;
+  parked: number;
+  dropped: number;
+}
+
+/** What `amix switch show` and `Fabric.switches.show` report; take two and divide by `at` for rates. */
+export interface SwitchSnapshot {
+  switch: string;
+  /** When it was taken (ms since the epoch). */
+  at: number;
+  queueLimit: number;
+  routes: SwitchRouteInfo[];
+  ports: SwitchPortInfo[];
+  /** Messages the switch accepted but could not route: no route, too many hops, bad header, link gone. */
+  dropped: { unknown: number; hops: number; bad: number; gone: number };
+  /** Messages the switch holds now (queued plus in the hands of parked sources). */
+  pending: number;
+}
+
+interface Port {
+  link: string;
+  peer: string;
+  tx?: Channel;
+  rx?: Channel;
+  neighbour?: string;
+  /** What a neighbour said it reaches: destination → its path (it first). */
+  learned: Map<string, string[]>;
+  queue: Uint8Array[];
+  /** Routes frames waiting to go: ahead of data, outside the data queue's limit (they are few and small). */
+  ctl: Uint8Array[];
+  suspended: boolean;
+  /** Sources parked on this port's full queue. */
+  parked: Set<Port>;
+  /** As a source: the message it is parked with, and the destination it waits for. */
+  held?: Uint8Array;
+  heldFor?: string;
+  /** Its full table went out (routes frames go to it from then on). */
+  synced: boolean;
+  s: { in: number; out: number; dropped: number };
+}
+
+interface Route {
+  port: Port;
+  path: string[];
+  messages: number;
+  dropped: number;
+}
+
+/** The switch over one endpoint. */
+export class Switch {
+  readonly #end: Endpoint;
+  readonly #me: string;
+  readonly #limit: number;
+  readonly #batch: number;
+  readonly #ports = new Map<string, Port>();
+  readonly #routes = new Map<string, Route>();
+  readonly #suspended = new Set<string>();
+  readonly #drops = { unknown: 0, hops: 0, bad: 0, gone: 0 };
+  /** Route changes not yet told, per port. */
+  readonly #changed = new Set<string>();
+  #flush: NodeJS.Immediate | undefined;
+  #polling = false;
+  /** Ports with something to write (data or routes frames): the poller writes these only. */
+  readonly #busy = new Set<Port>();
+  #open = true;
+
+  /**
+   * Route over `end` as switch `name` (its instance name: what paths hold). Links already on its lists
+   * are taken over; later ones as they are added. `AMIX_ERR_INVALID_ARG` for a bad option.
+   */
+  constructor(end: Endpoint, name: string, options: SwitchOptions = {}) {
+    this.#end = end;
+    this.#me = name;
+    this.#limit = positive('queueLimit', options.queueLimit, 256);
+    this.#batch = positive('readBatch', options.readBatch, 64);
+    end.on('event', (e: { type: string; link: string; peer: string; list?: string }) => {
+      if (e.type === 'linkAdded') this.#attach(e.link, e.peer, e.list === 'sender' ? 'tx' : 'rx');
+    });
+    end.services.set('switch', (req) => this.#serve(req));
+    void end.closed.then(() => (this.#open = false));
+    // Links made before the switch started (an idle point's) are on the lists already.
+    for (const e of end.senderList) this.#attach(e.link, e.peer, 'tx');
+    for (const e of end.receiverList) this.#attach(e.link, e.peer, 'rx');
+  }
+
+  /** A snapshot of routes, links and counters. */
+  snapshot(): SwitchSnapshot {
+    let pending = 0;
+    const ports: SwitchPortInfo[] = [];
+    for (const p of this.#ports.values()) {
+      pending += p.queue.length + (p.held ? 1 : 0);
+      ports.push({
+        link: p.link,
+        peer: p.peer,
+        ...(p.neighbour ? { neighbour: p.neighbour } : {}),
+        in: p.s.in,
+        out: p.s.out,
+        queued: p.queue.length,
+        routesQueued: p.ctl.length,
+        parked: p.parked.size,
+        dropped: p.s.dropped,
+      });
+    }
+    const routes = [...this.#routes].map(([dest, r]) => ({
+      dest,
+      link: r.port.link,
+      nextHop: r.port.neighbour ?? r.port.peer,
+      hops: r.path.length,
+      path: [...r.path],
+      suspended: this.#suspended.has(dest),
+      messages: r.messages,
+      dropped: r.dropped,
+    }));
+    return {
+      switch: this.#me,
+      at: Date.now(),
+      queueLimit: this.#limit,
+      routes,
+      ports,
+      dropped: { ...this.#drops },
+      pending,
+    };
+  }
+
+  #serve(req: Record<string, unknown>): unknown {
+    const op = req.op ?? 'show';
+    if (op === 'show') return this.snapshot();
+    if (op !== 'suspend' && op !== 'resume') throw invalidArg('request.op', 'must be show, suspend or resume', op);
+    const dest = req.dest;
+    const r = typeof dest === 'string' ? this.#routes.get(dest) : undefined;
+    if (!r)
+      throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `switch "${this.#me}" has no route to ${String(dest)}`, {
+        details: { name: String(dest) },
+      });
+    if (r.path.length > 1)
+      throw invalidArg(
+        'dest',
+        `is behind switch "${r.port.neighbour}": suspend it at the switch it is attached to`,
+        dest,
+      );
+    if (op === 'suspend') {
+      this.#suspended.add(dest as string);
+      r.port.suspended = true;
+    } else {
+      this.#suspended.delete(dest as string);
+      r.port.suspended = false;
+      this.#busy.add(r.port);
+      this.#kick();
+    }
+    return this.snapshot();
+  }
+
+  #attach(link: string, peer: string, side: 'tx' | 'rx'): void {
+    const ch = this.#end.channels(link)[side].at(-1);
+    if (!ch) return;
+    let p = this.#ports.get(link);
+    if (!p) {
+      p = {
+        link,
+        peer,
+        learned: new Map(),
+        queue: [],
+        ctl: [],
+        suspended: false,
+        parked: new Set(),
+        synced: false,
+        s: { in: 0, out: 0, dropped: 0 },
+      };
+      this.#ports.set(link, p);
+    }
+    if (p[side] === ch) return;
+    p[side] = ch;
+    const port = p;
+    void ch.closed.then(() => this.#gone(port, side));
+    if (side === 'tx') this.#recompute(peer);
+    this.#sync(port);
+    this.#kick();
+  }
+
+  /** Send a port its full table once it can both hear and be heard (and again to a neighbour found later). */
+  #sync(p: Port): void {
+    if (p.synced || !p.tx || !(p.rx || p.neighbour)) return;
+    p.synced = true;
+    this.#tell(p, this.#table(p));
+  }
+
+  /** The full table as port `p` hears it. */
+  #table(p: Port): Omit<SwitchRoutes, 'kind'> {
+    const add: Array<[string, string[]]> = [];
+    for (const [dest, r] of this.#routes) if (r.port !== p) add.push([dest, r.path]);
+    return { switch: this.#me, full: true, add };
+  }
+
+  #tell(p: Port, r: Omit<SwitchRoutes, 'kind'>): void {
+    // A peer that does not take its frames gets one full table for all that waits, not an ever longer backlog.
+    if (p.ctl.length >= CTL_LIMIT) {
+      p.ctl.length = 0;
+      r = this.#table(p);
+    }
+    p.ctl.push(encodeSwitchRoutes(r));
+    this.#busy.add(p);
+    this.#kick();
+  }
+
+  #gone(p: Port, side: 'tx' | 'rx'): void {
+    if (p[side] === undefined) return;
+    p[side] = undefined;
+    if (side === 'tx') {
+      const lost = p.queue.length;
+      p.queue.length = 0;
+      p.ctl.length = 0;
+      p.s.dropped += lost;
+      this.#drops.gone += lost;
+      this.#unpark(p);
+    } else if (p.held) {
+      // A source that went while parked: its message goes with it.
+      this.#drops.gone++;
+      p.held = undefined;
+      for (const q of this.#ports.values()) q.parked.delete(p);
+    }
+    if (!p.tx && !p.rx) {
+      this.#ports.delete(p.link);
+      this.#busy.delete(p);
+    }
+    if (side === 'tx' || !p.rx) {
+      const dests = new Set([p.peer, ...p.learned.keys()]);
+      if (!p.tx) p.learned.clear();
+      for (const d of dests) this.#recompute(d);
+    }
+  }
+
+  /** Start the poller if it is not running. */
+  #kick(): void {
+    if (this.#polling) return;
+    this.#polling = true;
+    void this.#poll();
+  }
+
+  /** Move messages until there is nothing to do; the poller stops when the switch has no links. */
+  async #poll(): Promise<void> {
+    let idleSince = 0;
+    let turns = 0;
+    try {
+      while (this.#ports.size > 0 && this.#open) {
+        let moved = 0;
+        for (const p of this.#busy) moved += this.#write(p);
+        for (const p of this.#ports.values()) if (p.rx && !p.held) moved += this.#read(p);
+        if (moved > 0) {
+          idleSince = 0;
+          // Let the event loop run now and then: sockets' reads (and their credit) need it.
+          if (++turns % 16 === 0) await immediate();
+          continue;
+        }
+        // Nothing moved: keep yielding for a while (under load the next message is close), then sleep.
+        const now = performance.now();
+        if (idleSince === 0) idleSince = now;
+        await (now - idleSince < IDLE_YIELD_MS ? immediate() : sleep(1));
+      }
+    } finally {
+      this.#polling = false;
+    }
+  }
+
+  /** Take up to a batch from source `p` and route it; stop early when it gets parked. */
+  #read(p: Port): number {
+    const rx = p.rx!;
+    let n = 0;
+    for (; n < this.#batch; n++) {
+      let f: Uint8Array | undefined;
+      try {
+        f = rx.tryReceive();
+      } catch {
+        return n; // closed: #gone does the rest
+      }
+      if (f === undefined) break;
+      p.s.in++;
+      if (!this.#route(p, f)) return n + 1;
+    }
+    return n;
+  }
+
+  /** Route one frame from `p`; false when `p` is parked with it (its destination's queue is full). */
+  #route(p: Port, f: Uint8Array, dst = f[0] === SWITCH_ROUTES ? undefined : frameDestination(f)): boolean {
+    if (f[0] === SWITCH_ROUTES) {
+      this.#onRoutes(p, f);
+      return true;
+    }
+    if (dst === undefined) {
+      this.#drops.bad++;
+      return true;
+    }
+    const r = this.#routes.get(dst);
+    if (!r) {
+      this.#drops.unknown++;
+      return true;
+    }
+    // From an attached point the source is the name of the link's far end, whatever the frame says
+    // (a frame from a neighbour switch keeps the source that switch vouches for).
+    if (!p.neighbour) f = stampSource(f, p.peer);
+    const out = r.port;
+    if (out.neighbour && f[1]! + 1 >= SWITCH_MAX_HOPS) {
+      this.#drops.hops++;
+      return true;
+    }
+    if (out.queue.length === 0 && out.ctl.length === 0 && !out.suspended && out.tx!.trySend(hop(out, f))) {
+      out.s.out++;
+      r.messages++;
+      return true;
+    }
+    if (out.queue.length >= this.#limit) {
+      // Parked: this source alone waits; every other source is still read.
+      p.held = f;
+      p.heldFor = dst;
+      out.parked.add(p);
+      return false;
+    }
+    // A view into a primitive's receive slab would be overwritten by later receives: keep a copy.
+    const own = f.byteOffset === 0 && f.byteLength === f.buffer.byteLength ? f : f.slice();
+    out.queue.push(hop(out, own));
+    this.#busy.add(out);
+    r.messages++;
+    return true;
+  }
+
+  /** Write what port `p`'s queue has while its channel takes it now; unpark its sources once it is down to half. */
+  #write(p: Port): number {
+    const tx = p.tx;
+    if (!tx) {
+      this.#busy.delete(p);
+      return 0;
+    }
+    let n = 0;
+    try {
+      while (p.ctl.length > 0 && tx.trySend(p.ctl[0]!)) {
+        p.ctl.shift();
+        n++;
+      }
+      // A suspended route holds its data.
+      if (p.ctl.length === 0 && !p.suspended)
+        while (p.queue.length > 0 && tx.trySend(p.queue[0]!)) {
+          p.queue.shift();
+          p.s.out++;
+          n++;
+        }
+    } catch {
+      return n; // the link is going: #gone counts what is left
+    }
+    if (p.parked.size > 0 && p.queue.length <= this.#limit >> 1) this.#unpark(p);
+    if (p.ctl.length === 0 && p.queue.length === 0) this.#busy.delete(p);
+    return n;
+  }
+
+  /** Give the sources parked on `out` another go with the message each holds. */
+  #unpark(out: Port): void {
+    const waiting = [...out.parked];
+    out.parked.clear();
+    for (const s of waiting) {
+      const f = s.held!;
+      const dst = s.heldFor!;
+      s.held = undefined;
+      s.heldFor = undefined;
+      // Its destination may have moved or gone while it waited.
+      if (!this.#routes.has(dst)) this.#drops.gone++;
+      else this.#route(s, f, dst);
+    }
+  }
+
+  #onRoutes(p: Port, f: Uint8Array): void {
+    const r = decodeSwitchFrame(f);
+    if (r?.kind !== 'routes' || !r.switch) {
+      this.#drops.bad++;
+      return;
+    }
+    const touched = new Set<string>();
+    if (!p.neighbour) {
+      p.neighbour = r.switch;
+      // A switch is no destination of its own.
+      touched.add(p.peer);
+      this.#sync(p);
+    }
+    if (r.full) {
+      for (const d of p.learned.keys()) touched.add(d);
+      p.learned.clear();
+    }
+    for (const d of r.del ?? []) {
+      p.learned.delete(d);
+      touched.add(d);
+    }
+    for (const [d, path] of r.add ?? []) {
+      // Path vector: a path that already holds this switch would loop; it counts as a withdrawal.
+      if (path.includes(this.#me) || path.length >= SWITCH_MAX_HOPS) p.learned.delete(d);
+      else p.learned.set(d, path);
+      touched.add(d);
+    }
+    for (const d of touched) this.#recompute(d);
+  }
+
+  /** The best route to `dest` now: attached here first, else the shortest path a neighbour offers. */
+  #recompute(dest: string): void {
+    let best: { port: Port; path: string[] } | undefined;
+    for (const p of this.#ports.values())
+      if (p.tx && !p.neighbour && p.peer === dest) {
+        best = { port: p, path: [this.#me] };
+        break;
+      }
+    if (!best)
+      for (const p of this.#ports.values()) {
+        const path = p.tx && p.neighbour ? p.learned.get(dest) : undefined;
+        if (path && (!best || path.length + 1 < best.path.length)) best = { port: p, path: [this.#me, ...path] };
+      }
+    const old = this.#routes.get(dest);
+    if (old && best && old.port === best.port && old.path.join('\u0000') === best.path.join('\u0000')) return;
+    if (best) {
+      this.#routes.set(dest, { ...best, messages: old?.messages ?? 0, dropped: old?.dropped ?? 0 });
+      this.#end.emit('event', {
+        type: 'route',
+        up: true,
+        switch: this.#me,
+        dest,
+        via: best.port.link,
+        hops: best.path.length,
+      });
+    } else if (old) {
+      this.#routes.delete(dest);
+      this.#suspended.delete(dest);
+      this.#end.emit('event', { type: 'route', up: false, switch: this.#me, dest });
+    } else return;
+    this.#changed.add(dest);
+    // Changes in one turn go out together: a burst of attaches costs one routes frame per port.
+    this.#flush ??= setImmediate(() => this.#tellChanges());
+  }
+
+  #tellChanges(): void {
+    this.#flush = undefined;
+    const dests = [...this.#changed];
+    this.#changed.clear();
+    for (const p of this.#ports.values()) {
+      if (!p.synced || !p.tx) continue;
+      const add: Array<[string, string[]]> = [];
+      const del: string[] = [];
+      for (const d of dests) {
+        const r = this.#routes.get(d);
+        // Split horizon: a port never hears of a route through itself (a point of its own name; a loop).
+        if (r && r.port !== p) add.push([d, r.path]);
+        else del.push(d);
+      }
+      this.#tell(p, { switch: this.#me, add, del });
+    }
+  }
+}
+
+/** Routes frames waiting for one port at which they are replaced by one full table. */
+const CTL_LIMIT = 32;
+/** How long the poller keeps yielding (not sleeping) once nothing moves. */
+const IDLE_YIELD_MS = 5;
+const immediate = (): Promise<void> => new Promise((r) => setImmediate(r));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A frame about to cross to another switch counts one hop more (in place: the switch owns it now). */
+function hop(out: Port, f: Uint8Array): Uint8Array {
+  if (out.neighbour) f[1] = f[1]! + 1;
+  return f;
+}
+
+function positive(field: string, v: unknown, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (!Number.isSafeInteger(v) || (v as number) < 2) throw invalidArg(`switch.${field}`, 'must be an integer >= 2', v);
+  return v as number;
+}
+
+/** Run a switch over `point` until it is terminated. */
+export async function runSwitch(point: PointContext, options?: SwitchOptions): Promise<Switch> {
+  const data = (point.data ?? {}) as SwitchOptions;
+  return new Switch(point, point.instance, options ?? { queueLimit: data.queueLimit, readBatch: data.readBatch });
+}
+
+/** The switch point's main: route until terminated. */
+export default async function main(point: PointContext): Promise<void> {
+  await runSwitch(point);
+  await new Promise<void>((resolve) => point.signal.addEventListener('abort', () => resolve(), { once: true }));
+}

@@ -1,0 +1,100 @@
+/**
+ * The fabric's view of its switch points ({@link SwitchControl}, as
+ * `fabric.switches`): list them, show a switch's routes, links and
+ * counters, and suspend or resume a route. Each request goes to the switch
+ * instance's own code through its agent (`service` op), wherever it runs.
+ *
+ * @module
+ */
+import { AmixError, ErrorCode, describe } from '../core/errors.js';
+import type { FabricCore, Inst } from './records.js';
+import { isSwitchPoint } from './switchFrame.js';
+import type { SwitchSnapshot } from './switchPoint.js';
+
+export type { SwitchSnapshot, SwitchRouteInfo, SwitchPortInfo } from './switchPoint.js';
+
+/** One line of {@link SwitchControl.ls}. */
+export interface SwitchSummary {
+  switch: string;
+  point: string;
+  scope: string;
+  pid: number | undefined;
+  routes: number;
+  links: number;
+  neighbours: string[];
+  pending: number;
+  dropped: number;
+}
+
+/** The switches of one fabric. */
+export class SwitchControl {
+  readonly #core: FabricCore;
+
+  /** @internal */
+  constructor(core: FabricCore) {
+    this.#core = core;
+  }
+
+  /** The running switch instances. */
+  names(): string[] {
+    return this.#insts().map((i) => i.id);
+  }
+
+  /** One summary per running switch. */
+  async ls(): Promise<SwitchSummary[]> {
+    const out: SwitchSummary[] = [];
+    for (const inst of this.#insts()) {
+      const s = await this.show(inst.id).catch(() => undefined);
+      if (!s) continue;
+      const d = s.dropped;
+      out.push({
+        switch: inst.id,
+        point: inst.point.name,
+        scope: inst.point.characteristics.scope,
+        pid: inst.host.pid,
+        routes: s.routes.length,
+        links: s.ports.length,
+        neighbours: s.ports.flatMap((p) => (p.neighbour ? [p.neighbour] : [])),
+        pending: s.pending,
+        dropped: d.unknown + d.hops + d.bad + d.gone,
+      });
+    }
+    return out;
+  }
+
+  /** A switch's routes, links and counters; `AMIX_ERR_UNKNOWN_POINT` if no switch runs under that name. */
+  show(name: string): Promise<SwitchSnapshot> {
+    return this.#ask(name, { op: 'show' });
+  }
+
+  /**
+   * Hold the messages a switch has for `dest` (a point attached to it): they
+   * queue, and its sources are parked once the queue is full; flows to other
+   * destinations go on. `AMIX_ERR_UNKNOWN_POINT` for a destination it has no route to.
+   */
+  suspendRoute(name: string, dest: string): Promise<SwitchSnapshot> {
+    return this.#ask(name, { op: 'suspend', dest });
+  }
+
+  /** Release a route {@link suspendRoute} held. */
+  resumeRoute(name: string, dest: string): Promise<SwitchSnapshot> {
+    return this.#ask(name, { op: 'resume', dest });
+  }
+
+  #insts(): Inst[] {
+    return [...this.#core.instances.values()].filter(
+      (i) => isSwitchPoint(i.point) && (i.state === 'running' || i.state === 'idle'),
+    );
+  }
+
+  #ask(name: string, request: Record<string, unknown>): Promise<SwitchSnapshot> {
+    const inst = this.#core.instances.get(name);
+    if (!inst || !isSwitchPoint(inst.point))
+      return Promise.reject(
+        new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `no running switch ${describe(name)}`, {
+          details: { name: String(name) },
+        }),
+      );
+    return inst.target.request<SwitchSnapshot>('service', { name: 'switch', request }, this.#core.timeoutMs);
+  }
+}
