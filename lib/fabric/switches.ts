@@ -13,7 +13,7 @@ import type { SwitchSnapshot } from './switchPoint.js';
 
 export type { SwitchSnapshot, SwitchRouteInfo, SwitchPortInfo } from './switchPoint.js';
 
-/** One line of {@link SwitchControl.ls}. */
+/** One line of `fabric.switches.ls()`. */
 export interface SwitchSummary {
   switch: string;
   point: string;
