@@ -117,11 +117,12 @@ export {
   SPIN_CHUNK,
 } from './queueConditionThread/header.js';
 export type { ThreadAddress, ThreadHandle } from './queueConditionThread/handle.js';
+export { publishPending } from './queueConditionThread/producer.js';
 
 // Own constants, not imported bindings, on the hot path (see queueConditionThread/header.ts).
 const { CYCLE_RECORD, Header, RECORD_HEADER, SPIN_BOUND, allocate, assertSab } = header;
 const { closedError, makeHandle, wake } = handle;
-const { SendResult, attemptSend, recordBytes, trySendMany } = producer;
+const { SendResult, attemptSend, endOfBurst, flushEnd, publish, recordBytes, trySendMany } = producer;
 const { attemptReceive, tryReceiveMany } = consumer;
 const { abortIfNeeded, canReceive, canSend, enqueue, park } = wait;
 
@@ -191,6 +192,8 @@ const queueConditionThread = {
         Atomics.store(i32, Header.CLOSED, 1);
       }
     } else {
+      // Records written but not yet published (coalesced) were accepted: publish them before detaching.
+      flushEnd(h);
       Atomics.store(i32, Header.ATTACHED, 0);
     }
     wake(i32, Header.RX_WAKE);
@@ -265,6 +268,8 @@ const queueConditionThread = {
 
   /** The shared counters: both ends see the same figures. */
   stats(h: ThreadHandle): ChannelStats {
+    // Sends held for the end of this thread's burst are counted when published: publish them first.
+    endOfBurst();
     const { f64, i32 } = h;
     return {
       sent: f64[Header.F64_SENT]!,
@@ -284,7 +289,9 @@ const queueConditionThread = {
       if (h.destroyed || Atomics.load(h.i32, Header.CLOSED) !== 0) throw closedError(h);
       return false;
     }
-    return attemptSend(h, data, data.byteLength) === SendResult.sent;
+    if (attemptSend(h, data, data.byteLength) !== SendResult.sent) return false;
+    publish(h);
+    return true;
   },
 
   /** The next message if one is ready now, else undefined. */
@@ -313,13 +320,19 @@ async function sendRecord(
   signal: AbortSignal | undefined,
 ): Promise<void> {
   abortIfNeeded(signal, 'send');
-  if (h.queued === 0 && attemptSend(h, data, lengthWord) === SendResult.sent) return;
+  if (h.queued === 0 && attemptSend(h, data, lengthWord) === SendResult.sent) {
+    publish(h);
+    return;
+  }
   // The caller may reuse its buffer once send resolves, so until then we
   // still read from `data` itself: nothing is copied but into the ring.
   return enqueue(h, async () => {
     for (;;) {
       abortIfNeeded(signal, 'send');
-      if (attemptSend(h, data, lengthWord) === SendResult.sent) return;
+      if (attemptSend(h, data, lengthWord) === SendResult.sent) {
+        publish(h);
+        return;
+      }
       const need = lengthWord === CYCLE_RECORD ? RECORD_HEADER : recordBytes(data.byteLength);
       await park(
         h,

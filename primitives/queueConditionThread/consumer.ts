@@ -15,7 +15,7 @@ import * as producer from './producer.js';
 // Own constants, not imported bindings, on the hot path (see header.ts).
 const { CYCLE_RECORD, Header, RECORD_HEADER, SLAB_BYTES, SLAB_MAX_MESSAGE, SLAB_MIN_MESSAGE } = header;
 const { closedError, emit, wake } = handle;
-const { recordBytes } = producer;
+const { endOfBurst, recordBytes } = producer;
 
 /**
  * One attempt to receive: the next message, or undefined when the ring is
@@ -31,7 +31,7 @@ export function attemptReceive(h: ThreadHandle, maxBytes: number): Uint8Array | 
     // moved `tail` past our cached head.
     if (((h.otherPos - tail) | 0) <= 0) {
       h.otherPos = Atomics.load(i32, Header.HEAD);
-      if (((h.otherPos - tail) | 0) <= 0) return undefined;
+      if (((h.otherPos - tail) | 0) <= 0 && !(endOfBurst() && refreshAfterPublish(h, tail))) return undefined;
     }
     const at = tail & mask;
     const len = i32[h.dataI32 + (at >> 2)]!;
@@ -63,6 +63,16 @@ export function attemptReceive(h: ThreadHandle, maxBytes: number): Uint8Array | 
     h.f64[Header.F64_BYTES_RECEIVED]! += len;
     return out;
   }
+}
+
+/**
+ * The ring looked empty, which ended this thread's send burst, and that
+ * published records held by sending ends of this thread (producer.ts): the
+ * sender may be on this very thread, so look again. True when a record is now there.
+ */
+export function refreshAfterPublish(h: ThreadHandle, tail: number): boolean {
+  h.otherPos = Atomics.load(h.i32, Header.HEAD);
+  return ((h.otherPos - tail) | 0) > 0;
 }
 
 /** Copy the payload of the record at ring offset `at` out of the ring. */
@@ -174,7 +184,7 @@ export function tryReceiveMany(h: ThreadHandle, maxBytes: number, maxCount: numb
   while (out.length < maxCount) {
     if (((h.otherPos - tail) | 0) <= 0) {
       h.otherPos = Atomics.load(i32, Header.HEAD);
-      if (((h.otherPos - tail) | 0) <= 0) break;
+      if (((h.otherPos - tail) | 0) <= 0 && !(out.length === 0 && endOfBurst() && refreshAfterPublish(h, tail))) break;
     }
     const at = tail & mask;
     const len = i32[h.dataI32 + (at >> 2)]!;

@@ -54,6 +54,13 @@ export interface ThreadHandle extends ChannelHandle {
   /** @internal The ring as a Buffer (for native copies). */ readonly buf: Buffer;
   /** @internal Receiver: the slab larger messages are copied into. */ slab: Buffer | null;
   /** @internal Receiver: next free byte in `slab`. */ slabOff: number;
+  /** @internal Own position as last stored in the header (HEAD or TAIL); `pos` may run ahead of it. */ published: number;
+  /** @internal Sender: records written since the last publication. */ unpublished: number;
+  /** @internal Sender: messages written since the last publication, counted into the header with it. */ sentHeld: number;
+  /** @internal Sender: their payload bytes. */ bytesHeld: number;
+  /** @internal Sender: the burst (producer.ts) in which this end last published at once. */ turn: number;
+  /** @internal Sender: listed for the publication at the end of the turn. */ due: boolean;
+  /** @internal Sender: coalesce publications (not with dropOldest, whose drops work on published records). */ readonly coalesce: boolean;
 }
 
 /** Report an event to the end's listener; a throwing listener is ignored. */
@@ -97,6 +104,8 @@ export function makeHandle(sab: SharedArrayBuffer, role: 'send' | 'receive', opt
   const i32 = new Int32Array(sab);
   const capacity = i32[Header.CAPACITY]!;
   const maxmsg = i32[Header.MAXMSG]!;
+  const discard = DISCARD_CODES[i32[Header.DISCARD]!] ?? 'block';
+  const pos = role === 'send' ? Atomics.load(i32, Header.HEAD) : Atomics.load(i32, Header.TAIL);
   return {
     address: { sab },
     role,
@@ -109,10 +118,10 @@ export function makeHandle(sab: SharedArrayBuffer, role: 'send' | 'receive', opt
     dataI32: Header.BYTE_DATA >> 2,
     maxmsg,
     minmsg: i32[Header.MINMSG]!,
-    discard: DISCARD_CODES[i32[Header.DISCARD]!] ?? 'block',
+    discard,
     idle: options.idle ?? 'spinThenBlock',
     onEvent: options.onEvent,
-    pos: role === 'send' ? Atomics.load(i32, Header.HEAD) : Atomics.load(i32, Header.TAIL),
+    pos,
     otherPos: role === 'send' ? Atomics.load(i32, Header.TAIL) : Atomics.load(i32, Header.HEAD),
     seq: role === 'send' ? Atomics.load(i32, Header.WSEQ) : Atomics.load(i32, Header.RSEQ),
     otherSeq: Atomics.load(i32, Header.RSEQ),
@@ -124,6 +133,13 @@ export function makeHandle(sab: SharedArrayBuffer, role: 'send' | 'receive', opt
     buf: Buffer.from(sab),
     slab: null,
     slabOff: 0,
+    published: pos,
+    unpublished: 0,
+    sentHeld: 0,
+    bytesHeld: 0,
+    turn: -1,
+    due: false,
+    coalesce: discard !== 'dropOldest',
   };
 }
 
