@@ -25,6 +25,8 @@ const { endOfBurst, recordBytes } = producer;
 export function attemptReceive(h: ThreadHandle, maxBytes: number): Uint8Array | undefined {
   const { i32, mask } = h;
   const shared = h.discard === 'dropOldest';
+  // A copying receive ends the lease of views taken before it (lease.ts).
+  if (h.pos !== h.published) releaseLease(h);
   for (;;) {
     const tail = shared ? Atomics.load(i32, Header.TAIL) : h.pos;
     // Signed distance, not equality: with dropOldest the producer may have
@@ -40,22 +42,11 @@ export function attemptReceive(h: ThreadHandle, maxBytes: number): Uint8Array | 
       h.f64[Header.F64_CYCLES]! += 1;
       continue;
     }
-    if (len < 0 || len > h.maxMessageBytes) {
+    if (len < 0 || len > h.maxMessageBytes || len > maxBytes) {
       // A producer's dropOldest can overwrite the record under us: only a
       // length read while `tail` still points at it is meaningful.
       if (shared && Atomics.load(i32, Header.TAIL) !== tail) continue;
-      throw new AmixError(
-        ErrorCode.AMIX_ERR_INTERNAL,
-        `queueConditionThread ring is corrupt: record length ${len} at ${at}`,
-      );
-    }
-    if (len > maxBytes) {
-      if (shared && Atomics.load(i32, Header.TAIL) !== tail) continue;
-      throw new AmixError(
-        ErrorCode.AMIX_ERR_BUFFER_TOO_SMALL,
-        `next message is ${len} bytes, the receiver accepts at most ${maxBytes}; it stays queued`,
-        { details: { size: len, maxBytes } },
-      );
+      throw recordError(h, len, at, maxBytes);
     }
     const out = copyOut(h, at, len);
     if (!release(h, tail, recordBytes(len), true)) continue;
@@ -63,6 +54,33 @@ export function attemptReceive(h: ThreadHandle, maxBytes: number): Uint8Array | 
     h.f64[Header.F64_BYTES_RECEIVED]! += len;
     return out;
   }
+}
+
+/** The error for a record that cannot be received: a corrupt length, or one over `maxBytes` (it stays queued). */
+export function recordError(h: ThreadHandle, len: number, at: number, maxBytes: number): AmixError {
+  if (len < 0 || len > h.maxMessageBytes) {
+    return new AmixError(
+      ErrorCode.AMIX_ERR_INTERNAL,
+      `queueConditionThread ring is corrupt: record length ${len} at ${at}`,
+    );
+  }
+  return new AmixError(
+    ErrorCode.AMIX_ERR_BUFFER_TOO_SMALL,
+    `next message is ${len} bytes, the receiver accepts at most ${maxBytes}; it stays queued`,
+    { details: { size: len, maxBytes } },
+  );
+}
+
+/**
+ * End the receiving end's lease (lease.ts): hand back, with one store of
+ * TAIL, the space of every message read as a view (and of cycle records
+ * skipped on the way) since the last release.
+ */
+export function releaseLease(h: ThreadHandle): void {
+  if (h.pos === h.published) return;
+  const n = h.leased;
+  h.leased = 0;
+  commitTail(h, h.pos, n);
 }
 
 /**
@@ -122,6 +140,7 @@ export function release(h: ThreadHandle, tail: number, need: number, isMessage: 
     if (Atomics.compareExchange(i32, Header.TAIL, tail, next) !== tail) return false;
     if (isMessage) Atomics.add(i32, Header.RSEQ, 1);
     h.pos = next;
+    h.published = next;
     afterRelease(h);
     return true;
   }
@@ -139,6 +158,7 @@ export function commitTail(h: ThreadHandle, next: number, messages: number): voi
   // Seq-cst: publishes RSEQ too, and orders the loads in afterRelease after it.
   Atomics.store(i32, Header.TAIL, next);
   h.pos = next;
+  h.published = next;
   afterRelease(h);
 }
 
@@ -168,6 +188,7 @@ export function tryReceiveMany(h: ThreadHandle, maxBytes: number, maxCount: numb
   const out: Uint8Array[] = [];
   if (h.queued > 0) return out;
   if (h.destroyed) throw closedError(h);
+  if (h.pos !== h.published) releaseLease(h);
   if (h.discard === 'dropOldest') {
     // Each record must be claimed by compare-exchange: no batching of the release.
     while (out.length < maxCount) {

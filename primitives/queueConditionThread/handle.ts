@@ -31,6 +31,7 @@ export interface ThreadHandle extends ChannelHandle {
   readonly address: ThreadAddress;
   /** Largest message this ring carries (the smaller of `maxMessageBytes` and the data area less 8). */
   readonly maxMessageBytes: number;
+  /** @internal The ring. */ readonly sab: SharedArrayBuffer;
   /** @internal */ readonly i32: Int32Array;
   /** @internal */ readonly f64: Float64Array;
   /** @internal */ readonly u8: Uint8Array;
@@ -56,6 +57,7 @@ export interface ThreadHandle extends ChannelHandle {
   /** @internal Receiver: next free byte in `slab`. */ slabOff: number;
   /** @internal Own position as last stored in the header (HEAD or TAIL); `pos` may run ahead of it. */ published: number;
   /** @internal Sender: records written since the last publication. */ unpublished: number;
+  /** @internal Receiver: messages read as views since the last release (lease.ts). */ leased: number;
   /** @internal Sender: messages written since the last publication, counted into the header with it. */ sentHeld: number;
   /** @internal Sender: their payload bytes. */ bytesHeld: number;
   /** @internal Sender: the burst (producer.ts) in which this end last published at once. */ turn: number;
@@ -110,6 +112,7 @@ export function makeHandle(sab: SharedArrayBuffer, role: 'send' | 'receive', opt
     address: { sab },
     role,
     maxMessageBytes: i32[Header.MAX_MESSAGE]!,
+    sab,
     i32,
     f64: new Float64Array(sab, 0, Header.BYTE_DATA / 8),
     u8: new Uint8Array(sab),
@@ -135,6 +138,7 @@ export function makeHandle(sab: SharedArrayBuffer, role: 'send' | 'receive', opt
     slabOff: 0,
     published: pos,
     unpublished: 0,
+    leased: 0,
     sentHeld: 0,
     bytesHeld: 0,
     turn: -1,
