@@ -93,6 +93,29 @@ t.test('a sender that finds the ring full has published every message it wrote',
   await exited(p.worker);
 });
 
+t.test('a receive makes room for a sender blocked in another thread, even if it receives nothing more', async (t) => {
+  const reg = new PrimitiveRegistry();
+  t.teardown(() => reg.close());
+  // The default 1 MiB ring: the release of one message is coalesced (held for more), not stored at once.
+  const rx = await reg.open('queueConditionThread', { idle: 'block' });
+  t.teardown(() => rx.destroy());
+  const worker = watchExit(
+    new Worker(new URL('./fixtures/thread-peer.mjs', import.meta.url), {
+      workerData: { role: 'blockedSend', address: rx.address, idle: 'block' },
+      execArgv: [],
+    }),
+  );
+  t.teardown(() => worker.terminate());
+  const [full] = (await once(worker, 'message')) as [{ type: string; queued: number }];
+  t.equal(full.type, 'full', `the worker filled the ring (${full.queued} messages) and waits in send`);
+  const next = once(worker, 'message');
+  t.equal((await rx.receive()).length, 64, 'one message received, and no other receive after it');
+  const [r] = (await next) as [{ type: string }];
+  t.equal(r.type, 'sent', 'the blocked send went in: the held release was stored by the end of the turn');
+  await rx.destroy();
+  await exited(worker);
+});
+
 t.test('on one thread a receive that finds nothing publishes what the thread holds', async (t) => {
   const reg = new PrimitiveRegistry();
   t.teardown(() => reg.close());

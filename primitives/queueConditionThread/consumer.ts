@@ -13,9 +13,9 @@ import * as handle from './handle.js';
 import * as producer from './producer.js';
 
 // Own constants, not imported bindings, on the hot path (see header.ts).
-const { CYCLE_RECORD, Header, RECORD_HEADER, SLAB_BYTES, SLAB_MAX_MESSAGE, SLAB_MIN_MESSAGE } = header;
+const { CYCLE_RECORD, Header, RECORD_HEADER, RELEASE_EVERY, SLAB_BYTES, SLAB_MAX_MESSAGE, SLAB_MIN_MESSAGE } = header;
 const { closedError, emit, wake } = handle;
-const { endOfBurst, recordBytes } = producer;
+const { endOfBurst, hold, recordBytes, setReleaseCommit } = producer;
 
 /**
  * One attempt to receive: the next message, or undefined when the ring is
@@ -26,7 +26,7 @@ export function attemptReceive(h: ThreadHandle, maxBytes: number): Uint8Array | 
   const { i32, mask } = h;
   const shared = h.discard === 'dropOldest';
   // A copying receive ends the lease of views taken before it (lease.ts).
-  if (h.pos !== h.published) releaseLease(h);
+  if (h.viewing) releaseLease(h);
   for (;;) {
     const tail = shared ? Atomics.load(i32, Header.TAIL) : h.pos;
     // Signed distance, not equality: with dropOldest the producer may have
@@ -38,7 +38,12 @@ export function attemptReceive(h: ThreadHandle, maxBytes: number): Uint8Array | 
     const at = tail & mask;
     const len = i32[h.dataI32 + (at >> 2)]!;
     if (len === CYCLE_RECORD) {
-      if (!release(h, tail, RECORD_HEADER, false)) continue;
+      if (shared) {
+        if (!release(h, tail, RECORD_HEADER, false)) continue;
+      } else {
+        h.pos = (tail + RECORD_HEADER) | 0;
+        settle(h);
+      }
       h.f64[Header.F64_CYCLES]! += 1;
       continue;
     }
@@ -49,7 +54,14 @@ export function attemptReceive(h: ThreadHandle, maxBytes: number): Uint8Array | 
       throw recordError(h, len, at, maxBytes);
     }
     const out = copyOut(h, at, len);
-    if (!release(h, tail, recordBytes(len), true)) continue;
+    if (shared) {
+      if (!release(h, tail, recordBytes(len), true)) continue;
+    } else {
+      // Copied out: the space may go back, but the store of TAIL is coalesced (settle).
+      h.pos = (tail + recordBytes(len)) | 0;
+      h.leased++;
+      settle(h);
+    }
     h.f64[Header.F64_RECEIVED]! += 1;
     h.f64[Header.F64_BYTES_RECEIVED]! += len;
     return out;
@@ -74,14 +86,48 @@ export function recordError(h: ThreadHandle, len: number, at: number, maxBytes: 
 /**
  * End the receiving end's lease (lease.ts): hand back, with one store of
  * TAIL, the space of every message read as a view (and of cycle records
- * skipped on the way) since the last release.
+ * skipped and messages copied out on the way) since the last publication.
  */
 export function releaseLease(h: ThreadHandle): void {
-  if (h.pos === h.published) return;
-  const n = h.leased;
-  h.leased = 0;
-  commitTail(h, h.pos, n);
+  h.viewing = false;
+  if (h.pos !== h.published) commitTail(h, h.pos, 0);
 }
+
+/*
+ * Coalesced release. After a copying receive (not on dropOldest rings, whose
+ * ends move TAIL by compare-exchange), the consumer's position moves at once
+ * but TAIL, the index the producer reuses space by, is stored only when the
+ * consumer has caught up with the head it knows of (so an idle ring always
+ * has everything released), every RELEASE_EVERY messages, every
+ * `releaseBytes` (an eighth of the ring at most), or at once when the
+ * producer is parked waiting for room or the watermark suspension is set
+ * (so a blocked sender or a suspension is never held up by it), and at the
+ * latest at the end of this thread's burst (producer.ts endOfBurst: a
+ * receive that finds nothing or waits, or the end of the turn), so a
+ * receiver that stops receiving never keeps space from the sender. The
+ * producer only reads TAIL when the ring looks full to it, so what this
+ * saves is the seq-cst store (a fence) per message. Holding back space is
+ * safe: the producer just sees less room, for as long as the consumer still
+ * has messages to read. TX_WAITING and SUSPENDED are plain reads here: a
+ * stale zero only delays the release to the consumer's catching up, where
+ * commitTail's seq-cst store and the reads after it pair with the producer's
+ * announce-then-check in park() and checkSuspend().
+ */
+export function settle(h: ThreadHandle): void {
+  const { i32 } = h;
+  if (
+    h.pos === h.otherPos ||
+    h.leased >= RELEASE_EVERY ||
+    ((h.pos - h.published) | 0) >= h.releaseBytes ||
+    i32[Header.TX_WAITING] !== 0 ||
+    i32[Header.SUSPENDED] !== 0
+  )
+    commitTail(h, h.pos, 0);
+  else hold(h);
+}
+
+// Held releases are stored at the end of the thread's burst too (producer.ts endOfBurst).
+setReleaseCommit((h) => commitTail(h, h.pos, 0));
 
 /**
  * The ring looked empty, which ended this thread's send burst, and that
@@ -148,9 +194,15 @@ export function release(h: ThreadHandle, tail: number, need: number, isMessage: 
   return true;
 }
 
-/** Single-consumer release (not dropOldest): hand every byte up to `next` back, `messages` of them messages. */
+/**
+ * Single-consumer release (not dropOldest): hand every byte up to `next`
+ * back: `messages` messages besides the `leased` ones read (as views or
+ * copies) since the last publication.
+ */
 export function commitTail(h: ThreadHandle, next: number, messages: number): void {
   const { i32 } = h;
+  messages += h.leased;
+  h.leased = 0;
   if (messages > 0) {
     h.seq = (h.seq + messages) | 0;
     i32[Header.RSEQ] = h.seq;
@@ -188,7 +240,7 @@ export function tryReceiveMany(h: ThreadHandle, maxBytes: number, maxCount: numb
   const out: Uint8Array[] = [];
   if (h.queued > 0) return out;
   if (h.destroyed) throw closedError(h);
-  if (h.pos !== h.published) releaseLease(h);
+  if (h.viewing) releaseLease(h);
   if (h.discard === 'dropOldest') {
     // Each record must be claimed by compare-exchange: no batching of the release.
     while (out.length < maxCount) {

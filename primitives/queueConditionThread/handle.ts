@@ -16,7 +16,7 @@ import type {
 import * as header from './header.js';
 
 // Own constants, not imported bindings, on the hot path (see header.ts).
-const { DISCARD_CODES, Header } = header;
+const { DISCARD_CODES, Header, RELEASE_BYTES } = header;
 
 const textDecoder = new TextDecoder();
 
@@ -57,7 +57,9 @@ export interface ThreadHandle extends ChannelHandle {
   /** @internal Receiver: next free byte in `slab`. */ slabOff: number;
   /** @internal Own position as last stored in the header (HEAD or TAIL); `pos` may run ahead of it. */ published: number;
   /** @internal Sender: records written since the last publication. */ unpublished: number;
-  /** @internal Receiver: messages read as views since the last release (lease.ts). */ leased: number;
+  /** @internal Receiver: messages read (as views or copies) since TAIL was last stored. */ leased: number;
+  /** @internal Receiver: views are among them, so TAIL must wait for release (lease.ts). */ viewing: boolean;
+  /** @internal Receiver: bytes of read records at which TAIL is stored (consumer.ts settle). */ readonly releaseBytes: number;
   /** @internal Sender: messages written since the last publication, counted into the header with it. */ sentHeld: number;
   /** @internal Sender: their payload bytes. */ bytesHeld: number;
   /** @internal Sender: the burst (producer.ts) in which this end last published at once. */ turn: number;
@@ -139,6 +141,8 @@ export function makeHandle(sab: SharedArrayBuffer, role: 'send' | 'receive', opt
     published: pos,
     unpublished: 0,
     leased: 0,
+    viewing: false,
+    releaseBytes: Math.min(RELEASE_BYTES, capacity >> 3),
     sentHeld: 0,
     bytesHeld: 0,
     turn: -1,

@@ -134,6 +134,15 @@ export const SLAB_MAX_MESSAGE = 64 * 1024;
 export const PUBLISH_EVERY = 32;
 /** Bytes of unpublished records at which the write index is published (see {@link PUBLISH_EVERY}). */
 export const PUBLISH_BYTES = 16 * 1024;
+/**
+ * Coalesced release of the read index after copying receives: stored when
+ * the receiver catches up with the sender, after this many messages, after
+ * {@link RELEASE_BYTES} (an eighth of the ring at most), or at once when the
+ * sender waits for room or the watermark suspension is set.
+ */
+export const RELEASE_EVERY = 32;
+/** Bytes of received records at which the read index is stored (see {@link RELEASE_EVERY}). */
+export const RELEASE_BYTES = 16 * 1024;
 /** Longest single `Atomics.wait` in a worker before the event loop gets a turn. */
 export const BLOCK_SLICE_MS = 20;
 

@@ -55,6 +55,7 @@ export function attemptView(h: ThreadHandle, maxBytes: number): Uint8Array | und
     if (len === CYCLE_RECORD) {
       // Skipped under the lease: its space goes back with the next release.
       h.pos = (tail + RECORD_HEADER) | 0;
+      h.viewing = true;
       h.f64[Header.F64_CYCLES]! += 1;
       continue;
     }
@@ -62,6 +63,7 @@ export function attemptView(h: ThreadHandle, maxBytes: number): Uint8Array | und
     const out = viewOf(h, at, len);
     h.pos = (tail + recordBytes(len)) | 0;
     h.leased++;
+    h.viewing = true;
     h.f64[Header.F64_RECEIVED]! += 1;
     h.f64[Header.F64_BYTES_RECEIVED]! += len;
     return out;
@@ -122,6 +124,7 @@ export function tryReceiveManyView(h: ThreadHandle, maxBytes: number, maxCount: 
     bytes += len;
     tail = (tail + recordBytes(len)) | 0;
   }
+  if (tail !== h.pos) h.viewing = true;
   h.pos = tail;
   h.leased += out.length;
   f64[Header.F64_RECEIVED]! += out.length;

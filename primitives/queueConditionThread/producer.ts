@@ -87,8 +87,17 @@ export function commitHead(h: ThreadHandle): void {
  * written records, published or not.
  */
 
-/** Sending ends of this thread (module state is per thread) with records held for the end of the burst. */
+/**
+ * Ends of this thread (module state is per thread) with a publication held
+ * for the end of the burst: sending ends' records, receiving ends' releases.
+ */
 const dueEnds: ThreadHandle[] = [];
+/** Stores a receiving end's TAIL (consumer.ts, which sets it: the consumer imports this module, not the reverse). */
+let commitReleased: (h: ThreadHandle) => void = () => undefined;
+/** @internal Called once by consumer.ts. */
+export function setReleaseCommit(f: (h: ThreadHandle) => void): void {
+  commitReleased = f;
+}
 /** The current burst of this thread. */
 let epoch = 0;
 let flushQueued = false;
@@ -99,10 +108,11 @@ const endOfTurn = (): void => {
 };
 
 /**
- * Function: `publishPending()`. End this thread's send burst now: publish
- * what every sending end of this thread has written but not yet published
- * (otherwise done when a receive on this thread finds nothing, or at the end
- * of the current turn). Only a thread that sends with `trySend` and then
+ * Function: `publishPending()`. End this thread's burst now: publish what
+ * every sending end of this thread has written but not yet published, and
+ * hand back the space every receiving end has received from but not yet
+ * released (otherwise done when a receive on this thread finds nothing, or
+ * at the end of the current turn). Only a thread that sends with `trySend` and then
  * blocks synchronously outside amix (its own `Atomics.wait`, a long
  * computation) needs to call it; amix's own waits do.
  */
@@ -117,14 +127,17 @@ export function endOfBurst(): boolean {
   for (let i = 0; i < dueEnds.length; i++) {
     const h = dueEnds[i]!;
     h.due = false;
-    if (h.pos !== h.published) commitHead(h);
+    if (h.pos === h.published) continue;
+    if (h.role === 'send') commitHead(h);
+    // A receiving end's coalesced release (consumer.ts settle), unless views hold it.
+    else if (!h.viewing) commitReleased(h);
   }
   dueEnds.length = 0;
   return true;
 }
 
-/** Hold this end's records for the end of the burst (listing it once, with the end-of-turn microtask). */
-function hold(h: ThreadHandle): void {
+/** Hold this end's publication (records, or a receiving end's release) for the end of the burst, listing it once, with the end-of-turn microtask. */
+export function hold(h: ThreadHandle): void {
   if (h.due) return;
   h.due = true;
   dueEnds.push(h);
