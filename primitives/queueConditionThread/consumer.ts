@@ -13,7 +13,7 @@ import * as handle from './handle.js';
 import * as producer from './producer.js';
 
 // Own constants, not imported bindings, on the hot path (see header.ts).
-const { CYCLE_RECORD, Header, RECORD_HEADER, RELEASE_EVERY, SLAB_BYTES, SLAB_MAX_MESSAGE, SLAB_MIN_MESSAGE } = header;
+const { CYCLE_RECORD, Header, RECORD_HEADER, SLAB_BYTES, SLAB_MAX_MESSAGE, SLAB_MIN_MESSAGE } = header;
 const { closedError, emit, wake } = handle;
 const { endOfBurst, hold, recordBytes, setReleaseCommit } = producer;
 
@@ -98,7 +98,9 @@ export function releaseLease(h: ThreadHandle): void {
  * ends move TAIL by compare-exchange), the consumer's position moves at once
  * but TAIL, the index the producer reuses space by, is stored only when the
  * consumer has caught up with the head it knows of (so an idle ring always
- * has everything released), every RELEASE_EVERY messages, every
+ * has everything released), every RELEASE_EVERY messages (on a ring with
+ * a message limit, a quarter of the band between maxmsg and minmsg if that
+ * is less, so the sender's count of pending messages stays close), every
  * `releaseBytes` (an eighth of the ring at most), at once while the
  * watermark suspension is set (so it lifts at exactly minmsg), and at the
  * latest at the end of this thread's burst (producer.ts endOfBurst: a
@@ -119,7 +121,7 @@ export function settle(h: ThreadHandle): void {
   const { i32 } = h;
   if (
     h.pos === h.otherPos ||
-    h.leased >= RELEASE_EVERY ||
+    h.leased >= h.releaseEvery ||
     ((h.pos - h.published) | 0) >= h.releaseBytes ||
     i32[Header.SUSPENDED] !== 0
   )

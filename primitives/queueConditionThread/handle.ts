@@ -16,7 +16,7 @@ import type {
 import * as header from './header.js';
 
 // Own constants, not imported bindings, on the hot path (see header.ts).
-const { DISCARD_CODES, Header, RELEASE_BYTES } = header;
+const { DISCARD_CODES, Header, NO_MAXMSG, RELEASE_BYTES, RELEASE_EVERY } = header;
 
 const textDecoder = new TextDecoder();
 
@@ -60,6 +60,7 @@ export interface ThreadHandle extends ChannelHandle {
   /** @internal Receiver: messages read (as views or copies) since TAIL was last stored. */ leased: number;
   /** @internal Receiver: views are among them, so TAIL must wait for release (lease.ts). */ viewing: boolean;
   /** @internal Receiver: bytes of read records at which TAIL is stored (consumer.ts settle). */ readonly releaseBytes: number;
+  /** @internal Receiver: messages read at which TAIL is stored (fewer on rings with a message limit). */ readonly releaseEvery: number;
   /** @internal Sender: messages written since the last publication, counted into the header with it. */ sentHeld: number;
   /** @internal Sender: their payload bytes. */ bytesHeld: number;
   /** @internal Sender: the burst (producer.ts) in which this end last published at once. */ turn: number;
@@ -143,6 +144,12 @@ export function makeHandle(sab: SharedArrayBuffer, role: 'send' | 'receive', opt
     leased: 0,
     viewing: false,
     releaseBytes: Math.min(RELEASE_BYTES, capacity >> 3),
+    // With a message limit, a held release makes the sender count more pending than there are:
+    // keep that within a quarter of the band between the marks.
+    releaseEvery:
+      maxmsg === NO_MAXMSG
+        ? RELEASE_EVERY
+        : Math.max(1, Math.min(RELEASE_EVERY, Math.floor((maxmsg - i32[Header.MINMSG]!) / 4))),
     sentHeld: 0,
     bytesHeld: 0,
     turn: -1,
