@@ -84,13 +84,15 @@ export function recordError(h: ThreadHandle, len: number, at: number, maxBytes: 
 }
 
 /**
- * End the receiving end's lease (lease.ts): hand back, with one store of
- * TAIL, the space of every message read as a view (and of cycle records
- * skipped and messages copied out on the way) since the last publication.
+ * End the receiving end's lease (lease.ts): the space of every message read
+ * as a view (and of cycle records skipped and messages copied out on the
+ * way) since the last publication may go back to the producer, by the same
+ * coalesced release as a copying receive's ({@link settle}): a view loop
+ * stores TAIL once per bound, not once per message.
  */
 export function releaseLease(h: ThreadHandle): void {
   h.viewing = false;
-  if (h.pos !== h.published) commitTail(h, h.pos, 0);
+  if (h.pos !== h.published) settle(h);
 }
 
 /*

@@ -5,8 +5,10 @@
  * `tail`, which tells the producer what space it may reuse, stays where it
  * was (`published`). So the producer cannot overwrite a leased message:
  * its room check (`fits`, producer.ts) counts from `tail`. The lease ends at
- * `release` (or a copying receive), which stores `tail` once for every
- * message taken under it: the bytes of those views may change from then on.
+ * `release` (or a copying receive): the bytes of those views may change from
+ * then on. `tail` then moves past them by the coalesced release of
+ * consumer.ts (`settle`: when the receiver catches up, per bound, or at the
+ * end of the thread's burst), never before the lease ends.
  *
  * A payload that runs past the end of the data area (the producer splits it
  * in two) is copied out instead (once per lap of the ring at most), and so
