@@ -174,3 +174,26 @@ t.test('misuse of views fails with AMIX_ERR_INVALID_ARG', async (t) => {
   t.doesNotThrow(() => rx.release(), 'release after close is harmless');
   await t.rejects(rx.receiveView(), { code: 'AMIX_ERR_LINK_CLOSED' }, 'a view receive after close');
 });
+
+t.test('on a primitive without views, the view receives copy and release does nothing', async (t) => {
+  const { fileURLToPath } = await import('node:url');
+  const reg = new PrimitiveRegistry({ builtins: false });
+  t.teardown(() => reg.close());
+  reg.register({
+    name: 'memory',
+    location: fileURLToPath(new URL('./fixtures/memory-primitive.mjs', import.meta.url)),
+    characteristics: { scopes: ['thread'], maxMessageBytes: 1 << 20, ordering: 'fifo', delivery: 'reliable' },
+  });
+  const rx = await reg.open('memory');
+  t.teardown(() => rx.destroy());
+  const tx = await reg.open('memory', { address: rx.address });
+  t.teardown(() => tx.destroy());
+  for (const s of ['a', 'b', 'c']) await tx.send(Buffer.from(s));
+  t.equal(Buffer.from(await rx.receiveView()).toString(), 'a', 'receiveView gives the message');
+  rx.release();
+  const batch = (await rx.receiveManyView()).map((m) => Buffer.from(m).toString());
+  // This primitive has no tryReceive: a batch is the one message waited for.
+  t.same(batch, ['b'], 'receiveManyView gives the next message');
+  t.equal(Buffer.from(await rx.receiveView()).toString(), 'c', 'and receiveView the last');
+  t.equal(rx.tryReceiveView(), undefined, 'tryReceiveView: nothing (no fast path)');
+});
