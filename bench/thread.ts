@@ -10,6 +10,10 @@
  * is full or empty; round trips with idle `spin` on both ends), and
  * `amix:queueConditionThread-batch64`: `Channel.sendMany`/`receiveMany` in
  * runs of 64 (backed by the primitive's optional `trySendMany`/`tryReceiveMany`).
+ * `amix:queueConditionThread-view` and `amix:queueConditionThread-batch64-view`
+ * are the same with the zero-copy receive (`tryReceiveView`/`receiveView`,
+ * `receiveManyView`: each message a view into the ring, released by the next
+ * receive) instead of a copy per message.
  * The bare mechanism, no fabric (`bench/raw/sabRing.ts`): `raw:sab-ring`, a
  * SharedArrayBuffer SPSC ring of length-prefixed records with the write and
  * read positions published per message, each message copied out into a fresh
@@ -49,6 +53,8 @@ const SYSTEMS = [
   'postMessage-batch64',
   'amix:queueConditionThread',
   'amix:queueConditionThread-batch64',
+  'amix:queueConditionThread-view',
+  'amix:queueConditionThread-batch64-view',
   'raw:sab-ring',
   'raw:sab-ring-batch',
 ] as const;
@@ -106,7 +112,7 @@ async function workerMain(job: Job): Promise<void> {
     else produceBatched(tx, msg, job.count, 16);
     return;
   }
-  if (job.system === 'amix:queueConditionThread-batch64') {
+  if (job.system === 'amix:queueConditionThread-batch64' || job.system === 'amix:queueConditionThread-batch64-view') {
     const reg = new PrimitiveRegistry();
     const tx = await reg.open('queueConditionThread', { address: job.rx as Record<string, unknown> });
     const batch = Array.from({ length: 64 }, () => payload(job.size));
@@ -118,7 +124,7 @@ async function workerMain(job: Job): Promise<void> {
     await reg.close();
     return;
   }
-  if (job.system === 'amix:queueConditionThread') {
+  if (job.system === 'amix:queueConditionThread' || job.system === 'amix:queueConditionThread-view') {
     const reg = new PrimitiveRegistry();
     if (job.kind === 'throughput') {
       const tx = await reg.open('queueConditionThread', { address: job.rx as Record<string, unknown> });
@@ -157,11 +163,12 @@ async function workerMain(job: Job): Promise<void> {
   port.postMessage('ready');
 }
 
-/** Echo every ping back on pong until the main thread closes ping. */
+/** Echo every ping back on pong until the main thread closes ping (`-view`: each ping read as a view). */
 async function echo(job: Job, rx: Channel, tx: Channel): Promise<void> {
+  const view = job.system === 'amix:queueConditionThread-view';
   for (let i = 0; i < job.count; i++) {
-    let m = rx.tryReceive();
-    if (m === undefined) m = await rx.receive();
+    let m = view ? rx.tryReceiveView() : rx.tryReceive();
+    if (m === undefined) m = view ? await rx.receiveView() : await rx.receive();
     if (!tx.trySend(m)) await tx.send(m);
   }
 }
@@ -204,7 +211,7 @@ async function throughput(system: System, size: number, count: number): Promise<
     await exited;
     return { msgsPerSec: (count * 1000) / (t1 - t0) };
   }
-  if (system === 'amix:queueConditionThread' || system === 'amix:queueConditionThread-batch64') {
+  if (system.startsWith('amix:')) {
     const reg = new PrimitiveRegistry();
     const rx = await reg.open('queueConditionThread', ringOptions(size));
     const { worker, ready, exited } = startWorker({ system, kind: 'throughput', size, count, rx: rx.address });
@@ -218,6 +225,14 @@ async function throughput(system: System, size: number, count: number): Promise<
         if (m === undefined) m = await rx.receive();
         bytes += m.length;
       }
+    } else if (system === 'amix:queueConditionThread-view') {
+      for (let got = 0; got < count; got++) {
+        let m = rx.tryReceiveView();
+        if (m === undefined) m = await rx.receiveView();
+        bytes += m.length;
+      }
+    } else if (system === 'amix:queueConditionThread-batch64-view') {
+      while (bytes < count * size) for (const m of await rx.receiveManyView({ maxCount: 64 })) bytes += m.length;
     } else {
       while (bytes < count * size) for (const m of await rx.receiveMany({ maxCount: 64 })) bytes += m.length;
     }
@@ -270,7 +285,8 @@ async function roundTrip(system: System, size: number, rtts: number): Promise<Fi
     await exited;
     return { rttP50Us: h.p50(), rttP99Us: h.p99() };
   }
-  if (system === 'amix:queueConditionThread') {
+  if (system === 'amix:queueConditionThread' || system === 'amix:queueConditionThread-view') {
+    const view = system === 'amix:queueConditionThread-view';
     const reg = new PrimitiveRegistry();
     const pong = await reg.open('queueConditionThread', { idle: 'spin', ...ringOptions(size) });
     const { worker, ready, exited } = startWorker({ system, kind: 'rtt', size, count: rtts + warm, rx: pong.address });
@@ -281,7 +297,7 @@ async function roundTrip(system: System, size: number, rtts: number): Promise<Fi
     for (let i = 0; i < rtts + warm; i++) {
       const t0 = performance.now();
       if (!ping.trySend(msg)) await ping.send(msg);
-      const m = await pong.receive();
+      const m = view ? await pong.receiveView() : await pong.receive();
       const us = (performance.now() - t0) * 1000;
       if (m.length !== size) throw new Error('amix rtt: wrong size');
       if (i >= warm) h.record(us);
@@ -345,7 +361,7 @@ async function main(): Promise<void> {
         const tp = await throughput(system, size, count);
         progress(`thread size=${size} rep ${r + 1}/${args.reps} ${system} round trip n=${rtts}`, step++ / steps);
         // Batching is a throughput technique; its "round trip" would be a batch, so it is not measured.
-        const rt = /-batch(64)?$/.test(system) ? {} : await roundTrip(system, size, rtts);
+        const rt = /-batch(64)?(-view)?$/.test(system) ? {} : await roundTrip(system, size, rtts);
         reps.get(system)!.push({ ...tp, ...rt });
       }
     }
@@ -370,6 +386,8 @@ async function main(): Promise<void> {
   reportPairs(args, rows, [
     ['amix:queueConditionThread', 'raw:sab-ring'],
     ['amix:queueConditionThread-batch64', 'raw:sab-ring-batch'],
+    ['amix:queueConditionThread-view', 'raw:sab-ring'],
+    ['amix:queueConditionThread-batch64-view', 'raw:sab-ring-batch'],
   ]);
 }
 

@@ -16,11 +16,32 @@
  * own cache line, and each side caches the other's index so that a cache
  * line crosses cores once per batch rather than once per message.
  *
- * **Received messages** are copies, never views of the ring. Up to 256
- * bytes each is a fresh `Uint8Array`; a larger one is a view into a 256 KiB
- * receive slab shared with the messages around it (as `Buffer`'s pool
- * does), because a fresh `ArrayBuffer` per message costs more than the copy:
- * read it through its `byteOffset`/`byteLength`, not its whole `.buffer`.
+ * **Received messages** are copies by default, never views of the ring. Up
+ * to 256 bytes each is a fresh `Uint8Array`; a larger one is a view into a
+ * 256 KiB receive slab shared with the messages around it (as `Buffer`'s
+ * pool does), because a fresh `ArrayBuffer` per message costs more than the
+ * copy: read it through its `byteOffset`/`byteLength`, not its whole `.buffer`.
+ *
+ * **Zero-copy receive** (`receiveView`, `tryReceiveView`,
+ * `tryReceiveManyView`, `release`; on a `Channel`: `receiveView()`,
+ * `tryReceiveView()`, `receiveManyView()`, `release()`): the message as a
+ * view into the ring's `SharedArrayBuffer`, under the receiving end's lease:
+ * the shared read index stays behind the leased messages, so the sender
+ * cannot write over them, until `release` or (through a `Channel`) the next
+ * receive. Their bytes may change at any moment after that. A payload that
+ * wraps around the end of the data area is copied instead, and so is every
+ * message of a `dropOldest` ring (see `queueConditionThread/lease.ts`). A
+ * leased message counts as received at once and as pending until released.
+ * A view saves the copy (4 KiB: about a quarter of the cost of a copying
+ * receive, same thread); up to about 64 bytes a copy costs about as much.
+ *
+ * **Publication.** The write index is published once per burst of sends,
+ * not per message: the first message of a burst at once (a lone message
+ * costs what it did), the rest every {@link PUBLISH_EVERY} messages or
+ * {@link PUBLISH_BYTES}, before the sender waits, when a receive on the
+ * sending thread finds nothing or waits, and at the latest at the end of the
+ * turn. {@link publishPending} publishes at once, for a thread that then
+ * blocks outside amix (see `queueConditionThread/producer.ts`).
  *
  * **Ends.** `create()` without an address allocates the ring and returns its
  * receiving end; its `address` (`{ sab }`) survives `structuredClone`, so it
@@ -81,8 +102,8 @@
  * offset and constant, allocating and checking a ring), `handle.ts` (one
  * end, its errors and events), `producer.ts` (writing, publishing, the
  * discard policies, the watermark), `consumer.ts` (reading out, releasing,
- * lifting the watermark) and `wait.ts` (idle strategies, parking, call
- * order). This file is the primitive object and the worker helpers.
+ * lifting the watermark), `lease.ts` (views under a lease) and `wait.ts`
+ * (idle strategies, parking, call order). This file is the primitive object and the worker helpers.
  *
  * @example
  * const rx = await registry.open('queueConditionThread', { maxmsg: 1000 })
@@ -106,24 +127,29 @@ import * as handle from './queueConditionThread/handle.js';
 import * as producer from './queueConditionThread/producer.js';
 import * as consumer from './queueConditionThread/consumer.js';
 import * as wait from './queueConditionThread/wait.js';
+import * as lease from './queueConditionThread/lease.js';
 
 export {
   BLOCK_SLICE_MS,
   DEFAULT_CAPACITY_BYTES,
   Header,
   LAYOUT_VERSION,
+  PUBLISH_BYTES,
+  PUBLISH_EVERY,
   RING_MAGIC,
   SPIN_BOUND,
   SPIN_CHUNK,
 } from './queueConditionThread/header.js';
 export type { ThreadAddress, ThreadHandle } from './queueConditionThread/handle.js';
+export { publishPending } from './queueConditionThread/producer.js';
 
 // Own constants, not imported bindings, on the hot path (see queueConditionThread/header.ts).
 const { CYCLE_RECORD, Header, RECORD_HEADER, SPIN_BOUND, allocate, assertSab } = header;
 const { closedError, makeHandle, wake } = handle;
-const { SendResult, attemptSend, recordBytes, trySendMany } = producer;
+const { SendResult, attemptSend, endOfBurst, flushEnd, publish, recordBytes, trySendMany } = producer;
 const { attemptReceive, tryReceiveMany } = consumer;
 const { abortIfNeeded, canReceive, canSend, enqueue, park } = wait;
+const { release, receiveView, tryReceiveManyView, tryReceiveView } = lease;
 
 // ---------------------------------------------------------------------------
 // The primitive
@@ -191,6 +217,8 @@ const queueConditionThread = {
         Atomics.store(i32, Header.CLOSED, 1);
       }
     } else {
+      // Records written but not yet published (coalesced) were accepted: publish them before detaching.
+      flushEnd(h);
       Atomics.store(i32, Header.ATTACHED, 0);
     }
     wake(i32, Header.RX_WAKE);
@@ -265,6 +293,8 @@ const queueConditionThread = {
 
   /** The shared counters: both ends see the same figures. */
   stats(h: ThreadHandle): ChannelStats {
+    // Sends held for the end of this thread's burst are counted when published: publish them first.
+    endOfBurst();
     const { f64, i32 } = h;
     return {
       sent: f64[Header.F64_SENT]!,
@@ -284,7 +314,9 @@ const queueConditionThread = {
       if (h.destroyed || Atomics.load(h.i32, Header.CLOSED) !== 0) throw closedError(h);
       return false;
     }
-    return attemptSend(h, data, data.byteLength) === SendResult.sent;
+    if (attemptSend(h, data, data.byteLength) !== SendResult.sent) return false;
+    publish(h);
+    return true;
   },
 
   /** The next message if one is ready now, else undefined. */
@@ -298,10 +330,22 @@ const queueConditionThread = {
   trySendMany,
   /** Batch receive: up to `maxCount` ready messages, one publication of the read index for the batch. */
   tryReceiveMany,
-} satisfies Primitive<ThreadHandle> & {
-  trySendMany: typeof trySendMany;
-  tryReceiveMany: typeof tryReceiveMany;
-};
+
+  /**
+   * The next message as a view into the ring, under the end's lease (see
+   * the module documentation): valid until {@link release} or a copying
+   * receive. Waits and rejects like `receive`. On a `dropOldest` ring, a copy.
+   */
+  receiveView(h: ThreadHandle, options: ReceiveOptions): Promise<Uint8Array> {
+    return h.discard === 'dropOldest' ? queueConditionThread.receive(h, options) : receiveView(h, options);
+  },
+  /** The next message as a view under the lease if one is ready now, else undefined. */
+  tryReceiveView,
+  /** Up to `maxCount` ready messages as views under the lease. */
+  tryReceiveManyView,
+  /** End the lease: hand the leased messages' space back to the sender with one store. */
+  release,
+} satisfies Primitive<ThreadHandle>;
 
 const EMPTY = new Uint8Array(0);
 const textEncoder = new TextEncoder();
@@ -313,13 +357,19 @@ async function sendRecord(
   signal: AbortSignal | undefined,
 ): Promise<void> {
   abortIfNeeded(signal, 'send');
-  if (h.queued === 0 && attemptSend(h, data, lengthWord) === SendResult.sent) return;
+  if (h.queued === 0 && attemptSend(h, data, lengthWord) === SendResult.sent) {
+    publish(h);
+    return;
+  }
   // The caller may reuse its buffer once send resolves, so until then we
   // still read from `data` itself: nothing is copied but into the ring.
   return enqueue(h, async () => {
     for (;;) {
       abortIfNeeded(signal, 'send');
-      if (attemptSend(h, data, lengthWord) === SendResult.sent) return;
+      if (attemptSend(h, data, lengthWord) === SendResult.sent) {
+        publish(h);
+        return;
+      }
       const need = lengthWord === CYCLE_RECORD ? RECORD_HEADER : recordBytes(data.byteLength);
       await park(
         h,

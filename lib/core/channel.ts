@@ -63,6 +63,11 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array>, 
   #iterating = false;
   #sent = 0;
   #received = 0;
+  /** Views handed out and not yet released (the next receive or `release()` ends the lease). */
+  #leased = false;
+  /** Async receives in flight (of any kind), and whether one of them is a view receive. */
+  #receiving = 0;
+  #viewReceiving = false;
 
   /** @internal Use `PrimitiveRegistry.open()`. */
   constructor(primitive: Primitive<ChannelHandle>, handle: ChannelHandle, maxMessageBytes: number) {
@@ -206,6 +211,7 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array>, 
     if (!Number.isInteger(maxCount) || maxCount < 1)
       throw invalidArg('options.maxCount', 'must be a positive integer', maxCount);
     const maxBytes = this.#checkReceive(options.maxBytes);
+    this.#endLease();
     const ready = (n: number): Uint8Array[] => {
       if (this.#p.tryReceiveMany) return this.#p.tryReceiveMany(this.#h, maxBytes, n);
       const out: Uint8Array[] = [];
@@ -227,27 +233,119 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array>, 
    * next message exceeds `maxBytes` (the message stays queued),
    * `AMIX_ERR_LINK_CLOSED` once closed and drained, `AMIX_ERR_ABORTED` on abort.
    */
-  async receive(options: ChannelReceiveOptions = {}): Promise<Uint8Array> {
+  receive(options: ChannelReceiveOptions = {}): Promise<Uint8Array> {
+    return this.#receiveOne(options, false);
+  }
+
+  async #receiveOne(options: ChannelReceiveOptions, view: boolean): Promise<Uint8Array> {
     const maxBytes = this.#checkReceive(options.maxBytes);
+    if (view && this.#receiving > 0) {
+      throw invalidArg(
+        'receiveView()',
+        'must not overlap another receive on this channel (the next receive releases the view it returns)',
+      );
+    }
+    this.#endLease();
     if (options.signal?.aborted) throw abortError(options.signal, 'receive');
+    const o = { maxBytes, ...(options.signal ? { signal: options.signal } : {}) };
+    this.#receiving++;
+    if (view) this.#viewReceiving = true;
     try {
-      const msg = await this.#p.receive(this.#h, { maxBytes, ...(options.signal ? { signal: options.signal } : {}) });
+      const msg =
+        view && this.#p.receiveView ? await this.#p.receiveView(this.#h, o) : await this.#p.receive(this.#h, o);
       this.#received++;
+      if (view) this.#leased = true;
       return msg;
     } catch (err) {
       // Whatever the primitive rejected with, an abort reaches the caller as one AbortError shape.
       if (options.signal?.aborted) throw abortError(options.signal, 'receive');
       throw err;
+    } finally {
+      this.#receiving--;
+      if (view) this.#viewReceiving = false;
     }
   }
 
   /** Method: `tryReceive([maxBytes])`. The next message if one is ready now, else undefined. */
   tryReceive(maxBytes?: number): Uint8Array | undefined {
     const max = this.#checkReceive(maxBytes);
+    this.#endLease();
     if (!this.#p.tryReceive) return undefined;
     const msg = this.#p.tryReceive(this.#h, max);
     if (msg !== undefined) this.#received++;
     return msg;
+  }
+
+  /**
+   * Method: `receiveView([options])`. Zero-copy receive: like {@link receive},
+   * but the message may be a view into the primitive's memory (the thread
+   * ring's shared buffer), valid until {@link release} or the next receive of
+   * any kind on this channel, whichever comes first. Until then the sender
+   * cannot reuse its space; after it, its bytes may change at any moment
+   * (not detectable on the view: copy with `view.slice()` what you keep).
+   * A primitive without views gives a copy. Rejects like `receive`, and with
+   * `AMIX_ERR_INVALID_ARG` while another receive on this channel is in flight.
+   */
+  receiveView(options: ChannelReceiveOptions = {}): Promise<Uint8Array> {
+    return this.#receiveOne(options, true);
+  }
+
+  /** Method: `tryReceiveView([maxBytes])`. The next message as a leased view (see {@link receiveView}) if one is ready now, else undefined. */
+  tryReceiveView(maxBytes?: number): Uint8Array | undefined {
+    const max = this.#checkReceive(maxBytes);
+    this.#endLease();
+    const p = this.#p;
+    const msg = p.tryReceiveView ? p.tryReceiveView(this.#h, max) : p.tryReceive?.(this.#h, max);
+    if (msg !== undefined) {
+      this.#received++;
+      this.#leased = true;
+    }
+    return msg;
+  }
+
+  /**
+   * Method: `receiveManyView([options])`. {@link receiveMany} as leased views
+   * (see {@link receiveView}): every view of the batch stays valid until
+   * {@link release} or the next receive on this channel.
+   */
+  async receiveManyView(options: ChannelReceiveOptions & { maxCount?: number } = {}): Promise<Uint8Array[]> {
+    const p = this.#p;
+    if (!p.tryReceiveManyView) return this.receiveMany(options);
+    const maxCount = options.maxCount ?? 64;
+    if (!Number.isInteger(maxCount) || maxCount < 1)
+      throw invalidArg('options.maxCount', 'must be a positive integer', maxCount);
+    const maxBytes = this.#checkReceive(options.maxBytes);
+    this.#endLease();
+    let batch = p.tryReceiveManyView(this.#h, maxBytes, maxCount);
+    if (batch.length === 0) {
+      // One view, waited for; the rest join the same lease.
+      batch = [await this.receiveView(options)];
+      if (maxCount > 1) batch.push(...p.tryReceiveManyView(this.#h, maxBytes, maxCount - 1));
+      this.#received += batch.length - 1;
+    } else this.#received += batch.length;
+    this.#leased = true;
+    return batch;
+  }
+
+  /**
+   * Method: `release()`. End the lease of the views this receiving end handed
+   * out ({@link receiveView}): the sender may reuse their space, so their
+   * bytes may change from now on. Idempotent; the next receive does it anyway.
+   */
+  release(): void {
+    if (this.role !== 'receive') throw invalidArg('release()', 'needs a receiving end');
+    this.#endLease();
+  }
+
+  #endLease(): void {
+    if (this.#viewReceiving)
+      throw invalidArg(
+        'receive',
+        'must wait for the view receive in flight on this channel (it would release its view)',
+      );
+    if (!this.#leased) return;
+    this.#leased = false;
+    if (this.#life.state !== 'closed') this.#p.release?.(this.#h);
   }
 
   /**

@@ -224,6 +224,21 @@ export interface Primitive<H extends ChannelHandle = ChannelHandle> {
   trySendMany?(handle: H, messages: readonly Uint8Array[]): number;
   /** Optional batch fast path: up to `maxCount` ready messages (none: an empty array). */
   tryReceiveMany?(handle: H, maxBytes: number, maxCount: number): Uint8Array[];
+
+  /**
+   * Optional zero-copy receive: like `receive`, but the message may be a view
+   * into the primitive's own memory, taken under the end's *lease*: it stays
+   * valid until `release(handle)` or a copying receive on that end (each view
+   * operation extends the lease). A copy is a valid answer too. Default: the
+   * wrapper uses `receive` (copies).
+   */
+  receiveView?(handle: H, options: ReceiveOptions): Promise<Uint8Array>;
+  /** Optional zero-copy fast path: the next message as a leased view (see `receiveView`), or undefined when none is ready. */
+  tryReceiveView?(handle: H, maxBytes: number): Uint8Array | undefined;
+  /** Optional zero-copy batch fast path: up to `maxCount` ready messages as leased views (none: an empty array). */
+  tryReceiveManyView?(handle: H, maxBytes: number, maxCount: number): Uint8Array[];
+  /** End the lease of the views taken on this receiving end; their bytes may change from then on. Idempotent. Default: nothing. */
+  release?(handle: H): void;
 }
 
 /** The operation names of the contract, required first. */
@@ -240,4 +255,8 @@ export const OPTIONAL_OPERATIONS = [
   'tryReceive',
   'trySendMany',
   'tryReceiveMany',
+  'receiveView',
+  'tryReceiveView',
+  'tryReceiveManyView',
+  'release',
 ] as const;

@@ -15,7 +15,7 @@ import * as producer from './producer.js';
 // Own constants, not imported bindings, on the hot path (see header.ts).
 const { CYCLE_RECORD, Header, RECORD_HEADER, SLAB_BYTES, SLAB_MAX_MESSAGE, SLAB_MIN_MESSAGE } = header;
 const { closedError, emit, wake } = handle;
-const { recordBytes } = producer;
+const { endOfBurst, hold, recordBytes, setReleaseCommit } = producer;
 
 /**
  * One attempt to receive: the next message, or undefined when the ring is
@@ -25,44 +25,123 @@ const { recordBytes } = producer;
 export function attemptReceive(h: ThreadHandle, maxBytes: number): Uint8Array | undefined {
   const { i32, mask } = h;
   const shared = h.discard === 'dropOldest';
+  // A copying receive ends the lease of views taken before it (lease.ts).
+  if (h.viewing) releaseLease(h);
   for (;;) {
     const tail = shared ? Atomics.load(i32, Header.TAIL) : h.pos;
     // Signed distance, not equality: with dropOldest the producer may have
     // moved `tail` past our cached head.
     if (((h.otherPos - tail) | 0) <= 0) {
       h.otherPos = Atomics.load(i32, Header.HEAD);
-      if (((h.otherPos - tail) | 0) <= 0) return undefined;
+      if (((h.otherPos - tail) | 0) <= 0 && !(endOfBurst() && refreshAfterPublish(h, tail))) return undefined;
     }
     const at = tail & mask;
     const len = i32[h.dataI32 + (at >> 2)]!;
     if (len === CYCLE_RECORD) {
-      if (!release(h, tail, RECORD_HEADER, false)) continue;
+      if (shared) {
+        if (!release(h, tail, RECORD_HEADER, false)) continue;
+      } else {
+        h.pos = (tail + RECORD_HEADER) | 0;
+        settle(h);
+      }
       h.f64[Header.F64_CYCLES]! += 1;
       continue;
     }
-    if (len < 0 || len > h.maxMessageBytes) {
+    if (len < 0 || len > h.maxMessageBytes || len > maxBytes) {
       // A producer's dropOldest can overwrite the record under us: only a
       // length read while `tail` still points at it is meaningful.
       if (shared && Atomics.load(i32, Header.TAIL) !== tail) continue;
-      throw new AmixError(
-        ErrorCode.AMIX_ERR_INTERNAL,
-        `queueConditionThread ring is corrupt: record length ${len} at ${at}`,
-      );
-    }
-    if (len > maxBytes) {
-      if (shared && Atomics.load(i32, Header.TAIL) !== tail) continue;
-      throw new AmixError(
-        ErrorCode.AMIX_ERR_BUFFER_TOO_SMALL,
-        `next message is ${len} bytes, the receiver accepts at most ${maxBytes}; it stays queued`,
-        { details: { size: len, maxBytes } },
-      );
+      throw recordError(h, len, at, maxBytes);
     }
     const out = copyOut(h, at, len);
-    if (!release(h, tail, recordBytes(len), true)) continue;
+    if (shared) {
+      if (!release(h, tail, recordBytes(len), true)) continue;
+    } else {
+      // Copied out: the space may go back, but the store of TAIL is coalesced (settle).
+      h.pos = (tail + recordBytes(len)) | 0;
+      h.leased++;
+      settle(h);
+    }
     h.f64[Header.F64_RECEIVED]! += 1;
     h.f64[Header.F64_BYTES_RECEIVED]! += len;
     return out;
   }
+}
+
+/** The error for a record that cannot be received: a corrupt length, or one over `maxBytes` (it stays queued). */
+export function recordError(h: ThreadHandle, len: number, at: number, maxBytes: number): AmixError {
+  if (len < 0 || len > h.maxMessageBytes) {
+    return new AmixError(
+      ErrorCode.AMIX_ERR_INTERNAL,
+      `queueConditionThread ring is corrupt: record length ${len} at ${at}`,
+    );
+  }
+  return new AmixError(
+    ErrorCode.AMIX_ERR_BUFFER_TOO_SMALL,
+    `next message is ${len} bytes, the receiver accepts at most ${maxBytes}; it stays queued`,
+    { details: { size: len, maxBytes } },
+  );
+}
+
+/**
+ * End the receiving end's lease (lease.ts): the space of every message read
+ * as a view (and of cycle records skipped and messages copied out on the
+ * way) since the last publication may go back to the producer, by the same
+ * coalesced release as a copying receive's ({@link settle}): a view loop
+ * stores TAIL once per bound, not once per message.
+ */
+export function releaseLease(h: ThreadHandle): void {
+  h.viewing = false;
+  if (h.pos !== h.published) settle(h);
+}
+
+/*
+ * Coalesced release. After a copying receive (not on dropOldest rings, whose
+ * ends move TAIL by compare-exchange), the consumer's position moves at once
+ * but TAIL, the index the producer reuses space by, is stored only when the
+ * consumer has caught up with the head it knows of (so an idle ring always
+ * has everything released), every RELEASE_EVERY messages (on a ring with
+ * a message limit, a quarter of the band between maxmsg and minmsg if that
+ * is less, so the sender's count of pending messages stays close), every
+ * `releaseBytes` (an eighth of the ring at most), at once while the
+ * watermark suspension is set (so it lifts at exactly minmsg), and at the
+ * latest at the end of this thread's burst (producer.ts endOfBurst: a
+ * receive that finds nothing or waits, or the end of the turn), so a
+ * receiver that stops receiving never keeps space from the sender.
+ *
+ * A sender parked for room is woken with the store (afterRelease), so it
+ * wakes once per RELEASE_EVERY messages rather than once per message: a
+ * full ring with a faster sender used to cost a futex wake-up per message
+ * received (about a tenth of the receiver's time at 64 bytes). The producer
+ * only reads TAIL when the ring looks full to it, so what the coalescing
+ * saves besides is the seq-cst store (a fence) per message. SUSPENDED is a
+ * plain read: a stale zero only delays the release to the next bound, where
+ * commitTail's seq-cst store and the reads after it pair with the
+ * producer's set-then-check in checkSuspend().
+ */
+export function settle(h: ThreadHandle): void {
+  const { i32 } = h;
+  if (
+    h.pos === h.otherPos ||
+    h.leased >= h.releaseEvery ||
+    ((h.pos - h.published) | 0) >= h.releaseBytes ||
+    i32[Header.SUSPENDED] !== 0
+  )
+    commitTail(h, h.pos, 0);
+  else hold(h);
+}
+
+// Held releases are stored at the end of the thread's burst too (producer.ts endOfBurst).
+setReleaseCommit((h) => commitTail(h, h.pos, 0));
+
+/**
+ * The ring looked empty, which ended this thread's send burst, and that
+ * published records held by sending ends of this thread (producer.ts): the
+ * sender may be on this very thread, so look again. True when a record is now there.
+ */
+export function refreshAfterPublish(h: ThreadHandle, tail: number): boolean {
+  h.otherPos = Atomics.load(h.i32, Header.HEAD);
+  return ((h.otherPos - tail) | 0) > 0;
 }
 
 /** Copy the payload of the record at ring offset `at` out of the ring. */
@@ -112,6 +191,7 @@ export function release(h: ThreadHandle, tail: number, need: number, isMessage: 
     if (Atomics.compareExchange(i32, Header.TAIL, tail, next) !== tail) return false;
     if (isMessage) Atomics.add(i32, Header.RSEQ, 1);
     h.pos = next;
+    h.published = next;
     afterRelease(h);
     return true;
   }
@@ -119,9 +199,15 @@ export function release(h: ThreadHandle, tail: number, need: number, isMessage: 
   return true;
 }
 
-/** Single-consumer release (not dropOldest): hand every byte up to `next` back, `messages` of them messages. */
+/**
+ * Single-consumer release (not dropOldest): hand every byte up to `next`
+ * back: `messages` messages besides the `leased` ones read (as views or
+ * copies) since the last publication.
+ */
 export function commitTail(h: ThreadHandle, next: number, messages: number): void {
   const { i32 } = h;
+  messages += h.leased;
+  h.leased = 0;
   if (messages > 0) {
     h.seq = (h.seq + messages) | 0;
     i32[Header.RSEQ] = h.seq;
@@ -129,6 +215,7 @@ export function commitTail(h: ThreadHandle, next: number, messages: number): voi
   // Seq-cst: publishes RSEQ too, and orders the loads in afterRelease after it.
   Atomics.store(i32, Header.TAIL, next);
   h.pos = next;
+  h.published = next;
   afterRelease(h);
 }
 
@@ -158,6 +245,7 @@ export function tryReceiveMany(h: ThreadHandle, maxBytes: number, maxCount: numb
   const out: Uint8Array[] = [];
   if (h.queued > 0) return out;
   if (h.destroyed) throw closedError(h);
+  if (h.viewing) releaseLease(h);
   if (h.discard === 'dropOldest') {
     // Each record must be claimed by compare-exchange: no batching of the release.
     while (out.length < maxCount) {
@@ -174,7 +262,7 @@ export function tryReceiveMany(h: ThreadHandle, maxBytes: number, maxCount: numb
   while (out.length < maxCount) {
     if (((h.otherPos - tail) | 0) <= 0) {
       h.otherPos = Atomics.load(i32, Header.HEAD);
-      if (((h.otherPos - tail) | 0) <= 0) break;
+      if (((h.otherPos - tail) | 0) <= 0 && !(out.length === 0 && endOfBurst() && refreshAfterPublish(h, tail))) break;
     }
     const at = tail & mask;
     const len = i32[h.dataI32 + (at >> 2)]!;

@@ -16,7 +16,7 @@ import type {
 import * as header from './header.js';
 
 // Own constants, not imported bindings, on the hot path (see header.ts).
-const { DISCARD_CODES, Header } = header;
+const { DISCARD_CODES, Header, NO_MAXMSG, RELEASE_BYTES, RELEASE_EVERY } = header;
 
 const textDecoder = new TextDecoder();
 
@@ -31,6 +31,7 @@ export interface ThreadHandle extends ChannelHandle {
   readonly address: ThreadAddress;
   /** Largest message this ring carries (the smaller of `maxMessageBytes` and the data area less 8). */
   readonly maxMessageBytes: number;
+  /** @internal The ring. */ readonly sab: SharedArrayBuffer;
   /** @internal */ readonly i32: Int32Array;
   /** @internal */ readonly f64: Float64Array;
   /** @internal */ readonly u8: Uint8Array;
@@ -54,6 +55,17 @@ export interface ThreadHandle extends ChannelHandle {
   /** @internal The ring as a Buffer (for native copies). */ readonly buf: Buffer;
   /** @internal Receiver: the slab larger messages are copied into. */ slab: Buffer | null;
   /** @internal Receiver: next free byte in `slab`. */ slabOff: number;
+  /** @internal Own position as last stored in the header (HEAD or TAIL); `pos` may run ahead of it. */ published: number;
+  /** @internal Sender: records written since the last publication. */ unpublished: number;
+  /** @internal Receiver: messages read (as views or copies) since TAIL was last stored. */ leased: number;
+  /** @internal Receiver: views are among them, so TAIL must wait for release (lease.ts). */ viewing: boolean;
+  /** @internal Receiver: bytes of read records at which TAIL is stored (consumer.ts settle). */ readonly releaseBytes: number;
+  /** @internal Receiver: messages read at which TAIL is stored (fewer on rings with a message limit). */ readonly releaseEvery: number;
+  /** @internal Sender: messages written since the last publication, counted into the header with it. */ sentHeld: number;
+  /** @internal Sender: their payload bytes. */ bytesHeld: number;
+  /** @internal Sender: the burst (producer.ts) in which this end last published at once. */ turn: number;
+  /** @internal Sender: listed for the publication at the end of the turn. */ due: boolean;
+  /** @internal Sender: coalesce publications (not with dropOldest, whose drops work on published records). */ readonly coalesce: boolean;
 }
 
 /** Report an event to the end's listener; a throwing listener is ignored. */
@@ -97,10 +109,13 @@ export function makeHandle(sab: SharedArrayBuffer, role: 'send' | 'receive', opt
   const i32 = new Int32Array(sab);
   const capacity = i32[Header.CAPACITY]!;
   const maxmsg = i32[Header.MAXMSG]!;
+  const discard = DISCARD_CODES[i32[Header.DISCARD]!] ?? 'block';
+  const pos = role === 'send' ? Atomics.load(i32, Header.HEAD) : Atomics.load(i32, Header.TAIL);
   return {
     address: { sab },
     role,
     maxMessageBytes: i32[Header.MAX_MESSAGE]!,
+    sab,
     i32,
     f64: new Float64Array(sab, 0, Header.BYTE_DATA / 8),
     u8: new Uint8Array(sab),
@@ -109,10 +124,10 @@ export function makeHandle(sab: SharedArrayBuffer, role: 'send' | 'receive', opt
     dataI32: Header.BYTE_DATA >> 2,
     maxmsg,
     minmsg: i32[Header.MINMSG]!,
-    discard: DISCARD_CODES[i32[Header.DISCARD]!] ?? 'block',
+    discard,
     idle: options.idle ?? 'spinThenBlock',
     onEvent: options.onEvent,
-    pos: role === 'send' ? Atomics.load(i32, Header.HEAD) : Atomics.load(i32, Header.TAIL),
+    pos,
     otherPos: role === 'send' ? Atomics.load(i32, Header.TAIL) : Atomics.load(i32, Header.HEAD),
     seq: role === 'send' ? Atomics.load(i32, Header.WSEQ) : Atomics.load(i32, Header.RSEQ),
     otherSeq: Atomics.load(i32, Header.RSEQ),
@@ -124,6 +139,22 @@ export function makeHandle(sab: SharedArrayBuffer, role: 'send' | 'receive', opt
     buf: Buffer.from(sab),
     slab: null,
     slabOff: 0,
+    published: pos,
+    unpublished: 0,
+    leased: 0,
+    viewing: false,
+    releaseBytes: Math.min(RELEASE_BYTES, capacity >> 3),
+    // With a message limit, a held release makes the sender count more pending than there are:
+    // keep that within a quarter of the band between the marks.
+    releaseEvery:
+      maxmsg === NO_MAXMSG
+        ? RELEASE_EVERY
+        : Math.max(1, Math.min(RELEASE_EVERY, Math.floor((maxmsg - i32[Header.MINMSG]!) / 4))),
+    sentHeld: 0,
+    bytesHeld: 0,
+    turn: -1,
+    due: false,
+    coalesce: discard !== 'dropOldest',
   };
 }
 

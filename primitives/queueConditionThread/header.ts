@@ -124,6 +124,25 @@ export const SLAB_MIN_MESSAGE = 256;
 export const SLAB_BYTES = 256 * 1024;
 /** Messages above this size get a buffer of their own. */
 export const SLAB_MAX_MESSAGE = 64 * 1024;
+/**
+ * Coalesced publication of the write index: within one synchronous turn of
+ * the sender's thread, after the first record (published at once), records
+ * are published when this many are waiting, when {@link PUBLISH_BYTES} are,
+ * when the sender would wait or the turn ends (a microtask), whichever
+ * comes first.
+ */
+export const PUBLISH_EVERY = 32;
+/** Bytes of unpublished records at which the write index is published (see {@link PUBLISH_EVERY}). */
+export const PUBLISH_BYTES = 16 * 1024;
+/**
+ * Coalesced release of the read index after copying receives: stored when
+ * the receiver catches up with the sender, after this many messages, after
+ * {@link RELEASE_BYTES} (an eighth of the ring at most), or at once when the
+ * sender waits for room or the watermark suspension is set.
+ */
+export const RELEASE_EVERY = 32;
+/** Bytes of received records at which the read index is stored (see {@link RELEASE_EVERY}). */
+export const RELEASE_BYTES = 16 * 1024;
 /** Longest single `Atomics.wait` in a worker before the event loop gets a turn. */
 export const BLOCK_SLICE_MS = 20;
 

@@ -16,7 +16,7 @@ import * as producer from './producer.js';
 // Own constants, not imported bindings, on the hot path (see header.ts).
 const { BLOCK_SLICE_MS, Header, SPIN_BOUND, SPIN_CHUNK } = header;
 const { wake } = handle;
-const { fits, pendingAtMark } = producer;
+const { endOfBurst, fits, pendingAtMark } = producer;
 
 /** `Atomics.waitAsync` (ES2024; present in Node 20, absent from this project's `lib`). */
 const waitAsync = (
@@ -65,6 +65,10 @@ export async function park(
   ready: () => boolean,
   signal: AbortSignal | undefined,
 ): Promise<void> {
+  // About to wait: the end of this thread's send burst. What its senders
+  // hold must be visible first (the other side may need it to answer, and a
+  // worker's Atomics.wait below would hold the turn's end back by a slice).
+  endOfBurst();
   const idle = h.idle;
   if (idle === 'spin' || idle === 'spinThenBlock') {
     const limit = idle === 'spin' ? SPIN_CHUNK : SPIN_BOUND;
