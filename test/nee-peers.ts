@@ -3,7 +3,7 @@
 // B's NEEM (ACCESSIBLE while it answers, UNACCESSIBLE once it is killed,
 // ACCESSIBLE again when it is back), an expression only B's attributes
 // satisfy creates the environment on B, and runs there stream back through A.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -23,8 +23,9 @@ async function until(f: () => Promise<boolean>, ms: number, what: string): Promi
   }
 }
 
-t.test('a peer machine: polled, chosen by its attributes, and run on', async (t) => {
-  const base = await mkdtemp(join(tmpdir(), 'amix-nee-peers-'));
+/** Two keyed amixd, B peering with A, each on its own directory; B's start arguments for a restart. */
+async function peeredPair(t: Test, prefix: string, extra: string[] = []) {
+  const base = await mkdtemp(join(tmpdir(), prefix));
   t.teardown(() => rm(base, { recursive: true, force: true }));
   const a = generateKeyPair();
   const b = generateKeyPair();
@@ -34,39 +35,37 @@ t.test('a peer machine: polled, chosen by its attributes, and run on', async (t)
   const [pa, pb] = [await freePort(), await freePort()];
   const dirA = join(base, 'a');
   const dirB = join(base, 'b');
-  const poll = ['--nee-poll-ms', String(POLL_MS)];
-  await startDaemon(t, dirA, [
+  const keyed = (name: string, port: number) => [
     '--listen',
-    `tcp://127.0.0.1:${pa}`,
+    `tcp://127.0.0.1:${port}`,
     '--keys',
-    join(base, 'a.keys'),
+    join(base, `${name}.keys`),
     '--allow',
     join(base, 'allow'),
-    ...poll,
-  ]);
-  const argsB = [
-    '--listen',
-    `tcp://127.0.0.1:${pb}`,
-    '--keys',
-    join(base, 'b.keys'),
-    '--allow',
-    join(base, 'allow'),
-    '--peer',
-    `tcp://127.0.0.1:${pa}`,
-    `--peer-key=${a.publicKey}`,
-    ...poll,
+    ...extra,
   ];
-  let childB: ChildProcess = await startDaemon(t, dirB, argsB);
+  await startDaemon(t, dirA, keyed('a', pa));
+  const argsB = [...keyed('b', pb), '--peer', `tcp://127.0.0.1:${pa}`, `--peer-key=${a.publicKey}`];
+  const childB = await startDaemon(t, dirB, argsB);
+  return { dirA, dirB, argsB, childB };
+}
+
+/** The peering id of the daemon in `dir`. */
+async function idOf(dir: string): Promise<string> {
+  const c = await DaemonClient.connect({ dir, admin: true });
+  try {
+    return (await c.request<{ peering?: { id: string } }>('status')).peering!.id;
+  } finally {
+    await c.close();
+  }
+}
+
+t.test('a peer machine: polled, chosen by its attributes, and run on', async (t) => {
+  const pair = await peeredPair(t, 'amix-nee-peers-', ['--nee-poll-ms', String(POLL_MS)]);
+  const { dirA, dirB, argsB } = pair;
+  let childB: ChildProcess = pair.childB;
   const ca = await DaemonClient.connect({ dir: dirA, admin: true });
   t.teardown(() => ca.close());
-  const idOf = async (dir: string) => {
-    const c = await DaemonClient.connect({ dir, admin: true });
-    try {
-      return (await c.request<{ peering?: { id: string } }>('status')).peering!.id;
-    } finally {
-      await c.close();
-    }
-  };
   const [idA, idB] = [await idOf(dirA), await idOf(dirB)];
   await until(
     async () =>
@@ -159,45 +158,10 @@ t.test('a peer machine: polled, chosen by its attributes, and run on', async (t)
 });
 
 t.test('a peer the NEECF does not name is refused', async (t) => {
-  const base = await mkdtemp(join(tmpdir(), 'amix-nee-refuse-'));
-  t.teardown(() => rm(base, { recursive: true, force: true }));
-  const a = generateKeyPair();
-  const b = generateKeyPair();
-  await saveKeyPair(join(base, 'a.keys'), a);
-  await saveKeyPair(join(base, 'b.keys'), b);
-  await writeFile(join(base, 'allow'), `${a.publicKey}\n${b.publicKey}\n`, { mode: 0o600 });
-  const [pa, pb] = [await freePort(), await freePort()];
-  const dirA = join(base, 'a');
-  const dirB = join(base, 'b');
-  await startDaemon(t, dirA, [
-    '--listen',
-    `tcp://127.0.0.1:${pa}`,
-    '--keys',
-    join(base, 'a.keys'),
-    '--allow',
-    join(base, 'allow'),
-  ]);
-  await startDaemon(t, dirB, [
-    '--listen',
-    `tcp://127.0.0.1:${pb}`,
-    '--keys',
-    join(base, 'b.keys'),
-    '--allow',
-    join(base, 'allow'),
-    '--peer',
-    `tcp://127.0.0.1:${pa}`,
-    `--peer-key=${a.publicKey}`,
-  ]);
+  const { dirA, dirB } = await peeredPair(t, 'amix-nee-refuse-');
   const cb = await DaemonClient.connect({ dir: dirB, admin: true });
   t.teardown(() => cb.close());
-  const idA = (await (async () => {
-    const c = await DaemonClient.connect({ dir: dirA, admin: true });
-    try {
-      return (await c.request<{ peering?: { id: string } }>('status')).peering!.id;
-    } finally {
-      await c.close();
-    }
-  })()) as string;
+  const idA = await idOf(dirA);
   // B has no NEECF: it serves no peer. A asks anyway, through the peering service op.
   await until(
     async () =>

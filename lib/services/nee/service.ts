@@ -38,9 +38,9 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { AmixError, ErrorCode, invalidArg, isAmixError } from '../../core/errors.js';
 import type { DaemonService, ServiceCaller, ServiceHost } from '../../control/services.js';
-import { readNeeConfig, type AttributeSet, type NeeConfig } from './attributes.js';
-import { Neem, type CreateOptions, type NeeInfo } from './manager.js';
-import { reachPeer, remoteMatch, type RemoteEnv } from './peers.js';
+import type { AttributeSet, NeeConfig } from './attributes.js';
+import type { CreateOptions, Neem, NeeInfo } from './manager.js';
+import type { RemoteEnv } from './peers.js';
 import type { NeeRun, RunExit } from './run.js';
 
 /** Output bytes a run may hold in the daemon before the daemon stops reading it. */
@@ -99,6 +99,7 @@ export function neeService(options: { pollMs?: number } = {}): DaemonService {
   let config: NeeConfig = { systems: [] };
   let starting: Promise<Neem> | undefined;
   let host: ServiceHost | undefined;
+  let remoteMatch: typeof import('./peers.js').remoteMatch | undefined;
   let seq = 0;
   const runs = new Map<number, LocalRun | RemoteRun>();
   const createdBy = new Map<string, { container: string; endWithOwner: boolean }>();
@@ -109,13 +110,20 @@ export function neeService(options: { pollMs?: number } = {}): DaemonService {
     const h = host;
     starting ??= (async () => {
       const file = join(h.dir, NEECF_FILE);
+      // Loaded with the first nee op: amixd's start and idle size do not pay for the NEEM.
+      const [{ readNeeConfig }, { Neem }, peers] = await Promise.all([
+        import('./attributes.js'),
+        import('./manager.js'),
+        import('./peers.js'),
+      ]);
+      remoteMatch = peers.remoteMatch;
       config = await readNeeConfig(file);
       const n = new Neem(h.fabric, {
         config: file,
         system: hostname(),
         probe: { software: ['sh', 'bash', 'node', 'make', 'git', 'python3'] },
         pollMs,
-        reach: (s) => reachPeer(h, () => neem, s, pollMs),
+        reach: (s) => peers.reachPeer(h, () => neem, s, pollMs),
       });
       neem = n;
       await n.start();
@@ -179,7 +187,7 @@ export function neeService(options: { pollMs?: number } = {}): DaemonService {
       } catch (err) {
         // No local set fits: a remote system may (a peer's own request is never forwarded further).
         if (c.peer || !isAmixError(err) || err.code !== ErrorCode.AMIX_ERR_NO_ENVIRONMENT) throw err;
-        const m = remoteMatch(n, rest.require);
+        const m = remoteMatch!(n, rest.require);
         if (!m) throw err;
         const peer = m.system.remote!.daemon;
         const info = (await peerReq(peer, 'nee.create', { ...rest, endWithOwner: false })) as NeeInfo;
