@@ -164,7 +164,7 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array>, 
    * have to wait. Throws like `send` rejects.
    */
   trySendMany(messages: readonly Uint8Array[]): number {
-    for (const m of messages) this.#checkSend(m);
+    this.#checkBatch(messages);
     if (this.#held) return 0;
     let i = 0;
     if (this.#p.trySendMany) i = this.#p.trySendMany(this.#h, messages);
@@ -179,7 +179,7 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array>, 
    * many messages), waiting like {@link send} when the channel is full.
    */
   async sendMany(messages: readonly Uint8Array[], options: { signal?: AbortSignal } = {}): Promise<void> {
-    for (const m of messages) this.#checkSend(m);
+    this.#checkBatch(messages);
     let i = 0;
     while (i < messages.length) {
       if (!this.#held && this.#p.trySendMany) {
@@ -504,6 +504,17 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array>, 
         `message of ${data.byteLength} bytes exceeds the ${this.primitive} channel maximum of ${this.maxMessageBytes}`,
         { details: { size: data.byteLength, max: this.maxMessageBytes } },
       );
+    }
+  }
+
+  /** {@link #checkSend} for a batch: the end's state and role once, each message's type and size. */
+  #checkBatch(messages: readonly Uint8Array[]): void {
+    if (messages.length === 0) return this.#checkOpen();
+    this.#checkSend(messages[0]!);
+    const max = this.maxMessageBytes;
+    for (let i = 1; i < messages.length; i++) {
+      const m = messages[i]!;
+      if (!(m instanceof Uint8Array) || m.byteLength > max) this.#checkSend(m);
     }
   }
 
