@@ -246,19 +246,61 @@ export function tryReceiveMany(h: ThreadHandle, maxBytes: number, maxCount: numb
   if (h.queued > 0) return out;
   if (h.destroyed) throw closedError(h);
   if (h.viewing) releaseLease(h);
-  if (h.discard === 'dropOldest') {
-    // Each record must be claimed by compare-exchange: no batching of the release.
-    while (out.length < maxCount) {
-      const m = attemptReceive(h, maxBytes);
-      if (m === undefined) break;
-      out.push(m);
-    }
-    return out;
+  if (h.discard === 'dropOldest') return receiveEach(h, maxBytes, maxCount, out);
+  const walk = walkBatch(h, maxBytes, maxCount, copyOut, out);
+  if (walk.bad) {
+    // Nothing taken yet: the single-message path raises the right error.
+    const m = attemptReceive(h, maxBytes);
+    if (m !== undefined) out.push(m);
   }
-  const { i32, mask, f64 } = h;
+  const f64 = h.f64;
+  if (walk.tail !== h.pos) {
+    f64[Header.F64_RECEIVED]! += out.length;
+    f64[Header.F64_BYTES_RECEIVED]! += walk.bytes;
+    f64[Header.F64_CYCLES]! += walk.cycles;
+    commitTail(h, walk.tail, out.length);
+  }
+  return out;
+}
+
+/** A `dropOldest` ring's batch: each record must be claimed by compare-exchange, so no batching of the release. */
+export function receiveEach(h: ThreadHandle, maxBytes: number, maxCount: number, out: Uint8Array[]): Uint8Array[] {
+  while (out.length < maxCount) {
+    const m = attemptReceive(h, maxBytes);
+    if (m === undefined) break;
+    out.push(m);
+  }
+  return out;
+}
+
+/** Where a {@link walkBatch} stopped, and what it passed. */
+export interface BatchWalk {
+  /** The ring position after the last record taken or skipped (not yet stored). */
+  tail: number;
+  bytes: number;
+  cycles: number;
+  /** It stopped at a record it cannot take (too large, or damaged) before taking anything. */
+  bad: boolean;
+}
+
+/**
+ * The records ready from the receiver's position, up to `maxCount`, each
+ * handed to `take` (a copy out, or a view) into `out`, in order; cycle
+ * records are stepped over. It stores nothing: the caller moves the tail
+ * (the copying receive) or the lease (the view receive).
+ */
+export function walkBatch(
+  h: ThreadHandle,
+  maxBytes: number,
+  maxCount: number,
+  take: (h: ThreadHandle, at: number, len: number) => Uint8Array,
+  out: Uint8Array[],
+): BatchWalk {
+  const { i32, mask } = h;
   let tail = h.pos;
   let bytes = 0;
   let cycles = 0;
+  let bad = false;
   while (out.length < maxCount) {
     if (((h.otherPos - tail) | 0) <= 0) {
       h.otherPos = Atomics.load(i32, Header.HEAD);
@@ -272,21 +314,12 @@ export function tryReceiveMany(h: ThreadHandle, maxBytes: number, maxCount: numb
       continue;
     }
     if (len < 0 || len > h.maxMessageBytes || len > maxBytes) {
-      if (out.length > 0 || cycles > 0) break;
-      // Nothing taken yet: the single-message path raises the right error.
-      const m = attemptReceive(h, maxBytes);
-      if (m !== undefined) out.push(m);
+      bad = out.length === 0 && cycles === 0;
       break;
     }
-    out.push(copyOut(h, at, len));
+    out.push(take(h, at, len));
     bytes += len;
     tail = (tail + recordBytes(len)) | 0;
   }
-  if (tail !== h.pos) {
-    f64[Header.F64_RECEIVED]! += out.length;
-    f64[Header.F64_BYTES_RECEIVED]! += bytes;
-    f64[Header.F64_CYCLES]! += cycles;
-    commitTail(h, tail, out.length);
-  }
-  return out;
+  return { tail, bytes, cycles, bad };
 }

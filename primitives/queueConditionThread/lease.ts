@@ -33,7 +33,7 @@ import * as wait from './wait.js';
 const { CYCLE_RECORD, Header, RECORD_HEADER, SPIN_BOUND } = header;
 const { closedError } = handle;
 const { endOfBurst, recordBytes } = producer;
-const { attemptReceive, copyOut, recordError, refreshAfterPublish, releaseLease } = consumer;
+const { attemptReceive, copyOut, receiveEach, recordError, refreshAfterPublish, releaseLease, walkBatch } = consumer;
 const { abortIfNeeded, canReceive, enqueue, park } = wait;
 
 /** The payload of the record at ring offset `at`: a view into the ring, or a copy when it wraps around the end. */
@@ -94,44 +94,20 @@ export function tryReceiveManyView(h: ThreadHandle, maxBytes: number, maxCount: 
   const out: Uint8Array[] = [];
   if (h.queued > 0) return out;
   if (h.destroyed) throw closedError(h);
-  if (h.discard === 'dropOldest') {
-    while (out.length < maxCount) {
-      const m = attemptReceive(h, maxBytes);
-      if (m === undefined) break;
-      out.push(m);
-    }
-    return out;
+  if (h.discard === 'dropOldest') return receiveEach(h, maxBytes, maxCount, out);
+  const walk = walkBatch(h, maxBytes, maxCount, viewOf, out);
+  if (walk.bad) {
+    const at = h.pos & h.mask;
+    throw recordError(h, h.i32[h.dataI32 + (at >> 2)]!, at, maxBytes);
   }
-  const { i32, mask, f64 } = h;
-  let tail = h.pos;
-  let bytes = 0;
-  let cycles = 0;
-  while (out.length < maxCount) {
-    if (((h.otherPos - tail) | 0) <= 0) {
-      h.otherPos = Atomics.load(i32, Header.HEAD);
-      if (((h.otherPos - tail) | 0) <= 0 && !(out.length === 0 && endOfBurst() && refreshAfterPublish(h, tail))) break;
-    }
-    const at = tail & mask;
-    const len = i32[h.dataI32 + (at >> 2)]!;
-    if (len === CYCLE_RECORD) {
-      tail = (tail + RECORD_HEADER) | 0;
-      cycles++;
-      continue;
-    }
-    if (len < 0 || len > h.maxMessageBytes || len > maxBytes) {
-      if (out.length > 0 || cycles > 0) break;
-      throw recordError(h, len, at, maxBytes);
-    }
-    out.push(viewOf(h, at, len));
-    bytes += len;
-    tail = (tail + recordBytes(len)) | 0;
-  }
-  if (tail !== h.pos) h.viewing = true;
-  h.pos = tail;
+  // The views hold their space: only the private position moves; the shared tail waits for the release.
+  if (walk.tail !== h.pos) h.viewing = true;
+  h.pos = walk.tail;
   h.leased += out.length;
+  const f64 = h.f64;
   f64[Header.F64_RECEIVED]! += out.length;
-  f64[Header.F64_BYTES_RECEIVED]! += bytes;
-  f64[Header.F64_CYCLES]! += cycles;
+  f64[Header.F64_BYTES_RECEIVED]! += walk.bytes;
+  f64[Header.F64_CYCLES]! += walk.cycles;
   return out;
 }
 
