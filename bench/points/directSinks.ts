@@ -10,8 +10,8 @@
  *
  * @module
  */
-import { setMaxListeners } from 'node:events';
 import type { PointContext } from '../../lib/index.js';
+import { countSinks } from './countSinks.js';
 import { Endpoint } from '../../lib/fabric/endpoint.js';
 import { PrimitiveRegistry } from '../../lib/core/registry.js';
 
@@ -28,16 +28,6 @@ export default async function directSinks(point: PointContext): Promise<void> {
     addresses.push(ch.address);
   }
   await point.send(Buffer.from(JSON.stringify(addresses)));
-  // One abort listener per receiver's iteration.
-  setMaxListeners(0, point.signal);
-  const expect = flows * perFlow;
-  let total = 0;
-  const all = eps.map(async (ep) => {
-    for await (const m of ep.messages({ signal: point.signal })) {
-      void m;
-      if (++total % expect === 0) await point.send(Buffer.from('done'));
-    }
-  });
-  await Promise.allSettled(all);
+  await countSinks(eps, point.signal, flows * perFlow, () => point.send(Buffer.from('done')));
   await reg.close().catch(() => {});
 }

@@ -13,8 +13,8 @@
  *
  * @module
  */
-import { setMaxListeners } from 'node:events';
 import type { PointContext } from '../../lib/index.js';
+import { countSinks } from './countSinks.js';
 import { Agent } from '../../lib/fabric/agent.js';
 import { Endpoint } from '../../lib/fabric/endpoint.js';
 import { runSwitch } from '../../lib/fabric/switchPoint.js';
@@ -66,15 +66,5 @@ export default async function switchSinks(point: PointContext): Promise<void> {
   const reaches = () => r1.switchRoutes().some((r) => r.destinations.includes(report));
   while (!reaches()) await new Promise((r) => r1.once('event', r));
   await r1.send(Buffer.from('ready'), { to: report });
-  // One abort listener per receiver's iteration.
-  setMaxListeners(0, point.signal);
-  const expect = flows * perFlow;
-  let total = 0;
-  const all = eps.map(async (ep) => {
-    for await (const m of ep.messages({ signal: point.signal })) {
-      void m;
-      if (++total % expect === 0) await r1.send(Buffer.from('done'), { to: report });
-    }
-  });
-  await Promise.allSettled(all);
+  await countSinks(eps, point.signal, flows * perFlow, () => r1.send(Buffer.from('done'), { to: report }));
 }

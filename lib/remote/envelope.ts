@@ -16,7 +16,7 @@
  * @module
  */
 import { AmixError, ErrorCode } from '../core/errors.js';
-import { varintSize, writeVarint } from '../core/protoWire.js';
+import { WireType, varintSize, walkFields, writeVarint } from '../core/protoWire.js';
 
 /** The schema of `lib/remote/envelope.proto` (package `amix.remote.v1`). */
 export const ENVELOPE_PROTO = `
@@ -166,8 +166,6 @@ const MAX_IDENTIFIER_BYTES = MAX_IDENTIFIER_LENGTH * 3;
  */
 export function scanEnvelope(b: Uint8Array): EnvelopeSpan {
   if (!(b instanceof Uint8Array)) throw badFrame('must be bytes');
-  const len = b.length;
-  let pos = 0;
   const span: EnvelopeSpan = {
     senderStart: 0,
     senderEnd: 0,
@@ -178,56 +176,38 @@ export function scanEnvelope(b: Uint8Array): EnvelopeSpan {
     payloadEnd: 0,
     base: -1,
   };
-  // Varints here are at most 2^53 (sequence) or 2^32 (tags and lengths); the caller checks ranges.
-  const varint = (): number => {
-    let v = 0;
-    let mul = 1;
-    for (let i = 0; i < 10; i++) {
-      if (pos >= len) throw badFrame('is truncated inside a varint');
-      const byte = b[pos++]!;
-      v += (byte & 0x7f) * mul;
-      if (byte < 0x80) return v;
-      mul *= 128;
-    }
-    throw badFrame('has a varint longer than 10 bytes');
-  };
-  while (pos < len) {
-    const tag = varint();
-    const field = Math.floor(tag / 8);
-    const wire = tag % 8;
-    if (field === 0 || tag > 0xffffffff) throw badFrame(`has an invalid field tag ${tag}`);
-    if (wire === 2) {
-      const n = varint();
-      const start = pos;
-      if (n > len - pos) throw badFrame(`field ${field} runs past the end`);
-      pos += n;
+  // The walk refuses truncation, long varints, bad tags and unknown wire types; here, a known field of the wrong type.
+  walkFields(
+    b,
+    0,
+    b.length,
+    (f) => {
+      const { field, wire } = f;
+      if (field < 1 || field > 5) return; // unknown: skipped, so a newer peer may add fields
+      const varint = field === 3 || field === 5;
+      if (wire !== (varint ? WireType.Varint : WireType.LengthDelimited))
+        throw badFrame(
+          varint && wire === WireType.LengthDelimited
+            ? `field ${field} must be a varint`
+            : `field ${field} has wire type ${wire}`,
+        );
       if (field === 1) {
-        span.senderStart = start;
-        span.senderEnd = pos;
+        span.senderStart = f.start;
+        span.senderEnd = f.end;
       } else if (field === 2) {
-        span.receiverStart = start;
-        span.receiverEnd = pos;
+        span.receiverStart = f.start;
+        span.receiverEnd = f.end;
       } else if (field === 4) {
-        span.payloadStart = start;
-        span.payloadEnd = pos;
-      } else if (field === 3 || field === 5) throw badFrame(`field ${field} must be a varint`);
-    } else if (field >= 1 && field <= 5 && !((field === 3 || field === 5) && wire === 0)) {
-      throw badFrame(`field ${field} has wire type ${wire}`);
-    } else if (wire === 0) {
-      const v = varint();
-      if (field === 3) {
-        if (v > Number.MAX_SAFE_INTEGER) throw badFrame('sequence is beyond 2^53');
-        span.sequence = v;
-      } else if (field === 5) {
-        if (v > Number.MAX_SAFE_INTEGER) throw badFrame('base is beyond 2^53');
-        span.base = v;
+        span.payloadStart = f.start;
+        span.payloadEnd = f.end;
+      } else {
+        if (f.value > Number.MAX_SAFE_INTEGER) throw badFrame(`${field === 3 ? 'sequence' : 'base'} is beyond 2^53`);
+        if (field === 3) span.sequence = f.value;
+        else span.base = f.value;
       }
-    } else if (wire === 1 || wire === 5) {
-      const n = wire === 1 ? 8 : 4;
-      if (n > len - pos) throw badFrame(`field ${field} runs past the end`);
-      pos += n;
-    } else throw badFrame(`has unknown wire type ${wire}`);
-  }
+    },
+    (reason) => badFrame(`is malformed: ${reason}`),
+  );
   if (span.senderEnd === span.senderStart) throw badFrame('sender must be a non-empty identifier');
   if (span.receiverEnd === span.receiverStart) throw badFrame('receiver must be a non-empty identifier');
   if (

@@ -63,6 +63,17 @@ interface Entry {
   pending?: Promise<void>;
 }
 
+/** Back to UNBOUND (Unbind, or its method unregistered): the next Bind tries the methods again. */
+function unbound(e: Entry): void {
+  Object.assign(e, {
+    state: BindingState.UNBOUND,
+    method: undefined,
+    entity: undefined,
+    status: undefined,
+    transformed: undefined,
+  });
+}
+
 /** The location of the default methods' module. */
 const BUILTIN = new URL('./methods.js', import.meta.url).href;
 const MAX_NAME = 65_536;
@@ -233,15 +244,7 @@ export class BindingService {
   }
 
   #unbindBy(method: string): void {
-    for (const e of this.#table.values())
-      if (e.method === method)
-        Object.assign(e, {
-          state: BindingState.UNBOUND,
-          method: undefined,
-          entity: undefined,
-          status: undefined,
-          transformed: undefined,
-        });
+    for (const e of this.#table.values()) if (e.method === method) unbound(e);
   }
 
   #ordered(): MethodSlot[] {
@@ -389,13 +392,7 @@ export class BindingService {
   unbind(name: string, options?: RequestOptions): boolean {
     const e = this.#table.get(this.#key(this.#principal(options), checkName(name)));
     if (!e) return false;
-    Object.assign(e, {
-      state: BindingState.UNBOUND,
-      method: undefined,
-      entity: undefined,
-      status: undefined,
-      transformed: undefined,
-    });
+    unbound(e);
     return true;
   }
 

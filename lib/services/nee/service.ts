@@ -143,7 +143,8 @@ export function neeService(options: { pollMs?: number } = {}): DaemonService {
   };
   const pump = async (r: LocalRun, stream: AsyncIterable<Uint8Array>, into: Buffer[]) => {
     for await (const chunk of stream) {
-      into.push(Buffer.from(chunk));
+      // A view, not a copy: what a link delivers is the receiver's to keep.
+      into.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
       r.bytes += chunk.length;
       r.wake?.();
       while (r.bytes >= RUN_PENDING_BYTES) await new Promise<void>((res) => (r.room = res));
