@@ -1,7 +1,7 @@
 import t from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Fabric } from '../dist/lib/index.js';
 import { makeFabric, nextEvent, pointFixture, text } from './helpers/fabric.js';
 
@@ -84,6 +84,41 @@ t.test('a restartable point that dies is restarted with its links', async (t) =>
   t.equal(fabric.instance('phoenix').restarts, 1);
   await link.send(Buffer.from('after'));
   t.equal(text(await link.receive()), 'after', 'the same link works after the restart');
+});
+
+t.test('a restarted point starts with its links back (none of its ends is missing when it runs)', async (t) => {
+  const { fabric, events } = await makeFabric(t);
+  const dieOnce = join(await mkdtemp(join(tmpdir(), 'amix-liststart-')), 'died');
+  t.teardown(() => rm(dirname(dieOnce), { recursive: true, force: true }));
+  fabric.register({
+    name: 'lister',
+    location: pointFixture('liststart'),
+    data: { dieOnce },
+    characteristics: { restart: true },
+  });
+  const link = await fabric.connect(null, 'lister');
+  await link.send(Buffer.from('lists'));
+  t.equal(text(await link.receive()), '0/0', 'first start: created before its first link');
+  const restarted = nextEvent(fabric, events, 'instanceRestarted');
+  await link.send(Buffer.from('die'));
+  await restarted;
+  await link.send(Buffer.from('lists'));
+  // Started before its link was reopened, it saw 0/0, and under load it could take a re-sent
+  // message and answer on a link whose sending end was not back yet (AMIX_ERR_UNKNOWN_LINK).
+  t.equal(text(await link.receive()), '1/1', 'restart: its sending and receiving ends were back before it ran');
+});
+
+t.test('a point function that throws is reported (mainEnded with the error), not silent', async (t) => {
+  const { fabric, events } = await makeFabric(t);
+  fabric.register({ name: 'quitter', location: pointFixture('liststart'), data: { dieOnce: '/nonexistent/x' } });
+  const link = await fabric.connect(null, 'quitter');
+  const ended = nextEvent(fabric, events, 'mainEnded');
+  await link.send(Buffer.from('throw'));
+  t.match(await ended, {
+    point: 'quitter',
+    instance: 'quitter',
+    error: { code: 'AMIX_ERR_INTERNAL', message: /the point gave up/ },
+  });
 });
 
 t.test('a point that is not restartable dies with a clear event to its peers', async (t) => {

@@ -256,7 +256,18 @@ export class Supervisor {
     host.on('event', (e: { type: string; link?: string; peer?: string; event?: string }) => {
       if (e.type === 'channel')
         this.#core.emit({ type: 'channel', instance: inst.id, link: e.link!, peer: e.peer!, event: e.event! });
-      else if (e.type === 'linkEnded')
+      else if (e.type === 'mainEnded') {
+        // A container's host reports this one too: take only two bounded strings from it.
+        const err = (e as { error?: { code?: unknown; message?: unknown } }).error;
+        const error =
+          err && typeof err === 'object'
+            ? {
+                ...(typeof err.code === 'string' ? { code: err.code.slice(0, 64) } : {}),
+                message: String(err.message ?? '').slice(0, 1024),
+              }
+            : undefined;
+        this.#core.emit({ type: 'mainEnded', point: inst.point.name, instance: inst.id, ...(error ? { error } : {}) });
+      } else if (e.type === 'linkEnded')
         this.#core.emit({ type: 'peerLost', link: e.link!, instance: inst.id, peer: e.peer! });
       else if (e.type === 'route') {
         const r = e as unknown as { up: boolean; dest: string; via?: string; hops?: number };
@@ -328,9 +339,11 @@ export class Supervisor {
     inst.receiverList = [];
     this.#wire(inst);
     if (!ready) await this.#initHost(inst);
-    await this.activate(inst);
-    // Re-establish every link the dead instance was in, under the same link ids.
+    // Re-establish every link the dead instance was in, under the same link ids, and only then
+    // start the point: started first, it could take a re-sent message on a reopened receiving end
+    // and answer on that link before its sending end was back (AMIX_ERR_UNKNOWN_LINK in its loop).
     await this.#hops.reopen(inst, linkIds);
+    await this.activate(inst);
     this.#core.emit({ type: 'instanceRestarted', point: inst.point.name, instance: inst.id, links: linkIds });
     // Only now: booting the next spare would compete with this recovery for the CPU.
     this.#spare(inst);

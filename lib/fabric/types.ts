@@ -29,6 +29,11 @@ export type FabricEvent =
   | { type: 'instanceTerminated'; point: string; instance: string; method: 'message' | 'signal'; escalated: boolean }
   | { type: 'instanceDied'; point: string; instance: string; code: number | null; signal: string | null; error?: Error }
   | { type: 'instanceRestarted'; point: string; instance: string; links: string[] }
+  /**
+   * An instance's point function returned or threw (`error`). The instance stays up with its links
+   * (a point may end its loop and keep its coordinator), but nothing reads for it any more.
+   */
+  | { type: 'mainEnded'; point: string; instance: string; error?: { code?: string; message: string } }
   /** A restartable instance's spare host is booted and initialised: its next restart takes it over. */
   | { type: 'spareReady'; point: string; instance: string; pid: number | undefined }
   | { type: 'linkConnected'; link: string; a: string; b: string; direction: Direction; steps: readonly number[] }
