@@ -30,10 +30,15 @@ export const FrameKind = { data: 0x01, hello: 0x02, ping: 0x03, credit: 0x81 } a
 
 /** Bytes of the MAC that ends every frame (HMAC-SHA256 under the link key, truncated). */
 export const MAC_BYTES = 16;
+/** Bytes of a session id. */
 export const SESSION_BYTES = 8;
+/** Bytes of a DATA frame's header (kind, session, firstSeq, firstUnacked). */
 export const DATA_HEADER = 25;
+/** Sizes of the fixed frames, MAC included. */
 export const HELLO_SIZE = 25 + MAC_BYTES;
+/** See {@link HELLO_SIZE}. */
 export const PING_SIZE = 13 + MAC_BYTES;
+/** See {@link HELLO_SIZE}. */
 export const CREDIT_SIZE = 30 + MAC_BYTES;
 /** What a DATA frame of one message adds to it: header, length prefix, MAC. */
 export const FRAME_OVERHEAD = DATA_HEADER + 4 + MAC_BYTES;
@@ -148,9 +153,13 @@ export interface NatsStats extends ChannelStats {
 
 /** The state both kinds of end start with. */
 export interface Common {
+  /** Hears the end's channel events (the option of the same name). */
   readonly onEvent: ((e: ChannelEvent) => void) | undefined;
+  /** The end's counters. */
   readonly stats: NatsStats;
+  /** The largest message this end carries. */
   readonly maxMessageBytes: number;
+  /** Hears frames the end dropped as malformed or unauthenticated (counted as `badFrames` too). */
   readonly onBadFrame: ((e: AmixError) => void) | undefined;
   /** @internal */ readonly nc: NatsConnection;
   /** @internal The connection is the caller's (not closed here). */ readonly ownsConnection: boolean;
@@ -244,6 +253,7 @@ export function maxPayload(nc: NatsConnection): number {
 
 // ---------------------------------------------------------------- frames
 
+/** Write `v` (below 2^53) as a big-endian u64. */
 export function writeU64(b: Buffer, off: number, v: number): void {
   b.writeUInt32BE(Math.floor(v / TWO32), off);
   b.writeUInt32BE(v >>> 0, off + 4);
@@ -349,6 +359,7 @@ export function closedError(h: Common, what: string): AmixError {
   return linkClosedError(`nats channel closed${what ? ` ${what}` : ''}`, h.closeReason ?? undefined);
 }
 
+/** Emit a channel event; an observer that throws does not stop the transport. */
 export function emit(h: Common, e: ChannelEvent): void {
   try {
     h.onEvent?.(e);
@@ -357,6 +368,7 @@ export function emit(h: Common, e: ChannelEvent): void {
   }
 }
 
+/** Count a dropped frame and tell `onBadFrame`. */
 export function reportBad(h: Common, err: AmixError): void {
   h.stats.badFrames++;
   try {
@@ -366,6 +378,7 @@ export function reportBad(h: Common, err: AmixError): void {
   }
 }
 
+/** An option that must be a positive (or non-negative) integer, or its default. */
 export function positive(name: string, v: unknown, dflt: number, allowZero = false): number {
   if (v === undefined) return dflt;
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < (allowZero ? 0 : 1))
