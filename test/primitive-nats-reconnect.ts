@@ -7,6 +7,8 @@
 //   predecessor had not acknowledged, and NOT what had arrived there untaken;
 // - durable: a replacement receiving end gets every message not taken,
 //   including those that had arrived at its predecessor;
+// - durable: messages accepted while the server is down are stored once it is
+//   back (the sender re-publishes what was not acknowledged as stored);
 // - durable: messages the server acknowledged storing survive the sender's
 //   death and a server crash, with no sender left at all.
 import t from 'tap';
@@ -60,20 +62,23 @@ if (skip) {
     await tx.connect();
     const n = 20_000;
     const crashAt = 6_000;
+    let restarted: Promise<void> | undefined;
+    // The crash comes from the sending side while it publishes flat out, so frames are in flight in the server.
     const sending = (async () => {
-      for (let i = 0; i < n; i++) if (!tx.trySend(msg(i))) await tx.send(msg(i));
+      for (let i = 0; i < n; i++) {
+        if (i === crashAt) {
+          const reconnected = nextEvent(tx, 'reconnected');
+          restarted = server.restart().then(async () => {
+            await reconnected;
+          });
+        }
+        if (!tx.trySend(msg(i))) await tx.send(msg(i));
+      }
     })();
     let wrong = 0;
-    let restarted: Promise<void> | undefined;
     for (let next = 0; next < n; next++) {
       const m = rx.tryReceive() ?? (await rx.receive());
       if (num(m) !== next) wrong++;
-      if (next === crashAt) {
-        const reconnected = nextEvent(tx, 'reconnected');
-        restarted = server.restart().then(async () => {
-          await reconnected;
-        });
-      }
     }
     await sending;
     await restarted;
@@ -88,6 +93,7 @@ if (skip) {
     const rs = rx.stats() as NatsStats;
     const ts = tx.stats() as NatsStats;
     t.equal(ts.lost, 0, 'nothing counted lost');
+    t.ok(ts.resent > 0, `frames lost in the crash were re-sent (${ts.resent} messages)`);
     t.comment(`re-sent ${ts.resent}, duplicates dropped ${rs.duplicates}`);
   });
 
@@ -154,6 +160,35 @@ if (skip) {
     );
     await tx.send(msg(150));
     t.equal(num(await rx2.receive()), 150, 'the link carries on');
+  });
+
+  t.test('durable: messages accepted while the server is down are stored once it is back', async (t) => {
+    const server = await startNats(t);
+    const reg = new PrimitiveRegistry({ channelDefaults: { nats: { servers: server.url } } });
+    t.teardown(() => reg.close());
+    const rx = await reg.open('nats', { maxmsg: 500, nats: { servers: server.url, id: 'outage', durable: true } });
+    t.teardown(() => rx.destroy());
+    const tx = await reg.open('nats', { address: rx.address });
+    t.teardown(() => tx.destroy());
+    await tx.connect();
+    for (let i = 0; i < 20; i++) await tx.send(msg(i));
+    await tx.cycle();
+    const lost = nextEvent(tx, 'peerLost');
+    await server.kill();
+    await lost;
+    for (let i = 20; i < 70; i++) await tx.send(msg(i));
+    t.pass('50 sends accepted within credit while the server is down');
+    await server.restart();
+    const got: number[] = [];
+    for (let i = 0; i < 70; i++) got.push(num(await rx.receive()));
+    t.same(
+      got,
+      Array.from({ length: 70 }, (_, i) => i),
+      'all 70 arrived, once each, in order',
+    );
+    await until(() => (tx.stats() as NatsStats).stored >= 70, 'the server to have stored all 70');
+    await tx.cycle();
+    t.equal(rx.tryReceive(), undefined, 'and nothing twice');
   });
 
   t.test('durable: stored messages survive the sender and a server crash', async (t) => {

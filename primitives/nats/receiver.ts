@@ -197,9 +197,10 @@ function onFrame(h: NatsReceiveHandle, data: Uint8Array, held: Held<Session> | u
     h.credit.resync(s, f.firstUnacked);
     onData(h, s, f, held);
   } else if (f.kind === 'hello') {
-    // A HELLO asks what this end has: whatever the sender sent beyond `next` was lost on the way.
+    // A HELLO asks what this end has: whatever the sender sent beyond `next` was lost on the way. Not so on a
+    // durable link, whose DATA may still be in the stream: its sender re-publishes what the server did not store.
     h.credit.resync(s, f.firstUnacked);
-    const resend = s.next < f.sentUpTo;
+    const resend = h.durable === undefined && s.next < f.sentUpTo;
     if (resend) s.resendAskedAt = s.next;
     sendCredit(h, s, 0, resend);
   } else sendCredit(h, s, f.token, false);

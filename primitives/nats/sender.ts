@@ -79,6 +79,7 @@ export interface NatsSendHandle extends Omit<ChannelHandle, 'maxMessageBytes'>, 
   /** @internal */ sub: Subscription | undefined;
   /** @internal */ timer: NodeJS.Timeout | undefined;
   /** @internal Durable links: the JetStream client DATA goes through. */ js: JetStreamClient | undefined;
+  /** @internal Durable links: the first message of a frame the server did not store (Infinity: none). */ unstored: number;
 }
 
 function checkAddress(a: unknown): NatsAddress {
@@ -158,6 +159,7 @@ export async function createSender(options: NatsChannelOptions): Promise<NatsSen
     sub: undefined,
     timer: undefined,
     js: undefined,
+    unstored: Infinity,
   };
   try {
     if (address.stream !== undefined) h.js = await durablePublisher(h.nc);
@@ -179,6 +181,12 @@ export async function createSender(options: NatsChannelOptions): Promise<NatsSen
 /** Say HELLO again when something waits for an answer that has not come for `helloMs`. */
 function tick(h: NatsSendHandle, helloMs: number): void {
   if (h.closed || h.detached) return;
+  if (h.unstored !== Infinity && !h.lostPeer && !h.nc.isClosed()) {
+    // A durable frame the server refused or never acknowledged: publish it (and what follows) again, once connected.
+    const from = Math.max(h.unstored, h.w.acked);
+    h.unstored = Infinity;
+    resendFrom(h, from);
+  }
   const waiting = !h.credited || h.w.unacknowledged > 0 || h.pings.length > 0 || h.w.waiters.length > 0;
   if (waiting && Date.now() - h.lastCreditAt >= helloMs) {
     h.lastCreditAt = Date.now();
@@ -285,7 +293,9 @@ function out(h: NatsSendHandle, buf: Uint8Array, first: number, end: number): vo
       if (first <= h.storedUpTo && end > h.storedUpTo) h.storedUpTo = end;
     },
     () => {
-      // Not stored (the server is gone, the stream full): the receiver sees a gap, or the next HELLO finds the tail.
+      // Not stored (the server is gone, the stream full), or not known to be: the next tick publishes it again
+      // (the receiver drops a copy it has). HELLO finds no losses on a durable link: the stream may lag behind it.
+      if (first < h.unstored) h.unstored = first;
     },
   );
 }
