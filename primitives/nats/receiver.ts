@@ -34,6 +34,7 @@ import {
   reportBad,
   seal,
   serversOf,
+  subscriptionError,
   linkKey,
   token,
   writeU64,
@@ -131,7 +132,10 @@ export async function createReceiver(options: NatsChannelOptions): Promise<NatsR
         onFrame: (data, held) => onFrame(h, data, held),
       });
     }
-    h.sub = h.nc.subscribe(subject, { callback: (_err, m) => onFrame(h, m.data, undefined) });
+    h.sub = h.nc.subscribe(subject, {
+      callback: (err, m) =>
+        err ? emit(h, { type: 'peerLost', error: subscriptionError(subject, err) }) : onFrame(h, m.data, undefined),
+    });
   } catch (err) {
     if (conn.owns) await conn.nc.close().catch(() => undefined);
     if (err instanceof AmixError) throw err;

@@ -42,6 +42,7 @@ import {
   reportBad,
   seal as mac,
   serversOf,
+  subscriptionError,
   writeU64,
   type Common,
   type NatsAddress,
@@ -164,8 +165,16 @@ export async function createSender(options: NatsChannelOptions): Promise<NatsSen
   try {
     if (address.stream !== undefined) h.js = await durablePublisher(h.nc);
     // Subscribed before the first HELLO leaves on the same connection, so the server routes its answer here.
-    h.sub = h.nc.subscribe(`${address.subject}.c.${h.session.toString('hex')}`, {
-      callback: (_err, m) => onCreditFrame(h, m.data),
+    const creditSubject = `${address.subject}.c.${h.session.toString('hex')}`;
+    h.sub = h.nc.subscribe(creditSubject, {
+      callback: (err, m) => {
+        if (err) {
+          // E.g. no permission to subscribe: say why, and let connect() fail with it rather than time out.
+          const e = subscriptionError(creditSubject, err);
+          emit(h, { type: 'peerLost', error: e });
+          h.connectWaiters.rejectAll(e);
+        } else onCreditFrame(h, m.data);
+      },
     });
   } catch (err) {
     if (conn.owns) await conn.nc.close().catch(() => undefined);

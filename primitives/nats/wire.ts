@@ -241,9 +241,19 @@ export async function openConnection(
     throw new AmixError(
       auth ? ErrorCode.AMIX_ERR_UNAUTHORIZED : ErrorCode.AMIX_ERR_PEER_LOST,
       `nats primitive cannot connect to ${servers.join(',')}: ${(err as Error).message}`,
-      { cause: err, details: auth ? { endpoint: servers.join(',') } : { endpoint: servers.join(',') } },
+      { cause: err, details: { endpoint: servers.join(',') } },
     );
   }
+}
+
+/** The error of a subscription the server ended: `AMIX_ERR_UNAUTHORIZED` for a permission violation. */
+export function subscriptionError(subject: string, err: Error): AmixError {
+  const denied = /permission/i.test(err.message) || err.name === 'PermissionViolationError';
+  return new AmixError(
+    denied ? ErrorCode.AMIX_ERR_UNAUTHORIZED : ErrorCode.AMIX_ERR_PEER_LOST,
+    `nats subscription to ${subject} ended: ${err.message}`,
+    { cause: err, details: denied ? { endpoint: subject, op: 'subscribe' } : { endpoint: subject } },
+  );
 }
 
 /** The server's largest payload (default 1 MiB). */
