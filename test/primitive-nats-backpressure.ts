@@ -122,6 +122,29 @@ if (skip) {
     );
   });
 
+  t.test('bad options and addresses are refused with AMIX_ERR_INVALID_ARG naming the option', async (t) => {
+    const reg = new PrimitiveRegistry({ channelDefaults: { nats } });
+    t.teardown(() => reg.close());
+    const bad = async (o: Record<string, unknown>, option: string, what: string) =>
+      t.rejects(
+        reg.open('nats', o),
+        { code: 'AMIX_ERR_INVALID_ARG', message: new RegExp(option.replace(/\./g, '\\.')) },
+        what,
+      );
+    await bad(
+      { nats: { ...nats, durable: true } },
+      'options.nats.id',
+      'a durable link needs an id (it names the stream)',
+    );
+    await bad({ nats: { ...nats, id: 'a.b' } }, 'options.nats.id', 'an id with a dot (a subject token) is refused');
+    await bad({ nats: { ...nats, key: 'short' } }, 'options.nats.key', 'a key that is not 32 bytes of base64url');
+    await bad({ nats: { ...nats, servers: [] } }, 'options.nats.servers', 'an empty server list');
+    const rx = await reg.open('nats');
+    t.teardown(() => rx.destroy());
+    await bad({ address: { ...rx.address, subject: 'amix.>' } }, 'options.address.subject', 'a wildcard subject');
+    await bad({ address: { ...rx.address, key: undefined } }, 'options.address.key', 'an address without its key');
+  });
+
   t.test('@nats-io is loaded on the first nats channel only, never by amix or its registry', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'amix-nats-lazy-'));
     t.teardown(() => rm(dir, { recursive: true, force: true }));

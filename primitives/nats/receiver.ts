@@ -84,17 +84,22 @@ export async function createReceiver(options: NatsChannelOptions): Promise<NatsR
   const maxSessions = positive('maxSessions', n.maxSessions, NATS_DEFAULTS.maxSessions);
   if (n.durable !== undefined && typeof n.durable !== 'boolean')
     throw invalidArg('options.nats.durable', 'must be a boolean', n.durable);
+  // A durable link's stream outlives its ends: it is named by the caller, never by chance (one per random id would pile up).
+  if (n.durable && n.id === undefined)
+    throw invalidArg('options.nats.id', 'is needed for a durable link (it names the stream AMIX_<id>)', n.id);
+  const key = n.key === undefined ? randomBytes(32) : linkKey('options.nats.key', n.key);
   const servers = serversOf(n, undefined);
+  const advertise = advertised(n, servers);
+  // Every option is checked above: nothing below throws before the connection is handed to the end.
   const conn = await openConnection(n, servers);
   const maxMessageBytes = options.maxMessageBytes ?? characteristics.maxMessageBytes;
   // One frame must fit the server's max_payload; a message that cannot is refused at send (AMIX_ERR_FRAME_TOO_LARGE).
   const maxFrameBytes = Math.min(maxPayload(conn.nc), Math.max(maxMessageBytes + FRAME_OVERHEAD, batchBytes));
   const subject = `${prefix}.${id}`;
-  const key = n.key === undefined ? randomBytes(32) : linkKey('options.nats.key', n.key);
   const h: NatsReceiveHandle = {
     role: 'receive',
     address: Object.freeze({
-      servers: Object.freeze(advertised(n, servers)),
+      servers: Object.freeze(advertise),
       subject,
       key: key.toString('base64url'),
       ...(n.durable ? { stream: `${subject}.js` } : {}),
