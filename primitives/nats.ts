@@ -14,15 +14,16 @@
  * a *session* with its own credit window.
  *
  * Wire protocol (one NATS message per frame, integers big-endian, u64 as
- * two u32; every frame ends with `mac:16`, HMAC-SHA256 under the link key of
- * everything before it):
+ * two u32; every frame starts with kind, session:8 and nonce:12, and ends
+ * with tag:16, a Poly1305 tag of everything before it under the session's
+ * key; see "Trust" below):
  *
  * | frame | subject | layout |
  * |---|---|---|
- * | DATA | `<subject>` (durable: `<subject>.js`, a JetStream stream) | `0x01` session:8 firstSeq:u64 firstUnacked:u64, then per message len:u32 bytes |
- * | HELLO | `<subject>` | `0x02` session:8 firstUnacked:u64 sentUpTo:u64 |
- * | PING | `<subject>` | `0x03` session:8 token:u32 |
- * | CREDIT | `<subject>.c.<session hex>` | `0x81` session:8 expected:u64 limit:u64 token:u32 flags:u8 (bit 0: resend) |
+ * | DATA | `<subject>` (durable: `<subject>.js`, a JetStream stream) | `0x01` session:8 nonce:12 firstSeq:u64 firstUnacked:u64, then per message len:u32 bytes |
+ * | HELLO | `<subject>` | `0x02` session:8 nonce:12 firstUnacked:u64 sentUpTo:u64 |
+ * | PING | `<subject>` | `0x03` session:8 nonce:12 token:u32 |
+ * | CREDIT | `<subject>.c.<session hex>` | `0x81` session:8 nonce:12 expected:u64 limit:u64 token:u32 flags:u8 (bit 0: resend) |
  *
  * Backpressure: NATS core has none, so the credit engine of
  * `lib/core/credit.ts` runs on top, as in `zeromq`: the address promises
@@ -57,8 +58,12 @@
  * also after a NATS server restart.
  *
  * Trust: the subject is not a credential (anyone allowed to publish on it
- * can). Every frame carries a MAC under the link key (32 random bytes, in
- * the address only), so a publisher without the address cannot inject,
+ * can). Every frame carries a tag under a key derived from the link key (32
+ * random bytes, in the address only): HMAC-SHA256(link key, `amix.nats.s` or
+ * `amix.nats.r`, session) for the sending end's frames and for CREDIT; the
+ * tag is ChaCha20-Poly1305 over no plaintext with the frame as associated
+ * data, its nonce the sending end's frame counter (4 zero bytes, u64) or, for
+ * CREDIT, random. So a publisher without the address cannot inject,
  * forge credit or acknowledge; a malformed or unauthenticated frame is
  * dropped, counted in `stats().badFrames` and reported to `nats.onBadFrame`
  * (`AMIX_ERR_BAD_FRAME`). Frames are not encrypted: use TLS to the server
@@ -86,7 +91,7 @@ import {
 } from './nats/sender.js';
 import { characteristics, closedError, type NatsChannelOptions, type NatsStats } from './nats/wire.js';
 
-export { FrameKind, NATS_DEFAULTS, characteristics, parseFrame } from './nats/wire.js';
+export { FRAME_OVERHEAD, FrameKind, NATS_DEFAULTS, characteristics, parseFrame, signFrame } from './nats/wire.js';
 export type { Frame, NatsAddress, NatsChannelOptions, NatsOptions, NatsStats } from './nats/wire.js';
 export type { NatsReceiveHandle } from './nats/receiver.js';
 export type { NatsSendHandle } from './nats/sender.js';

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { PrimitiveRegistry, type ChannelEvent } from '../dist/lib/index.js';
-import type { NatsStats } from '../dist/primitives/nats.js';
+import { FRAME_OVERHEAD, type NatsStats } from '../dist/primitives/nats.js';
 import { natsSkip, startNats } from './helpers/nats.js';
 
 t.setTimeout(60_000);
@@ -106,7 +106,7 @@ if (skip) {
     t.equal(max, 1024 * 1024, "the address carries the server's max_payload (default 1 MiB)");
     const tx = await reg.open('nats', { address: rx.address });
     t.teardown(() => tx.destroy());
-    const fits = max - 45;
+    const fits = max - FRAME_OVERHEAD;
     await t.rejects(
       tx.send(new Uint8Array(fits + 1)),
       { code: 'AMIX_ERR_FRAME_TOO_LARGE', details: { length: max + 1, max } },

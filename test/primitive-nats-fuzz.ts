@@ -6,10 +6,10 @@
 // keeps serving its real sender; forged CREDIT cannot raise a sender's
 // window.
 import t from 'tap';
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
 import { PrimitiveRegistry, type AmixError } from '../dist/lib/index.js';
-import { FrameKind, parseFrame, type NatsStats } from '../dist/primitives/nats.js';
+import { FrameKind, parseFrame, signFrame, type NatsStats } from '../dist/primitives/nats.js';
 import { natsSkip, startNats } from './helpers/nats.js';
 import { rng } from './helpers/rng.js';
 
@@ -17,16 +17,18 @@ t.setTimeout(60_000);
 
 const SEED = Number(process.env.AMIX_FUZZ_SEED ?? 0x4a75);
 
+/** A frame body signed as an end holding `key` would (the session key of its kind, a Poly1305 tag). */
 function signed(key: Buffer, body: Buffer): Buffer {
-  return Buffer.concat([body, createHmac('sha256', key).update(body).digest().subarray(0, 16)]);
+  return body.length < 21 ? body : signFrame(key, body);
 }
 
 /** A DATA frame body (no MAC) of `count` small messages from session 7…7, numbered from `first`. */
 function dataBody(count: number, first = 0): Buffer {
-  const head = Buffer.alloc(25);
+  // kind, session 7…7, nonce (zero), firstSeq, firstUnacked
+  const head = Buffer.alloc(37);
   head[0] = FrameKind.data;
   head.fill(7, 1, 9);
-  head.writeUInt32BE(first, 13);
+  head.writeUInt32BE(first, 25);
   const parts = [head];
   for (let i = 0; i < count; i++) {
     const len = Buffer.alloc(4);
@@ -139,10 +141,13 @@ if (skip) {
       for (const f of seen.slice()) foreign.publish(subject, f);
       // 3. forged CREDIT (no key) granting a huge limit, and garbage, on the sender's credit subject
       t.ok(creditSubject.startsWith(`${subject}.c.`), "the foreign client found the sender's credit subject");
-      const forged = Buffer.alloc(46);
-      forged[0] = FrameKind.credit;
-      forged.writeUInt32BE(1_000_000, 21);
-      for (let i = 0; i < 50; i++) foreign.publish(creditSubject, i === 0 ? forged : randomBytes(46));
+      // kind, the sender's session (from the subject), nonce, expected, limit 1e6, token, flags; a tag under another key
+      const forgedBody = Buffer.alloc(42);
+      forgedBody[0] = FrameKind.credit;
+      Buffer.from(creditSubject.split('.').pop()!, 'hex').copy(forgedBody, 1);
+      forgedBody.writeUInt32BE(1_000_000, 33);
+      const forged = signFrame(randomBytes(32), forgedBody);
+      for (let i = 0; i < 50; i++) foreign.publish(creditSubject, i === 0 ? forged : randomBytes(58));
       await foreign.flush();
       // Published after the junk through the same server: once the cycle is answered both ends have read it all.
       await tx.cycle();

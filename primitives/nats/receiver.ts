@@ -16,6 +16,7 @@ import type { ChannelHandle } from '../../lib/core/primitive.js';
 import { WaitList } from '../../lib/core/waitList.js';
 import { openDurable, type Durable, type Held } from './durable.js';
 import {
+  BODY,
   CREDIT_SIZE,
   FRAME_OVERHEAD,
   FrameKind,
@@ -28,12 +29,17 @@ import {
   emit,
   maxPayload,
   openConnection,
-  parseFrame,
+  checkedFrame,
+  frameBytes,
   positive,
   publish,
   reportBad,
+  MAC_BYTES,
+  SESSION_BYTES,
+  randomNonce,
   seal,
   serversOf,
+  sessionKey,
   subscriptionError,
   linkKey,
   token,
@@ -48,6 +54,9 @@ import {
 export interface Session extends CreditSession {
   readonly id: Buffer;
   readonly creditSubject: string;
+  /** The session's keys (`sessionKey`): its frames come under the first, its CREDIT goes under the second. */
+  readonly macKey: Buffer;
+  readonly creditKey: Buffer;
   resendAskedAt: number;
 }
 
@@ -182,8 +191,15 @@ async function watchStatus(h: NatsReceiveHandle): Promise<void> {
 function onFrame(h: NatsReceiveHandle, data: Uint8Array, held: Held<Session> | undefined): void {
   if (h.closed) return;
   let f: Frame;
+  let s: Session | undefined;
+  let macKey: Buffer;
   try {
-    f = parseFrame(data, h.mac, h.maxMessageBytes);
+    const all = frameBytes(data);
+    const id = all.subarray(1, 1 + SESSION_BYTES);
+    s = h.credit.get(id.toString('hex'));
+    // A session's key is derived once; an unknown session's (new, or a forger's) for this frame only, until it checks.
+    macKey = s?.macKey ?? sessionKey(h.mac, id, 's');
+    f = checkedFrame(all, macKey, h.maxMessageBytes);
     if (f.kind === 'credit') throw badFrame('CREDIT sent to a receiving end');
     if (held !== undefined && f.kind !== 'data') throw badFrame(`${f.kind} in the stream`);
   } catch (err) {
@@ -191,14 +207,16 @@ function onFrame(h: NatsReceiveHandle, data: Uint8Array, held: Held<Session> | u
     held?.done();
     return;
   }
-  const key = f.session.toString('hex');
-  let s = h.credit.get(key);
   if (!s) {
+    const key = f.session.toString('hex');
     const start = f.kind === 'ping' ? 0 : f.firstUnacked;
+    const id = Buffer.from(f.session);
     s = h.credit.open({
       ...creditFields(key, start),
-      id: Buffer.from(f.session),
+      id,
       creditSubject: `${h.address.subject}.c.${key}`,
+      macKey,
+      creditKey: sessionKey(h.mac, id, 'r'),
       resendAskedAt: -1,
     });
   }
@@ -281,11 +299,12 @@ export function sendCredit(h: NatsReceiveHandle, s: Session, tok: number, resend
   const b = Buffer.allocUnsafe(CREDIT_SIZE);
   b[0] = FrameKind.credit;
   s.id.copy(b, 1);
-  writeU64(b, 9, s.next);
-  writeU64(b, 17, s.limit);
-  b.writeUInt32BE(tok >>> 0, 25);
-  b[29] = resend ? 1 : 0;
-  seal(h.mac, b, CREDIT_SIZE - 16);
+  randomNonce(b);
+  writeU64(b, BODY, s.next);
+  writeU64(b, BODY + 8, s.limit);
+  b.writeUInt32BE(tok >>> 0, BODY + 16);
+  b[BODY + 20] = resend ? 1 : 0;
+  seal(s.creditKey, b, CREDIT_SIZE - MAC_BYTES);
   // Lost on the way (no subscriber, a reconnect): the sender's next HELLO asks again.
   publish(h, s.creditSubject, b);
 }

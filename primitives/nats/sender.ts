@@ -20,6 +20,7 @@ import type { ChannelHandle } from '../../lib/core/primitive.js';
 import { WaitList } from '../../lib/core/waitList.js';
 import { durablePublisher } from './durable.js';
 import {
+  BODY,
   DATA_HEADER,
   FRAME_OVERHEAD,
   FrameKind,
@@ -36,12 +37,15 @@ import {
   linkKey,
   maxPayload,
   openConnection,
-  parseFrame,
+  checkedFrame,
+  counterNonce,
+  frameBytes,
   positive,
   publish,
   reportBad,
   seal as mac,
   serversOf,
+  sessionKey,
   subscriptionError,
   writeU64,
   type Common,
@@ -54,6 +58,9 @@ export interface NatsSendHandle extends Omit<ChannelHandle, 'maxMessageBytes'>, 
   readonly role: 'send';
   readonly address: NatsAddress;
   /** @internal */ readonly session: Buffer;
+  /** @internal This session's key for its own frames, and the one CREDIT comes under (see `sessionKey`). */ readonly sendKey: Buffer;
+  /** @internal */ readonly creditKey: Buffer;
+  /** @internal The nonce counter of this end's frames: every frame built gets the next. */ ctr: number;
   /** @internal */ readonly batchBytes: number;
   /** @internal */ readonly maxFrameBytes: number;
   /** @internal */ readonly connectTimeoutMs: number;
@@ -76,6 +83,7 @@ export interface NatsSendHandle extends Omit<ChannelHandle, 'maxMessageBytes'>, 
   /** @internal */ lostPeer: boolean;
   /** @internal */ awaitingWelcome: boolean;
   /** @internal */ attempts: number;
+  /** @internal The client's wait between reconnect attempts (for the `reconnecting` event). */ readonly reconnectWaitMs: number;
   /** @internal */ detached: boolean;
   /** @internal */ sub: Subscription | undefined;
   /** @internal */ timer: NodeJS.Timeout | undefined;
@@ -114,11 +122,15 @@ export async function createSender(options: NatsChannelOptions): Promise<NatsSen
   const maxMessageBytes = Math.min(options.maxMessageBytes ?? characteristics.maxMessageBytes, address.maxMessageBytes);
   const maxmsg = address.maxmsg;
   const base = common(options, maxMessageBytes, n, conn, linkKey('options.address.key', address.key));
+  const session = randomBytes(SESSION_BYTES);
   const h: NatsSendHandle = {
     role: 'send',
     address,
     ...base,
-    session: randomBytes(SESSION_BYTES),
+    session,
+    sendKey: sessionKey(base.mac, session, 's'),
+    creditKey: sessionKey(base.mac, session, 'r'),
+    ctr: 0,
     w: new SenderWindow({
       discard: options.discard ?? address.discard ?? 'block',
       outboxMax: maxmsg,
@@ -156,6 +168,7 @@ export async function createSender(options: NatsChannelOptions): Promise<NatsSen
     lostPeer: false,
     awaitingWelcome: true,
     attempts: 0,
+    reconnectWaitMs: n.connectOptions?.reconnectTimeWait ?? 250,
     detached: false,
     sub: undefined,
     timer: undefined,
@@ -219,7 +232,7 @@ async function watchStatus(h: NatsSendHandle): Promise<void> {
           });
         }
       } else if (st.type === 'reconnecting') {
-        emit(h, { type: 'reconnecting', attempt: ++h.attempts, delayMs: 250 });
+        emit(h, { type: 'reconnecting', attempt: ++h.attempts, delayMs: h.reconnectWaitMs });
       } else if (st.type === 'reconnect') {
         h.attempts = 0;
         h.awaitingWelcome = true;
@@ -235,9 +248,10 @@ function sendHello(h: NatsSendHandle): void {
   const b = Buffer.allocUnsafe(HELLO_SIZE);
   b[0] = FrameKind.hello;
   h.session.copy(b, 1);
-  writeU64(b, 9, h.w.acked);
-  writeU64(b, 17, h.sentUpTo);
-  mac(h.mac, b, HELLO_SIZE - MAC_BYTES);
+  counterNonce(b, h.ctr++);
+  writeU64(b, BODY, h.w.acked);
+  writeU64(b, BODY + 8, h.sentUpTo);
+  mac(h.sendKey, b, HELLO_SIZE - MAC_BYTES);
   // Frames of the current batch go first: the HELLO's answer must see them.
   flush(h);
   publish(h, h.address.subject, b);
@@ -247,7 +261,7 @@ function onCreditFrame(h: NatsSendHandle, data: Uint8Array): void {
   if (h.closed) return;
   let f;
   try {
-    f = parseFrame(data, h.mac, 0);
+    f = checkedFrame(frameBytes(data), h.creditKey, 0);
     if (f.kind !== 'credit') throw badFrame(`of kind ${f.kind} sent to a sending end`);
     if (!f.session.equals(h.session)) throw badFrame('CREDIT for another session');
   } catch (err) {
@@ -340,17 +354,25 @@ function accept(h: NatsSendHandle, data: Uint8Array, seq: number): void {
   else scheduleFlush(h);
 }
 
-/** Close the frame being filled (header, MAC), keep it and publish it. */
+/** Close the frame being filled (header, nonce, tag), keep it and publish it. */
 function seal(h: NatsSendHandle): void {
   const b = h.cur;
   if (b === undefined || h.curCount === 0) return;
   b[0] = FrameKind.data;
   h.session.copy(b, 1);
-  writeU64(b, 9, h.curFirst);
-  writeU64(b, 17, h.w.acked);
-  mac(h.mac, b, h.curOff);
+  counterNonce(b, h.ctr++);
+  writeU64(b, BODY, h.curFirst);
+  writeU64(b, BODY + 8, h.w.acked);
+  mac(h.sendKey, b, h.curOff);
   const len = h.curOff + MAC_BYTES;
-  const buf = b === h.scratch ? Buffer.from(b.subarray(0, len)) : b.subarray(0, len);
+  let buf: Buffer;
+  if (b !== h.scratch) buf = b.subarray(0, len);
+  else if (len * 2 >= b.length) {
+    // A batch at least half full keeps its buffer (no copy); the next batch gets a new scratch.
+    buf = b.subarray(0, len);
+    h.scratch = undefined;
+  } else buf = Buffer.from(b.subarray(0, len)); // a small batch: an exact copy, so the ring holds little
+
   const first = h.curFirst;
   const end = first + h.curCount;
   h.cur = undefined;
@@ -424,8 +446,9 @@ export function ping(h: NatsSendHandle, signal?: AbortSignal): Promise<void> {
   const b = Buffer.allocUnsafe(PING_SIZE);
   b[0] = FrameKind.ping;
   h.session.copy(b, 1);
-  b.writeUInt32BE(tok, 9);
-  mac(h.mac, b, PING_SIZE - MAC_BYTES);
+  counterNonce(b, h.ctr++);
+  b.writeUInt32BE(tok, BODY);
+  mac(h.sendKey, b, PING_SIZE - MAC_BYTES);
   flush(h);
   const answered = h.pings.wait({ token: tok, upTo: h.w.seq }, { signal, what: 'cycle' });
   publish(h, h.address.subject, b);

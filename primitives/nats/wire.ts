@@ -1,12 +1,12 @@
 /**
- * The `nats` primitive's wire protocol (frame kinds, the per-link MAC, the
+ * The `nats` primitive's wire protocol (frame kinds, the per-session tags, the
  * parser), its options, characteristics, counters, and the connection
  * helper that imports `@nats-io/transport-node` on first use. See the
  * module comment of `../nats.ts` for the frame table.
  *
  * @module
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createHmac, randomFillSync, timingSafeEqual } from 'node:crypto';
 import type { ConnectionOptions, NatsConnection, TlsOptions } from '@nats-io/transport-node';
 import {
   AmixError,
@@ -28,19 +28,23 @@ import type {
 /** Frame kinds (first byte of every frame). */
 export const FrameKind = { data: 0x01, hello: 0x02, ping: 0x03, credit: 0x81 } as const;
 
-/** Bytes of the MAC that ends every frame (HMAC-SHA256 under the link key, truncated). */
+/** Bytes of the tag that ends every frame (Poly1305, see {@link seal}). */
 export const MAC_BYTES = 16;
 /** Bytes of a session id. */
 export const SESSION_BYTES = 8;
-/** Bytes of a DATA frame's header (kind, session, firstSeq, firstUnacked). */
-export const DATA_HEADER = 25;
-/** Sizes of the fixed frames, MAC included. */
-export const HELLO_SIZE = 25 + MAC_BYTES;
+/** Bytes of the nonce after the session id: 4 zero bytes and a u64 counter (sending end), or random (CREDIT). */
+export const NONCE_BYTES = 12;
+/** Where the fields of every kind start: after kind, session and nonce. */
+export const BODY = 1 + SESSION_BYTES + NONCE_BYTES;
+/** Bytes of a DATA frame's header (kind, session, nonce, firstSeq, firstUnacked). */
+export const DATA_HEADER = BODY + 16;
+/** Sizes of the fixed frames, tag included. */
+export const HELLO_SIZE = BODY + 16 + MAC_BYTES;
 /** See {@link HELLO_SIZE}. */
-export const PING_SIZE = 13 + MAC_BYTES;
+export const PING_SIZE = BODY + 4 + MAC_BYTES;
 /** See {@link HELLO_SIZE}. */
-export const CREDIT_SIZE = 30 + MAC_BYTES;
-/** What a DATA frame of one message adds to it: header, length prefix, MAC. */
+export const CREDIT_SIZE = BODY + 21 + MAC_BYTES;
+/** What a DATA frame of one message adds to it: header, length prefix, tag. */
 export const FRAME_OVERHEAD = DATA_HEADER + 4 + MAC_BYTES;
 const TWO32 = 0x1_0000_0000;
 
@@ -125,7 +129,7 @@ export type NatsAddress = {
   readonly servers: readonly string[];
   /** Where DATA, HELLO and PING go; CREDIT goes to `subject + '.c.' + session`. */
   readonly subject: string;
-  /** The link key (base64url, 32 bytes): every frame carries a MAC under it. */
+  /** The link key (base64url, 32 bytes): every frame carries a tag under a key derived from it. */
   readonly key: string;
   /** Durable links: the JetStream subject DATA is published to. */
   readonly stream?: string;
@@ -139,7 +143,7 @@ export type NatsAddress = {
 
 /** {@link ChannelStats} plus the primitive's own counters. */
 export interface NatsStats extends ChannelStats {
-  /** Frames dropped: malformed, wrong MAC (a foreign publisher), beyond credit. */
+  /** Frames dropped: malformed, a tag that does not match (a foreign publisher), beyond credit. */
   badFrames: number;
   /** Messages that arrived twice (after a re-send) and were dropped. */
   duplicates: number;
@@ -274,9 +278,60 @@ function readU64(b: Buffer, off: number): number {
   return hi * TWO32 + b.readUInt32BE(off + 4);
 }
 
-/** Write the MAC of `b[0, end)` into `b[end, end + MAC_BYTES)`. */
+/**
+ * The key of one session and direction: HMAC-SHA256 of the link key over
+ * `amix.nats.<dir>` and the session id. `s`: frames of the sending end
+ * (DATA, HELLO, PING), whose nonces are its own counter; `r`: CREDIT, whose
+ * nonces are random (a replaced receiving end starts no counter over).
+ * Derived once per session, so the per-frame tag is the fast Poly1305.
+ */
+export function sessionKey(linkKey: Buffer, session: Uint8Array, dir: 's' | 'r'): Buffer {
+  return createHmac('sha256', linkKey).update(`amix.nats.${dir}`).update(session).digest();
+}
+
+function tag(key: Buffer, frame: Buffer, end: number): Buffer {
+  // ChaCha20-Poly1305 over no plaintext is a MAC of the associated data (the whole frame up to the tag), keyed by
+  // (key, nonce): safe while a key never sees one nonce with two different frames. A re-sent frame is the same bytes.
+  const c = createCipheriv('chacha20-poly1305', key, frame.subarray(1 + SESSION_BYTES, BODY), {
+    authTagLength: MAC_BYTES,
+  });
+  c.setAAD(frame.subarray(0, end), { plaintextLength: 0 });
+  c.final();
+  return c.getAuthTag();
+}
+
+/** Write the tag of `b[0, end)` (its nonce already in place) into `b[end, end + MAC_BYTES)`. */
 export function seal(key: Buffer, b: Buffer, end: number): void {
-  createHmac('sha256', key).update(b.subarray(0, end)).digest().copy(b, end, 0, MAC_BYTES);
+  tag(key, b, end).copy(b, end);
+}
+
+/** Put a sending end's nonce (4 zero bytes, then counter `n`) into frame `b`. */
+export function counterNonce(b: Buffer, n: number): void {
+  b.writeUInt32BE(0, 1 + SESSION_BYTES);
+  writeU64(b, 1 + SESSION_BYTES + 4, n);
+}
+
+/** Put a random nonce into frame `b` (CREDIT). */
+export function randomNonce(b: Buffer): void {
+  randomFillSync(b, 1 + SESSION_BYTES, NONCE_BYTES);
+}
+
+/** A frame as raw bytes, long enough to hold a session id, a nonce and a tag (else `AMIX_ERR_BAD_FRAME`). */
+export function frameBytes(raw: Uint8Array): Buffer {
+  const all = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  if (all.length < BODY + MAC_BYTES) throw badFrame(`of ${all.length} bytes is too short`);
+  return all;
+}
+
+/**
+ * Sign a frame body (kind, session, nonce, fields; no tag) under the link
+ * key, the way an end of the link would: for tests and tools.
+ */
+export function signFrame(linkKey: Buffer, body: Buffer): Buffer {
+  const b = Buffer.concat([body, Buffer.alloc(MAC_BYTES)]);
+  const dir = b[0] === FrameKind.credit ? 'r' : 's';
+  seal(sessionKey(linkKey, b.subarray(1, 1 + SESSION_BYTES), dir), b, body.length);
+  return b;
 }
 
 /** `AMIX_ERR_BAD_FRAME` for a nats frame. */
@@ -292,17 +347,26 @@ export type Frame =
   | { kind: 'credit'; session: Buffer; expected: number; limit: number; token: number; resend: boolean };
 
 /**
- * Check a frame's MAC under `key`, then parse it. Throws `AMIX_ERR_BAD_FRAME`
- * for a frame too short, a MAC that does not match (a publisher without the
- * link key), an unknown kind, a wrong size, a length running past the end,
- * or a message above `maxMessageBytes`.
+ * Check a frame's tag under the link key (deriving the session key its kind
+ * needs), then parse it: for tests and tools; the ends use `checkedFrame`
+ * with the session key they keep. Throws `AMIX_ERR_BAD_FRAME` as that does.
  */
-export function parseFrame(raw: Uint8Array, key: Buffer, maxMessageBytes: number): Frame {
-  const all = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-  if (all.length < 1 + SESSION_BYTES + MAC_BYTES) throw badFrame(`of ${all.length} bytes is too short`);
+export function parseFrame(raw: Uint8Array, linkKey: Buffer, maxMessageBytes: number): Frame {
+  const all = frameBytes(raw);
+  const dir = all[0] === FrameKind.credit ? 'r' : 's';
+  return checkedFrame(all, sessionKey(linkKey, all.subarray(1, 1 + SESSION_BYTES), dir), maxMessageBytes);
+}
+
+/**
+ * Check the tag of `all` (from {@link frameBytes}) under the session key
+ * `key`, then parse it. Throws `AMIX_ERR_BAD_FRAME` for a tag that does not
+ * match (a publisher without the link key), an unknown kind, a wrong size, a
+ * length running past the end, or a message above `maxMessageBytes`.
+ */
+export function checkedFrame(all: Buffer, key: Buffer, maxMessageBytes: number): Frame {
   const end = all.length - MAC_BYTES;
-  const want = createHmac('sha256', key).update(all.subarray(0, end)).digest().subarray(0, MAC_BYTES);
-  if (!timingSafeEqual(want, all.subarray(end))) throw badFrame('has a MAC that does not match the link key');
+  if (!timingSafeEqual(tag(key, all, end), all.subarray(end)))
+    throw badFrame('has a tag that does not match the link key');
   const frame = all.subarray(0, end);
   const kind = frame[0]!;
   const need = (n: number) => {
@@ -312,8 +376,8 @@ export function parseFrame(raw: Uint8Array, key: Buffer, maxMessageBytes: number
   switch (kind) {
     case FrameKind.data: {
       if (frame.length < DATA_HEADER) throw badFrame('DATA is shorter than its header');
-      const firstSeq = readU64(frame, 9);
-      const firstUnacked = readU64(frame, 17);
+      const firstSeq = readU64(frame, BODY);
+      const firstUnacked = readU64(frame, BODY + 8);
       const messages: Buffer[] = [];
       let off = DATA_HEADER;
       while (off < frame.length) {
@@ -336,24 +400,24 @@ export function parseFrame(raw: Uint8Array, key: Buffer, maxMessageBytes: number
     }
     case FrameKind.hello: {
       need(HELLO_SIZE - MAC_BYTES);
-      const firstUnacked = readU64(frame, 9);
-      const sentUpTo = readU64(frame, 17);
+      const firstUnacked = readU64(frame, BODY);
+      const sentUpTo = readU64(frame, BODY + 8);
       if (firstUnacked > sentUpTo) throw badFrame('HELLO acknowledges beyond what it sent');
       return { kind: 'hello', session, firstUnacked, sentUpTo };
     }
     case FrameKind.ping:
       need(PING_SIZE - MAC_BYTES);
-      return { kind: 'ping', session, token: frame.readUInt32BE(9) };
+      return { kind: 'ping', session, token: frame.readUInt32BE(BODY) };
     case FrameKind.credit: {
       need(CREDIT_SIZE - MAC_BYTES);
-      const flags = frame[29]!;
+      const flags = frame[BODY + 20]!;
       if (flags > 1) throw badFrame('CREDIT has unknown flags');
       return {
         kind: 'credit',
         session,
-        expected: readU64(frame, 9),
-        limit: readU64(frame, 17),
-        token: frame.readUInt32BE(25),
+        expected: readU64(frame, BODY),
+        limit: readU64(frame, BODY + 8),
+        token: frame.readUInt32BE(BODY + 16),
         resend: flags === 1,
       };
     }
