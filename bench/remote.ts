@@ -36,6 +36,15 @@
  *   or points, exited badly, or wrote anything on its stderr. The forked child
  *   takes no part in it. `--daemon-count N` sets its `count` (default `count`).
  *
+ * - `nats`: raw `@nats-io/transport-node` publish/subscribe through a
+ *   nats-server this bench starts on a free loopback port (core NATS, no
+ *   JetStream), the publisher flushing every 1000 messages
+ *   (`bench/raw/nats.ts`); the peer row of `amix:nats`.
+ * - `amix:nats`: `registry.open('nats')` through the same server, driven as
+ *   `amix:zeromq` (trySend / tryReceive, send and receive only when they
+ *   would wait). Both nats rows are left out, with the reason on stderr,
+ *   when nats-server is not installed.
+ *
  * `node dist/bench/remote.js [--quick] [--json] [--reps N] [--sizes 64,4096 | --sweep] [--count N] [--rtts N] [--daemon-count N]`
  *
  * @module
@@ -71,9 +80,10 @@ import {
   type Row,
 } from './common.js';
 import { MULTIPART, PARTS, receiveParts, sendParts } from './raw/zmqMultipart.js';
+import { FLUSH_EVERY, rawEcho, rawRtt, rawSink, rawThroughput, startBenchNats, type BenchNats } from './raw/nats.js';
 
 /** The systems of this bench, baseline first. */
-const SYSTEMS = ['zeromq-tcp', 'zeromq-tcp-multipart', 'amix:zeromq', 'amix:daemon'] as const;
+const SYSTEMS = ['zeromq-tcp', 'zeromq-tcp-multipart', 'amix:zeromq', 'amix:daemon', 'nats', 'amix:nats'] as const;
 type System = (typeof SYSTEMS)[number];
 /** The systems whose receiving (or echoing) end is the forked child. */
 type ChildSystem = Exclude<System, 'amix:daemon'>;
@@ -88,8 +98,13 @@ function tpCount(system: System, size: number, count: number): number {
 
 /** Parent → child control messages (over the fork IPC channel; data never goes there). */
 type Command =
-  | { cmd: 'sink'; system: ChildSystem; size: number; count: number; warm: number }
-  | { cmd: 'echo'; system: ChildSystem; size: number; count: number; back: unknown };
+  | { cmd: 'sink'; system: ChildSystem; size: number; count: number; warm: number; natsUrl?: string }
+  | { cmd: 'echo'; system: ChildSystem; size: number; count: number; back: unknown; natsUrl?: string };
+
+/** The primitive and options of an amix row other than amix:daemon. */
+function amixRow(system: ChildSystem, natsUrl: string | undefined): [string, Record<string, unknown>] {
+  return system === 'amix:nats' ? ['nats', { nats: { servers: natsUrl } }] : ['zeromq', {}];
+}
 /** Child → parent control messages. */
 type Reply = { ready: unknown } | { mark: true } | { done: true } | { error: string };
 
@@ -138,15 +153,26 @@ async function childMain(): Promise<void> {
           push.close();
         }
         pull.close();
+      } else if (c.system === 'nats') {
+        if (c.cmd === 'sink')
+          await rawSink(
+            c.natsUrl!,
+            c.warm,
+            c.count,
+            (ready) => say({ ready }),
+            () => say({ mark: true }),
+          );
+        else await rawEcho(c.natsUrl!, c.back as string, c.count, (ready) => say({ ready }));
       } else {
-        const rx = await reg.open('zeromq');
+        const [prim, opts] = amixRow(c.system, c.natsUrl);
+        const rx = await reg.open(prim, opts);
         if (c.cmd === 'sink') {
           say({ ready: rx.address });
           for (let i = 0; i < c.warm; i++) await receiveOne(rx);
           say({ mark: true });
           for (let i = 0; i < c.count; i++) await receiveOne(rx);
         } else {
-          const tx = await reg.open('zeromq', { address: c.back as Record<string, unknown> });
+          const tx = await reg.open(prim, { ...opts, address: c.back as Record<string, unknown> });
           await tx.connect();
           say({ ready: rx.address });
           for (let i = 0; i < c.count; i++) await tx.send(await receiveOne(rx));
@@ -211,11 +237,14 @@ async function parentThroughput(
   system: ChildSystem,
   size: number,
   count: number,
+  natsUrl?: string,
 ): Promise<Figures> {
   const msg = payload(size);
   // Untimed warm-up messages first, so connection set-up and JIT do not count.
   const warm = Math.min(20_000, Math.ceil(count / 5));
-  const { ready, mark, done } = await ask(child, { cmd: 'sink', system, size, count, warm });
+  const { ready, mark, done } = await ask(child, { cmd: 'sink', system, size, count, warm, natsUrl });
+  if (system === 'nats')
+    return { msgsPerSec: await rawThroughput(natsUrl!, ready as string, msg, warm, count, mark, done) };
   if (system === MULTIPART) {
     const push = new zmq.Push({ linger: 0 });
     push.connect(ready as string);
@@ -241,7 +270,8 @@ async function parentThroughput(
     push.close();
     return { msgsPerSec: (count / ms) * 1000 };
   }
-  const tx = await reg.open('zeromq', { address: ready as Record<string, unknown> });
+  const [prim, opts] = amixRow(system, natsUrl);
+  const tx = await reg.open(prim, { ...opts, address: ready as Record<string, unknown> });
   await tx.connect();
   for (let i = 0; i < warm; i++) if (!tx.trySend(msg)) await tx.send(msg);
   await mark;
@@ -260,11 +290,22 @@ async function parentRtt(
   system: ChildSystem,
   size: number,
   rtts: number,
+  natsUrl?: string,
 ): Promise<Figures> {
   const msg = payload(size);
   const h = latencyHistogram();
   const warm = Math.min(200, Math.floor(rtts / 10));
-  if (system === 'zeromq-tcp') {
+  if (system === 'nats') {
+    const count = rtts + warm;
+    await rawRtt(
+      natsUrl!,
+      (back) => ask(child, { cmd: 'echo', system, size, count, back, natsUrl }),
+      msg,
+      warm,
+      rtts,
+      h,
+    );
+  } else if (system === 'zeromq-tcp') {
     const pull = new zmq.Pull({ linger: 0 });
     await pull.bind('tcp://127.0.0.1:*');
     const { ready, done } = await ask(child, {
@@ -286,9 +327,11 @@ async function parentRtt(
     push.close();
     pull.close();
   } else {
-    const rx = await reg.open('zeromq');
-    const { ready, done } = await ask(child, { cmd: 'echo', system, size, count: rtts + warm, back: rx.address });
-    const tx = await reg.open('zeromq', { address: ready as Record<string, unknown> });
+    const [prim, opts] = amixRow(system, natsUrl);
+    const rx = await reg.open(prim, opts);
+    const back = rx.address;
+    const { ready, done } = await ask(child, { cmd: 'echo', system, size, count: rtts + warm, back, natsUrl });
+    const tx = await reg.open(prim, { ...opts, address: ready as Record<string, unknown> });
     await tx.connect();
     for (let i = 0; i < rtts + warm; i++) {
       const t0 = performance.now();
@@ -577,6 +620,10 @@ async function parentMain(): Promise<void> {
   const rows: Row[] = [];
   let daemons: DaemonPair | undefined;
   let peaks: RssPeaks | undefined;
+  const nats: BenchNats | string = await startBenchNats();
+  const natsUrl = typeof nats === 'string' ? undefined : nats.url;
+  if (typeof nats === 'string') progress(`remote: the nats and amix:nats rows are skipped: ${nats}`);
+  const systems = SYSTEMS.filter((s) => natsUrl !== undefined || !s.includes('nats'));
   const memory: Record<string, number | undefined> = {};
   try {
     memory.idleKiB = await idleAmixdRssKiB();
@@ -590,13 +637,13 @@ async function parentMain(): Promise<void> {
     progress(`remote: amixd idle (no peering) ${memory.idleKiB ?? '?'} KiB; A and B peered; ${daemons.rss()}`);
     // The bar's fraction: one step per system, size and repetition.
     let step = 0;
-    const steps = args.sizes.length * args.reps * SYSTEMS.length;
+    const steps = args.sizes.length * args.reps * systems.length;
     for (const size of args.sizes) {
-      const figures = new Map<System, Figures[]>(SYSTEMS.map((s) => [s, []]));
+      const figures = new Map<System, Figures[]>(systems.map((s) => [s, []]));
       const rtts = scaled(args.rtts, size, 100);
       for (let rep = 0; rep < args.reps; rep++) {
         // Systems alternate inside each repetition so a load spike from other work hits them alike.
-        for (const system of SYSTEMS) {
+        for (const system of systems) {
           if (system === 'amix:daemon') {
             const dn = scaled(daemonCount, size, 20);
             progress(`remote size=${size} rep ${rep + 1}/${args.reps} ${system} count=${dn}`, step++ / steps);
@@ -605,12 +652,12 @@ async function parentMain(): Promise<void> {
           }
           const n = scaled(tpCount(system, size, args.count), size, 20);
           progress(`remote size=${size} rep ${rep + 1}/${args.reps} ${system} count=${n} rtts=${rtts}`, step++ / steps);
-          const tp = await parentThroughput(child, reg, system, size, n);
-          const rtt = system === MULTIPART ? {} : await parentRtt(child, reg, system, size, rtts);
+          const tp = await parentThroughput(child, reg, system, size, n, natsUrl);
+          const rtt = system === MULTIPART ? {} : await parentRtt(child, reg, system, size, rtts, natsUrl);
           figures.get(system)!.push({ ...tp, ...rtt });
         }
       }
-      for (const system of SYSTEMS) rows.push(summarise({ system, size }, figures.get(system)!));
+      for (const system of systems) rows.push(summarise({ system, size }, figures.get(system)!));
     }
     progress(`remote: done; ${daemons.rss()}`);
   } finally {
@@ -621,6 +668,7 @@ async function parentMain(): Promise<void> {
     await reg.close();
     child.disconnect();
     await exited;
+    if (typeof nats !== 'string') await nats.stop();
   }
   report(args, 'remote', rows, BASELINE, {
     transport: 'tcp://127.0.0.1',
@@ -631,6 +679,10 @@ async function parentMain(): Promise<void> {
     daemonProcesses: 4,
     daemonCount,
     multipart: `${PARTS} messages per send; ${MULTIPART_SHARE}x count up to 1 KiB`,
+    nats:
+      natsUrl === undefined
+        ? `rows skipped: ${nats as string}`
+        : `nats-server on ${natsUrl} (core NATS); raw nats flushes every ${FLUSH_EVERY} messages`,
     // amixd's resident size (KiB): idle without peering; each daemon once peered and at its peak during the rows.
     amixdRss: memory,
     ...(args.sweep ? { sweep: 'counts and rtts scaled by 4096/size above 4 KiB (at least 20, 100)' } : {}),
@@ -643,6 +695,7 @@ async function parentMain(): Promise<void> {
   reportPairs(args, rows, [
     ['amix:daemon', MULTIPART],
     ['amix:zeromq', MULTIPART],
+    ...(natsUrl === undefined ? [] : ([['amix:nats', 'nats']] as Array<[string, string]>)),
   ]);
 }
 

@@ -148,6 +148,8 @@ export interface ChannelOptions {
   runtimeDir?: string;
   /** Options only the `zeromq` primitive reads (bind address, CURVE keys, timeouts): see `ZeromqOptions`. */
   zeromq?: Record<string, unknown>;
+  /** Options only the `nats` primitive reads (servers, credentials, subject prefix, durability): see `NatsOptions`. */
+  nats?: Record<string, unknown>;
 }
 
 /** Options for {@link Primitive.send}. */

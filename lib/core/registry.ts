@@ -90,6 +90,17 @@ export const BUILTIN_PRIMITIVES: readonly PrimitiveRegistration[] = Object.freez
       delivery: 'reliable',
     },
   },
+  {
+    // Loads @nats-io/transport-node (and @nats-io/jetstream for durable links) on its first create(), not before.
+    name: 'nats',
+    location: new URL('../../primitives/nats.js', here).href,
+    characteristics: {
+      scopes: ['remote', 'process'],
+      maxMessageBytes: 64 * 1024 * 1024,
+      ordering: 'fifo',
+      delivery: 'reliable',
+    },
+  },
 ]);
 
 const NAME_RE = /^[A-Za-z][A-Za-z0-9._-]{0,127}$/;

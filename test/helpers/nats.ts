@@ -19,9 +19,15 @@ export interface NatsServer {
   readonly url: string;
   readonly host: string;
   readonly port: number;
+  /** The current process (a new one after `restart()`). */
   readonly child: ChildProcess;
   /** SIGKILL it and resolve once it has exited (a crash, not a shutdown). */
   kill(): Promise<void>;
+  /**
+   * Start it again after `kill()`, with the same config (host, port, JetStream store, routes),
+   * and resolve once it says it is ready. (Added for the nats primitive's crash tests.)
+   */
+  restart(): Promise<void>;
 }
 
 let cachedSkip: Promise<string | null> | undefined;
@@ -84,18 +90,40 @@ async function startServers(t: Test, n: number, opts: NatsOptions): Promise<Nats
     }
     const conf = join(base, `n${i + 1}.conf`);
     await writeFile(conf, lines.join('\n') + '\n');
-    const child = opts.hosts
-      ? opts.hosts.spawn(i, 'nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
-      : spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    const launch = () =>
+      opts.hosts
+        ? opts.hosts.spawn(i, 'nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
+        : spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let child = launch();
+    let exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     servers.push({
       url: `nats://${host}:${port}`,
       host,
       port,
-      child,
+      get child() {
+        return child;
+      },
       async kill() {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
         await exited;
+      },
+      async restart() {
+        await this.kill();
+        child = launch();
+        exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+        await new Promise<void>((resolve, reject) => {
+          let buf = '';
+          const timer = setTimeout(() => reject(new Error('restarted nats-server not ready within 20 s')), 20_000);
+          child.once('exit', (code) => reject(new Error(`restarted nats-server exited (${code}): ${buf.slice(-400)}`)));
+          child.stderr!.setEncoding('utf8');
+          child.stderr!.on('data', (d: string) => {
+            buf = (buf + d).slice(-8_000);
+            if (buf.includes('Server is ready')) {
+              clearTimeout(timer);
+              resolve();
+            }
+          });
+        });
       },
     });
   }
