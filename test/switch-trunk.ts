@@ -6,20 +6,10 @@
 // peer's is refused; malformed trunk frames from the peer's key are counted,
 // never a crash.
 import t from 'tap';
-import { createServer } from 'node:net';
 import { SWITCH_LOCATION, TRUNK_LOCATION } from '../dist/lib/index.js';
 import { PrimitiveRegistry, generateKeyPair } from '../dist/lib/internal.js';
 import { makeFabric, nextEvent } from './helpers/fabric.js';
-import { attach, type Driver } from './helpers/switchDriver.js';
-
-/** A TCP port free on loopback now. */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+import { attach, freePort, type Driver } from './helpers/switchDriver.js';
 
 t.test('¶363 on loopback: TCP-1..4 reach TCP-5..7 through TCS-1, TTP-1, TTL-1, TTP-2, TCS-2 and back', async (t) => {
   const { fabric, events } = await makeFabric(t);

@@ -10,11 +10,9 @@
  * (a route whose path already holds this switch is refused: loop-free),
  * and takes it back when a link goes. See docs/switching.md.
  *
- * Backpressure: one bounded queue per output link (`queueLimit` messages,
- * default 256). A source whose next message is for a full queue is parked:
- * the switch stops reading from that source alone until the queue is down
- * to half, so a slow destination slows only the flows to it, and what the
- * switch holds stays bounded.
+ * Backpressure: one bounded queue per output link (`queueLimit`, default
+ * 256); a source whose next message is for a full queue is parked (not read)
+ * until it is down to half: a slow destination slows only the flows to it.
  *
  * One poller moves every message (`tryReceive`, `trySend`, never a waiting
  * receive or send: that would sleep a whole worker on one idle thread ring).
@@ -202,6 +200,14 @@ export class Switch {
     p[side] = ch;
     const port = p;
     void ch.closed.then(() => this.#gone(port, side));
+    // A trunk point that died is seen at once (before any restart re-links it): its routes go, its flows move.
+    ch.on('event', (e: { type: string }) => {
+      if (e.type === 'peerLost' && port.trunk && port.learned.size > 0) {
+        const dests = [...port.learned.keys()];
+        port.learned.clear();
+        for (const d of dests) this.#recompute(d);
+      }
+    });
     if (side === 'tx') this.#recompute(peer);
     this.#sync(port);
     this.#kick();
@@ -420,7 +426,6 @@ export class Switch {
   /** Send again, on trunk port `out`, what `dst`'s flows kept (after a reroute, or a stall). */
   #resend(out: Port, dst: string): void {
     const frames = this.#tf.resend(dst);
-    if (frames.length === 0) return;
     for (const f of frames) out.queue.push(f);
     this.#busy.add(out);
     this.#kick();
@@ -441,7 +446,7 @@ export class Switch {
       return 0;
     }
     let n = 0;
-    // At most one acknowledgement frame waits at a time, built when it can go: it says the latest.
+    // At most one acknowledgement frame waits, built when it can go (so it says the latest).
     if (p.ctl.length === 0 && this.#tf.owes(p)) p.ctl.push(this.#tf.ackFrame(p)!);
     try {
       while (p.ctl.length > 0 && tx.trySend(p.ctl[0]!)) {

@@ -95,6 +95,12 @@ export class SwitchControl {
     return out;
   }
 
+  /** A switch's snapshot, or a trunk point's when `name` is one (what `amix switch show` prints). */
+  showAny(name: string): Promise<SwitchSnapshot | TrunkSnapshot> {
+    const inst = this.#core.instances.get(name);
+    return inst?.point.location === TRUNK_LOCATION ? this.trunk(name) : this.show(name);
+  }
+
   /** One trunk point's snapshot; `AMIX_ERR_UNKNOWN_POINT` if no trunk point runs under that name. */
   trunk(name: string): Promise<TrunkSnapshot> {
     return this.#ask(name, {}, 'trunk');

@@ -1,5 +1,6 @@
 // Drives `switched` fixture points (test/fixtures/points/switched.mjs) over their caller links: the
 // switch and trunk tests' shared driver (a copy of test/fabric-switch.ts's, exported).
+import { createServer } from 'node:net';
 import type { Link } from '../../dist/lib/index.js';
 import { makeFabric, pointFixture } from './fabric.js';
 
@@ -60,4 +61,13 @@ export async function attach(
   const drv = new Driver(await fabric.connect(null, name));
   const link = await fabric.connect(name, sw);
   return { drv, link };
+}
+
+/** A TCP port free on loopback now. */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
 }
