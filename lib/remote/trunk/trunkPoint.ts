@@ -118,6 +118,8 @@ export class TrunkPoint {
   #localSwitch: string | undefined;
   /** The local switch's table as its routes frames told it: sent whole to the far point whenever the trunk comes up. */
   readonly #table = new Map<string, string[]>();
+  /** The far switch's table as relayed: told whole to a new link to the local switch. */
+  readonly #remote = new Map<string, string[]>();
   readonly #pending: Uint8Array[] = [];
   #outBatch: Uint8Array | undefined;
   readonly #w: BatchWriter;
@@ -148,16 +150,20 @@ export class TrunkPoint {
     const take = (link: string) => {
       const ch = this.#end.channels(link);
       const peer = this.#end.senderList.find((e) => e.link === link)?.peer;
-      if (ch.tx.at(-1)) this.#swTx = ch.tx.at(-1);
+      const tx = ch.tx.at(-1);
       if (ch.rx.at(-1)) this.#swRx = ch.rx.at(-1);
       if (peer) this.#localSwitch = peer;
-      // Its switch learns at once that this port is a trunk (and no destination), before any routes cross.
+      if (!tx || tx === this.#swTx) return;
+      this.#swTx = tx;
+      // Its switch learns at once that this port is a trunk (and no destination), and what is reached through
+      // it now (nothing while the trunk is not up); once per channel: a later empty table would undo the relayed one.
+      this.#pending.length = 0;
       this.#toSwitch(
         encodeSwitchRoutes({
           switch: this.#remoteSwitch ?? this.#end.instance,
           trunk: this.#end.instance,
           full: true,
-          add: [],
+          add: this.#state === 'up' ? [...this.#remote] : [],
         }),
       );
     };
@@ -280,6 +286,7 @@ export class TrunkPoint {
     this.#s.downs++;
     if (error) this.#lastError = { code: (error as AmixError).code ?? 'AMIX_ERR_PEER_LOST', message: error.message };
     // Its switch stops routing through it now: what it reached beyond the trunk is withdrawn.
+    this.#remote.clear();
     this.#toSwitch(
       encodeSwitchRoutes({
         switch: this.#remoteSwitch ?? this.#end.instance,
@@ -374,6 +381,9 @@ export class TrunkPoint {
       return encodeSwitchRoutes({ switch: this.#remoteSwitch ?? this.#end.instance, trunk: this.#end.instance });
     }
     this.#remoteSwitch = r.switch;
+    if (r.full) this.#remote.clear();
+    for (const d of r.del ?? []) this.#remote.delete(d);
+    for (const [d, path] of r.add ?? []) this.#remote.set(d, path);
     const { kind: _kind, ...rest } = r;
     return encodeSwitchRoutes({ ...rest, trunk: this.#end.instance });
   }
