@@ -9,16 +9,15 @@
 import t from 'tap';
 import { SWITCH_LOCATION, TRUNK_LOCATION, type FabricEvent } from '../dist/lib/index.js';
 import { generateKeyPair } from '../dist/lib/internal.js';
-import { makeFabric, nextEvent } from './helpers/fabric.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Fabric } from '../dist/lib/index.js';
+import { nextEvent } from './helpers/fabric.js';
 import { attach, freePort, type Answer, type Driver } from './helpers/switchDriver.js';
 
 /** Resolve with the `k`-th event (1-based) matching `pred`. */
-async function nth(
-  fabric: Awaited<ReturnType<typeof makeFabric>>['fabric'],
-  events: FabricEvent[],
-  k: number,
-  pred: (e: FabricEvent) => boolean,
-): Promise<void> {
+async function nth(fabric: Fabric, events: FabricEvent[], k: number, pred: (e: FabricEvent) => boolean): Promise<void> {
   while (events.filter(pred).length < k) await new Promise((r) => fabric.once('event', r));
 }
 
@@ -38,8 +37,32 @@ t.test(
   { timeout: 240_000 },
   async (t) => {
     const T0 = performance.now();
-    const { fabric, events } = await makeFabric(t);
-    t.teardown(() => t.comment(`teardown starts at ${Math.round(performance.now() - T0)} ms`));
+    // Not makeFabric: after a trunk point was restarted by its supervisor, the fabric's close can wait for ever on
+    // it (its termination request is not answered; not understood yet). The teardown bounds the close and then
+    // kills what is left by pid.
+    const dir = await mkdtemp(join(tmpdir(), 'amix-fab-'));
+    const fabric = new Fabric({ runtimeDir: join(dir, 'run'), hostExecArgv: [] });
+    const events: FabricEvent[] = [];
+    fabric.on('event', (e: FabricEvent) => events.push(e));
+    const pids = new Set<number>();
+    fabric.on('event', (e: FabricEvent) => {
+      const pid = (e as { pid?: number }).pid;
+      if ((e.type === 'instanceCreated' || e.type === 'spareReady') && pid !== undefined && pid !== process.pid)
+        pids.add(pid);
+    });
+    t.teardown(async () => {
+      const keep = setInterval(() => {}, 1000);
+      await Promise.race([fabric.close().catch(() => {}), new Promise((r) => setTimeout(r, 10_000))]);
+      clearInterval(keep);
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+      await rm(dir, { recursive: true, force: true });
+    });
     fabric.register({ name: 'TCS-1', location: SWITCH_LOCATION });
     fabric.register({ name: 'TCS-2', location: SWITCH_LOCATION });
     for (const x of ['a', 'b']) {
@@ -137,9 +160,7 @@ t.test(
       [0, 0, 0],
       `after ${other} died too, S2 -> R2 went on over ${carrier}`,
     );
-    // A restarted process point's graceful termination can hang at close (seen with trunk points restarted from a
-    // spare host; not understood yet): end them abruptly here, so the fabric's close does not wait on them.
-    for (const x of ['TTP-1a', 'TTP-1b', 'TTP-2a', 'TTP-2b']) await fabric.kill(x).catch(() => {});
+
     t.comment(`body done at ${Math.round(performance.now() - T0)} ms`);
   },
 );
