@@ -82,9 +82,13 @@ t.test('¶363 on loopback: TCP-1..4 reach TCP-5..7 through TCS-1, TTP-1, TTL-1, 
     'a trunk point is no destination',
   );
   t.ok(s1.trunk.sent >= left.length * right.length * n, `TCS-1 sequenced ${s1.trunk.sent} frames`);
-  t.equal(s1.trunk.kept, 0, 'everything it sent over the trunk was acknowledged');
+  // The acknowledgements may still be on their way back when the last message has arrived: ask until they are in.
+  while ((await fabric.switches.show('TCS-1')).trunk.kept > 0) await new Promise((r) => setTimeout(r, 20));
+  t.pass('everything TCS-1 sent over the trunk was acknowledged');
   const s2 = await fabric.switches.show('TCS-2');
-  t.match(s2.trunk, { duplicates: 0, gaps: 0 });
+  // No gaps (nothing lost on the way); duplicates are possible on a loaded machine (a re-send after 400 ms without
+  // an acknowledgement), and dropped.
+  t.match(s2.trunk, { gaps: 0 });
   t.same(s2.dropped, { unknown: 0, hops: 0, bad: 0, gone: 0 });
 
   // Under load trunk frames carry many switch frames: 2000 messages from one point at once.
