@@ -16,12 +16,19 @@
  *   queueConditionProcess link (one Unix socket each) between the two
  *   processes (`bench/points/directSinks.ts`).
  *
+ * - `amix:trunk`: as `amix:switch`, but TCS-1 reaches TCS-2 through trunk
+ *   points TTP-1 and TTP-2 (`amix:trunk`, a process each, ZeroMQ with CURVE
+ *   over tcp://127.0.0.1 between them): each message is a sequenced switch
+ *   frame, batched into trunk frames and acknowledged by TCS-2. The row also
+ *   carries `msgsPerFrame` (switch frames per trunk frame, TTP-1's out).
+ *   Processes: the bench's, TTP-1, TTP-2 and TCS-2's.
+ *
  * Rows: `{ system, flows, msgsPerSec, sockets, rssMb }`: msgsPerSec over
  * all flows (every sender sends `count / flows` messages at once, timed
  * to the receivers' `done`), sockets = open descriptors of type socket in
  * the two processes (`/proc/<pid>/fd`), rssMb = their resident memory.
  *
- * `node dist/bench/switch.js [--quick] [--json] [--reps N] [--count N] [--flows 1,100,1000]`
+ * `node dist/bench/switch.js [--quick] [--json] [--reps N] [--count N] [--flows 1,100,1000] [--systems amix:direct,amix:switch,amix:trunk]`
  *
  * @module
  */
@@ -29,7 +36,8 @@ import { mkdtemp, readdir, readlink, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Fabric, SWITCH_LOCATION, type Link } from '../lib/index.js';
+import { Fabric, SWITCH_LOCATION, TRUNK_LOCATION, type Link } from '../lib/index.js';
+import { generateKeyPair } from '../primitives/zeromq/keys.js';
 import { Agent } from '../lib/fabric/agent.js';
 import { Endpoint } from '../lib/fabric/endpoint.js';
 import { conditions, median, parseBenchArgs, progress } from './common.js';
@@ -37,7 +45,7 @@ import { conditions, median, parseBenchArgs, progress } from './common.js';
 const args = parseBenchArgs(
   'switch',
   { reps: 3, quickReps: 1, sizes: [64], count: 60_000, quickCount: 20_000, rtts: 1, quickRtts: 1 },
-  { flows: { type: 'string' } },
+  { flows: { type: 'string' }, systems: { type: 'string' } },
 );
 const FLOWS = ((args.extra.flows as string | undefined) ?? '1,100,1000').split(',').map(Number);
 if (FLOWS.some((n) => !Number.isInteger(n) || n < 1)) {
@@ -48,7 +56,8 @@ const SIZE = 64;
 const point = (name: string) => fileURLToPath(new URL(`./points/${name}.js`, import.meta.url));
 
 interface Row {
-  system: 'amix:switch' | 'amix:direct';
+  system: 'amix:switch' | 'amix:direct' | 'amix:trunk';
+  msgsPerFrame?: number;
   flows: number;
   msgsPerSec: number;
   sockets: number;
@@ -117,7 +126,8 @@ async function measure(system: Row['system'], flows: number, frac: number): Prom
     const senders: Array<{ ep: Endpoint; to?: string }> = [];
     let done: () => Promise<void>;
     let peerPid: number;
-    if (system === 'amix:switch') {
+    const morePids: number[] = [];
+    if (system === 'amix:switch' || system === 'amix:trunk') {
       // TCS-1 receives on the thread ring (from the senders here), sends on the process primitive (to TCS-2).
       fabric.register({
         name: 'TCS-1',
@@ -132,7 +142,26 @@ async function measure(system: Row['system'], flows: number, frac: number): Prom
         characteristics: { scope: 'process', waitStrategy: 'block' },
         data: { switch: true, flows, perFlow, report: 'bench' },
       });
-      await fabric.connect('TCS-1', 'TCS-2');
+      if (system === 'amix:trunk') {
+        const [k1, k2] = [generateKeyPair(), generateKeyPair()];
+        const listen = `tcp://127.0.0.1:${20000 + Math.floor(Math.random() * 30000)}`;
+        const c = { scope: 'process' as const };
+        fabric.register({
+          name: 'TTP-2',
+          location: TRUNK_LOCATION,
+          characteristics: c,
+          data: { trunk: { ...k2, peerKey: k1.publicKey, listen } },
+        });
+        fabric.register({
+          name: 'TTP-1',
+          location: TRUNK_LOCATION,
+          characteristics: c,
+          data: { trunk: { ...k1, peerKey: k2.publicKey, connect: listen } },
+        });
+        await fabric.connect('TCS-2', 'TTP-2');
+        await fabric.connect('TCS-1', 'TTP-1');
+        morePids.push(fabric.instance('TTP-1').pid!, fabric.instance('TTP-2').pid!);
+      } else await fabric.connect('TCS-1', 'TCS-2');
       const bench = new Endpoint('bench');
       const as = (name: string, ep: Endpoint) => ({ name, target: new Agent(ep, fabric.registry), inProcess: true });
       await fabric.connect(null, 'TCS-1', { as: as('bench', bench) });
@@ -171,7 +200,7 @@ async function measure(system: Row['system'], flows: number, frac: number): Prom
       done = () => expectText(link, 'done');
       peerPid = fabric.instance('sinks').pid!;
     }
-    const pids = [process.pid, peerPid];
+    const pids = [process.pid, peerPid, ...morePids];
     const socks = await sockets(pids);
     const cpu = async (pid: number) => {
       const f = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
@@ -190,6 +219,7 @@ async function measure(system: Row['system'], flows: number, frac: number): Prom
       progress(`${system} flows=${flows}: rep ${r + 1}/${args.reps} ${Math.round(rates.at(-1)!)} msgs/s`, frac);
     }
     const mem = await rssMb(pids);
+    const trunk = system === 'amix:trunk' ? await fabric.switches.trunk('TTP-1') : undefined;
     for (const s of senders) await s.ep.close().catch(() => {});
     return {
       system,
@@ -197,6 +227,7 @@ async function measure(system: Row['system'], flows: number, frac: number): Prom
       msgsPerSec: Math.round(median(rates)),
       sockets: socks,
       rssMb: mem,
+      ...(trunk ? { msgsPerFrame: trunk.msgsPerFrame } : {}),
       ...(rates.length > 1
         ? { min: { msgsPerSec: Math.round(Math.min(...rates)) }, max: { msgsPerSec: Math.round(Math.max(...rates)) } }
         : {}),
@@ -208,7 +239,10 @@ async function measure(system: Row['system'], flows: number, frac: number): Prom
 }
 
 const rows: Row[] = [];
-const jobs = FLOWS.flatMap((f) => [['amix:direct', f] as const, ['amix:switch', f] as const]);
+const SYSTEMS = ((args.extra.systems as string | undefined) ?? 'amix:direct,amix:switch,amix:trunk').split(
+  ',',
+) as Array<Row['system']>;
+const jobs = FLOWS.flatMap((f) => SYSTEMS.map((sys) => [sys, f] as const));
 for (const [i, [system, flows]] of jobs.entries()) rows.push(await measure(system, flows, i / jobs.length));
 if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
 const cond = conditions(args.reps, { size: SIZE, messages: args.count });
@@ -219,13 +253,13 @@ else {
       .map(([k, v]) => `${k}=${v}`)
       .join(' ')}`,
     `medians of ${args.reps} repetitions; x = msgs/s over amix:direct at the same flows`,
-    ['system', 'flows', 'msgs/s', 'x', 'sockets', 'rss MB'].map((h) => h.padStart(12)).join(''),
+    ['system', 'flows', 'msgs/s', 'x', 'sockets', 'rss MB', 'msgs/frame'].map((h) => h.padStart(12)).join(''),
   ];
   for (const r of rows) {
     const base = rows.find((b) => b.system === 'amix:direct' && b.flows === r.flows);
     const x = base ? (r.msgsPerSec / base.msgsPerSec).toFixed(2) : '';
     lines.push(
-      [r.system, r.flows, r.msgsPerSec.toLocaleString('en-US'), x, r.sockets, r.rssMb]
+      [r.system, r.flows, r.msgsPerSec.toLocaleString('en-US'), x, r.sockets, r.rssMb, r.msgsPerFrame ?? '']
         .map((c) => String(c).padStart(12))
         .join(''),
     );

@@ -28,7 +28,7 @@ import type { PointView } from '../lib/directory/index.js';
 import type { PeerInfo, PeeringStatus } from '../lib/remote/types.js';
 import type { AnyArgs } from '../lib/core/rpc.js';
 import { bindVerb, dcmVerb, neeVerbs } from '../lib/services/cli.js';
-import type { SwitchSnapshot } from '../lib/fabric/switches.js';
+import type { SwitchSnapshot, TrunkSnapshot } from '../lib/fabric/switches.js';
 
 type Opts = NonNullable<ParseArgsConfig['options']>;
 type Values = Record<string, string | boolean | undefined>;
@@ -655,20 +655,32 @@ const verbs: Record<string, Verb> = {
   'switch show': {
     usage:
       "amix switch show NAME [--json]   a switch's routes (destination, link, next hop, hops, messages, dropped) and links\n" +
+      '  (or, for a trunk point, its trunk: state, peer, frames and messages per frame each way, retransmits, drops)\n' +
       '  (messages in and out, queued, sources parked, dropped); NAME is a point name or directory id.\n' +
       '  Rates: take two --json snapshots and divide the counters\' difference by the difference of "at" (ms).',
     min: 1,
     max: 1,
     async run([name], v) {
-      await simple(v, 'switch.show', { name }, (r: SwitchSnapshot) => {
+      await simple(v, 'switch.show', { name }, (x: SwitchSnapshot | TrunkSnapshot) => {
+        if (typeof x.trunk === 'string') {
+          const t = x as TrunkSnapshot;
+          return (
+            `trunk ${t.trunk}: ${t.state}, ${t.localSwitch ?? '?'} <-> ${t.remoteSwitch ?? '?'} (peer ${t.peer ?? 'not yet known'}, key ${t.peerKey})\n` +
+            `out: ${t.framesOut} frames, ${t.msgsOut} messages (${t.msgsPerFrame} per frame); in: ${t.framesIn} frames, ${t.msgsIn} messages\n` +
+            `ups ${t.ups}, downs ${t.downs}, retransmits ${t.retransmits}, pending ${t.pending}; dropped: ${t.dropped.down} while down, ${t.dropped.bad} bad` +
+            (t.lastError ? `\nlast error: ${t.lastError.code} ${t.lastError.message}` : '')
+          );
+        }
+        const r = x as SwitchSnapshot;
         const d = r.dropped;
         return (
           `switch ${r.switch}: ${r.routes.length} routes, ${r.ports.length} links, ${r.pending} pending ` +
           `(queue limit ${r.queueLimit}); dropped: ${d.unknown} no route, ${d.hops} too many hops, ${d.bad} bad header, ` +
           `${d.gone} link gone\nroutes:\n${table(
-            r.routes.map((x) => ({ ...x, path: x.path.join('>'), suspended: x.suspended ? 'yes' : '' })),
+            r.routes.map((y) => ({ ...y, path: y.path.join('>'), suspended: y.suspended ? 'yes' : '' })),
             ['dest', 'link', 'nextHop', 'hops', 'path', 'messages', 'dropped', 'suspended'],
-          )}\nlinks:\n${table(r.ports as unknown as Array<Record<string, unknown>>, ['link', 'peer', 'neighbour', 'in', 'out', 'queued', 'parked', 'dropped'])}`
+          )}\nlinks:\n${table(r.ports as unknown as Array<Record<string, unknown>>, ['link', 'peer', 'neighbour', 'trunk', 'in', 'out', 'queued', 'parked', 'dropped'])}` +
+          `\ntrunk flows: ${r.trunk.sent} sent, ${r.trunk.retransmits} re-sent, ${r.trunk.acked} acknowledged, ${r.trunk.kept} kept (window ${r.trunk.window}); ${r.trunk.accepted} in, ${r.trunk.duplicates} duplicates, ${r.trunk.gaps} gaps`
         );
       });
     },

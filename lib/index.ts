@@ -57,7 +57,14 @@ export type {
 } from './fabric/endpoint.js';
 export type { PointContext, PointMain } from './fabric/host.js';
 export { SWITCH_LOCATION } from './fabric/switchFrame.js';
-export type { SwitchSnapshot, SwitchRouteInfo, SwitchPortInfo, SwitchSummary } from './fabric/switches.js';
+export { TRUNK_LOCATION } from './fabric/switchTrunk.js';
+export type {
+  SwitchSnapshot,
+  SwitchRouteInfo,
+  SwitchPortInfo,
+  SwitchSummary,
+  TrunkSnapshot,
+} from './fabric/switches.js';
 export { Fabric, Link, CALLER } from './fabric/fabric.js';
 export type {
   FabricOptions,

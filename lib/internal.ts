@@ -61,6 +61,11 @@ export {
   isSwitchPoint,
 } from './fabric/switchFrame.js';
 export { Switch, runSwitch } from './fabric/switchPoint.js';
+export { SWITCH_SEQ, SWITCH_ACK, TRUNK_LOCATION, TRUNK_WINDOW, TrunkFlows } from './fabric/switchTrunk.js';
+export type { TrunkSnapshot } from './fabric/switchTypes.js';
+export { TrunkPoint, trunkOptions } from './remote/trunk/trunkPoint.js';
+export type { TrunkOptions } from './remote/trunk/trunkPoint.js';
+export { BatchWriter, decodeTrunkFrame, encodeHello, TRUNK_BATCH, TRUNK_HELLO } from './remote/trunk/trunkFrame.js';
 export type { SwitchOptions } from './fabric/switchPoint.js';
 export { SwitchControl } from './fabric/switches.js';
 export type { ExternalEnd } from './fabric/fabric.js';

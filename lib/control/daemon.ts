@@ -472,7 +472,7 @@ export class Daemon extends EventEmitter {
       reconnect: (a, c) => f.reconnect(ownPoint('reconnect', a, c).name),
       execute: (a, c) => f.execute(ownPoint('execute', a, c).name),
       'switch.ls': () => f.switches.ls(),
-      'switch.show': (a, c) => f.switches.show(this.#view(stringArg('switch.show', a, 'name'), c).name),
+      'switch.show': (a, c) => f.switches.showAny(this.#view(stringArg('switch.show', a, 'name'), c).name),
       'switch.suspend': (a, c) => f.switches.suspendRoute(ownPoint('switch.suspend', a, c).name, a.dest),
       'switch.resume': (a, c) => f.switches.resumeRoute(ownPoint('switch.resume', a, c).name, a.dest),
       ...principalHandlers(

@@ -13,7 +13,7 @@ import type { DisconnectOptions, FabricEvent, InstanceInfo, LinkInfo } from '../
 import type { Direction, PointRegistrationInput, PointScope } from '../fabric/point.js';
 import type { HostEvent } from '../fabric/hostProtocol.js';
 import type { HostExit } from '../fabric/pointHost.js';
-import type { SwitchSnapshot, SwitchSummary } from '../fabric/switches.js';
+import type { SwitchSnapshot, SwitchSummary, TrunkSnapshot } from '../fabric/switches.js';
 import type { PrincipalInfo } from './principals.js';
 import type { ControlGuardStats } from './guard.js';
 import type { PeeringStatus, RemoteEvent, RemoteLinkInfo } from '../remote/types.js';
@@ -194,8 +194,8 @@ export interface DaemonOps {
   execute: { args: { name: string }; result: InstanceInfo };
   /** Every running switch point, one summary each (`amix switch ls`). */
   'switch.ls': { args: Empty; result: SwitchSummary[] };
-  /** A switch's routes, links and counters (`amix switch show`); `name` is a point name or directory id. */
-  'switch.show': { args: { name: string }; result: SwitchSnapshot };
+  /** A switch's routes, links and counters, or a trunk point's trunk (`amix switch show`); `name` is a point name or directory id. */
+  'switch.show': { args: { name: string }; result: SwitchSnapshot | TrunkSnapshot };
   /** Hold a switch's messages for `dest` (owner or administrator). */
   'switch.suspend': { args: { name: string; dest: string }; result: SwitchSnapshot };
   /** Release them. */

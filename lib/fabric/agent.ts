@@ -107,7 +107,8 @@ export interface AgentTarget {
 export type AgentEvent =
   | { type: 'channel'; link: string; peer: string; event: string; error?: Error }
   | { type: 'linkEnded'; link: string; peer: string }
-  | { type: 'route'; up: boolean; dest: string; via?: string; hops?: number; switch: string };
+  | { type: 'route'; up: boolean; dest: string; via?: string; hops?: number; switch: string }
+  | { type: 'trunk'; up: boolean; trunk: string; peer: string };
 
 /**
  * Executes link commands over one {@link Endpoint} with one registry.
@@ -131,7 +132,7 @@ export class Agent implements AgentTarget {
     this.#onEvent = onEvent;
     endpoint.on('event', (e: { type: string; link: string; peer: string }) => {
       if (e.type === 'linkEnded') onEvent({ type: 'linkEnded', link: e.link, peer: e.peer });
-      else if (e.type === 'route') onEvent(e as unknown as AgentEvent);
+      else if (e.type === 'route' || e.type === 'trunk') onEvent(e as unknown as AgentEvent);
     });
     const end = this.#end;
     this.#ops = {

@@ -19,6 +19,7 @@ import { Container } from '../core/module.js';
 import { PrimitiveRegistry, importSpecifier } from '../core/registry.js';
 import { RpcPeer, handlerTable } from '../core/rpc.js';
 import { isSwitchLocation } from './switchFrame.js';
+import { TRUNK_LOCATION } from './switchTrunk.js';
 import { fromHostWire, toHostWire, type HostInit, type HostMessage, type HostOps } from './hostProtocol.js';
 export type { HostInit, HostMessage } from './hostProtocol.js';
 
@@ -124,10 +125,13 @@ class Host {
       this.#event(type, { ...body, ...(error ? { error: errorToPlain(error) } : {}) });
     });
     const location = init.registration.location;
-    // The switch point kind is built in: its location names it rather than a module path.
+    // The switch and trunk point kinds are built in: their locations name them rather than a module path. The
+    // trunk point is a layer above (it needs ZeroMQ): named by URL and imported on use, as primitives are.
     const specifier = isSwitchLocation(location)
       ? new URL('./switchPoint.js', import.meta.url).href
-      : importSpecifier(location, init.baseDir);
+      : location === TRUNK_LOCATION
+        ? new URL('../remote/trunk/trunkPoint.js', import.meta.url).href
+        : importSpecifier(location, init.baseDir);
     this.#container.add(init.instance, {
       load: async () => {
         let mod: { default?: unknown; main?: unknown };

@@ -276,6 +276,9 @@ export class Supervisor {
             ? { type: 'routeUp', switch: inst.id, dest: r.dest, via: r.via ?? '', hops: r.hops ?? 1 }
             : { type: 'routeDown', switch: inst.id, dest: r.dest },
         );
+      } else if (e.type === 'trunk') {
+        const r = e as unknown as { up: boolean; peer?: string };
+        this.#core.emit({ type: r.up ? 'trunkUp' : 'trunkDown', trunk: inst.id, peer: r.peer ?? '' });
       }
     });
     host.on('exit', (exit: HostExit) => {

@@ -14,6 +14,7 @@
  * @module
  */
 import { invalidArg } from '../core/errors.js';
+import { TRUNK_LOCATION } from './switchTrunk.js';
 
 /** The first byte of a data frame (version 1). */
 export const SWITCH_DATA = 0xa1;
@@ -44,6 +45,8 @@ export interface SwitchData {
 export interface SwitchRoutes {
   kind: 'routes';
   switch?: string;
+  /** Set by a trunk point on what it relays to its switch: its own name (the port is a trunk port). */
+  trunk?: string;
   full?: boolean;
   add?: Array<[string, string[]]>;
   del?: string[];
@@ -56,12 +59,16 @@ export function isSwitchLocation(location: string | undefined): boolean {
 
 /**
  * True when a registration is a switch: the built-in one (location
- * `amix:switch`), or a module of its own that runs `runSwitch(point)` and
+ * `amix:switch`), a trunk point (`amix:trunk`, a switch to its links), or a module of its own that runs `runSwitch(point)` and
  * says so with `data.switch === true`. Links to it carry the switch header.
  */
 export function isSwitchPoint(reg: { location: string; data?: unknown } | undefined): boolean {
   if (!reg) return false;
-  return isSwitchLocation(reg.location) || (reg.data as { switch?: unknown } | undefined)?.switch === true;
+  return (
+    isSwitchLocation(reg.location) ||
+    reg.location === TRUNK_LOCATION ||
+    (reg.data as { switch?: unknown } | undefined)?.switch === true
+  );
 }
 
 /** The header length of a data frame to `dst` from `src` (what a message through a switch costs on the wire). */
@@ -137,6 +144,7 @@ export function decodeSwitchFrame(f: Uint8Array): SwitchData | SwitchRoutes | un
       return {
         kind: 'routes',
         ...(typeof r.switch === 'string' ? { switch: r.switch } : {}),
+        ...(typeof r.trunk === 'string' ? { trunk: r.trunk } : {}),
         ...(r.full === true ? { full: true } : {}),
         ...(add ? { add } : {}),
         ...(del ? { del } : {}),

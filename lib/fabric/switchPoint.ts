@@ -10,23 +10,18 @@
  * (a route whose path already holds this switch is refused: loop-free),
  * and takes it back when a link goes. See docs/switching.md.
  *
- * Backpressure: one bounded queue per output link (`queueLimit` messages,
- * default 256). A source whose next message is for a full queue is parked:
- * the switch stops reading from that source alone until the queue is down
- * to half, so a slow destination slows only the flows to it, and what the
- * switch holds stays bounded.
+ * Backpressure: one bounded queue per output link (`queueLimit`, default
+ * 256); a source whose next message is for a full queue is parked (not read)
+ * until it is down to half: a slow destination slows only the flows to it.
  *
- * One poller moves every message: it takes what each source has ready
- * (`tryReceive`) and writes what each queue can take now (`trySend`), never
- * a waiting receive or send. A waiting receive on a thread ring sleeps the
- * whole worker (`Atomics.wait`, in 20 ms slices), so one idle link of a
- * switch in a worker would stall all the others and its sockets. Idle, the
- * poller yields to the event loop, then sleeps 1 ms between rounds.
+ * One poller moves every message (`tryReceive`, `trySend`, never a waiting
+ * receive or send: that would sleep a whole worker on one idle thread ring).
+ * Ports to trunk points carry sequenced, acknowledged frames (`switchTrunk.ts`).
  *
  * @module
  */
 import type { Channel } from '../core/channel.js';
-import { AmixError, ErrorCode, invalidArg } from '../core/errors.js';
+import { invalidArg } from '../core/errors.js';
 import type { Endpoint } from './endpoint.js';
 import type { PointContext } from './host.js';
 import {
@@ -38,66 +33,20 @@ import {
   stampSource,
   type SwitchRoutes,
 } from './switchFrame.js';
+import { RESEND_AFTER_MS, SWITCH_ACK, SWITCH_SEQ, TRUNK_WINDOW, TrunkFlows, type InFlow } from './switchTrunk.js';
+import type { SwitchOptions, SwitchPortInfo, SwitchSnapshot } from './switchTypes.js';
+import { CTL_LIMIT, IDLE_YIELD_MS, immediate, noSuspend, positive, sleep } from './switchParts.js';
 
-/** Options of a switch, from its registration's `data`. */
-export interface SwitchOptions {
-  /** Messages queued per output link before sources for it are parked. Default 256. */
-  queueLimit?: number;
-  /** Messages the poller takes from one source per round. Default 64. */
-  readBatch?: number;
-}
-
-/** A snapshot of one route of a switch. */
-export interface SwitchRouteInfo {
-  dest: string;
-  /** The link it goes out on, and the peer at its other end (the destination, or the next switch). */
-  link: string;
-  nextHop: string;
-  /** Switches on the way, this one first (1: the destination is attached here). */
-  hops: number;
-  path: string[];
-  suspended: boolean;
-  /** Messages forwarded to it, and dropped for it (its link went while they waited). */
-  messages: number;
-  dropped: number;
-}
-
-/** A snapshot of one link of a switch. */
-export interface SwitchPortInfo {
-  link: string;
-  peer: string;
-  /** The peer's switch name when it is a switch. */
-  neighbour?: string;
-  /** Messages read from it, written to it, waiting in its queue, sources parked on it, dropped. */
-  in: number;
-  out: number;
-  queued: number;
-  /** Routes frames waiting for it (at most 32: then one full table replaces them). */
-  routesQueued: number;
-  parked: number;
-  dropped: number;
-}
-
-/** What `amix switch show` and `Fabric.switches.show` report; take two and divide by `at` for rates. */
-export interface SwitchSnapshot {
-  switch: string;
-  /** When it was taken (ms since the epoch). */
-  at: number;
-  queueLimit: number;
-  routes: SwitchRouteInfo[];
-  ports: SwitchPortInfo[];
-  /** Messages the switch accepted but could not route: no route, too many hops, bad header, link gone. */
-  dropped: { unknown: number; hops: number; bad: number; gone: number };
-  /** Messages the switch holds now (queued plus in the hands of parked sources). */
-  pending: number;
-}
+export type { SwitchOptions, SwitchPortInfo, SwitchRouteInfo, SwitchSnapshot } from './switchTypes.js';
 
 interface Port {
   link: string;
   peer: string;
   tx?: Channel;
   rx?: Channel;
+  /** The peer's switch name when it is a switch; the trunk point's name when it is one (data to it is sequenced). */
   neighbour?: string;
+  trunk?: string;
   /** What a neighbour said it reaches: destination → its path (it first). */
   learned: Map<string, string[]>;
   queue: Uint8Array[];
@@ -109,6 +58,8 @@ interface Port {
   /** As a source: the message it is parked with, and the destination it waits for. */
   held?: Uint8Array;
   heldFor?: string;
+  /** The trunk flow the held message came on, if it did (it counts as done once written on). */
+  heldFrom?: InFlow<Port>;
   /** Its full table went out (routes frames go to it from then on). */
   synced: boolean;
   s: { in: number; out: number; dropped: number };
@@ -138,6 +89,10 @@ export class Switch {
   /** Ports with something to write (data or routes frames): the poller writes these only. */
   readonly #busy = new Set<Port>();
   #open = true;
+  readonly #tf: TrunkFlows<Port>;
+  /** Queued frames that came over a trunk: their flow, told done when they are written on. */
+  readonly #tagged = new WeakMap<Uint8Array, InFlow<Port>>();
+  #anyTagged = false;
 
   /**
    * Route over `end` as switch `name` (its instance name: what paths hold). Links already on its lists
@@ -148,11 +103,16 @@ export class Switch {
     this.#me = name;
     this.#limit = positive('queueLimit', options.queueLimit, 256);
     this.#batch = positive('readBatch', options.readBatch, 64);
+    this.#tf = new TrunkFlows(positive('trunkWindow', options.trunkWindow, TRUNK_WINDOW));
+    const timer = setInterval(() => this.#stalled(), RESEND_AFTER_MS / 4).unref();
     end.on('event', (e: { type: string; link: string; peer: string; list?: string }) => {
       if (e.type === 'linkAdded') this.#attach(e.link, e.peer, e.list === 'sender' ? 'tx' : 'rx');
     });
     end.services.set('switch', (req) => this.#serve(req));
-    void end.closed.then(() => (this.#open = false));
+    void end.closed.then(() => {
+      this.#open = false;
+      clearInterval(timer);
+    });
     // Links made before the switch started (an idle point's) are on the lists already.
     for (const e of end.senderList) this.#attach(e.link, e.peer, 'tx');
     for (const e of end.receiverList) this.#attach(e.link, e.peer, 'rx');
@@ -168,6 +128,7 @@ export class Switch {
         link: p.link,
         peer: p.peer,
         ...(p.neighbour ? { neighbour: p.neighbour } : {}),
+        ...(p.trunk ? { trunk: p.trunk } : {}),
         in: p.s.in,
         out: p.s.out,
         queued: p.queue.length,
@@ -194,6 +155,7 @@ export class Switch {
       ports,
       dropped: { ...this.#drops },
       pending,
+      trunk: { ...this.#tf.stats(), window: this.#tf.window },
     };
   }
 
@@ -203,16 +165,7 @@ export class Switch {
     if (op !== 'suspend' && op !== 'resume') throw invalidArg('request.op', 'must be show, suspend or resume', op);
     const dest = req.dest;
     const r = typeof dest === 'string' ? this.#routes.get(dest) : undefined;
-    if (!r)
-      throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `switch "${this.#me}" has no route to ${String(dest)}`, {
-        details: { name: String(dest) },
-      });
-    if (r.path.length > 1)
-      throw invalidArg(
-        'dest',
-        `is behind switch "${r.port.neighbour}": suspend it at the switch it is attached to`,
-        dest,
-      );
+    if (!r || r.path.length > 1) throw noSuspend(this.#me, dest, r?.port.neighbour);
     if (op === 'suspend') {
       this.#suspended.add(dest as string);
       r.port.suspended = true;
@@ -247,6 +200,14 @@ export class Switch {
     p[side] = ch;
     const port = p;
     void ch.closed.then(() => this.#gone(port, side));
+    // A trunk point that died is seen at once (before any restart re-links it): its routes go, its flows move.
+    ch.on('event', (e: { type: string }) => {
+      if (e.type === 'peerLost' && port.trunk && port.learned.size > 0) {
+        const dests = [...port.learned.keys()];
+        port.learned.clear();
+        for (const d of dests) this.#recompute(d);
+      }
+    });
     if (side === 'tx') this.#recompute(peer);
     this.#sync(port);
     this.#kick();
@@ -281,7 +242,12 @@ export class Switch {
     if (p[side] === undefined) return;
     p[side] = undefined;
     if (side === 'tx') {
-      const lost = p.queue.length;
+      let lost = 0;
+      for (const f of p.queue) {
+        // A sequenced frame is kept until acknowledged (it goes again on the next route): not lost.
+        if (f[0] !== SWITCH_SEQ) lost++;
+        this.#doneFor(f);
+      }
       p.queue.length = 0;
       p.ctl.length = 0;
       p.s.dropped += lost;
@@ -290,12 +256,15 @@ export class Switch {
     } else if (p.held) {
       // A source that went while parked: its message goes with it.
       this.#drops.gone++;
-      p.held = undefined;
+      if (p.heldFrom) this.#owe(this.#tf.done(p.heldFrom));
+      p.held = p.heldFrom = undefined;
       for (const q of this.#ports.values()) q.parked.delete(p);
+      for (const w of this.#tf.waiting.values()) w.delete(p);
     }
     if (!p.tx && !p.rx) {
       this.#ports.delete(p.link);
       this.#busy.delete(p);
+      this.#tf.portGone(p);
     }
     if (side === 'tx' || !p.rx) {
       const dests = new Set([p.peer, ...p.learned.keys()]);
@@ -354,12 +323,31 @@ export class Switch {
     return n;
   }
 
-  /** Route one frame from `p`; false when `p` is parked with it (its destination's queue is full). */
-  #route(p: Port, f: Uint8Array, dst = f[0] === SWITCH_ROUTES ? undefined : frameDestination(f)): boolean {
-    if (f[0] === SWITCH_ROUTES) {
+  /**
+   * Route one frame from `p`; false when `p` is parked with it (its destination's queue, or its window
+   * over the trunks, is full). `from`: the trunk flow it came on.
+   */
+  #route(p: Port, f: Uint8Array, dst?: string, from?: InFlow<Port>): boolean {
+    const kind = f[0];
+    if (kind === SWITCH_ROUTES) {
       this.#onRoutes(p, f);
       return true;
     }
+    if (kind === SWITCH_ACK || kind === SWITCH_SEQ) {
+      const a = !p.trunk ? 'bad' : kind === SWITCH_ACK ? this.#tf.onAck(f) : this.#tf.accept(p, f);
+      if (a === undefined) return true; // a duplicate or a gap, counted
+      if (a === 'bad') {
+        this.#drops.bad++;
+        return true;
+      }
+      if (Array.isArray(a)) {
+        for (const d of a) this.#release(d);
+        return true;
+      }
+      ({ frame: f, flow: from } = a);
+      dst = undefined;
+    }
+    dst ??= frameDestination(f);
     if (dst === undefined) {
       this.#drops.bad++;
       return true;
@@ -367,6 +355,7 @@ export class Switch {
     const r = this.#routes.get(dst);
     if (!r) {
       this.#drops.unknown++;
+      if (from) this.#owe(this.#tf.done(from));
       return true;
     }
     // From an attached point the source is the name of the link's far end, whatever the frame says
@@ -375,26 +364,78 @@ export class Switch {
     const out = r.port;
     if (out.neighbour && f[1]! + 1 >= SWITCH_MAX_HOPS) {
       this.#drops.hops++;
+      if (from) this.#owe(this.#tf.done(from));
       return true;
+    }
+    // Parked: this source alone waits; every other source is still read. A source over a trunk is never
+    // parked (that would hold up every flow of the trunk): its sender's per-destination window bounds it.
+    if (out.queue.length >= this.#limit && !p.trunk) return this.#park(p, f, dst, from, out.parked);
+    if (out.trunk) {
+      // Per-destination credit: a destination whose window is full parks its sources; other flows go on.
+      if (!this.#tf.room(dst)) return this.#park(p, f, dst, from, this.#tf.waitingFor(dst));
+      f = this.#tf.send(f, dst); // a new frame, kept until acknowledged, a hop more already
+      if (from) this.#owe(this.#tf.done(from));
+      from = undefined;
     }
     if (out.queue.length === 0 && out.ctl.length === 0 && !out.suspended && out.tx!.trySend(hop(out, f))) {
       out.s.out++;
       r.messages++;
+      if (from) this.#owe(this.#tf.done(from));
       return true;
-    }
-    if (out.queue.length >= this.#limit) {
-      // Parked: this source alone waits; every other source is still read.
-      p.held = f;
-      p.heldFor = dst;
-      out.parked.add(p);
-      return false;
     }
     // A view into a primitive's receive slab would be overwritten by later receives: keep a copy.
     const own = f.byteOffset === 0 && f.byteLength === f.buffer.byteLength ? f : f.slice();
+    if (from) {
+      this.#tagged.set(own, from);
+      this.#anyTagged = true;
+    }
     out.queue.push(hop(out, own));
     this.#busy.add(out);
     r.messages++;
     return true;
+  }
+
+  /** Park source `p` with its message on `on` (a full queue's sources, or a destination's window). */
+  #park(p: Port, f: Uint8Array, dst: string, from: InFlow<Port> | undefined, on: Set<Port>): false {
+    p.held = f;
+    p.heldFor = dst;
+    p.heldFrom = from;
+    on.add(p);
+    return false;
+  }
+
+  /** Acknowledgements freed `dst`'s window: its parked sources go on. */
+  #release(dst: string): void {
+    const w = this.#tf.waiting.get(dst);
+    this.#tf.waiting.delete(dst);
+    if (w) this.#retry([...w]);
+  }
+
+  /** A frame that came over a trunk was written on (or dropped): its flow is told, its trunk port owes an ack. */
+  #doneFor(f: Uint8Array): void {
+    const fl = this.#anyTagged ? this.#tagged.get(f) : undefined;
+    if (fl) this.#owe(this.#tf.done(fl));
+  }
+
+  #owe(port: Port): void {
+    if (!port.tx) return;
+    this.#busy.add(port);
+    this.#kick();
+  }
+
+  /** Send again, on trunk port `out`, what `dst`'s flows kept (after a reroute, or a stall). */
+  #resend(out: Port, dst: string): void {
+    const frames = this.#tf.resend(dst);
+    for (const f of frames) out.queue.push(f);
+    this.#busy.add(out);
+    this.#kick();
+  }
+
+  #stalled(): void {
+    for (const dst of this.#tf.stalled(performance.now())) {
+      const r = this.#routes.get(dst);
+      if (r?.port.trunk && r.port.tx) this.#resend(r.port, dst);
+    }
   }
 
   /** Write what port `p`'s queue has while its channel takes it now; unpark its sources once it is down to half. */
@@ -405,6 +446,8 @@ export class Switch {
       return 0;
     }
     let n = 0;
+    // At most one acknowledgement frame waits, built when it can go (so it says the latest).
+    if (p.ctl.length === 0 && this.#tf.owes(p)) p.ctl.push(this.#tf.ackFrame(p)!);
     try {
       while (p.ctl.length > 0 && tx.trySend(p.ctl[0]!)) {
         p.ctl.shift();
@@ -413,7 +456,7 @@ export class Switch {
       // A suspended route holds its data.
       if (p.ctl.length === 0 && !p.suspended)
         while (p.queue.length > 0 && tx.trySend(p.queue[0]!)) {
-          p.queue.shift();
+          this.#doneFor(p.queue.shift()!);
           p.s.out++;
           n++;
         }
@@ -421,7 +464,7 @@ export class Switch {
       return n; // the link is going: #gone counts what is left
     }
     if (p.parked.size > 0 && p.queue.length <= this.#limit >> 1) this.#unpark(p);
-    if (p.ctl.length === 0 && p.queue.length === 0) this.#busy.delete(p);
+    if (p.ctl.length === 0 && p.queue.length === 0 && !this.#tf.owes(p)) this.#busy.delete(p);
     return n;
   }
 
@@ -429,14 +472,20 @@ export class Switch {
   #unpark(out: Port): void {
     const waiting = [...out.parked];
     out.parked.clear();
+    this.#retry(waiting);
+  }
+
+  #retry(waiting: Port[]): void {
     for (const s of waiting) {
       const f = s.held!;
       const dst = s.heldFor!;
-      s.held = undefined;
-      s.heldFor = undefined;
+      const from = s.heldFrom;
+      s.held = s.heldFor = s.heldFrom = undefined;
       // Its destination may have moved or gone while it waited.
-      if (!this.#routes.has(dst)) this.#drops.gone++;
-      else this.#route(s, f, dst);
+      if (!this.#routes.has(dst)) {
+        this.#drops.gone++;
+        if (from) this.#owe(this.#tf.done(from));
+      } else this.#route(s, f, dst, from);
     }
   }
 
@@ -447,12 +496,13 @@ export class Switch {
       return;
     }
     const touched = new Set<string>();
+    if (r.trunk) p.trunk = r.trunk;
     if (!p.neighbour) {
       p.neighbour = r.switch;
       // A switch is no destination of its own.
       touched.add(p.peer);
       this.#sync(p);
-    }
+    } else if (p.trunk) p.neighbour = r.switch; // a trunk point names the switch beyond it once it knows it
     if (r.full) {
       for (const d of p.learned.keys()) touched.add(d);
       p.learned.clear();
@@ -487,6 +537,8 @@ export class Switch {
     if (old && best && old.port === best.port && old.path.join('\u0000') === best.path.join('\u0000')) return;
     if (best) {
       this.#routes.set(dest, { ...best, messages: old?.messages ?? 0, dropped: old?.dropped ?? 0 });
+      // A new way to it over a trunk: what its flows kept goes there first, ahead of anything new.
+      if (best.port.trunk && best.port !== old?.port) this.#resend(best.port, dest);
       this.#end.emit('event', {
         type: 'route',
         up: true,
@@ -524,29 +576,20 @@ export class Switch {
   }
 }
 
-/** Routes frames waiting for one port at which they are replaced by one full table. */
-const CTL_LIMIT = 32;
-/** How long the poller keeps yielding (not sleeping) once nothing moves. */
-const IDLE_YIELD_MS = 5;
-const immediate = (): Promise<void> => new Promise((r) => setImmediate(r));
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 /** A frame about to cross to another switch counts one hop more (in place: the switch owns it now). */
 function hop(out: Port, f: Uint8Array): Uint8Array {
   if (out.neighbour) f[1] = f[1]! + 1;
   return f;
 }
 
-function positive(field: string, v: unknown, dflt: number): number {
-  if (v === undefined) return dflt;
-  if (!Number.isSafeInteger(v) || (v as number) < 2) throw invalidArg(`switch.${field}`, 'must be an integer >= 2', v);
-  return v as number;
-}
-
 /** Run a switch over `point` until it is terminated. */
 export async function runSwitch(point: PointContext, options?: SwitchOptions): Promise<Switch> {
   const data = (point.data ?? {}) as SwitchOptions;
-  return new Switch(point, point.instance, options ?? { queueLimit: data.queueLimit, readBatch: data.readBatch });
+  return new Switch(
+    point,
+    point.instance,
+    options ?? { queueLimit: data.queueLimit, readBatch: data.readBatch, trunkWindow: data.trunkWindow },
+  );
 }
 
 /** The switch point's main: route until terminated. */

@@ -9,9 +9,10 @@
 import { AmixError, ErrorCode, describe } from '../core/errors.js';
 import type { FabricCore, Inst } from './records.js';
 import { isSwitchPoint } from './switchFrame.js';
-import type { SwitchSnapshot } from './switchPoint.js';
+import { TRUNK_LOCATION } from './switchTrunk.js';
+import type { SwitchSnapshot, TrunkSnapshot } from './switchTypes.js';
 
-export type { SwitchSnapshot, SwitchRouteInfo, SwitchPortInfo } from './switchPoint.js';
+export type { SwitchSnapshot, SwitchRouteInfo, SwitchPortInfo, TrunkSnapshot } from './switchTypes.js';
 
 /** One line of `fabric.switches.ls()`. */
 export interface SwitchSummary {
@@ -81,20 +82,47 @@ export class SwitchControl {
     return this.#ask(name, { op: 'resume', dest });
   }
 
-  #insts(): Inst[] {
+  /**
+   * The running trunk points (location `amix:trunk`): peer, state, frames each way, messages per
+   * trunk frame, retransmits, drops. A trunk point that does not answer (starting, dying) is left out.
+   */
+  async trunks(): Promise<TrunkSnapshot[]> {
+    const out: TrunkSnapshot[] = [];
+    for (const inst of this.#insts(true)) {
+      const s = await this.trunk(inst.id).catch(() => undefined);
+      if (s) out.push(s);
+    }
+    return out;
+  }
+
+  /** A switch's snapshot, or a trunk point's when `name` is one (what `amix switch show` prints). */
+  showAny(name: string): Promise<SwitchSnapshot | TrunkSnapshot> {
+    const inst = this.#core.instances.get(name);
+    return inst?.point.location === TRUNK_LOCATION ? this.trunk(name) : this.show(name);
+  }
+
+  /** One trunk point's snapshot; `AMIX_ERR_UNKNOWN_POINT` if no trunk point runs under that name. */
+  trunk(name: string): Promise<TrunkSnapshot> {
+    return this.#ask(name, {}, 'trunk');
+  }
+
+  #insts(trunks = false): Inst[] {
     return [...this.#core.instances.values()].filter(
-      (i) => isSwitchPoint(i.point) && (i.state === 'running' || i.state === 'idle'),
+      (i) =>
+        isSwitchPoint(i.point) &&
+        (i.point.location === TRUNK_LOCATION) === trunks &&
+        (i.state === 'running' || i.state === 'idle'),
     );
   }
 
-  #ask(name: string, request: Record<string, unknown>): Promise<SwitchSnapshot> {
+  #ask<T = SwitchSnapshot>(name: string, request: Record<string, unknown>, service = 'switch'): Promise<T> {
     const inst = this.#core.instances.get(name);
-    if (!inst || !isSwitchPoint(inst.point))
+    if (!inst || !isSwitchPoint(inst.point) || (inst.point.location === TRUNK_LOCATION) !== (service === 'trunk'))
       return Promise.reject(
         new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `no running switch ${describe(name)}`, {
           details: { name: String(name) },
         }),
       );
-    return inst.target.request<SwitchSnapshot>('service', { name: 'switch', request }, this.#core.timeoutMs);
+    return inst.target.request<T>('service', { name: service, request }, this.#core.timeoutMs);
   }
 }

@@ -49,6 +49,9 @@ export type FabricEvent =
   | { type: 'routeUp'; switch: string; dest: string; via: string; hops: number }
   /** A switch lost its last route to `dest`. */
   | { type: 'routeDown'; switch: string; dest: string }
+  /** A trunk point's trunk link came up (it heard the far trunk point) or went down; `peer` is the far end's endpoint. */
+  | { type: 'trunkUp'; trunk: string; peer: string }
+  | { type: 'trunkDown'; trunk: string; peer: string }
   | { type: 'closed' };
 
 /** Options for {@link Fabric}. */
