@@ -1,0 +1,199 @@
+/**
+ * The cluster's registrations, written by the daemon that holds them: names
+ * claimed with a create-if-absent (released with a compare-and-delete), and
+ * each committed change of the local directory put in the registrations
+ * bucket in order, retried through a NATS outage until it is in.
+ *
+ * @module
+ */
+import { AmixError, ErrorCode, describe, peerLostError } from '../core/errors.js';
+import type { Directory, DirectoryChange, PointView } from '../directory/index.js';
+import { json, nameKey, parse, type Kv } from './kv.js';
+import type { RegistrationEntry } from './replica.js';
+
+/** The publisher's counters (`ClusterStatus`). */
+export interface PublisherCounts {
+  published: number;
+  pending: number;
+  publishErrors: number;
+  conflicts: number;
+}
+
+/** This daemon's writes to the names and registrations buckets. */
+export class Publisher {
+  readonly #names: Kv;
+  readonly #regs: Kv;
+  readonly #dir: Directory;
+  readonly #id: string;
+  readonly #log: (line: string) => void;
+  #closed = false;
+  /** The publish queue: one change after another, each retried until it is in the bucket. */
+  #chain: Promise<void> = Promise.resolve();
+  readonly #pendingIds = new Map<string, Promise<void>>();
+  readonly #counts: PublisherCounts = { published: 0, pending: 0, publishErrors: 0, conflicts: 0 };
+
+  /** Daemon `id`'s publisher of `dir` into the `names` and `regs` buckets. */
+  constructor(names: Kv, regs: Kv, dir: Directory, id: string, log: (line: string) => void) {
+    this.#names = names;
+    this.#regs = regs;
+    this.#dir = dir;
+    this.#id = id;
+    this.#log = log;
+  }
+
+  /** The counters. */
+  get counts(): PublisherCounts {
+    return { ...this.#counts };
+  }
+
+  /** Let what is queued go out (for at most `ms`), then stop. */
+  async close(ms: number): Promise<void> {
+    await Promise.race([this.#chain, new Promise((r) => setTimeout(r, ms).unref())]);
+    this.#closed = true;
+  }
+
+  /** Claim each name (create-if-absent); the first one another daemon holds fails the lot. */
+  async claimAll(names: readonly string[]): Promise<void> {
+    const done: string[] = [];
+    try {
+      for (const [index, name] of names.entries()) {
+        const holder = await this.#claim(name);
+        if (holder !== this.#id)
+          throw new AmixError(
+            ErrorCode.AMIX_ERR_DUPLICATE,
+            `point ${JSON.stringify(name)} is already registered in the cluster (daemon ${holder})`,
+            { details: { name, ...(names.length > 1 ? { index } : {}) } },
+          );
+        done.push(name);
+      }
+    } catch (err) {
+      await this.releaseAll(done).catch(() => {});
+      throw err;
+    }
+  }
+
+  /** Claim `name` for this daemon unless another holds it: resolves the holder. Retried through a NATS failover (10 s). */
+  async #claim(name: string): Promise<string> {
+    const kv = this.#names;
+    const key = nameKey(name);
+    const until = Date.now() + 10_000;
+    for (;;) {
+      try {
+        try {
+          await kv.create(key, json({ daemon: this.#id }));
+          return this.#id;
+        } catch (err) {
+          const e = await kv.get(key);
+          if (!e || e.operation !== 'PUT') throw err; // deleted in between, or the create failed for another reason
+          const daemon = (parse(e.value) as { daemon?: unknown } | undefined)?.daemon;
+          return typeof daemon === 'string' ? daemon : '?';
+        }
+      } catch (err) {
+        if (this.#closed || Date.now() > until)
+          throw peerLostError(`cannot claim the name ${describe(name)} in the cluster: ${(err as Error).message}`, {
+            state: 'unreachable',
+          });
+        await new Promise((r) => setTimeout(r, 200).unref());
+      }
+    }
+  }
+
+  async releaseAll(names: readonly string[]): Promise<void> {
+    for (const name of names) await this.#release(name).catch(() => {});
+  }
+
+  /** Give a name back, if this daemon holds it (a compare-and-delete on its revision). */
+  async #release(name: string): Promise<void> {
+    const kv = this.#names;
+    const key = nameKey(name);
+    const e = await kv.get(key);
+    if (!e || e.operation !== 'PUT') return;
+    if ((parse(e.value) as { daemon?: string } | undefined)?.daemon !== this.#id) return;
+    await kv.delete(key, { previousSeq: e.revision });
+  }
+
+  /** A committed local change, queued for the bucket (in order). */
+  enqueue(c: DirectoryChange): void {
+    if (this.#closed) return;
+    this.#counts.pending++;
+    const run = this.#chain.then(() => this.#publish(c));
+    this.#chain = run;
+    this.#pendingIds.set(c.id, run);
+    void run.finally(() => {
+      this.#counts.pending--;
+      if (this.#pendingIds.get(c.id) === run) this.#pendingIds.delete(c.id);
+    });
+  }
+
+  /** Write one change to the bucket, retrying (every 250 ms) until it is in or the cluster closes. */
+  async #publish(c: DirectoryChange): Promise<void> {
+    const dir = this.#dir;
+    const key = c.id;
+    for (let attempt = 0; !this.#closed; attempt++) {
+      try {
+        if (c.op === 'delete') {
+          await this.#regs.delete(key);
+          await this.#release(c.name);
+        } else {
+          // Seen by nobody in particular: public attributes only. Private ones never leave this daemon.
+          const v = dir.closed ? undefined : dir.getPoint(c.id);
+          if (!v) return; // deleted since; its delete is queued behind
+          if ((await this.#claim(v.name)) !== this.#id) {
+            this.#counts.conflicts++;
+            this.#log(
+              `cluster: point ${JSON.stringify(v.name)} (${v.id}) is not published: another daemon holds its name`,
+            );
+            return;
+          }
+          await this.#regs.put(key, json(entryOf(v)));
+        }
+        this.#counts.published++;
+        return;
+      } catch (err) {
+        this.#counts.publishErrors++;
+        if (attempt === 0) this.#log(`cluster: cannot publish ${key} yet (${(err as Error).message}); retrying`);
+        await new Promise((r) => setTimeout(r, 250).unref());
+      }
+    }
+  }
+
+  /** Wait (at most 10 s: past that the change stays queued, and is published when NATS is back) for `ids` to be in the bucket. */
+  async published(ids: readonly string[]): Promise<void> {
+    const waits = ids.map((id) => this.#pendingIds.get(id)).filter((p): p is Promise<void> => p !== undefined);
+    if (waits.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(waits),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, 10_000);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /** At join: publish every local point; withdraw the bucket's entries of ours the directory no longer holds. */
+  async reconcile(): Promise<void> {
+    const dir = this.#dir;
+    const ids = new Set(dir.ids());
+    for (const id of ids) this.enqueue({ op: 'put', id });
+    try {
+      for await (const k of await this.#regs.keys(`${this.#id}.>`)) {
+        if (!ids.has(k)) {
+          const name = (parse((await this.#regs.get(k))?.value ?? new Uint8Array()) as { name?: string })?.name;
+          this.enqueue({ op: 'delete', id: k, name: name ?? '' });
+        }
+      }
+    } catch (err) {
+      this.#log(`cluster: cannot list this daemon's registrations: ${(err as Error).message}`);
+    }
+  }
+}
+
+/** A point's bucket entry: its public view (the directory id and the identifier are in the key). */
+function entryOf(v: PointView): RegistrationEntry {
+  const attributes: Record<string, { value: string | number | boolean; visibility: 'public' }> = {};
+  for (const [k, a] of Object.entries(v.attributes))
+    if (a.visibility === 'public') attributes[k] = { value: a.value, visibility: 'public' };
+  return { name: v.name, owner: v.owner, record: v.record, attributes, createdAt: v.createdAt, updatedAt: v.updatedAt };
+}

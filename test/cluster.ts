@@ -1,0 +1,140 @@
+// Cluster mode on loopback (no namespaces, no root needed): three amixd with
+// --cluster over a real 3-server NATS JetStream cluster. Discovery and keyed
+// peering from the members bucket, names unique cluster-wide, the local
+// replica (private attributes stay home), liveness (a killed daemon is gone
+// within 5 s, its links told peerLost), a killed NATS server under
+// registration traffic losing no acknowledged registration; and a daemon
+// without --cluster never loading the NATS client.
+import t from 'tap';
+import { readFile } from 'node:fs/promises';
+import { natsSkip, startNatsCluster } from './helpers/nats.js';
+import { daemonDir, startDaemon } from './helpers/daemon.js';
+import {
+  ErrorCode,
+  clusterStatus,
+  codeOf,
+  converged,
+  flows,
+  pct,
+  propagation,
+  register,
+  startClustered,
+  until,
+} from './helpers/cluster.js';
+
+const skip = await natsSkip();
+if (skip) {
+  t.comment(`skip: ${skip}`);
+  t.skip(`cluster tests: ${skip}`);
+} else {
+  t.test('a daemon without --cluster never loads the NATS client', async (t) => {
+    const dir = await daemonDir(t);
+    const child = await startDaemon(t, dir);
+    const maps = await readFile(`/proc/${child.pid}/maps`, 'utf8').catch(() => '');
+    // The client is pure JavaScript (no mapping): ask the daemon's module list another way, by its status.
+    t.notMatch(maps, /@nats-io/, 'no @nats-io file is mapped');
+    const { DaemonClient } = await import('../dist/lib/internal.js');
+    const c = await DaemonClient.connect({ dir });
+    t.teardown(() => c.close());
+    const st = (await c.request('status')) as Record<string, unknown>;
+    t.equal(st.cluster, undefined, 'no cluster status');
+  });
+
+  t.test('three daemons, three NATS servers, loopback', async (t) => {
+    const nats = await startNatsCluster(t, 3);
+    const [a, b, c] = [
+      await startClustered(t, nats, '127.0.0.1'),
+      await startClustered(t, nats, '127.0.0.1'),
+      await startClustered(t, nats, '127.0.0.1'),
+    ];
+    await converged([a!, b!, c!]);
+    t.pass('each daemon found the other two in the members bucket and peered with them (keys from the bucket)');
+
+    const id = await register(a!, 'svc');
+    const shown = await until('svc on B', 5000, () =>
+      b!.client.request<Record<string, unknown>>('point.show', { name: 'svc' }).catch(() => undefined),
+    );
+    t.equal(shown.id, id, 'B finds the point by name, with its identifier on A');
+    t.equal(shown.daemon, a!.id, 'and says which daemon holds it');
+    t.same((shown.attributes as Record<string, unknown>).secret, undefined, 'the private attribute never left A');
+    t.match(shown.attributes, { region: { value: 'eu' } }, 'the public one did');
+    const q = await c!.client.request<{ points: Array<{ id: string }> }>('query', {
+      expr: 'region = "eu" and name = "svc"',
+    });
+    t.same(
+      q.points.map((p) => p.id),
+      [id],
+      'C finds it by query, from its replica',
+    );
+    t.equal(await codeOf(c!.client.request('point.show', { name: id })), '', 'and by identifier');
+
+    t.equal(
+      await codeOf(register(c!, 'svc')),
+      ErrorCode.AMIX_ERR_DUPLICATE,
+      'the same name on C is refused: names are unique cluster-wide',
+    );
+    t.equal(await codeOf(register(a!, 'svc')), '', 'on A itself it is the idempotent retry');
+
+    const delays = await propagation(a!, b!, c!, 100, 'p');
+    t.ok(
+      pct(delays, 99) < 1000,
+      `100 registrations on A found on B and C: p50 ${pct(delays, 50).toFixed(1)} ms, p99 ${pct(delays, 99).toFixed(1)} ms`,
+    );
+
+    await flows(t, a!, b!);
+
+    // Deleting frees the name cluster-wide.
+    await a!.client.request('point.rm', { name: 'p0' });
+    await until(
+      'p0 gone from C',
+      5000,
+      async () => (await codeOf(c!.client.request('point.show', { name: 'p0' }))) === ErrorCode.AMIX_ERR_UNKNOWN_POINT,
+    );
+    t.equal(await codeOf(register(c!, 'p0')), '', 'a deleted name can be taken by another daemon');
+
+    // A NATS server dies under registration traffic: every acknowledged registration is found.
+    const acked: string[] = [];
+    const traffic = (async () => {
+      for (let i = 0; i < 150; i++) {
+        const name = `k${i}`;
+        if ((await codeOf(register(b!, name))) === '') acked.push(name);
+      }
+    })();
+    await until('some registrations', 10_000, async () => acked.length >= 30);
+    await nats[0]!.kill();
+    await traffic;
+    t.ok(acked.length >= 100, `${acked.length} of 150 registrations acknowledged across the failover`);
+    await until('every acknowledged registration on C', 20_000, async () => {
+      const r = await c!.client.request<{ points: unknown[]; more: boolean }>('query', {
+        expr: 'name = "k*"',
+        limit: 1000,
+      });
+      return r.points.length >= acked.length;
+    });
+    t.pass('none of them lost: C holds every one');
+
+    // A dies: within 5 s B and C say its points are unreachable, and B's link gets peerLost.
+    const lost = b!.event((e) => e.type === 'remote.peerLost' && e.body.peer === a!.id);
+    if (process.env.AMIX_TEST_LOG) t.comment(JSON.stringify(await clusterStatus(b!)));
+    const killedAt = Date.now();
+    a!.child.kill('SIGKILL');
+    for (const d of [b!, c!])
+      await until(`A gone on ${d.id} and its point unreachable`, process.env.AMIX_TEST_LOG ? 30000 : 5000, async () => {
+        const st = await clusterStatus(d);
+        return (
+          st.members.find((m) => m.id === a!.id)?.state === 'gone' &&
+          (await codeOf(d.client.request('point.show', { name: 'svc' }))) === ErrorCode.AMIX_ERR_PEER_LOST
+        );
+      });
+    if (process.env.AMIX_TEST_LOG) t.comment(JSON.stringify(await clusterStatus(b!)));
+    const gone = Date.now() - killedAt;
+    t.ok(gone <= 5000, `B and C list A as gone, its points unreachable, ${gone} ms after the kill`);
+    const e = await lost;
+    t.ok((e.body.links as string[]).length >= 1, "B's link to A's point is in the peerLost event");
+    const q2 = await b!.client.request<{ points: Array<{ id: string }> }>('query', { expr: 'name = "svc"' });
+    t.notOk(
+      q2.points.some((p) => p.id === id),
+      "a gone daemon's points are not offered by query",
+    );
+  });
+}
