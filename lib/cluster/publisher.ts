@@ -11,6 +11,9 @@ import type { Directory, DirectoryChange, PointView } from '../directory/index.j
 import { json, nameKey, parse, type Kv } from './kv.js';
 import type { RegistrationEntry } from './replica.js';
 
+/** Points whose changes are written to the bucket at once. */
+const IN_FLIGHT = 128;
+
 /** The publisher's counters (`ClusterStatus`). */
 export interface PublisherCounts {
   published: number;
@@ -27,8 +30,6 @@ export class Publisher {
   readonly #id: string;
   readonly #log: (line: string) => void;
   #closed = false;
-  /** The publish queue: one change after another, each retried until it is in the bucket. */
-  #chain: Promise<void> = Promise.resolve();
   readonly #pendingIds = new Map<string, Promise<void>>();
   readonly #counts: PublisherCounts = { published: 0, pending: 0, publishErrors: 0, conflicts: 0 };
 
@@ -48,7 +49,7 @@ export class Publisher {
 
   /** Let what is queued go out (for at most `ms`), then stop. */
   async close(ms: number): Promise<void> {
-    await Promise.race([this.#chain, new Promise((r) => setTimeout(r, ms).unref())]);
+    await Promise.race([Promise.all(this.#all), new Promise((r) => setTimeout(r, ms).unref())]);
     this.#closed = true;
   }
 
@@ -56,15 +57,20 @@ export class Publisher {
   async claimAll(names: readonly string[]): Promise<void> {
     const done: string[] = [];
     try {
-      for (const [index, name] of names.entries()) {
-        const holder = await this.#claim(name);
-        if (holder !== this.#id)
-          throw new AmixError(
-            ErrorCode.AMIX_ERR_DUPLICATE,
-            `point ${JSON.stringify(name)} is already registered in the cluster (daemon ${holder})`,
-            { details: { name, ...(names.length > 1 ? { index } : {}) } },
-          );
-        done.push(name);
+      // In rounds of 64 at once: a batch of a thousand names costs a few round trips' time, not a thousand.
+      for (let i = 0; i < names.length; i += 64) {
+        const round = names.slice(i, i + 64);
+        const holders = await Promise.allSettled(round.map((name) => this.#claim(name)));
+        holders.forEach((h, j) => h.status === 'fulfilled' && h.value === this.#id && done.push(round[j]!));
+        holders.forEach((h, j) => {
+          if (h.status === 'rejected') throw h.reason;
+          if (h.value !== this.#id)
+            throw new AmixError(
+              ErrorCode.AMIX_ERR_DUPLICATE,
+              `point ${JSON.stringify(round[j])} is already registered in the cluster (daemon ${h.value})`,
+              { details: { name: round[j]!, ...(names.length > 1 ? { index: i + j } : {}) } },
+            );
+        });
       }
     } catch (err) {
       await this.releaseAll(done).catch(() => {});
@@ -74,6 +80,7 @@ export class Publisher {
 
   /** Claim `name` for this daemon unless another holds it: resolves the holder. Retried through a NATS failover (10 s). */
   async #claim(name: string): Promise<string> {
+    if (this.#held.has(name)) return this.#id;
     const kv = this.#names;
     const key = nameKey(name);
     const until = Date.now() + 10_000;
@@ -81,11 +88,13 @@ export class Publisher {
       try {
         try {
           await kv.create(key, json({ daemon: this.#id }));
+          this.#held.add(name);
           return this.#id;
         } catch (err) {
           const e = await kv.get(key);
           if (!e || e.operation !== 'PUT') throw err; // deleted in between, or the create failed for another reason
           const daemon = (parse(e.value) as { daemon?: unknown } | undefined)?.daemon;
+          if (daemon === this.#id) this.#held.add(name);
           return typeof daemon === 'string' ? daemon : '?';
         }
       } catch (err) {
@@ -98,12 +107,16 @@ export class Publisher {
     }
   }
 
+  /** Give back names claimed for a registration that was then refused. */
   async releaseAll(names: readonly string[]): Promise<void> {
-    for (const name of names) await this.#release(name).catch(() => {});
+    await Promise.all(names.map((name) => this.#release(name).catch(() => {})));
   }
 
   /** Give a name back, if this daemon holds it (a compare-and-delete on its revision). */
   async #release(name: string): Promise<void> {
+    // A point of that name is here again (deleted and registered anew, the two changes racing): it keeps the claim.
+    if (!this.#dir.closed && this.#dir.getPoint(name)) return;
+    this.#held.delete(name);
     const kv = this.#names;
     const key = nameKey(name);
     const e = await kv.get(key);
@@ -112,17 +125,50 @@ export class Publisher {
     await kv.delete(key, { previousSeq: e.revision });
   }
 
-  /** A committed local change, queued for the bucket (in order). */
+  /**
+   * A committed local change, queued for the bucket: changes of one point in
+   * order, up to {@link IN_FLIGHT} points' at once (a batch of registrations
+   * is pipelined, not one round trip each).
+   */
   enqueue(c: DirectoryChange): void {
     if (this.#closed) return;
     this.#counts.pending++;
-    const run = this.#chain.then(() => this.#publish(c));
-    this.#chain = run;
+    const before = this.#pendingIds.get(c.id) ?? Promise.resolve();
+    const run = before.then(async () => {
+      await this.#slot();
+      try {
+        await this.#publish(c);
+      } finally {
+        this.#release1();
+      }
+    });
     this.#pendingIds.set(c.id, run);
+    this.#all.add(run);
     void run.finally(() => {
       this.#counts.pending--;
+      this.#all.delete(run);
       if (this.#pendingIds.get(c.id) === run) this.#pendingIds.delete(c.id);
     });
+  }
+
+  #inFlight = 0;
+  readonly #waiting: Array<() => void> = [];
+  readonly #all = new Set<Promise<void>>();
+  /** Names this daemon holds (claimed, or found to be its own): no round trip to claim them again. */
+  readonly #held = new Set<string>();
+
+  #slot(): Promise<void> {
+    if (this.#inFlight < IN_FLIGHT) {
+      this.#inFlight++;
+      return Promise.resolve();
+    }
+    return new Promise((r) => this.#waiting.push(r));
+  }
+
+  #release1(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#inFlight--;
   }
 
   /** Write one change to the bucket, retrying (every 250 ms) until it is in or the cluster closes. */

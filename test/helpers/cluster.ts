@@ -36,13 +36,18 @@ export async function clusterStatus(d: { client: DaemonClient }): Promise<Cluste
 }
 
 /** Poll `check` (every 20 ms) until it is truthy; rejects after `ms` with `what`. A convergence wait, bounded. */
-export async function until<T>(what: string, ms: number, check: () => Promise<T | undefined | false>): Promise<T> {
+export async function until<T>(
+  what: string,
+  ms: number,
+  check: () => Promise<T | undefined | false>,
+  everyMs = 20,
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await check();
     if (v) return v;
     if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
@@ -141,12 +146,19 @@ export async function propagation(a: CD, b: CD, c: CD, n: number, prefix: string
     const t0 = performance.now();
     await Promise.all(
       [b, c].map((d) =>
-        until(`${name} on ${d.id}`, 10_000, async () => {
-          const q = await d.client.request<{ points: Array<{ name: string }> }>('query', { expr: `name = "${name}"` });
-          if (q.points.length !== 1) return false;
-          const v = await d.client.request<{ name: string }>('point.show', { name }).catch(() => undefined);
-          return v?.name === name;
-        }),
+        until(
+          `${name} on ${d.id}`,
+          10_000,
+          async () => {
+            const q = await d.client.request<{ points: Array<{ name: string }> }>('query', {
+              expr: `name = "${name}"`,
+            });
+            if (q.points.length !== 1) return false;
+            const v = await d.client.request<{ name: string }>('point.show', { name }).catch(() => undefined);
+            return v?.name === name;
+          },
+          1,
+        ),
       ),
     );
     delays.push(performance.now() - t0);
