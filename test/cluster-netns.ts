@@ -78,5 +78,36 @@ if (skip) {
     t.pass(`B and C list A as gone and its points as unreachable ${Date.now() - killedAt} ms after the kill`);
     const e = await lost;
     t.ok((e.body.links as string[]).length >= 1, "B's link to A's point is named in its peerLost event");
+
+    // C's cable is pulled (no TCP reset, no FIN: only the missing heartbeat tells). B has a link to C's point.
+    await register(c, 'csink');
+    const into = await b.client.connect(null, 'dst', { direction: 'aToB' });
+    await b.client.request('connect', { a: 'dst', b: 'csink', direction: 'aToB' });
+    await into.send(new Uint8Array([1]));
+    const cLost = b.event((e) => e.type === 'remote.peerLost' && e.body.peer === c.id);
+    const pulledAt = Date.now();
+    await hosts.setLink(2, false);
+    await until(
+      'C gone on B',
+      5000,
+      async () => (await clusterStatus(b)).members.find((m) => m.id === c.id)?.state === 'gone',
+    );
+    const ce = await cLost;
+    t.pass(`with C's cable pulled, B marks C gone ${Date.now() - pulledAt} ms later, by its heartbeat alone`);
+    t.ok((ce.body.links as string[]).length >= 1, "B's link to C's point gets peerLost");
+    t.equal(
+      await codeOf(b.client.request('point.show', { name: 'csink' })),
+      ErrorCode.AMIX_ERR_PEER_LOST,
+      "and B says C's point is unreachable",
+    );
+    await hosts.setLink(2, true);
+    await until('C back on B', 20_000, async () => {
+      const st = await clusterStatus(b);
+      return (
+        st.members.find((m) => m.id === c.id)?.state === 'up' &&
+        (await codeOf(b.client.request('point.show', { name: 'csink' }))) === ''
+      );
+    });
+    t.pass('cable back: C is a member again and its point reachable');
   });
 }
