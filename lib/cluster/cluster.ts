@@ -166,7 +166,7 @@ export class Cluster {
       dirids: await bucket('dirids'),
       names: await bucket('names'),
       regs: await bucket('registrations'),
-      members: await bucket('members', { ttl: Math.max(10_000, 4 * o.goneAfterMs) }),
+      members: await bucket('members', { ttl: Math.max(30_000, 4 * o.goneAfterMs) }),
     };
     await this.#claimDirectoryId(host.stateDir);
     this.#replica = new Replica(host.directory, this.#log);
@@ -423,10 +423,13 @@ export class Cluster {
     if (!found) return undefined;
     const m = found.member;
     if (this.#replica!.isGone(m))
-      throw peerLostError(`point ${describe(nameOrId)} is on daemon ${m}, which is gone from the cluster`, {
-        peer: m,
-        state: 'gone',
-      });
+      throw peerLostError(
+        `point ${describe(nameOrId)} is on daemon ${m}, which is gone from the cluster (no heartbeat)`,
+        {
+          peer: m,
+          state: 'gone',
+        },
+      );
     const c = this.#host!.peering.conduit(m);
     if (!c || c.state !== 'up')
       throw peerLostError(`point ${describe(nameOrId)} is on daemon ${m}, which is not peered with this one`, {

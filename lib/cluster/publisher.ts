@@ -178,8 +178,9 @@ export class Publisher {
     for (let attempt = 0; !this.#closed; attempt++) {
       try {
         if (c.op === 'delete') {
-          await this.#regs.delete(key);
+          // The name first: once the registration is seen gone anywhere, its name is free to take.
           await this.#release(c.name);
+          await this.#regs.delete(key);
         } else {
           // Seen by nobody in particular: public attributes only. Private ones never leave this daemon.
           const v = dir.closed ? undefined : dir.getPoint(c.id);

@@ -4,9 +4,10 @@
  * points keep their identifiers `<memberId>.<seq>` and are queried by the
  * same planner and indexes as the daemon's own directory. Each replica is a
  * federation peer of the daemon's directory, so `query` and `resolve` are
- * answered locally, merged in identifier order; a gone member's replica is
- * taken out of the federation (its points are not offered) until its
- * heartbeat comes back.
+ * answered locally, merged in identifier order. Only the replicas of
+ * members known to be up are in the federation: a gone member's (or one
+ * never seen alive: registrations outlive their daemon in the bucket) are
+ * not offered until its heartbeat comes (back).
  *
  * Entries come off a KV watch and are untrusted: each is checked as a
  * registration is, and a bad one is counted and dropped.
@@ -39,7 +40,8 @@ export interface ReplicaStats {
 export class Replica {
   readonly #local: Directory;
   readonly #dirs = new Map<string, Directory>();
-  readonly #gone = new Set<string>();
+  /** Members known to be up: only their replicas are in the federation (a member never seen alive is not offered). */
+  readonly #up = new Set<string>();
   /** Per member: puts and deletes not yet applied (applied together on the next turn: one transaction per burst). */
   readonly #queue = new Map<string, { puts: Map<number, ReplicaPoint>; deletes: Set<number> }>();
   #flushing = false;
@@ -58,7 +60,7 @@ export class Replica {
     if (!d) {
       d = new Directory({ path: ':memory:', replicaOf: member, cacheSize: 4096 });
       this.#dirs.set(member, d);
-      if (!this.#gone.has(member)) this.#local.addPeer(d);
+      if (this.#up.has(member)) this.#local.addPeer(d);
     }
     return d;
   }
@@ -130,22 +132,22 @@ export class Replica {
     this.stats.points = [...this.#dirs.values()].reduce((n, d) => n + d.count(), 0);
   }
 
-  /** Mark a member gone (out of the federation: its points are not offered) or back. */
+  /** Mark a member gone (out of the federation: its points are not offered) or up. Every member starts gone. */
   setGone(member: string, gone: boolean): void {
-    if (gone === this.#gone.has(member)) return;
+    if (gone !== this.#up.has(member)) return;
     const d = this.#dirs.get(member);
     if (gone) {
-      this.#gone.add(member);
+      this.#up.delete(member);
       if (d) this.#local.removePeer(d);
     } else {
-      this.#gone.delete(member);
+      this.#up.add(member);
       if (d && !this.#closed) this.#local.addPeer(d);
     }
   }
 
-  /** True when member `id` is gone. */
+  /** True when member `id` is not known to be up (gone, or never seen alive). */
   isGone(member: string): boolean {
-    return this.#gone.has(member);
+    return !this.#up.has(member);
   }
 
   /** Forget everything a member had (it left the cluster, or its entries are being reloaded). */
