@@ -231,4 +231,18 @@ if (skip) {
       "a gone daemon's points are not offered by query",
     );
   });
+
+  t.test('insecure peering in a cluster: endpoints from the bucket, no keys', async (t) => {
+    const nats = await startNatsCluster(t, 1);
+    const a = await startClustered(t, nats, '127.0.0.1', undefined, ['--insecure']);
+    const b = await startClustered(t, nats, '127.0.0.1', undefined, ['--insecure']);
+    await converged([a, b]);
+    t.pass('two insecure daemons found and peered with each other');
+    const id = await register(a, 'open');
+    const v = await until('open on B', 5000, () =>
+      b.client.request<{ id: string }>('point.show', { name: 'open' }).catch(() => undefined),
+    );
+    t.equal(v.id, id, 'and B resolves the point on A');
+    await flows(t, a, b);
+  });
 }

@@ -74,8 +74,7 @@ export async function startClustered(
     servers.map((s) => s.url).join(','),
     '--listen',
     `tcp://${address}:${port}`,
-    '--keys',
-    keys,
+    ...(extra.includes('--insecure') ? [] : ['--keys', keys]),
     ...extra,
   ];
   const opts = { stdio: ['ignore', 'pipe', 'inherit'] as const, env: { ...process.env, AMIXD_READY_FD: '1' } };
