@@ -12,6 +12,7 @@ import { parseMetricsAddress, type MetricsOptions } from '../lib/control/metrics
 import { isAmixError } from '../lib/core/errors.js';
 import { defaultDaemonDir } from '../lib/core/paths.js';
 import type { PeerConfig, PeeringOptions } from '../lib/remote/types.js';
+import { checkClusterOptions, parseServers, type ClusterOptions } from '../lib/cluster/options.js';
 
 const USAGE = `usage: amixd [--dir DIR] [--slots N] [--shared-socket PATH] [--metrics HOST:PORT] [--quiet] [peering options]
 
@@ -48,7 +49,16 @@ or identifier; directories answer each other's lookups):
   --config FILE              the same as JSON: { "listen", "peers": [{ "endpoint", "publicKey" }],
                              "keys", "allow" (a file, or ["<key> <id>", ...]), "insecure", "slots",
                              "metrics": "HOST:PORT", "metricsAllowRemote" } (flags win)
-Peering needs --keys and --allow (every --peer with its --peer-key, listed in --allow), or --insecure.`;
+Peering needs --keys and --allow (every --peer with its --peer-key, listed in --allow), or --insecure.
+
+Cluster mode (control state in NATS JetStream; the data path stays direct peering):
+  --cluster nats://HOST:PORT[,...]  join the cluster of these NATS servers: names unique
+                             cluster-wide, members found and peered with (keys from the
+                             members bucket), a local replica of every registration; needs
+                             --listen (an address the other members reach) and --keys
+                             (--allow optional) or --insecure. In --config: "cluster":
+                             { "servers", "creds" (file), "nkey" (seed file), "token",
+                             "replicas", "heartbeatMs", "goneAfterMs", "prefix" }`;
 
 /** An error as one line, with its code when it has one. */
 const reason = (err: unknown): string => (isAmixError(err) ? `${err.message} (${err.code})` : (err as Error).message);
@@ -79,6 +89,7 @@ try {
       metrics: { type: 'string' },
       'metrics-allow-remote': { type: 'boolean' },
       'nee-poll-ms': { type: 'string' },
+      cluster: { type: 'string' },
     },
   }));
 } catch (err) {
@@ -100,6 +111,7 @@ interface Config {
   slots?: number;
   metrics?: string;
   metricsAllowRemote?: boolean;
+  cluster?: Omit<ClusterOptions, 'servers'> & { servers: string | string[] };
 }
 let config: Config = {};
 let configDir = process.cwd();
@@ -120,6 +132,25 @@ if (slots !== undefined && (!Number.isSafeInteger(slots) || slots < 1)) usage('-
 const adminSlots = v['admin-slots'] === undefined ? undefined : Number(v['admin-slots']);
 if (adminSlots !== undefined && (!Number.isSafeInteger(adminSlots) || adminSlots < 1))
   usage('--admin-slots must be a positive integer');
+
+let cluster: ClusterOptions | undefined;
+try {
+  const c = config.cluster;
+  if (c !== undefined && (c === null || typeof c !== 'object')) usage('--config: "cluster" must be an object');
+  if (typeof v.cluster === 'string' || c) {
+    const file = (f: string | undefined) => (f === undefined ? {} : { path: resolve(configDir, f) });
+    cluster = checkClusterOptions({
+      ...(c ?? {}),
+      servers: parseServers(typeof v.cluster === 'string' ? v.cluster : c!.servers),
+      ...(c?.creds !== undefined ? { creds: file(c.creds).path } : {}),
+      ...(c?.nkey !== undefined ? { nkey: file(c.nkey).path } : {}),
+    });
+  }
+} catch (err) {
+  usage(reason(err));
+}
+if (cluster && (v.listen ?? config.listen) === undefined)
+  usage('--cluster needs --listen tcp://HOST:PORT: the address the other members dial');
 
 let peering: PeeringOptions | undefined;
 try {
@@ -153,8 +184,12 @@ try {
       ...(keysFile ? { keys: await loadKeyPair(keysFile) } : {}),
       ...(allowSpec !== undefined
         ? { allow: typeof allowSpec === 'string' ? await AllowList.load(allowSpec) : new AllowList(allowSpec) }
-        : {}),
+        : cluster
+          ? { allow: new AllowList() } // the members' keys come from the cluster
+          : {}),
       insecure: Boolean(v.insecure ?? config.insecure),
+      // In a cluster the local replica answers lookups: peers' directories are not asked.
+      ...(cluster ? { federate: false } : {}),
     };
   }
 } catch (err) {
@@ -184,6 +219,7 @@ const daemon = new Daemon({
   ...(v['shared-socket'] ? { sharedSocket: resolve(v['shared-socket'] as string) } : {}),
   ...(peering ? { peering } : {}),
   ...(metrics ? { metrics } : {}),
+  ...(cluster ? { cluster } : {}),
   services: [neeService(neePoll !== undefined ? { pollMs: neePoll } : {})],
   log: v.quiet ? () => {} : (line) => process.stderr.write(`${line}\n`),
 });

@@ -19,6 +19,7 @@ const LAYERS = [
   'lib/directory',
   'lib/fabric',
   'lib/remote',
+  'lib/cluster',
   'lib/control',
   'lib/services',
   'lib',

@@ -56,7 +56,8 @@ import {
   type ContainerConnection,
   type Plugged,
 } from './plugged.js';
-import type { DaemonService } from './services.js';
+import { serviceHostOf, type DaemonService } from './services.js';
+import { Cluster, type ClusterOptions } from '../cluster/cluster.js';
 import type {
   ConnectArgs,
   ContainerInfo,
@@ -100,6 +101,8 @@ export interface DaemonOptions {
   metrics?: MetricsOptions;
   /** Services above the daemon (`lib/services/`) with ops of their own (`services.ts`). Default none. */
   services?: readonly DaemonService[];
+  /** Join a cluster over NATS JetStream (`lib/cluster/`; needs `peering` with `listen`). Default: none (no NATS loaded). */
+  cluster?: ClusterOptions;
 }
 
 /**
@@ -136,6 +139,7 @@ export class Daemon extends EventEmitter {
   readonly #life = new Lifecycle('amixd');
   readonly #peeringOptions: PeeringOptions | undefined;
   #peering: Peering | undefined;
+  readonly #cluster: Cluster | undefined;
   readonly #metricsOptions: MetricsOptions | undefined;
   #metrics: MetricsEndpoint | undefined;
   readonly #services: readonly DaemonService[];
@@ -162,6 +166,7 @@ export class Daemon extends EventEmitter {
     this.fabric = new Fabric({ runtimeDir: join(this.dir, DAEMON_FILES.run), placement: this.#placement });
     this.fabric.on('event', (e: FabricEvent) => this.#broadcast(e));
     this.#metricsOptions = options.metrics;
+    this.#cluster = options.cluster && new Cluster(options.cluster, this.#log);
     this.#services = options.services ?? [];
     const handlers = this.#handlers();
     const unknown = (op: string) => new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `unknown request ${describe(op)}`);
@@ -198,17 +203,7 @@ export class Daemon extends EventEmitter {
     // a fresh daemon opens it at the first request that needs it (#dir).
     this.#directoryReady = true;
     if (existsSync(join(this.dir, DIRECTORY_FILE))) restoreRegistrations(this.#dir, this.fabric, this.#log);
-    const serviceHost = {
-      fabric: this.fabric,
-      dir: this.dir,
-      log: this.#log,
-      peers: () =>
-        (this.#peering?.status().peers ?? []).flatMap((p) => (p.id ? [{ id: p.id, up: p.state === 'up' }] : [])),
-      peerRequest: (peer: string, op: string, args?: Record<string, unknown>) =>
-        this.#peering
-          ? this.#peering.serviceRequest(peer, op, args)
-          : Promise.reject(new AmixError(ErrorCode.AMIX_ERR_PEER_LOST, 'this daemon does not peer')),
-    };
+    const serviceHost = serviceHostOf(this.fabric, this.dir, this.#log, () => this.#peering);
     for (const svc of this.#services) await svc.start?.(serviceHost);
     // The directory is 0700 already; the umask makes the socket 0600 from birth, with no window.
     this.#server = await listenUnix(this.socketPath, 0o177, (s) => this.#accept(s, this.#guard));
@@ -235,6 +230,7 @@ export class Daemon extends EventEmitter {
     }
     try {
       await this.#peering?.start();
+      await this.#cluster?.start({ directory: this.#dir, peering: this.#peering!, stateDir: this.dir });
       if (this.#metricsOptions) {
         // Loaded only with --metrics. Read at scrape time from the same answers as the stats and status requests.
         const { MetricsEndpoint } = await import('./metrics.js');
@@ -268,6 +264,7 @@ export class Daemon extends EventEmitter {
       instances: this.fabric.instances().length,
       links: this.fabric.links().length,
       ...(this.#peering ? { peering: this.#peering.status() } : {}),
+      ...(this.#cluster ? { cluster: this.#cluster.status() } : {}),
       guard: this.#guard.stats(),
       ...(this.#shared ? { sharedGuard: this.#sharedGuard.stats() } : {}),
       ...(this.#metrics?.url ? { metrics: this.#metrics.url } : {}),
@@ -286,6 +283,7 @@ export class Daemon extends EventEmitter {
       this.#server?.close();
       this.#shared?.close();
       await this.#metrics?.close();
+      await this.#cluster?.close();
       await this.#peering?.close();
       for (const svc of this.#services) await Promise.resolve(svc.close?.()).catch(() => {});
       await this.fabric.close();
@@ -556,7 +554,7 @@ export class Daemon extends EventEmitter {
       );
     const local = this.#dir.getPoint(v, { as: principal(c) });
     if (local) return { view: local };
-    const remote = await this.#peering?.resolve(v);
+    const remote = await (this.#cluster ?? this.#peering)?.resolve(v);
     if (remote) return { view: remote.view, remote };
     return { view: this.#view(v, c) }; // throws AMIX_ERR_UNKNOWN_POINT
   }

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { ClusterStatus } from '../cluster/cluster.js';
 import type { AttributeInput, PointView } from '../directory/index.js';
 import type { PrimitiveInfo, PrimitiveRegistration } from '../core/registry.js';
 import type { AgentStats, Empty } from '../fabric/agent.js';
@@ -50,6 +51,8 @@ export interface DaemonStatus {
   instances: number;
   links: number;
   peering?: PeeringStatus;
+  /** Cluster mode (`--cluster`): the NATS link, the members and their state, the replica, what is published. */
+  cluster?: ClusterStatus;
   /** The control socket's bounds: refusals, timeouts, cut-off clients, protocol errors (`lib/control/guard.ts`). */
   guard?: ControlGuardStats;
   /** The same for the shared socket, when there is one (its own places before hello, its own counters). */

@@ -14,6 +14,7 @@ import { normalizePoint, registrationRecord, type PointRegistration } from '../f
 import type { DaemonOps, PointInfo } from './ops.js';
 import { cut, listing, type Page } from './paging.js';
 import { DAEMON_PRINCIPAL, EPHEMERAL } from './state.js';
+import { hooksOf } from '../cluster/hooks.js';
 
 /** Who registers: the principal, and the container (for an ephemeral point's mark). */
 export interface Registrant {
@@ -42,14 +43,24 @@ export async function registerPoint(
   const same = sameRegistration(dir, a, attributes, who.owner);
   if (same) return { ...pointInfos(dir, f, [inFabric(f, a)])[0]!, id: same.id };
   const reg = f.register(a.registration);
+  // In a cluster, the name is claimed cluster-wide first (AMIX_ERR_DUPLICATE when another daemon holds it).
+  const cluster = hooksOf(dir);
   let id: string;
   try {
-    ({ id } = dir.registerPoint({ name: reg.name, owner: who.owner, record: registrationRecord(reg), attributes }));
+    await cluster?.claim([reg.name]);
+    try {
+      ({ id } = dir.registerPoint({ name: reg.name, owner: who.owner, record: registrationRecord(reg), attributes }));
+    } catch (err) {
+      await cluster?.release([reg.name]);
+      throw err;
+    }
   } catch (err) {
     // Undo the fabric's entry; the directory's refusal is the answer.
     await f.destroy(reg.name).catch(() => {});
     throw err;
   }
+  // Acknowledged once the cluster's bucket has it too (so no NATS server's death can lose it).
+  await cluster?.published([id]);
   return { ...pointInfos(dir, f, [reg])[0]!, id };
 }
 
@@ -79,6 +90,7 @@ export async function registerPoints(
   // Each entry's registration, with its id once known: at once for an existing point, after the commit for a new one.
   const plan: Array<{ reg: PointRegistration; id?: string; attributes: Record<string, AttributeInput> }> = [];
   const added: PointRegistration[] = [];
+  const cluster = hooksOf(dir);
   try {
     for (const a of list as RegisterArgs[]) {
       if (a === null || typeof a !== 'object')
@@ -98,20 +110,29 @@ export async function registerPoints(
       plan.push({ reg, attributes });
     }
     const fresh = plan.filter((p) => p.id === undefined);
-    const ids =
-      fresh.length === 0
-        ? []
-        : dir.registerPoints(
-            fresh.map((p) => ({
-              name: p.reg.name,
-              owner: who.owner,
-              record: registrationRecord(p.reg),
-              attributes: p.attributes,
-            })),
-          );
+    const names = fresh.map((p) => p.reg.name);
+    if (fresh.length > 0) await cluster?.claim(names);
+    let ids: Array<{ id: string }>;
+    try {
+      ids =
+        fresh.length === 0
+          ? []
+          : dir.registerPoints(
+              fresh.map((p) => ({
+                name: p.reg.name,
+                owner: who.owner,
+                record: registrationRecord(p.reg),
+                attributes: p.attributes,
+              })),
+            );
+    } catch (err) {
+      await cluster?.release(names);
+      throw err;
+    }
     fresh.forEach((p, i) => {
       p.id = ids[i]!.id;
     });
+    await cluster?.published(ids.map((x) => x.id));
   } catch (err) {
     for (const reg of added) await f.destroy(reg.name).catch(() => {});
     throw err;

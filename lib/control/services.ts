@@ -11,7 +11,9 @@
  *
  * @module
  */
+import { AmixError, ErrorCode } from '../core/errors.js';
 import type { Fabric } from '../fabric/fabric.js';
+import type { Peering } from '../remote/peering.js';
 
 /** Who is asking: the plugged container and its principal. */
 export interface ServiceCaller {
@@ -51,4 +53,22 @@ export interface DaemonService {
   unplugged?(caller: ServiceCaller): Promise<void> | void;
   /** Called at daemon stop, before the fabric closes. */
   close?(): Promise<void> | void;
+}
+
+/** The {@link ServiceHost} of a daemon: its peers and their service ops come from its peering (read when asked: it starts later). */
+export function serviceHostOf(
+  fabric: Fabric,
+  dir: string,
+  log: (line: string) => void,
+  peering: () => Peering | undefined,
+): ServiceHost {
+  return {
+    fabric,
+    dir,
+    log,
+    peers: () => (peering()?.status().peers ?? []).flatMap((p) => (p.id ? [{ id: p.id, up: p.state === 'up' }] : [])),
+    peerRequest: (peer, op, args) =>
+      peering()?.serviceRequest(peer, op, args) ??
+      Promise.reject(new AmixError(ErrorCode.AMIX_ERR_PEER_LOST, 'this daemon does not peer')),
+  };
 }

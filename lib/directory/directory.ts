@@ -24,6 +24,7 @@ import { parseQuery, type QueryNode } from './query.js';
 import { DirectoryStore, databasePath, type StoredPoint } from './store.js';
 import type {
   AttributeInput,
+  DirectoryChange,
   DirectoryOptions,
   DirectoryPeer,
   PointRecord,
@@ -33,6 +34,7 @@ import type {
   Principal,
   QueryOptions,
   QueryResult,
+  ReplicaPoint,
   ResolveOptions,
 } from './types.js';
 import {
@@ -63,6 +65,7 @@ export class Directory implements DirectoryPeer {
   readonly #path: string;
   readonly #planner: QueryPlanner;
   readonly #federation: Federation;
+  readonly #listeners = new Set<(change: DirectoryChange) => void>();
   #closed = false;
 
   /**
@@ -73,7 +76,7 @@ export class Directory implements DirectoryPeer {
   constructor(options: DirectoryOptions = {}) {
     const checked = checkDirectoryOptions(options);
     this.#path = databasePath(options);
-    this.#store = new DirectoryStore(this.#path, checked.synchronous, checked.cacheSize);
+    this.#store = new DirectoryStore(this.#path, checked.synchronous, checked.cacheSize, options.replicaOf);
     this.#planner = new QueryPlanner(this.#store);
     this.#federation = new Federation(this.#store.id, checked.maxHops, options.onPeerError);
   }
@@ -151,7 +154,9 @@ export class Directory implements DirectoryPeer {
   registerPoint(registration: PointRegistration): { id: string } {
     this.#open();
     const prepared = prepareRegistration(registration, 'registration');
-    return this.#store.transaction(() => ({ id: this.#store.insertPoints([prepared])[0]! }));
+    const done = this.#store.transaction(() => ({ id: this.#store.insertPoints([prepared])[0]! }));
+    this.#tell({ op: 'put', id: done.id });
+    return done;
   }
 
   /**
@@ -163,7 +168,9 @@ export class Directory implements DirectoryPeer {
     this.#open();
     if (!Array.isArray(registrations)) throw invalidArg('registrations', 'must be an array', registrations);
     const prepared = registrations.map((r, i) => prepareRegistration(r, `registrations[${i}]`));
-    return this.#store.transaction(() => this.#store.insertPoints(prepared).map((id) => ({ id })));
+    const done = this.#store.transaction(() => this.#store.insertPoints(prepared).map((id) => ({ id })));
+    for (const { id } of done) this.#tell({ op: 'put', id });
+    return done;
   }
 
   /**
@@ -181,6 +188,7 @@ export class Directory implements DirectoryPeer {
       const role = recordJson === undefined ? (JSON.parse(point.recordJson) as PointRecord).role : update.record!.role;
       return this.#store.updatePoint(point, recordJson ?? point.recordJson, role, changes);
     });
+    this.#tell({ op: 'put', id: `${this.id}.${stored.seq}` });
     return this.#store.view(stored, as);
   }
 
@@ -198,7 +206,60 @@ export class Directory implements DirectoryPeer {
     this.#open();
     checkPrincipal(options?.as);
     const as = options.as;
-    this.#store.transaction(() => this.#store.deletePoint(this.#loadForWrite(nameOrId, as, 'delete')));
+    const gone = this.#store.transaction(() => {
+      const point = this.#loadForWrite(nameOrId, as, 'delete');
+      this.#store.deletePoint(point);
+      return point;
+    });
+    this.#tell({ op: 'delete', id: `${this.id}.${gone.seq}`, name: gone.name });
+  }
+
+  /**
+   * Hear of every change after its commit: a point put (registered or
+   * changed) or deleted. Returns the function that stops it. A listener's
+   * throw is not the writer's problem: it is swallowed.
+   */
+  onChange(listener: (change: DirectoryChange) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #tell(change: DirectoryChange): void {
+    for (const l of this.#listeners) {
+      try {
+        l(change);
+      } catch {
+        // A listener (the cluster's publisher) must not fail a committed write.
+      }
+    }
+  }
+
+  /**
+   * A replica's writes (see `DirectoryOptions.replicaOf`), all in one
+   * transaction: each of `points` put at its sequence number (checked as a
+   * registration is: `AMIX_ERR_INVALID_ARG` fails the batch), each of
+   * `deleted` (sequence numbers) removed.
+   */
+  applyReplica(points: readonly ReplicaPoint[], deleted: readonly number[] = []): void {
+    this.#open();
+    const prepared = points.map((p, i) => {
+      if (!Number.isSafeInteger(p.seq) || p.seq < 1)
+        throw invalidArg(`points[${i}].seq`, 'must be a positive integer', p.seq);
+      const at = (v: unknown) => (Number.isSafeInteger(v) ? (v as number) : 0);
+      return {
+        seq: p.seq,
+        reg: prepareRegistration(p, `points[${i}]`),
+        createdAt: at(p.createdAt),
+        updatedAt: at(p.updatedAt),
+      };
+    });
+    this.#store.transaction(() => {
+      for (const p of prepared) this.#store.replacePoint(p.seq, p.reg, p.createdAt, p.updatedAt);
+      for (const seq of deleted) {
+        const old = this.#store.lookup(`${this.id}.${seq}`, false);
+        if (old) this.#store.deletePoint(old);
+      }
+    });
   }
 
   #loadForWrite(nameOrId: string, as: Principal, verb: string): StoredPoint {
@@ -233,6 +294,18 @@ export class Directory implements DirectoryPeer {
     if (options.as !== undefined) checkPrincipal(options.as);
     const p = this.#store.lookup(nameOrId);
     return p && this.#store.view(p, options.as);
+  }
+
+  /** How many points this directory holds (peers not counted). */
+  count(): number {
+    this.#open();
+    return this.#store.countPoints();
+  }
+
+  /** The identifiers of every point this directory holds, in order. */
+  ids(): string[] {
+    this.#open();
+    return this.#store.allSeqs().map((seq) => `${this.id}.${seq}`);
   }
 
   /**
@@ -306,6 +379,7 @@ export class Directory implements DirectoryPeer {
     if (this.#closed) return;
     this.#closed = true;
     this.#federation.clear();
+    this.#listeners.clear();
     this.#planner.clear();
     this.#store.close();
   }

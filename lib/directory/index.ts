@@ -23,6 +23,8 @@ export type {
   QueryResult,
   DirectoryPeer,
   DirectoryOptions,
+  DirectoryChange,
+  ReplicaPoint,
 } from './types.js';
 export {
   parseQuery,

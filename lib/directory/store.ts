@@ -182,7 +182,7 @@ export class DirectoryStore {
   };
 
   /** Open (creating if needed) the database at `path`, run pending migrations, and create the directory id on first open. */
-  constructor(path: string, synchronous: 'full' | 'normal', cacheSize: number) {
+  constructor(path: string, synchronous: 'full' | 'normal', cacheSize: number, replicaOf?: string) {
     const Sqlite = loadSqlite();
     this.#db = new Sqlite(path);
     try {
@@ -201,7 +201,7 @@ export class DirectoryStore {
         const row = this.#db.prepare("SELECT value FROM meta WHERE key = 'directory_id'").get() as
           { value: string } | undefined;
         if (row) return row.value;
-        const id = randomBytes(8).toString('hex');
+        const id = replicaOf ?? randomBytes(8).toString('hex');
         this.#db.prepare("INSERT INTO meta (key, value) VALUES ('directory_id', ?)").run(id);
         return id;
       });
@@ -249,6 +249,16 @@ export class DirectoryStore {
       this.#statements.set(sql, stmt);
     }
     return stmt;
+  }
+
+  /** How many points the directory holds. */
+  countPoints(): number {
+    return (this.statement('SELECT count(*) AS n FROM points').get() as { n: number }).n;
+  }
+
+  /** Every point's sequence number, in order. */
+  allSeqs(): number[] {
+    return (this.statement('SELECT seq FROM points ORDER BY seq').all() as Array<{ seq: number }>).map((r) => r.seq);
   }
 
   /** The highest sequence number ever handed out (0 for a new directory). */
@@ -389,6 +399,25 @@ export class DirectoryStore {
     this.#invalidate(point);
     return this.#readStored(point.seq)!;
   }
+
+  /**
+   * A replica's write: the point at sequence `seq` becomes `p` (inserted, or
+   * replacing what was there), and a point of the same name at another
+   * sequence (deleted at the source, its name taken again) goes first.
+   */
+  replacePoint(seq: number, p: PreparedRegistration, createdAt: number, updatedAt: number): void {
+    for (const old of [this.lookup(`${this.id}.${seq}`, false), this.lookup(p.name, false)])
+      if (old) this.deletePoint(old);
+    this.#replace ??= this.#db.prepare(
+      'INSERT INTO points (seq, name, owner, role, record, attributes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.#replace.run(seq, p.name, p.owner, p.role, p.recordJson, attributesJson(p.attributes), createdAt, updatedAt);
+    const rows: AttributeInsert[] = [];
+    for (const [k, a] of p.attributes) rows.push(attributeRow(seq, k, a));
+    this.#insertAttributes(rows);
+  }
+
+  #replace: Database.Statement | undefined;
 
   /** Delete a stored point and its attribute rows, and drop it from the cache. */
   deletePoint(point: StoredPoint): void {

@@ -152,7 +152,30 @@ export interface DirectoryOptions {
   readonly maxHops?: number;
   /** Called when a peer fails; the failing peer is skipped. */
   readonly onPeerError?: (err: unknown, peer: DirectoryPeer) => void;
+  /**
+   * Make this database a replica of directory `replicaOf` (16 hex digits):
+   * it takes that id on first open, and its points are put at the sequence
+   * numbers they have there ({@link Directory.putReplica}). Used by cluster
+   * mode (`lib/cluster/`), one replica per member daemon.
+   */
+  readonly replicaOf?: string;
 }
+
+/** A point as a replica receives it from the directory that holds it (public attributes only). */
+export interface ReplicaPoint {
+  /** Its sequence number in the holding directory. */
+  readonly seq: number;
+  readonly name: string;
+  readonly owner: string;
+  readonly record: PointRecord;
+  readonly attributes?: Readonly<Record<string, AttributeInput>>;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+/** What changed in a directory, told to {@link Directory.onChange} listeners after the commit. */
+export type DirectoryChange =
+  { readonly op: 'put'; readonly id: string } | { readonly op: 'delete'; readonly id: string; readonly name: string };
 
 /** The default file name of the directory database inside a state dir. */
 export const DIRECTORY_FILE = 'directory.db';

@@ -66,6 +66,8 @@ export function checkDirectoryOptions(options: DirectoryOptions): CheckedOptions
     throw invalidArg('options.maxHops', 'must be a non-negative integer', maxHops);
   const sync = options.synchronous ?? 'full';
   if (sync !== 'full' && sync !== 'normal') throw invalidArg('options.synchronous', 'must be "full" or "normal"', sync);
+  if (options.replicaOf !== undefined && !/^[0-9a-f]{16}$/.test(options.replicaOf))
+    throw invalidArg('options.replicaOf', 'must be a directory id (16 hex digits)', options.replicaOf);
   return { cacheSize, maxHops, synchronous: sync };
 }
 

@@ -95,6 +95,8 @@ export interface Dial {
   peer?: string;
   state: PeerInfo['state'];
   error?: AmixError;
+  /** Set when the dial is given up (replaced by a fresh one): its loop ends. */
+  dropped?: boolean;
 }
 
 /**

@@ -42,6 +42,7 @@ import { parsePointId } from '../directory/index.js';
 import { DIRECTION_STEPS, type Direction } from '../fabric/point.js';
 import { isLoopback, type ZeromqAddress } from '../../primitives/zeromq.js';
 import type { Conduit, Dial, RemoteLink } from './conduit.js';
+import { remoteLinkInfo } from './linkInfo.js';
 import { DataLoop } from './dataLoop.js';
 import { decodeEnvelope } from './envelope.js';
 import { Flows } from './flows.js';
@@ -65,6 +66,7 @@ import {
   key,
   newConduitStats,
   peerLost,
+  type PeerConfig,
   type PeerInfo,
   type PeeringHost,
   type PeeringOptions,
@@ -218,26 +220,7 @@ export class Peering {
         zeromq: { ...core.server(), bind: listen, batchBytes: FRONT_MAX_BYTES, maxSessions: FRONT_MAX_SESSIONS },
       });
       this.#loops.push(this.#controlLoop(core.ctlRx));
-      for (const key of core.allow) {
-        if (key === core.keys.publicKey) continue;
-        const kept = saved.slots?.[key];
-        const named = core.allow.idOf(key);
-        // A pin from peering.json counts unless the allow-list now names an id (for this key or the pinned one).
-        const pinned =
-          typeof kept?.id === 'string' && DAEMON_ID.test(kept.id) && core.allow.keyOf(kept.id) === undefined
-            ? kept.id
-            : undefined;
-        const slot = new Slot(key, named ?? pinned, named !== undefined);
-        core.slots.set(key, slot);
-        slot.ctlRx = await this.#bindKept(
-          kept?.control,
-          host,
-          { maxmsg: CTL_MAXMSG, minmsg: CTL_MINMSG, maxMessageBytes: CTL_MAX_BYTES },
-          key,
-        );
-        slot.dataRx = await this.#bindKept(kept?.data, host, { maxmsg: DATA_MAXMSG }, key);
-        this.#loops.push(this.#controlLoop(slot.ctlRx, slot), this.#data.run(slot.dataRx, slot));
-      }
+      for (const key of core.allow) if (key !== core.keys.publicKey) await this.#openSlot(key, saved.slots?.[key]);
     }
     await this.#sessions.savePins();
     core.host.log(
@@ -248,6 +231,83 @@ export class Peering {
       core.dials.push(d);
       void this.#sessions.dial(d);
     }
+  }
+
+  /** A slot for allowed `key`: its control and data receiving ends (at the ports `kept` had) and their loops. */
+  async #openSlot(key: string, kept: { control?: string; data?: string; id?: string } | undefined): Promise<Slot> {
+    const core = this.#core;
+    const host = hostOf(core.opts.listen ?? 'tcp://127.0.0.1:*');
+    const named = core.allow.idOf(key);
+    // A pin from peering.json counts unless the allow-list now names an id (for this key or the pinned one).
+    const pinned =
+      typeof kept?.id === 'string' && DAEMON_ID.test(kept.id) && core.allow.keyOf(kept.id) === undefined
+        ? kept.id
+        : undefined;
+    const slot = new Slot(key, named ?? pinned, named !== undefined);
+    core.slots.set(key, slot);
+    slot.ctlRx = await this.#bindKept(
+      kept?.control,
+      host,
+      { maxmsg: CTL_MAXMSG, minmsg: CTL_MINMSG, maxMessageBytes: CTL_MAX_BYTES },
+      key,
+    );
+    slot.dataRx = await this.#bindKept(kept?.data, host, { maxmsg: DATA_MAXMSG }, key);
+    this.#loops.push(this.#controlLoop(slot.ctlRx, slot), this.#data.run(slot.dataRx, slot));
+    return slot;
+  }
+
+  /**
+   * Allow one more key after start (cluster discovery): bound to daemon `id`,
+   * with a slot of its own. No-op for a key already allowed, or without keys.
+   */
+  async allowKey(publicKey: string, id: string): Promise<void> {
+    const core = this.#core;
+    if (!core.keys || core.closed || core.slots.has(publicKey) || publicKey === core.keys.publicKey) return;
+    core.allow.add(publicKey, id);
+    await this.#openSlot(publicKey, undefined);
+    await this.#sessions.savePins();
+  }
+
+  /**
+   * Dial one more peer after start (cluster discovery); no-op when that
+   * endpoint is dialled already, unless it refused this daemon (its side may
+   * not have allowed this key yet then): that dial is replaced by a fresh one.
+   */
+  addPeer(config: PeerConfig): void {
+    const core = this.#core;
+    const old = core.dials.find((d) => d.config.endpoint === config.endpoint);
+    if (core.closed || (old && old.state !== 'refused')) return;
+    if (old) {
+      old.dropped = true;
+      core.dials.splice(core.dials.indexOf(old), 1);
+      void old.tx?.destroy().catch(() => {});
+    }
+    const d: Dial = { config, state: 'connecting' };
+    core.dials.push(d);
+    void this.#sessions.dial(d);
+  }
+
+  /** The conduit of peer daemon `id`, if there is one (up or not). */
+  conduit(id: string): Conduit | undefined {
+    return this.#core.peers.get(id);
+  }
+
+  /**
+   * Peer `id` is gone by another account (the cluster's heartbeat stopped):
+   * mark it lost now, its links' owners told `remote.peerLost`, rather than
+   * when its channels notice. True when it was up.
+   */
+  markLost(id: string, reason: string): boolean {
+    const c = this.#core.peers.get(id);
+    if (!c || c.state !== 'up') return false;
+    this.#sessions.lost(c, new AmixError(ErrorCode.AMIX_ERR_PEER_LOST, reason, { details: { peer: id } }));
+    return true;
+  }
+
+  /** Peer `id`, marked lost by {@link markLost}, is back (the same process): its conduit is up again. */
+  revive(id: string): boolean {
+    const c = this.#core.peers.get(id);
+    return c ? this.#sessions.revive(c) : false;
   }
 
   /**
@@ -504,42 +564,7 @@ export class Peering {
   }
 
   #linkInfo(rl: RemoteLink): RemoteLinkInfo {
-    const c = this.#core.peers.get(rl.peer);
-    // The local half of each outgoing flow is a fabric link: brokers, hops and state come from it.
-    const local = rl.flows.map((f) => {
-      const out = c?.out.get(key(f.sender, f.receiver));
-      return out && this.#core.host.fabric.hasLink(out.link) ? this.#core.host.fabric.link(out.link) : undefined;
-    });
-    const suspended = c?.state !== 'up' || local.some((l) => l?.state === 'suspended');
-    return {
-      id: rl.id,
-      a: rl.a,
-      b: [rl.b],
-      direction: rl.direction,
-      steps: DIRECTION_STEPS[rl.direction],
-      mode: 'add',
-      state: suspended ? 'suspended' : 'active',
-      suspendedMs: 0,
-      brokers: local.flatMap((l) => l?.brokers ?? []),
-      flows: [
-        ...local.flatMap((l) => l?.flows ?? []),
-        { from: `conduit:${this.id}`, to: `conduit:${rl.peer}`, primitive: 'zeromq' },
-      ],
-      remote: {
-        peer: rl.peer,
-        flows: rl.flows.map((f, i) => {
-          const k = key(f.sender, f.receiver);
-          const out = c?.out.get(k);
-          const inFlow = c?.in.get(k);
-          return {
-            ...f,
-            ...(local[i] ? { link: local[i]!.id } : {}),
-            ...(out ? { unacked: out.seq - out.acked } : {}),
-            ...(inFlow ? { parked: inFlow.parked.length } : {}),
-          };
-        }),
-      },
-    };
+    return remoteLinkInfo(this.#core, rl);
   }
 
   #peerInfo(

@@ -93,13 +93,13 @@ export class Sessions {
       this.#core.host.log(`peering: cannot dial ${d.config.endpoint}: ${(err as Error).message}`);
       return;
     }
-    while (!this.#core.closed) {
+    while (!this.#core.closed && !d.dropped) {
       try {
         await d.tx.connect();
         await this.#hello(d);
         return;
       } catch (err) {
-        if (this.#core.closed) return;
+        if (this.#core.closed || d.dropped) return;
         const e = err as AmixError;
         if (e.code === ErrorCode.AMIX_ERR_UNAUTHORIZED) {
           if (d.state !== 'refused')
@@ -263,6 +263,7 @@ export class Sessions {
     }
     c.state = 'up';
     c.error = undefined;
+    this.#markedLost.delete(c.id);
     // A new process behind this id (another epoch, or one that names none) numbers its flows from 0 again;
     // and lost what it had of ours and had not reported taken, which goes again once the flows are re-opened.
     const restarted = !fresh && (h.epoch === undefined || h.epoch !== c.epoch);
@@ -271,7 +272,7 @@ export class Sessions {
     }
     c.epoch = h.epoch;
     this.#core.delivery.peer(c.id, h.epoch);
-    if (!this.#core.dirPeers.has(c.id)) {
+    if (!this.#core.dirPeers.has(c.id) && this.#core.opts.federate !== false) {
       const peer = directoryPeer(this.#core, c);
       this.#core.dirPeers.set(c.id, peer);
       this.#core.host.directory.addPeer(peer);
@@ -308,6 +309,35 @@ export class Sessions {
     if (this.#core.closed) return;
     if (e.type === 'peerLost') this.#lost(c, e.error as AmixError | undefined);
     // A peer that dialled us says hello again itself when it comes back.
+  }
+
+  /** Mark peer `c` lost by another's account (its links' owners told `remote.peerLost`); no-op when it is down already. */
+  lost(c: Conduit, error: AmixError | undefined): void {
+    if (c.state !== 'down') this.#markedLost.add(c.id);
+    this.#lost(c, error);
+  }
+
+  /** Peers marked lost by {@link Sessions.lost} whose channels never said so. */
+  readonly #markedLost = new Set<string>();
+
+  /**
+   * A peer marked lost by {@link Sessions.lost} is back (the same process):
+   * its channels never broke, so its conduit is up again (`remote.peerUp`)
+   * and its flows are opened again. True when it was so marked and down.
+   */
+  revive(c: Conduit): boolean {
+    if (!this.#markedLost.delete(c.id) || c.state !== 'down' || !c.ctlTx || !c.dataTx) return false;
+    c.state = 'up';
+    c.error = undefined;
+    this.#core.host.log(`peering: ${c.id} is back`);
+    this.#core.host.broadcast({
+      type: 'remote.peerUp',
+      peer: c.id,
+      endpoint: c.ctlEndpoint ?? '',
+      links: this.#core.linksOf(c),
+    });
+    setImmediate(() => void this.#reopen(c));
+    return true;
   }
 
   #lost(c: Conduit, error: AmixError | undefined): void {

@@ -217,12 +217,20 @@ export class PeeringCore {
     );
   }
 
-  /** The receiving ends' CURVE server options: accepting the keys `allow` (default: every allowed key). */
+  /**
+   * The receiving ends' CURVE server options: accepting the keys `allow`
+   * (default: every allowed key, the live list, so a key allowed later, by
+   * cluster discovery, is accepted too).
+   */
   server(allow: Iterable<string> = this.allow): ZeromqOptions {
     const k = this.keys;
     if (!k) return {};
     return {
-      curve: { publicKey: k.publicKey, secretKey: k.secretKey, allow: new AllowList(allow) },
+      curve: {
+        publicKey: k.publicKey,
+        secretKey: k.secretKey,
+        allow: allow === this.allow ? this.allow : new AllowList(allow),
+      },
       onRefused: (p) => this.onRefused(p),
     };
   }

@@ -50,6 +50,12 @@ export interface PeeringOptions {
    * waits for that hello to finish before it is refused. Default 10 s.
    */
   helloGraceMs?: number;
+  /**
+   * Add each peer's directory to this daemon's federation (its lookups and
+   * queries forwarded there). Default true; cluster mode turns it off, as
+   * its local replica answers them.
+   */
+  federate?: boolean;
 }
 
 /** What a daemon lends its peering. */
