@@ -43,6 +43,7 @@ import { PrimitiveRegistry } from '../core/registry.js';
 import { Supervisor } from './supervisor.js';
 import { SwitchControl } from './switches.js';
 import { hostExecArgvOption } from './hostHandle.js';
+import { keepAlive } from './endpointParts.js';
 import {
   CALLER,
   type BrokerEntry,
@@ -561,12 +562,18 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
    * Idempotent: a second call returns the same promise.
    */
   close(): Promise<void> {
-    return this.#life.close(async () => {
-      for (const inst of [...this.#core.instances.values()].reverse()) await this.#sup.terminate(inst).catch(() => {});
-      for (const rec of [...this.#core.links.values()]) await this.#hops.teardownLink(rec).catch(() => {});
-      await this.registry.close();
-      this.#emit({ type: 'closed' });
-    });
+    // Held open while closing: the waits on hosts' exits and their escalation timers are unref'd
+    // (a fabric alone must not keep an application alive), so an application whose last act is
+    // `await fabric.close()` would otherwise exit half way, its hosts not yet ended.
+    return keepAlive(
+      this.#life.close(async () => {
+        for (const inst of [...this.#core.instances.values()].reverse())
+          await this.#sup.terminate(inst).catch(() => {});
+        for (const rec of [...this.#core.links.values()]) await this.#hops.teardownLink(rec).catch(() => {});
+        await this.registry.close();
+        this.#emit({ type: 'closed' });
+      }),
+    );
   }
 
   /** Calls {@link close}. */
