@@ -11,7 +11,7 @@
  * | `gate` | finish the message in hand, then take nothing more | `AmsStats` |
  * | `release` | take messages again | `AmsStats` |
  * | `handoff` | gate, then keep taking every message that arrives, unprocessed, in order | `AmsStats` |
- * | `take` | stop the hand-off collector; give back what it kept | `{ messages: Uint8Array[] }` |
+ * | `take` | stop the hand-off collector; give back what was injected and not handled, then what it kept | `{ messages: Uint8Array[] }` |
  * | `inject` `{ messages }` | put `messages` ahead of anything on the links | `AmsStats` |
  * | `dump` | the state from `handlers.dump()`, between two messages | `{ state }` |
  * | `load` `{ state }` | `handlers.load(state)`, between two messages | `AmsStats` |
@@ -53,6 +53,11 @@ export interface AmsStats {
   /** True while the hand-off collector runs. */
   handingOff: boolean;
 }
+
+/** The loop yields to the event loop after this many messages in a row... */
+const YIELD_EVERY = 256;
+/** ...or this many ms, whichever comes first: the bound on how long a CAPS request waits for a busy AMS. */
+const YIELD_MS = 1;
 
 const stopped = (what: string) => new AmixError(ErrorCode.AMIX_ERR_ABORTED, `${what} stopped by CAPS`);
 
@@ -135,7 +140,8 @@ export async function runAms(point: PointContext, handlers: AmsHandlers = {}): P
           await collector.done;
           collector = undefined;
         }
-        return { messages: kept.splice(0) };
+        // Injected messages not yet handled are older than anything the collector kept: they go first.
+        return { messages: [...injected.splice(0), ...kept.splice(0)] };
       }
       case 'inject': {
         const ms = req.messages;
@@ -160,7 +166,16 @@ export async function runAms(point: PointContext, handlers: AmsHandlers = {}): P
     if (out instanceof Uint8Array) return point.send(out);
     if (Array.isArray(out)) for (const o of out) await send(o);
   };
+  let lastYield = performance.now();
+  let sinceYield = 0;
   while (!point.signal.aborted) {
+    // A receive that finds a message settles at once, so a busy loop never leaves the microtask
+    // queue: yield now and then, or CAPS's own requests (gate, handoff) would wait for the queue to empty.
+    if (++sinceYield >= YIELD_EVERY || performance.now() - lastYield > YIELD_MS) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      lastYield = performance.now();
+      sinceYield = 0;
+    }
     if (gated) {
       await new Promise<void>((resolve) => (open = resolve));
       continue;
