@@ -19,6 +19,7 @@ import { AmixError, ErrorCode, amixError, invalidArg } from '../../core/errors.j
 import type { Fabric } from '../../fabric/fabric.js';
 import { AMS_SERVICE, type AmsStats } from './ams.js';
 import { Deferrals } from './defer.js';
+import type { AmsRec, CapsCore } from './records.js';
 import { extractAms, hasInstance, insertAms, replaceAms, type SurgeryHost } from './surgery.js';
 import type {
   AmsInfo,
@@ -30,29 +31,12 @@ import type {
   CapsQuery,
   CapsRequest,
   Comprims,
-  Deallocation,
   DeferredInfo,
   ExecuteOptions,
   LoadOptions,
   MapArea,
   ReplaceOptions,
 } from './types.js';
-
-/** @internal One AMS as CAPS keeps it. */
-export interface AmsRec {
-  name: string;
-  location: string;
-  input: LoadOptions;
-  state: AmsState;
-  refs: number;
-  scope: 'public' | 'private';
-  /** Instance ids: the point itself (public) or one derived point per private execution. */
-  instances: string[];
-  deallocation: Deallocation;
-  standby: boolean;
-  loads: number;
-  privateSeq: number;
-}
 
 /** Where LOCATE found an AMS. */
 export interface Located {
@@ -80,7 +64,7 @@ const badState = (ams: string, state: string, request: string, why: string) =>
  * await caps.load({ name: 'stageB', location: './stage-b.js' })
  * await caps.replace('stageA', 'stageB', { state: true })
  */
-export class Caps extends EventEmitter {
+export class Caps extends EventEmitter implements CapsCore {
   /** The fabric the AMSs are points of. */
   readonly fabric: Fabric;
   readonly #opts: CapsOptions;

@@ -8,7 +8,7 @@
  */
 import { amixError, invalidArg, isAmixError } from '../../core/errors.js';
 import { readPrivateFile } from '../../core/paths.js';
-import type { Caps } from './caps.js';
+import type { CapsCore as Caps } from './records.js';
 import type { BetweenOptions, CapsClock, CapsRequest, DeferrableOp, DeferredInfo, LoadOptions } from './types.js';
 
 /** The operations that can be deferred or come from the store. */

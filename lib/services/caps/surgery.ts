@@ -12,7 +12,7 @@ import { amixError, invalidArg } from '../../core/errors.js';
 import type { Fabric } from '../../fabric/fabric.js';
 import type { Direction } from '../../fabric/point.js';
 import type { LinkInfo } from '../../fabric/types.js';
-import type { Caps, AmsRec } from './caps.js';
+import type { AmsRec, CapsCore as Caps } from './records.js';
 import type { BetweenOptions, CapsEvent, Disposition, ReplaceOptions } from './types.js';
 
 /** @internal What the surgery needs of its CAPS. */
