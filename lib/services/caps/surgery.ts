@@ -133,13 +133,19 @@ export async function replaceAms(
   await caps.amsRequest(newInst, 'gate');
   for (const m of moved) if (!m.input) await relink(fabric, m, newInst, m.link.direction);
   const t0 = now();
+  const trace: Array<[string, number]> = [];
+  const mark = (what: string) => process.env.AMIX_CAPS_TRACE && trace.push([what, now() - t0]);
   // (2) Upstreams keep their next sends; (3) the old AMS stops processing and keeps what arrives.
   await Promise.all(moved.filter((m) => m.input).map((m) => fabric.ends.holdSender(m.link.id, m.peer, true)));
+  mark('hold');
   await caps.amsRequest(oldInst, 'handoff');
+  mark('handoff');
   // (4) Flush and drain every old link: inputs into the hand-off list, last outputs into the downstreams.
   await Promise.all(moved.map((m) => fabric.disconnect(m.link.id)));
   // (5) What the old AMS had not taken goes to the new one first; state too if asked.
+  mark('disconnect');
   const { messages } = await caps.amsRequest<{ messages: Uint8Array[] }>(oldInst, 'take');
+  mark('take');
   newRec.state = 'active';
   newRec.standby = false;
   newRec.instances = [newInst];
@@ -148,10 +154,13 @@ export async function replaceAms(
     await caps.loadMap(newName, { id: area.id });
   }
   if (messages.length > 0) await caps.amsRequest(newInst, 'inject', { messages });
+  mark('inject');
   // (6) Upstreams to the new AMS: each sends what it kept first. (7) Then the new AMS takes messages.
   for (const m of moved) if (m.input) await relink(fabric, m, newInst, m.link.direction);
+  mark('connect');
   await caps.amsRequest(newInst, 'release');
   const pauseMs = now() - t0;
+  if (process.env.AMIX_CAPS_TRACE) process.stderr.write(`replace ${oldName}: ${JSON.stringify(trace)}\n`);
   caps.counters.handedOver += messages.length;
   newRec.refs = Math.max(1, oldRec.refs);
   newRec.scope = 'public';
