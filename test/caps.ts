@@ -167,6 +167,13 @@ t.test('REPLACE: aborts, then each disposition, with and without state', async (
   await fabric.connect(null, 'callerFed', { direction: 'aToB' });
   await t.rejects(caps.replace('callerFed', 'S2'), { code: 'AMIX_ERR_INVALID_ARG' }, 'an AMS fed by the caller');
 
+  // An AMS attached to a switch: refused (the switch routes by name; moving its routes is not built).
+  fabric.register({ name: 'TCS', location: 'amix:switch' });
+  await caps.load({ name: 'onSwitch', location: STAGE });
+  await caps.execute('onSwitch');
+  await fabric.connect('onSwitch', 'TCS');
+  await t.rejects(caps.replace('onSwitch', 'S2'), { code: 'AMIX_ERR_INVALID_ARG' }, 'an AMS attached to a switch');
+
   t.equal(await roundTrip(input, output, 'a'), 'S1:a');
   t.equal(await roundTrip(input, output, 'b'), 'S1:b');
   // State carried: S2 counts on from S1's two messages.

@@ -12,6 +12,7 @@ import { amixError, invalidArg } from '../../core/errors.js';
 import type { Fabric } from '../../fabric/fabric.js';
 import type { Direction } from '../../fabric/point.js';
 import type { LinkInfo } from '../../fabric/types.js';
+import { isSwitchPoint } from '../../fabric/switchFrame.js';
 import type { AmsRec, CapsCore as Caps } from './records.js';
 import type { BetweenOptions, CapsEvent, Disposition, ReplaceOptions } from './types.js';
 
@@ -52,6 +53,9 @@ function movedLinks(fabric: Fabric, inst: string, what: string): Moved[] {
     const peer = amsIsA ? link.b[0]! : link.a;
     if (!hasInstance(fabric, peer))
       throw invalidArg(what, `has link ${id} to ${peer}, which is not a point (a caller's link cannot be moved)`);
+    // A switch routes by destination name and pulls from its links itself: holding its entry would not stop it.
+    if (isSwitchPoint(fabric.point(fabric.instance(peer).point)))
+      throw invalidArg(what, `is attached to switch ${peer}: CAPS does not move a switch's routes yet`);
     const d = link.direction;
     const aSends = d === 'aToB' || d === 'both';
     const bSends = d === 'bToA' || d === 'both';
@@ -86,15 +90,16 @@ const relink = (fabric: Fabric, m: Moved, inst: string, direction: Direction) =>
  * ahead of anything sent after: (1) the new AMS is started and gated (it
  * takes nothing), and its output links are opened (it sends nothing yet);
  * (2) each upstream's sending entry to the old AMS is held, so its next
- * sends are kept in order in the upstream's own endpoint; (3) the old AMS is
- * told to hand off: it finishes the message in hand and from then keeps
- * every message it receives, unprocessed; (4) every link of the old AMS is
- * disconnected, which flushes each sending end and lets each receiving end
- * take all its channel holds (the old AMS's input into its hand-off list,
- * its last outputs into the downstream points); (5) the hand-off list is
- * taken and injected into the new AMS ahead of its links; (6) the upstreams
- * are linked to the new AMS, which first sends what each kept; (7) the new
- * AMS is released.
+ * sends are kept in order in the upstream's own endpoint until (2b) it is
+ * linked to the new AMS, where they wait in the gated AMS's channel;
+ * meanwhile (3) the old AMS is told to hand off: it finishes the message in
+ * hand and from then keeps every message it receives, unprocessed; (4) every
+ * link of the old AMS is disconnected, which flushes each sending end and
+ * lets each receiving end take all its channel holds (the old AMS's input
+ * into its hand-off list, its last outputs into the downstream points);
+ * (5) the hand-off list is taken and injected into the new AMS ahead of its
+ * links; (6) the new AMS is released: it handles the injected messages, then
+ * its links.
  */
 export async function replaceAms(
   h: SurgeryHost,
@@ -135,15 +140,24 @@ export async function replaceAms(
   const t0 = now();
   const trace: Array<[string, number]> = [];
   const mark = (what: string) => process.env.AMIX_CAPS_TRACE && trace.push([what, now() - t0]);
-  // (2) Upstreams keep their next sends; (3) the old AMS stops processing and keeps what arrives.
+  // (2) Upstreams keep their next sends, and are linked to the new AMS at once: the new AMS is gated, so
+  // what they send from now on waits in its channel behind what step 5 injects. Meanwhile (3) the old AMS
+  // stops processing and keeps what arrives, and (4) every old link is flushed and drained: inputs into
+  // the hand-off list, last outputs into the downstreams.
   await Promise.all(moved.filter((m) => m.input).map((m) => fabric.ends.holdSender(m.link.id, m.peer, true)));
   mark('hold');
-  await caps.amsRequest(oldInst, 'handoff');
-  mark('handoff');
-  // (4) Flush and drain every old link: inputs into the hand-off list, last outputs into the downstreams.
-  await Promise.all(moved.map((m) => fabric.disconnect(m.link.id)));
+  await Promise.all([
+    (async () => {
+      await caps.amsRequest(oldInst, 'handoff');
+      mark('handoff');
+      await Promise.all(moved.map((m) => fabric.disconnect(m.link.id)));
+      mark('disconnect');
+    })(),
+    Promise.all(moved.filter((m) => m.input).map((m) => relink(fabric, m, newInst, m.link.direction))).then(() =>
+      mark('connect'),
+    ),
+  ]);
   // (5) What the old AMS had not taken goes to the new one first; state too if asked.
-  mark('disconnect');
   const { messages } = await caps.amsRequest<{ messages: Uint8Array[] }>(oldInst, 'take');
   mark('take');
   newRec.state = 'active';
@@ -155,9 +169,7 @@ export async function replaceAms(
   }
   if (messages.length > 0) await caps.amsRequest(newInst, 'inject', { messages });
   mark('inject');
-  // (6) Upstreams to the new AMS: each sends what it kept first. (7) Then the new AMS takes messages.
-  for (const m of moved) if (m.input) await relink(fabric, m, newInst, m.link.direction);
-  mark('connect');
+  // (6) Only now does the new AMS take messages: the handed-over ones first, then its links.
   await caps.amsRequest(newInst, 'release');
   const pauseMs = now() - t0;
   if (process.env.AMIX_CAPS_TRACE) process.stderr.write(`replace ${oldName}: ${JSON.stringify(trace)}\n`);
@@ -194,8 +206,10 @@ function endsOf(fabric: Fabric, opts: BetweenOptions): void {
 /**
  * INSERT: `from` → `to` becomes `from` → ams → `to`. The AMS is gated and
  * linked to `to` first; `from`'s sending entry is held (its next sends kept
- * in order), the old link disconnected (flushed, and drained by `to`), then
- * `from` is linked to the AMS (its kept sends go first) and the AMS released.
+ * in order) and `from` is linked to the AMS (the kept sends go first, into
+ * the gated AMS's channel) while the old link is disconnected (flushed, and
+ * drained by `to`); then the AMS is released. An AMS without the CAPS loop
+ * cannot be gated: it is linked to `from` only after the old link is gone.
  */
 export async function insertAms(h: SurgeryHost, ams: string, opts: BetweenOptions): Promise<{ pauseMs: number }> {
   const { caps, fabric } = h;
@@ -216,8 +230,12 @@ export async function insertAms(h: SurgeryHost, ams: string, opts: BetweenOption
   await fabric.connect(inst, opts.to, { direction: 'aToB' });
   const t0 = now();
   await fabric.ends.holdSender(l.id, opts.from, true);
-  await fabric.disconnect(l.id);
-  await fabric.connect(opts.from, inst, { direction: 'aToB' });
+  // A gated AMS sends nothing: `from` may be linked to it while the old link drains into `to`.
+  if (loop) await Promise.all([fabric.connect(opts.from, inst, { direction: 'aToB' }), fabric.disconnect(l.id)]);
+  else {
+    await fabric.disconnect(l.id);
+    await fabric.connect(opts.from, inst, { direction: 'aToB' });
+  }
   if (loop) await caps.amsRequest(inst, 'release');
   const pauseMs = now() - t0;
   rec.standby = false;
