@@ -24,23 +24,31 @@ await caps.load({ name: 'lower', location: here('./points/caps-stage.js'), data:
 await caps.execute('lower', { upstream: ['in'], downstream: ['out'] });
 await caps.load({ name: 'upper', location: here('./points/caps-stage.js'), data: { tag: 'UPPER' }, scope: 'process' });
 
-const N = 2000;
-let replacing: Promise<unknown> | undefined;
+// Stream numbers; halfway through the first thousand, REPLACE "lower" by "upper" (not awaited: traffic goes
+// on while the process stage starts and takes over), then 500 more once it is done, then "end".
+let replaced = false;
+let sent = 0;
 const sending = (async () => {
-  for (let i = 0; i < N; i++) {
-    await input.send(Buffer.from(String(i)));
-    if (i === N / 2) replacing = caps.replace('lower', 'upper', { state: true }); // mid-stream: traffic goes on
+  let replacing: Promise<unknown> | undefined;
+  for (let after = 0; after < 500; sent++) {
+    await input.send(Buffer.from(String(sent)));
+    if (sent === 500) replacing = caps.replace('lower', 'upper', { state: true }).then(() => (replaced = true));
+    if (sent % 10 === 9) await new Promise((r) => setTimeout(r, 1));
+    if (replaced) after++;
   }
+  await replacing;
+  await input.send(Buffer.from('end'));
 })();
 let next = 0;
 let last = '';
-for (let k = 0; k < N; k++) {
-  last = Buffer.from((await output.receive()).data).toString();
-  const seq = Number(last.split(': ')[1]);
-  if (seq !== next++) throw new Error(`expected ${next - 1}, got ${last}`);
+for (;;) {
+  const text = Buffer.from((await output.receive()).data).toString();
+  if (text.endsWith(': end')) break;
+  const seq = Number(text.split(': ')[1]);
+  if (seq !== next++) throw new Error(`expected ${next - 1}, got ${text}`);
+  last = text;
 }
 await sending;
-await replacing;
-console.log(`all ${N} messages arrived once and in order; the last: "${last}"`);
+console.log(`all ${sent} messages arrived once and in order; the last: "${last}"`);
 console.log(`ACTIVE: ${caps.query().active.join(', ')}; "upper" runs in pid ${fabric.instance('upper').pid}`);
 caps.close();
