@@ -198,6 +198,11 @@ t.test('REPLACE: aborts, then each disposition, with and without state', async (
   await caps.replace('S2', 'S4p');
   t.equal(await roundTrip(input, output, 'x'), 'S4p:x', 'a process AMS took over');
   t.not(fabric.instance('S4p').pid, process.pid, 'in its own process');
+  // A state the new AMS refuses: the REPLACE still completes, and says why the state did not go.
+  await caps.load({ name: 'S5', location: STAGE, data: { failLoad: true } });
+  const bad = await caps.replace('S4p', 'S5', { state: true });
+  t.match(bad.stateError, /takes no state/, 'stateError reports the refused LOAD_MAP');
+  t.equal(await roundTrip(input, output, 'y'), 'S5:y', 'and the new AMS took over all the same');
 });
 
 t.test('DUMP_MAP and LOAD_MAP: map areas, persistence, ownership, the aborts', async (t) => {

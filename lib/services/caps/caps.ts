@@ -320,7 +320,7 @@ export class Caps extends EventEmitter implements CapsCore {
     oldName: string,
     newName: string,
     options: ReplaceOptions = {},
-  ): Promise<{ handedOver: number; pauseMs: number }> {
+  ): Promise<{ handedOver: number; pauseMs: number; stateError?: string }> {
     this.#open();
     return replaceAms(this.#surgery(), oldName, newName, options);
   }

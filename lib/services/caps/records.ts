@@ -44,7 +44,11 @@ export interface CapsCore {
   emitEvent(e: CapsEvent): void;
   load(options: LoadOptions): Promise<AmsInfo>;
   execute(name: string, options?: ExecuteOptions): Promise<{ instance: string; refs: number }>;
-  replace(oldName: string, newName: string, options?: ReplaceOptions): Promise<{ handedOver: number; pauseMs: number }>;
+  replace(
+    oldName: string,
+    newName: string,
+    options?: ReplaceOptions,
+  ): Promise<{ handedOver: number; pauseMs: number; stateError?: string }>;
   insert(ams: string, options: BetweenOptions): Promise<{ pauseMs: number }>;
   extract(ams: string, options: BetweenOptions): Promise<{ pauseMs: number }>;
   suspend(name: string): Promise<void>;

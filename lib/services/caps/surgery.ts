@@ -106,7 +106,7 @@ export async function replaceAms(
   oldName: string,
   newName: string,
   options: ReplaceOptions,
-): Promise<{ handedOver: number; pauseMs: number }> {
+): Promise<{ handedOver: number; pauseMs: number; stateError?: string }> {
   const { caps, fabric } = h;
   const disposition = checkDisposition(options.disposition);
   const oldRec = caps.rec(oldName);
@@ -163,9 +163,15 @@ export async function replaceAms(
   newRec.state = 'active';
   newRec.standby = false;
   newRec.instances = [newInst];
+  // A state that cannot be carried does not leave the links half moved: the REPLACE completes and says so.
+  let stateError: string | undefined;
   if (options.state) {
-    const area = await caps.dumpMap(oldName, { persistence: 'load' });
-    await caps.loadMap(newName, { id: area.id });
+    try {
+      const area = await caps.dumpMap(oldName, { persistence: 'load' });
+      await caps.loadMap(newName, { id: area.id });
+    } catch (err) {
+      stateError = `${(err as { code?: string }).code ?? 'AMIX_ERR_INTERNAL'}: ${(err as Error).message}`;
+    }
   }
   if (messages.length > 0) await caps.amsRequest(newInst, 'inject', { messages });
   mark('inject');
@@ -178,8 +184,16 @@ export async function replaceAms(
   newRec.scope = 'public';
   h.emit({ type: 'list', ams: newName, from: 'loaded', to: 'active' });
   await dispose(h, oldRec, disposition);
-  h.emit({ type: 'replaced', old: oldName, new: newName, handedOver: messages.length, pauseMs, disposition });
-  return { handedOver: messages.length, pauseMs };
+  h.emit({
+    type: 'replaced',
+    old: oldName,
+    new: newName,
+    handedOver: messages.length,
+    pauseMs,
+    disposition,
+    ...(stateError ? { stateError } : {}),
+  });
+  return { handedOver: messages.length, pauseMs, ...(stateError ? { stateError } : {}) };
 }
 
 /** The link `from` → `to` that carries only `from`'s sends to `to`. */

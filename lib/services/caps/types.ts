@@ -192,7 +192,16 @@ export type CapsEvent =
   | { type: 'unloaded'; ams: string }
   | { type: 'suspended'; ams: string }
   | { type: 'resumed'; ams: string }
-  | { type: 'replaced'; old: string; new: string; handedOver: number; pauseMs: number; disposition: Disposition }
+  | {
+      type: 'replaced';
+      old: string;
+      new: string;
+      handedOver: number;
+      pauseMs: number;
+      disposition: Disposition;
+      /** Set when `state` was asked and could not be carried (the REPLACE itself completed). */
+      stateError?: string;
+    }
   | { type: 'inserted'; ams: string; from: string; to: string; pauseMs: number }
   | { type: 'extracted'; ams: string; from: string; to: string; pauseMs: number; disposition: Disposition }
   | { type: 'dumped'; ams: string; map: string; bytes: number }
