@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const ALL = ['thread', 'process', 'remote', 'directory', 'dcm', 'switch', 'cluster'];
+const ALL = ['thread', 'process', 'remote', 'directory', 'dcm', 'switch', 'cluster', 'caps'];
 const args = process.argv.slice(2);
 const names = args.filter((a) => !a.startsWith('-'));
 const flags = args.filter((a) => a.startsWith('-'));

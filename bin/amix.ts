@@ -27,7 +27,7 @@ import type { DaemonOp, DaemonOps, DaemonStatus, ListOp } from '../lib/control/o
 import type { PointView } from '../lib/directory/index.js';
 import type { PeerInfo, PeeringStatus } from '../lib/remote/types.js';
 import type { AnyArgs } from '../lib/core/rpc.js';
-import { bindVerb, dcmVerb, neeVerbs } from '../lib/services/cli.js';
+import { bindVerb, capsVerbs, dcmVerb, neeVerbs } from '../lib/services/cli.js';
 import type { SwitchSnapshot, TrunkSnapshot } from '../lib/fabric/switches.js';
 
 type Opts = NonNullable<ParseArgsConfig['options']>;
@@ -832,6 +832,7 @@ const verbs: Record<string, Verb> = {
   },
   // The services' verbs (lib/services/*/cli.ts), over their amixd ops.
   ...neeVerbs({ client, out, table, misuse: (m) => new Misuse(m) }),
+  ...capsVerbs({ client, out, table, misuse: (m) => new Misuse(m) }),
 };
 
 // The seed's higher services (lib/services): in-process verbs, their logic beside the service.
@@ -860,7 +861,7 @@ function peeringLine(p: DaemonStatus['peering']): string {
   );
 }
 
-const GROUPS = new Set(['daemon', 'primitive', 'point', 'keys', 'principal', 'nee', 'switch']);
+const GROUPS = new Set(['daemon', 'primitive', 'point', 'keys', 'principal', 'nee', 'switch', 'caps']);
 
 function usageAll(): string {
   return `usage: amix [--dir DIR] [--json] [-h] VERB [ARGS] [--dir DIR] [--json] [-h]\n\n${Object.values(verbs)

@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 // daemon that does not peer. Peering's own modules are imported only when it is asked for.
 import { Daemon } from '../lib/control/daemon.js';
 import { neeService } from '../lib/services/nee/service.js';
+import { capsService } from '../lib/services/caps/service.js';
 import { parseLimitFlags } from '../lib/control/guard.js';
 import { parseMetricsAddress, type MetricsOptions } from '../lib/control/metricsAddress.js';
 import { isAmixError } from '../lib/core/errors.js';
@@ -220,7 +221,7 @@ const daemon = new Daemon({
   ...(peering ? { peering } : {}),
   ...(metrics ? { metrics } : {}),
   ...(cluster ? { cluster } : {}),
-  services: [neeService(neePoll !== undefined ? { pollMs: neePoll } : {})],
+  services: [neeService(neePoll !== undefined ? { pollMs: neePoll } : {}), capsService()],
   log: v.quiet ? () => {} : (line) => process.stderr.write(`${line}\n`),
 });
 try {

@@ -96,3 +96,20 @@ export type { BindingServiceOptions } from './services/binding/service.js';
 export type { BindingMethod, BindingQuery, MethodRegistration } from './services/binding/types.js';
 export { Dcm } from './services/dcm/dcm.js';
 export type { DcmOptions, DcmRunOptions, DcmResult } from './services/dcm/dcm.js';
+// CAPS, the Configurable Application Process Service (docs/caps.md): AMSs loaded, replaced, inserted and extracted live.
+export { Caps, runAms } from './services/caps/index.js';
+export type {
+  AmsHandlers,
+  AmsInfo,
+  AmsState,
+  BetweenOptions,
+  CapsEvent,
+  CapsOptions,
+  CapsQuery,
+  CapsRequest,
+  DeferredInfo,
+  ExecuteOptions,
+  LoadOptions,
+  MapArea,
+  ReplaceOptions,
+} from './services/caps/index.js';

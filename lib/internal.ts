@@ -165,3 +165,8 @@ export { TIME_VALUE, ALWAYS } from './services/dcm/operators.js';
 export type { DcmOperator, OperatorInput } from './services/dcm/operators.js';
 export { readState, writeState } from './services/dcm/state.js';
 export type { DcmState } from './services/dcm/state.js';
+// CAPS (docs/caps.md): the amixd service, the request checks and store limits, the AMS loop's service name.
+export { capsService, CAPS_STORE_FILE, CAPSCF_FILE } from './services/caps/service.js';
+export { checkRequest, DEFERRABLE, MAX_STORE_BYTES, MAX_STORE_LINE, MIN_EVERY_MS } from './services/caps/defer.js';
+export { AMS_SERVICE } from './services/caps/ams.js';
+export type { Located } from './services/caps/caps.js';

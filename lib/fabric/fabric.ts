@@ -42,6 +42,7 @@ import {
 import { PrimitiveRegistry } from '../core/registry.js';
 import { Supervisor } from './supervisor.js';
 import { SwitchControl } from './switches.js';
+import { EndControl } from './endControl.js';
 import { hostExecArgvOption } from './hostHandle.js';
 import { keepAlive } from './endpointParts.js';
 import {
@@ -100,6 +101,8 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
   #seq = 0;
   /** The switch points (location `amix:switch`): their routes and counters, route suspend and resume. */
   readonly switches: SwitchControl;
+  /** Requests to one link end: hold its sending side, ask its point's code for a service (`EndControl`). */
+  readonly ends: EndControl;
 
   constructor(options: FabricOptions = {}) {
     super();
@@ -129,6 +132,7 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
     });
     this.#sup = new Supervisor(this.#core, this.#hops);
     this.switches = new SwitchControl(this.#core);
+    this.ends = new EndControl(this.#core);
   }
 
   // ---- brokers ---------------------------------------------------------

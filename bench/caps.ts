@@ -1,0 +1,253 @@
+/**
+ * Bench `caps` (seed 002 ¶104: "a module replaced without terminating the
+ * process"): a three-stage pipeline, source → stage → sink, of thread points
+ * (the stage alternately a thread and a process point), every link on
+ * queueConditionProcess so that both scopes link alike. The source sends
+ * 64 B messages numbered from 0 as fast as its link takes them.
+ *
+ * - `amix:bare`: the pipeline alone for `--seconds`, no CAPS operation,
+ *   run before and after each CAPS run (their mean is the repetition's figure).
+ * - `amix:caps-replace`: the same pipeline while CAPS replaces the stage
+ *   `--replaces` times (default 20; thread, process, thread, ...; the next
+ *   stage is LOADed ahead, the REPLACE starts it), `--gap-ms` apart, then
+ *   INSERTs a thread stage between the stage and the sink and EXTRACTs it.
+ *   The sink counts lost, duplicated and reordered numbers. A replace's
+ *   pause is the longest gap between two consecutive messages at the sink
+ *   that overlaps the REPLACE call; msgsPerSec counts only arrivals outside
+ *   every CAPS call (each widened by 20 ms).
+ *
+ * Row: `{ system: 'amix:caps-replace', msgsPerSec, replaces, lost, duplicated,
+ * reordered, pauseP50Ms, pauseP99Ms, insertPauseMs, extractPauseMs,
+ * handedOverP50, ratioToBare }` and `{ system: 'amix:bare', msgsPerSec }`.
+ *
+ * `node dist/bench/caps.js [--quick] [--json] [--reps N] [--replaces N] [--gap-ms N] [--seconds N]`
+ *
+ * @module
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Caps, Fabric } from '../lib/index.js';
+import { conditions, median, parseBenchArgs, progress } from './common.js';
+
+const args = parseBenchArgs(
+  'caps',
+  { reps: 3, quickReps: 1, sizes: [64], count: 1, quickCount: 1, rtts: 1, quickRtts: 1 },
+  { replaces: { type: 'string' }, 'gap-ms': { type: 'string' }, seconds: { type: 'string' } },
+);
+const num = (v: unknown, d: number) => (v === undefined ? d : Number(v));
+const REPLACES = num(args.extra.replaces, 20);
+const GAP_MS = num(args.extra['gap-ms'], args.quick ? 60 : 150);
+const BARE_S = num(args.extra.seconds, args.quick ? 1 : 3);
+if (![REPLACES, GAP_MS, BARE_S].every((n) => Number.isFinite(n) && n > 0)) {
+  process.stderr.write('bench caps: --replaces, --gap-ms and --seconds must be positive numbers\n');
+  process.exit(2);
+}
+const WIDEN_MS = 20;
+const point = (name: string) => fileURLToPath(new URL(`./points/${name}.js`, import.meta.url));
+const PRIM = { sendPrimitive: 'queueConditionProcess', receivePrimitive: 'queueConditionProcess' };
+const abs = () => performance.timeOrigin + performance.now();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface SinkStats {
+  received: number;
+  lost: number;
+  duplicated: number;
+  reordered: number;
+  start: number;
+  buckets: Array<[number, number, number]>;
+}
+
+interface Window {
+  start: number;
+  end: number;
+}
+
+/** The longest arrival gap overlapping [w.start, w.end]. */
+function pauseIn(s: SinkStats, w: Window): number {
+  let worst = 0;
+  for (const [, gap, end] of s.buckets) if (end - gap <= w.end && end >= w.start && gap > worst) worst = gap;
+  return worst;
+}
+
+/** Messages per second over the 10 ms buckets that no window (widened) touches. */
+function rateOutside(s: SinkStats, windows: Window[]): number {
+  let n = 0;
+  let ms = 0;
+  s.buckets.forEach(([count], i) => {
+    const b0 = s.start + i * 10;
+    const b1 = b0 + 10;
+    if (windows.some((w) => b1 >= w.start - WIDEN_MS && b0 <= w.end + WIDEN_MS)) return;
+    n += count;
+    ms += 10;
+  });
+  return ms > 0 ? (n * 1000) / ms : 0;
+}
+
+async function pipeline(fabric: Fabric) {
+  fabric.register({ name: 'src', location: point('capsSource'), ...PRIM });
+  fabric.register({ name: 'sink', location: point('capsSink'), ...PRIM });
+  const caps = new Caps(fabric);
+  caps.comprims(PRIM);
+  await caps.load({ name: 'st0', location: point('capsStage') });
+  await caps.execute('st0', { upstream: ['src'], downstream: ['sink'] });
+  const src = (op: string) => fabric.ends.service<{ sent: number }>('src', 'src', { op });
+  const sink = () => fabric.ends.service<SinkStats>('sink', 'sink', { op: 'stats' }, 30_000);
+  return { caps, src, sink };
+}
+
+/** Wait until the sink has everything the source sent. */
+async function drained(sink: () => Promise<SinkStats>, sent: number): Promise<SinkStats> {
+  for (;;) {
+    const s = await sink();
+    if (s.received >= sent) return s;
+    await sleep(20);
+  }
+}
+
+async function withFabric<T>(fn: (fabric: Fabric) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'amix-bench-caps-'));
+  const fabric = new Fabric({ runtimeDir: join(dir, 'run'), hostExecArgv: [] });
+  try {
+    return await fn(fabric);
+  } finally {
+    await fabric.close().catch(() => {});
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function bare(): Promise<number> {
+  return withFabric(async (fabric) => {
+    const { src, sink } = await pipeline(fabric);
+    await src('start');
+    await sleep(BARE_S * 1000);
+    const { sent } = await src('stop');
+    const s = await drained(sink, sent);
+    return rateOutside(s, []);
+  });
+}
+
+interface CapsRun {
+  msgsPerSec: number;
+  lost: number;
+  duplicated: number;
+  reordered: number;
+  pauses: number[];
+  insertPauseMs: number;
+  extractPauseMs: number;
+  handed: number[];
+}
+
+async function withCaps(frac: number): Promise<CapsRun> {
+  return withFabric(async (fabric) => {
+    const { caps, src, sink } = await pipeline(fabric);
+    for (let i = 1; i <= REPLACES; i++)
+      await caps.load({ name: `st${i}`, location: point('capsStage'), scope: i % 2 === 1 ? 'process' : 'thread' });
+    await caps.load({ name: 'ins', location: point('capsStage') });
+    await caps.execute('ins');
+    const windows: Window[] = [];
+    const handed: number[] = [];
+    await src('start');
+    await sleep(GAP_MS);
+    for (let i = 1; i <= REPLACES; i++) {
+      const w = { start: abs(), end: 0 };
+      const r = await caps.replace(`st${i - 1}`, `st${i}`);
+      w.end = abs();
+      windows.push(w);
+      handed.push(r.handedOver);
+      progress(`caps: replace ${i}/${REPLACES} (${r.handedOver} handed over)`, frac + i / (REPLACES + 3) / args.reps);
+      await sleep(GAP_MS);
+    }
+    const last = `st${REPLACES}`;
+    const wi = { start: abs(), end: 0 };
+    await caps.insert('ins', { from: last, to: 'sink' });
+    wi.end = abs();
+    await sleep(GAP_MS);
+    const we = { start: abs(), end: 0 };
+    await caps.extract('ins', { from: last, to: 'sink', disposition: 'standby' });
+    we.end = abs();
+    await sleep(GAP_MS);
+    const { sent } = await src('stop');
+    const s = await drained(sink, sent);
+    caps.close();
+    return {
+      msgsPerSec: rateOutside(s, [...windows, wi, we]),
+      lost: s.lost,
+      duplicated: s.duplicated,
+      reordered: s.reordered,
+      pauses: windows.map((w) => pauseIn(s, w)),
+      insertPauseMs: pauseIn(s, wi),
+      extractPauseMs: pauseIn(s, we),
+      handed,
+    };
+  });
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? 0;
+}
+const r2 = (x: number) => Math.round(x * 100) / 100;
+
+const bares: number[] = [];
+const runs: CapsRun[] = [];
+for (let r = 0; r < args.reps; r++) {
+  // The bare pipeline before and after each CAPS run: on a shared machine the load moves, and the two bracket it.
+  progress(`caps: bare pipeline, rep ${r + 1}/${args.reps}`, r / args.reps);
+  const before = await bare();
+  runs.push(await withCaps(r / args.reps));
+  bares.push((before + (await bare())) / 2);
+}
+if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+const bareRate = Math.round(median(bares));
+const pauses = runs.flatMap((x) => x.pauses);
+const capsRow = {
+  system: 'amix:caps-replace',
+  size: 64,
+  msgsPerSec: Math.round(median(runs.map((x) => x.msgsPerSec))),
+  replaces: REPLACES,
+  lost: runs.reduce((a, x) => a + x.lost, 0),
+  duplicated: runs.reduce((a, x) => a + x.duplicated, 0),
+  reordered: runs.reduce((a, x) => a + x.reordered, 0),
+  pauseP50Ms: r2(pct(pauses, 50)),
+  pauseP99Ms: r2(pct(pauses, 99)),
+  insertPauseMs: r2(median(runs.map((x) => x.insertPauseMs))),
+  extractPauseMs: r2(median(runs.map((x) => x.extractPauseMs))),
+  handedOverP50: pct(
+    runs.flatMap((x) => x.handed),
+    50,
+  ),
+  ratioToBare: r2(median(runs.map((x) => x.msgsPerSec)) / bareRate),
+};
+const rows = [{ system: 'amix:bare', size: 64, msgsPerSec: bareRate }, capsRow];
+const cond = conditions(args.reps, { size: 64, replaces: REPLACES, gapMs: GAP_MS, bareSeconds: BARE_S });
+if (args.json) process.stdout.write(JSON.stringify({ bench: 'caps', conditions: cond, rows }, null, 2) + '\n');
+else {
+  const lines = [
+    `bench caps: ${Object.entries(cond)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')}`,
+    `medians of ${args.reps} repetitions (lost/duplicated/reordered: sums; pauses: over all ${pauses.length} replaces); x = msgs/s over amix:bare`,
+    ['system', 'msgs/s', 'x', 'lost', 'dup', 'reord', 'pause p50', 'pause p99', 'insert', 'extract']
+      .map((h) => h.padStart(11))
+      .join(''),
+    ['amix:bare', bareRate.toLocaleString('en-US'), '1.00'].map((c) => String(c).padStart(11)).join(''),
+    [
+      'caps',
+      capsRow.msgsPerSec.toLocaleString('en-US'),
+      capsRow.ratioToBare.toFixed(2),
+      capsRow.lost,
+      capsRow.duplicated,
+      capsRow.reordered,
+      `${capsRow.pauseP50Ms} ms`,
+      `${capsRow.pauseP99Ms} ms`,
+      `${capsRow.insertPauseMs} ms`,
+      `${capsRow.extractPauseMs} ms`,
+    ]
+      .map((c) => String(c).padStart(11))
+      .join(''),
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+}
+process.exit(0);

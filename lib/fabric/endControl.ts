@@ -1,0 +1,53 @@
+/**
+ * {@link EndControl}, as `fabric.ends`: requests to one link end's agent that
+ * services moving a link's traffic need (CAPS, `lib/services/caps/`): hold
+ * or release an end's sending side of a link, and ask a point's own code for
+ * a service it offers on its endpoint (`Endpoint.services`). Nothing here
+ * changes the fabric's tables; each request is one agent command.
+ *
+ * @module
+ */
+import { invalidArg } from '../core/errors.js';
+import { endOf, instOf, linkOf, type FabricCore } from './records.js';
+
+/** Link-end requests of one fabric. */
+export class EndControl {
+  readonly #core: FabricCore;
+
+  /** @internal */
+  constructor(core: FabricCore) {
+    this.#core = core;
+  }
+
+  /**
+   * Hold (true) or release (false) end `end`'s sending side of `link`
+   * (`Endpoint.hold`): while held, the end's plain sends skip that entry and,
+   * with no other entry to go to, are kept in order in its endpoint (up to
+   * its `maxUnlinked`, then its discard policy) until a link is added or the
+   * hold released. Sends already in the entry's channel are not touched.
+   * `AMIX_ERR_UNKNOWN_LINK` for no such link, `AMIX_ERR_INVALID_ARG` when
+   * `end` is not one of its ends.
+   */
+  async holdSender(link: string, end: string, held: boolean): Promise<void> {
+    const rec = linkOf(this.#core, link);
+    const e = endOf(this.#core, rec, end);
+    if (!e || (rec.a !== end && !rec.b.includes(end))) throw invalidArg('end', `is not an end of link ${link}`, end);
+    await e.target.request('hold', { link, held }, this.#core.timeoutMs);
+  }
+
+  /**
+   * Ask instance `instance`'s own code for service `name` (what the point put
+   * in `point.services`), with a JSON-like request (structured clone: byte
+   * arrays pass as they are). `AMIX_ERR_UNKNOWN_POINT` when the instance
+   * does not run or offers no such service.
+   */
+  service<T = unknown>(
+    instance: string,
+    name: string,
+    request: Record<string, unknown>,
+    timeoutMs?: number,
+  ): Promise<T> {
+    const inst = instOf(this.#core, instance);
+    return inst.target.request<T>('service', { name, request }, timeoutMs ?? this.#core.timeoutMs);
+  }
+}

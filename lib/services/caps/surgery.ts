@@ -1,0 +1,322 @@
+/**
+ * The link surgery of CAPS: REPLACE (seed 002 ¶539-543, ¶579-583), INSERT
+ * (¶567) and EXTRACT (¶570). Each moves live links from one AMS to another
+ * through the fabric's public operations (connect, disconnect, and
+ * `fabric.ends`: hold an upstream's sending side, ask an AMS loop to stop,
+ * hand off or take messages), in an order chosen so that no message is lost,
+ * duplicated or reordered. docs/caps.md states the guarantee and its limits.
+ *
+ * @module
+ */
+import { amixError, invalidArg } from '../../core/errors.js';
+import type { Fabric } from '../../fabric/fabric.js';
+import type { Direction } from '../../fabric/point.js';
+import type { LinkInfo } from '../../fabric/types.js';
+import { isSwitchPoint } from '../../fabric/switchFrame.js';
+import type { AmsRec, CapsCore as Caps } from './records.js';
+import type { BetweenOptions, CapsEvent, Disposition, ReplaceOptions } from './types.js';
+
+/** @internal What the surgery needs of its CAPS. */
+export interface SurgeryHost {
+  caps: Caps;
+  fabric: Fabric;
+  emit(e: CapsEvent): void;
+  scopeDefault: 'thread' | 'process';
+}
+
+/** @internal Whether `id` is a running instance of `fabric`. */
+export function hasInstance(fabric: Fabric, id: string): boolean {
+  return fabric.instances().some((i) => i.instance === id);
+}
+
+/** One link of the AMS being moved, and what flows on it. */
+interface Moved {
+  link: LinkInfo;
+  peer: string;
+  /** The AMS is end A of the link. */
+  amsIsA: boolean;
+  /** The peer sends to the AMS on it. */
+  input: boolean;
+  /** The AMS sends to the peer on it. */
+  output: boolean;
+}
+
+const now = (): number => performance.now();
+
+function movedLinks(fabric: Fabric, inst: string, what: string): Moved[] {
+  const out: Moved[] = [];
+  for (const id of fabric.instance(inst).links) {
+    const link = fabric.link(id);
+    if (link.b.length !== 1)
+      throw invalidArg(what, `has conference link ${id}: CAPS moves two-ended links only`, link.b.length);
+    const amsIsA = link.a === inst;
+    const peer = amsIsA ? link.b[0]! : link.a;
+    if (!hasInstance(fabric, peer))
+      throw invalidArg(what, `has link ${id} to ${peer}, which is not a point (a caller's link cannot be moved)`);
+    // A switch routes by destination name and pulls from its links itself: holding its entry would not stop it.
+    if (isSwitchPoint(fabric.point(fabric.instance(peer).point)))
+      throw invalidArg(what, `is attached to switch ${peer}: CAPS does not move a switch's routes yet`);
+    const d = link.direction;
+    const aSends = d === 'aToB' || d === 'both';
+    const bSends = d === 'bToA' || d === 'both';
+    out.push({ link, peer, amsIsA, input: amsIsA ? bSends : aSends, output: amsIsA ? aSends : bSends });
+  }
+  return out;
+}
+
+async function requireLoop(h: SurgeryHost, inst: string, what: string): Promise<void> {
+  try {
+    await h.caps.amsRequest(inst, 'stats');
+  } catch (err) {
+    throw invalidArg(what, `(${inst}) must run the CAPS AMS loop (runAms) for this operation`, undefined, err);
+  }
+}
+
+function oneInstance(rec: AmsRec, what: string): string {
+  if (rec.instances.length !== 1)
+    throw invalidArg(what, `must have exactly one instance (it has ${rec.instances.length})`, rec.name);
+  return rec.instances[0]!;
+}
+
+const relink = (fabric: Fabric, m: Moved, inst: string, direction: Direction) =>
+  m.amsIsA ? fabric.connect(inst, m.peer, { direction }) : fabric.connect(m.peer, inst, { direction });
+
+/**
+ * REPLACE, in the seed's order (¶583): suspend the old AMS's input from its
+ * upstreams; start the new one; open each upstream's channel to the new one
+ * in place of the old; carry state if asked; apply the disposition.
+ *
+ * What is queued for the old AMS and not taken is handed to the new one,
+ * ahead of anything sent after: (1) the new AMS is started and gated (it
+ * takes nothing), and its output links are opened (it sends nothing yet);
+ * (2) each upstream's sending entry to the old AMS is held, so its next
+ * sends are kept in order in the upstream's own endpoint until (2b) it is
+ * linked to the new AMS, where they wait in the gated AMS's channel;
+ * meanwhile (3) the old AMS is told to hand off: it finishes the message in
+ * hand and from then keeps every message it receives, unprocessed; (4) every
+ * link of the old AMS is disconnected, which flushes each sending end and
+ * lets each receiving end take all its channel holds (the old AMS's input
+ * into its hand-off list, its last outputs into the downstream points);
+ * (5) the hand-off list is taken and injected into the new AMS ahead of its
+ * links; (6) the new AMS is released: it handles the injected messages, then
+ * its links.
+ */
+export async function replaceAms(
+  h: SurgeryHost,
+  oldName: string,
+  newName: string,
+  options: ReplaceOptions,
+): Promise<{ handedOver: number; pauseMs: number; stateError?: string }> {
+  const { caps, fabric } = h;
+  const disposition = checkDisposition(options.disposition);
+  const oldRec = caps.rec(oldName);
+  const newRec = caps.rec(newName);
+  if (oldName === newName) throw invalidArg('new', 'must differ from the AMS it replaces', newName);
+  if (oldRec.state !== 'active')
+    throw amixError(
+      'AMIX_ERR_BAD_TRANSITION',
+      `replace ${oldName}: REPLACE needs it on ACTIVE (it is ${oldRec.state})`,
+      {
+        module: oldName,
+        state: oldRec.state,
+        request: 'replace',
+      },
+    );
+  if (!(newRec.state === 'loaded' || (newRec.state === 'active' && newRec.standby)))
+    throw amixError(
+      'AMIX_ERR_BAD_TRANSITION',
+      `replace ${oldName} by ${newName}: the new AMS must be LOADED and not executing (it is ${newRec.state})`,
+      { module: newName, state: newRec.state, request: 'replace' },
+    );
+  const oldInst = oneInstance(oldRec, 'old');
+  await requireLoop(h, oldInst, 'old');
+  const moved = movedLinks(fabric, oldInst, 'old');
+  // (1) The new AMS runs, gated, with its output links: nothing flows through it yet.
+  if (!hasInstance(fabric, newName)) await fabric.execute(newName);
+  const newInst = newName;
+  await requireLoop(h, newInst, 'new');
+  await caps.amsRequest(newInst, 'gate');
+  for (const m of moved) if (!m.input) await relink(fabric, m, newInst, m.link.direction);
+  const t0 = now();
+  const trace: Array<[string, number]> = [];
+  const mark = (what: string) => process.env.AMIX_CAPS_TRACE && trace.push([what, now() - t0]);
+  // (2) Upstreams keep their next sends, and are linked to the new AMS at once: the new AMS is gated, so
+  // what they send from now on waits in its channel behind what step 5 injects. Meanwhile (3) the old AMS
+  // stops processing and keeps what arrives, and (4) every old link is flushed and drained: inputs into
+  // the hand-off list, last outputs into the downstreams.
+  await Promise.all(moved.filter((m) => m.input).map((m) => fabric.ends.holdSender(m.link.id, m.peer, true)));
+  mark('hold');
+  await Promise.all([
+    (async () => {
+      await caps.amsRequest(oldInst, 'handoff');
+      mark('handoff');
+      await Promise.all(moved.map((m) => fabric.disconnect(m.link.id)));
+      mark('disconnect');
+    })(),
+    Promise.all(moved.filter((m) => m.input).map((m) => relink(fabric, m, newInst, m.link.direction))).then(() =>
+      mark('connect'),
+    ),
+  ]);
+  // (5) What the old AMS had not taken goes to the new one first; state too if asked.
+  const { messages } = await caps.amsRequest<{ messages: Uint8Array[] }>(oldInst, 'take');
+  mark('take');
+  newRec.state = 'active';
+  newRec.standby = false;
+  newRec.instances = [newInst];
+  // A state that cannot be carried does not leave the links half moved: the REPLACE completes and says so.
+  let stateError: string | undefined;
+  if (options.state) {
+    try {
+      const area = await caps.dumpMap(oldName, { persistence: 'load' });
+      await caps.loadMap(newName, { id: area.id });
+    } catch (err) {
+      stateError = `${(err as { code?: string }).code ?? 'AMIX_ERR_INTERNAL'}: ${(err as Error).message}`;
+    }
+  }
+  if (messages.length > 0) await caps.amsRequest(newInst, 'inject', { messages });
+  mark('inject');
+  // (6) Only now does the new AMS take messages: the handed-over ones first, then its links.
+  await caps.amsRequest(newInst, 'release');
+  const pauseMs = now() - t0;
+  if (process.env.AMIX_CAPS_TRACE) process.stderr.write(`replace ${oldName}: ${JSON.stringify(trace)}\n`);
+  caps.counters.handedOver += messages.length;
+  newRec.refs = Math.max(1, oldRec.refs);
+  newRec.scope = 'public';
+  h.emit({ type: 'list', ams: newName, from: 'loaded', to: 'active' });
+  await dispose(h, oldRec, disposition);
+  h.emit({
+    type: 'replaced',
+    old: oldName,
+    new: newName,
+    handedOver: messages.length,
+    pauseMs,
+    disposition,
+    ...(stateError ? { stateError } : {}),
+  });
+  return { handedOver: messages.length, pauseMs, ...(stateError ? { stateError } : {}) };
+}
+
+/** The link `from` → `to` that carries only `from`'s sends to `to`. */
+function oneWay(fabric: Fabric, from: string, to: string): LinkInfo {
+  for (const l of fabric.links()) {
+    if (l.b.length !== 1) continue;
+    if (
+      (l.a === from && l.b[0] === to && l.direction === 'aToB') ||
+      (l.a === to && l.b[0] === from && l.direction === 'bToA')
+    )
+      return l;
+  }
+  throw amixError('AMIX_ERR_UNKNOWN_LINK', `no one-way link ${from} → ${to}`, { link: `${from}->${to}` });
+}
+
+function endsOf(fabric: Fabric, opts: BetweenOptions): void {
+  for (const k of ['from', 'to'] as const) {
+    if (typeof opts[k] !== 'string') throw invalidArg(k, 'must be a point name', opts[k]);
+    if (!hasInstance(fabric, opts[k]))
+      throw amixError('AMIX_ERR_UNKNOWN_POINT', `${opts[k]} does not execute`, { name: opts[k] });
+  }
+}
+
+/**
+ * INSERT: `from` → `to` becomes `from` → ams → `to`. The AMS is gated and
+ * linked to `to` first; `from`'s sending entry is held (its next sends kept
+ * in order) and `from` is linked to the AMS (the kept sends go first, into
+ * the gated AMS's channel) while the old link is disconnected (flushed, and
+ * drained by `to`); then the AMS is released. An AMS without the CAPS loop
+ * cannot be gated: it is linked to `from` only after the old link is gone.
+ */
+export async function insertAms(h: SurgeryHost, ams: string, opts: BetweenOptions): Promise<{ pauseMs: number }> {
+  const { caps, fabric } = h;
+  const rec = caps.rec(ams);
+  if (rec.state !== 'active')
+    throw amixError('AMIX_ERR_BAD_TRANSITION', `insert ${ams}: INSERT needs it on ACTIVE (it is ${rec.state})`, {
+      module: ams,
+      state: rec.state,
+      request: 'insert',
+    });
+  endsOf(fabric, opts);
+  const inst = oneInstance(rec, 'ams');
+  const l = oneWay(fabric, opts.from, opts.to);
+  const loop = await caps.amsRequest(inst, 'gate').then(
+    () => true,
+    () => false,
+  );
+  await fabric.connect(inst, opts.to, { direction: 'aToB' });
+  const t0 = now();
+  await fabric.ends.holdSender(l.id, opts.from, true);
+  // A gated AMS sends nothing: `from` may be linked to it while the old link drains into `to`.
+  if (loop) await Promise.all([fabric.connect(opts.from, inst, { direction: 'aToB' }), fabric.disconnect(l.id)]);
+  else {
+    await fabric.disconnect(l.id);
+    await fabric.connect(opts.from, inst, { direction: 'aToB' });
+  }
+  if (loop) await caps.amsRequest(inst, 'release');
+  const pauseMs = now() - t0;
+  rec.standby = false;
+  h.emit({ type: 'inserted', ams, from: opts.from, to: opts.to, pauseMs });
+  return { pauseMs };
+}
+
+/**
+ * EXTRACT: `from` → ams → `to` becomes `from` → `to`. `from`'s entry is
+ * held, its link to the AMS disconnected (the AMS takes and processes all it
+ * holds), the AMS gated (its last output sent), its link to `to`
+ * disconnected (drained by `to`), and `from` linked to `to` (its kept sends
+ * first). Then the disposition.
+ */
+export async function extractAms(h: SurgeryHost, ams: string, opts: BetweenOptions): Promise<{ pauseMs: number }> {
+  const { caps, fabric } = h;
+  const rec = caps.rec(ams);
+  const disposition = checkDisposition(opts.disposition);
+  if (rec.state !== 'active')
+    throw amixError('AMIX_ERR_BAD_TRANSITION', `extract ${ams}: EXTRACT needs it on ACTIVE (it is ${rec.state})`, {
+      module: ams,
+      state: rec.state,
+      request: 'extract',
+    });
+  endsOf(fabric, opts);
+  const inst = oneInstance(rec, 'ams');
+  const l1 = oneWay(fabric, opts.from, inst);
+  const l2 = oneWay(fabric, inst, opts.to);
+  const t0 = now();
+  await fabric.ends.holdSender(l1.id, opts.from, true);
+  await fabric.disconnect(l1.id);
+  // The AMS has taken everything; the gate waits for the message in hand, so its last output is on l2.
+  await caps.amsRequest(inst, 'gate').catch(() => undefined);
+  await fabric.disconnect(l2.id);
+  await fabric.connect(opts.from, opts.to, { direction: 'aToB' });
+  const pauseMs = now() - t0;
+  await dispose(h, rec, disposition);
+  h.emit({ type: 'extracted', ams, from: opts.from, to: opts.to, pauseMs, disposition });
+  return { pauseMs };
+}
+
+function checkDisposition(d: unknown): Disposition {
+  const v = d ?? 'terminate';
+  if (v !== 'terminate' && v !== 'suspend' && v !== 'standby')
+    throw invalidArg('disposition', 'must be terminate, suspend or standby', d);
+  return v;
+}
+
+/** The disposition of an AMS taken out of its links (¶541): it is gated when this runs. */
+async function dispose(h: SurgeryHost, rec: AmsRec, d: Disposition): Promise<void> {
+  if (d === 'terminate') {
+    // Its references went to the replacement: one TERMINATE ends it.
+    rec.refs = 1;
+    await h.caps.terminate(rec.name);
+    return;
+  }
+  if (d === 'suspend') {
+    for (const inst of rec.instances)
+      for (const l of h.fabric.instance(inst).links) await h.fabric.suspend(l).catch(() => {});
+    rec.refs = 1;
+    rec.state = 'suspended';
+    h.emit({ type: 'list', ams: rec.name, from: 'active', to: 'suspended' });
+    h.emit({ type: 'suspended', ams: rec.name });
+    return;
+  }
+  // Standby: it runs on, unlinked, ready to be brought back by a REPLACE.
+  for (const inst of rec.instances) await h.caps.amsRequest(inst, 'release').catch(() => undefined);
+  rec.refs = 1;
+  rec.standby = true;
+}
