@@ -155,7 +155,7 @@ export interface DirectoryOptions {
   /**
    * Make this database a replica of directory `replicaOf` (16 hex digits):
    * it takes that id on first open, and its points are put at the sequence
-   * numbers they have there ({@link Directory.putReplica}). Used by cluster
+   * numbers they have there ({@link Directory.applyReplica}). Used by cluster
    * mode (`lib/cluster/`), one replica per member daemon.
    */
   readonly replicaOf?: string;
