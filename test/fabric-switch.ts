@@ -6,66 +6,8 @@
 import t from 'tap';
 import type { Link } from '../dist/lib/index.js';
 import { SWITCH_LOCATION, decodeSwitchFrame, encodeSwitchData } from '../dist/lib/internal.js';
-import { makeFabric, nextEvent, pointFixture } from './helpers/fabric.js';
-
-type Answer = {
-  id?: number;
-  ok?: boolean;
-  error?: string;
-  got?: string;
-  from?: string;
-  count?: number;
-  froms?: Record<string, number>;
-};
-
-/** Drives one `switched` fixture point over its caller link: commands with ids, and the point's reports. */
-class Driver {
-  readonly reports: Answer[] = [];
-  readonly #waiting = new Map<number, (a: Answer) => void>();
-  readonly #reportWaiters: Array<() => void> = [];
-  #id = 0;
-  constructor(readonly link: Link) {
-    void (async () => {
-      for (;;) {
-        let m;
-        try {
-          m = await link.receive();
-        } catch {
-          return;
-        }
-        const a = JSON.parse(Buffer.from(m.data).toString()) as Answer;
-        if (a.id !== undefined) this.#waiting.get(a.id)?.(a);
-        else {
-          this.reports.push(a);
-          for (const w of this.#reportWaiters.splice(0)) w();
-        }
-      }
-    })();
-  }
-  cmd(c: Record<string, unknown>): Promise<Answer> {
-    const id = ++this.#id;
-    const p = new Promise<Answer>((r) => this.#waiting.set(id, r));
-    void this.link.send(Buffer.from(JSON.stringify({ ...c, id })));
-    return p;
-  }
-  /** Resolve once `n` reports have arrived. */
-  async reported(n: number): Promise<Answer[]> {
-    while (this.reports.length < n) await new Promise<void>((r) => this.#reportWaiters.push(r));
-    return this.reports;
-  }
-}
-
-async function attach(
-  fabric: Awaited<ReturnType<typeof makeFabric>>['fabric'],
-  name: string,
-  sw: string,
-  data: Record<string, unknown> = {},
-): Promise<{ drv: Driver; link: Link }> {
-  fabric.register({ name, location: pointFixture('switched'), data: { sw, ...data } });
-  const drv = new Driver(await fabric.connect(null, name));
-  const link = await fabric.connect(name, sw);
-  return { drv, link };
-}
+import { makeFabric, nextEvent } from './helpers/fabric.js';
+import { attach, type Driver } from './helpers/switchDriver.js';
 
 t.test('the switch header: data and routes frames', async (t) => {
   const f = encodeSwitchData('TCP-2', 'TCP-1', Buffer.from('hi'));

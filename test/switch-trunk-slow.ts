@@ -4,10 +4,9 @@
 // more than 10 %; what the switches hold for it stays bounded (its window at
 // TCS-1, its queue at TCS-2), and once it reads again everything arrives.
 import t from 'tap';
-import { SWITCH_LOCATION, TRUNK_LOCATION } from '../dist/lib/index.js';
-import { generateKeyPair } from '../dist/lib/internal.js';
+import { SWITCH_LOCATION } from '../dist/lib/index.js';
 import { makeFabric, nextEvent } from './helpers/fabric.js';
-import { attach, freePort, type Driver } from './helpers/switchDriver.js';
+import { attach, trunkPair, type Driver } from './helpers/switchDriver.js';
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
@@ -17,22 +16,8 @@ t.test('a destination that does not read, behind the trunk, does not slow anothe
   const queueLimit = 16;
   fabric.register({ name: 'TCS-1', location: SWITCH_LOCATION, data: { trunkWindow } });
   fabric.register({ name: 'TCS-2', location: SWITCH_LOCATION, data: { queueLimit } });
-  const [k1, k2] = [generateKeyPair(), generateKeyPair()];
-  const listen = `tcp://127.0.0.1:${await freePort()}`;
-  fabric.register({
-    name: 'TTP-2',
-    location: TRUNK_LOCATION,
-    characteristics: { scope: 'process' },
-    data: { trunk: { ...k2, peerKey: k1.publicKey, listen } },
-  });
-  fabric.register({
-    name: 'TTP-1',
-    location: TRUNK_LOCATION,
-    characteristics: { scope: 'process' },
-    data: { trunk: { ...k1, peerKey: k2.publicKey, connect: listen } },
-  });
-  await fabric.connect('TCS-2', 'TTP-2');
-  await fabric.connect('TCS-1', 'TTP-1');
+
+  await trunkPair(fabric, 'TCS-1', 'TCS-2');
   const d: Record<string, Driver> = {};
   for (const n of ['S1', 'S2']) d[n] = (await attach(fabric, n, 'TCS-1')).drv;
   for (const n of ['slow', 'fast']) d[n] = (await attach(fabric, n, 'TCS-2')).drv;

@@ -6,32 +6,16 @@
 // peer's is refused; malformed trunk frames from the peer's key are counted,
 // never a crash.
 import t from 'tap';
-import { SWITCH_LOCATION, TRUNK_LOCATION } from '../dist/lib/index.js';
+import { SWITCH_LOCATION } from '../dist/lib/index.js';
 import { PrimitiveRegistry, generateKeyPair } from '../dist/lib/internal.js';
 import { makeFabric, nextEvent } from './helpers/fabric.js';
-import { attach, freePort, type Driver } from './helpers/switchDriver.js';
+import { attach, trunkPair, type Driver } from './helpers/switchDriver.js';
 
 t.test('¶363 on loopback: TCP-1..4 reach TCP-5..7 through TCS-1, TTP-1, TTL-1, TTP-2, TCS-2 and back', async (t) => {
   const { fabric, events } = await makeFabric(t);
-  const [k1, k2] = [generateKeyPair(), generateKeyPair()];
-  const port = await freePort();
-  const listen = `tcp://127.0.0.1:${port}`;
   fabric.register({ name: 'TCS-1', location: SWITCH_LOCATION });
   fabric.register({ name: 'TCS-2', location: SWITCH_LOCATION });
-  fabric.register({
-    name: 'TTP-2',
-    location: TRUNK_LOCATION,
-    characteristics: { scope: 'process' },
-    data: { trunk: { ...k2, peerKey: k1.publicKey, listen } },
-  });
-  fabric.register({
-    name: 'TTP-1',
-    location: TRUNK_LOCATION,
-    characteristics: { scope: 'process' },
-    data: { trunk: { ...k1, peerKey: k2.publicKey, connect: listen } },
-  });
-  await fabric.connect('TCS-2', 'TTP-2');
-  await fabric.connect('TCS-1', 'TTP-1');
+  const { k1, k2 } = await trunkPair(fabric, 'TCS-1', 'TCS-2');
   const left = ['TCP-1', 'TCP-2', 'TCP-3', 'TCP-4'];
   const right = ['TCP-5', 'TCP-6', 'TCP-7'];
   const drv: Record<string, Driver> = {};

@@ -1,7 +1,7 @@
 // Drives `switched` fixture points (test/fixtures/points/switched.mjs) over their caller links: the
-// switch and trunk tests' shared driver (a copy of test/fabric-switch.ts's, exported).
-import { createServer } from 'node:net';
+// switch and trunk tests' shared driver.
 import type { Link } from '../../dist/lib/index.js';
+import type { CurveKeyPair } from '../../dist/lib/internal.js';
 import { makeFabric, pointFixture } from './fabric.js';
 
 export type Answer = {
@@ -63,11 +63,38 @@ export async function attach(
   return { drv, link };
 }
 
-/** A TCP port free on loopback now. */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
+export { freePort } from './daemon.js';
+
+/**
+ * A trunk between switches `a` and `b` of one fabric: trunk points `names[0]` (dialling, linked to
+ * `a`) and `names[1]` (listening on a loopback port, linked to `b`), each in a process of its own,
+ * each allowing only the other's key. Resolves with the two key pairs (`k1` is `names[0]`'s).
+ */
+export async function trunkPair(
+  fabric: Awaited<ReturnType<typeof makeFabric>>['fabric'],
+  a: string,
+  b: string,
+  names: readonly [string, string] = ['TTP-1', 'TTP-2'],
+): Promise<{ k1: CurveKeyPair; k2: CurveKeyPair }> {
+  const { TRUNK_LOCATION } = await import('../../dist/lib/index.js');
+  const { generateKeyPair } = await import('../../dist/lib/internal.js');
+  const { freePort } = await import('./daemon.js');
+  const [k1, k2] = [generateKeyPair(), generateKeyPair()];
+  const listen = `tcp://127.0.0.1:${await freePort()}`;
+  const proc = { scope: 'process' as const };
+  fabric.register({
+    name: names[1],
+    location: TRUNK_LOCATION,
+    characteristics: proc,
+    data: { trunk: { ...k2, peerKey: k1.publicKey, listen } },
+  });
+  fabric.register({
+    name: names[0],
+    location: TRUNK_LOCATION,
+    characteristics: proc,
+    data: { trunk: { ...k1, peerKey: k2.publicKey, connect: listen } },
+  });
+  await fabric.connect(b, names[1]);
+  await fabric.connect(a, names[0]);
+  return { k1, k2 };
 }
