@@ -907,6 +907,15 @@ async function main(all: string[]): Promise<number> {
     process.stdout.write(`${usageAll()}\n`);
     return argv.length === 0 && !help ? 2 : 0;
   }
+  // A group alone, or with -h (`amix caps --help`): that group's verbs, not "unknown verb".
+  if (GROUPS.has(argv[0]!) && (argv[1] === undefined || argv[1] === '-h' || argv[1] === '--help')) {
+    const lines = Object.entries(verbs)
+      .filter(([k]) => k.startsWith(`${argv[0]} `))
+      .map(([, x]) => `  ${x.usage.split('\n')[0]}`);
+    const asked = argv[1] !== undefined || help;
+    (asked ? process.stdout : process.stderr).write(`usage: amix ${argv[0]} VERB [ARGS]\n\n${lines.join('\n')}\n`);
+    return asked ? 0 : 2;
+  }
   const key = GROUPS.has(argv[0]!) ? `${argv[0]} ${argv[1] ?? ''}` : argv[0]!;
   const verb = verbs[key];
   if (!verb && help) {

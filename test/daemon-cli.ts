@@ -97,6 +97,15 @@ t.test('misuse gives a one-line reason and a non-zero exit; -h works on every ve
     t.equal(r.code, 0, `${v.join(' ')} -h`);
     t.match(r.stdout, /^usage: amix /, `${v.join(' ')} prints usage`);
   }
+  for (const g of ['caps', 'switch', 'nee']) {
+    const r = await amix(dir, [g, '--help']);
+    t.equal(r.code, 0, `${g} --help`);
+    t.match(
+      r.stdout,
+      new RegExp(`^usage: amix ${g} VERB[^]*\\n  amix ${g} \\w+`),
+      `${g} --help lists the group's verbs`,
+    );
+  }
   const bad = await amix(dir, ['connect', 'onlyOne']);
   t.equal(bad.code, 2, 'wrong argument count exits 2');
   const unknown = await amix(dir, ['frobnicate']);
