@@ -246,4 +246,8 @@ t.test('the duplicate filter file: owner-only, atomic, per peer epoch, not throu
   t.equal((await fh.readFile('utf8')).trim(), 'keep', 'nor written through');
   await fh.close();
   t.notOk((await lstat(join(dir, 'delivered.json'))).isSymbolicLink(), 'the link was replaced by a file');
+  // Closed before the teardown removes the directory: `again.peer` scheduled a save, which could
+  // otherwise land in the directory while it is being removed (ENOTEMPTY at teardown).
+  await again.close();
+  await third.close();
 });

@@ -6,6 +6,18 @@
  *
  * @module
  */
+import type { DaemonClient } from '../control/client.js';
+
+/** A verb's parsed flags. */
+export type VerbValues = Record<string, string | boolean | string[] | undefined>;
+
+/** What bin/amix gives a service's verbs: its client, its printer and table, its misuse error. */
+export interface CliHelpers {
+  client(v: VerbValues): Promise<DaemonClient>;
+  out(v: VerbValues, data: unknown, human: () => string): void;
+  table(rows: Array<Record<string, unknown>>, cols: string[]): string;
+  misuse(message: string): Error;
+}
 
 /** A flag of a verb (node:util parseArgs). */
 export interface VerbOption {

@@ -5,20 +5,11 @@
  *
  * @module
  */
-import type { DaemonClient } from '../../control/client.js';
-import type { ServiceVerb, VerbOption } from '../cliVerb.js';
+import type { CliHelpers, ServiceVerb, VerbOption, VerbValues } from '../cliVerb.js';
 import { many } from '../cliVerb.js';
 import type { AmsInfo, CapsQuery, DeferredInfo, MapArea } from './types.js';
 
-type Values = Record<string, string | boolean | string[] | undefined>;
-
-/** What bin/amix gives the verbs. */
-export interface CapsCliHelpers {
-  client(v: Values): Promise<DaemonClient>;
-  out(v: Values, data: unknown, human: () => string): void;
-  table(rows: Array<Record<string, unknown>>, cols: string[]): string;
-  misuse(message: string): Error;
-}
+type Values = VerbValues;
 
 const DEFER: Record<string, VerbOption> = {
   at: { type: 'string' },
@@ -30,7 +21,7 @@ const PEER: Record<string, VerbOption> = { peer: { type: 'string' } };
 const WHEN = '[--at TIME | --every MS | --on EVENT [--repeat]] [--peer ID] [--json]';
 
 /** The `caps` verbs, keyed as bin/amix keys its group verbs (`caps load`...). */
-export function capsVerbs(h: CapsCliHelpers): Record<string, ServiceVerb> {
+export function capsVerbs(h: CliHelpers): Record<string, ServiceVerb> {
   const req = async (v: Values, op: string, args: Record<string, unknown>): Promise<unknown> => {
     const c = await h.client(v);
     try {

@@ -6,19 +6,11 @@
  * @module
  */
 import type { DaemonClient } from '../../control/client.js';
-import type { ServiceVerb } from '../cliVerb.js';
+import type { CliHelpers, ServiceVerb, VerbValues } from '../cliVerb.js';
 import type { NeeInfo } from './manager.js';
 import type { RunExit } from './run.js';
 
-type Values = Record<string, string | boolean | string[] | undefined>;
-
-/** What bin/amix gives the verbs. */
-export interface CliHelpers {
-  client(v: Values): Promise<DaemonClient>;
-  out(v: Values, data: unknown, human: () => string): void;
-  table(rows: Array<Record<string, unknown>>, cols: string[]): string;
-  misuse(message: string): Error;
-}
+type Values = VerbValues;
 
 /** `KEY=VALUE` with `true`, `false` and numbers typed, as the query language compares them. */
 export function parseAttribute(kv: string): [string, string | number | boolean] {
