@@ -9,20 +9,13 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import {
-  DAEMON_FILES,
-  DaemonClient,
-  checkPrivateFile,
-  createPrivateFile,
-  defaultDaemonDir,
-  ensurePrivateDir,
-  generateKeyPair,
-  isAmixError,
-  isAlive,
-  loadPrimitiveTarget,
-  runConformance,
-  saveKeyPair,
-} from '../lib/internal.js';
+// Each part from its own module, not lib/internal.js: a CLI run is one short
+// process, and the whole library (and the zeromq addon, which the key verbs
+// need) would double its start-up. Key and conformance verbs import theirs.
+import { DaemonClient } from '../lib/control/client.js';
+import { DAEMON_FILES, isAlive } from '../lib/control/files.js';
+import { checkPrivateFile, createPrivateFile, defaultDaemonDir, ensurePrivateDir } from '../lib/core/paths.js';
+import { isAmixError } from '../lib/core/errors.js';
 import type { DaemonOp, DaemonOps, DaemonStatus, ListOp } from '../lib/control/ops.js';
 import type { PointView } from '../lib/directory/index.js';
 import type { PeerInfo, PeeringStatus } from '../lib/remote/types.js';
@@ -760,6 +753,7 @@ const verbs: Record<string, Verb> = {
     usage: 'amix keys generate [--out FILE]   a CURVE key pair (FILE written 0600; without --out, printed)',
     options: { out: { type: 'string' } },
     async run(_, v) {
+      const { generateKeyPair, saveKeyPair } = await import('../primitives/zeromq/keys.js');
       const pair = generateKeyPair();
       if (v.out) {
         await saveKeyPair(v.out as string, pair);
@@ -801,10 +795,11 @@ const verbs: Record<string, Verb> = {
       const runtimeDir = await mkdtemp(join(tmpdir(), 'amix-conformance-'));
       try {
         let target;
+        const conformance = await import('../lib/core/conformance.js');
         try {
           if (module === undefined)
             throw Object.assign(new Error('a primitive module is needed'), { code: 'AMIX_ERR_INVALID_ARG' });
-          target = await loadPrimitiveTarget(module, { channel: { runtimeDir } });
+          target = await conformance.loadPrimitiveTarget(module, { channel: { runtimeDir } });
         } catch (err) {
           // Bad usage, not a failed case: exit 2 with the code, so a script tells "cannot run" from "fails".
           const code = (err as { code?: string }).code ?? 'AMIX_ERR_PRIMITIVE_LOAD';
@@ -815,7 +810,7 @@ const verbs: Record<string, Verb> = {
           process.exitCode = 2;
           return;
         }
-        const report = await runConformance(target, {
+        const report = await conformance.runConformance(target, {
           timeoutMs,
           catchStray: true,
           onResult: (r) => {

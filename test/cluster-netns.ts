@@ -87,6 +87,12 @@ if (skip) {
 
     // C's cable is pulled (no TCP reset, no FIN: only the missing heartbeat tells). B has a link to C's point.
     await register(c, 'csink');
+    // The registration reaches B through the KV watch, not the reply to C's register: wait for B's replica.
+    await until(
+      'csink known on B',
+      5000,
+      async () => (await codeOf(b.client.request('point.show', { name: 'csink' }))) === '',
+    );
     const into = await b.client.connect(null, 'dst', { direction: 'aToB' });
     await b.client.request('connect', { a: 'dst', b: 'csink', direction: 'aToB' });
     await into.send(new Uint8Array([1]));
