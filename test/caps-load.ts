@@ -86,6 +86,38 @@ t.test('REPLACE under load: thread and process stages alternate, nothing lost, d
   );
 });
 
+t.test(
+  'REPLACE and EXTRACT while the upstream waits for room: its waiting send goes to the new link, in order',
+  { timeout: 60_000 },
+  async (t) => {
+    // The upstream relay sends one message at a time; a slow stage with room for 4 keeps it waiting
+    // for room on the link the REPLACE moves, and the EXTRACT moves the link it waits on again.
+    const n = 300;
+    const { fabric, caps } = await makeCaps(t);
+    const { input, output } = await pipeline(fabric, caps, 'S0', {
+      data: { delayMs: 5 },
+      characteristics: { maxmsg: 4 },
+    });
+    await caps.load({ name: 'S1', location: STAGE, data: { delayMs: 5 }, characteristics: { maxmsg: 4 } });
+    await caps.load({ name: 'X', location: STAGE, characteristics: { maxmsg: 4 } });
+    await caps.execute('X');
+    const first = seenTag('S0');
+    const sending = pump(input, n);
+    const receiving = collect(t, output, n);
+    await first;
+    const r = await caps.replace('S0', 'S1', { disposition: 'terminate' });
+    t.ok(r.handedOver > 0, `the old stage's queue went to the new one (${r.handedOver})`);
+    await seenTag('S1');
+    const viaX = seenTag('S1:X');
+    await caps.insert('X', { from: 'up', to: 'S1' });
+    await viaX;
+    await caps.extract('X', { from: 'up', to: 'S1', disposition: 'standby' });
+    await sending;
+    const tags = await receiving;
+    t.ok(tags.includes('S1') && tags.includes('S1:X'), 'the new stage carried the rest, some through X');
+  },
+);
+
 t.test('INSERT and EXTRACT under load: nothing lost, and the inserted stage sees a contiguous run', async (t) => {
   const { fabric, caps } = await makeCaps(t);
   const { input, output } = await pipeline(fabric, caps, 'S0', { data: SLOW });

@@ -13,10 +13,12 @@ import { AmixError, ErrorCode, abortError, invalidArg } from '../core/errors.js'
 import { Lifecycle, type Destroyable } from '../core/lifecycle.js';
 import type { DiscardPolicy } from '../core/primitive.js';
 import { WaitList } from '../core/waitList.js';
-import { keepAlive, messageIterator, tooSmall } from './endpointParts.js';
+import { held, keepAlive, messageIterator, retire, tooSmall, withGone } from './endpointParts.js';
+import type { ListEntry, RxEntry, TxEntry } from './endpointParts.js';
 import * as sw from './switchFrame.js';
 
 export { keepAlive } from './endpointParts.js';
+export type { ListEntry } from './endpointParts.js';
 
 /** A message as a point receives it. */
 export interface PointMessage {
@@ -51,28 +53,6 @@ export interface PointReceiveOptions {
   /** Largest message accepted; a larger one rejects with `AMIX_ERR_BUFFER_TOO_SMALL` and stays queued. */
   maxBytes?: number;
   signal?: AbortSignal;
-}
-
-/** One entry of a sender or receiver list. */
-export interface ListEntry {
-  readonly link: string;
-  readonly peer: string;
-  /** True when the peer is a switch: messages on the entry carry the switch header. */
-  readonly switched?: boolean;
-}
-
-interface TxEntry extends ListEntry {
-  ch: Channel;
-  held: boolean;
-  /** A switch entry: what its routes frames (on the same link's receiving entry) taught. */
-  routes?: sw.LearnedRoutes;
-}
-interface RxEntry extends ListEntry {
-  ch: Channel;
-  slot?: Uint8Array;
-  pumping: boolean;
-  ended: boolean;
-  rearm?: boolean;
 }
 
 /** Options for {@link Endpoint}. */
@@ -147,7 +127,14 @@ export class Endpoint extends EventEmitter implements Destroyable {
    */
   addSender(link: string, peer: string, ch: Channel, switched = false): void {
     this.#checkOpen();
-    this.#tx.push({ link, peer, ch, held: false, ...(switched ? { routes: new sw.LearnedRoutes() } : {}) });
+    this.#tx.push({
+      link,
+      peer,
+      ch,
+      held: false,
+      gone: new AbortController(),
+      ...(switched ? { routes: new sw.LearnedRoutes() } : {}),
+    });
     this.#relist();
     this.emit('event', { type: 'linkAdded', link, peer, list: 'sender' });
     void this.#flushUnlinked();
@@ -222,6 +209,7 @@ export class Endpoint extends EventEmitter implements Destroyable {
       const e = this.#tx[i]!;
       if (e.link !== link) continue;
       this.#tx.splice(i, 1);
+      if (!reason) retire(e);
       this.#relist();
       closing.push(reason ? e.ch.destroy(reason) : e.ch.close());
     }
@@ -291,7 +279,17 @@ export class Endpoint extends EventEmitter implements Destroyable {
       const e = targets[0]!;
       // A held entry keeps the message in its channel's default suspension queue.
       if (e.held || !e.ch.trySend(data))
-        await keepAlive(e.ch.send(data, options.signal ? { signal: options.signal } : {}));
+        try {
+          await keepAlive(e.ch.send(data, { signal: withGone(e, options.signal) }));
+        } catch (err) {
+          const plain = options.to === undefined && options.link === undefined;
+          // Disconnected under a waiting send (a REPLACE moving the link): never accepted, it goes out on
+          // the list as it is now, ahead of the sends kept while the link was held (it is older).
+          if (!e.removed || !plain || options.signal?.aborted || !this.#life.isOpen) throw err;
+          this.#unlinked.unshift(new Uint8Array(data));
+          this.#sent++;
+          return void this.#flushUnlinked();
+        }
     } else {
       await keepAlive(
         Promise.all(
@@ -570,7 +568,7 @@ export class Endpoint extends EventEmitter implements Destroyable {
       while (this.#unlinked.length > 0 && this.#live.length > 0) {
         const msg = this.#unlinked.shift()!;
         this.#unlinkedWaiters.resolveAll();
-        const ok = await Promise.all(this.#live.map((e) => e.ch.send(msg))).then(
+        const ok = await Promise.all(this.#live.map((e) => e.ch.send(msg, { signal: e.gone.signal }))).then(
           () => true,
           () => false,
         );
@@ -590,9 +588,4 @@ export class Endpoint extends EventEmitter implements Destroyable {
     if (!this.#life.isOpen)
       throw new AmixError(ErrorCode.AMIX_ERR_CLOSED, `point "${this.name}" is closed`, { cause: this.#cause() });
   }
-}
-
-/** Messages an entry holds that the point has not taken: its lookahead slot and what its channel still queues. */
-function held(e: RxEntry): number {
-  return (e.slot !== undefined ? 1 : 0) + (e.ch.isOpen && !e.ended ? e.ch.stats().pending : 0);
 }

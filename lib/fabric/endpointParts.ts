@@ -5,7 +5,9 @@
  *
  * @module
  */
+import type { Channel } from '../core/channel.js';
 import { AmixError, ErrorCode } from '../core/errors.js';
+import type * as sw from './switchFrame.js';
 
 let keepers = 0;
 let keeper: NodeJS.Timeout | undefined;
@@ -82,4 +84,53 @@ export function messageIterator<M>(
     },
   };
   return it as unknown as AsyncGenerator<M, void, undefined>;
+}
+
+/** One entry of a sender or receiver list. */
+export interface ListEntry {
+  readonly link: string;
+  readonly peer: string;
+  /** True when the peer is a switch: messages on the entry carry the switch header. */
+  readonly switched?: boolean;
+}
+
+/** @internal A sender-list entry. */
+export interface TxEntry extends ListEntry {
+  ch: Channel;
+  held: boolean;
+  /** Taken off the list by a graceful disconnect: a send it had not accepted goes out again (see send). */
+  removed?: boolean;
+  /** Aborted when the entry is taken off the list: sends waiting for room on it stop waiting. */
+  gone: AbortController;
+  /** A switch entry: what its routes frames (on the same link's receiving entry) taught. */
+  routes?: sw.LearnedRoutes;
+}
+/** @internal A receiver-list entry. */
+export interface RxEntry extends ListEntry {
+  ch: Channel;
+  slot?: Uint8Array;
+  pumping: boolean;
+  ended: boolean;
+  rearm?: boolean;
+}
+
+/** @internal Messages an entry holds that the point has not taken: its lookahead slot and what its channel still queues. */
+export function held(e: RxEntry): number {
+  return (e.slot !== undefined ? 1 : 0) + (e.ch.isOpen && !e.ended ? e.ch.stats().pending : 0);
+}
+
+/**
+ * @internal A graceful disconnect takes `e` off its list: a send waiting for
+ * room on it stops (Endpoint.send sends it again on the list as it is then).
+ * Left waiting, it would hold the channel's close until the receiving end,
+ * gone already, granted room.
+ */
+export function retire(e: TxEntry): void {
+  e.removed = true;
+  e.gone.abort();
+}
+
+/** @internal The signal of a send that waits on `e`: the caller's, and the entry's removal. */
+export function withGone(e: TxEntry, signal: AbortSignal | undefined): AbortSignal {
+  return signal ? AbortSignal.any([signal, e.gone.signal]) : e.gone.signal;
 }

@@ -28,7 +28,12 @@ export async function pipeline(
   fabric: Fabric,
   caps: Caps,
   ams: string,
-  opts: { scope?: 'thread' | 'process'; data?: unknown; relayScope?: 'thread' | 'process' } = {},
+  opts: {
+    scope?: 'thread' | 'process';
+    data?: unknown;
+    relayScope?: 'thread' | 'process';
+    characteristics?: { maxmsg?: number };
+  } = {},
 ): Promise<{ input: Link; output: Link }> {
   const prim = { sendPrimitive: 'queueConditionProcess', receivePrimitive: 'queueConditionProcess' };
   fabric.register({
@@ -46,7 +51,13 @@ export async function pipeline(
   const input = await fabric.connect(null, 'up', { direction: 'aToB' });
   const output = await fabric.connect('down', null, { direction: 'aToB' });
   caps.comprims(prim);
-  await caps.load({ name: ams, location: STAGE, scope: opts.scope ?? 'thread', data: opts.data });
+  await caps.load({
+    name: ams,
+    location: STAGE,
+    scope: opts.scope ?? 'thread',
+    data: opts.data,
+    ...(opts.characteristics ? { characteristics: opts.characteristics } : {}),
+  });
   await caps.execute(ams, { upstream: ['up'], downstream: ['down'] });
   return { input, output };
 }
