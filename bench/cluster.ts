@@ -227,13 +227,17 @@ for (let i = 1; i <= args.count; i += 250) {
   await Promise.all(puts);
   if ((i - 1) % 10_000 === 0) progress(`bucket: ${i + 249} of ${args.count} points`, (i / args.count) * 0.3);
 }
+const bucketWriteS = (performance.now() - tLoad) / 1000;
 await wait(
   `B's replica holds ${args.count} points`,
   300_000,
   async () => (await status(b)).cluster.replica.points >= args.count,
 );
 const replicaLoadS = (performance.now() - tLoad) / 1000;
-progress(`B's replica holds ${args.count} points (${replicaLoadS.toFixed(1)} s from the first put)`);
+progress(
+  `B's replica holds ${args.count} points (${replicaLoadS.toFixed(1)} s from the first put, ` +
+    `${(replicaLoadS - bucketWriteS).toFixed(1)} s after the last put was acknowledged)`,
+);
 
 // The same points in a single daemon's own directory (no cluster), in batches of 1000.
 const single = await daemon('single');
@@ -309,6 +313,8 @@ report(args, 'cluster', rows, 'amix:daemon', {
   daemons: `A ${idA}, B ${idB} (loopback, CURVE peering)`,
   replicaPoints: args.count,
   replicaLoadSeconds: Math.round(replicaLoadS * 10) / 10,
+  // The part of the load after the bench's last put was acknowledged: what B's watch and SQLite still had to apply.
+  replicaLagSeconds: Math.round((replicaLoadS - bucketWriteS) * 10) / 10,
   loadAvg1m: `${loadAtStart} at start, ${loadavg()[0]!.toFixed(2)} at end`,
   label: `cluster points=${args.count}${args.quick ? ' (quick)' : ''} rtts=${args.rtts} servers=${nServers}`,
 });

@@ -73,3 +73,67 @@ t.test(
     }
   },
 );
+
+t.test(
+  'an equality on an attribute (the index fast path) pages like the planned query, whatever its type or density',
+  async (t) => {
+    const dir = new Directory({ path: ':memory:' });
+    t.teardown(() => dir.close());
+    dir.registerPoints(
+      Array.from({ length: N }, (_, i) => ({
+        name: `eq-${i}`,
+        owner: `o${i % 3}`,
+        record: { role: 'receiver' as const },
+        attributes: {
+          region: regions[i % 4]!,
+          tier: i % 10,
+          label: String(i % 10),
+          gpu: i % 3 === 0,
+          ...(i % 5 === 0 ? { secret: { value: 'k', visibility: 'private' as const } } : {}),
+        },
+      })),
+    );
+    // Deleted points leave holes in the sequence: pages must still come in identifier order.
+    for (let i = 0; i < N; i += 7) dir.deletePoint(`eq-${i}`, { as: { owner: 'root', admin: true } });
+    const queries = [
+      'region = "eu-west"',
+      'tier = 3',
+      'label = "3"',
+      'gpu = true',
+      'gpu = false',
+      'secret = "k"',
+      'tier = 11',
+    ];
+    for (const expr of queries) {
+      for (const as of [undefined, { owner: 'o1' }, { owner: 'root', admin: true }]) {
+        const reference = dir.queryLocal(expr, { plan: 'scan', as, limit: N }).points.map((p) => p.id);
+        const got: string[] = [];
+        let more = true;
+        for (let offset = 0; more; offset += 97) {
+          const page = dir.queryLocal(expr, { as, limit: 97, offset });
+          got.push(...page.points.map((p) => p.id));
+          more = page.more;
+          t.equal(
+            page.more,
+            offset + 97 < reference.length,
+            `${expr} as ${as?.owner ?? 'anonymous'}: more at ${offset}`,
+          );
+        }
+        t.same(got, reference, `${expr} as ${as?.owner ?? 'anonymous'}: the same matches, in identifier order`);
+      }
+    }
+    t.same(
+      dir.queryLocal('tier = 3', { limit: N }).points.map((p) => p.id),
+      dir.queryLocal('tier = 3', { plan: 'index', limit: N }).points.map((p) => p.id),
+      'the fast path and the index plan agree',
+    );
+    t.same(dir.queryLocal('label = 3', { limit: N }).points, [], 'a number never equals a string attribute');
+    const secret = dir.queryLocal('secret = "k"', { as: { owner: 'o1' }, limit: N }).points;
+    t.ok(secret.length > 0, 'a private attribute matches for its owner');
+    t.ok(
+      secret.every((p) => p.owner === 'o1'),
+      "and only the owner's points",
+    );
+    t.same(dir.queryLocal('secret = "k"', { limit: N }).points, [], 'never for the anonymous asker');
+  },
+);

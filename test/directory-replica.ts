@@ -106,3 +106,78 @@ t.test('onChange hears each committed put and delete, not a refused write', asyn
   t.same(d.ids(), [id, batch[1]!.id, `${d.id}.4`, `${d.id}.5`], 'ids() lists what is held, in order');
   t.equal(d.count(), 4);
 });
+
+t.test(
+  'replicas answer a federated query from the parsed expression: same pages, order, limits and failures',
+  async (t) => {
+    // Three in-process replicas (the synchronous path) and one behind a plain
+    // async peer (the forwarded path); the merged pages must be the ones a
+    // single directory holding everything would give.
+    const errors: unknown[] = [];
+    const local = new Directory({ path: ':memory:', onPeerError: (err) => errors.push(err) });
+    const ids = ['3' + SRC.slice(1), '1' + SRC.slice(1), '2' + SRC.slice(1), 'f' + SRC.slice(1)];
+    const reps = ids.map((id) => new Directory({ path: ':memory:', replicaOf: id }));
+    t.teardown(() => {
+      local.close();
+      for (const r of reps) r.close();
+    });
+    for (let i = 1; i <= 20; i++)
+      local.registerPoint({
+        name: `own${i}`,
+        owner: 'uid:1',
+        record: { role: 'both' },
+        attributes: { zone: i % 2 ? 'odd' : 'even' },
+      });
+    reps.forEach((r, k) =>
+      r.applyReplica(Array.from({ length: 20 }, (_, i) => point(2 * i + 1 + k, `r${k}-${i}`, i % 2 ? 'odd' : 'even'))),
+    );
+    const [r0, r1, r2, behind] = reps as [Directory, Directory, Directory, Directory];
+    local.addPeer(r0);
+    local.addPeer(r1);
+    // r2 has a peer of its own: it is asked through query() and forwards to `behind`.
+    r2.addPeer(behind);
+    local.addPeer(r2);
+    const everything = [local, ...reps]
+      .flatMap((d) => d.queryLocal('zone = "odd"', { limit: 1000 }).points.map((p) => p.id))
+      .sort((a, b) => {
+        const [da, sa] = a.split('.');
+        const [db, sb] = b.split('.');
+        return da === db ? Number(sa) - Number(sb) : da! < db! ? -1 : 1;
+      });
+    t.equal(everything.length, 50, 'ten odd points in each of the five directories');
+    const pages: string[] = [];
+    for (let offset = 0; offset < 60; offset += 7) {
+      const q = await local.query('zone = "odd"', { limit: 7, offset });
+      pages.push(...q.points.map((p) => p.id));
+      t.equal(q.more, offset + 7 < 50, `more flag at offset ${offset}`);
+    }
+    t.same(pages, everything, 'pages of 7 walk every directory in identifier order, each point once');
+    t.same(
+      (await local.query('zone = "odd" and role = "receiver"', { limit: 3 })).points.map((p) => p.id),
+      everything.filter((id) => !id.startsWith(local.id)).slice(0, 3),
+      'a planned (non-equality) query merges the same way',
+    );
+    t.same(
+      (await local.query('zone = "odd"', { visited: [r1.id], limit: 1000 })).points.filter(
+        (p) => p.directoryId === r1.id,
+      ),
+      [],
+      'a replica already visited is not asked',
+    );
+    t.same(
+      (await local.query('zone = "odd"', { hops: 1, limit: 1000 })).points.filter((p) => p.directoryId === behind.id),
+      [],
+      'the hop budget still stops at the replica with a peer of its own',
+    );
+    await t.rejects(
+      local.query('zone = = "x"'),
+      { code: 'AMIX_ERR_QUERY_SYNTAX' },
+      'a bad query is refused once, up front',
+    );
+    r0.close();
+    const after = await local.query('zone = "odd"', { limit: 1000 });
+    t.equal(after.points.length, 40, 'a closed replica is skipped');
+    t.equal(errors.length, 1, 'and reported to onPeerError');
+    t.match(errors[0], { code: 'AMIX_ERR_CLOSED' }, 'with the reason');
+  },
+);

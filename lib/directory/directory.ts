@@ -17,7 +17,7 @@
  */
 import { AmixError, ErrorCode, describe, invalidArg } from '../core/errors.js';
 import { assertRegistration, type PrimitiveRegistration } from '../core/registry.js';
-import { Federation } from './federation.js';
+import { Federation, QUERY_PARSED } from './federation.js';
 import { parsePointId } from './ids.js';
 import { QueryPlanner } from './planner.js';
 import { parseQuery, type QueryNode } from './query.js';
@@ -355,7 +355,23 @@ export class Directory implements DirectoryPeer {
     if (peers.length === 0) return this.#planner.run(ast, options.as, limit, offset, plan);
     const want = Math.min(offset + limit, MAX_LIMIT);
     const local = this.#planner.run(ast, options.as, want, 0, plan);
-    return this.#federation.query(peers, expr, options, local, want, offset, limit);
+    return this.#federation.query(peers, expr, ast, options, local, want, offset, limit);
+  }
+
+  /**
+   * A query forwarded by an in-process directory, from its parsed `ast`
+   * (see `QUERY_PARSED` in federation.ts): the answer {@link Directory.query}
+   * would give, or undefined when this directory has peers to forward to.
+   * @internal
+   */
+  [QUERY_PARSED](ast: QueryNode, options: QueryOptions): QueryResult | undefined {
+    this.#open();
+    const visited = options.visited ?? [];
+    if (visited.includes(this.id)) return { points: [], more: false };
+    if (this.#federation.targets(options.hops, visited).length > 0) return undefined;
+    if (options.as !== undefined) checkPrincipal(options.as);
+    const { limit, offset } = checkPaging(options);
+    return this.#planner.run(ast, options.as, limit, offset, checkPlan(options.plan));
   }
 
   // -------------------------------------------------------------------------

@@ -7,7 +7,25 @@
  * @module
  */
 import { comparePointIds } from './ids.js';
+import type { QueryNode } from './query.js';
 import type { DirectoryPeer, PointView, QueryOptions, QueryResult, ResolveOptions } from './types.js';
+
+/**
+ * The method by which an in-process peer (a {@link Directory} with no peers
+ * of its own: a cluster's member replica) answers a forwarded query from the
+ * already parsed expression, synchronously: no second parse and no promise
+ * hop per peer. It returns undefined when it would forward further (it has
+ * peers of its own); the caller then asks it through `query` as any peer.
+ */
+export const QUERY_PARSED = Symbol('amix.directory.queryParsed');
+
+/** A peer that can answer a forwarded query from its parsed expression (see {@link QUERY_PARSED}). */
+interface ParsedQueryPeer {
+  [QUERY_PARSED](ast: QueryNode, options: QueryOptions): QueryResult | undefined;
+}
+
+const parsedQueryPeer = (peer: DirectoryPeer): peer is DirectoryPeer & ParsedQueryPeer =>
+  typeof (peer as Partial<ParsedQueryPeer>)[QUERY_PARSED] === 'function';
 
 /** The peers of one directory and how requests are forwarded to them. */
 export class Federation {
@@ -67,13 +85,14 @@ export class Federation {
   }
 
   /**
-   * Ask `peers` for their first `want` matches of `expr` and merge them with
-   * this directory's (`local`, its first `want`) into the page
-   * `offset`..`offset + limit`.
+   * Ask `peers` for their first `want` matches of `expr` (parsed: `ast`) and
+   * merge them with this directory's (`local`, its first `want`) into the
+   * page `offset`..`offset + limit`.
    */
   async query(
     peers: readonly DirectoryPeer[],
     expr: string,
+    ast: QueryNode,
     options: QueryOptions,
     local: QueryResult,
     want: number,
@@ -93,19 +112,36 @@ export class Federation {
       hops: hops - 1,
       visited: [...visited, this.#selfId],
     };
-    const answers = await Promise.all(
-      peers.map(async (peer) => {
+    const failed = (err: unknown, peer: DirectoryPeer): QueryResult => {
+      this.#onPeerError?.(err, peer);
+      return { points: [], more: false };
+    };
+    const ask = async (peer: DirectoryPeer): Promise<QueryResult> => {
+      try {
+        return await peer.query(expr, forward);
+      } catch (err) {
+        return failed(err, peer);
+      }
+    };
+    // In-process peers answer at once from the parsed query; only the others
+    // (remote directories, or a peer with peers of its own) cost a promise.
+    const answers: Array<QueryResult | Promise<QueryResult>> = peers.map((peer) => {
+      if (parsedQueryPeer(peer)) {
         try {
-          return await peer.query(expr, forward);
+          const r = peer[QUERY_PARSED](ast, forward);
+          if (r) return r;
         } catch (err) {
-          this.#onPeerError?.(err, peer);
-          return { points: [], more: false };
+          return failed(err, peer);
         }
-      }),
-    );
+      }
+      return ask(peer);
+    });
+    if (answers.some((a) => a instanceof Promise)) {
+      for (let i = 0; i < answers.length; i++) answers[i] = await answers[i]!;
+    }
     const seen = new Set<string>();
     const merged: PointView[] = [];
-    for (const page of [local, ...answers]) {
+    for (const page of [local, ...(answers as QueryResult[])]) {
       for (const p of page.points) {
         if (seen.has(p.id)) continue;
         seen.add(p.id);
@@ -113,7 +149,7 @@ export class Federation {
       }
     }
     merged.sort((a, b) => comparePointIds(a.id, b.id));
-    const more = merged.length > offset + limit || local.more || answers.some((a) => a.more);
+    const more = merged.length > offset + limit || local.more || (answers as QueryResult[]).some((a) => a.more);
     return { points: merged.slice(offset, offset + limit), more };
   }
 }

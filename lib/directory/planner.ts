@@ -29,6 +29,24 @@ function leaves(node: QueryNode): QueryNode[] {
   return [];
 }
 
+/** The point columns of {@link POINT_COLUMNS}, of the alias `p` (for a join where `seq` is ambiguous). */
+const P_COLUMNS = POINT_COLUMNS.split(', ')
+  .map((c) => `p.${c}`)
+  .join(', ');
+
+/**
+ * True for an equality of a user attribute with a plain literal (no
+ * wildcard): the attribute index holds its matches in sequence order.
+ */
+function isIndexEquality(node: QueryNode): node is Extract<QueryNode, { kind: 'compare' }> {
+  return (
+    node.kind === 'compare' &&
+    node.op === '=' &&
+    isAttributeLeaf(node) &&
+    !(node.value.type === 'string' && node.value.wildcards)
+  );
+}
+
 /** Plans and runs queries on one {@link DirectoryStore}. */
 export class QueryPlanner {
   readonly #store: DirectoryStore;
@@ -118,7 +136,11 @@ export class QueryPlanner {
     offset: number,
     plan: QueryPlan = 'auto',
   ): QueryResult {
+    // An empty directory (a daemon whose points all live in its cluster
+    // replicas) answers without planning or compiling anything.
+    if (this.#store.isEmpty()) return { points: [], more: false };
     const ast = optimizeQuery(parsed);
+    if (plan === 'auto' && isIndexEquality(ast)) return this.#equality(ast, as, limit, offset);
     const drivers =
       plan === 'auto'
         ? this.#plan(ast, offset + limit + 1)
@@ -128,6 +150,39 @@ export class QueryPlanner {
     const store = this.#store;
     const { where, params } = compileQuery(ast, store.id, as, { drivers });
     const sql = `SELECT ${POINT_COLUMNS} FROM points p WHERE ${where} ORDER BY p.seq LIMIT ? OFFSET ?`;
+    const rows = store.statement(sql).all(...params, limit + 1, offset) as PointRow[];
+    const more = rows.length > limit;
+    if (more) rows.pop();
+    return { points: rows.map((r) => store.viewFromRow(r, as)), more };
+  }
+
+  /**
+   * The fast path of the commonest query, `attribute = literal`: the
+   * attribute index (key, type, value, then the table's key seq) holds its
+   * matches in sequence order, so one join walks them in identifier order
+   * and stops at the page's end, whatever their number: no estimate, no
+   * ephemeral list, one statement (the same rows the planned query reads).
+   * A point has at most one row per key, so the join yields each once.
+   */
+  #equality(
+    leaf: Extract<QueryNode, { kind: 'compare' }>,
+    as: Principal | undefined,
+    limit: number,
+    offset: number,
+  ): QueryResult {
+    const store = this.#store;
+    const cond = attributeCondition(leaf);
+    const params = [...cond.params];
+    // The same visibility rule as compileQuery's: a private attribute matches only for its owner and the administrator.
+    let vis = '';
+    if (as === undefined) vis = ' AND a.private = 0';
+    else if (!as.admin) {
+      vis = ' AND (a.private = 0 OR p.owner = ?)';
+      params.push(as.owner);
+    }
+    const sql =
+      `SELECT ${P_COLUMNS} FROM attributes a JOIN points p ON p.seq = a.seq ` +
+      `WHERE ${cond.where}${vis} ORDER BY a.seq LIMIT ? OFFSET ?`;
     const rows = store.statement(sql).all(...params, limit + 1, offset) as PointRow[];
     const more = rows.length > limit;
     if (more) rows.pop();

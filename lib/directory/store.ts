@@ -179,6 +179,7 @@ export class DirectoryStore {
     updatePoint: Database.Statement<[string, string, string, number, number]>;
     dataVersion: Database.Statement<[], { data_version: number }>;
     maxSeq: Database.Statement<[], { seq: number }>;
+    anyPoint: Database.Statement<[], unknown>;
   };
 
   /** Open (creating if needed) the database at `path`, run pending migrations, and create the directory id on first open. */
@@ -226,6 +227,7 @@ export class DirectoryStore {
       updatePoint: db.prepare('UPDATE points SET record = ?, role = ?, attributes = ?, updated_at = ? WHERE seq = ?'),
       dataVersion: db.prepare('PRAGMA data_version') as unknown as Database.Statement<[], { data_version: number }>,
       maxSeq: db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'points'"),
+      anyPoint: db.prepare('SELECT 1 FROM points LIMIT 1').pluck(),
     };
     this.#dataVersion = this.#stmt.dataVersion.get()!.data_version;
     this.#cache = new LRUCache({ max: cacheSize });
@@ -259,6 +261,11 @@ export class DirectoryStore {
   /** Every point's sequence number, in order. */
   allSeqs(): number[] {
     return (this.statement('SELECT seq FROM points ORDER BY seq').all() as Array<{ seq: number }>).map((r) => r.seq);
+  }
+
+  /** True when the directory holds no point. */
+  isEmpty(): boolean {
+    return this.#stmt.anyPoint.get() === undefined;
   }
 
   /** The highest sequence number ever handed out (0 for a new directory). */
