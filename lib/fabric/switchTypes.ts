@@ -30,6 +30,8 @@ export interface SwitchRouteInfo {
   /** Messages forwarded to it, and dropped for it (its link went while they waited). */
   messages: number;
   dropped: number;
+  /** Messages a second forwarded to it over the last second (the switch samples its counters once a second). */
+  msgsPerSec: number;
 }
 
 /** A snapshot of one link of a switch. */
@@ -43,6 +45,9 @@ export interface SwitchPortInfo {
   /** Messages read from it, written to it, waiting in its queue, sources parked on it, dropped. */
   in: number;
   out: number;
+  /** Messages a second read from it and written to it over the last second. */
+  inPerSec: number;
+  outPerSec: number;
   queued: number;
   /** Routes frames waiting for it (at most 32: then one full table replaces them). */
   routesQueued: number;
@@ -50,12 +55,14 @@ export interface SwitchPortInfo {
   dropped: number;
 }
 
-/** What `amix switch show` and `Fabric.switches.show` report; take two and divide by `at` for rates. */
+/** What `amix switch show` and `Fabric.switches.show` report (rates: over the last second, sampled by the switch). */
 export interface SwitchSnapshot {
   switch: string;
   /** When it was taken (ms since the epoch). */
   at: number;
   queueLimit: number;
+  /** Messages a second it forwarded over the last second (the sum of its routes' `msgsPerSec`). */
+  msgsPerSec: number;
   routes: SwitchRouteInfo[];
   ports: SwitchPortInfo[];
   /** Messages the switch accepted but could not route: no route, too many hops, bad header, link gone. */

@@ -23,6 +23,8 @@ export interface SwitchSummary {
   routes: number;
   links: number;
   neighbours: string[];
+  /** Messages a second it forwarded over the last second. */
+  msgsPerSec: number;
   pending: number;
   dropped: number;
 }
@@ -56,6 +58,7 @@ export class SwitchControl {
         routes: s.routes.length,
         links: s.ports.length,
         neighbours: s.ports.flatMap((p) => (p.neighbour ? [p.neighbour] : [])),
+        msgsPerSec: s.msgsPerSec,
         pending: s.pending,
         dropped: d.unknown + d.hops + d.bad + d.gone,
       });
