@@ -645,11 +645,20 @@ const verbs: Record<string, Verb> = {
   },
   'switch ls': {
     usage:
-      'amix switch ls [--json]   the running switch points (location amix:switch): routes, links, neighbours, msgs/s, pending, dropped',
+      'amix switch ls [--json]   the running switch points (location amix:switch): routes, links, neighbours, msgs/s, pending, dropped;\n' +
+      '  then the running trunk points (amix:trunk): state, peer, local and remote switch, msgs per frame, msgs/s, pending, dropped.\n' +
+      '  --json: one array, each row with kind "switch" or "trunk".',
     async run(_, v) {
-      await simple(v, 'switch.ls', {}, (r: Array<Record<string, unknown>>) =>
-        table(r, ['switch', 'scope', 'pid', 'routes', 'links', 'neighbours', 'msgsPerSec', 'pending', 'dropped']),
-      );
+      await simple(v, 'switch.ls', {}, (r: Array<Record<string, unknown>>) => {
+        const sw = table(
+          r.filter((x) => x.kind !== 'trunk'),
+          ['switch', 'scope', 'pid', 'routes', 'links', 'neighbours', 'msgsPerSec', 'pending', 'dropped'],
+        );
+        const tr = r.filter((x) => x.kind === 'trunk');
+        if (tr.length === 0) return sw;
+        const cols = ['trunk', 'scope', 'pid', 'state', 'peer', 'localSwitch', 'remoteSwitch', 'msgsPerFrame'];
+        return `${sw}\ntrunks:\n${table(tr, [...cols, 'msgsPerSec', 'pending', 'dropped'])}`;
+      });
     },
   },
   'switch show': {
@@ -666,7 +675,7 @@ const verbs: Record<string, Verb> = {
           const t = x as TrunkSnapshot;
           return (
             `trunk ${t.trunk}: ${t.state}, ${t.localSwitch ?? '?'} <-> ${t.remoteSwitch ?? '?'} (peer ${t.peer ?? 'not yet known'}, key ${t.peerKey})\n` +
-            `out: ${t.framesOut} frames, ${t.msgsOut} messages (${t.msgsPerFrame} per frame); in: ${t.framesIn} frames, ${t.msgsIn} messages\n` +
+            `out: ${t.framesOut} frames, ${t.msgsOut} messages (${t.msgsPerFrame} per frame, ${t.msgsOutPerSec}/s); in: ${t.framesIn} frames, ${t.msgsIn} messages (${t.msgsInPerSec}/s)\n` +
             `ups ${t.ups}, downs ${t.downs}, retransmits ${t.retransmits}, pending ${t.pending}; dropped: ${t.dropped.down} while down, ${t.dropped.bad} bad` +
             (t.lastError ? `\nlast error: ${t.lastError.code} ${t.lastError.message}` : '')
           );

@@ -91,6 +91,9 @@ export interface TrunkSnapshot {
   framesIn: number;
   msgsIn: number;
   msgsPerFrame: number;
+  /** Switch frames a second out over the trunk and in from it, over the last second (sampled once a second). */
+  msgsOutPerSec: number;
+  msgsInPerSec: number;
   /** Times the trunk came up, went down; trunk frames the zeromq channel sent again after a reconnect. */
   ups: number;
   downs: number;

@@ -127,6 +127,9 @@ export class TrunkPoint {
   readonly #drops = { down: 0, bad: 0 };
   #lastError: TrunkSnapshot['lastError'];
   #open = true;
+  /** Rates: the message counters at the last sample (once a second), and what moved in the second before. */
+  #seen = { out: 0, in: 0 };
+  #rate = { out: 0, in: 0 };
 
   constructor(end: PointContext, o: Awaited<ReturnType<typeof trunkOptions>>) {
     this.#end = end;
@@ -172,9 +175,20 @@ export class TrunkPoint {
     });
     for (const e of this.#end.senderList) take(e.link);
     if (o.connect) this.#dial(o.connect);
+    let at = performance.now();
+    const rates = setInterval(() => {
+      const k = 1000 / Math.max(1, performance.now() - at);
+      at = performance.now();
+      this.#rate = {
+        out: Math.round((this.#s.msgsOut - this.#seen.out) * k),
+        in: Math.round((this.#s.msgsIn - this.#seen.in) * k),
+      };
+      this.#seen = { out: this.#s.msgsOut, in: this.#s.msgsIn };
+    }, 1000).unref();
     try {
       await this.#poll();
     } finally {
+      clearInterval(rates);
       this.#open = false;
       // Nothing to drain: its switch keeps every sequenced frame until the far switch acknowledges it.
       const gone = new Error('trunk point terminating');
@@ -198,6 +212,8 @@ export class TrunkPoint {
       ...s,
       retransmits: s.retransmits + ((this.#tx?.stats() as { resent?: number } | undefined)?.resent ?? 0),
       msgsPerFrame: s.framesOut > 0 ? Math.round((s.msgsOut / s.framesOut) * 100) / 100 : 0,
+      msgsOutPerSec: this.#rate.out,
+      msgsInPerSec: this.#rate.in,
       dropped: { ...this.#drops },
       pending: this.#pending.length,
       ...(this.#lastError ? { lastError: this.#lastError } : {}),
