@@ -21,7 +21,6 @@
  * @module
  */
 import { invalidArg } from '../core/errors.js';
-import type { Endpoint } from './endpoint.js';
 import type { PointContext } from './host.js';
 import {
   SWITCH_MAX_HOPS,
@@ -33,7 +32,7 @@ import {
   type SwitchRoutes,
 } from './switchFrame.js';
 import { RESEND_AFTER_MS, SWITCH_ACK, SWITCH_SEQ, TRUNK_WINDOW, TrunkFlows, type InFlow } from './switchTrunk.js';
-import type { SwitchOptions, SwitchSnapshot } from './switchTypes.js';
+import type { SwitchHost, SwitchOptions, SwitchSnapshot } from './switchTypes.js';
 import { sampler, snapshotOf } from './switchStats.js';
 import {
   CTL_LIMIT,
@@ -48,11 +47,11 @@ import {
   type Route,
 } from './switchParts.js';
 
-export type { SwitchOptions, SwitchPortInfo, SwitchRouteInfo, SwitchSnapshot } from './switchTypes.js';
+export type { SwitchHost, SwitchOptions, SwitchPortInfo, SwitchRouteInfo, SwitchSnapshot } from './switchTypes.js';
 
 /** The switch over one endpoint. */
 export class Switch {
-  readonly #end: Endpoint;
+  readonly #end: SwitchHost;
   readonly #me: string;
   readonly #limit: number;
   readonly #batch: number;
@@ -76,7 +75,7 @@ export class Switch {
    * Route over `end` as switch `name` (its instance name: what paths hold). Links already on its lists
    * are taken over; later ones as they are added. `AMIX_ERR_INVALID_ARG` for a bad option.
    */
-  constructor(end: Endpoint, name: string, options: SwitchOptions = {}) {
+  constructor(end: SwitchHost, name: string, options: SwitchOptions = {}) {
     this.#end = end;
     this.#me = name;
     this.#limit = positive('queueLimit', options.queueLimit, 256);
@@ -469,6 +468,7 @@ export class Switch {
 
   /** The best route to `dest` now: attached here first, else the shortest path a neighbour offers. */
   #recompute(dest: string): void {
+    if (dest === this.#me) return; // a switch is no destination of its own (a trunk point's engine's relay)
     let best: { port: Port; path: string[] } | undefined;
     for (const p of this.#ports.values())
       if (p.tx && !p.neighbour && p.peer === dest) {

@@ -5,7 +5,24 @@
  *
  * @module
  */
+import type { Channel } from '../core/channel.js';
 import type { TrunkFlowStats } from './switchTrunk.js';
+
+/**
+ * What a switch needs of the point it runs in (an `Endpoint` is one): its link lists and their channels,
+ * its `linkAdded` events, a place for its `switch` service, and where its `route` events go. A trunk point in
+ * point mode hands a switch one of its own (its real links plus an in-process one to itself).
+ */
+export interface SwitchHost {
+  readonly senderList: ReadonlyArray<{ link: string; peer: string }>;
+  readonly receiverList: ReadonlyArray<{ link: string; peer: string }>;
+  channels(link: string): { tx: Channel[]; rx: Channel[] };
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- an EventEmitter's listener signature
+  on(event: 'event', listener: (e: any) => void): unknown;
+  emit(event: 'event', e: Record<string, unknown>): boolean;
+  readonly services: Map<string, (request: Record<string, unknown>) => unknown>;
+  readonly closed: Promise<unknown>;
+}
 
 /** Options of a switch, from its registration's `data`. */
 export interface SwitchOptions {
@@ -103,4 +120,7 @@ export interface TrunkSnapshot {
   /** Switch frames waiting for the local switch to take them (at most `window` trunk frames' worth). */
   pending: number;
   lastError?: { code: string; message: string };
+  /** What its links go to (`data.trunk.attach`); in point mode, its switch engine's snapshot. */
+  attach: 'switch' | 'point';
+  engine?: SwitchSnapshot;
 }

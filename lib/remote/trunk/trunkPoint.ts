@@ -33,6 +33,7 @@ import { isCurveKey, loadKeyPair, type CurveKeyPair } from '../../../primitives/
 import { maxFrameBytesFor } from '../../../primitives/zeromq/wire.js';
 import type { TrunkSnapshot } from '../../fabric/switchTypes.js';
 import { BatchWriter, decodeTrunkFrame, encodeHello } from './trunkFrame.js';
+import { startPointMode, type PointMode } from './trunkAttach.js';
 
 /** Options of a trunk point (its registration's `data.trunk`). */
 export interface TrunkOptions {
@@ -53,6 +54,11 @@ export interface TrunkOptions {
   /** Heartbeat interval and timeout of the trunk's sockets: how soon a silent peer counts as lost. Defaults 200, 1000 ms. */
   heartbeatMs?: number;
   heartbeatTimeoutMs?: number;
+  /**
+   * What this side's links go to: `switch` (default: one switch, which sequences and acknowledges) or
+   * `point` (points linked to the trunk point itself; it runs a switch engine for them in its process).
+   */
+  attach?: 'switch' | 'point';
 }
 
 const TRUNK_DEFAULTS = { listen: 'tcp://127.0.0.1:*', batchBytes: 65_536, window: 1024, hb: 200, hbTimeout: 1000 };
@@ -91,8 +97,11 @@ export async function trunkOptions(data: unknown): Promise<
       throw invalidArg(`data.trunk.${k}`, 'must be tcp://host:port', v);
     return v;
   };
+  if (o.attach !== undefined && o.attach !== 'switch' && o.attach !== 'point')
+    throw invalidArg('data.trunk.attach', "must be 'switch' or 'point'", o.attach);
   return {
     ...keys,
+    attach: o.attach ?? 'switch',
     peerKey: o.peerKey,
     listen: ep('listen', o.listen) ?? TRUNK_DEFAULTS.listen,
     ...(o.connect !== undefined ? { connect: ep('connect', o.connect) } : {}),
@@ -130,6 +139,8 @@ export class TrunkPoint {
   /** Rates: the message counters at the last sample (once a second), and what moved in the second before. */
   #seen = { out: 0, in: 0 };
   #rate = { out: 0, in: 0 };
+  /** Point mode: the switch engine for the points linked here, and the rings to it. */
+  #pm: PointMode | undefined;
 
   constructor(end: PointContext, o: Awaited<ReturnType<typeof trunkOptions>>) {
     this.#end = end;
@@ -170,10 +181,18 @@ export class TrunkPoint {
         }),
       );
     };
-    this.#end.on('event', (e: { type: string; link: string }) => {
-      if (e.type === 'linkAdded') take(e.link);
-    });
-    for (const e of this.#end.senderList) take(e.link);
+    if (o.attach === 'point') {
+      // The engine is this side's switch: the relay's "switch link" is the rings to it, never a fabric link.
+      const mark = { switch: this.#end.instance, trunk: this.#end.instance, full: true, add: [] };
+      this.#pm = await startPointMode(this.#end, this.#reg, this.#sizes(), encodeSwitchRoutes(mark));
+      this.#swTx = this.#pm.toEngine;
+      this.#swRx = this.#pm.fromEngine;
+    } else {
+      this.#end.on('event', (e: { type: string; link: string }) => {
+        if (e.type === 'linkAdded') take(e.link);
+      });
+      for (const e of this.#end.senderList) take(e.link);
+    }
     if (o.connect) this.#dial(o.connect);
     let at = performance.now();
     const rates = setInterval(() => {
@@ -193,6 +212,7 @@ export class TrunkPoint {
       // Nothing to drain: its switch keeps every sequenced frame until the far switch acknowledges it.
       const gone = new Error('trunk point terminating');
       await Promise.all([this.#rx.destroy(gone), this.#tx?.destroy(gone)].map((p) => p?.catch(() => {})));
+      await this.#pm?.close();
       await this.#reg.close().catch(() => {});
     }
   }
@@ -217,6 +237,8 @@ export class TrunkPoint {
       dropped: { ...this.#drops },
       pending: this.#pending.length,
       ...(this.#lastError ? { lastError: this.#lastError } : {}),
+      attach: this.#o.attach,
+      ...(this.#pm ? { engine: this.#pm.snapshot() } : {}),
     };
   }
 
@@ -293,6 +315,10 @@ export class TrunkPoint {
     if (this.#state === 'up') return;
     this.#state = 'up';
     this.#s.ups++;
+    // The far point hears the local table whole now: what the local switch said while the trunk was not up
+    // was only noted, and a far point that has heard nothing yet counts the trunk up on this first batch.
+    if (this.#localSwitch)
+      this.#w.add(encodeSwitchRoutes({ switch: this.#localSwitch, full: true, add: [...this.#table] }));
     this.#end.emit('event', { type: 'trunk', up: true, trunk: this.#end.instance, peer: this.#txEndpoint ?? '' });
   }
 
