@@ -20,6 +20,7 @@
  *
  * @module
  */
+import type { Channel } from '../core/channel.js';
 import { invalidArg } from '../core/errors.js';
 import type { PointContext } from './host.js';
 import {
@@ -144,8 +145,10 @@ export class Switch {
     }
     if (p[side] === ch) return;
     p[side] = ch;
+    // A new sending channel on a known link (its peer restarted and was linked again) hears the full table again.
+    if (side === 'tx') p.synced = false;
     const port = p;
-    void ch.closed.then(() => this.#gone(port, side));
+    void ch.closed.then(() => this.#gone(port, side, ch));
     // A trunk point that died is seen at once (before any restart re-links it): its routes go, its flows move.
     ch.on('event', (e: { type: string }) => {
       if (e.type === 'peerLost' && port.trunk && port.learned.size > 0) {
@@ -184,8 +187,9 @@ export class Switch {
     this.#kick();
   }
 
-  #gone(p: Port, side: 'tx' | 'rx'): void {
-    if (p[side] === undefined) return;
+  #gone(p: Port, side: 'tx' | 'rx', ch: Channel): void {
+    // An old channel's close that comes after its link was made again must not take the new channel.
+    if (p[side] !== ch) return;
     p[side] = undefined;
     if (side === 'tx') {
       let lost = 0;
@@ -443,6 +447,11 @@ export class Switch {
     }
     const touched = new Set<string>();
     if (r.trunk) p.trunk = r.trunk;
+    // A trunk point that started again (behind a broker its restart is not seen otherwise) hears the full table.
+    if (r.sync) {
+      p.synced = false;
+      this.#sync(p);
+    }
     if (!p.neighbour) {
       p.neighbour = r.switch;
       // A switch is no destination of its own.

@@ -70,19 +70,21 @@ export { freePort } from './daemon.js';
  * `a`) and `names[1]` (listening on a loopback port, linked to `b`), each in a process of its own,
  * each allowing only the other's key. Resolves with the two key pairs (`k1` is `names[0]`'s).
  * `b` null: `names[1]` is in point mode (`attach: 'point'`), linked to nothing yet (link points to it).
+ * `restart`: both restarted by their supervisor when they die.
  */
 export async function trunkPair(
   fabric: Awaited<ReturnType<typeof makeFabric>>['fabric'],
   a: string,
   b: string | null,
   names: readonly [string, string] = ['TTP-1', 'TTP-2'],
+  restart = false,
 ): Promise<{ k1: CurveKeyPair; k2: CurveKeyPair }> {
   const { TRUNK_LOCATION } = await import('../../dist/lib/index.js');
   const { generateKeyPair } = await import('../../dist/lib/internal.js');
   const { freePort } = await import('./daemon.js');
   const [k1, k2] = [generateKeyPair(), generateKeyPair()];
   const listen = `tcp://127.0.0.1:${await freePort()}`;
-  const proc = { scope: 'process' as const };
+  const proc = { scope: 'process' as const, ...(restart ? { restart } : {}) };
   fabric.register({
     name: names[1],
     location: TRUNK_LOCATION,

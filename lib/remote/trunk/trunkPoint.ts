@@ -176,6 +176,7 @@ export class TrunkPoint {
         encodeSwitchRoutes({
           switch: this.#remoteSwitch ?? this.#end.instance,
           trunk: this.#end.instance,
+          sync: true,
           full: true,
           add: this.#state === 'up' ? [...this.#remote] : [],
         }),
