@@ -78,9 +78,10 @@ t.test('TCP-1, TCP-2 -> TCS-1 -> TTP-1 = TTP-2 -> TCP-5: both ways, true sender,
     { state: 'up', localSwitch: 'TTP-2', remoteSwitch: 'TCS-1' },
   );
 
-  // Kill -9 TTP-1 under load both ways. With one trunk the routes go while it is down, so a send in the
-  // outage is refused (AMIX_ERR_UNKNOWN_POINT: each load stops there); what was accepted before is kept by
-  // TCS-1 and by TTP-2's engine and sent again once the restarted TTP-1's trunk is up: it arrives once, in order.
+  // Kill -9 TTP-1 under load both ways. With one trunk TCS-1's routes through it go while it is down, so a
+  // send in the outage may be refused (AMIX_ERR_UNKNOWN_POINT: the load stops there); what was accepted before
+  // is kept by TCS-1 and by TTP-2's engine and sent again once the restarted TTP-1's trunk is up: it arrives
+  // once, in order.
   const k = 2000;
   const base5 = drv['TCP-5']!.reports.length;
   const base1 = drv['TCP-1']!.reports.length;
@@ -109,10 +110,22 @@ t.test('TCP-1, TCP-2 -> TCS-1 -> TTP-1 = TTP-2 -> TCP-5: both ways, true sender,
   ] as const) {
     const got = await closed(d, base, tag === 'k1' ? 'last1' : 'last5');
     t.ok(got.length >= (tag === 'k1' ? 40 : 1), `${got.length} of ${from}'s messages arrived`);
-    t.same(
-      got.map((r) => `${r.from} ${r.got}`),
-      seq(tag, got.length).map((x) => `${from} ${x}`),
-      `across the TTP-1 restart: ${from}'s accepted messages, once, in order, none missing`,
+    t.ok(
+      got.every((r) => r.from === from && r.got!.startsWith(`${tag}:`)),
+      `each from ${from} itself`,
+    );
+    const idx = got.map((r) => Number(r.got!.slice(tag.length + 1)));
+    t.ok(
+      idx.every((x, i) => i === 0 || x > idx[i - 1]!),
+      `across the TTP-1 restart: ${from}'s messages in order, none twice`,
+    );
+    // None missing either, but for what its switch counted as unroutable: a message sent in the moment
+    // between its switch withdrawing the destination and the sender hearing of it (documented, counted).
+    const sw = tag === 'k1' ? await fabric.switches.show('TCS-1') : (await fabric.switches.trunk('TTP-2')).engine!;
+    const missing = idx.length === 0 ? 0 : idx.at(-1)! + 1 - idx.length;
+    t.ok(
+      missing <= sw.dropped.unknown,
+      `${missing} missing, ${sw.dropped.unknown} counted as unroutable at ${sw.switch}`,
     );
   }
   t.equal((await fabric.switches.trunk('TTP-1')).state, 'up', 'the restarted TTP-1 is up');

@@ -125,6 +125,9 @@ export class TrunkPoint {
   #state: TrunkSnapshot['state'] = 'connecting';
   #remoteSwitch: string | undefined;
   #localSwitch: string | undefined;
+  /** The local switch's full table arrived (until then the far side keeps what it knew: an empty table would
+   * withdraw every route for a moment, and the far switch would drop what it is sent meanwhile as unroutable). */
+  #tableKnown = false;
   /** The local switch's table as its routes frames told it: sent whole to the far point whenever the trunk comes up. */
   readonly #table = new Map<string, string[]>();
   /** The far switch's table as relayed: told whole to a new link to the local switch. */
@@ -303,7 +306,8 @@ export class TrunkPoint {
     if (!tx) return;
     const add = [...this.#table];
     const frames = [encodeHello(String((this.#rx.address as { endpoint?: string }).endpoint))];
-    if (this.#localSwitch) frames.push(encodeSwitchRoutes({ switch: this.#localSwitch, full: true, add }));
+    if (this.#localSwitch && this.#tableKnown)
+      frames.push(encodeSwitchRoutes({ switch: this.#localSwitch, full: true, add }));
     // The hello goes alone (the far point reads it before the table that follows in a batch).
     tx.trySend(frames[0]!);
     if (frames[1]) {
@@ -318,7 +322,7 @@ export class TrunkPoint {
     this.#s.ups++;
     // The far point hears the local table whole now: what the local switch said while the trunk was not up
     // was only noted, and a far point that has heard nothing yet counts the trunk up on this first batch.
-    if (this.#localSwitch)
+    if (this.#localSwitch && this.#tableKnown)
       this.#w.add(encodeSwitchRoutes({ switch: this.#localSwitch, full: true, add: [...this.#table] }));
     this.#end.emit('event', { type: 'trunk', up: true, trunk: this.#end.instance, peer: this.#txEndpoint ?? '' });
   }
@@ -511,6 +515,7 @@ export class TrunkPoint {
     const r = decodeSwitchFrame(f);
     if (r?.kind !== 'routes') return;
     if (r.switch) this.#localSwitch = r.switch;
+    if (r.full) this.#tableKnown = true;
     if (r.full) this.#table.clear();
     for (const d of r.del ?? []) this.#table.delete(d);
     for (const [d, path] of r.add ?? []) this.#table.set(d, path);
