@@ -638,19 +638,28 @@ const verbs: Record<string, Verb> = {
   },
   'switch ls': {
     usage:
-      'amix switch ls [--json]   the running switch points (location amix:switch): routes, links, neighbours, pending, dropped',
+      'amix switch ls [--json]   the running switch points (location amix:switch): routes, links, neighbours, msgs/s, pending, dropped;\n' +
+      '  then the running trunk points (amix:trunk): state, peer, local and remote switch, msgs per frame, msgs/s, pending, dropped.\n' +
+      '  --json: one array, each row with kind "switch" or "trunk".',
     async run(_, v) {
-      await simple(v, 'switch.ls', {}, (r: Array<Record<string, unknown>>) =>
-        table(r, ['switch', 'scope', 'pid', 'routes', 'links', 'neighbours', 'pending', 'dropped']),
-      );
+      await simple(v, 'switch.ls', {}, (r: Array<Record<string, unknown>>) => {
+        const sw = table(
+          r.filter((x) => x.kind !== 'trunk'),
+          ['switch', 'scope', 'pid', 'routes', 'links', 'neighbours', 'msgsPerSec', 'pending', 'dropped'],
+        );
+        const tr = r.filter((x) => x.kind === 'trunk');
+        if (tr.length === 0) return sw;
+        const cols = ['trunk', 'scope', 'pid', 'state', 'peer', 'localSwitch', 'remoteSwitch', 'msgsPerFrame'];
+        return `${sw}\ntrunks:\n${table(tr, [...cols, 'msgsPerSec', 'pending', 'dropped'])}`;
+      });
     },
   },
   'switch show': {
     usage:
-      "amix switch show NAME [--json]   a switch's routes (destination, link, next hop, hops, messages, dropped) and links\n" +
+      "amix switch show NAME [--json]   a switch's routes (destination, link, next hop, hops, messages, msgs/s, dropped) and links\n" +
       '  (or, for a trunk point, its trunk: state, peer, frames and messages per frame each way, retransmits, drops)\n' +
-      '  (messages in and out, queued, sources parked, dropped); NAME is a point name or directory id.\n' +
-      '  Rates: take two --json snapshots and divide the counters\' difference by the difference of "at" (ms).',
+      '  (messages in and out, msgs/s in and out, queued, sources parked, dropped); NAME is a point name or directory id.\n' +
+      '  Rates (msgsPerSec, inPerSec, outPerSec) are over the last second: the switch samples its counters once a second.',
     min: 1,
     max: 1,
     async run([name], v) {
@@ -659,7 +668,7 @@ const verbs: Record<string, Verb> = {
           const t = x as TrunkSnapshot;
           return (
             `trunk ${t.trunk}: ${t.state}, ${t.localSwitch ?? '?'} <-> ${t.remoteSwitch ?? '?'} (peer ${t.peer ?? 'not yet known'}, key ${t.peerKey})\n` +
-            `out: ${t.framesOut} frames, ${t.msgsOut} messages (${t.msgsPerFrame} per frame); in: ${t.framesIn} frames, ${t.msgsIn} messages\n` +
+            `out: ${t.framesOut} frames, ${t.msgsOut} messages (${t.msgsPerFrame} per frame, ${t.msgsOutPerSec}/s); in: ${t.framesIn} frames, ${t.msgsIn} messages (${t.msgsInPerSec}/s)\n` +
             `ups ${t.ups}, downs ${t.downs}, retransmits ${t.retransmits}, pending ${t.pending}; dropped: ${t.dropped.down} while down, ${t.dropped.bad} bad` +
             (t.lastError ? `\nlast error: ${t.lastError.code} ${t.lastError.message}` : '')
           );
@@ -667,12 +676,12 @@ const verbs: Record<string, Verb> = {
         const r = x as SwitchSnapshot;
         const d = r.dropped;
         return (
-          `switch ${r.switch}: ${r.routes.length} routes, ${r.ports.length} links, ${r.pending} pending ` +
+          `switch ${r.switch}: ${r.routes.length} routes, ${r.ports.length} links, ${r.msgsPerSec} msgs/s, ${r.pending} pending ` +
           `(queue limit ${r.queueLimit}); dropped: ${d.unknown} no route, ${d.hops} too many hops, ${d.bad} bad header, ` +
           `${d.gone} link gone\nroutes:\n${table(
             r.routes.map((y) => ({ ...y, path: y.path.join('>'), suspended: y.suspended ? 'yes' : '' })),
-            ['dest', 'link', 'nextHop', 'hops', 'path', 'messages', 'dropped', 'suspended'],
-          )}\nlinks:\n${table(r.ports as unknown as Array<Record<string, unknown>>, ['link', 'peer', 'neighbour', 'trunk', 'in', 'out', 'queued', 'parked', 'dropped'])}` +
+            ['dest', 'link', 'nextHop', 'hops', 'path', 'messages', 'msgsPerSec', 'dropped', 'suspended'],
+          )}\nlinks:\n${table(r.ports as unknown as Array<Record<string, unknown>>, ['link', 'peer', 'neighbour', 'trunk', 'in', 'out', 'inPerSec', 'outPerSec', 'queued', 'parked', 'dropped'])}` +
           `\ntrunk flows: ${r.trunk.sent} sent, ${r.trunk.retransmits} re-sent, ${r.trunk.acked} acknowledged, ${r.trunk.kept} kept (window ${r.trunk.window}); ${r.trunk.accepted} in, ${r.trunk.duplicates} duplicates, ${r.trunk.gaps} gaps`
         );
       });

@@ -64,6 +64,7 @@ export type {
   SwitchPortInfo,
   SwitchSummary,
   TrunkSnapshot,
+  TrunkSummary,
 } from './fabric/switches.js';
 export { Fabric, Link, CALLER } from './fabric/fabric.js';
 export type {

@@ -209,4 +209,32 @@ t.test('suspend and resume a route', async (t) => {
   );
   await t.rejects(fabric.switches.suspendRoute('TCS-1', 'nobody'), { code: 'AMIX_ERR_UNKNOWN_POINT' });
   await t.rejects(fabric.switches.show('A'), { code: 'AMIX_ERR_UNKNOWN_POINT' }, 'A is no switch');
+
+  // Rates: the switch samples its counters once a second. A paced flow A -> C reports about the rate two
+  // snapshots measure; the idle route to B reports 0; C's route falls back to 0 once the flow ends.
+  const { drv: c } = await attach(fabric, 'C', 'TCS-1');
+  t.match(await a.cmd({ op: 'route', to: 'C', present: true }), { ok: true });
+  let flowing = true;
+  const sent = a.cmd({ op: 'send', to: 'C', n: 2000, tag: 'r', pace: 20 }).finally(() => (flowing = false));
+  const route = (s: Awaited<ReturnType<typeof fabric.switches.show>>, d: string) => s.routes.find((r) => r.dest === d)!;
+  while (route(await fabric.switches.show('TCS-1'), 'C').msgsPerSec === 0) await new Promise((r) => setTimeout(r, 50));
+  const r1 = await fabric.switches.show('TCS-1');
+  await new Promise((r) => setTimeout(r, 1500)); // the measuring window, not a synchronisation
+  const r2 = await fabric.switches.show('TCS-1');
+  t.ok(flowing, 'the flow was still going at the second snapshot');
+  const measured = ((route(r2, 'C').messages - route(r1, 'C').messages) * 1000) / (r2.at - r1.at);
+  const reported = route(r2, 'C').msgsPerSec;
+  t.ok(
+    reported >= measured * 0.4 && reported <= measured * 2.5,
+    `route to C: ${reported} msgs/s reported, ${Math.round(measured)} measured over 1.5 s`,
+  );
+  t.equal(route(r2, 'B').msgsPerSec, 0, 'the idle route reports 0');
+  t.ok(r2.msgsPerSec >= reported, 'the switch total counts it');
+  t.ok(r2.ports.find((p) => p.peer === 'C')!.outPerSec > 0, 'the port to C has an out rate');
+  t.ok(r2.ports.find((p) => p.peer === 'A')!.inPerSec > 0, 'the port from A has an in rate');
+  t.match(await sent, { ok: true });
+  for (;;) if ((await c.cmd({ op: 'count' })).count === 2000) break;
+  while (route(await fabric.switches.show('TCS-1'), 'C').msgsPerSec !== 0) await new Promise((r) => setTimeout(r, 100));
+  t.pass('the route to C is back at 0 once idle');
+  t.match(await fabric.switches.ls(), [{ switch: 'TCS-1', msgsPerSec: 0 }]);
 });

@@ -86,10 +86,22 @@ t.test('¶363 on loopback: TCP-1..4 reach TCP-5..7 through TCS-1, TTP-1, TTL-1, 
   t.ok(tr.msgsPerFrame > 1, `${tr.msgsPerFrame} switch frames per trunk frame on average (more than 1 under load)`);
   t.comment(`TTP-1: ${tr.framesOut} trunk frames for ${tr.msgsOut} switch frames`);
   t.same((await fabric.switches.trunks()).map((x) => x.trunk).sort(), ['TTP-1', 'TTP-2']);
+  const ls = await fabric.switches.ls();
   t.same(
-    (await fabric.switches.ls()).map((x) => x.switch).sort(),
-    ['TCS-1', 'TCS-2'],
-    'switch ls lists the switches, not the trunk points',
+    ls.map((x) => `${x.kind} ${x.kind === 'switch' ? x.switch : x.trunk}`).sort(),
+    ['switch TCS-1', 'switch TCS-2', 'trunk TTP-1', 'trunk TTP-2'],
+    'switch ls lists the switches, then the trunk points',
+  );
+  t.match(
+    ls.find((x) => x.kind === 'trunk' && x.trunk === 'TTP-1'),
+    { state: 'up', localSwitch: 'TCS-1', remoteSwitch: 'TCS-2', scope: 'process', pending: 0, dropped: 0 },
+    'a trunk row: state, local and remote switch',
+  );
+  t.ok((ls.find((x) => x.kind === 'trunk' && x.trunk === 'TTP-1') as { msgsPerFrame: number }).msgsPerFrame > 1);
+  t.type(
+    ls.find((x) => x.kind === 'trunk' && x.trunk === 'TTP-2')?.peer,
+    'string',
+    'the listening side knows its peer',
   );
 
   // Identity is the key: a client with another key is refused by TTP-2's receiving end.

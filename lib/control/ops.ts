@@ -14,7 +14,7 @@ import type { DisconnectOptions, FabricEvent, InstanceInfo, LinkInfo } from '../
 import type { Direction, PointRegistrationInput, PointScope } from '../fabric/point.js';
 import type { HostEvent } from '../fabric/hostProtocol.js';
 import type { HostExit } from '../fabric/pointHost.js';
-import type { SwitchSnapshot, SwitchSummary, TrunkSnapshot } from '../fabric/switches.js';
+import type { SwitchSnapshot, SwitchSummary, TrunkSnapshot, TrunkSummary } from '../fabric/switches.js';
 import type { PrincipalInfo } from './principals.js';
 import type { ControlGuardStats } from './guard.js';
 import type { PeeringStatus, RemoteEvent, RemoteLinkInfo } from '../remote/types.js';
@@ -195,8 +195,8 @@ export interface DaemonOps {
   peers: { args: Empty; result: PeeringStatus | { peers: never[] } };
   reconnect: { args: { name: string }; result: InstanceInfo[] };
   execute: { args: { name: string }; result: InstanceInfo };
-  /** Every running switch point, one summary each (`amix switch ls`). */
-  'switch.ls': { args: Empty; result: SwitchSummary[] };
+  /** Every running switch point, then every running trunk point, one summary each (`amix switch ls`). */
+  'switch.ls': { args: Empty; result: Array<SwitchSummary | TrunkSummary> };
   /** A switch's routes, links and counters, or a trunk point's trunk (`amix switch show`); `name` is a point name or directory id. */
   'switch.show': { args: { name: string }; result: SwitchSnapshot | TrunkSnapshot };
   /** Hold a switch's messages for `dest` (owner or administrator). */

@@ -47,6 +47,8 @@ export interface SwitchRoutes {
   switch?: string;
   /** Set by a trunk point on what it relays to its switch: its own name (the port is a trunk port). */
   trunk?: string;
+  /** Set by a trunk point on its first frame to a switch (a new instance knows nothing): send me your full table. */
+  sync?: boolean;
   full?: boolean;
   add?: Array<[string, string[]]>;
   del?: string[];
@@ -145,6 +147,7 @@ export function decodeSwitchFrame(f: Uint8Array): SwitchData | SwitchRoutes | un
         kind: 'routes',
         ...(typeof r.switch === 'string' ? { switch: r.switch } : {}),
         ...(typeof r.trunk === 'string' ? { trunk: r.trunk } : {}),
+        ...(r.sync === true ? { sync: true } : {}),
         ...(r.full === true ? { full: true } : {}),
         ...(add ? { add } : {}),
         ...(del ? { del } : {}),

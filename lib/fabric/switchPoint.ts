@@ -22,7 +22,6 @@
  */
 import type { Channel } from '../core/channel.js';
 import { invalidArg } from '../core/errors.js';
-import type { Endpoint } from './endpoint.js';
 import type { PointContext } from './host.js';
 import {
   SWITCH_MAX_HOPS,
@@ -34,47 +33,26 @@ import {
   type SwitchRoutes,
 } from './switchFrame.js';
 import { RESEND_AFTER_MS, SWITCH_ACK, SWITCH_SEQ, TRUNK_WINDOW, TrunkFlows, type InFlow } from './switchTrunk.js';
-import type { SwitchOptions, SwitchPortInfo, SwitchSnapshot } from './switchTypes.js';
-import { CTL_LIMIT, IDLE_YIELD_MS, immediate, noSuspend, positive, sleep } from './switchParts.js';
+import type { SwitchHost, SwitchOptions, SwitchSnapshot } from './switchTypes.js';
+import { sampler, snapshotOf } from './switchStats.js';
+import {
+  CTL_LIMIT,
+  IDLE_YIELD_MS,
+  RATE_SAMPLE_MS,
+  hop,
+  immediate,
+  noSuspend,
+  positive,
+  sleep,
+  type Port,
+  type Route,
+} from './switchParts.js';
 
-export type { SwitchOptions, SwitchPortInfo, SwitchRouteInfo, SwitchSnapshot } from './switchTypes.js';
-
-interface Port {
-  link: string;
-  peer: string;
-  tx?: Channel;
-  rx?: Channel;
-  /** The peer's switch name when it is a switch; the trunk point's name when it is one (data to it is sequenced). */
-  neighbour?: string;
-  trunk?: string;
-  /** What a neighbour said it reaches: destination → its path (it first). */
-  learned: Map<string, string[]>;
-  queue: Uint8Array[];
-  /** Routes frames waiting to go: ahead of data, outside the data queue's limit (they are few and small). */
-  ctl: Uint8Array[];
-  suspended: boolean;
-  /** Sources parked on this port's full queue. */
-  parked: Set<Port>;
-  /** As a source: the message it is parked with, and the destination it waits for. */
-  held?: Uint8Array;
-  heldFor?: string;
-  /** The trunk flow the held message came on, if it did (it counts as done once written on). */
-  heldFrom?: InFlow<Port>;
-  /** Its full table went out (routes frames go to it from then on). */
-  synced: boolean;
-  s: { in: number; out: number; dropped: number };
-}
-
-interface Route {
-  port: Port;
-  path: string[];
-  messages: number;
-  dropped: number;
-}
+export type { SwitchHost, SwitchOptions, SwitchPortInfo, SwitchRouteInfo, SwitchSnapshot } from './switchTypes.js';
 
 /** The switch over one endpoint. */
 export class Switch {
-  readonly #end: Endpoint;
+  readonly #end: SwitchHost;
   readonly #me: string;
   readonly #limit: number;
   readonly #batch: number;
@@ -98,13 +76,15 @@ export class Switch {
    * Route over `end` as switch `name` (its instance name: what paths hold). Links already on its lists
    * are taken over; later ones as they are added. `AMIX_ERR_INVALID_ARG` for a bad option.
    */
-  constructor(end: Endpoint, name: string, options: SwitchOptions = {}) {
+  constructor(end: SwitchHost, name: string, options: SwitchOptions = {}) {
     this.#end = end;
     this.#me = name;
     this.#limit = positive('queueLimit', options.queueLimit, 256);
     this.#batch = positive('readBatch', options.readBatch, 64);
     this.#tf = new TrunkFlows(positive('trunkWindow', options.trunkWindow, TRUNK_WINDOW));
     const timer = setInterval(() => this.#stalled(), RESEND_AFTER_MS / 4).unref();
+    // Rates from the counters once a second, off the hot path (no clock read per message).
+    const rates = sampler(this.#routes, this.#ports);
     end.on('event', (e: { type: string; link: string; peer: string; list?: string }) => {
       if (e.type === 'linkAdded') this.#attach(e.link, e.peer, e.list === 'sender' ? 'tx' : 'rx');
     });
@@ -112,6 +92,7 @@ export class Switch {
     void end.closed.then(() => {
       this.#open = false;
       clearInterval(timer);
+      clearInterval(rates);
     });
     // Links made before the switch started (an idle point's) are on the lists already.
     for (const e of end.senderList) this.#attach(e.link, e.peer, 'tx');
@@ -120,43 +101,7 @@ export class Switch {
 
   /** A snapshot of routes, links and counters. */
   snapshot(): SwitchSnapshot {
-    let pending = 0;
-    const ports: SwitchPortInfo[] = [];
-    for (const p of this.#ports.values()) {
-      pending += p.queue.length + (p.held ? 1 : 0);
-      ports.push({
-        link: p.link,
-        peer: p.peer,
-        ...(p.neighbour ? { neighbour: p.neighbour } : {}),
-        ...(p.trunk ? { trunk: p.trunk } : {}),
-        in: p.s.in,
-        out: p.s.out,
-        queued: p.queue.length,
-        routesQueued: p.ctl.length,
-        parked: p.parked.size,
-        dropped: p.s.dropped,
-      });
-    }
-    const routes = [...this.#routes].map(([dest, r]) => ({
-      dest,
-      link: r.port.link,
-      nextHop: r.port.neighbour ?? r.port.peer,
-      hops: r.path.length,
-      path: [...r.path],
-      suspended: this.#suspended.has(dest),
-      messages: r.messages,
-      dropped: r.dropped,
-    }));
-    return {
-      switch: this.#me,
-      at: Date.now(),
-      queueLimit: this.#limit,
-      routes,
-      ports,
-      dropped: { ...this.#drops },
-      pending,
-      trunk: { ...this.#tf.stats(), window: this.#tf.window },
-    };
+    return snapshotOf(this.#me, this.#limit, this.#ports, this.#routes, this.#suspended, this.#drops, this.#tf);
   }
 
   #serve(req: Record<string, unknown>): unknown {
@@ -193,13 +138,17 @@ export class Switch {
         parked: new Set(),
         synced: false,
         s: { in: 0, out: 0, dropped: 0 },
+        seen: { in: 0, out: 0 },
+        rate: { in: 0, out: 0 },
       };
       this.#ports.set(link, p);
     }
     if (p[side] === ch) return;
     p[side] = ch;
+    // A new sending channel on a known link (its peer restarted and was linked again) hears the full table again.
+    if (side === 'tx') p.synced = false;
     const port = p;
-    void ch.closed.then(() => this.#gone(port, side));
+    void ch.closed.then(() => this.#gone(port, side, ch));
     // A trunk point that died is seen at once (before any restart re-links it): its routes go, its flows move.
     ch.on('event', (e: { type: string }) => {
       if (e.type === 'peerLost' && port.trunk && port.learned.size > 0) {
@@ -238,8 +187,9 @@ export class Switch {
     this.#kick();
   }
 
-  #gone(p: Port, side: 'tx' | 'rx'): void {
-    if (p[side] === undefined) return;
+  #gone(p: Port, side: 'tx' | 'rx', ch: Channel): void {
+    // An old channel's close that comes after its link was made again must not take the new channel.
+    if (p[side] !== ch) return;
     p[side] = undefined;
     if (side === 'tx') {
       let lost = 0;
@@ -497,6 +447,11 @@ export class Switch {
     }
     const touched = new Set<string>();
     if (r.trunk) p.trunk = r.trunk;
+    // A trunk point that started again (behind a broker its restart is not seen otherwise) hears the full table.
+    if (r.sync) {
+      p.synced = false;
+      this.#sync(p);
+    }
     if (!p.neighbour) {
       p.neighbour = r.switch;
       // A switch is no destination of its own.
@@ -522,6 +477,7 @@ export class Switch {
 
   /** The best route to `dest` now: attached here first, else the shortest path a neighbour offers. */
   #recompute(dest: string): void {
+    if (dest === this.#me) return; // a switch is no destination of its own (a trunk point's engine's relay)
     let best: { port: Port; path: string[] } | undefined;
     for (const p of this.#ports.values())
       if (p.tx && !p.neighbour && p.peer === dest) {
@@ -536,7 +492,13 @@ export class Switch {
     const old = this.#routes.get(dest);
     if (old && best && old.port === best.port && old.path.join('\u0000') === best.path.join('\u0000')) return;
     if (best) {
-      this.#routes.set(dest, { ...best, messages: old?.messages ?? 0, dropped: old?.dropped ?? 0 });
+      this.#routes.set(dest, {
+        ...best,
+        messages: old?.messages ?? 0,
+        dropped: old?.dropped ?? 0,
+        seen: old?.seen ?? 0,
+        rate: old?.rate ?? 0,
+      });
       // A new way to it over a trunk: what its flows kept goes there first, ahead of anything new.
       if (best.port.trunk && best.port !== old?.port) this.#resend(best.port, dest);
       this.#end.emit('event', {
@@ -574,12 +536,6 @@ export class Switch {
       this.#tell(p, { switch: this.#me, add, del });
     }
   }
-}
-
-/** A frame about to cross to another switch counts one hop more (in place: the switch owns it now). */
-function hop(out: Port, f: Uint8Array): Uint8Array {
-  if (out.neighbour) f[1] = f[1]! + 1;
-  return f;
 }
 
 /** Run a switch over `point` until it is terminated. */

@@ -5,7 +5,24 @@
  *
  * @module
  */
+import type { Channel } from '../core/channel.js';
 import type { TrunkFlowStats } from './switchTrunk.js';
+
+/**
+ * What a switch needs of the point it runs in (an `Endpoint` is one): its link lists and their channels,
+ * its `linkAdded` events, a place for its `switch` service, and where its `route` events go. A trunk point in
+ * point mode hands a switch one of its own (its real links plus an in-process one to itself).
+ */
+export interface SwitchHost {
+  readonly senderList: ReadonlyArray<{ link: string; peer: string }>;
+  readonly receiverList: ReadonlyArray<{ link: string; peer: string }>;
+  channels(link: string): { tx: Channel[]; rx: Channel[] };
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- an EventEmitter's listener signature
+  on(event: 'event', listener: (e: any) => void): unknown;
+  emit(event: 'event', e: Record<string, unknown>): boolean;
+  readonly services: Map<string, (request: Record<string, unknown>) => unknown>;
+  readonly closed: Promise<unknown>;
+}
 
 /** Options of a switch, from its registration's `data`. */
 export interface SwitchOptions {
@@ -30,6 +47,8 @@ export interface SwitchRouteInfo {
   /** Messages forwarded to it, and dropped for it (its link went while they waited). */
   messages: number;
   dropped: number;
+  /** Messages a second forwarded to it over the last second (the switch samples its counters once a second). */
+  msgsPerSec: number;
 }
 
 /** A snapshot of one link of a switch. */
@@ -43,6 +62,9 @@ export interface SwitchPortInfo {
   /** Messages read from it, written to it, waiting in its queue, sources parked on it, dropped. */
   in: number;
   out: number;
+  /** Messages a second read from it and written to it over the last second. */
+  inPerSec: number;
+  outPerSec: number;
   queued: number;
   /** Routes frames waiting for it (at most 32: then one full table replaces them). */
   routesQueued: number;
@@ -50,12 +72,14 @@ export interface SwitchPortInfo {
   dropped: number;
 }
 
-/** What `amix switch show` and `Fabric.switches.show` report; take two and divide by `at` for rates. */
+/** What `amix switch show` and `Fabric.switches.show` report (rates: over the last second, sampled by the switch). */
 export interface SwitchSnapshot {
   switch: string;
   /** When it was taken (ms since the epoch). */
   at: number;
   queueLimit: number;
+  /** Messages a second it forwarded over the last second (the sum of its routes' `msgsPerSec`). */
+  msgsPerSec: number;
   routes: SwitchRouteInfo[];
   ports: SwitchPortInfo[];
   /** Messages the switch accepted but could not route: no route, too many hops, bad header, link gone. */
@@ -84,6 +108,9 @@ export interface TrunkSnapshot {
   framesIn: number;
   msgsIn: number;
   msgsPerFrame: number;
+  /** Switch frames a second out over the trunk and in from it, over the last second (sampled once a second). */
+  msgsOutPerSec: number;
+  msgsInPerSec: number;
   /** Times the trunk came up, went down; trunk frames the zeromq channel sent again after a reconnect. */
   ups: number;
   downs: number;
@@ -93,4 +120,7 @@ export interface TrunkSnapshot {
   /** Switch frames waiting for the local switch to take them (at most `window` trunk frames' worth). */
   pending: number;
   lastError?: { code: string; message: string };
+  /** What its links go to (`data.trunk.attach`); in point mode, its switch engine's snapshot. */
+  attach: 'switch' | 'point';
+  engine?: SwitchSnapshot;
 }

@@ -14,8 +14,9 @@ import type { SwitchSnapshot, TrunkSnapshot } from './switchTypes.js';
 
 export type { SwitchSnapshot, SwitchRouteInfo, SwitchPortInfo, TrunkSnapshot } from './switchTypes.js';
 
-/** One line of `fabric.switches.ls()`. */
+/** One switch's line of `fabric.switches.ls()`. */
 export interface SwitchSummary {
+  kind: 'switch';
   switch: string;
   point: string;
   scope: string;
@@ -23,6 +24,28 @@ export interface SwitchSummary {
   routes: number;
   links: number;
   neighbours: string[];
+  /** Messages a second it forwarded over the last second. */
+  msgsPerSec: number;
+  pending: number;
+  dropped: number;
+}
+
+/** One trunk point's line of `fabric.switches.ls()`. */
+export interface TrunkSummary {
+  kind: 'trunk';
+  trunk: string;
+  point: string;
+  scope: string;
+  pid: number | undefined;
+  state: TrunkSnapshot['state'];
+  /** The far trunk point's receiving end (once known); the switches on each side (`localSwitch` is its own, or
+   * itself in point mode; `remoteSwitch` the one beyond the trunk). */
+  peer?: string;
+  localSwitch?: string;
+  remoteSwitch?: string;
+  msgsPerFrame: number;
+  /** Switch frames a second it carried, both ways, over the last second. */
+  msgsPerSec: number;
   pending: number;
   dropped: number;
 }
@@ -41,14 +64,15 @@ export class SwitchControl {
     return this.#insts().map((i) => i.id);
   }
 
-  /** One summary per running switch. */
-  async ls(): Promise<SwitchSummary[]> {
-    const out: SwitchSummary[] = [];
+  /** One summary per running switch, then one per running trunk point (`kind` tells them apart). */
+  async ls(): Promise<Array<SwitchSummary | TrunkSummary>> {
+    const out: Array<SwitchSummary | TrunkSummary> = [];
     for (const inst of this.#insts()) {
       const s = await this.show(inst.id).catch(() => undefined);
       if (!s) continue;
       const d = s.dropped;
       out.push({
+        kind: 'switch',
         switch: inst.id,
         point: inst.point.name,
         scope: inst.point.characteristics.scope,
@@ -56,8 +80,28 @@ export class SwitchControl {
         routes: s.routes.length,
         links: s.ports.length,
         neighbours: s.ports.flatMap((p) => (p.neighbour ? [p.neighbour] : [])),
+        msgsPerSec: s.msgsPerSec,
         pending: s.pending,
         dropped: d.unknown + d.hops + d.bad + d.gone,
+      });
+    }
+    for (const inst of this.#insts(true)) {
+      const s = await this.trunk(inst.id).catch(() => undefined);
+      if (!s) continue;
+      out.push({
+        kind: 'trunk',
+        trunk: inst.id,
+        point: inst.point.name,
+        scope: inst.point.characteristics.scope,
+        pid: inst.host.pid,
+        state: s.state,
+        ...(s.peer ? { peer: s.peer } : {}),
+        ...(s.localSwitch ? { localSwitch: s.localSwitch } : {}),
+        ...(s.remoteSwitch ? { remoteSwitch: s.remoteSwitch } : {}),
+        msgsPerFrame: s.msgsPerFrame,
+        msgsPerSec: s.msgsOutPerSec + s.msgsInPerSec,
+        pending: s.pending,
+        dropped: s.dropped.down + s.dropped.bad,
       });
     }
     return out;

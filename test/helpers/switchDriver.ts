@@ -69,24 +69,27 @@ export { freePort } from './daemon.js';
  * A trunk between switches `a` and `b` of one fabric: trunk points `names[0]` (dialling, linked to
  * `a`) and `names[1]` (listening on a loopback port, linked to `b`), each in a process of its own,
  * each allowing only the other's key. Resolves with the two key pairs (`k1` is `names[0]`'s).
+ * `b` null: `names[1]` is in point mode (`attach: 'point'`), linked to nothing yet (link points to it).
+ * `restart`: both restarted by their supervisor when they die.
  */
 export async function trunkPair(
   fabric: Awaited<ReturnType<typeof makeFabric>>['fabric'],
   a: string,
-  b: string,
+  b: string | null,
   names: readonly [string, string] = ['TTP-1', 'TTP-2'],
+  restart = false,
 ): Promise<{ k1: CurveKeyPair; k2: CurveKeyPair }> {
   const { TRUNK_LOCATION } = await import('../../dist/lib/index.js');
   const { generateKeyPair } = await import('../../dist/lib/internal.js');
   const { freePort } = await import('./daemon.js');
   const [k1, k2] = [generateKeyPair(), generateKeyPair()];
   const listen = `tcp://127.0.0.1:${await freePort()}`;
-  const proc = { scope: 'process' as const };
+  const proc = { scope: 'process' as const, ...(restart ? { restart } : {}) };
   fabric.register({
     name: names[1],
     location: TRUNK_LOCATION,
     characteristics: proc,
-    data: { trunk: { ...k2, peerKey: k1.publicKey, listen } },
+    data: { trunk: { ...k2, peerKey: k1.publicKey, listen, ...(b === null ? { attach: 'point' } : {}) } },
   });
   fabric.register({
     name: names[0],
@@ -94,7 +97,7 @@ export async function trunkPair(
     characteristics: proc,
     data: { trunk: { ...k1, peerKey: k2.publicKey, connect: listen } },
   });
-  await fabric.connect(b, names[1]);
+  if (b !== null) await fabric.connect(b, names[1]);
   await fabric.connect(a, names[0]);
   return { k1, k2 };
 }

@@ -33,6 +33,7 @@ import { isCurveKey, loadKeyPair, type CurveKeyPair } from '../../../primitives/
 import { maxFrameBytesFor } from '../../../primitives/zeromq/wire.js';
 import type { TrunkSnapshot } from '../../fabric/switchTypes.js';
 import { BatchWriter, decodeTrunkFrame, encodeHello } from './trunkFrame.js';
+import { startPointMode, type PointMode } from './trunkAttach.js';
 
 /** Options of a trunk point (its registration's `data.trunk`). */
 export interface TrunkOptions {
@@ -53,6 +54,11 @@ export interface TrunkOptions {
   /** Heartbeat interval and timeout of the trunk's sockets: how soon a silent peer counts as lost. Defaults 200, 1000 ms. */
   heartbeatMs?: number;
   heartbeatTimeoutMs?: number;
+  /**
+   * What this side's links go to: `switch` (default: one switch, which sequences and acknowledges) or
+   * `point` (points linked to the trunk point itself; it runs a switch engine for them in its process).
+   */
+  attach?: 'switch' | 'point';
 }
 
 const TRUNK_DEFAULTS = { listen: 'tcp://127.0.0.1:*', batchBytes: 65_536, window: 1024, hb: 200, hbTimeout: 1000 };
@@ -91,8 +97,11 @@ export async function trunkOptions(data: unknown): Promise<
       throw invalidArg(`data.trunk.${k}`, 'must be tcp://host:port', v);
     return v;
   };
+  if (o.attach !== undefined && o.attach !== 'switch' && o.attach !== 'point')
+    throw invalidArg('data.trunk.attach', "must be 'switch' or 'point'", o.attach);
   return {
     ...keys,
+    attach: o.attach ?? 'switch',
     peerKey: o.peerKey,
     listen: ep('listen', o.listen) ?? TRUNK_DEFAULTS.listen,
     ...(o.connect !== undefined ? { connect: ep('connect', o.connect) } : {}),
@@ -116,6 +125,9 @@ export class TrunkPoint {
   #state: TrunkSnapshot['state'] = 'connecting';
   #remoteSwitch: string | undefined;
   #localSwitch: string | undefined;
+  /** The local switch's full table arrived (until then the far side keeps what it knew: an empty table would
+   * withdraw every route for a moment, and the far switch would drop what it is sent meanwhile as unroutable). */
+  #tableKnown = false;
   /** The local switch's table as its routes frames told it: sent whole to the far point whenever the trunk comes up. */
   readonly #table = new Map<string, string[]>();
   /** The far switch's table as relayed: told whole to a new link to the local switch. */
@@ -127,6 +139,11 @@ export class TrunkPoint {
   readonly #drops = { down: 0, bad: 0 };
   #lastError: TrunkSnapshot['lastError'];
   #open = true;
+  /** Rates: the message counters at the last sample (once a second), and what moved in the second before. */
+  #seen = { out: 0, in: 0 };
+  #rate = { out: 0, in: 0 };
+  /** Point mode: the switch engine for the points linked here, and the rings to it. */
+  #pm: PointMode | undefined;
 
   constructor(end: PointContext, o: Awaited<ReturnType<typeof trunkOptions>>) {
     this.#end = end;
@@ -162,23 +179,44 @@ export class TrunkPoint {
         encodeSwitchRoutes({
           switch: this.#remoteSwitch ?? this.#end.instance,
           trunk: this.#end.instance,
+          sync: true,
           full: true,
           add: this.#state === 'up' ? [...this.#remote] : [],
         }),
       );
     };
-    this.#end.on('event', (e: { type: string; link: string }) => {
-      if (e.type === 'linkAdded') take(e.link);
-    });
-    for (const e of this.#end.senderList) take(e.link);
+    if (o.attach === 'point') {
+      // The engine is this side's switch: the relay's "switch link" is the rings to it, never a fabric link.
+      const mark = { switch: this.#end.instance, trunk: this.#end.instance, full: true, add: [] };
+      this.#pm = await startPointMode(this.#end, this.#reg, this.#sizes(), encodeSwitchRoutes(mark));
+      this.#swTx = this.#pm.toEngine;
+      this.#swRx = this.#pm.fromEngine;
+    } else {
+      this.#end.on('event', (e: { type: string; link: string }) => {
+        if (e.type === 'linkAdded') take(e.link);
+      });
+      for (const e of this.#end.senderList) take(e.link);
+    }
     if (o.connect) this.#dial(o.connect);
+    let at = performance.now();
+    const rates = setInterval(() => {
+      const k = 1000 / Math.max(1, performance.now() - at);
+      at = performance.now();
+      this.#rate = {
+        out: Math.round((this.#s.msgsOut - this.#seen.out) * k),
+        in: Math.round((this.#s.msgsIn - this.#seen.in) * k),
+      };
+      this.#seen = { out: this.#s.msgsOut, in: this.#s.msgsIn };
+    }, 1000).unref();
     try {
       await this.#poll();
     } finally {
+      clearInterval(rates);
       this.#open = false;
       // Nothing to drain: its switch keeps every sequenced frame until the far switch acknowledges it.
       const gone = new Error('trunk point terminating');
       await Promise.all([this.#rx.destroy(gone), this.#tx?.destroy(gone)].map((p) => p?.catch(() => {})));
+      await this.#pm?.close();
       await this.#reg.close().catch(() => {});
     }
   }
@@ -198,9 +236,13 @@ export class TrunkPoint {
       ...s,
       retransmits: s.retransmits + ((this.#tx?.stats() as { resent?: number } | undefined)?.resent ?? 0),
       msgsPerFrame: s.framesOut > 0 ? Math.round((s.msgsOut / s.framesOut) * 100) / 100 : 0,
+      msgsOutPerSec: this.#rate.out,
+      msgsInPerSec: this.#rate.in,
       dropped: { ...this.#drops },
       pending: this.#pending.length,
       ...(this.#lastError ? { lastError: this.#lastError } : {}),
+      attach: this.#o.attach,
+      ...(this.#pm ? { engine: this.#pm.snapshot() } : {}),
     };
   }
 
@@ -264,7 +306,8 @@ export class TrunkPoint {
     if (!tx) return;
     const add = [...this.#table];
     const frames = [encodeHello(String((this.#rx.address as { endpoint?: string }).endpoint))];
-    if (this.#localSwitch) frames.push(encodeSwitchRoutes({ switch: this.#localSwitch, full: true, add }));
+    if (this.#localSwitch && this.#tableKnown)
+      frames.push(encodeSwitchRoutes({ switch: this.#localSwitch, full: true, add }));
     // The hello goes alone (the far point reads it before the table that follows in a batch).
     tx.trySend(frames[0]!);
     if (frames[1]) {
@@ -277,6 +320,10 @@ export class TrunkPoint {
     if (this.#state === 'up') return;
     this.#state = 'up';
     this.#s.ups++;
+    // The far point hears the local table whole now: what the local switch said while the trunk was not up
+    // was only noted, and a far point that has heard nothing yet counts the trunk up on this first batch.
+    if (this.#localSwitch && this.#tableKnown)
+      this.#w.add(encodeSwitchRoutes({ switch: this.#localSwitch, full: true, add: [...this.#table] }));
     this.#end.emit('event', { type: 'trunk', up: true, trunk: this.#end.instance, peer: this.#txEndpoint ?? '' });
   }
 
@@ -468,6 +515,7 @@ export class TrunkPoint {
     const r = decodeSwitchFrame(f);
     if (r?.kind !== 'routes') return;
     if (r.switch) this.#localSwitch = r.switch;
+    if (r.full) this.#tableKnown = true;
     if (r.full) this.#table.clear();
     for (const d of r.del ?? []) this.#table.delete(d);
     for (const [d, path] of r.add ?? []) this.#table.set(d, path);
