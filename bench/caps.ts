@@ -20,7 +20,8 @@
  * reordered, pauseP50Ms, pauseP99Ms, insertPauseMs, extractPauseMs,
  * handedOverP50, ratioToBare }` and `{ system: 'amix:bare', msgsPerSec }`.
  *
- * `node dist/bench/caps.js [--quick] [--json] [--reps N] [--replaces N] [--gap-ms N] [--seconds N]`
+ * `node dist/bench/caps.js [--quick] [--json] [--reps N] [--replaces N] [--gap-ms N] [--seconds N] [--drain-ms N]`
+ * (`--drain-ms`: REPLACE's `drainMs`; the row is then `amix:caps-replace-drain`)
  *
  * @module
  */
@@ -34,14 +35,21 @@ import { conditions, median, parseBenchArgs, progress } from './common.js';
 const args = parseBenchArgs(
   'caps',
   { reps: 3, quickReps: 1, sizes: [64], count: 1, quickCount: 1, rtts: 1, quickRtts: 1 },
-  { replaces: { type: 'string' }, 'gap-ms': { type: 'string' }, seconds: { type: 'string' } },
+  {
+    replaces: { type: 'string' },
+    'gap-ms': { type: 'string' },
+    seconds: { type: 'string' },
+    'drain-ms': { type: 'string' },
+  },
 );
 const num = (v: unknown, d: number) => (v === undefined ? d : Number(v));
 const REPLACES = num(args.extra.replaces, 20);
 const GAP_MS = num(args.extra['gap-ms'], args.quick ? 60 : 150);
+/** REPLACE's drainMs: 0 hands the old stage's queue over at once; above 0 the old stage works it off first. */
+const DRAIN_MS = num(args.extra['drain-ms'], 0);
 const BARE_S = num(args.extra.seconds, args.quick ? 1 : 3);
-if (![REPLACES, GAP_MS, BARE_S].every((n) => Number.isFinite(n) && n > 0)) {
-  process.stderr.write('bench caps: --replaces, --gap-ms and --seconds must be positive numbers\n');
+if (![REPLACES, GAP_MS, BARE_S].every((n) => Number.isFinite(n) && n > 0) || !(DRAIN_MS >= 0)) {
+  process.stderr.write('bench caps: --replaces, --gap-ms and --seconds must be positive numbers, --drain-ms >= 0\n');
   process.exit(2);
 }
 const WIDEN_MS = 20;
@@ -152,7 +160,7 @@ async function withCaps(frac: number): Promise<CapsRun> {
     await sleep(GAP_MS);
     for (let i = 1; i <= REPLACES; i++) {
       const w = { start: abs(), end: 0 };
-      const r = await caps.replace(`st${i - 1}`, `st${i}`);
+      const r = await caps.replace(`st${i - 1}`, `st${i}`, { drainMs: DRAIN_MS });
       w.end = abs();
       windows.push(w);
       handed.push(r.handedOver);
@@ -203,7 +211,7 @@ if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
 const bareRate = Math.round(median(bares));
 const pauses = runs.flatMap((x) => x.pauses);
 const capsRow = {
-  system: 'amix:caps-replace',
+  system: DRAIN_MS > 0 ? 'amix:caps-replace-drain' : 'amix:caps-replace',
   size: 64,
   msgsPerSec: Math.round(median(runs.map((x) => x.msgsPerSec))),
   replaces: REPLACES,

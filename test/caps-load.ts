@@ -118,6 +118,51 @@ t.test(
   },
 );
 
+t.test('REPLACE with drainMs: the old stage works off its queue (or hands over the rest when too slow)', async (t) => {
+  const n = 4000;
+  const { fabric, caps, events } = await makeCaps(t);
+  const { input, output } = await pipeline(fabric, caps, 'S0', { data: { spinUs: 100 } });
+  await caps.load({ name: 'S1', location: STAGE, scope: 'process', data: { spinUs: 100 } });
+  await caps.load({ name: 'S2', location: STAGE, data: { delayMs: 2 } });
+  await caps.load({ name: 'S3', location: STAGE });
+  const first = seenTag('S0');
+  const sending = pump(input, n / 2);
+  const receiving = collect(t, output, n);
+  await first;
+  const r1 = await caps.replace('S0', 'S1', { drainMs: 2000 });
+  t.equal(
+    r1.handedOver,
+    0,
+    `S0 worked off its queue within drainMs: nothing handed over (pause ${r1.pauseMs.toFixed(1)} ms)`,
+  );
+  await seenTag('S1');
+  const r2 = await caps.replace('S1', 'S2', { drainMs: 2000 });
+  t.equal(r2.handedOver, 0, 'S1 (a process) too');
+  await sending;
+  // The second half only now, so that S2 has a queue whatever the machine's speed.
+  const sending2 = (async () => {
+    for (let i = n / 2; i < n; i++) {
+      await input.send(Buffer.from(String(i)));
+      if (i % 20 === 19) await new Promise((r) => setTimeout(r, 10));
+    }
+  })();
+  await seenTag('S2');
+  // S2 takes 2 ms a message, slower than the pump: its queue grows, and cannot be worked off in 5 ms.
+  await new Promise((r) => setTimeout(r, 100));
+  const r3 = await caps.replace('S2', 'S3', { drainMs: 5 });
+  t.ok(r3.handedOver > 0, `S2 was too slow for drainMs 5: ${r3.handedOver} handed over`);
+  await t.rejects(caps.replace('S3', 'S0', { drainMs: -1 }), { code: 'AMIX_ERR_INVALID_ARG' }, 'drainMs must be >= 0');
+  await sending2;
+  const tags = await receiving;
+  const runs = tags.filter((tag, i) => i === 0 || tags[i - 1] !== tag);
+  t.same(
+    runs,
+    ['S0', 'S1', 'S2', 'S3'].filter((x) => runs.includes(x)),
+    'stages took over in order',
+  );
+  t.equal(events.filter((e) => e.type === 'replaced').length, 3);
+});
+
 t.test('INSERT and EXTRACT under load: nothing lost, and the inserted stage sees a contiguous run', async (t) => {
   const { fabric, caps } = await makeCaps(t);
   const { input, output } = await pipeline(fabric, caps, 'S0', { data: SLOW });

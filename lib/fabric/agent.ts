@@ -67,6 +67,8 @@ export interface AgentOps {
   resume: { args: { link: string }; result: Empty };
   /** Cycle the link's sending ends (wait until what was sent is taken). */
   cycle: { args: { link: string }; result: Empty };
+  /** How many messages the link's receiving entries hold that the point has not taken (lookahead included). */
+  untaken: { args: { link: string }; result: { held: number } };
   /** RECONNECT: give the point a null (size-0) message from the fabric. */
   nullMessage: { args: Empty; result: Empty };
   /** The endpoint's counters. */
@@ -85,6 +87,7 @@ export const AGENT_OPS = [
   'suspend',
   'resume',
   'cycle',
+  'untaken',
   'nullMessage',
   'stats',
   'service',
@@ -197,6 +200,7 @@ export class Agent implements AgentTarget {
         for (const ch of end.channels(a.link).tx) await ch.cycle();
         return {};
       },
+      untaken: (a) => ({ held: end.untaken(a.link) }),
       nullMessage: () => {
         end.deliverNull();
         return {};

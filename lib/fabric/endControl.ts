@@ -19,6 +19,14 @@ export class EndControl {
     this.#core = core;
   }
 
+  /** End `end`'s agent of `link`: `AMIX_ERR_UNKNOWN_LINK`, or `AMIX_ERR_INVALID_ARG` when it is no end of it. */
+  #end(link: string, end: string) {
+    const rec = linkOf(this.#core, link);
+    const e = endOf(this.#core, rec, end);
+    if (!e || (rec.a !== end && !rec.b.includes(end))) throw invalidArg('end', `is not an end of link ${link}`, end);
+    return e;
+  }
+
   /**
    * Hold (true) or release (false) end `end`'s sending side of `link`
    * (`Endpoint.hold`): while held, the end's plain sends skip that entry and,
@@ -29,10 +37,24 @@ export class EndControl {
    * `end` is not one of its ends.
    */
   async holdSender(link: string, end: string, held: boolean): Promise<void> {
-    const rec = linkOf(this.#core, link);
-    const e = endOf(this.#core, rec, end);
-    if (!e || (rec.a !== end && !rec.b.includes(end))) throw invalidArg('end', `is not an end of link ${link}`, end);
+    const e = this.#end(link, end);
     await e.target.request('hold', { link, held }, this.#core.timeoutMs);
+  }
+
+  /**
+   * Resolves once everything end `end` has accepted for `link` is in the
+   * receiving ends' channels (a cycle through each of its sending channels
+   * there, as a graceful disconnect's flush). Same errors as {@link holdSender}.
+   */
+  async flushSender(link: string, end: string, timeoutMs?: number): Promise<void> {
+    const e = this.#end(link, end);
+    await e.target.request('cycle', { link }, timeoutMs ?? this.#core.timeoutMs);
+  }
+
+  /** How many messages end `end`'s receiving side of `link` holds that its point has not taken. */
+  async untaken(link: string, end: string, timeoutMs?: number): Promise<number> {
+    const e = this.#end(link, end);
+    return (await e.target.request('untaken', { link }, timeoutMs ?? this.#core.timeoutMs)).held;
   }
 
   /**

@@ -13,7 +13,7 @@ import { AmixError, ErrorCode, abortError, invalidArg } from '../core/errors.js'
 import { Lifecycle, type Destroyable } from '../core/lifecycle.js';
 import type { DiscardPolicy } from '../core/primitive.js';
 import { WaitList } from '../core/waitList.js';
-import { held, keepAlive, messageIterator, retire, tooSmall, withGone } from './endpointParts.js';
+import { held, keepAlive, messageIterator, retire, setHeld, tooSmall, withGone } from './endpointParts.js';
 import type { ListEntry, RxEntry, TxEntry } from './endpointParts.js';
 import * as sw from './switchFrame.js';
 
@@ -182,10 +182,11 @@ export class Endpoint extends EventEmitter implements Destroyable {
    * part in sends to the sender list until it is released; only a send that
    * names it (`to` or `link`) still goes there, into its channel's
    * suspension queue. With every entry held, sends are kept as when nothing
-   * is linked, and go out once a hold is released or a link added.
+   * is linked, and go out once a hold is released or a link added. A plain
+   * send already waiting for room on a held entry moves on the same way.
    */
   hold(link: string, held: boolean): void {
-    for (const e of this.#tx) if (e.link === link) e.held = held;
+    for (const e of this.#tx) if (e.link === link) setHeld(e, held);
     this.#relist();
     if (!held) void this.#flushUnlinked();
   }
@@ -231,6 +232,11 @@ export class Endpoint extends EventEmitter implements Destroyable {
       tx: this.#tx.filter((e) => e.link === link).map((e) => e.ch),
       rx: this.#rx.filter((e) => e.link === link).map((e) => e.ch),
     };
+  }
+
+  /** Messages the receiving entries of `link` hold that the point has not taken (lookahead slot included). */
+  untaken(link: string): number {
+    return this.#rx.reduce((n, e) => (e.link === link ? n + held(e) : n), 0);
   }
 
   /** Links on either list. */
@@ -285,7 +291,7 @@ export class Endpoint extends EventEmitter implements Destroyable {
           const plain = options.to === undefined && options.link === undefined;
           // Disconnected under a waiting send (a REPLACE moving the link): never accepted, it goes out on
           // the list as it is now, ahead of the sends kept while the link was held (it is older).
-          if (!e.removed || !plain || options.signal?.aborted || !this.#life.isOpen) throw err;
+          if (!(e.removed || e.held) || !plain || options.signal?.aborted || !this.#life.isOpen) throw err;
           this.#unlinked.unshift(new Uint8Array(data));
           this.#sent++;
           return void this.#flushUnlinked();

@@ -120,17 +120,27 @@ export function held(e: RxEntry): number {
 }
 
 /**
- * @internal A graceful disconnect takes `e` off its list: a send waiting for
- * room on it stops (Endpoint.send sends it again on the list as it is then).
- * Left waiting, it would hold the channel's close until the receiving end,
- * gone already, granted room.
+ * @internal A graceful disconnect takes `e` off its list (`removed`), or a
+ * hold takes it out of plain sends: a send waiting for room on it stops
+ * (Endpoint.send sends it again on the list as it is then, ahead of what
+ * was kept). Left waiting, it would hold the channel's close until the
+ * receiving end, gone already, granted room; or land on a held link after
+ * sends that went on to another link.
  */
-export function retire(e: TxEntry): void {
-  e.removed = true;
+export function retire(e: TxEntry, removed = true): void {
+  if (removed) e.removed = true;
   e.gone.abort();
+  // A held entry stays on the list: sends that name its link may wait on it again.
+  if (!removed) e.gone = new AbortController();
 }
 
 /** @internal The signal of a send that waits on `e`: the caller's, and the entry's removal. */
 export function withGone(e: TxEntry, signal: AbortSignal | undefined): AbortSignal {
   return signal ? AbortSignal.any([signal, e.gone.signal]) : e.gone.signal;
+}
+
+/** @internal Hold or release entry `e`; a hold moves a plain send waiting on it on (see {@link retire}). */
+export function setHeld(e: TxEntry, held: boolean): void {
+  e.held = held;
+  if (held) retire(e, false);
 }

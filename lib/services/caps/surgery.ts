@@ -137,14 +137,26 @@ export async function replaceAms(
   await requireLoop(h, newInst, 'new');
   await caps.amsRequest(newInst, 'gate');
   for (const m of moved) if (!m.input) await relink(fabric, m, newInst, m.link.direction);
-  const t0 = now();
+  const drainMs = options.drainMs ?? 0;
+  if (!Number.isFinite(drainMs) || drainMs < 0) throw invalidArg('drainMs', 'must be a number of ms >= 0', drainMs);
+  let t0 = now();
   const trace: Array<[string, number]> = [];
   const mark = (what: string) => process.env.AMIX_CAPS_TRACE && trace.push([what, now() - t0]);
+  if (drainMs > 0) {
+    const r = await replaceDrained(h, oldInst, newInst, moved, drainMs, mark);
+    if (r) {
+      const after = () => Promise.all(moved.map((m) => fabric.disconnect(m.link.id))).then(() => {});
+      return finishReplace(h, oldRec, newRec, newInst, options, disposition, r.messages, r.t0, trace, mark, after);
+    }
+    t0 = now(); // the old AMS did not get through in time: hand over the rest as without drainMs
+  }
   // (2) Upstreams keep their next sends, and are linked to the new AMS at once: the new AMS is gated, so
   // what they send from now on waits in its channel behind what step 5 injects. Meanwhile (3) the old AMS
   // stops processing and keeps what arrives, and (4) every old link is flushed and drained: inputs into
   // the hand-off list, last outputs into the downstreams.
-  await Promise.all(moved.filter((m) => m.input).map((m) => fabric.ends.holdSender(m.link.id, m.peer, true)));
+  const inputsMoved = drainMs > 0; // replaceDrained held the upstreams and linked them to the new AMS
+  if (!inputsMoved)
+    await Promise.all(moved.filter((m) => m.input).map((m) => fabric.ends.holdSender(m.link.id, m.peer, true)));
   mark('hold');
   await Promise.all([
     (async () => {
@@ -153,13 +165,93 @@ export async function replaceAms(
       await Promise.all(moved.map((m) => fabric.disconnect(m.link.id)));
       mark('disconnect');
     })(),
-    Promise.all(moved.filter((m) => m.input).map((m) => relink(fabric, m, newInst, m.link.direction))).then(() =>
-      mark('connect'),
-    ),
+    inputsMoved
+      ? undefined
+      : Promise.all(moved.filter((m) => m.input).map((m) => relink(fabric, m, newInst, m.link.direction))).then(() =>
+          mark('connect'),
+        ),
   ]);
   // (5) What the old AMS had not taken goes to the new one first; state too if asked.
   const { messages } = await caps.amsRequest<{ messages: Uint8Array[] }>(oldInst, 'take');
   mark('take');
+  return finishReplace(h, oldRec, newRec, newInst, options, disposition, messages, t0, trace, mark);
+}
+
+/** Poll `left()` every ms until it is 0 or `deadline` (performance.now) passes; true when it reached 0. */
+async function untilZero(left: () => Promise<number>, deadline: number): Promise<boolean> {
+  for (;;) {
+    if ((await left()) === 0) return true;
+    if (now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+/**
+ * REPLACE with `drainMs`: the upstreams are held and linked to the new AMS
+ * (gated) at once, and the old AMS works off what they had sent it. Once
+ * the upstreams' old links are flushed and the old AMS has taken all of it
+ * (within `drainMs`), it is handed off (it had nothing left), its last
+ * outputs are waited for at its downstreams (so nothing of the new AMS's
+ * can overtake them there), and what its hand-off collector caught is
+ * taken. Undefined when the old AMS did not get through in time: the
+ * caller then hands over the rest the usual way (the inputs are moved).
+ */
+async function replaceDrained(
+  h: SurgeryHost,
+  oldInst: string,
+  newInst: string,
+  moved: Moved[],
+  drainMs: number,
+  mark: (what: string) => unknown,
+): Promise<{ messages: Uint8Array[]; t0: number } | undefined> {
+  const { caps, fabric } = h;
+  const inputs = moved.filter((m) => m.input);
+  await Promise.all(inputs.map((m) => fabric.ends.holdSender(m.link.id, m.peer, true)));
+  await Promise.all(inputs.map((m) => relink(fabric, m, newInst, m.link.direction)));
+  mark('hold+connect');
+  const deadline = now() + drainMs;
+  // A hold moves the upstreams' waiting sends on; the flush lands what their old links had accepted.
+  await Promise.all(inputs.map((m) => fabric.ends.flushSender(m.link.id, m.peer)));
+  const untaken = () =>
+    Promise.all(inputs.map((m) => fabric.ends.untaken(m.link.id, oldInst))).then((xs) => xs.reduce((a, b) => a + b, 0));
+  if (!(await untilZero(untaken, deadline))) return undefined;
+  mark('drained');
+  const t0 = now();
+  await caps.amsRequest(oldInst, 'handoff');
+  const outputs = moved.filter((m) => m.output);
+  await Promise.all(outputs.map((m) => fabric.ends.flushSender(m.link.id, oldInst)));
+  const late = () =>
+    Promise.all(outputs.map((m) => fabric.ends.untaken(m.link.id, m.peer))).then((xs) => xs.reduce((a, b) => a + b, 0));
+  // Bounded like the disconnect's own drain: a downstream that takes nothing does not hold the REPLACE.
+  await untilZero(late, now() + 2000);
+  mark('outputs taken');
+  const { messages } = await caps.amsRequest<{ messages: Uint8Array[] }>(oldInst, 'take');
+  mark('take');
+  return { messages, t0 };
+}
+
+/**
+ * The end of a REPLACE, once the old AMS's links are moved and `messages`
+ * (what it had not taken) taken from it: state if asked, the messages
+ * injected into the new AMS ahead of its links, the new AMS released, the
+ * disposition (after `afterRelease`). The pause is counted from `t0`.
+ */
+async function finishReplace(
+  h: SurgeryHost,
+  oldRec: AmsRec,
+  newRec: AmsRec,
+  newInst: string,
+  options: ReplaceOptions,
+  disposition: Disposition,
+  messages: Uint8Array[],
+  t0: number,
+  trace: Array<[string, number]>,
+  mark: (what: string) => unknown,
+  afterRelease?: () => Promise<void>,
+): Promise<{ handedOver: number; pauseMs: number; stateError?: string }> {
+  const { caps } = h;
+  const oldName = oldRec.name;
+  const newName = newRec.name;
   newRec.state = 'active';
   newRec.standby = false;
   newRec.instances = [newInst];
@@ -178,6 +270,8 @@ export async function replaceAms(
   // (6) Only now does the new AMS take messages: the handed-over ones first, then its links.
   await caps.amsRequest(newInst, 'release');
   const pauseMs = now() - t0;
+  // With drainMs the old links go only now: nothing is left on them, and the new AMS already runs.
+  await afterRelease?.();
   if (process.env.AMIX_CAPS_TRACE) process.stderr.write(`replace ${oldName}: ${JSON.stringify(trace)}\n`);
   caps.counters.handedOver += messages.length;
   newRec.refs = Math.max(1, oldRec.refs);

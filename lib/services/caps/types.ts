@@ -80,6 +80,14 @@ export interface ReplaceOptions {
   state?: boolean;
   /** Scope of the new AMS's execution (when it is not executing yet). Default `public`. */
   scope?: 'thread' | 'process';
+  /**
+   * Let the old AMS work off what is already queued for it, for up to this
+   * many ms, before the switch-over (its upstreams send to the new AMS from
+   * the start): when it gets through in time, nothing is handed over and the
+   * pause downstream is a few round trips; when not, the rest is handed
+   * over as without it. Default 0: hand over at once (seed 002 ¶583).
+   */
+  drainMs?: number;
 }
 
 /** INSERT's and EXTRACT's input: the two AMSs (points) around. */
