@@ -11,9 +11,9 @@ const N = 5000;
 /** Each stage spins this long per message, so a queue builds in front of it at the paced rate. */
 const SLOW = { spinUs: 300 };
 
-/** Send 0..n-1 as text, 20 every 10 ms (a stream that outlasts the replaces, faster than a stage drains it). */
-async function pump(input: Link, n: number): Promise<void> {
-  for (let i = 0; i < n; i++) {
+/** Send from..n-1 as text, 20 every 10 ms (a stream that outlasts the replaces, faster than a stage drains it). */
+async function pump(input: Link, n: number, from = 0): Promise<void> {
+  for (let i = from; i < n; i++) {
     await input.send(Buffer.from(String(i)));
     if (i % 20 === 19) await new Promise((r) => setTimeout(r, 10));
   }
@@ -140,12 +140,7 @@ t.test('REPLACE with drainMs: the old stage works off its queue (or hands over t
   t.equal(r2.handedOver, 0, 'S1 (a process) too');
   await sending;
   // The second half only now, so that S2 has a queue whatever the machine's speed.
-  const sending2 = (async () => {
-    for (let i = n / 2; i < n; i++) {
-      await input.send(Buffer.from(String(i)));
-      if (i % 20 === 19) await new Promise((r) => setTimeout(r, 10));
-    }
-  })();
+  const sending2 = pump(input, n, n / 2);
   await seenTag('S2');
   // S2 takes 2 ms a message, slower than the pump: its queue grows, and cannot be worked off in 5 ms.
   await new Promise((r) => setTimeout(r, 100));
