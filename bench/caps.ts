@@ -6,7 +6,9 @@
  * 64 B messages numbered from 0 as fast as its link takes them.
  *
  * - `amix:bare`: the pipeline alone for `--seconds`, no CAPS operation,
- *   run before and after each CAPS run (their mean is the repetition's figure).
+ *   run before each CAPS run with a thread stage and after it with a process
+ *   stage (the CAPS run's stages alternate the two; the mean of the two runs
+ *   is the repetition's figure).
  * - `amix:caps-replace`: the same pipeline while CAPS replaces the stage
  *   `--replaces` times (default 20; thread, process, thread, ...; the next
  *   stage is LOADed ahead, the REPLACE starts it), `--gap-ms` apart, then
@@ -93,12 +95,12 @@ function rateOutside(s: SinkStats, windows: Window[]): number {
   return ms > 0 ? (n * 1000) / ms : 0;
 }
 
-async function pipeline(fabric: Fabric) {
+async function pipeline(fabric: Fabric, scope: 'thread' | 'process' = 'thread') {
   fabric.register({ name: 'src', location: point('capsSource'), ...PRIM });
   fabric.register({ name: 'sink', location: point('capsSink'), ...PRIM });
   const caps = new Caps(fabric);
   caps.comprims(PRIM);
-  await caps.load({ name: 'st0', location: point('capsStage') });
+  await caps.load({ name: 'st0', location: point('capsStage'), scope });
   await caps.execute('st0', { upstream: ['src'], downstream: ['sink'] });
   const src = (op: string) => fabric.ends.service<{ sent: number }>('src', 'src', { op });
   const sink = () => fabric.ends.service<SinkStats>('sink', 'sink', { op: 'stats' }, 30_000);
@@ -125,9 +127,9 @@ async function withFabric<T>(fn: (fabric: Fabric) => Promise<T>): Promise<T> {
   }
 }
 
-async function bare(): Promise<number> {
+async function bare(scope: 'thread' | 'process'): Promise<number> {
   return withFabric(async (fabric) => {
-    const { src, sink } = await pipeline(fabric);
+    const { src, sink } = await pipeline(fabric, scope);
     await src('start');
     await sleep(BARE_S * 1000);
     const { sent } = await src('stop');
@@ -203,9 +205,10 @@ const runs: CapsRun[] = [];
 for (let r = 0; r < args.reps; r++) {
   // The bare pipeline before and after each CAPS run: on a shared machine the load moves, and the two bracket it.
   progress(`caps: bare pipeline, rep ${r + 1}/${args.reps}`, r / args.reps);
-  const before = await bare();
+  // A thread stage before, a process stage after: the CAPS run's stages alternate the two, half the time each.
+  const before = await bare('thread');
   runs.push(await withCaps(r / args.reps));
-  bares.push((before + (await bare())) / 2);
+  bares.push((before + (await bare('process'))) / 2);
 }
 if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
 const bareRate = Math.round(median(bares));
