@@ -3,13 +3,12 @@
 // rule, the watched request store, and a REPLACE on a peer daemon asked from
 // another (its capscf.json must let that peer in).
 import t, { type Test } from 'tap';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DaemonClient, generateKeyPair, saveKeyPair } from '../dist/lib/internal.js';
+import { DaemonClient } from '../dist/lib/internal.js';
 import { STAGE } from './helpers/caps.js';
 import { pointFixture, text } from './helpers/fabric.js';
-import { addPrincipal, amix, daemonDir, freePort, startDaemon } from './helpers/daemon.js';
+import { addPrincipal, amix, daemonDir, idOf, peeredPair, startDaemon } from './helpers/daemon.js';
 
 const PRIM = ['--send-primitive', 'queueConditionProcess', '--receive-primitive', 'queueConditionProcess'];
 
@@ -103,34 +102,7 @@ t.test('the request store in the daemon directory', async (t) => {
 });
 
 t.test('REPLACE of an AMS on a peer daemon', async (t) => {
-  const base = await mkdtemp(join(tmpdir(), 'amix-caps-peers-'));
-  t.teardown(() => rm(base, { recursive: true, force: true }));
-  const a = generateKeyPair();
-  const b = generateKeyPair();
-  await saveKeyPair(join(base, 'a.keys'), a);
-  await saveKeyPair(join(base, 'b.keys'), b);
-  await writeFile(join(base, 'allow'), `${a.publicKey}\n${b.publicKey}\n`, { mode: 0o600 });
-  const [pa, pb] = [await freePort(), await freePort()];
-  const dirA = join(base, 'a');
-  const dirB = join(base, 'b');
-  const keyed = (name: string, port: number) => [
-    '--listen',
-    `tcp://127.0.0.1:${port}`,
-    '--keys',
-    join(base, `${name}.keys`),
-    '--allow',
-    join(base, 'allow'),
-  ];
-  await startDaemon(t, dirA, keyed('a', pa));
-  await startDaemon(t, dirB, [...keyed('b', pb), '--peer', `tcp://127.0.0.1:${pa}`, `--peer-key=${a.publicKey}`]);
-  const idOf = async (dir: string) => {
-    const c = await DaemonClient.connect({ dir, admin: true });
-    try {
-      return (await c.request<{ peering?: { id: string } }>('status')).peering!.id;
-    } finally {
-      await c.close();
-    }
-  };
+  const { dirA, dirB } = await peeredPair(t, 'amix-caps-peers-');
   const [idA, idB] = [await idOf(dirA), await idOf(dirB)];
   const ca = await DaemonClient.connect({ dir: dirA, admin: true });
   t.teardown(() => ca.close());

@@ -3,14 +3,13 @@
 // B's NEEM (ACCESSIBLE while it answers, UNACCESSIBLE once it is killed,
 // ACCESSIBLE again when it is back), an expression only B's attributes
 // satisfy creates the environment on B, and runs there stream back through A.
-import t, { type Test } from 'tap';
+import t from 'tap';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DaemonClient, generateKeyPair, saveKeyPair } from '../dist/lib/internal.js';
-import { freePort, startDaemon } from './helpers/daemon.js';
+import { DaemonClient } from '../dist/lib/internal.js';
+import { idOf, peeredPair, startDaemon } from './helpers/daemon.js';
 
 const POLL_MS = 200;
 
@@ -20,43 +19,6 @@ async function until(f: () => Promise<boolean>, ms: number, what: string): Promi
   while (!(await f())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** Two keyed amixd, B peering with A, each on its own directory; B's start arguments for a restart. */
-async function peeredPair(t: Test, prefix: string, extra: string[] = []) {
-  const base = await mkdtemp(join(tmpdir(), prefix));
-  t.teardown(() => rm(base, { recursive: true, force: true }));
-  const a = generateKeyPair();
-  const b = generateKeyPair();
-  await saveKeyPair(join(base, 'a.keys'), a);
-  await saveKeyPair(join(base, 'b.keys'), b);
-  await writeFile(join(base, 'allow'), `${a.publicKey}\n${b.publicKey}\n`, { mode: 0o600 });
-  const [pa, pb] = [await freePort(), await freePort()];
-  const dirA = join(base, 'a');
-  const dirB = join(base, 'b');
-  const keyed = (name: string, port: number) => [
-    '--listen',
-    `tcp://127.0.0.1:${port}`,
-    '--keys',
-    join(base, `${name}.keys`),
-    '--allow',
-    join(base, 'allow'),
-    ...extra,
-  ];
-  await startDaemon(t, dirA, keyed('a', pa));
-  const argsB = [...keyed('b', pb), '--peer', `tcp://127.0.0.1:${pa}`, `--peer-key=${a.publicKey}`];
-  const childB = await startDaemon(t, dirB, argsB);
-  return { dirA, dirB, argsB, childB };
-}
-
-/** The peering id of the daemon in `dir`. */
-async function idOf(dir: string): Promise<string> {
-  const c = await DaemonClient.connect({ dir, admin: true });
-  try {
-    return (await c.request<{ peering?: { id: string } }>('status')).peering!.id;
-  } finally {
-    await c.close();
   }
 }
 

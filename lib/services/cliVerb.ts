@@ -45,3 +45,15 @@ export function misuse(verb: ServiceVerb, name: string, why: string): void {
 export function many(v: string | boolean | string[] | undefined): string[] {
   return v === undefined || typeof v === 'boolean' ? [] : Array.isArray(v) ? v : [v];
 }
+
+/** One daemon request from a verb: a client for it, closed afterwards. */
+export function verbRequest(h: CliHelpers) {
+  return async (v: VerbValues, op: string, args: Record<string, unknown>): Promise<unknown> => {
+    const c = await h.client(v);
+    try {
+      return await c.request<unknown>(op as never, args as never);
+    } finally {
+      await c.close();
+    }
+  };
+}

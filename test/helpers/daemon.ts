@@ -1,11 +1,11 @@
 // Drive the real amixd and amix binaries in a temp directory.
 import type { Test } from 'tap';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DaemonClient } from '../../dist/lib/internal.js';
+import { DaemonClient, generateKeyPair, saveKeyPair } from '../../dist/lib/internal.js';
 
 export const AMIX = fileURLToPath(new URL('../../dist/bin/amix.js', import.meta.url));
 export const AMIXD = fileURLToPath(new URL('../../dist/bin/amixd.js', import.meta.url));
@@ -123,4 +123,41 @@ export async function subscribed(
     return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.push({ match, resolve }));
   };
   return { client, events, event };
+}
+
+/** Two keyed amixd in temp directories (removed at teardown), B peering with A; B's start arguments for a restart. */
+export async function peeredPair(t: Test, prefix: string, extra: string[] = []) {
+  const base = await mkdtemp(join(tmpdir(), prefix));
+  t.teardown(() => rm(base, { recursive: true, force: true }));
+  const a = generateKeyPair();
+  const b = generateKeyPair();
+  await saveKeyPair(join(base, 'a.keys'), a);
+  await saveKeyPair(join(base, 'b.keys'), b);
+  await writeFile(join(base, 'allow'), `${a.publicKey}\n${b.publicKey}\n`, { mode: 0o600 });
+  const [pa, pb] = [await freePort(), await freePort()];
+  const dirA = join(base, 'a');
+  const dirB = join(base, 'b');
+  const keyed = (name: string, port: number) => [
+    '--listen',
+    `tcp://127.0.0.1:${port}`,
+    '--keys',
+    join(base, `${name}.keys`),
+    '--allow',
+    join(base, 'allow'),
+    ...extra,
+  ];
+  await startDaemon(t, dirA, keyed('a', pa));
+  const argsB = [...keyed('b', pb), '--peer', `tcp://127.0.0.1:${pa}`, `--peer-key=${a.publicKey}`];
+  const childB = await startDaemon(t, dirB, argsB);
+  return { dirA, dirB, argsB, childB };
+}
+
+/** The peering id of the daemon in `dir`. */
+export async function idOf(dir: string): Promise<string> {
+  const c = await DaemonClient.connect({ dir, admin: true });
+  try {
+    return (await c.request<{ peering?: { id: string } }>('status')).peering!.id;
+  } finally {
+    await c.close();
+  }
 }

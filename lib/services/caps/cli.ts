@@ -6,7 +6,7 @@
  * @module
  */
 import type { CliHelpers, ServiceVerb, VerbOption, VerbValues } from '../cliVerb.js';
-import { many } from '../cliVerb.js';
+import { many, verbRequest } from '../cliVerb.js';
 import type { AmsInfo, CapsQuery, DeferredInfo, MapArea } from './types.js';
 
 type Values = VerbValues;
@@ -22,14 +22,7 @@ const WHEN = '[--at TIME | --every MS | --on EVENT [--repeat]] [--peer ID] [--js
 
 /** The `caps` verbs, keyed as bin/amix keys its group verbs (`caps load`...). */
 export function capsVerbs(h: CliHelpers): Record<string, ServiceVerb> {
-  const req = async (v: Values, op: string, args: Record<string, unknown>): Promise<unknown> => {
-    const c = await h.client(v);
-    try {
-      return await c.request<unknown>(op as never, args as never);
-    } finally {
-      await c.close();
-    }
-  };
+  const req = verbRequest(h);
   const when = (v: Values): Record<string, unknown> => {
     const w: Record<string, unknown> = {};
     if (typeof v.at === 'string') w.at = /^\d+$/.test(v.at) ? Number(v.at) : v.at;

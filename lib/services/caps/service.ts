@@ -39,6 +39,7 @@ import { join } from 'node:path';
 import { AmixError, ErrorCode, invalidArg } from '../../core/errors.js';
 import { readPrivateFile } from '../../core/paths.js';
 import type { DaemonService, ServiceCaller, ServiceHost } from '../../control/services.js';
+import { str, unauthorized } from '../serviceArgs.js';
 import type { Caps } from './caps.js';
 import { DEFERRABLE } from './defer.js';
 import type { CapsRequest, DeferrableOp } from './types.js';
@@ -49,15 +50,6 @@ export const CAPS_STORE_FILE = 'caps.ndjson';
 export const CAPSCF_FILE = 'capscf.json';
 /** Ops a principal that is not the administrator may call. */
 const OPEN_OPS = new Set(['caps.query', 'caps.locate']);
-
-function str(args: Record<string, unknown>, k: string): string {
-  const v = args[k];
-  if (typeof v !== 'string' || v === '') throw invalidArg(k, 'must be a non-empty string', v);
-  return v;
-}
-
-const unauthorized = (why: string, c: ServiceCaller, op: string) =>
-  new AmixError(ErrorCode.AMIX_ERR_UNAUTHORIZED, why, { details: { op, principal: c.owner } });
 
 /** The op's arguments without the deferral and forwarding fields. */
 function split(args: Record<string, unknown>): {

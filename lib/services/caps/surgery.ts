@@ -177,6 +177,12 @@ export async function replaceAms(
   return finishReplace(h, oldRec, newRec, newInst, options, disposition, messages, t0, trace, mark);
 }
 
+/** What the receiving ends (link, end) hold that their points have not taken, summed. */
+async function untakenOn(fabric: Fabric, ends: Array<[string, string]>): Promise<number> {
+  const xs = await Promise.all(ends.map(([link, end]) => fabric.ends.untaken(link, end)));
+  return xs.reduce((a, b) => a + b, 0);
+}
+
 /** Poll `left()` every ms until it is 0 or `deadline` (performance.now) passes; true when it reached 0. */
 async function untilZero(left: () => Promise<number>, deadline: number): Promise<boolean> {
   for (;;) {
@@ -213,7 +219,10 @@ async function replaceDrained(
   // A hold moves the upstreams' waiting sends on; the flush lands what their old links had accepted.
   await Promise.all(inputs.map((m) => fabric.ends.flushSender(m.link.id, m.peer)));
   const untaken = () =>
-    Promise.all(inputs.map((m) => fabric.ends.untaken(m.link.id, oldInst))).then((xs) => xs.reduce((a, b) => a + b, 0));
+    untakenOn(
+      fabric,
+      inputs.map((m) => [m.link.id, oldInst]),
+    );
   if (!(await untilZero(untaken, deadline))) return undefined;
   mark('drained');
   const t0 = now();
@@ -221,7 +230,10 @@ async function replaceDrained(
   const outputs = moved.filter((m) => m.output);
   await Promise.all(outputs.map((m) => fabric.ends.flushSender(m.link.id, oldInst)));
   const late = () =>
-    Promise.all(outputs.map((m) => fabric.ends.untaken(m.link.id, m.peer))).then((xs) => xs.reduce((a, b) => a + b, 0));
+    untakenOn(
+      fabric,
+      outputs.map((m) => [m.link.id, m.peer]),
+    );
   // Bounded like the disconnect's own drain: a downstream that takes nothing does not hold the REPLACE.
   await untilZero(late, now() + 2000);
   mark('outputs taken');
@@ -322,12 +334,7 @@ function endsOf(fabric: Fabric, opts: BetweenOptions): void {
 export async function insertAms(h: SurgeryHost, ams: string, opts: BetweenOptions): Promise<{ pauseMs: number }> {
   const { caps, fabric } = h;
   const rec = caps.rec(ams);
-  if (rec.state !== 'active')
-    throw amixError('AMIX_ERR_BAD_TRANSITION', `insert ${ams}: INSERT needs it on ACTIVE (it is ${rec.state})`, {
-      module: ams,
-      state: rec.state,
-      request: 'insert',
-    });
+  requireActive(rec, 'insert');
   endsOf(fabric, opts);
   const inst = oneInstance(rec, 'ams');
   const l = oneWay(fabric, opts.from, opts.to);
@@ -362,12 +369,7 @@ export async function extractAms(h: SurgeryHost, ams: string, opts: BetweenOptio
   const { caps, fabric } = h;
   const rec = caps.rec(ams);
   const disposition = checkDisposition(opts.disposition);
-  if (rec.state !== 'active')
-    throw amixError('AMIX_ERR_BAD_TRANSITION', `extract ${ams}: EXTRACT needs it on ACTIVE (it is ${rec.state})`, {
-      module: ams,
-      state: rec.state,
-      request: 'extract',
-    });
+  requireActive(rec, 'extract');
   endsOf(fabric, opts);
   const inst = oneInstance(rec, 'ams');
   const l1 = oneWay(fabric, opts.from, inst);
@@ -383,6 +385,16 @@ export async function extractAms(h: SurgeryHost, ams: string, opts: BetweenOptio
   await dispose(h, rec, disposition);
   h.emit({ type: 'extracted', ams, from: opts.from, to: opts.to, pauseMs, disposition });
   return { pauseMs };
+}
+
+/** `AMIX_ERR_BAD_TRANSITION` unless `rec` is on ACTIVE (INSERT and EXTRACT act on an executing AMS). */
+function requireActive(rec: AmsRec, request: 'insert' | 'extract'): void {
+  if (rec.state !== 'active')
+    throw amixError(
+      'AMIX_ERR_BAD_TRANSITION',
+      `${request} ${rec.name}: ${request.toUpperCase()} needs it on ACTIVE (it is ${rec.state})`,
+      { module: rec.name, state: rec.state, request },
+    );
 }
 
 function checkDisposition(d: unknown): Disposition {

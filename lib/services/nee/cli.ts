@@ -7,6 +7,7 @@
  */
 import type { DaemonClient } from '../../control/client.js';
 import type { CliHelpers, ServiceVerb, VerbValues } from '../cliVerb.js';
+import { verbRequest } from '../cliVerb.js';
 import type { NeeInfo } from './manager.js';
 import type { RunExit } from './run.js';
 
@@ -64,14 +65,7 @@ const write = (stream: NodeJS.WriteStream) => (b: Buffer) =>
 
 /** The `nee` verbs, keyed as bin/amix keys its group verbs (`nee create`...). */
 export function neeVerbs(h: CliHelpers): Record<string, ServiceVerb> {
-  const req = async (v: Values, op: string, args: Record<string, unknown>): Promise<unknown> => {
-    const c = await h.client(v);
-    try {
-      return await c.request<unknown>(op as never, args as never);
-    } finally {
-      await c.close();
-    }
-  };
+  const req = verbRequest(h);
   const infoLine = (i: NeeInfo) =>
     `${i.name}${i.aliasOf ? ` (alias of ${i.aliasOf})` : ''}: ${i.system}/${i.set}, owner ${i.owner}, ${i.public ? 'public' : 'private'}, references ${i.references}, attached ${i.attached}, shell ${i.shell}`;
   return {

@@ -38,6 +38,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { AmixError, ErrorCode, invalidArg, isAmixError } from '../../core/errors.js';
 import type { DaemonService, ServiceCaller, ServiceHost } from '../../control/services.js';
+import { str, unauthorized } from '../serviceArgs.js';
 import type { AttributeSet, NeeConfig } from './attributes.js';
 import type { CreateOptions, Neem, NeeInfo } from './manager.js';
 import type { RemoteEnv } from './peers.js';
@@ -77,15 +78,6 @@ interface RemoteRun {
   run: number;
   container: string;
 }
-
-function str(args: Record<string, unknown>, k: string): string {
-  const v = args[k];
-  if (typeof v !== 'string' || v === '') throw invalidArg(k, 'must be a non-empty string', v);
-  return v;
-}
-
-const unauthorized = (why: string, c: ServiceCaller, op: string) =>
-  new AmixError(ErrorCode.AMIX_ERR_UNAUTHORIZED, why, { details: { op, principal: c.owner } });
 
 /**
  * The NEEM as an amixd service.
