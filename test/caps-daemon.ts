@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { DaemonClient } from '../dist/lib/internal.js';
 import { STAGE } from './helpers/caps.js';
 import { pointFixture, text } from './helpers/fabric.js';
-import { addPrincipal, amix, daemonDir, idOf, peeredPair, startDaemon } from './helpers/daemon.js';
+import { addPrincipal, amix, daemonDir, idOf, peeredPair, startDaemon, until } from './helpers/daemon.js';
 
 const PRIM = ['--send-primitive', 'queueConditionProcess', '--receive-primitive', 'queueConditionProcess'];
 
@@ -26,14 +26,6 @@ async function daemonPipeline(t: Test, dir: string) {
   const input = await c.connect(null, 'up', { direction: 'aToB' });
   const output = await c.connect('down', null, { direction: 'aToB' });
   return { c, input, output };
-}
-
-async function until(f: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 t.test('amix caps: every verb against amixd, with data through the replaced AMS', async (t) => {

@@ -9,18 +9,9 @@ import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DaemonClient } from '../dist/lib/internal.js';
-import { idOf, peeredPair, startDaemon } from './helpers/daemon.js';
+import { idOf, peeredPair, startDaemon, until } from './helpers/daemon.js';
 
 const POLL_MS = 200;
-
-/** Poll `f` until it returns true (each try after the event loop turned), or fail after `ms`. */
-async function until(f: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 t.test('a peer machine: polled, chosen by its attributes, and run on', async (t) => {
   const pair = await peeredPair(t, 'amix-nee-peers-', ['--nee-poll-ms', String(POLL_MS)]);

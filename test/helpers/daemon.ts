@@ -161,3 +161,12 @@ export async function idOf(dir: string): Promise<string> {
     await c.close();
   }
 }
+
+/** Poll `f` until it returns true (each try after the event loop turned), or fail after `ms`. */
+export async function until(f: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await f())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
