@@ -42,6 +42,8 @@ const args = parseBenchArgs(
     'gap-ms': { type: 'string' },
     seconds: { type: 'string' },
     'drain-ms': { type: 'string' },
+    overlap: { type: 'boolean' },
+    start: { type: 'boolean' },
   },
 );
 const num = (v: unknown, d: number) => (v === undefined ? d : Number(v));
@@ -49,6 +51,10 @@ const REPLACES = num(args.extra.replaces, 20);
 const GAP_MS = num(args.extra['gap-ms'], args.quick ? 60 : 150);
 /** REPLACE's drainMs: 0 hands the old stage's queue over at once; above 0 the old stage works it off first. */
 const DRAIN_MS = num(args.extra['drain-ms'], 0);
+/** REPLACE's overlap: the new stage starts at once while the old one works off its queue. */
+const OVERLAP = args.extra.overlap === true;
+/** LOAD's start: each next stage runs (unlinked) from its LOAD on, so REPLACE does not start it. */
+const START = args.extra.start === true;
 const BARE_S = num(args.extra.seconds, args.quick ? 1 : 3);
 if (![REPLACES, GAP_MS, BARE_S].every((n) => Number.isFinite(n) && n > 0) || !(DRAIN_MS >= 0)) {
   process.stderr.write('bench caps: --replaces, --gap-ms and --seconds must be positive numbers, --drain-ms >= 0\n');
@@ -153,7 +159,12 @@ async function withCaps(frac: number): Promise<CapsRun> {
   return withFabric(async (fabric) => {
     const { caps, src, sink } = await pipeline(fabric);
     for (let i = 1; i <= REPLACES; i++)
-      await caps.load({ name: `st${i}`, location: point('capsStage'), scope: i % 2 === 1 ? 'process' : 'thread' });
+      await caps.load({
+        name: `st${i}`,
+        location: point('capsStage'),
+        scope: i % 2 === 1 ? 'process' : 'thread',
+        ...(START ? { start: true } : {}),
+      });
     await caps.load({ name: 'ins', location: point('capsStage') });
     await caps.execute('ins');
     const windows: Window[] = [];
@@ -162,7 +173,7 @@ async function withCaps(frac: number): Promise<CapsRun> {
     await sleep(GAP_MS);
     for (let i = 1; i <= REPLACES; i++) {
       const w = { start: abs(), end: 0 };
-      const r = await caps.replace(`st${i - 1}`, `st${i}`, { drainMs: DRAIN_MS });
+      const r = await caps.replace(`st${i - 1}`, `st${i}`, OVERLAP ? { overlap: true } : { drainMs: DRAIN_MS });
       w.end = abs();
       windows.push(w);
       handed.push(r.handedOver);
@@ -214,7 +225,7 @@ if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
 const bareRate = Math.round(median(bares));
 const pauses = runs.flatMap((x) => x.pauses);
 const capsRow = {
-  system: DRAIN_MS > 0 ? 'amix:caps-replace-drain' : 'amix:caps-replace',
+  system: OVERLAP ? 'amix:caps-replace-overlap' : DRAIN_MS > 0 ? 'amix:caps-replace-drain' : 'amix:caps-replace',
   size: 64,
   msgsPerSec: Math.round(median(runs.map((x) => x.msgsPerSec))),
   replaces: REPLACES,

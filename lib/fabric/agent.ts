@@ -54,13 +54,15 @@ export interface AgentOps {
       options: ChannelOptions;
       /** The peer is a switch (or the far end behind a broker is): frame sends with the switch header. */
       switched?: boolean;
+      /** The entry starts held (ConnectOptions.heldAt). */
+      held?: boolean;
     };
     result: Empty;
   };
   /** Close the link's channel ends here; `disconnect` first runs the primitive's own disconnect on the sending ends. */
   closeLink: { args: { link: string; reason?: string | undefined; disconnect?: boolean }; result: Empty };
   /** Hold (or release) the link's entries. */
-  hold: { args: { link: string; held: boolean }; result: Empty };
+  hold: { args: { link: string; held: boolean; release?: string }; result: Empty };
   /** Suspend the link's sending ends. */
   suspend: { args: { link: string }; result: Empty };
   /** Resume the link's sending ends. */
@@ -69,6 +71,10 @@ export interface AgentOps {
   cycle: { args: { link: string }; result: Empty };
   /** How many messages the link's receiving entries hold that the point has not taken (lookahead included). */
   untaken: { args: { link: string }; result: { held: number } };
+  /** Take nothing from the link's receiving entries until none of `behind` is on the receiver list. */
+  fence: { args: { link: string; behind: string[] }; result: Empty };
+  /** Nothing more comes on the link here: once its receiving entries are empty, they fence nothing. */
+  seal: { args: { link: string }; result: Empty };
   /** RECONNECT: give the point a null (size-0) message from the fabric. */
   nullMessage: { args: Empty; result: Empty };
   /** The endpoint's counters. */
@@ -88,6 +94,8 @@ export const AGENT_OPS = [
   'resume',
   'cycle',
   'untaken',
+  'fence',
+  'seal',
   'nullMessage',
   'stats',
   'service',
@@ -169,7 +177,7 @@ export class Agent implements AgentTarget {
           await ch.destroy(err as Error);
           throw err;
         }
-        end.addSender(a.link, a.peer, ch, a.switched === true);
+        end.addSender(a.link, a.peer, ch, a.switched === true, a.held === true);
         return {};
       },
       closeLink: async (a) => {
@@ -185,7 +193,7 @@ export class Agent implements AgentTarget {
         return {};
       },
       hold: (a) => {
-        end.hold(a.link, a.held);
+        end.hold(a.link, a.held, a.release);
         return {};
       },
       suspend: async (a) => {
@@ -201,6 +209,14 @@ export class Agent implements AgentTarget {
         return {};
       },
       untaken: (a) => ({ held: end.untaken(a.link) }),
+      fence: (a) => {
+        end.fence(a.link, a.behind);
+        return {};
+      },
+      seal: (a) => {
+        end.seal(a.link);
+        return {};
+      },
       nullMessage: () => {
         end.deliverNull();
         return {};

@@ -42,6 +42,16 @@ export class EndControl {
   }
 
   /**
+   * At end `end`, hold `link` and release `release` in one step, so that its
+   * sends move from the one to the other with none in between. Same errors
+   * as {@link holdSender}.
+   */
+  async swapSender(link: string, release: string, end: string): Promise<void> {
+    const e = this.#end(link, end);
+    await e.target.request('hold', { link, held: true, release }, this.#core.timeoutMs);
+  }
+
+  /**
    * Resolves once everything end `end` has accepted for `link` is in the
    * receiving ends' channels (a cycle through each of its sending channels
    * there, as a graceful disconnect's flush). Same errors as {@link holdSender}.
@@ -55,6 +65,26 @@ export class EndControl {
   async untaken(link: string, end: string, timeoutMs?: number): Promise<number> {
     const e = this.#end(link, end);
     return (await e.target.request('untaken', { link }, timeoutMs ?? this.#core.timeoutMs)).held;
+  }
+
+  /**
+   * At end `end`, take nothing from `link` until the links `behind` (that
+   * deliver to the same end) are gone from it: a downstream then gets all a
+   * replaced point sent before anything of its replacement's.
+   */
+  async fence(link: string, end: string, behind: string[], timeoutMs?: number): Promise<void> {
+    const e = this.#end(link, end);
+    await e.target.request('fence', { link, behind }, timeoutMs ?? this.#core.timeoutMs);
+  }
+
+  /**
+   * At end `end`, nothing more comes on `link` (the caller flushed and
+   * stopped its senders): once `end` has taken what it holds, the link
+   * fences nothing there (see {@link fence}).
+   */
+  async seal(link: string, end: string): Promise<void> {
+    const e = this.#end(link, end);
+    await e.target.request('seal', { link }, this.#core.timeoutMs);
   }
 
   /**

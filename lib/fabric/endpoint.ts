@@ -14,6 +14,7 @@ import { Lifecycle, type Destroyable } from '../core/lifecycle.js';
 import type { DiscardPolicy } from '../core/primitive.js';
 import { WaitList } from '../core/waitList.js';
 import { held, keepAlive, messageIterator, retire, setHeld, tooSmall, withGone } from './endpointParts.js';
+import { drainRx, fenced, routesOf, setFence } from './endpointParts.js';
 import type { ListEntry, RxEntry, TxEntry } from './endpointParts.js';
 import * as sw from './switchFrame.js';
 
@@ -125,13 +126,13 @@ export class Endpoint extends EventEmitter implements Destroyable {
    * peer is a switch; the entry takes only sends addressed (`to`) to a point it has a route to, each with the
    * switch header. Emits `{ type: 'linkAdded', link, peer, list: 'sender' }`.
    */
-  addSender(link: string, peer: string, ch: Channel, switched = false): void {
+  addSender(link: string, peer: string, ch: Channel, switched = false, held = false): void {
     this.#checkOpen();
     this.#tx.push({
       link,
       peer,
       ch,
-      held: false,
+      held,
       gone: new AbortController(),
       ...(switched ? { routes: new sw.LearnedRoutes() } : {}),
     });
@@ -159,9 +160,7 @@ export class Endpoint extends EventEmitter implements Destroyable {
 
   /** The destinations the switch entries of the sender list reach (learned from their routes frames). */
   switchRoutes(): Array<{ link: string; peer: string; destinations: string[] }> {
-    return this.#tx
-      .filter((e) => e.routes)
-      .map((e) => ({ link: e.link, peer: e.peer, destinations: e.routes!.destinations() }));
+    return routesOf(this.#tx);
   }
 
   /**
@@ -185,10 +184,11 @@ export class Endpoint extends EventEmitter implements Destroyable {
    * is linked, and go out once a hold is released or a link added. A plain
    * send already waiting for room on a held entry moves on the same way.
    */
-  hold(link: string, held: boolean): void {
-    for (const e of this.#tx) if (e.link === link) setHeld(e, held);
+  hold(link: string, held: boolean, release?: string): void {
+    // With `release`, one step: no send in between finds neither link (or both) on the list.
+    for (const e of this.#tx) if (e.link === link || e.link === release) setHeld(e, e.link === link ? held : false);
     this.#relist();
-    if (!held) void this.#flushUnlinked();
+    if (!held || release !== undefined) void this.#flushUnlinked();
   }
 
   #relist(): void {
@@ -204,7 +204,7 @@ export class Endpoint extends EventEmitter implements Destroyable {
    * the time is up are counted in the `linkEnded` event as `discarded`.
    */
   async removeLink(link: string, reason?: Error, drainMs = 2000): Promise<void> {
-    if (!reason && this.#life.isOpen) await this.#drain(link, drainMs);
+    if (!reason && this.#life.isOpen) await drainRx(this.#rx, () => this.#life.isOpen, link, drainMs);
     const closing: Promise<void>[] = [];
     for (let i = this.#tx.length - 1; i >= 0; i--) {
       const e = this.#tx[i]!;
@@ -237,6 +237,17 @@ export class Endpoint extends EventEmitter implements Destroyable {
   /** Messages the receiving entries of `link` hold that the point has not taken (lookahead slot included). */
   untaken(link: string): number {
     return this.#rx.reduce((n, e) => (e.link === link ? n + held(e) : n), 0);
+  }
+
+  /** Take nothing from `link` until no link of `behind` is here unsealed or unemptied (see setFence). */
+  fence(link: string, behind: readonly string[]): void {
+    setFence(this.#rx, this.name, link, behind);
+  }
+
+  /** Nothing more comes on `link` here (its senders are flushed and stopped): once taken, it fences nothing. */
+  seal(link: string): void {
+    for (const e of this.#rx) e.sealed ||= e.link === link;
+    this.#signal();
   }
 
   /** Links on either list. */
@@ -399,7 +410,7 @@ export class Endpoint extends EventEmitter implements Destroyable {
     const n = candidates.length;
     for (let k = 0; k < n; k++) {
       const e = candidates[(this.#rr + k) % n]!;
-      if (e.ended) continue;
+      if (e.ended || (e.behind !== undefined && fenced(e, this.#rx))) continue;
       let msg = e.slot;
       if (msg !== undefined) {
         if (msg.length > maxBytes) throw tooSmall(msg.length, maxBytes);
@@ -490,16 +501,6 @@ export class Endpoint extends EventEmitter implements Destroyable {
   /** Why the endpoint is closed: the destroy reason, or a plain close. */
   #cause(): Error {
     return this.#life.reason ?? new AmixError(ErrorCode.AMIX_ERR_CLOSED, `point "${this.name}" closed`);
-  }
-
-  /** Wait until the receiving entries of `link` hold nothing the point has not taken, or `ms` pass. */
-  async #drain(link: string, ms: number): Promise<void> {
-    const deadline = Date.now() + ms;
-    // Polled: consumption happens in the point's own receive calls, which
-    // signal nothing; this runs once per disconnect, not per message.
-    while (this.#life.isOpen && Date.now() < deadline && this.#rx.some((e) => e.link === link && held(e) > 0)) {
-      await new Promise((r) => setTimeout(r, 2));
-    }
   }
 
   #pump(e: RxEntry): void {

@@ -112,6 +112,10 @@ export interface RxEntry extends ListEntry {
   pumping: boolean;
   ended: boolean;
   rearm?: boolean;
+  /** Fenced: nothing is taken from the entry while a link named here is still on the receiver list. */
+  behind?: string[];
+  /** Nothing more comes on the entry (Endpoint.seal): once empty it no longer fences another. */
+  sealed?: boolean;
 }
 
 /** @internal Messages an entry holds that the point has not taken: its lookahead slot and what its channel still queues. */
@@ -143,4 +147,53 @@ export function withGone(e: TxEntry, signal: AbortSignal | undefined): AbortSign
 export function setHeld(e: TxEntry, held: boolean): void {
   e.held = held;
   if (held) retire(e, false);
+}
+
+/**
+ * @internal True while `e` is fenced behind a link still on `rx` (and not
+ * sealed and empty). The fence lifts for good the first time none is left:
+ * a link taken off the list never comes back under the same id, and a
+ * sealed one gets nothing more.
+ */
+export function fenced(e: RxEntry, rx: readonly RxEntry[]): boolean {
+  if (e.behind!.some((b) => rx.some((x) => x.link === b && !(x.sealed && held(x) === 0)))) return true;
+  e.behind = undefined;
+  return false;
+}
+
+/**
+ * @internal Fence the entries of `link` on point `point`'s `rx` behind
+ * `behind` (Endpoint.fence): nothing is taken from them until no link of
+ * `behind` is on the receiver list, or each is sealed and empty (CAPS's
+ * overlapping REPLACE: the new AMS's outputs wait behind the old one's).
+ * `AMIX_ERR_UNKNOWN_LINK` when `link` has no receiving entry there.
+ */
+export function setFence(rx: readonly RxEntry[], point: string, link: string, behind: readonly string[]): void {
+  const es = rx.filter((e) => e.link === link);
+  if (es.length === 0)
+    throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_LINK, `point "${point}" receives nothing on link "${link}"`, {
+      details: { link },
+    });
+  const live = behind.filter((b) => b !== link && rx.some((x) => x.link === b));
+  for (const e of es) e.behind = live.length > 0 ? live : undefined;
+}
+
+/**
+ * @internal Wait until the entries of `link` on `rx` hold nothing the point
+ * has not taken, or `ms` pass, or `open()` turns false.
+ */
+export async function drainRx(rx: readonly RxEntry[], open: () => boolean, link: string, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  // Polled: consumption happens in the point's own receive calls, which
+  // signal nothing; this runs once per disconnect, not per message.
+  while (open() && Date.now() < deadline && rx.some((e) => e.link === link && held(e) > 0)) {
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+/** @internal What the switch entries of a sender list reach (Endpoint.switchRoutes). */
+export function routesOf(tx: readonly TxEntry[]): Array<{ link: string; peer: string; destinations: string[] }> {
+  return tx
+    .filter((e) => e.routes)
+    .map((e) => ({ link: e.link, peer: e.peer, destinations: e.routes!.destinations() }));
 }

@@ -279,6 +279,7 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
     const endB = instB ?? caller!;
     const rec = conferenceOf ?? this.#newLink(id, endA, endB, plan);
     if (conferenceOf) rec.b.push(endB.id);
+    if (options.heldAt !== undefined) rec.heldAt = options.heldAt;
     this.#core.links.set(id, rec);
     try {
       await this.#runSteps(rec, plan, endA, endB, instA, instB);

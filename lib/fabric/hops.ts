@@ -140,7 +140,15 @@ export class Hops {
     try {
       await from.target.request(
         'openSender',
-        { link, peer: fromSees, primitive, address, options, ...(sw.tx ? { switched: true } : {}) },
+        {
+          link,
+          peer: fromSees,
+          primitive,
+          address,
+          options,
+          ...(sw.tx ? { switched: true } : {}),
+          ...(rec.heldAt === from.id ? { held: true } : {}),
+        },
         timeout,
       );
       from.senderList.push({ link, peer: fromSees });
@@ -316,6 +324,7 @@ export class Hops {
           address: h.address,
           options: h.options,
           ...(switchedEnds(inst, endOf(core, rec, f.to)).tx ? { switched: true } : {}),
+          ...(rec.heldAt === inst.id ? { held: true } : {}),
         },
         timeout,
       );

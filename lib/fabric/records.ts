@@ -21,6 +21,8 @@ export interface LinkRec extends LinkInfo {
   suspendedSince?: number;
   /** The link this one put on hold (restored on disconnect). */
   held?: string;
+  /** The end whose sending entries of this link start held (ConnectOptions.heldAt). */
+  heldAt?: string;
   /** The caller's handle, if the caller is an end. */
   handle?: Link;
   /**

@@ -100,6 +100,13 @@ export interface ConnectOptions {
    * Never started. Default: the null end takes the point's own primitive.
    */
   standIn?: PointRegistration;
+  /**
+   * @internal The running instance whose sending entries of the new link
+   * start held: it sends nothing on the link until `fabric.ends.holdSender`
+   * (or `swapSender`) releases them. CAPS opens a replacement's input links
+   * this way ahead of the switch-over.
+   */
+  heldAt?: string;
 }
 
 /** Options for {@link Fabric.disconnect}. */

@@ -148,6 +148,12 @@ export async function runAms(point: PointContext, handlers: AmsHandlers = {}): P
         if (!Array.isArray(ms) || !ms.every((m) => m instanceof Uint8Array))
           throw invalidArg('messages', 'must be an array of byte arrays');
         injected.push(...(ms as Uint8Array[]));
+        // A running loop (REPLACE with overlap) may wait in receive with nothing coming: wake it, so it
+        // takes the injected messages next. The shift and the receive it replaces run in one turn.
+        if (!gated && !busy) {
+          ac.abort(stopped('receive'));
+          ac = new AbortController();
+        }
         return stats();
       }
       case 'dump':

@@ -137,6 +137,9 @@ export class Caps extends EventEmitter implements CapsCore {
     // A point registered by someone else (LOCATE's `point`) is adopted; a forced LOAD registers it anew.
     if (existing && options.force) await this.fabric.destroyPoint(options.name);
     if (!existing || options.force) this.fabric.register(registration(options, location, this.#comprims));
+    if (options.start !== undefined && typeof options.start !== 'boolean')
+      throw invalidArg('start', 'must be a boolean', options.start);
+    if (options.start) await this.fabric.execute(options.name);
     const rec: AmsRec = {
       name: options.name,
       location,

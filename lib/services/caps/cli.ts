@@ -70,7 +70,7 @@ export function capsVerbs(h: CliHelpers): Record<string, ServiceVerb> {
   const disposition = { disposition: { type: 'string' } } as const;
   return {
     'caps load': verb(
-      `amix caps load NAME [LOCATION] [--scope thread|process] [--data JSON] [--deallocation drain|discard] [--force]\n  [--send-primitive P] [--receive-primitive P] ${WHEN}   LOAD an AMS (LOCATE finds it without LOCATION)`,
+      `amix caps load NAME [LOCATION] [--scope thread|process] [--data JSON] [--deallocation drain|discard] [--force] [--start]\n  [--send-primitive P] [--receive-primitive P] ${WHEN}   LOAD an AMS (LOCATE finds it without LOCATION)`,
       'caps.load',
       1,
       2,
@@ -79,6 +79,7 @@ export function capsVerbs(h: CliHelpers): Record<string, ServiceVerb> {
         data: { type: 'string' },
         deallocation: { type: 'string' },
         force: { type: 'boolean' },
+        start: { type: 'boolean' },
         'send-primitive': { type: 'string' },
         'receive-primitive': { type: 'string' },
         ...DEFER,
@@ -91,6 +92,7 @@ export function capsVerbs(h: CliHelpers): Record<string, ServiceVerb> {
         ...(v.data !== undefined ? { data: json('--data', v.data as string) } : {}),
         ...(v.deallocation ? { deallocation: v.deallocation } : {}),
         ...(v.force ? { force: true } : {}),
+        ...(v.start ? { start: true } : {}),
         ...(v['send-primitive'] ? { sendPrimitive: v['send-primitive'] } : {}),
         ...(v['receive-primitive'] ? { receivePrimitive: v['receive-primitive'] } : {}),
       }),
@@ -117,16 +119,25 @@ export function capsVerbs(h: CliHelpers): Record<string, ServiceVerb> {
       (r) => `executing ${(r as { instance: string }).instance}, references ${(r as { refs: number }).refs}`,
     ),
     'caps replace': verb(
-      `amix caps replace OLD NEW [--disposition terminate|suspend|standby] [--state] ${WHEN}   REPLACE an ACTIVE AMS by a LOADED one, live`,
+      `amix caps replace OLD NEW [--disposition terminate|suspend|standby] [--state] [--drain-ms N] [--overlap] ${WHEN}   REPLACE an ACTIVE AMS by a LOADED one, live`,
       'caps.replace',
       2,
       2,
-      { ...disposition, state: { type: 'boolean' }, ...DEFER, ...PEER },
+      {
+        ...disposition,
+        state: { type: 'boolean' },
+        'drain-ms': { type: 'string' },
+        overlap: { type: 'boolean' },
+        ...DEFER,
+        ...PEER,
+      },
       ([old, nw], v) => ({
         old,
         new: nw,
         ...(v.disposition ? { disposition: v.disposition } : {}),
         ...(v.state ? { state: true } : {}),
+        ...(v['drain-ms'] !== undefined ? { drainMs: Number(v['drain-ms']) } : {}),
+        ...(v.overlap ? { overlap: true } : {}),
       }),
       (r, [old, nw]) =>
         `replaced ${old} by ${nw}: ${(r as { handedOver: number }).handedOver} queued messages handed over, paused ${(r as { pauseMs: number }).pauseMs.toFixed(1)} ms`,

@@ -131,17 +131,27 @@ export async function replaceAms(
   const oldInst = oneInstance(oldRec, 'old');
   await requireLoop(h, oldInst, 'old');
   const moved = movedLinks(fabric, oldInst, 'old');
+  const overlap = options.overlap === true;
+  if (options.overlap !== undefined && typeof options.overlap !== 'boolean')
+    throw invalidArg('overlap', 'must be a boolean', options.overlap);
+  if (overlap && options.state)
+    throw invalidArg('overlap', 'cannot carry state: the new AMS starts before the old one stops', true);
+  const drainMs = options.drainMs ?? (overlap ? OVERLAP_DRAIN_MS : 0);
+  if (!Number.isFinite(drainMs) || drainMs < 0) throw invalidArg('drainMs', 'must be a number of ms >= 0', drainMs);
   // (1) The new AMS runs, gated, with its output links: nothing flows through it yet.
   if (!hasInstance(fabric, newName)) await fabric.execute(newName);
   const newInst = newName;
   await requireLoop(h, newInst, 'new');
   await caps.amsRequest(newInst, 'gate');
-  for (const m of moved) if (!m.input) await relink(fabric, m, newInst, m.link.direction);
-  const drainMs = options.drainMs ?? 0;
-  if (!Number.isFinite(drainMs) || drainMs < 0) throw invalidArg('drainMs', 'must be a number of ms >= 0', drainMs);
+  const early: Array<[Moved, string]> = [];
+  for (const m of moved) if (!m.input) early.push([m, (await relink(fabric, m, newInst, m.link.direction)).id]);
   let t0 = now();
   const trace: Array<[string, number]> = [];
   const mark = (what: string) => process.env.AMIX_CAPS_TRACE && trace.push([what, now() - t0]);
+  if (overlap) {
+    const r = await replaceOverlapped(h, oldInst, newInst, moved, early, drainMs, mark);
+    return finishReplace(h, oldRec, newRec, newInst, options, disposition, r.messages, now(), trace, mark);
+  }
   if (drainMs > 0) {
     const r = await replaceDrained(h, oldInst, newInst, moved, drainMs, mark);
     if (r) {
@@ -240,6 +250,85 @@ async function replaceDrained(
   const { messages } = await caps.amsRequest<{ messages: Uint8Array[] }>(oldInst, 'take');
   mark('take');
   return { messages, t0 };
+}
+
+/** REPLACE with `overlap` waits this long by default for the old AMS to work off its queue. */
+const OVERLAP_DRAIN_MS = 5000;
+
+/**
+ * REPLACE with `overlap`: the new AMS runs from the start. Each downstream
+ * is told to take nothing from the new AMS's link until the old AMS's link
+ * to it is gone (a fence at its receiving end), so the old AMS's last
+ * outputs still come first there. The upstreams are held and linked to the
+ * new AMS, which is released at once; the old AMS works off what its
+ * upstreams had sent it (up to `drainMs`), is handed off (it holds nothing
+ * by then), and its links go after the caller's finish: the downstream
+ * takes the old link's last messages, the link goes, the fence lifts.
+ *
+ * What the old AMS has not taken when `drainMs` runs out is handed to the
+ * new AMS, which has already handled later messages by then: those come
+ * out of order, and the result's `handedOver` says how many.
+ */
+async function replaceOverlapped(
+  h: SurgeryHost,
+  oldInst: string,
+  newInst: string,
+  moved: Moved[],
+  early: Array<[Moved, string]>,
+  drainMs: number,
+  mark: (what: string) => unknown,
+): Promise<{ messages: Uint8Array[] }> {
+  const { caps, fabric } = h;
+  const inputs = moved.filter((m) => m.input);
+  // Each upstream's link to the new AMS opens held at the upstream: it carries nothing until the swap below.
+  const late = await Promise.all(
+    inputs.map(async (m): Promise<[Moved, string]> => {
+      const d = m.link.direction;
+      const heldAt = { direction: d, heldAt: m.peer };
+      const l = m.amsIsA
+        ? await fabric.connect(newInst, m.peer, heldAt)
+        : await fabric.connect(m.peer, newInst, heldAt);
+      return [m, l.id];
+    }),
+  );
+  // Fence before release: the new AMS is gated, so nothing of it can have reached a downstream yet.
+  const behind = (peer: string) => moved.filter((o) => o.output && o.peer === peer).map((o) => o.link.id);
+  await Promise.all(
+    [...early, ...late].filter(([m]) => m.output).map(([m, id]) => fabric.ends.fence(id, m.peer, behind(m.peer))),
+  );
+  await caps.amsRequest(newInst, 'release');
+  mark('connect+fence+release');
+  // The switch-over: one step at each upstream, its sends go from the old link to the new one.
+  await Promise.all(late.map(([m, id]) => fabric.ends.swapSender(m.link.id, id, m.peer)));
+  mark('swap');
+  // A hold moves the upstreams' waiting sends on; the flush lands what their old links had accepted.
+  await Promise.all(inputs.map((m) => fabric.ends.flushSender(m.link.id, m.peer)));
+  const untaken = () =>
+    untakenOn(
+      fabric,
+      inputs.map((m) => [m.link.id, oldInst]),
+    );
+  await untilZero(untaken, now() + drainMs);
+  mark('drained');
+  // The hand-off waits for the message in hand; nothing arrives any more, so the collector keeps nothing
+  // unless drainMs ran out.
+  await caps.amsRequest(oldInst, 'handoff');
+  mark('handoff');
+  // The old AMS sends nothing more. Its outputs are flushed into each downstream and sealed there: once
+  // the downstream has taken them, its fence lifts, without waiting for the links to go.
+  const outputs = moved.filter((m) => m.output);
+  await Promise.all(
+    outputs.map((m) => fabric.ends.flushSender(m.link.id, oldInst).then(() => fabric.ends.seal(m.link.id, m.peer))),
+  );
+  mark('sealed');
+  // Its input links go before the take, so that the collector gets what they still held when drainMs ran out.
+  const gone = (ms: Moved[]) => Promise.all(ms.map((m) => fabric.disconnect(m.link.id)));
+  const [, messages] = await Promise.all([
+    gone(moved.filter((m) => !m.input)),
+    gone(inputs).then(async () => (await caps.amsRequest<{ messages: Uint8Array[] }>(oldInst, 'take')).messages),
+  ]);
+  mark('disconnected+take');
+  return { messages };
 }
 
 /**

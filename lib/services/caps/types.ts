@@ -60,6 +60,14 @@ export interface LoadOptions {
   deallocation?: Deallocation;
   /** Load again even if loaded (refused while it executes). */
   force?: boolean;
+  /**
+   * Start its instance now: a thread or process with the module loaded and
+   * its loop running, no links. It stays on LOADED; a later EXECUTE or
+   * REPLACE uses it and does not wait for a process or thread to start
+   * (nor takes the CPU that costs from the running pipeline then).
+   * Default false.
+   */
+  start?: boolean;
 }
 
 /** EXECUTE's input. */
@@ -85,9 +93,20 @@ export interface ReplaceOptions {
    * many ms, before the switch-over (its upstreams send to the new AMS from
    * the start): when it gets through in time, nothing is handed over and the
    * pause downstream is a few round trips; when not, the rest is handed
-   * over as without it. Default 0: hand over at once (seed 002 ¶583).
+   * over as without it. Default 0: hand over at once (seed 002 ¶583);
+   * 5000 with `overlap`.
    */
   drainMs?: number;
+  /**
+   * Start the new AMS at once, while the old one works off its queue (up to
+   * `drainMs`): the upstreams send to the new AMS from the start, and each
+   * downstream takes the new AMS's outputs only after the old one's (its
+   * receiving end fences the new link behind the old). The pause downstream
+   * is then about the time the old link takes to go. Not with `state` (the
+   * new AMS runs before the old one stops). What the old AMS has not taken
+   * when `drainMs` runs out is handed over, and comes after later messages.
+   */
+  overlap?: boolean;
 }
 
 /** INSERT's and EXTRACT's input: the two AMSs (points) around. */
