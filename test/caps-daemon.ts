@@ -145,3 +145,24 @@ t.test('REPLACE of an AMS on a peer daemon', async (t) => {
   t.match(JSON.parse(await ok(t, dirA, ['caps', 'query', '--peer', idB, '--json'])), { active: ['T'] }, 'B reports');
   t.same(JSON.parse(await ok(t, dirA, ['caps', 'query', '--json'])).active, [], "A's own CAPS has nothing");
 });
+
+t.test('CAPS is loaded when its request store appears after start (no caps op before)', async (t) => {
+  const dir = await daemonDir(t);
+  await startDaemon(t, dir);
+  const c = await DaemonClient.connect({ dir, admin: true });
+  t.teardown(() => c.close());
+  // Nothing has asked CAPS anything: only the store appearing can load it and run the request.
+  await writeFile(
+    join(dir, 'caps.ndjson'),
+    JSON.stringify({ op: 'load', args: { name: 'L', location: STAGE } }) + '\n',
+    {
+      mode: 0o600,
+    },
+  );
+  await until(
+    async () => (await c.request<Array<{ name: string }>>('point.ls')).some((p) => p.name === 'L'),
+    15_000,
+    'the store request to load L',
+  );
+  t.pass('the request of a store written after start ran');
+});

@@ -57,7 +57,8 @@ import {
   type Plugged,
 } from './plugged.js';
 import { serviceHostOf, type DaemonService } from './services.js';
-import { Cluster, type ClusterOptions } from '../cluster/cluster.js';
+import type { Cluster, ClusterOptions } from '../cluster/cluster.js';
+import { checkClusterOptions } from '../cluster/options.js';
 import type {
   ConnectArgs,
   ContainerInfo,
@@ -139,7 +140,8 @@ export class Daemon extends EventEmitter {
   readonly #life = new Lifecycle('amixd');
   readonly #peeringOptions: PeeringOptions | undefined;
   #peering: Peering | undefined;
-  readonly #cluster: Cluster | undefined;
+  #cluster: Cluster | undefined;
+  readonly #clusterOptions: ClusterOptions | undefined;
   readonly #metricsOptions: MetricsOptions | undefined;
   #metrics: MetricsEndpoint | undefined;
   readonly #services: readonly DaemonService[];
@@ -166,7 +168,8 @@ export class Daemon extends EventEmitter {
     this.fabric = new Fabric({ runtimeDir: join(this.dir, DAEMON_FILES.run), placement: this.#placement });
     this.fabric.on('event', (e: FabricEvent) => this.#broadcast(e));
     this.#metricsOptions = options.metrics;
-    this.#cluster = options.cluster && new Cluster(options.cluster, this.#log);
+    // Checked now, loaded at start: the cluster's modules stay out of a daemon without one (issue 17).
+    this.#clusterOptions = options.cluster && (checkClusterOptions(options.cluster), options.cluster);
     this.#services = options.services ?? [];
     const handlers = this.#handlers();
     const unknown = (op: string) => new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `unknown request ${describe(op)}`);
@@ -230,6 +233,8 @@ export class Daemon extends EventEmitter {
     }
     try {
       await this.#peering?.start();
+      if (this.#clusterOptions)
+        this.#cluster = new (await import('../cluster/cluster.js')).Cluster(this.#clusterOptions, this.#log);
       await this.#cluster?.start({ directory: this.#dir, peering: this.#peering!, stateDir: this.dir });
       if (this.#metricsOptions) {
         // Loaded only with --metrics. Read at scrape time from the same answers as the stats and status requests.

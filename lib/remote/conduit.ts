@@ -12,6 +12,7 @@ import { Endpoint } from '../fabric/endpoint.js';
 import type { ExternalEnd, Fabric } from '../fabric/fabric.js';
 import type { Direction } from '../fabric/point.js';
 import type { EnvelopeReader, EnvelopeWriter } from './envelope.js';
+import type { FlowSlabs } from './slabPool.js';
 import { newConduitStats, type ConduitStats, type PeerConfig, type PeerInfo } from './types.js';
 
 /** @internal One flow through a conduit. */
@@ -35,6 +36,8 @@ export interface OutFlow extends Flow {
   kept: Uint8Array[];
   /** Bytes in {@link kept}. */
   keptBytes: number;
+  /** The pooled slabs {@link kept} lies in (reused once taken and sent). */
+  slabs: FlowSlabs;
   /** The pump, waiting for credit. */
   readonly credit: WaitList;
   /** The flow's sends to the peer, one after the other: the pump's batches and re-sends keep their order. */

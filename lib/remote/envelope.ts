@@ -255,9 +255,12 @@ export interface EnvelopeWriter {
    * One envelope per payload, numbered from `firstSequence`, written into one
    * shared buffer and returned as views of it: one allocation per batch
    * instead of one per message (an `ArrayBuffer` costs far more than
-   * the bytes of a small message).
+   * the bytes of a small message). With `into`, written there instead (its
+   * length at least {@link EnvelopeWriter.bytes}): no allocation at all.
    */
-  many(firstSequence: number, payloads: readonly Uint8Array[]): Uint8Array[];
+  many(firstSequence: number, payloads: readonly Uint8Array[], into?: Uint8Array): Uint8Array[];
+  /** The bytes {@link EnvelopeWriter.many} writes for these payloads from `firstSequence`. */
+  bytes(firstSequence: number, payloads: readonly Uint8Array[]): number;
 }
 
 /**
@@ -288,10 +291,14 @@ export function envelopeWriter(sender: string, receiver: string): EnvelopeWriter
     writeAt(out, 0, sequence, payload);
     return out;
   };
-  one.many = (firstSequence: number, payloads: readonly Uint8Array[]): Uint8Array[] => {
+  one.bytes = (firstSequence: number, payloads: readonly Uint8Array[]): number => {
     let total = 0;
     for (let i = 0; i < payloads.length; i++) total += sizeOf(firstSequence + i, payloads[i]!.length);
-    const slab = new Uint8Array(total);
+    return total;
+  };
+  one.many = (firstSequence: number, payloads: readonly Uint8Array[], into?: Uint8Array): Uint8Array[] => {
+    // `into` (a region of a pooled slab, `slabPool.ts`): written from its start, exactly `bytes(...)` long.
+    const slab = into ?? new Uint8Array(one.bytes(firstSequence, payloads));
     const frames = new Array<Uint8Array>(payloads.length);
     let o = 0;
     for (let i = 0; i < payloads.length; i++) {

@@ -15,6 +15,7 @@ import { normalizePoint, registrationInput, type PointRegistration } from '../fa
 import type { Conduit, InFlow, OutFlow, RemoteLink } from './conduit.js';
 import { WaitList } from '../core/waitList.js';
 import { EnvelopeReader, envelopeWriter, withBase } from './envelope.js';
+import { FlowSlabs, SlabPool } from './slabPool.js';
 import { startAt } from './flowCredit.js';
 import type { PeeringCore } from './state.js';
 import { BATCH, FLOW_WINDOW, FLOW_WINDOW_BYTES, key } from './types.js';
@@ -30,6 +31,8 @@ export function resumeAt(c: Conduit, sender: string, receiver: string): { from: 
 /** @internal Opens, pumps and closes the flows through every conduit. */
 export class Flows {
   readonly #core: PeeringCore;
+  /** The slabs every outgoing flow's envelopes are written into (one pool per daemon). */
+  readonly pool = new SlabPool();
 
   constructor(core: PeeringCore) {
     this.#core = core;
@@ -81,6 +84,7 @@ export class Flows {
       acked: seq,
       kept: [],
       keptBytes: 0,
+      slabs: new FlowSlabs(this.pool, seq),
       credit: new WaitList(),
       tail: Promise.resolve(),
       resendQueued: undefined,
@@ -112,14 +116,19 @@ export class Flows {
       } catch {
         break;
       }
-      const frames = f.wrap.many(f.seq, batch);
+      // Written straight into a pooled slab: `slabPool.ts` says when the region may be written again.
+      const region = f.slabs.carve(f.wrap.bytes(f.seq, batch), f.seq + batch.length);
+      const frames = f.wrap.many(f.seq, batch, region.bytes);
       f.seq += batch.length;
       c.nextSeq.set(f.key, f.seq);
       for (const e of frames) {
         f.kept.push(e);
         f.keptBytes += e.length;
       }
-      if (!(await this.#send(c, f, frames))) return;
+      const sent = this.#send(c, f, frames);
+      // Settled either way (sent, or the conduit closing): sendMany no longer reads the frames.
+      void sent.finally(() => f.slabs.settled(region.slab)).catch(() => {});
+      if (!(await sent)) return;
     }
     if (c.out.get(f.key) === f) c.out.delete(f.key);
   }
@@ -160,6 +169,8 @@ export class Flows {
     f.kept.splice(0, n);
     f.keptBytes -= bytes;
     f.acked = taken;
+    // After the views are out of `kept`: slabs wholly below `taken` (and sent) can be reused.
+    f.slabs.acked(taken);
     f.credit.resolveAll();
   }
 
@@ -256,6 +267,7 @@ export class Flows {
     c.out.delete(k);
     await this.#core.host.fabric.disconnect(f.link).catch(() => {});
     f.closed = true;
+    f.slabs.close();
     f.credit.resolveAll();
     // Everything sent so far is acknowledged by the peer before it closes its half.
     await c.dataTx?.cycle().catch(() => {});

@@ -78,10 +78,31 @@ function split(args: Record<string, unknown>): {
 export function capsService(options: { storePollMs?: number } = {}): DaemonService {
   let host: ServiceHost | undefined;
   let caps: Caps | undefined;
+  let loading: Promise<Caps> | undefined;
+  let closed = false;
   let stopStore: (() => void) | undefined;
-  const live = (): Caps => {
-    if (!caps) throw new AmixError(ErrorCode.AMIX_ERR_CLOSED, 'CAPS is not started');
-    return caps;
+  let storeTimer: NodeJS.Timeout | undefined;
+  const pollMs = options.storePollMs ?? 1000;
+  // CAPS (caps.js and what it imports: about 4 MB of an idle amixd's resident size, issue 17) is
+  // loaded at its first op or when its request store appears, not at start: most daemons never use it.
+  const live = (): Promise<Caps> => {
+    if (closed || !host) return Promise.reject(new AmixError(ErrorCode.AMIX_ERR_CLOSED, 'CAPS is not started'));
+    const h = host;
+    loading ??= import('./caps.js').then(({ Caps }) => {
+      if (closed) throw new AmixError(ErrorCode.AMIX_ERR_CLOSED, 'CAPS is not started');
+      caps = new Caps(h.fabric, { owner: 'amixd' });
+      caps.on('event', (e: { type: string }) => {
+        if (e.type === 'storeError' || e.type === 'requestFailed' || e.type === 'replaced')
+          h.log(`caps: ${JSON.stringify(e)}`);
+      });
+      return caps;
+    });
+    return loading;
+  };
+  /** Watch the store (loading CAPS first); throws `AMIX_ERR_UNSAFE_DIR` for a store that is not owner-only. */
+  const watch = async (): Promise<void> => {
+    const x = await live();
+    if (!closed && !stopStore) stopStore = await x.watchStore(join(host!.dir, CAPS_STORE_FILE), { pollMs: pollMs });
   };
   const peerAllowed = async (peer: string): Promise<boolean> => {
     const text = await readPrivateFile(join(host!.dir, CAPSCF_FILE));
@@ -90,7 +111,7 @@ export function capsService(options: { storePollMs?: number } = {}): DaemonServi
     return serve === true || (Array.isArray(serve) && serve.includes(peer));
   };
   const run = async (op: string, args: Record<string, unknown>, c: ServiceCaller): Promise<unknown> => {
-    const x = live();
+    const x = await live();
     const name = op.slice('caps.'.length);
     const { rest, when } = split(args);
     if ((DEFERRABLE as readonly string[]).includes(name) && (when.at ?? when.every ?? when.on) !== undefined)
@@ -176,16 +197,25 @@ export function capsService(options: { storePollMs?: number } = {}): DaemonServi
     ops,
     async start(h) {
       host = h;
-      const { Caps } = await import('./caps.js');
-      caps = new Caps(h.fabric, { owner: 'amixd' });
-      caps.on('event', (e: { type: string }) => {
-        if (e.type === 'storeError' || e.type === 'requestFailed' || e.type === 'replaced')
-          h.log(`caps: ${JSON.stringify(e)}`);
-      });
+      const file = join(h.dir, CAPS_STORE_FILE);
       // The store: refused (and the daemon with it) when it is there and not owner-only.
-      stopStore = await caps.watchStore(join(h.dir, CAPS_STORE_FILE), { pollMs: options.storePollMs ?? 1000 });
+      if ((await readPrivateFile(file)) !== undefined) return watch();
+      // Not there: looked for as often as the watch would read it, CAPS loaded when it appears.
+      // One that appears unsafe is reported like the watch reports it, and looked at again.
+      let busy = false;
+      storeTimer = setInterval(() => {
+        if (busy) return;
+        busy = true;
+        void readPrivateFile(file)
+          .then((text) => (text === undefined ? undefined : watch().then(() => clearInterval(storeTimer))))
+          .catch((err: unknown) => h.log(`caps: store ${file}: ${(err as Error).message}`))
+          .finally(() => (busy = false));
+      }, pollMs);
+      storeTimer.unref();
     },
     close() {
+      closed = true;
+      clearInterval(storeTimer);
       stopStore?.();
       caps?.close();
     },
