@@ -9,10 +9,33 @@
  *
  * @module
  */
-import { badFrameError, linkClosedError, type AmixError, type ErrorDetails } from './errors.js';
-import type { ChannelEvent, ChannelStats } from './primitive.js';
+import { badFrameError, invalidArg, linkClosedError, type AmixError, type ErrorDetails } from './errors.js';
+import type { ChannelEvent, ChannelStats, PrimitiveCharacteristics } from './primitive.js';
 
 const TWO32 = 0x1_0000_0000;
+
+/** The characteristics of both primitives (the registry carries the same copy). */
+export const FRAMED_CHARACTERISTICS: PrimitiveCharacteristics = Object.freeze({
+  scopes: Object.freeze(['remote', 'process'] as const),
+  maxMessageBytes: 64 * 1024 * 1024,
+  ordering: 'fifo',
+  delivery: 'reliable',
+});
+
+/** `options.address` as an object (else `AMIX_ERR_INVALID_ARG`), for the primitive to check its own fields. */
+export function addressObject(a: unknown, primitive: string): Record<string, unknown> {
+  if (a === null || typeof a !== 'object')
+    throw invalidArg('options.address', `must be the address of a ${primitive} receiving end`, a);
+  return a as Record<string, unknown>;
+}
+
+/** The receiving end's limits in an address: `maxmsg`, `maxMessageBytes`, `maxFrameBytes`, positive integers. */
+export function checkAddressLimits(x: Record<string, unknown>): void {
+  for (const k of ['maxmsg', 'maxMessageBytes', 'maxFrameBytes'] as const) {
+    if (typeof x[k] !== 'number' || !Number.isSafeInteger(x[k]) || (x[k] as number) < 1)
+      throw invalidArg(`options.address.${k}`, 'must be a positive integer', x[k]);
+  }
+}
 
 /** {@link ChannelStats} plus the counters every framed end keeps. */
 export interface FramedStats extends ChannelStats {

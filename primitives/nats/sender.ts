@@ -27,6 +27,7 @@ import {
   senderWindow,
   type FramedSendState,
 } from '../../lib/core/framedSender.js';
+import { addressObject, checkAddressLimits } from '../../lib/core/framedWire.js';
 import { durablePublisher } from './durable.js';
 import {
   BODY,
@@ -40,7 +41,6 @@ import {
   SESSION_BYTES,
   badFrame,
   characteristics,
-  closedError,
   common,
   emit,
   linkKey,
@@ -63,16 +63,6 @@ import {
   type NatsStats,
 } from './wire.js';
 
-export {
-  drainOnClose,
-  pendingOf,
-  ping,
-  pump,
-  sendBlocking,
-  trySendNow,
-  waitCredited,
-} from '../../lib/core/framedSender.js';
-
 /** The sending end's state. */
 export interface NatsSendHandle extends Omit<ChannelHandle, 'maxMessageBytes'>, FramedSendState, Common {
   readonly role: 'send';
@@ -93,9 +83,7 @@ export interface NatsSendHandle extends Omit<ChannelHandle, 'maxMessageBytes'>, 
 }
 
 function checkAddress(a: unknown): NatsAddress {
-  if (a === null || typeof a !== 'object')
-    throw invalidArg('options.address', 'must be the address of a nats receiving end', a);
-  const x = a as Record<string, unknown>;
+  const x = addressObject(a, 'nats');
   if (typeof x.subject !== 'string' || !/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$/.test(x.subject))
     throw invalidArg('options.address.subject', 'must be a NATS subject without wildcards', x.subject);
   if (!Array.isArray(x.servers) || x.servers.some((s) => typeof s !== 'string'))
@@ -103,10 +91,7 @@ function checkAddress(a: unknown): NatsAddress {
   linkKey('options.address.key', x.key);
   if (x.stream !== undefined && x.stream !== `${x.subject}.js`)
     throw invalidArg('options.address.stream', "must be the subject followed by '.js'", x.stream);
-  for (const k of ['maxmsg', 'maxMessageBytes', 'maxFrameBytes'] as const) {
-    if (typeof x[k] !== 'number' || !Number.isSafeInteger(x[k]) || (x[k] as number) < 1)
-      throw invalidArg(`options.address.${k}`, 'must be a positive integer', x[k]);
-  }
+  checkAddressLimits(x);
   return x as unknown as NatsAddress;
 }
 
@@ -317,3 +302,13 @@ export async function destroySender(h: NatsSendHandle, graceful: boolean): Promi
     // Already closed.
   }
 }
+
+/** A detached sending end is heard again (`connect()`): the next tick says HELLO at once, and its answer is the new welcome. */
+function reattach(h: NatsSendHandle): void {
+  h.credited = false;
+  h.awaitingWelcome = true;
+  h.lastCreditAt = 0;
+}
+
+/** The sending end's part of the primitive object (`framedPrimitive`); `disconnect()` only stops publishing (`out`). */
+export const sendingEnd = { createSender, destroySender, reattach, detach: () => undefined };

@@ -10,6 +10,7 @@ import { createCipheriv, createHmac, randomFillSync, timingSafeEqual } from 'nod
 import type { ConnectionOptions, NatsConnection, TlsOptions } from '@nats-io/transport-node';
 import { AmixError, ErrorCode, invalidArg, type ErrorDetails } from '../../lib/core/errors.js';
 import {
+  FRAMED_CHARACTERISTICS,
   dataMessages,
   framedBadFrame,
   framedCommon,
@@ -45,12 +46,7 @@ export const CREDIT_SIZE = BODY + 21 + MAC_BYTES;
 export const FRAME_OVERHEAD = DATA_HEADER + 4 + MAC_BYTES;
 
 /** The primitive's characteristics (the registry carries the same copy). */
-export const characteristics: PrimitiveCharacteristics = Object.freeze({
-  scopes: Object.freeze(['remote', 'process'] as const),
-  maxMessageBytes: 64 * 1024 * 1024,
-  ordering: 'fifo',
-  delivery: 'reliable',
-});
+export const characteristics: PrimitiveCharacteristics = FRAMED_CHARACTERISTICS;
 
 /** Defaults of {@link NatsOptions}. */
 export const NATS_DEFAULTS = Object.freeze({

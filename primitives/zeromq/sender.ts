@@ -21,6 +21,7 @@ import {
   senderWindow,
   type FramedSendState,
 } from '../../lib/core/framedSender.js';
+import { addressObject, checkAddressLimits } from '../../lib/core/framedWire.js';
 import { isCurveKey } from './keys.js';
 import {
   DATA_HEADER,
@@ -32,7 +33,6 @@ import {
   badFrame,
   characteristics,
   checkEndpoint,
-  closedError,
   common,
   emit,
   parseFrame,
@@ -47,16 +47,6 @@ import {
   type ZeromqAddress,
   type ZeromqChannelOptions,
 } from './wire.js';
-
-export {
-  drainOnClose,
-  pendingOf,
-  ping,
-  pump,
-  sendBlocking,
-  trySendNow,
-  waitCredited,
-} from '../../lib/core/framedSender.js';
 
 /** The sending end's state. */
 export interface ZeromqSendHandle extends Omit<ChannelHandle, 'maxMessageBytes'>, FramedSendState, Common {
@@ -74,16 +64,11 @@ export interface ZeromqSendHandle extends Omit<ChannelHandle, 'maxMessageBytes'>
 // ---------------------------------------------------------------- sending end
 
 function checkAddress(a: unknown): ZeromqAddress {
-  if (a === null || typeof a !== 'object')
-    throw invalidArg('options.address', 'must be the address of a zeromq receiving end', a);
-  const x = a as Record<string, unknown>;
+  const x = addressObject(a, 'zeromq');
   checkEndpoint('options.address.endpoint', x.endpoint);
   if (x.serverPublicKey !== undefined && !isCurveKey(x.serverPublicKey))
     throw invalidArg('options.address.serverPublicKey', 'must be a Z85 CURVE key', x.serverPublicKey);
-  for (const k of ['maxmsg', 'maxMessageBytes', 'maxFrameBytes'] as const) {
-    if (typeof x[k] !== 'number' || !Number.isSafeInteger(x[k]) || (x[k] as number) < 1)
-      throw invalidArg(`options.address.${k}`, 'must be a positive integer', x[k]);
-  }
+  checkAddressLimits(x);
   return x as unknown as ZeromqAddress;
 }
 
@@ -253,3 +238,19 @@ export function destroySender(h: ZeromqSendHandle): void {
   closeSender(h);
   h.socket.close();
 }
+
+/** A detached sending end connects its socket again (`connect()`). */
+function reattach(h: ZeromqSendHandle): void {
+  h.socket.connect(h.address.endpoint);
+}
+
+/** Drop the connection (`disconnect()`): messages stay buffered and go out after the next `connect()`. */
+function detach(h: ZeromqSendHandle): void {
+  h.connected = false;
+  // Frames not yet written are dropped from the outbox; the HELLO on the next connection gets them re-sent.
+  h.writes.length = 0;
+  h.socket.disconnect(h.address.endpoint);
+}
+
+/** The sending end's part of the primitive object (`framedPrimitive`). */
+export const sendingEnd = { createSender, destroySender, reattach, detach };

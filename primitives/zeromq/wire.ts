@@ -8,6 +8,7 @@
  */
 import { AmixError, ErrorCode, invalidArg, type ErrorDetails } from '../../lib/core/errors.js';
 import {
+  FRAMED_CHARACTERISTICS,
   dataMessages,
   framedBadFrame,
   framedCommon,
@@ -36,12 +37,7 @@ export const MAX_SESSIONS = 1024;
 export const FAREWELL_LINGER_MS = 100;
 
 /** The primitive's characteristics (the registry carries the same copy). */
-export const characteristics: PrimitiveCharacteristics = Object.freeze({
-  scopes: Object.freeze(['remote', 'process'] as const),
-  maxMessageBytes: 64 * 1024 * 1024,
-  ordering: 'fifo',
-  delivery: 'reliable',
-});
+export const characteristics: PrimitiveCharacteristics = FRAMED_CHARACTERISTICS;
 
 /** Defaults of the options below. */
 export const ZEROMQ_DEFAULTS = Object.freeze({
