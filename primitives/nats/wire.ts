@@ -133,7 +133,7 @@ export type NatsAddress = {
   readonly discard: DiscardPolicy;
 };
 
-/** {@link FramedStats} plus the primitive's own counters. */
+/** `ChannelStats`, the framed ends' counters (`FramedStats` in `lib/core/framedWire.ts`: badFrames, duplicates, resent, lost) and the primitive's own. */
 export interface NatsStats extends FramedStats {
   /** Durable sending end: messages JetStream has acknowledged storing. */
   stored: number;

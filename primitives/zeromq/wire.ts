@@ -129,7 +129,7 @@ export type ZeromqAddress = {
   readonly discard: DiscardPolicy;
 };
 
-/** {@link FramedStats} plus the primitive's own counters. */
+/** `ChannelStats`, the framed ends' counters (`FramedStats` in `lib/core/framedWire.ts`: badFrames, duplicates, resent, lost) and the primitive's own. */
 export interface ZeromqStats extends FramedStats {
   /**
    * Receiving end: failed handshakes (allow-list, mechanism), each attempt
