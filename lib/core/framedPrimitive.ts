@@ -15,8 +15,8 @@ import type {
   ReceiveOptions,
   SendOptions,
 } from './primitive.js';
-import type { FramedStats } from './framedWire.js';
-import { closeReceiver, receive, takeNext, type FramedReceiveState } from './framedReceiver.js';
+import { closedError, type FramedStats } from './framedWire.js';
+import { closeReceiver, takeNext, type FramedReceiveState } from './framedReceiver.js';
 import {
   drainOnClose,
   pendingOf,
@@ -98,7 +98,11 @@ export function framedPrimitive<R extends AnyReceiveState, S extends FramedSendS
 
     async receive(handle: R | S, options: ReceiveOptions): Promise<Uint8Array> {
       if (handle.role !== 'receive') throw invalidArg('receive()', 'needs a receiving end');
-      return receive(handle, options);
+      // Inline, not through another async function: one promise per waiting receive, as before.
+      const now = takeNext(handle, options.maxBytes);
+      if (now !== undefined) return now;
+      if (handle.closed) throw closedError(handle, '');
+      return handle.readers.wait(options.maxBytes, { signal: options.signal, what: 'receive' });
     },
 
     tryReceive(handle: R | S, maxBytes: number): Uint8Array | undefined {

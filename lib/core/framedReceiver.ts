@@ -16,7 +16,6 @@
  */
 import { bufferTooSmallError, invalidArg } from './errors.js';
 import { CreditReceiver, type CreditSession, type MessageQueue } from './credit.js';
-import type { ReceiveOptions } from './primitive.js';
 import type { WaitList } from './waitList.js';
 import { closedError, emit, framedBadFrame, reportBad, type FramedCommon } from './framedWire.js';
 
@@ -171,17 +170,6 @@ export function takeNext<S extends FramedSession, O>(
   h.queue.shift();
   consumed(h, o);
   return m;
-}
-
-/** The next message: queued, or waited for (abortable). */
-export async function receive<S extends FramedSession, O>(
-  h: FramedReceiveState<S, O>,
-  options: ReceiveOptions,
-): Promise<Uint8Array> {
-  const now = takeNext(h, options.maxBytes);
-  if (now !== undefined) return now;
-  if (h.closed) throw closedError(h, '');
-  return h.readers.wait(options.maxBytes, { signal: options.signal, what: 'receive' });
 }
 
 /** Close the receiving end's credit and fail the blocked receives (the primitive then says farewell and closes). */
