@@ -74,22 +74,11 @@
  *
  * @module
  */
-import { invalidArg } from '../lib/core/errors.js';
-import type { ChannelOptions, Primitive, ReceiveOptions, SendOptions } from '../lib/core/primitive.js';
-import { createReceiver, destroyReceiver, takeNext, type NatsReceiveHandle } from './nats/receiver.js';
-import {
-  createSender,
-  destroySender,
-  drainOnClose,
-  pendingOf,
-  ping,
-  pump,
-  sendBlocking,
-  trySendNow,
-  waitCredited,
-  type NatsSendHandle,
-} from './nats/sender.js';
-import { characteristics, closedError, type NatsChannelOptions, type NatsStats } from './nats/wire.js';
+import { framedPrimitive } from '../lib/core/framedPrimitive.js';
+import type { Primitive } from '../lib/core/primitive.js';
+import { receivingEnd, type NatsReceiveHandle } from './nats/receiver.js';
+import { sendingEnd, type NatsSendHandle } from './nats/sender.js';
+import { characteristics } from './nats/wire.js';
 
 export { FRAME_OVERHEAD, FrameKind, NATS_DEFAULTS, characteristics, parseFrame, signFrame } from './nats/wire.js';
 export type { Frame, NatsAddress, NatsChannelOptions, NatsOptions, NatsStats } from './nats/wire.js';
@@ -99,101 +88,22 @@ export type { NatsSendHandle } from './nats/sender.js';
 /** Either end. */
 export type NatsHandle = NatsReceiveHandle | NatsSendHandle;
 
-async function destroy(handle: NatsHandle, reason?: Error): Promise<void> {
-  if (handle.closed) return;
-  if (handle.role === 'send' && reason === undefined) await drainOnClose(handle);
-  if (handle.closed) return;
-  handle.closed = true;
-  handle.closeReason = reason;
-  if (handle.role === 'receive') await destroyReceiver(handle, reason);
-  else await destroySender(handle, reason === undefined);
-}
-
 /**
- * The `nats` primitive object (the module's default export).
+ * The `nats` primitive object (the module's default export): the framed
+ * primitive of `../lib/core/framedPrimitive.ts` over NATS subjects.
+ * `connect` waits until the receiving end has answered (`AMIX_ERR_TIMEOUT`);
+ * `disconnect` stops publishing, and messages stay buffered until the next
+ * `connect()`; `stats()` is a {@link NatsStats}.
  *
  * @example
  * const rx = await registry.open('nats', { nats: { servers: 'nats://10.0.0.5:4222', token } })
  * const tx = await registry.open('nats', { address: rx.address, nats: { token } })
  */
-export const natsPrimitive: Primitive<NatsHandle> = {
+export const natsPrimitive: Primitive<NatsHandle> = framedPrimitive<NatsReceiveHandle, NatsSendHandle>({
   name: 'nats',
   characteristics,
-
-  async create(options: ChannelOptions): Promise<NatsHandle> {
-    const o = options as NatsChannelOptions;
-    if (o.nats !== undefined && (o.nats === null || typeof o.nats !== 'object'))
-      throw invalidArg('options.nats', 'must be an object', o.nats);
-    return o.address === undefined ? createReceiver(o) : createSender(o);
-  },
-
-  destroy,
-
-  async send(handle: NatsHandle, data: Uint8Array, options: SendOptions = {}): Promise<void> {
-    if (handle.role !== 'send') throw invalidArg('send()', 'needs a sending end');
-    if (trySendNow(handle, data)) return;
-    return sendBlocking(handle, data, options.signal);
-  },
-
-  trySend(handle: NatsHandle, data: Uint8Array): boolean {
-    if (handle.role !== 'send') throw invalidArg('trySend()', 'needs a sending end');
-    return trySendNow(handle, data);
-  },
-
-  async receive(handle: NatsHandle, options: ReceiveOptions): Promise<Uint8Array> {
-    if (handle.role !== 'receive') throw invalidArg('receive()', 'needs a receiving end');
-    const now = takeNext(handle, options.maxBytes);
-    if (now !== undefined) return now;
-    if (handle.closed) throw closedError(handle, '');
-    return handle.readers.wait(options.maxBytes, { signal: options.signal, what: 'receive' });
-  },
-
-  tryReceive(handle: NatsHandle, maxBytes: number): Uint8Array | undefined {
-    if (handle.role !== 'receive') throw invalidArg('tryReceive()', 'needs a receiving end');
-    return takeNext(handle, maxBytes);
-  },
-
-  /** Sending end: a PING through to the receiving end and its CREDIT back. Receiving end: nothing. */
-  async cycle(handle: NatsHandle, options: SendOptions = {}): Promise<void> {
-    if (handle.role === 'send') await ping(handle, options.signal);
-  },
-
-  /** Sending end: wait until the receiving end has answered (`AMIX_ERR_TIMEOUT`). */
-  async connect(handle: NatsHandle): Promise<void> {
-    if (handle.role !== 'send') return;
-    if (handle.detached) {
-      handle.detached = false;
-      handle.credited = false;
-      handle.awaitingWelcome = true;
-      handle.lastCreditAt = 0;
-    }
-    await waitCredited(handle, handle.connectTimeoutMs, 'connect');
-  },
-
-  /** Sending end: stop publishing; messages stay buffered and go out after the next `connect()`. */
-  async disconnect(handle: NatsHandle): Promise<void> {
-    if (handle.role !== 'send' || handle.detached) return;
-    handle.detached = true;
-    handle.credited = false;
-  },
-
-  /** Sending end: hold sends. Receiving end: stop granting credit, so senders stop at zero credit. */
-  suspend(handle: NatsHandle): void {
-    if (handle.role === 'send') handle.w.paused = true;
-    else handle.credit.suspend();
-  },
-
-  resume(handle: NatsHandle): void {
-    if (handle.role === 'send') {
-      handle.w.paused = false;
-      pump(handle);
-    } else if (!handle.closed) handle.credit.resume();
-  },
-
-  stats(handle: NatsHandle): NatsStats {
-    const pending = handle.role === 'send' ? pendingOf(handle) : handle.queue.length;
-    return { ...handle.stats, pending };
-  },
-};
+  ...receivingEnd,
+  ...sendingEnd,
+});
 
 export default natsPrimitive;

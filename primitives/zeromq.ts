@@ -88,22 +88,11 @@
  *
  * @module
  */
-import { invalidArg } from '../lib/core/errors.js';
-import type { ChannelOptions, Primitive, ReceiveOptions, SendOptions } from '../lib/core/primitive.js';
-import { createReceiver, destroyReceiver, takeNext, type ZeromqReceiveHandle } from './zeromq/receiver.js';
-import {
-  createSender,
-  destroySender,
-  drainOnClose,
-  pendingOf,
-  ping,
-  pump,
-  sendBlocking,
-  trySendNow,
-  waitCredited,
-  type ZeromqSendHandle,
-} from './zeromq/sender.js';
-import { characteristics, closedError, type ZeromqChannelOptions, type ZeromqStats } from './zeromq/wire.js';
+import { framedPrimitive } from '../lib/core/framedPrimitive.js';
+import type { Primitive } from '../lib/core/primitive.js';
+import { receivingEnd, type ZeromqReceiveHandle } from './zeromq/receiver.js';
+import { sendingEnd, type ZeromqSendHandle } from './zeromq/sender.js';
+import { characteristics } from './zeromq/wire.js';
 
 export {
   FrameKind,
@@ -130,107 +119,23 @@ export type ZeromqHandle = ZeromqReceiveHandle | ZeromqSendHandle;
 
 // ---------------------------------------------------------------- the primitive
 
-async function destroy(handle: ZeromqHandle, reason?: Error): Promise<void> {
-  if (handle.closed) return;
-  if (handle.role === 'send' && reason === undefined) await drainOnClose(handle);
-  if (handle.closed) return;
-  handle.closed = true;
-  handle.closeReason = reason;
-  if (handle.role === 'receive') await destroyReceiver(handle, reason);
-  else destroySender(handle);
-}
-
 /**
- * The `zeromq` primitive object (the module's default export).
+ * The `zeromq` primitive object (the module's default export): the framed
+ * primitive of `../lib/core/framedPrimitive.ts` over a ROUTER and DEALERs.
+ * `connect` waits for the first CREDIT (`AMIX_ERR_TIMEOUT`, or
+ * `AMIX_ERR_UNAUTHORIZED` when the CURVE handshake is refused);
+ * `disconnect` drops the connection, and messages stay buffered until the
+ * next `connect()`; `stats()` is a {@link ZeromqStats}.
  *
  * @example
  * const rx = await registry.open('zeromq', { zeromq: { curve: { ...serverKeys, allow: [client.publicKey] } } })
  * const tx = await registry.open('zeromq', { address: rx.address, zeromq: { curve: client } })
  */
-export const zeromqPrimitive: Primitive<ZeromqHandle> = {
+export const zeromqPrimitive: Primitive<ZeromqHandle> = framedPrimitive<ZeromqReceiveHandle, ZeromqSendHandle>({
   name: 'zeromq',
   characteristics,
-
-  async create(options: ChannelOptions): Promise<ZeromqHandle> {
-    const o = options as ZeromqChannelOptions;
-    if (o.zeromq !== undefined && (o.zeromq === null || typeof o.zeromq !== 'object'))
-      throw invalidArg('options.zeromq', 'must be an object', o.zeromq);
-    return o.address === undefined ? createReceiver(o) : createSender(o);
-  },
-
-  destroy,
-
-  async send(handle: ZeromqHandle, data: Uint8Array, options: SendOptions = {}): Promise<void> {
-    if (handle.role !== 'send') throw invalidArg('send()', 'needs a sending end');
-    if (trySendNow(handle, data)) return;
-    return sendBlocking(handle, data, options.signal);
-  },
-
-  trySend(handle: ZeromqHandle, data: Uint8Array): boolean {
-    if (handle.role !== 'send') throw invalidArg('trySend()', 'needs a sending end');
-    return trySendNow(handle, data);
-  },
-
-  async receive(handle: ZeromqHandle, options: ReceiveOptions): Promise<Uint8Array> {
-    if (handle.role !== 'receive') throw invalidArg('receive()', 'needs a receiving end');
-    const h = handle;
-    const now = takeNext(h, options.maxBytes);
-    if (now !== undefined) return now;
-    if (h.closed) throw closedError(h, '');
-    return h.readers.wait(options.maxBytes, { signal: options.signal, what: 'receive' });
-  },
-
-  tryReceive(handle: ZeromqHandle, maxBytes: number): Uint8Array | undefined {
-    if (handle.role !== 'receive') throw invalidArg('tryReceive()', 'needs a receiving end');
-    return takeNext(handle, maxBytes);
-  },
-
-  /** Sending end: a PING through to the receiving end and its CREDIT back. Receiving end: nothing. */
-  async cycle(handle: ZeromqHandle, options: SendOptions = {}): Promise<void> {
-    if (handle.role !== 'send') return;
-    await ping(handle, options.signal);
-  },
-
-  /** Sending end: wait until the receiving end has answered (`AMIX_ERR_TIMEOUT`, `AMIX_ERR_UNAUTHORIZED`). */
-  async connect(handle: ZeromqHandle): Promise<void> {
-    if (handle.role !== 'send') return;
-    const h = handle;
-    if (h.detached) {
-      h.detached = false;
-      h.socket.connect(h.address.endpoint);
-    }
-    await waitCredited(h, h.connectTimeoutMs, 'connect');
-  },
-
-  /** Sending end: drop the connection; messages stay buffered and go out after the next `connect()`. */
-  async disconnect(handle: ZeromqHandle): Promise<void> {
-    if (handle.role !== 'send' || handle.detached) return;
-    const h = handle;
-    h.detached = true;
-    h.credited = false;
-    h.connected = false;
-    // Frames not yet written are dropped from the outbox; the HELLO on the next connection gets them re-sent.
-    h.writes.length = 0;
-    h.socket.disconnect(h.address.endpoint);
-  },
-
-  /** Sending end: hold sends. Receiving end: stop granting credit, so remote senders stop at zero credit. */
-  suspend(handle: ZeromqHandle): void {
-    if (handle.role === 'send') handle.w.paused = true;
-    else handle.credit.suspend();
-  },
-
-  resume(handle: ZeromqHandle): void {
-    if (handle.role === 'send') {
-      handle.w.paused = false;
-      pump(handle);
-    } else if (!handle.closed) handle.credit.resume();
-  },
-
-  stats(handle: ZeromqHandle): ZeromqStats {
-    const pending = handle.role === 'send' ? pendingOf(handle) : handle.queue.length;
-    return { ...handle.stats, pending };
-  },
-};
+  ...receivingEnd,
+  ...sendingEnd,
+});
 
 export default zeromqPrimitive;

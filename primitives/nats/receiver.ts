@@ -3,15 +3,24 @@
  * subject (and, for a durable link, a JetStream consumer), whose senders
  * are sessions of the credit engine's per-session pool
  * (`../../lib/core/credit.ts`: each sender its own `maxmsg`, all of it
- * promised by the address). This file checks and parses frames,
- * de-duplicates by sequence number and publishes CREDIT frames.
+ * promised by the address); de-duplication, delivery and the queue are the
+ * framed receiving end of `../../lib/core/framedReceiver.ts`. This file
+ * checks and parses frames, keeps the sessions' keys and publishes CREDIT
+ * frames.
  *
  * @module
  */
 import { randomBytes } from 'node:crypto';
 import type { Subscription } from '@nats-io/transport-node';
-import { AmixError, ErrorCode, bufferTooSmallError, invalidArg } from '../../lib/core/errors.js';
-import { CreditReceiver, MessageQueue, creditFields, type CreditSession } from '../../lib/core/credit.js';
+import { AmixError, ErrorCode, invalidArg } from '../../lib/core/errors.js';
+import { MessageQueue, creditFields } from '../../lib/core/credit.js';
+import {
+  creditWindow,
+  onData,
+  receiverCredit,
+  type FramedReceiveState,
+  type FramedSession,
+} from '../../lib/core/framedReceiver.js';
 import type { ChannelHandle } from '../../lib/core/primitive.js';
 import { WaitList } from '../../lib/core/waitList.js';
 import { openDurable, type Durable, type Held } from './durable.js';
@@ -24,7 +33,6 @@ import {
   advertised,
   badFrame,
   characteristics,
-  closedError,
   common,
   emit,
   maxPayload,
@@ -45,48 +53,38 @@ import {
   token,
   writeU64,
   type Common,
+  type NatsStats,
   type Frame,
   type NatsAddress,
   type NatsChannelOptions,
 } from './wire.js';
 
 /** A sender's session: its credit state (`next` is the next sequence number expected) and where its CREDIT goes. */
-export interface Session extends CreditSession {
-  readonly id: Buffer;
+export interface Session extends FramedSession {
   readonly creditSubject: string;
   /** The session's keys (`sessionKey`): its frames come under the first, its CREDIT goes under the second. */
   readonly macKey: Buffer;
   readonly creditKey: Buffer;
-  resendAskedAt: number;
 }
 
 /** Where a queued message came from: its session, or (durable) the stream message holding it. */
 export type Origin = Session | Held<Session>;
 
 /** The receiving end's state. */
-export interface NatsReceiveHandle extends Omit<ChannelHandle, 'maxMessageBytes'>, Common {
+export interface NatsReceiveHandle
+  extends Omit<ChannelHandle, 'maxMessageBytes'>, FramedReceiveState<Session, Origin>, Common {
   readonly role: 'receive';
   readonly address: NatsAddress;
-  /** @internal */ readonly queue: MessageQueue<Origin>;
-  /** @internal Blocked receives, each with the largest message it accepts. */ readonly readers: WaitList<
-    number,
-    Uint8Array
-  >;
-  /** @internal */ readonly credit: CreditReceiver<Session>;
+  readonly stats: NatsStats;
   /** @internal */ sub: Subscription | undefined;
   /** @internal Durable links: the stream consumer. */ durable: Durable | undefined;
-  /** @internal */ lostPeer: boolean;
 }
 
 /** Subscribe to a new link subject (durable: make its stream and consumer) and return the receiving end. */
 export async function createReceiver(options: NatsChannelOptions): Promise<NatsReceiveHandle> {
   const n = options.nats ?? {};
-  const maxmsg = options.maxmsg ?? NATS_DEFAULTS.maxmsg;
-  const minmsg = options.minmsg ?? Math.floor(maxmsg / 2);
-  if (!Number.isSafeInteger(maxmsg) || maxmsg < 1)
-    throw invalidArg('options.maxmsg', 'must be a positive integer', maxmsg);
-  if (!Number.isSafeInteger(minmsg) || minmsg < 0 || minmsg >= maxmsg)
-    throw invalidArg('options.minmsg', 'must be an integer from 0 to maxmsg - 1', minmsg);
+  const mx = options.maxmsg ?? NATS_DEFAULTS.maxmsg;
+  const { maxmsg, minmsg } = creditWindow(mx, options.minmsg ?? Math.floor(mx / 2));
   const prefix = token('options.nats.prefix', n.prefix ?? NATS_DEFAULTS.prefix);
   const id = n.id === undefined ? randomBytes(16).toString('hex') : token('options.nats.id', n.id);
   const batchBytes = positive('batchBytes', n.batchBytes, NATS_DEFAULTS.batchBytes);
@@ -119,22 +117,19 @@ export async function createReceiver(options: NatsChannelOptions): Promise<NatsR
       discard: options.discard ?? 'block',
     }),
     ...common(options, maxMessageBytes, n, conn, key),
+    rio: {
+      sendCredit: (s, tok, resend) => sendCredit(h, s, tok, resend),
+      // A durable link's message also tells its stream message it was taken (acked once all of it is).
+      consumed: n.durable ? (o) => consumedHeld(h, o) : undefined,
+    },
     queue: new MessageQueue<Origin>(),
     readers: new WaitList<number, Uint8Array>(),
-    credit: new CreditReceiver<Session>({
-      maxmsg,
-      minmsg,
-      pool: 'session',
-      maxSessions,
-      onGrant: (s, resumed) => {
-        if (resumed) emit(h, { type: 'resumed', pending: h.queue.length });
-        sendCredit(h, s, 0, false);
-      },
-    }),
+    credit: undefined as never,
     sub: undefined,
     durable: undefined,
     lostPeer: false,
   };
+  h.credit = receiverCredit(h, maxmsg, minmsg, maxSessions);
   try {
     if (n.durable) {
       h.durable = await openDurable<Session>(h, {
@@ -222,7 +217,7 @@ function onFrame(h: NatsReceiveHandle, data: Uint8Array, held: Held<Session> | u
   }
   if (f.kind === 'data') {
     h.credit.resync(s, f.firstUnacked);
-    onData(h, s, f, held);
+    onData(h, s, f.firstSeq, f.messages, held);
   } else if (f.kind === 'hello') {
     // A HELLO asks what this end has: whatever the sender sent beyond `next` was lost on the way. Not so on a
     // durable link, whose DATA may still be in the stream: its sender re-publishes what the server did not store.
@@ -233,64 +228,13 @@ function onFrame(h: NatsReceiveHandle, data: Uint8Array, held: Held<Session> | u
   } else sendCredit(h, s, f.token, false);
 }
 
-function onData(h: NatsReceiveHandle, s: Session, f: Extract<Frame, { kind: 'data' }>, held?: Held<Session>): void {
-  let seq = f.firstSeq;
-  let gap = false;
-  if (held !== undefined) held.session = s;
-  for (const m of f.messages) {
-    if (seq < s.next) {
-      h.stats.duplicates++;
-      seq++;
-      continue;
-    }
-    if (seq > s.next) {
-      gap = true;
-      break;
-    }
-    if (!h.credit.admit(s)) {
-      // Beyond the credit granted: a misbehaving peer (it has the key). Drop the rest.
-      reportBad(h, badFrame('carries messages beyond the granted credit', { seq, limit: s.limit }));
-      break;
-    }
-    seq++;
-    h.stats.received++;
-    h.stats.bytesReceived += m.length;
-    held?.keep();
-    deliver(h, m, held === undefined ? s : held);
-  }
-  held?.settle();
-  if (gap && s.resendAskedAt !== s.next) {
-    // NATS core dropped something (a reconnect, a slow consumer): ask for it once per position.
-    s.resendAskedAt = s.next;
-    sendCredit(h, s, 0, true);
-  }
-  if (h.credit.exhausted(s)) {
-    h.stats.suspensions++;
-    emit(h, { type: 'suspended', pending: h.queue.length });
-  }
-}
-
 function sessionOf(o: Origin): Session {
   return 'held' in o ? o.session! : o;
 }
 
-function consumed(h: NatsReceiveHandle, o: Origin): void {
+function consumedHeld(h: NatsReceiveHandle, o: Origin): void {
   if ('held' in o) o.taken();
   h.credit.consume(sessionOf(o));
-}
-
-function deliver(h: NatsReceiveHandle, data: Buffer, o: Origin): void {
-  while (h.readers.length > 0 && h.queue.length === 0) {
-    const r = h.readers.shift()!;
-    if (data.length > r.value) {
-      r.reject(bufferTooSmallError('nats', data.length, r.value));
-      continue;
-    }
-    r.resolve(data);
-    consumed(h, o);
-    return;
-  }
-  h.queue.push(data, o);
 }
 
 /** Publish a CREDIT to `s`: what arrived (`next`), its limit, the PING token answered, the resend flag. */
@@ -309,26 +253,13 @@ export function sendCredit(h: NatsReceiveHandle, s: Session, tok: number, resend
   publish(h, s.creditSubject, b);
 }
 
-/** The next queued message, or undefined; `AMIX_ERR_BUFFER_TOO_SMALL` leaves it queued. */
-export function takeNext(h: NatsReceiveHandle, maxBytes: number): Uint8Array | undefined {
-  const m = h.queue.peek();
-  if (m === undefined) return undefined;
-  if (m.length > maxBytes) throw bufferTooSmallError('nats', m.length, maxBytes);
-  const o = h.queue.peekFrom();
-  h.queue.shift();
-  consumed(h, o);
-  return m;
-}
-
 /**
- * Close the receiving end: fail blocked receives; when graceful, acknowledge
+ * Close the receiving end (its credit and blocked receives are closed): when graceful, acknowledge
  * what arrived to every session once more (a sender closing at the same time
  * then finishes at once) and flush; then unsubscribe and close the
  * connection if it is ours.
  */
 export async function destroyReceiver(h: NatsReceiveHandle, reason: Error | undefined): Promise<void> {
-  h.credit.closed = true;
-  h.readers.rejectAll(closedError(h, 'while receiving'));
   if (reason === undefined) for (const s of h.credit.sessions.values()) sendCredit(h, s, 0, false, true);
   try {
     h.sub?.unsubscribe();
@@ -341,3 +272,6 @@ export async function destroyReceiver(h: NatsReceiveHandle, reason: Error | unde
     // Already closed.
   }
 }
+
+/** The receiving end's part of the primitive object (`framedPrimitive`). */
+export const receivingEnd = { createReceiver, destroyReceiver };

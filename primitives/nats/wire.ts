@@ -8,22 +8,20 @@
  */
 import { createCipheriv, createHmac, randomFillSync, timingSafeEqual } from 'node:crypto';
 import type { ConnectionOptions, NatsConnection, TlsOptions } from '@nats-io/transport-node';
+import { AmixError, ErrorCode, invalidArg, type ErrorDetails } from '../../lib/core/errors.js';
 import {
-  AmixError,
-  ErrorCode,
-  badFrameError,
-  invalidArg,
-  linkClosedError,
-  type ErrorDetails,
-} from '../../lib/core/errors.js';
+  FRAMED_CHARACTERISTICS,
+  dataMessages,
+  framedBadFrame,
+  framedCommon,
+  readU64 as readU64Of,
+  writeU64,
+  type FramedCommon,
+  type FramedFrame,
+  type FramedStats,
+} from '../../lib/core/framedWire.js';
 import { emptyStats } from '../../lib/core/channel.js';
-import type {
-  ChannelEvent,
-  ChannelOptions,
-  ChannelStats,
-  DiscardPolicy,
-  PrimitiveCharacteristics,
-} from '../../lib/core/primitive.js';
+import type { ChannelOptions, DiscardPolicy, PrimitiveCharacteristics } from '../../lib/core/primitive.js';
 
 /** Frame kinds (first byte of every frame). */
 export const FrameKind = { data: 0x01, hello: 0x02, ping: 0x03, credit: 0x81 } as const;
@@ -46,15 +44,9 @@ export const PING_SIZE = BODY + 4 + MAC_BYTES;
 export const CREDIT_SIZE = BODY + 21 + MAC_BYTES;
 /** What a DATA frame of one message adds to it: header, length prefix, tag. */
 export const FRAME_OVERHEAD = DATA_HEADER + 4 + MAC_BYTES;
-const TWO32 = 0x1_0000_0000;
 
 /** The primitive's characteristics (the registry carries the same copy). */
-export const characteristics: PrimitiveCharacteristics = Object.freeze({
-  scopes: Object.freeze(['remote', 'process'] as const),
-  maxMessageBytes: 64 * 1024 * 1024,
-  ordering: 'fifo',
-  delivery: 'reliable',
-});
+export const characteristics: PrimitiveCharacteristics = FRAMED_CHARACTERISTICS;
 
 /** Defaults of {@link NatsOptions}. */
 export const NATS_DEFAULTS = Object.freeze({
@@ -141,35 +133,19 @@ export type NatsAddress = {
   readonly discard: DiscardPolicy;
 };
 
-/** {@link ChannelStats} plus the primitive's own counters. */
-export interface NatsStats extends ChannelStats {
-  /** Frames dropped: malformed, a tag that does not match (a foreign publisher), beyond credit. */
-  badFrames: number;
-  /** Messages that arrived twice (after a re-send) and were dropped. */
-  duplicates: number;
-  /** Messages sent again after a reconnect or a gap. */
-  resent: number;
-  /** Messages accepted but never acknowledged when the end closed. */
-  lost: number;
+/** `ChannelStats`, the framed ends' counters (`FramedStats` in `lib/core/framedWire.ts`: badFrames, duplicates, resent, lost) and the primitive's own. */
+export interface NatsStats extends FramedStats {
   /** Durable sending end: messages JetStream has acknowledged storing. */
   stored: number;
 }
 
-/** The state both kinds of end start with. */
-export interface Common {
-  /** Hears the end's channel events (the option of the same name). */
-  readonly onEvent: ((e: ChannelEvent) => void) | undefined;
+/** The state both kinds of end start with (`lib/core/framedWire.ts`, and the connection and link key). */
+export interface Common extends FramedCommon {
   /** The end's counters. */
   readonly stats: NatsStats;
-  /** The largest message this end carries. */
-  readonly maxMessageBytes: number;
-  /** Hears frames the end dropped as malformed or unauthenticated (counted as `badFrames` too). */
-  readonly onBadFrame: ((e: AmixError) => void) | undefined;
   /** @internal */ readonly nc: NatsConnection;
   /** @internal The connection is the caller's (not closed here). */ readonly ownsConnection: boolean;
   /** @internal */ readonly mac: Buffer;
-  closed: boolean;
-  closeReason: Error | undefined;
 }
 
 /** The state both kinds of end start with. */
@@ -180,16 +156,12 @@ export function common(
   conn: { nc: NatsConnection; owns: boolean },
   mac: Buffer,
 ): Common {
+  const stats: NatsStats = { ...emptyStats(), badFrames: 0, duplicates: 0, resent: 0, lost: 0, stored: 0 };
   return {
-    onEvent: options.onEvent,
-    stats: { ...emptyStats(), badFrames: 0, duplicates: 0, resent: 0, lost: 0, stored: 0 },
-    maxMessageBytes,
-    onBadFrame: n.onBadFrame,
+    ...framedCommon('nats', options.onEvent, stats, maxMessageBytes, n.onBadFrame),
     nc: conn.nc,
     ownsConnection: conn.owns,
     mac,
-    closed: false,
-    closeReason: undefined,
   };
 }
 
@@ -267,15 +239,10 @@ export function maxPayload(nc: NatsConnection): number {
 
 // ---------------------------------------------------------------- frames
 
-/** Write `v` (below 2^53) as a big-endian u64. */
-export function writeU64(b: Buffer, off: number, v: number): void {
-  b.writeUInt32BE(Math.floor(v / TWO32), off);
-  b.writeUInt32BE(v >>> 0, off + 4);
-}
+export { writeU64 };
+
 function readU64(b: Buffer, off: number): number {
-  const hi = b.readUInt32BE(off);
-  if (hi >= 0x200000) throw badFrame('has a sequence number beyond 2^53');
-  return hi * TWO32 + b.readUInt32BE(off + 4);
+  return readU64Of(b, off, badFrame, 'has a sequence number beyond 2^53');
 }
 
 /**
@@ -336,15 +303,11 @@ export function signFrame(linkKey: Buffer, body: Buffer): Buffer {
 
 /** `AMIX_ERR_BAD_FRAME` for a nats frame. */
 export function badFrame(message: string, details: ErrorDetails['AMIX_ERR_BAD_FRAME'] = {}): AmixError {
-  return badFrameError(`nats frame ${message}`, details);
+  return framedBadFrame('nats', message, details);
 }
 
 /** A parsed frame; messages are views into the frame. */
-export type Frame =
-  | { kind: 'data'; session: Buffer; firstSeq: number; firstUnacked: number; messages: Buffer[] }
-  | { kind: 'hello'; session: Buffer; firstUnacked: number; sentUpTo: number }
-  | { kind: 'ping'; session: Buffer; token: number }
-  | { kind: 'credit'; session: Buffer; expected: number; limit: number; token: number; resend: boolean };
+export type Frame = FramedFrame;
 
 /**
  * Check a frame's tag under the link key (deriving the session key its kind
@@ -378,24 +341,7 @@ export function checkedFrame(all: Buffer, key: Buffer, maxMessageBytes: number):
       if (frame.length < DATA_HEADER) throw badFrame('DATA is shorter than its header');
       const firstSeq = readU64(frame, BODY);
       const firstUnacked = readU64(frame, BODY + 8);
-      const messages: Buffer[] = [];
-      let off = DATA_HEADER;
-      while (off < frame.length) {
-        if (frame.length - off < 4) throw badFrame('ends inside a length prefix', { offset: off });
-        const len = frame.readUInt32BE(off);
-        off += 4;
-        if (len > maxMessageBytes)
-          throw badFrame(`carries a message of ${len} bytes, above the channel maximum of ${maxMessageBytes}`, {
-            length: len,
-          });
-        if (len > frame.length - off)
-          throw badFrame(`announces ${len} bytes but only ${frame.length - off} follow`, { offset: off });
-        messages.push(frame.subarray(off, off + len));
-        off += len;
-      }
-      if (messages.length === 0) throw badFrame('carries no message');
-      if (firstUnacked > firstSeq || !Number.isSafeInteger(firstSeq + messages.length))
-        throw badFrame('has inconsistent sequence numbers');
+      const messages = dataMessages(frame, DATA_HEADER, maxMessageBytes, firstSeq, firstUnacked, badFrame);
       return { kind: 'data', session, firstSeq, firstUnacked, messages };
     }
     case FrameKind.hello: {
@@ -428,29 +374,7 @@ export function checkedFrame(all: Buffer, key: Buffer, maxMessageBytes: number):
 
 // ---------------------------------------------------------------- helpers of both ends
 
-/** `AMIX_ERR_LINK_CLOSED` for an end of this primitive, with its close reason as the cause. */
-export function closedError(h: Common, what: string): AmixError {
-  return linkClosedError(`nats channel closed${what ? ` ${what}` : ''}`, h.closeReason ?? undefined);
-}
-
-/** Emit a channel event; an observer that throws does not stop the transport. */
-export function emit(h: Common, e: ChannelEvent): void {
-  try {
-    h.onEvent?.(e);
-  } catch {
-    // onEvent must not throw; if it does, the transport carries on.
-  }
-}
-
-/** Count a dropped frame and tell `onBadFrame`. */
-export function reportBad(h: Common, err: AmixError): void {
-  h.stats.badFrames++;
-  try {
-    h.onBadFrame?.(err);
-  } catch {
-    // An observer's failure must not reach the subscription callback.
-  }
-}
+export { closedError, emit, reportBad } from '../../lib/core/framedWire.js';
 
 /** An option that must be a positive (or non-negative) integer, or its default. */
 export function positive(name: string, v: unknown, dflt: number, allowZero = false): number {

@@ -31,10 +31,7 @@ export function attemptReceive(h: ThreadHandle, maxBytes: number): Uint8Array | 
     const tail = shared ? Atomics.load(i32, Header.TAIL) : h.pos;
     // Signed distance, not equality: with dropOldest the producer may have
     // moved `tail` past our cached head.
-    if (((h.otherPos - tail) | 0) <= 0) {
-      h.otherPos = Atomics.load(i32, Header.HEAD);
-      if (((h.otherPos - tail) | 0) <= 0 && !(endOfBurst() && refreshAfterPublish(h, tail))) return undefined;
-    }
+    if (((h.otherPos - tail) | 0) <= 0 && stillEmpty(h, tail)) return undefined;
     const at = tail & mask;
     const len = i32[h.dataI32 + (at >> 2)]!;
     if (len === CYCLE_RECORD) {
@@ -133,6 +130,17 @@ export function settle(h: ThreadHandle): void {
 
 // Held releases are stored at the end of the thread's burst too (producer.ts endOfBurst).
 setReleaseCommit((h) => commitTail(h, h.pos, 0));
+
+/**
+ * The cached head says the ring is empty at `tail` (the callers test that
+ * inline, so a ring with records never makes this call): read the shared
+ * head again and, if still empty, end this thread's send burst and look once
+ * more (refreshAfterPublish). True when there is still nothing to read.
+ */
+export function stillEmpty(h: ThreadHandle, tail: number): boolean {
+  h.otherPos = Atomics.load(h.i32, Header.HEAD);
+  return ((h.otherPos - tail) | 0) <= 0 && !(endOfBurst() && refreshAfterPublish(h, tail));
+}
 
 /**
  * The ring looked empty, which ended this thread's send burst, and that

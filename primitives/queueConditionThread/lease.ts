@@ -32,8 +32,8 @@ import * as wait from './wait.js';
 // Own constants, not imported bindings, on the hot path (see header.ts).
 const { CYCLE_RECORD, Header, RECORD_HEADER, SPIN_BOUND } = header;
 const { closedError } = handle;
-const { endOfBurst, recordBytes } = producer;
-const { attemptReceive, copyOut, receiveEach, recordError, refreshAfterPublish, releaseLease, walkBatch } = consumer;
+const { recordBytes } = producer;
+const { attemptReceive, copyOut, receiveEach, recordError, releaseLease, stillEmpty, walkBatch } = consumer;
 const { abortIfNeeded, canReceive, enqueue, park } = wait;
 
 /** The payload of the record at ring offset `at`: a view into the ring, or a copy when it wraps around the end. */
@@ -48,10 +48,7 @@ export function attemptView(h: ThreadHandle, maxBytes: number): Uint8Array | und
   const { i32, mask } = h;
   for (;;) {
     const tail = h.pos;
-    if (((h.otherPos - tail) | 0) <= 0) {
-      h.otherPos = Atomics.load(i32, Header.HEAD);
-      if (((h.otherPos - tail) | 0) <= 0 && !(endOfBurst() && refreshAfterPublish(h, tail))) return undefined;
-    }
+    if (((h.otherPos - tail) | 0) <= 0 && stillEmpty(h, tail)) return undefined;
     const at = tail & mask;
     const len = i32[h.dataI32 + (at >> 2)]!;
     if (len === CYCLE_RECORD) {

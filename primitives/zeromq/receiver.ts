@@ -2,14 +2,24 @@
  * The receiving end of the `zeromq` primitive: a ROUTER whose peers are
  * sending ends' sessions. Credit accounting is the per-session pool of
  * `../../lib/core/credit.ts` (each sender its own `maxmsg`, all of it
- * promised by the address); this file parses frames, de-duplicates by
- * sequence number and writes CREDIT frames.
+ * promised by the address), and de-duplication, delivery and the queue are
+ * the framed receiving end of `../../lib/core/framedReceiver.ts`; this file
+ * parses frames, keeps the sessions' routes and confirmations and writes
+ * CREDIT frames.
  *
  * @module
  */
 import * as zmq from 'zeromq';
-import { AmixError, ErrorCode, bufferTooSmallError, invalidArg } from '../../lib/core/errors.js';
-import { CreditReceiver, MessageQueue, creditFields, type CreditSession } from '../../lib/core/credit.js';
+import { AmixError, ErrorCode, invalidArg } from '../../lib/core/errors.js';
+import { MessageQueue, creditFields } from '../../lib/core/credit.js';
+import {
+  closeReceiver,
+  creditWindow,
+  onData,
+  receiverCredit,
+  type FramedReceiveState,
+  type FramedSession,
+} from '../../lib/core/framedReceiver.js';
 import type { ChannelHandle } from '../../lib/core/primitive.js';
 import { WaitList } from '../../lib/core/waitList.js';
 import { AllowList, isCurveKey, zapAuthenticator } from './keys.js';
@@ -23,7 +33,6 @@ import {
   badFrame,
   characteristics,
   checkEndpoint,
-  closedError,
   common,
   emit,
   maxFrameBytesFor,
@@ -34,36 +43,30 @@ import {
   writeU64,
   isLoopback,
   type Common,
+  type Counters,
   type Frame,
   type ZeromqAddress,
   type ZeromqChannelOptions,
 } from './wire.js';
 
 /** The receiving end's state. */
-export interface ZeromqReceiveHandle extends Omit<ChannelHandle, 'maxMessageBytes'>, Common {
+export interface ZeromqReceiveHandle
+  extends Omit<ChannelHandle, 'maxMessageBytes'>, FramedReceiveState<Session>, Common {
   readonly role: 'receive';
   readonly address: ZeromqAddress;
+  readonly stats: Counters;
   /** @internal */ readonly socket: zmq.Router;
-  /** @internal */ readonly queue: MessageQueue<Session>;
-  /** @internal Blocked receives, each with the largest message it accepts. */ readonly readers: WaitList<
-    number,
-    Uint8Array
-  >;
-  /** @internal Sessions and their credit windows. */ readonly credit: CreditReceiver<Session>;
   /** @internal */ releaseZap: (() => Promise<void>) | undefined;
   /** @internal */ live: number;
   /** @internal */ refusing: number;
-  /** @internal */ lostPeer: boolean;
   /** @internal */ loop: Promise<void>;
   /** @internal Set with `zeromq.confirmation`: CREDIT acknowledges what was confirmed, not what arrived. */
   readonly confirmation: ZeromqConfirmation | undefined;
 }
 
 /** A sender's session: its credit state (`next` is the next sequence number expected), identity and route. */
-export interface Session extends CreditSession {
-  readonly id: Buffer;
+export interface Session extends FramedSession {
   route: Buffer;
-  resendAskedAt: number;
   /** With a {@link ZeromqConfirmation}: messages below it were confirmed (CREDIT acknowledges up to here). */
   confirmed: number;
   /** With a {@link ZeromqConfirmation}: messages below it were taken by the application. */
@@ -78,12 +81,8 @@ export interface Session extends CreditSession {
 export async function createReceiver(options: ZeromqChannelOptions): Promise<ZeromqReceiveHandle> {
   const z = options.zeromq ?? {};
   const maxMessageBytes = options.maxMessageBytes ?? characteristics.maxMessageBytes;
-  const maxmsg = options.maxmsg ?? ZEROMQ_DEFAULTS.maxmsg;
-  const minmsg = options.minmsg ?? Math.floor(maxmsg / 2);
-  if (!Number.isSafeInteger(maxmsg) || maxmsg < 1)
-    throw invalidArg('options.maxmsg', 'must be a positive integer', maxmsg);
-  if (!Number.isSafeInteger(minmsg) || minmsg < 0 || minmsg >= maxmsg)
-    throw invalidArg('options.minmsg', 'must be an integer from 0 to maxmsg - 1', minmsg);
+  const mx = options.maxmsg ?? ZEROMQ_DEFAULTS.maxmsg;
+  const { maxmsg, minmsg } = creditWindow(mx, options.minmsg ?? Math.floor(mx / 2));
   const bind = checkEndpoint('options.zeromq.bind', z.bind ?? ZEROMQ_DEFAULTS.bind);
   const curve = z.curve;
   const batchBytes = positive('batchBytes', z.batchBytes, ZEROMQ_DEFAULTS.batchBytes);
@@ -116,18 +115,14 @@ export async function createReceiver(options: ZeromqChannelOptions): Promise<Zer
     address: undefined as unknown as ZeromqAddress,
     ...common(options, maxMessageBytes, z),
     socket,
+    rio: {
+      sendCredit: (s, token, resend) => void sendCredit(h, s, token, resend),
+      // With a confirmation, a message taken counts as consumed only once confirmed.
+      consumed: z.confirmation === undefined ? undefined : (s) => z.confirmation!.taken(s),
+    },
     queue: new MessageQueue<Session>(),
     readers: new WaitList<number, Uint8Array>(),
-    credit: new CreditReceiver<Session>({
-      maxmsg,
-      minmsg,
-      pool: 'session',
-      maxSessions: positive('maxSessions', z.maxSessions, MAX_SESSIONS),
-      onGrant: (s, resumed) => {
-        if (resumed) emit(h, { type: 'resumed', pending: h.queue.length });
-        void sendCredit(h, s, 0, false);
-      },
-    }),
+    credit: undefined as never,
     releaseZap,
     live: 0,
     refusing: 0,
@@ -135,6 +130,7 @@ export async function createReceiver(options: ZeromqChannelOptions): Promise<Zer
     loop: Promise.resolve(),
     confirmation: z.confirmation,
   };
+  h.credit = receiverCredit(h, maxmsg, minmsg, positive('maxSessions', z.maxSessions, MAX_SESSIONS));
   if (z.confirmation !== undefined) {
     if (!(z.confirmation instanceof ZeromqConfirmation))
       throw invalidArg('options.zeromq.confirmation', 'must be a ZeromqConfirmation', z.confirmation);
@@ -242,7 +238,7 @@ async function receiveLoop(h: ZeromqReceiveHandle): Promise<void> {
       if (f.kind === 'data') {
         h.credit.resync(s, f.firstUnacked);
         vouched(s, f.firstUnacked);
-        onData(h, s, f);
+        onData(h, s, f.firstSeq, f.messages);
       } else if (f.kind === 'hello') {
         // A HELLO opens each connection: whatever the sender sent beyond `next` was lost with the old one.
         h.credit.resync(s, f.firstUnacked);
@@ -266,11 +262,10 @@ async function receiveLoop(h: ZeromqReceiveHandle): Promise<void> {
     if (!h.closed) {
       // The socket failed under us (not a close we asked for): end the channel with the reason.
       h.closed = true;
-      h.credit.closed = true;
       h.closeReason = new AmixError(ErrorCode.AMIX_ERR_PEER_LOST, `zeromq receive failed: ${(err as Error).message}`, {
         cause: err,
       });
-      h.readers.rejectAll(closedError(h, 'while receiving'));
+      closeReceiver(h);
       emit(h, { type: 'closed', reason: h.closeReason });
     }
   }
@@ -284,58 +279,6 @@ function vouched(s: Session, firstUnacked: number): void {
   const upTo = Math.min(firstUnacked, s.next);
   if (upTo > s.confirmed) s.confirmed = upTo;
   if (s.confirmed > s.taken) s.taken = s.confirmed;
-}
-
-function onData(h: ZeromqReceiveHandle, s: Session, f: Extract<Frame, { kind: 'data' }>): void {
-  let seq = f.firstSeq;
-  let gap = false;
-  for (const m of f.messages) {
-    if (seq < s.next) {
-      h.stats.duplicates++;
-      seq++;
-      continue;
-    }
-    if (seq > s.next) {
-      gap = true;
-      break;
-    }
-    if (!h.credit.admit(s)) {
-      // Beyond the credit granted: a misbehaving peer. Drop the rest; a correct sender never gets here.
-      reportBad(h, badFrame('carries messages beyond the granted credit', { seq, limit: s.limit }));
-      break;
-    }
-    seq++;
-    h.stats.received++;
-    h.stats.bytesReceived += m.length;
-    deliver(h, m, s);
-  }
-  if (gap && s.resendAskedAt !== s.next) {
-    s.resendAskedAt = s.next;
-    void sendCredit(h, s, 0, true);
-  }
-  if (h.credit.exhausted(s)) {
-    h.stats.suspensions++;
-    emit(h, { type: 'suspended', pending: h.queue.length });
-  }
-}
-
-function deliver(h: ZeromqReceiveHandle, data: Buffer, s: Session): void {
-  while (h.readers.length > 0 && h.queue.length === 0) {
-    const r = h.readers.shift()!;
-    if (data.length > r.value) {
-      r.reject(tooSmall(data.length, r.value));
-      continue;
-    }
-    if (h.confirmation) h.confirmation.taken(s);
-    else h.credit.consume(s);
-    r.resolve(data);
-    return;
-  }
-  h.queue.push(data, s);
-}
-
-function tooSmall(size: number, maxBytes: number): AmixError {
-  return bufferTooSmallError('zeromq', size, maxBytes);
 }
 
 /** Write a CREDIT to `s`: what it has received (`next`), its limit, the PING token answered, the resend flag. */
@@ -363,18 +306,6 @@ export async function sendCredit(
   }
 }
 
-/** The next queued message, or undefined; `AMIX_ERR_BUFFER_TOO_SMALL` leaves it queued. */
-export function takeNext(h: ZeromqReceiveHandle, maxBytes: number): Uint8Array | undefined {
-  const m = h.queue.peek();
-  if (m === undefined) return undefined;
-  if (m.length > maxBytes) throw tooSmall(m.length, maxBytes);
-  const s = h.queue.peekFrom();
-  h.queue.shift();
-  if (h.confirmation) h.confirmation.taken(s);
-  else h.credit.consume(s);
-  return m;
-}
-
 /**
  * A receiving end closing gracefully acknowledges what it has to every
  * session once more: a sender closing at the same moment would otherwise
@@ -392,11 +323,12 @@ export async function farewell(h: ZeromqReceiveHandle): Promise<void> {
   }
 }
 
-/** Close the receiving end: fail blocked receives, say farewell when graceful, release the ZAP domain. */
+/** Close the receiving end (its credit and blocked receives are closed): say farewell when graceful, release the ZAP domain. */
 export async function destroyReceiver(h: ZeromqReceiveHandle, reason: Error | undefined): Promise<void> {
-  h.credit.closed = true;
-  h.readers.rejectAll(closedError(h, 'while receiving'));
   if (reason === undefined) await farewell(h);
   h.socket.close();
   await h.releaseZap?.();
 }
+
+/** The receiving end's part of the primitive object (`framedPrimitive`). */
+export const receivingEnd = { createReceiver, destroyReceiver };

@@ -6,21 +6,18 @@
  *
  * @module
  */
+import { AmixError, ErrorCode, invalidArg, type ErrorDetails } from '../../lib/core/errors.js';
 import {
-  AmixError,
-  ErrorCode,
-  badFrameError,
-  invalidArg,
-  linkClosedError,
-  type ErrorDetails,
-} from '../../lib/core/errors.js';
-import type {
-  ChannelEvent,
-  ChannelOptions,
-  ChannelStats,
-  DiscardPolicy,
-  PrimitiveCharacteristics,
-} from '../../lib/core/primitive.js';
+  FRAMED_CHARACTERISTICS,
+  dataMessages,
+  framedBadFrame,
+  framedCommon,
+  readU64 as readU64Of,
+  type FramedCommon,
+  type FramedFrame,
+  type FramedStats,
+} from '../../lib/core/framedWire.js';
+import type { ChannelOptions, DiscardPolicy, PrimitiveCharacteristics } from '../../lib/core/primitive.js';
 import type { RefusedPeer } from './keys.js';
 import type { ZeromqConfirmation } from './confirm.js';
 import { emptyStats } from '../../lib/core/channel.js';
@@ -38,15 +35,9 @@ export const SESSION_BYTES = 8;
 export const MAX_SESSIONS = 1024;
 /** How long a gracefully closed receiving end's socket keeps its last CREDITs to send. */
 export const FAREWELL_LINGER_MS = 100;
-const TWO32 = 0x1_0000_0000;
 
 /** The primitive's characteristics (the registry carries the same copy). */
-export const characteristics: PrimitiveCharacteristics = Object.freeze({
-  scopes: Object.freeze(['remote', 'process'] as const),
-  maxMessageBytes: 64 * 1024 * 1024,
-  ordering: 'fifo',
-  delivery: 'reliable',
-});
+export const characteristics: PrimitiveCharacteristics = FRAMED_CHARACTERISTICS;
 
 /** Defaults of the options below. */
 export const ZEROMQ_DEFAULTS = Object.freeze({
@@ -138,103 +129,44 @@ export type ZeromqAddress = {
   readonly discard: DiscardPolicy;
 };
 
-/** {@link ChannelStats} plus the primitive's own counters. */
-export interface ZeromqStats extends ChannelStats {
-  /** Malformed frames dropped. */
-  badFrames: number;
-  /** Messages that arrived twice (after a re-send) and were dropped. */
-  duplicates: number;
-  /** Messages sent again after a reconnect or a gap. */
-  resent: number;
+/** `ChannelStats`, the framed ends' counters (`FramedStats` in `lib/core/framedWire.ts`: badFrames, duplicates, resent, lost) and the primitive's own. */
+export interface ZeromqStats extends FramedStats {
   /**
    * Receiving end: failed handshakes (allow-list, mechanism), each attempt
    * (a refused client that keeps reconnecting counts each time; see
    * `onRefused` for who). Sending end: refusals seen.
    */
   refused: number;
-  /** Messages accepted but never acknowledged when the end closed. */
-  lost: number;
 }
 
+/** The counters of an end. */
 export interface Counters extends ZeromqStats {}
-
-function newCounters(): Counters {
-  return {
-    ...emptyStats(),
-    badFrames: 0,
-    duplicates: 0,
-    resent: 0,
-    refused: 0,
-    lost: 0,
-  };
-}
 
 /** The state both kinds of end start with. */
 export function common(options: ChannelOptions, maxMessageBytes: number, z: ZeromqOptions): Common {
-  return {
-    onEvent: options.onEvent,
-    stats: newCounters(),
-    maxMessageBytes,
-    onBadFrame: z.onBadFrame,
-    closed: false,
-    closeReason: undefined,
-  };
+  const stats: Counters = { ...emptyStats(), badFrames: 0, duplicates: 0, resent: 0, refused: 0, lost: 0 };
+  return framedCommon('zeromq', options.onEvent, stats, maxMessageBytes, z.onBadFrame);
 }
 
-export interface Common {
-  /** Hears the end's channel events (the option of the same name). */
-  readonly onEvent: ((e: ChannelEvent) => void) | undefined;
+/** The state both kinds of end share (`lib/core/framedWire.ts`), with this primitive's counters. */
+export interface Common extends FramedCommon {
   readonly stats: Counters;
-  readonly maxMessageBytes: number;
-  /** Hears frames the end dropped as malformed or not allowed (counted as `badFrames` too). */
-  readonly onBadFrame: ((e: AmixError) => void) | undefined;
-  closed: boolean;
-  closeReason: Error | undefined;
 }
 
-export function writeU64(b: Buffer, off: number, v: number): void {
-  b.writeUInt32BE(Math.floor(v / TWO32), off);
-  b.writeUInt32BE(v >>> 0, off + 4);
-}
+export { closedError, emit, reportBad, writeU64 } from '../../lib/core/framedWire.js';
+
+/** Read a big-endian u64 below 2^53. */
 export function readU64(b: Buffer, off: number): number {
-  const hi = b.readUInt32BE(off);
-  if (hi >= 0x200000) throw badFrame('a sequence number is beyond 2^53');
-  return hi * TWO32 + b.readUInt32BE(off + 4);
+  return readU64Of(b, off, badFrame, 'a sequence number is beyond 2^53');
 }
 
 /** `AMIX_ERR_BAD_FRAME` for a zeromq frame. */
 export function badFrame(message: string, details: ErrorDetails['AMIX_ERR_BAD_FRAME'] = {}): AmixError {
-  return badFrameError(`zeromq frame ${message}`, details);
-}
-
-/** `AMIX_ERR_LINK_CLOSED` for an end of this primitive, with its close reason as the cause. */
-export function closedError(h: Common, what: string): AmixError {
-  return linkClosedError(`zeromq channel closed${what ? ` ${what}` : ''}`, h.closeReason ?? undefined);
-}
-
-export function emit(h: Common, e: ChannelEvent): void {
-  try {
-    h.onEvent?.(e);
-  } catch {
-    // onEvent must not throw; if it does, the transport carries on.
-  }
-}
-
-export function reportBad(h: Common, err: AmixError): void {
-  h.stats.badFrames++;
-  try {
-    h.onBadFrame?.(err);
-  } catch {
-    // An observer's failure must not reach the receive loop.
-  }
+  return framedBadFrame('zeromq', message, details);
 }
 
 /** A parsed frame. */
-export type Frame =
-  | { kind: 'data'; session: Buffer; firstSeq: number; firstUnacked: number; messages: Buffer[] }
-  | { kind: 'hello'; session: Buffer; firstUnacked: number; sentUpTo: number }
-  | { kind: 'ping'; session: Buffer; token: number }
-  | { kind: 'credit'; session: Buffer; expected: number; limit: number; token: number; resend: boolean };
+export type Frame = FramedFrame;
 
 /**
  * Parse one frame of the wire protocol. Throws `AMIX_ERR_BAD_FRAME` for an
@@ -256,24 +188,7 @@ export function parseFrame(frame: Buffer, maxMessageBytes: number = characterist
       need(DATA_HEADER, false);
       const firstSeq = readU64(frame, 9);
       const firstUnacked = readU64(frame, 17);
-      const messages: Buffer[] = [];
-      let off = DATA_HEADER;
-      while (off < frame.length) {
-        if (frame.length - off < 4) throw badFrame('ends inside a length prefix', { offset: off });
-        const len = frame.readUInt32BE(off);
-        off += 4;
-        if (len > maxMessageBytes)
-          throw badFrame(`carries a message of ${len} bytes, above the channel maximum of ${maxMessageBytes}`, {
-            length: len,
-          });
-        if (len > frame.length - off)
-          throw badFrame(`announces ${len} bytes but only ${frame.length - off} follow`, { offset: off });
-        messages.push(frame.subarray(off, off + len));
-        off += len;
-      }
-      if (messages.length === 0) throw badFrame('carries no message');
-      if (firstUnacked > firstSeq || !Number.isSafeInteger(firstSeq + messages.length))
-        throw badFrame('has inconsistent sequence numbers');
+      const messages = dataMessages(frame, DATA_HEADER, maxMessageBytes, firstSeq, firstUnacked, badFrame);
       return { kind: 'data', session: session(), firstSeq, firstUnacked, messages };
     }
     case FrameKind.hello: {
@@ -342,12 +257,11 @@ export function socketOptions(z: ZeromqOptions): Record<string, number> {
   };
 }
 
-export function checkSize(h: Common, data: Uint8Array): void {
-  if (data.byteLength > h.maxMessageBytes) {
-    throw new AmixError(
-      ErrorCode.AMIX_ERR_MESSAGE_TOO_LARGE,
-      `message of ${data.byteLength} bytes exceeds the zeromq channel maximum of ${h.maxMessageBytes}`,
-      { details: { size: data.byteLength, max: h.maxMessageBytes } },
-    );
-  }
+/** `AMIX_ERR_MESSAGE_TOO_LARGE` for a message above the channel maximum. */
+export function tooLarge(h: Common, data: Uint8Array): AmixError {
+  return new AmixError(
+    ErrorCode.AMIX_ERR_MESSAGE_TOO_LARGE,
+    `message of ${data.byteLength} bytes exceeds the zeromq channel maximum of ${h.maxMessageBytes}`,
+    { details: { size: data.byteLength, max: h.maxMessageBytes } },
+  );
 }
