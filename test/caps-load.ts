@@ -19,9 +19,18 @@ async function pump(input: Link, n: number, from = 0): Promise<void> {
   }
 }
 
-/** Resolvers waiting for the first message a stage tag produced. */
+/** Resolvers waiting for the first message a stage tag produced, and the tags seen so far. */
 const waiters = new Map<string, () => void>();
-const seenTag = (tag: string): Promise<void> => new Promise((resolve) => waiters.set(tag, resolve));
+const seenTags = new Set<string>();
+/** Resolves once a message of stage `tag` has arrived (at once if one has: a REPLACE may return after it). */
+const seenTag = (tag: string): Promise<void> =>
+  seenTags.has(tag) ? Promise.resolve() : new Promise((resolve) => waiters.set(tag, resolve));
+
+// Each test starts with nothing seen (the stage names repeat across tests).
+t.beforeEach(() => {
+  seenTags.clear();
+  waiters.clear();
+});
 
 /** Receive n messages; check order and count; return the tag (stage) of each. */
 async function collect(t: Test, output: Link, n: number): Promise<string[]> {
@@ -36,6 +45,7 @@ async function collect(t: Test, output: Link, n: number): Promise<string[]> {
     const seq = Number(text.slice(colon + 1));
     const tag = text.slice(0, colon);
     tags.push(tag);
+    seenTags.add(tag);
     waiters.get(tag)?.();
     waiters.delete(tag);
     if (seq === expect) expect++;
