@@ -415,7 +415,8 @@ t.test('envelopes from unknown daemon ids do not delay the next good envelope of
   // Acknowledged by A's receiving end: they are with A's data loop for X's key, which waits for X's hello.
   await xData.cycle();
   const ms = await timeOne(100);
-  t.ok(ms < 100, `the good envelope took ${ms.toFixed(1)} ms (median before: ${warm[10]!.toFixed(1)} ms)`);
+  // Held behind the strangers, it would wait for their hello grace (10 s each); 2 s leaves room for a loaded machine.
+  t.ok(ms < 2000, `the good envelope took ${ms.toFixed(1)} ms (median before: ${warm[10]!.toFixed(1)} ms)`);
   // With B's own key (a known peer, bound to its id), unknown ids are dropped at once as spoofed.
   const asB = await rawPeer(t, bPair);
   const bSlot = (await a.peers()).slots.find((s) => s.key === bPair.publicKey)!;
