@@ -71,7 +71,7 @@ export interface AgentOps {
   cycle: { args: { link: string }; result: Empty };
   /** How many messages the link's receiving entries hold that the point has not taken (lookahead included). */
   untaken: { args: { link: string }; result: { held: number } };
-  /** Take nothing from the link's receiving entries until none of `behind` is on the receiver list. */
+  /** Take nothing from the link's receiving entries while a link of `behind` is on the receiver list, unless sealed and empty. */
   fence: { args: { link: string; behind: string[] }; result: Empty };
   /** Nothing more comes on the link here: once its receiving entries are empty, they fence nothing. */
   seal: { args: { link: string }; result: Empty };

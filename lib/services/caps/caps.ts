@@ -129,6 +129,8 @@ export class Caps extends EventEmitter implements CapsCore {
     const dealloc = options.deallocation ?? 'drain';
     if (dealloc !== 'drain' && dealloc !== 'discard')
       throw invalidArg('deallocation', 'must be drain or discard', dealloc);
+    if (options.start !== undefined && typeof options.start !== 'boolean')
+      throw invalidArg('start', 'must be a boolean', options.start);
     const had = this.#ams.get(options.name);
     if (had && !options.force) return info(had);
     if (had && had.state !== 'loaded') throw badState(had.name, had.state, 'load', 'a forced LOAD needs it stopped');
@@ -137,8 +139,6 @@ export class Caps extends EventEmitter implements CapsCore {
     // A point registered by someone else (LOCATE's `point`) is adopted; a forced LOAD registers it anew.
     if (existing && options.force) await this.fabric.destroyPoint(options.name);
     if (!existing || options.force) this.fabric.register(registration(options, location, this.#comprims));
-    if (options.start !== undefined && typeof options.start !== 'boolean')
-      throw invalidArg('start', 'must be a boolean', options.start);
     if (options.start) await this.fabric.execute(options.name);
     const rec: AmsRec = {
       name: options.name,

@@ -10,7 +10,6 @@
  */
 import { amixError, invalidArg } from '../../core/errors.js';
 import type { Fabric } from '../../fabric/fabric.js';
-import type { Direction } from '../../fabric/point.js';
 import type { LinkInfo } from '../../fabric/types.js';
 import { isSwitchPoint } from '../../fabric/switchFrame.js';
 import type { AmsRec, CapsCore as Caps } from './records.js';
@@ -78,8 +77,28 @@ function oneInstance(rec: AmsRec, what: string): string {
   return rec.instances[0]!;
 }
 
-const relink = (fabric: Fabric, m: Moved, inst: string, direction: Direction) =>
-  m.amsIsA ? fabric.connect(inst, m.peer, { direction }) : fabric.connect(m.peer, inst, { direction });
+/** Link `inst` to `m`'s peer as the moved link was (same ends, same direction); `heldAt`: see ConnectOptions. */
+const relink = (fabric: Fabric, m: Moved, inst: string, heldAt?: string) => {
+  const o = { direction: m.link.direction, ...(heldAt !== undefined ? { heldAt } : {}) };
+  return m.amsIsA ? fabric.connect(inst, m.peer, o) : fabric.connect(m.peer, inst, o);
+};
+
+/**
+ * Flush each upstream's old link (a hold moved its waiting sends on; the
+ * flush lands what the old link had accepted), then wait until the old AMS
+ * has taken all of it, or `deadline` passes; true when it has.
+ */
+async function workedOff(fabric: Fabric, inputs: Moved[], oldInst: string, deadline: number): Promise<boolean> {
+  await Promise.all(inputs.map((m) => fabric.ends.flushSender(m.link.id, m.peer)));
+  return untilZero(
+    () =>
+      untakenOn(
+        fabric,
+        inputs.map((m) => [m.link.id, oldInst]),
+      ),
+    deadline,
+  );
+}
 
 /**
  * REPLACE, in the seed's order (¶583): suspend the old AMS's input from its
@@ -144,7 +163,7 @@ export async function replaceAms(
   await requireLoop(h, newInst, 'new');
   await caps.amsRequest(newInst, 'gate');
   const early: Array<[Moved, string]> = [];
-  for (const m of moved) if (!m.input) early.push([m, (await relink(fabric, m, newInst, m.link.direction)).id]);
+  for (const m of moved) if (!m.input) early.push([m, (await relink(fabric, m, newInst)).id]);
   let t0 = now();
   const trace: Array<[string, number]> = [];
   const mark = (what: string) => process.env.AMIX_CAPS_TRACE && trace.push([what, now() - t0]);
@@ -177,9 +196,7 @@ export async function replaceAms(
     })(),
     inputsMoved
       ? undefined
-      : Promise.all(moved.filter((m) => m.input).map((m) => relink(fabric, m, newInst, m.link.direction))).then(() =>
-          mark('connect'),
-        ),
+      : Promise.all(moved.filter((m) => m.input).map((m) => relink(fabric, m, newInst))).then(() => mark('connect')),
   ]);
   // (5) What the old AMS had not taken goes to the new one first; state too if asked.
   const { messages } = await caps.amsRequest<{ messages: Uint8Array[] }>(oldInst, 'take');
@@ -223,17 +240,9 @@ async function replaceDrained(
   const { caps, fabric } = h;
   const inputs = moved.filter((m) => m.input);
   await Promise.all(inputs.map((m) => fabric.ends.holdSender(m.link.id, m.peer, true)));
-  await Promise.all(inputs.map((m) => relink(fabric, m, newInst, m.link.direction)));
+  await Promise.all(inputs.map((m) => relink(fabric, m, newInst)));
   mark('hold+connect');
-  const deadline = now() + drainMs;
-  // A hold moves the upstreams' waiting sends on; the flush lands what their old links had accepted.
-  await Promise.all(inputs.map((m) => fabric.ends.flushSender(m.link.id, m.peer)));
-  const untaken = () =>
-    untakenOn(
-      fabric,
-      inputs.map((m) => [m.link.id, oldInst]),
-    );
-  if (!(await untilZero(untaken, deadline))) return undefined;
+  if (!(await workedOff(fabric, inputs, oldInst, now() + drainMs))) return undefined;
   mark('drained');
   const t0 = now();
   await caps.amsRequest(oldInst, 'handoff');
@@ -256,14 +265,14 @@ async function replaceDrained(
 const OVERLAP_DRAIN_MS = 5000;
 
 /**
- * REPLACE with `overlap`: the new AMS runs from the start. Each downstream
- * is told to take nothing from the new AMS's link until the old AMS's link
- * to it is gone (a fence at its receiving end), so the old AMS's last
- * outputs still come first there. The upstreams are held and linked to the
- * new AMS, which is released at once; the old AMS works off what its
- * upstreams had sent it (up to `drainMs`), is handed off (it holds nothing
- * by then), and its links go after the caller's finish: the downstream
- * takes the old link's last messages, the link goes, the fence lifts.
+ * REPLACE with `overlap`: the new AMS runs from the start. Its input links
+ * open held at each upstream; each downstream fences the new AMS's link
+ * behind the old AMS's link to it, so the old AMS's last outputs still come
+ * first there; the new AMS is released, and each upstream swaps its old
+ * link for the new one in one step. The old AMS works off what it had (up
+ * to `drainMs`), is handed off (it holds nothing by then), its outputs are
+ * flushed and sealed at each downstream (whose fence lifts once it has
+ * taken them), and its links are disconnected.
  *
  * What the old AMS has not taken when `drainMs` runs out is handed to the
  * new AMS, which has already handled later messages by then: those come
@@ -282,14 +291,7 @@ async function replaceOverlapped(
   const inputs = moved.filter((m) => m.input);
   // Each upstream's link to the new AMS opens held at the upstream: it carries nothing until the swap below.
   const late = await Promise.all(
-    inputs.map(async (m): Promise<[Moved, string]> => {
-      const d = m.link.direction;
-      const heldAt = { direction: d, heldAt: m.peer };
-      const l = m.amsIsA
-        ? await fabric.connect(newInst, m.peer, heldAt)
-        : await fabric.connect(m.peer, newInst, heldAt);
-      return [m, l.id];
-    }),
+    inputs.map(async (m): Promise<[Moved, string]> => [m, (await relink(fabric, m, newInst, m.peer)).id]),
   );
   // Fence before release: the new AMS is gated, so nothing of it can have reached a downstream yet.
   const behind = (peer: string) => moved.filter((o) => o.output && o.peer === peer).map((o) => o.link.id);
@@ -301,14 +303,7 @@ async function replaceOverlapped(
   // The switch-over: one step at each upstream, its sends go from the old link to the new one.
   await Promise.all(late.map(([m, id]) => fabric.ends.swapSender(m.link.id, id, m.peer)));
   mark('swap');
-  // A hold moves the upstreams' waiting sends on; the flush lands what their old links had accepted.
-  await Promise.all(inputs.map((m) => fabric.ends.flushSender(m.link.id, m.peer)));
-  const untaken = () =>
-    untakenOn(
-      fabric,
-      inputs.map((m) => [m.link.id, oldInst]),
-    );
-  await untilZero(untaken, now() + drainMs);
+  await workedOff(fabric, inputs, oldInst, now() + drainMs);
   mark('drained');
   // The hand-off waits for the message in hand; nothing arrives any more, so the collector keeps nothing
   // unless drainMs ran out.
