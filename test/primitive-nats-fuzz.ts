@@ -116,16 +116,35 @@ if (skip) {
       t.teardown(() => foreign.close());
       const seen: Uint8Array[] = [];
       let creditSubject = '';
-      foreign.subscribe(subject, { callback: (_e, m) => seen.push(m.data.slice()) });
+      // The foreign client reads from its own connection: what the link's ends published reaches it
+      // later, in no order across the two ends. Wait for the DATA frame holding the last of the 8
+      // messages (one publisher's frames arrive in order, so the others came first) and for one CREDIT.
+      let lastSeen = false;
+      let watched!: () => void;
+      const allWatched = new Promise<void>((resolve) => (watched = resolve));
+      const check = () => {
+        if (lastSeen && creditSubject) watched();
+      };
+      foreign.subscribe(subject, {
+        callback: (_e, m) => {
+          seen.push(m.data.slice());
+          if (m.data[0] === FrameKind.data && Buffer.from(m.data).includes('real7')) lastSeen = true;
+          check();
+        },
+      });
       foreign.subscribe(`${subject}.c.*`, {
         callback: (_e, m) => {
           creditSubject = m.subject;
+          check();
         },
       });
       await foreign.flush();
       await tx.connect();
       for (let i = 0; i < 8; i++) t.ok(tx.trySend(Buffer.from(`real${i}`)), `real${i} within credit`);
       await tx.cycle();
+      await allWatched;
+      // The replays below are the link's frames only, not the foreign client's own junk echoed back.
+      const linkFrames = seen.slice();
 
       // 1. garbage and forged frames on the data subject, signed with a key of the attacker's own
       const rand = rng(SEED + 1);
@@ -136,9 +155,12 @@ if (skip) {
       ];
       for (const f of junk) foreign.publish(subject, f);
       // 2. replays of the link's own frames (captured on the subject)
-      t.ok(seen.length > 0, `the foreign client saw ${seen.length} frames of the link (the subject is not a secret)`);
-      const replays = seen.length;
-      for (const f of seen.slice()) foreign.publish(subject, f);
+      t.ok(
+        linkFrames.length > 0,
+        `the foreign client saw ${linkFrames.length} frames of the link (the subject is not a secret)`,
+      );
+      const replays = linkFrames.length;
+      for (const f of linkFrames) foreign.publish(subject, f);
       // 3. forged CREDIT (no key) granting a huge limit, and garbage, on the sender's credit subject
       t.ok(creditSubject.startsWith(`${subject}.c.`), "the foreign client found the sender's credit subject");
       // kind, the sender's session (from the subject), nonce, expected, limit 1e6, token, flags; a tag under another key
