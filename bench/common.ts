@@ -81,7 +81,11 @@ export function parseBenchArgs(
   });
   if (values.help) {
     process.stdout.write(
-      `usage: node dist/bench/${bench}.js [--quick] [--json] [--reps N] [--sizes 64,4096 | --sweep] [--count N] [--rtts N]\n`,
+      `usage: node dist/bench/${bench}.js [--quick] [--json] [--reps N] [--sizes 64,4096 | --sweep] [--count N] [--rtts N]` +
+        Object.entries(extraOptions)
+          .map(([name, o]) => (o.type === 'boolean' ? ` [--${name}]` : ` [--${name} V]`))
+          .join('') +
+        '\n',
     );
     process.exit(0);
   }

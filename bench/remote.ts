@@ -45,7 +45,7 @@
  *   would wait). Both nats rows are left out, with the reason on stderr,
  *   when nats-server is not installed.
  *
- * `node dist/bench/remote.js [--quick] [--json] [--reps N] [--sizes 64,4096 | --sweep] [--count N] [--rtts N] [--daemon-count N]`
+ * `node dist/bench/remote.js [--quick] [--json] [--reps N] [--sizes 64,4096 | --sweep] [--count N] [--rtts N] [--daemon-count N] [--insecure]`
  *
  * @module
  */
@@ -465,7 +465,7 @@ class DaemonPair {
     readonly cb: DaemonClient,
   ) {}
 
-  static async start(): Promise<DaemonPair> {
+  static async start(insecure: boolean): Promise<DaemonPair> {
     const base = await mkdtemp(join(tmpdir(), 'amix-bench-remote-'));
     const started: Amixd[] = [];
     const clients: DaemonClient[] = [];
@@ -484,16 +484,19 @@ class DaemonPair {
           }
         }
       };
-      // Peered as deployed: CURVE keys, each daemon's key in the other's allow-list.
+      // Peered as deployed: CURVE keys, each daemon's key in the other's allow-list
+      // (`--insecure`: no keys, to compare with trees from before CURVE).
       const pairA = generateKeyPair();
       const pairB = generateKeyPair();
       await saveKeyPair(join(base, 'a.keys'), pairA);
       await saveKeyPair(join(base, 'b.keys'), pairB);
       await writeFile(join(base, 'allow'), `${pairA.publicKey}\n${pairB.publicKey}\n`, { mode: 0o600 });
-      const keyed = (name: string): string[] => ['--keys', join(base, `${name}.keys`), '--allow', join(base, 'allow')];
+      const keyed = (name: string): string[] =>
+        insecure ? ['--insecure'] : ['--keys', join(base, `${name}.keys`), '--allow', join(base, 'allow')];
       const { d: a, listen } = await startListening('A', keyed('a'));
       started.push(a);
-      const { d: b } = await startListening('B', [...keyed('b'), '--peer', listen, `--peer-key=${pairA.publicKey}`]);
+      const peerKey = insecure ? [] : [`--peer-key=${pairA.publicKey}`];
+      const { d: b } = await startListening('B', [...keyed('b'), '--peer', listen, ...peerKey]);
       started.push(b);
       const ca = await DaemonClient.connect({ dir: a.dir, name: 'bench remote A' });
       clients.push(ca);
@@ -606,8 +609,9 @@ async function parentMain(): Promise<void> {
   const args = parseBenchArgs(
     'remote',
     { reps: 5, quickReps: 2, sizes: [64, 4096], count: 60_000, quickCount: 30_000, rtts: 2_000, quickRtts: 800 },
-    { 'daemon-count': { type: 'string' } },
+    { 'daemon-count': { type: 'string' }, insecure: { type: 'boolean' } },
   );
+  const insecure = args.extra.insecure === true;
   const daemonCount = args.extra['daemon-count'] === undefined ? args.count : Number(args.extra['daemon-count']);
   const scaled = (n: number, size: number, floor: number) => (args.sweep ? scaleForSize(n, size, 4096, floor) : n);
   if (!Number.isSafeInteger(daemonCount) || daemonCount < 1) {
@@ -627,7 +631,7 @@ async function parentMain(): Promise<void> {
   const memory: Record<string, number | undefined> = {};
   try {
     memory.idleKiB = await idleAmixdRssKiB();
-    daemons = await DaemonPair.start();
+    daemons = await DaemonPair.start(insecure);
     memory.peeredAKiB = rssKiB(daemons.a.proc.pid);
     memory.peeredBKiB = rssKiB(daemons.b.proc.pid);
     peaks = new RssPeaks([
@@ -678,6 +682,7 @@ async function parentMain(): Promise<void> {
     // amix:daemon: gen, amixd A, amixd B and tally are four processes; its round trip is not measured.
     daemonProcesses: 4,
     daemonCount,
+    daemonPeering: insecure ? 'insecure (no CURVE)' : 'CURVE',
     multipart: `${PARTS} messages per send; ${MULTIPART_SHARE}x count up to 1 KiB`,
     nats:
       natsUrl === undefined

@@ -81,8 +81,10 @@
  * counts it. `suspend`/`resume` set a flag in the header that the sender
  * honours, so either end may suspend the link. `destroy` of the receiving
  * end closes the ring (flag + reason text in the header) and wakes every
- * waiter on both ends (`AMIX_ERR_LINK_CLOSED`, message naming the reason);
- * `destroy` of the sending end detaches it so another may attach. Stats live
+ * waiter on both ends (`AMIX_ERR_LINK_CLOSED`, message naming the reason;
+ * a receive already waiting takes a message the ring still holds first, so
+ * what a dying sender sent before {@link watchWorker} destroys the end is
+ * delivered); `destroy` of the sending end detaches it so another may attach. Stats live
  * in the header: both ends report the same figures. {@link startThreadWorker}
  * starts a thread point with its stack size and {@link watchWorker} reports
  * its death on its rings (`AMIX_ERR_POINT_DIED` as the close reason).
@@ -200,7 +202,8 @@ const queueConditionThread = {
   /**
    * Receiving end: close the ring (flag + reason in the header) and wake
    * every waiter on both ends; theirs reject with `AMIX_ERR_LINK_CLOSED`
-   * naming the reason. Sending end: detach (another sender may attach) and
+   * naming the reason (a receive already waiting first takes a message the
+   * ring still holds). Sending end: detach (another sender may attach) and
    * wake its own waiters. Idempotent.
    */
   async destroy(h: ThreadHandle, reason?: Error): Promise<void> {
@@ -262,9 +265,12 @@ const queueConditionThread = {
     return enqueue(h, async () => {
       for (;;) {
         abortIfNeeded(signal, 'receive');
-        if (h.destroyed) throw closedError(h);
+        // What the ring holds is taken before a destroy is reported: watchWorker destroys this end on
+        // the sending thread's exit event, which may run before this wait's wake-up, and the messages
+        // that thread sent before it died were accepted.
         const m = attemptReceive(h, maxBytes);
         if (m !== undefined) return m;
+        if (h.destroyed) throw closedError(h);
         await park(h, true, () => h.destroyed !== null || signal?.aborted === true || canReceive(h), signal);
       }
     });

@@ -113,6 +113,26 @@ t.test('destroying the receiving end wakes every waiting receive with the reason
   t.notOk(tx.isOpen, 'and reports itself closed');
 });
 
+for (const view of [false, true]) {
+  t.test(
+    `a ${view ? 'view' : 'copying'} receive waiting when its end is destroyed still takes what the ring holds`,
+    async (t) => {
+      // As when a sending thread dies: its last message is in the ring, and watchWorker destroys the
+      // receiving end on the exit event before the waiting receive has run.
+      const reg = registry(t);
+      const rx = await reg.open('queueConditionThread', { idle: 'block' });
+      const tx = await reg.open('queueConditionThread', { address: rx.address });
+      t.teardown(() => tx.destroy());
+      const waiting = view ? rx.receiveView() : rx.receive();
+      t.ok(tx.trySend(Buffer.from('last words')), 'the message is accepted');
+      const destroyed = rx.destroy(new Error('the sending thread died'));
+      t.equal(Buffer.from(await waiting).toString(), 'last words', 'the waiting receive gets it');
+      await destroyed;
+      await t.rejects(rx.receive(), { code: 'AMIX_ERR_LINK_CLOSED' }, 'the next receive rejects');
+    },
+  );
+}
+
 t.test('destroying the receiving end wakes a sender blocked in another thread, with the reason', async (t) => {
   const reg = registry(t);
   const rx = await reg.open('queueConditionThread', { capacityBytes: 1024, idle: 'block' });

@@ -135,9 +135,10 @@ export async function receiveView(h: ThreadHandle, options: ReceiveOptions): Pro
   return enqueue(h, async () => {
     for (;;) {
       abortIfNeeded(signal, 'receive');
-      if (h.destroyed) throw closedError(h);
+      // As in the copying receive: what the ring holds is taken before a destroy is reported.
       const m = attemptView(h, maxBytes);
       if (m !== undefined) return m;
+      if (h.destroyed) throw closedError(h);
       await park(h, true, () => h.destroyed !== null || signal?.aborted === true || canReceive(h), signal);
     }
   });
