@@ -45,7 +45,7 @@
  *   would wait). Both nats rows are left out, with the reason on stderr,
  *   when nats-server is not installed.
  *
- * `node dist/bench/remote.js [--quick] [--json] [--reps N] [--sizes 64,4096 | --sweep] [--count N] [--rtts N] [--daemon-count N] [--insecure]`
+ * `node dist/bench/remote.js [--quick] [--json] [--reps N] [--sizes 64,4096 | --sweep] [--count N] [--rtts N] [--daemon-count N] [--insecure] [--cpu-prof DIR]`
  *
  * @module
  */
@@ -363,8 +363,15 @@ interface Amixd {
 }
 
 /** Start amixd in the foreground; resolves once it says `ready` on stdout. */
+/** Where the amixd processes write CPU profiles (`--cpu-prof DIR`), if anywhere. */
+let CPU_PROF_DIR: string | undefined;
+
 async function startAmixd(name: string, dir: string, extra: string[]): Promise<Amixd> {
-  const proc = spawn(process.execPath, [AMIXD, '--dir', dir, '--quiet', ...extra], {
+  // `--cpu-prof DIR`: each amixd writes a V8 CPU profile there when it stops (where a missed target's time goes).
+  const prof = CPU_PROF_DIR
+    ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`, `--cpu-prof-name=amixd-${name}.cpuprofile`]
+    : [];
+  const proc = spawn(process.execPath, [...prof, AMIXD, '--dir', dir, '--quiet', ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, AMIXD_READY_FD: '1' },
   });
@@ -609,8 +616,9 @@ async function parentMain(): Promise<void> {
   const args = parseBenchArgs(
     'remote',
     { reps: 5, quickReps: 2, sizes: [64, 4096], count: 60_000, quickCount: 30_000, rtts: 2_000, quickRtts: 800 },
-    { 'daemon-count': { type: 'string' }, insecure: { type: 'boolean' } },
+    { 'daemon-count': { type: 'string' }, insecure: { type: 'boolean' }, 'cpu-prof': { type: 'string' } },
   );
+  CPU_PROF_DIR = args.extra['cpu-prof'] as string | undefined;
   const insecure = args.extra.insecure === true;
   const daemonCount = args.extra['daemon-count'] === undefined ? args.count : Number(args.extra['daemon-count']);
   const scaled = (n: number, size: number, floor: number) => (args.sweep ? scaleForSize(n, size, 4096, floor) : n);

@@ -110,6 +110,9 @@ function oneOf<T extends string>(field: string, v: unknown, set: Record<string, 
   return v as T;
 }
 
+/** A point's `maxmsg` when its registration gives none. */
+export const DEFAULT_MAXMSG = 4096;
+
 function int(field: string, v: unknown, min: number, dflt: number): number {
   if (v === undefined) return dflt;
   if (!Number.isSafeInteger(v) || (v as number) < min) throw fail(field, `must be an integer >= ${min}`, v);
@@ -159,7 +162,7 @@ export function normalizePoint(input: PointRegistrationInput): PointRegistration
         (c as Record<string, unknown>)[k],
       );
   const scope = oneOf('characteristics.scope', c.scope, PointScope, 'thread');
-  const maxmsg = int('characteristics.maxmsg', c.maxmsg, 1, 4096);
+  const maxmsg = int('characteristics.maxmsg', c.maxmsg, 1, DEFAULT_MAXMSG);
   const minmsg = int('characteristics.minmsg', c.minmsg, 0, Math.floor(maxmsg / 2));
   if (minmsg >= maxmsg)
     throw fail('characteristics.minmsg', `must be below characteristics.maxmsg (${maxmsg})`, minmsg);

@@ -11,14 +11,20 @@ import type { Channel } from '../core/channel.js';
 import { AmixError, ErrorCode, describe } from '../core/errors.js';
 import type { PointView } from '../directory/index.js';
 import { parsePointId } from '../directory/index.js';
-import { normalizePoint, registrationInput, type PointRegistration } from '../fabric/point.js';
+import {
+  DEFAULT_MAXMSG,
+  normalizePoint,
+  registrationInput,
+  type PointRegistration,
+  type PointRegistrationInput,
+} from '../fabric/point.js';
 import type { Conduit, InFlow, OutFlow, RemoteLink } from './conduit.js';
 import { WaitList } from '../core/waitList.js';
 import { EnvelopeReader, envelopeWriter, withBase } from './envelope.js';
 import { FlowSlabs, SlabPool } from './slabPool.js';
 import { startAt } from './flowCredit.js';
 import type { PeeringCore } from './state.js';
-import { BATCH, FLOW_WINDOW, FLOW_WINDOW_BYTES, key } from './types.js';
+import { BATCH, FLOW_WINDOW, FLOW_WINDOW_BYTES, STAND_IN_MAXMSG, key } from './types.js';
 
 /** @internal Where our flow `sender` -> `receiver` to `c` goes on (the `open` arguments): its first message not reported taken, and its next. */
 export function resumeAt(c: Conduit, sender: string, receiver: string): { from: number; sent: number } {
@@ -26,6 +32,14 @@ export function resumeAt(c: Conduit, sender: string, receiver: string): { from: 
   const f = c.out.get(k);
   const next = c.nextSeq.get(k) ?? 0;
   return f ? { from: f.acked, sent: f.seq } : { from: next, sent: next };
+}
+
+/** @internal The stand-in's characteristics with its queue cut to {@link STAND_IN_MAXMSG} (minmsg kept below it). */
+export function capQueue(input: PointRegistrationInput): PointRegistrationInput {
+  const c = input.characteristics ?? {};
+  if ((c.maxmsg ?? DEFAULT_MAXMSG) <= STAND_IN_MAXMSG) return input;
+  const minmsg = Math.min(c.minmsg ?? STAND_IN_MAXMSG / 2, STAND_IN_MAXMSG / 2);
+  return { ...input, characteristics: { ...c, maxmsg: STAND_IN_MAXMSG, minmsg } };
 }
 
 /** @internal Opens, pumps and closes the flows through every conduit. */
@@ -58,7 +72,7 @@ export class Flows {
     if (existing && this.#core.host.fabric.hasLink(existing.link)) return existing;
     let standIn: PointRegistration;
     try {
-      standIn = normalizePoint(registrationInput(to));
+      standIn = normalizePoint(capQueue(registrationInput(to)));
     } catch (err) {
       throw new AmixError(
         ErrorCode.AMIX_ERR_INVALID_ARG,
