@@ -182,7 +182,14 @@ export class Cluster {
     this.#loops.push(this.#heartbeats().catch(() => {}));
     this.#loops.push(this.#watch(this.#kv.members, (e) => this.#onMember(e)));
     this.#loops.push(this.#watch(this.#kv.regs, (e) => this.#onRegistration(e)));
-    this.#watchTimer = setInterval(() => void this.#checkWatches(), 1000);
+    // A failed check is logged, never left as an unhandled rejection (which would end amixd).
+    this.#watchTimer = setInterval(
+      () =>
+        void this.#checkWatches().catch((err: unknown) =>
+          this.#log(`cluster: watch check failed: ${(err as Error)?.message ?? String(err)}`),
+        ),
+      1000,
+    );
     this.#watchTimer.unref();
     this.#members.start(Math.max(50, Math.floor(o.goneAfterMs / 8)));
     const pub = new Publisher(this.#kv.names, this.#kv.regs, host.directory, this.#id, this.#log);
@@ -323,17 +330,25 @@ export class Cluster {
    */
   async #checkWatches(): Promise<void> {
     for (const w of this.#watches) {
-      if (!w.it || this.#closed) continue;
+      const it = w.it;
+      if (!it || this.#closed) continue;
       let last: number;
       try {
         last = (await w.kv.status()).streamInfo.state.last_seq;
       } catch {
         continue; // JetStream is electing leaders: next time
       }
+      // The watch may have ended or been made again while the status was asked (a failover): then this
+      // check says nothing about the watch there is now (and there may be none: `it` was undefined here
+      // once, an uncaught TypeError that took amixd down after a NATS server died).
+      if (w.it !== it || this.#closed) {
+        w.checked = -1;
+        continue;
+      }
       if (last > w.rev && w.checked === w.rev) {
         this.#rewatches++;
         this.#log(`cluster: a watch stalled at revision ${w.rev} of ${last}; watching again from there`);
-        w.it.stop();
+        it.stop();
       }
       w.checked = last > w.rev ? w.rev : -1;
     }
