@@ -71,3 +71,36 @@ t.test('a message above maxBytes rejects with AMIX_ERR_BUFFER_TOO_SMALL on the f
   await t.rejects(it.next(), { code: ErrorCode.AMIX_ERR_BUFFER_TOO_SMALL });
   t.same(await it.next(), { value: undefined, done: true });
 });
+
+t.test('a loop over messages that are always ready still lets the event loop turn', async (t) => {
+  const n = 5000;
+  for (const over of ['endpoint', 'channel'] as const) {
+    const reg = new PrimitiveRegistry();
+    t.teardown(() => reg.close());
+    const rx = await reg.open('queueConditionThread');
+    t.teardown(() => rx.destroy());
+    const tx = await reg.open('queueConditionThread', { address: rx.address });
+    t.teardown(() => tx.destroy());
+    await tx.connect();
+    for (let i = 0; i < n; i++) await tx.send(Buffer.from(`m${i}`));
+    const ep = new Endpoint('reader');
+    t.teardown(() => ep.close());
+    if (over === 'endpoint') ep.addReceiver('L1', 'writer', rx);
+    // Every message is ready before the loop starts: without a turn of the event loop now and then,
+    // neither the immediate nor the timer could run until all of them had been read.
+    let k = 0;
+    let immediateAt = -1;
+    let timerAt = -1;
+    setImmediate(() => (immediateAt = k));
+    setTimeout(() => (timerAt = k), 0);
+    const source = over === 'endpoint' ? ep.messages() : rx.messages();
+    for await (const _m of source) {
+      if (++k === n) break;
+    }
+    t.ok(
+      immediateAt > 0 && immediateAt <= 1024,
+      `${over}: an immediate ran after ${immediateAt} of ${n} ready messages`,
+    );
+    t.ok(timerAt > 0 && timerAt < n, `${over}: a timer ran after ${timerAt} of them`);
+  }
+});

@@ -453,6 +453,7 @@ export class Endpoint extends EventEmitter implements Destroyable {
    * not close it. A hand-written iterator rather than an async generator: when
    * a message is ready, `next()` hands it over in one settled promise, where a
    * generator costs about three times as much per message (measured, Node 20).
+   * Every 1024th ready message in a row comes after an event-loop turn (YIELD_EVERY).
    */
   messages(options: PointReceiveOptions = {}): AsyncGenerator<PointMessage, void, undefined> {
     return messageIterator(
