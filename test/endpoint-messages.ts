@@ -5,17 +5,25 @@
 import t, { type Test } from 'tap';
 import { Endpoint, ErrorCode, PrimitiveRegistry, type Channel } from '../dist/lib/index.js';
 
-async function linked(t: Test): Promise<{ ep: Endpoint; tx: Channel }> {
+/** A connected queueConditionThread ring, torn down with the test. */
+async function ring(t: Test): Promise<{ rx: Channel; tx: Channel }> {
   const reg = new PrimitiveRegistry();
   t.teardown(() => reg.close());
   const rx = await reg.open('queueConditionThread');
+  t.teardown(() => rx.destroy());
   const tx = await reg.open('queueConditionThread', { address: rx.address });
   t.teardown(() => tx.destroy());
   await tx.connect();
+  return { rx, tx };
+}
+
+/** An endpoint reading a ring on link L1. */
+async function linked(t: Test): Promise<{ ep: Endpoint; tx: Channel; rx: Channel }> {
+  const { rx, tx } = await ring(t);
   const ep = new Endpoint('reader');
   ep.addReceiver('L1', 'writer', rx);
   t.teardown(() => ep.close());
-  return { ep, tx };
+  return { ep, tx, rx };
 }
 
 const text = (b: Uint8Array): string => Buffer.from(b).toString();
@@ -75,17 +83,8 @@ t.test('a message above maxBytes rejects with AMIX_ERR_BUFFER_TOO_SMALL on the f
 t.test('a loop over messages that are always ready still lets the event loop turn', async (t) => {
   const n = 5000;
   for (const over of ['endpoint', 'channel'] as const) {
-    const reg = new PrimitiveRegistry();
-    t.teardown(() => reg.close());
-    const rx = await reg.open('queueConditionThread');
-    t.teardown(() => rx.destroy());
-    const tx = await reg.open('queueConditionThread', { address: rx.address });
-    t.teardown(() => tx.destroy());
-    await tx.connect();
+    const { ep, rx, tx } = over === 'endpoint' ? await linked(t) : { ep: undefined, ...(await ring(t)) };
     for (let i = 0; i < n; i++) await tx.send(Buffer.from(`m${i}`));
-    const ep = new Endpoint('reader');
-    t.teardown(() => ep.close());
-    if (over === 'endpoint') ep.addReceiver('L1', 'writer', rx);
     // Every message is ready before the loop starts: without a turn of the event loop now and then,
     // neither the immediate nor the timer could run until all of them had been read.
     let k = 0;
@@ -93,7 +92,7 @@ t.test('a loop over messages that are always ready still lets the event loop tur
     let timerAt = -1;
     setImmediate(() => (immediateAt = k));
     setTimeout(() => (timerAt = k), 0);
-    const source = over === 'endpoint' ? ep.messages() : rx.messages();
+    const source = ep ? ep.messages() : rx.messages();
     for await (const _m of source) {
       if (++k === n) break;
     }

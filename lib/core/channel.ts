@@ -30,6 +30,17 @@ export interface ChannelReceiveOptions {
 }
 
 /**
+ * @internal A `for await` loop over messages that are always ready runs on
+ * settled promises alone: the event loop never turns, so the thread's timers,
+ * its sockets (a process link's next bytes, the control connection) and its
+ * other links wait until the stream stops. The iterators (`Channel.messages`,
+ * `Endpoint.messages`) hand over one message in this many after a
+ * `setImmediate` (about a microsecond per 1024 messages; a timer waits at
+ * most that many messages).
+ */
+export const YIELD_EVERY = 1024;
+
+/**
  * One end of a channel. Made by `PrimitiveRegistry.open()`.
  *
  * Events: `'event'` with a {@link ChannelEvent} (`suspended`, `resumed`,
@@ -358,8 +369,6 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array>, 
   async *messages(options: ChannelReceiveOptions = {}): AsyncGenerator<Uint8Array, void, undefined> {
     if (this.#iterating) throw invalidArg('messages()', 'allows one consumer at a time; another is iterating');
     this.#iterating = true;
-    // As the point's iterator (fabric/endpointParts.ts YIELD_EVERY): messages always ready would keep the
-    // event loop from turning, so every 1024th message in a row that came without a wait goes after a turn.
     let run = 0;
     try {
       for (;;) {
@@ -374,7 +383,7 @@ export class Channel extends EventEmitter implements AsyncIterable<Uint8Array>, 
             return;
           throw err;
         }
-        if (++run >= 1024) {
+        if (++run >= YIELD_EVERY) {
           run = 0;
           await new Promise((resolve) => setImmediate(resolve));
         }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Channel } from '../core/channel.js';
+import { YIELD_EVERY, type Channel } from '../core/channel.js';
 import { AmixError, ErrorCode } from '../core/errors.js';
 import type * as sw from './switchFrame.js';
 
@@ -40,23 +40,13 @@ export function tooSmall(size: number, maxBytes: number): AmixError {
 }
 
 /**
- * A `for await` loop over messages that are always ready runs on settled
- * promises alone: the event loop never turns, so the thread's timers, its
- * sockets (a process link's next bytes, the control connection) and its
- * other links wait until the stream stops. The iterators hand over one
- * message in this many after a `setImmediate` (about a microsecond per 1024
- * messages; a timer waits at most that many messages).
- */
-export const YIELD_EVERY = 1024;
-
-/**
  * The iterator behind `Endpoint.messages()`: `take` hands over a message
  * that is ready now (or undefined), `receive` waits for one; it ends at
  * `AMIX_ERR_LINK_CLOSED`. Hand-written rather than an async generator: when a
  * message is ready, `next()` hands it over in one settled promise, where a
  * generator costs about three times as much per message (measured, Node 20).
  * Every {@link YIELD_EVERY} messages in a row handed over that way, one is
- * handed over after a turn of the event loop instead (see there).
+ * handed over after a turn of the event loop instead (see there, in core/channel.ts).
  */
 export function messageIterator<M>(
   take: () => M | undefined,
