@@ -20,10 +20,16 @@
  *
  * Row: `{ system: 'amix:caps-replace', msgsPerSec, replaces, lost, duplicated,
  * reordered, pauseP50Ms, pauseP99Ms, insertPauseMs, extractPauseMs,
- * handedOverP50, ratioToBare }` and `{ system: 'amix:bare', msgsPerSec }`.
+ * handedOverP50, ratioToBare }` and `{ system: 'amix:bare', msgsPerSec,
+ * pauseP50Ms, pauseP99Ms }`, where the bare row's pauses are the longest
+ * gap at the sink in each `--gap-ms` slice of the bare runs (no REPLACE in
+ * them: the gaps the pipeline has by itself on this machine).
  *
  * `node dist/bench/caps.js [--quick] [--json] [--reps N] [--replaces N] [--gap-ms N] [--seconds N] [--drain-ms N]`
- * (`--drain-ms`: REPLACE's `drainMs`; the row is then `amix:caps-replace-drain`)
+ * (`--drain-ms`: REPLACE's `drainMs`; the row is then `amix:caps-replace-drain`. `--standby`: two
+ * stages, a thread and a process, replace each other in turn, the old one kept running unlinked as a
+ * warm standby (disposition `standby`); the row's name gains `-standby`. `--rate N`: the source
+ * sends N messages per second instead of as fast as it can, which leaves the CPU slack)
  *
  * @module
  */
@@ -44,6 +50,8 @@ const args = parseBenchArgs(
     'drain-ms': { type: 'string' },
     overlap: { type: 'boolean' },
     start: { type: 'boolean' },
+    standby: { type: 'boolean' },
+    rate: { type: 'string' },
   },
 );
 const num = (v: unknown, d: number) => (v === undefined ? d : Number(v));
@@ -55,9 +63,13 @@ const DRAIN_MS = num(args.extra['drain-ms'], 0);
 const OVERLAP = args.extra.overlap === true;
 /** LOAD's start: each next stage runs (unlinked) from its LOAD on, so REPLACE does not start it. */
 const START = args.extra.start === true;
+/** Two stages (a thread and a process) replaced by each other in turn, the old one kept as a warm standby. */
+const STANDBY = args.extra.standby === true;
+/** The source's pace in messages per second; 0 (default): as fast as its link takes them. */
+const RATE = num(args.extra.rate, 0);
 const BARE_S = num(args.extra.seconds, args.quick ? 1 : 3);
-if (![REPLACES, GAP_MS, BARE_S].every((n) => Number.isFinite(n) && n > 0) || !(DRAIN_MS >= 0)) {
-  process.stderr.write('bench caps: --replaces, --gap-ms and --seconds must be positive numbers, --drain-ms >= 0\n');
+if (![REPLACES, GAP_MS, BARE_S].every((n) => Number.isFinite(n) && n > 0) || !(DRAIN_MS >= 0) || !(RATE >= 0)) {
+  process.stderr.write('bench caps: --replaces, --gap-ms and --seconds must be positive numbers, --drain-ms and --rate >= 0\n');
   process.exit(2);
 }
 const WIDEN_MS = 20;
@@ -108,7 +120,7 @@ async function pipeline(fabric: Fabric, scope: 'thread' | 'process' = 'thread') 
   caps.comprims(PRIM);
   await caps.load({ name: 'st0', location: point('capsStage'), scope });
   await caps.execute('st0', { upstream: ['src'], downstream: ['sink'] });
-  const src = (op: string) => fabric.ends.service<{ sent: number }>('src', 'src', { op });
+  const src = (op: string) => fabric.ends.service<{ sent: number }>('src', 'src', { op, rate: RATE });
   const sink = () => fabric.ends.service<SinkStats>('sink', 'sink', { op: 'stats' }, 30_000);
   return { caps, src, sink };
 }
@@ -133,14 +145,27 @@ async function withFabric<T>(fn: (fabric: Fabric) => Promise<T>): Promise<T> {
   }
 }
 
-async function bare(scope: 'thread' | 'process'): Promise<number> {
+/**
+ * The bare pipeline's own pauses, the yardstick for a REPLACE's: the
+ * longest gap at the sink in each GAP_MS slice of the run (the first and
+ * last slice left out: the pipeline starts and stops there).
+ */
+function barePauses(s: SinkStats): number[] {
+  const per = Math.max(1, Math.round(GAP_MS / 10));
+  const out: number[] = [];
+  for (let i = per; i + 2 * per <= s.buckets.length; i += per)
+    out.push(Math.max(...s.buckets.slice(i, i + per).map(([, gap]) => gap)));
+  return out;
+}
+
+async function bare(scope: 'thread' | 'process'): Promise<{ rate: number; pauses: number[] }> {
   return withFabric(async (fabric) => {
     const { src, sink } = await pipeline(fabric, scope);
     await src('start');
     await sleep(BARE_S * 1000);
     const { sent } = await src('stop');
     const s = await drained(sink, sent);
-    return rateOutside(s, []);
+    return { rate: rateOutside(s, []), pauses: barePauses(s) };
   });
 }
 
@@ -158,7 +183,7 @@ interface CapsRun {
 async function withCaps(frac: number): Promise<CapsRun> {
   return withFabric(async (fabric) => {
     const { caps, src, sink } = await pipeline(fabric);
-    for (let i = 1; i <= REPLACES; i++)
+    for (let i = 1; i <= (STANDBY ? 1 : REPLACES); i++)
       await caps.load({
         name: `st${i}`,
         location: point('capsStage'),
@@ -173,14 +198,18 @@ async function withCaps(frac: number): Promise<CapsRun> {
     await sleep(GAP_MS);
     for (let i = 1; i <= REPLACES; i++) {
       const w = { start: abs(), end: 0 };
-      const r = await caps.replace(`st${i - 1}`, `st${i}`, OVERLAP ? { overlap: true } : { drainMs: DRAIN_MS });
+      const [from, to] = STANDBY ? [`st${(i - 1) % 2}`, `st${i % 2}`] : [`st${i - 1}`, `st${i}`];
+      const r = await caps.replace(from, to, {
+        ...(OVERLAP ? { overlap: true } : { drainMs: DRAIN_MS }),
+        ...(STANDBY ? { disposition: 'standby' as const } : {}),
+      });
       w.end = abs();
       windows.push(w);
       handed.push(r.handedOver);
       progress(`caps: replace ${i}/${REPLACES} (${r.handedOver} handed over)`, frac + i / (REPLACES + 3) / args.reps);
       await sleep(GAP_MS);
     }
-    const last = `st${REPLACES}`;
+    const last = STANDBY ? `st${REPLACES % 2}` : `st${REPLACES}`;
     const wi = { start: abs(), end: 0 };
     await caps.insert('ins', { from: last, to: 'sink' });
     wi.end = abs();
@@ -212,6 +241,7 @@ function pct(xs: number[], p: number): number {
 const r2 = (x: number) => Math.round(x * 100) / 100;
 
 const bares: number[] = [];
+const barePause: number[] = [];
 const runs: CapsRun[] = [];
 for (let r = 0; r < args.reps; r++) {
   // The bare pipeline before and after each CAPS run: on a shared machine the load moves, and the two bracket it.
@@ -219,13 +249,17 @@ for (let r = 0; r < args.reps; r++) {
   // A thread stage before, a process stage after: the CAPS run's stages alternate the two, half the time each.
   const before = await bare('thread');
   runs.push(await withCaps(r / args.reps));
-  bares.push((before + (await bare('process'))) / 2);
+  const after = await bare('process');
+  bares.push((before.rate + after.rate) / 2);
+  barePause.push(...before.pauses, ...after.pauses);
 }
 if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
 const bareRate = Math.round(median(bares));
 const pauses = runs.flatMap((x) => x.pauses);
 const capsRow = {
-  system: OVERLAP ? 'amix:caps-replace-overlap' : DRAIN_MS > 0 ? 'amix:caps-replace-drain' : 'amix:caps-replace',
+  system:
+    (OVERLAP ? 'amix:caps-replace-overlap' : DRAIN_MS > 0 ? 'amix:caps-replace-drain' : 'amix:caps-replace') +
+    (STANDBY ? '-standby' : ''),
   size: 64,
   msgsPerSec: Math.round(median(runs.map((x) => x.msgsPerSec))),
   replaces: REPLACES,
@@ -242,8 +276,22 @@ const capsRow = {
   ),
   ratioToBare: r2(median(runs.map((x) => x.msgsPerSec)) / bareRate),
 };
-const rows = [{ system: 'amix:bare', size: 64, msgsPerSec: bareRate }, capsRow];
-const cond = conditions(args.reps, { size: 64, replaces: REPLACES, gapMs: GAP_MS, bareSeconds: BARE_S });
+const bareRow = {
+  system: 'amix:bare',
+  size: 64,
+  msgsPerSec: bareRate,
+  // Not a REPLACE's pause: the longest gap in each gap-ms slice of the bare runs, what the machine gives.
+  pauseP50Ms: r2(pct(barePause, 50)),
+  pauseP99Ms: r2(pct(barePause, 99)),
+};
+const rows = [bareRow, capsRow];
+const cond = conditions(args.reps, {
+  size: 64,
+  replaces: REPLACES,
+  gapMs: GAP_MS,
+  bareSeconds: BARE_S,
+  rate: RATE > 0 ? RATE : 'max',
+});
 if (args.json) process.stdout.write(JSON.stringify({ bench: 'caps', conditions: cond, rows }, null, 2) + '\n');
 else {
   const lines = [
@@ -254,7 +302,9 @@ else {
     ['system', 'msgs/s', 'x', 'lost', 'dup', 'reord', 'pause p50', 'pause p99', 'insert', 'extract']
       .map((h) => h.padStart(11))
       .join(''),
-    ['amix:bare', bareRate.toLocaleString('en-US'), '1.00'].map((c) => String(c).padStart(11)).join(''),
+    ['amix:bare', bareRate.toLocaleString('en-US'), '1.00', '', '', '', `${bareRow.pauseP50Ms} ms`, `${bareRow.pauseP99Ms} ms`]
+      .map((c) => String(c).padStart(11))
+      .join(''),
     [
       'caps',
       capsRow.msgsPerSec.toLocaleString('en-US'),
