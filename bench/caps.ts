@@ -69,7 +69,9 @@ const STANDBY = args.extra.standby === true;
 const RATE = num(args.extra.rate, 0);
 const BARE_S = num(args.extra.seconds, args.quick ? 1 : 3);
 if (![REPLACES, GAP_MS, BARE_S].every((n) => Number.isFinite(n) && n > 0) || !(DRAIN_MS >= 0) || !(RATE >= 0)) {
-  process.stderr.write('bench caps: --replaces, --gap-ms and --seconds must be positive numbers, --drain-ms and --rate >= 0\n');
+  process.stderr.write(
+    'bench caps: --replaces, --gap-ms and --seconds must be positive numbers, --drain-ms and --rate >= 0\n',
+  );
   process.exit(2);
 }
 const WIDEN_MS = 20;
@@ -302,7 +304,16 @@ else {
     ['system', 'msgs/s', 'x', 'lost', 'dup', 'reord', 'pause p50', 'pause p99', 'insert', 'extract']
       .map((h) => h.padStart(11))
       .join(''),
-    ['amix:bare', bareRate.toLocaleString('en-US'), '1.00', '', '', '', `${bareRow.pauseP50Ms} ms`, `${bareRow.pauseP99Ms} ms`]
+    [
+      'amix:bare',
+      bareRate.toLocaleString('en-US'),
+      '1.00',
+      '',
+      '',
+      '',
+      `${bareRow.pauseP50Ms} ms`,
+      `${bareRow.pauseP99Ms} ms`,
+    ]
       .map((c) => String(c).padStart(11))
       .join(''),
     [

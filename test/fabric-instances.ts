@@ -1,7 +1,10 @@
 import t from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { Fabric } from '../dist/lib/index.js';
 import { makeFabric, nextEvent, pointFixture, text } from './helpers/fabric.js';
 
@@ -247,4 +250,19 @@ t.test('hostExecArgv: the Node flags of point hosts, checked', async (t) => {
   t.teardown(() => heavy.close());
   heavy.register({ name: 'flags', location: pointFixture('execargv'), characteristics: { scope: 'thread' } });
   await t.rejects(heavy.connect('flags', null, { direction: 'aToB' }), { code: 'AMIX_ERR_INVALID_ARG' });
+});
+
+t.test('hostExecArgv by default: an application run with process-wide flags starts thread points', async (t) => {
+  // `node --max-old-space-size=N app.js` is common; a worker refuses such flags when they are named, so
+  // the default must let it inherit them rather than name them.
+  const script = fileURLToPath(new URL('./fixtures/inherit-flags.mjs', import.meta.url));
+  const flags = ['--max-old-space-size=200', '--expose-gc'];
+  const { stdout } = await promisify(execFile)(process.execPath, [...flags, script], { timeout: 60_000 });
+  const out = JSON.parse(stdout) as { thread?: string[]; process?: string[]; error?: unknown };
+  t.same(out.error, undefined, 'no error starting either host');
+  for (const scope of ['thread', 'process'] as const)
+    t.ok(
+      flags.every((f) => out[scope]?.includes(f)),
+      `a ${scope} host runs with the application's flags (${JSON.stringify(out[scope])})`,
+    );
 });

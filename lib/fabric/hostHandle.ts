@@ -104,10 +104,13 @@ export class HostHandle extends EventEmitter<{ event: [HostEvent]; exit: [HostEx
           workerData: { amixHost: true },
           name: `amix:${name}`,
           resourceLimits: { stackSizeMb: stackMb },
-          execArgv: [...execArgv],
+          // This process's own flags (the default) go to the worker the way Node passes them, by naming
+          // none: named, Node refuses the process-wide ones (a heap size, --expose-gc), which an
+          // application may well run with and which already hold for the worker's isolate anyway.
+          ...(execArgv === process.execArgv ? {} : { execArgv: [...execArgv] }),
         });
       } catch (err) {
-        // Process-wide flags (heap sizes, say) are refused by a worker at once.
+        // Process-wide flags (heap sizes, say) named in hostExecArgv are refused by a worker at once.
         throw invalidArg('options.hostExecArgv', `holds flags a worker thread refuses: ${(err as Error).message}`, [
           ...execArgv,
         ]);
@@ -214,7 +217,10 @@ export class HostHandle extends EventEmitter<{ event: [HostEvent]; exit: [HostEx
   }
 }
 
-/** The `hostExecArgv` option checked (`AMIX_ERR_INVALID_ARG` unless an array of strings), or this process's flags. */
+/**
+ * The `hostExecArgv` option checked (`AMIX_ERR_INVALID_ARG` unless an array of strings), or this process's
+ * flags: `process.execArgv` itself, which {@link HostHandle.spawn} tells apart (a worker inherits it).
+ */
 export function hostExecArgvOption(v: unknown): readonly string[] {
   if (v === undefined) return process.execArgv;
   if (!Array.isArray(v) || !v.every((a) => typeof a === 'string'))

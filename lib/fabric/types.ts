@@ -75,7 +75,11 @@ export interface FabricOptions {
    * application runs under reaches its points too. `[]` starts hosts
    * without flags: quicker to start when the parent's flags are heavy (a
    * test runner's TypeScript loader, say) and the points are plain
-   * JavaScript. A process point's `stackMb` is added to them.
+   * JavaScript. A process point's `stackMb` is added to them. With the
+   * default, a worker thread inherits the flags as Node's own workers do
+   * (the process-wide ones, `--max-old-space-size` or `--expose-gc`, hold
+   * for it already); named here, those are refused at a thread point's
+   * start (`AMIX_ERR_INVALID_ARG`).
    */
   hostExecArgv?: readonly string[];
 }
