@@ -87,15 +87,10 @@ export class HostHandle extends EventEmitter<{ event: [HostEvent]; exit: [HostEx
 
   /**
    * Start a host of `scope`. `stackMb` sets a worker's stack size, or a
-   * process's V8 stack limit; `execArgv` are its Node flags (default: this
-   * process's own, as Node gives workers and forks).
+   * process's V8 stack limit; `execArgv` are its Node flags (undefined:
+   * this process's own, as Node gives workers and forks).
    */
-  static spawn(
-    scope: PointScope,
-    name: string,
-    stackMb: number,
-    execArgv: readonly string[] = process.execArgv,
-  ): HostHandle {
+  static spawn(scope: PointScope, name: string, stackMb: number, execArgv?: readonly string[]): HostHandle {
     const h = new HostHandle(scope);
     if (scope === 'thread') {
       let w: Worker;
@@ -104,15 +99,15 @@ export class HostHandle extends EventEmitter<{ event: [HostEvent]; exit: [HostEx
           workerData: { amixHost: true },
           name: `amix:${name}`,
           resourceLimits: { stackSizeMb: stackMb },
-          // This process's own flags (the default) go to the worker the way Node passes them, by naming
+          // This process's own flags (no execArgv) go to the worker the way Node passes them, by naming
           // none: named, Node refuses the process-wide ones (a heap size, --expose-gc), which an
           // application may well run with and which already hold for the worker's isolate anyway.
-          ...(execArgv === process.execArgv ? {} : { execArgv: [...execArgv] }),
+          ...(execArgv ? { execArgv: [...execArgv] } : {}),
         });
       } catch (err) {
         // Process-wide flags (heap sizes, say) named in hostExecArgv are refused by a worker at once.
         throw invalidArg('options.hostExecArgv', `holds flags a worker thread refuses: ${(err as Error).message}`, [
-          ...execArgv,
+          ...(execArgv ?? process.execArgv),
         ]);
       }
       h.#worker = w;
@@ -122,7 +117,7 @@ export class HostHandle extends EventEmitter<{ event: [HostEvent]; exit: [HostEx
       w.unref();
     } else {
       const c = fork(HOST_SCRIPT, [], {
-        execArgv: [...execArgv, `--stack-size=${processStackKb(stackMb)}`],
+        execArgv: [...(execArgv ?? process.execArgv), `--stack-size=${processStackKb(stackMb)}`],
         env: { ...process.env, AMIX_HOST: '1' },
         serialization: 'advanced',
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -218,11 +213,11 @@ export class HostHandle extends EventEmitter<{ event: [HostEvent]; exit: [HostEx
 }
 
 /**
- * The `hostExecArgv` option checked (`AMIX_ERR_INVALID_ARG` unless an array of strings), or this process's
- * flags: `process.execArgv` itself, which {@link HostHandle.spawn} tells apart (a worker inherits it).
+ * The `hostExecArgv` option checked (`AMIX_ERR_INVALID_ARG` unless an array of strings); undefined stays
+ * undefined: the hosts take this process's flags ({@link HostHandle.spawn}).
  */
-export function hostExecArgvOption(v: unknown): readonly string[] {
-  if (v === undefined) return process.execArgv;
+export function hostExecArgvOption(v: unknown): readonly string[] | undefined {
+  if (v === undefined) return undefined;
   if (!Array.isArray(v) || !v.every((a) => typeof a === 'string'))
     throw invalidArg('options.hostExecArgv', 'must be an array of strings (Node flags)', v);
   return [...(v as string[])];

@@ -99,8 +99,8 @@ export interface FabricCore {
   readonly callerEnds: Map<string, End>;
   /** Where points placed outside this fabric's hosts run (amixd's containers), if anywhere. */
   readonly placement?: HostPlacement | undefined;
-  /** Node flags for the point hosts this fabric starts ({@link FabricOptions.hostExecArgv}). */
-  readonly hostExecArgv: readonly string[];
+  /** Node flags for the point hosts this fabric starts ({@link FabricOptions.hostExecArgv}); undefined: this process's. */
+  readonly hostExecArgv: readonly string[] | undefined;
   /** True until the fabric starts closing. */
   isOpen(): boolean;
   emit(e: FabricEvent): void;
