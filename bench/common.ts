@@ -7,7 +7,8 @@
  * @module
  */
 import { once } from 'node:events';
-import { createServer, type AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import hdr from 'hdr-histogram-js';
@@ -317,13 +318,43 @@ export function reportPairs(args: BenchArgs, rows: Row[], pairs: Array<[string, 
   (args.json ? process.stderr : process.stdout).write(text);
 }
 
-/** A free loopback TCP port (bound on port 0, then released). */
+/** Ports handed out by {@link freePort} in this process, never handed out twice. */
+const handedOut = new Set<number>();
+
+/** The low end of the kernel's ephemeral port range (Linux's file; 32768 elsewhere). */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return low > 11000 ? low : 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+/**
+ * A loopback TCP port free a moment ago, for a server started next (a daemon, a trunk point,
+ * nats-server, a peer restarted on its old port). Taken at random from below the kernel's ephemeral
+ * range rather than as the kernel's port-0 pick: the ephemeral range is where every outgoing
+ * connection takes its local port, so a port picked there and released can be taken by a connection
+ * before the server binds it. That happened under full-suite load (EADDRINUSE on a restart, a trunk
+ * point that never came up).
+ */
 export async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address() as AddressInfo;
-  srv.close();
-  await once(srv, 'close');
-  return port;
+  const from = 10000;
+  const span = ephemeralLow() - from;
+  for (let tries = 0; tries < 500; tries++) {
+    const port = from + Math.floor(Math.random() * span);
+    if (handedOut.has(port)) continue;
+    const srv = createServer();
+    const ok = await new Promise<boolean>((resolve) => {
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (!ok) continue;
+    srv.close();
+    await once(srv, 'close');
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error('freePort: no free loopback port below the ephemeral range after 500 tries');
 }

@@ -5,7 +5,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../dist/bench/common.js';
 import { DaemonClient, generateKeyPair, saveKeyPair } from '../../dist/lib/internal.js';
+
+/** A loopback TCP port for a server a test starts next (see the bench's `freePort`). */
+export { freePort };
 
 export const AMIX = fileURLToPath(new URL('../../dist/bin/amix.js', import.meta.url));
 export const AMIXD = fileURLToPath(new URL('../../dist/bin/amixd.js', import.meta.url));
@@ -53,19 +57,6 @@ export function amix(
       },
     );
     if (input !== undefined) child.stdin!.end(input);
-  });
-}
-
-/** A TCP port free on 127.0.0.1 a moment ago (the kernel's pick, then released). */
-export async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
   });
 }
 

@@ -15,11 +15,13 @@ export const pointFixture = (name: string): string =>
 /**
  * A fabric on its own temp runtime dir, closed (and the dir removed) at
  * teardown. Its point hosts start without tap's TypeScript loader (the
- * points are plain JavaScript): about a second less per host.
+ * points are plain JavaScript): about a second less per host. Hosts get 30 s to answer instead of
+ * the default 10 s: under the whole suite on two cores a process host's start once took longer, and
+ * no test here asserts that bound.
  */
 export async function makeFabric(t: Test): Promise<{ fabric: Fabric; events: FabricEvent[] }> {
   const dir = await mkdtemp(join(tmpdir(), 'amix-fab-'));
-  const fabric = new Fabric({ runtimeDir: join(dir, 'run'), hostExecArgv: [] });
+  const fabric = new Fabric({ runtimeDir: join(dir, 'run'), hostExecArgv: [], requestTimeoutMs: 30_000 });
   const events: FabricEvent[] = [];
   fabric.on('event', (e: FabricEvent) => events.push(e));
   t.teardown(async () => {
