@@ -20,7 +20,8 @@
  *
  * Row: `{ system: 'amix:caps-replace', msgsPerSec, replaces, lost, duplicated,
  * reordered, pauseP50Ms, pauseP99Ms, insertPauseMs, extractPauseMs,
- * handedOverP50, ratioToBare }` and `{ system: 'amix:bare', msgsPerSec,
+ * handedOverP50, ratioToBare, ratioAfterMs }` (ratioAfterMs: the same ratio by time since the
+ * latest CAPS call ended, in bins from 20 ms on) and `{ system: 'amix:bare', msgsPerSec,
  * pauseP50Ms, pauseP99Ms }`, where the bare row's pauses are the longest
  * gap at the sink in each `--gap-ms` slice of the bare runs (no REPLACE in
  * them: the gaps the pipeline has by itself on this machine).
@@ -28,7 +29,9 @@
  * `node dist/bench/caps.js [--quick] [--json] [--reps N] [--replaces N] [--gap-ms N] [--seconds N] [--drain-ms N]`
  * (`--drain-ms`: REPLACE's `drainMs`; the row is then `amix:caps-replace-drain`. `--standby`: two
  * stages, a thread and a process, replace each other in turn, the old one kept running unlinked as a
- * warm standby (disposition `standby`); the row's name gains `-standby`. `--rate N`: the source
+ * warm standby (disposition `standby`); the row's name gains `-standby`. `--reuse`: the fabric keeps
+ * an ended stage's host for the next stage of its scope (`reuseHosts`), so a new stage starts in a warm
+ * host; the row's name gains `-reuse` (without `--start`: stages loaded ahead have hosts of their own). `--rate N`: the source
  * sends N messages per second instead of as fast as it can, which leaves the CPU slack)
  *
  * @module
@@ -51,6 +54,7 @@ const args = parseBenchArgs(
     overlap: { type: 'boolean' },
     start: { type: 'boolean' },
     standby: { type: 'boolean' },
+    reuse: { type: 'boolean' },
     rate: { type: 'string' },
   },
 );
@@ -65,6 +69,8 @@ const OVERLAP = args.extra.overlap === true;
 const START = args.extra.start === true;
 /** Two stages (a thread and a process) replaced by each other in turn, the old one kept as a warm standby. */
 const STANDBY = args.extra.standby === true;
+/** FabricOptions.reuseHosts: an ended stage's host (thread or process) runs the next stage of its scope. */
+const REUSE = args.extra.reuse === true;
 /** The source's pace in messages per second; 0 (default): as fast as its link takes them. */
 const RATE = num(args.extra.rate, 0);
 const BARE_S = num(args.extra.seconds, args.quick ? 1 : 3);
@@ -115,6 +121,34 @@ function rateOutside(s: SinkStats, windows: Window[]): number {
   return ms > 0 ? (n * 1000) / ms : 0;
 }
 
+/** Bins of time since the end of the latest CAPS call, ms: where the rate outside the windows is lost. */
+const AFTER_BINS = [20, 40, 70, 110] as const;
+
+/**
+ * Messages per second in the 10 ms buckets outside every window, by how long after the latest
+ * window's end the bucket starts (`AFTER_BINS`: [20, 40), [40, 70), [70, 110), [110, ...)). A pipeline
+ * that is back to its own pace at once has the same rate in every bin; a stage still warming up
+ * (JIT) or a link still filling shows as low first bins.
+ */
+function rateAfter(s: SinkStats, windows: Window[]): number[] {
+  const n = AFTER_BINS.map(() => 0);
+  const ms = AFTER_BINS.map(() => 0);
+  const ends = windows.map((w) => w.end).sort((a, b) => a - b);
+  s.buckets.forEach(([count], i) => {
+    const b0 = s.start + i * 10;
+    if (windows.some((w) => b0 + 10 >= w.start - WIDEN_MS && b0 <= w.end + WIDEN_MS)) return;
+    let lastEnd = -Infinity;
+    for (const e of ends) if (e <= b0) lastEnd = e;
+    if (lastEnd === -Infinity) return; // before the first CAPS call: the pipeline's start
+    const since = b0 - lastEnd;
+    let k = AFTER_BINS.length - 1;
+    while (k > 0 && since < AFTER_BINS[k]!) k--;
+    n[k]! += count;
+    ms[k]! += 10;
+  });
+  return n.map((c, k) => (ms[k]! > 0 ? (c * 1000) / ms[k]! : 0));
+}
+
 async function pipeline(fabric: Fabric, scope: 'thread' | 'process' = 'thread') {
   fabric.register({ name: 'src', location: point('capsSource'), ...PRIM });
   fabric.register({ name: 'sink', location: point('capsSink'), ...PRIM });
@@ -138,7 +172,7 @@ async function drained(sink: () => Promise<SinkStats>, sent: number): Promise<Si
 
 async function withFabric<T>(fn: (fabric: Fabric) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'amix-bench-caps-'));
-  const fabric = new Fabric({ runtimeDir: join(dir, 'run'), hostExecArgv: [] });
+  const fabric = new Fabric({ runtimeDir: join(dir, 'run'), hostExecArgv: [], ...(REUSE ? { reuseHosts: true } : {}) });
   try {
     return await fn(fabric);
   } finally {
@@ -180,6 +214,7 @@ interface CapsRun {
   insertPauseMs: number;
   extractPauseMs: number;
   handed: number[];
+  after: number[];
 }
 
 async function withCaps(frac: number): Promise<CapsRun> {
@@ -225,6 +260,7 @@ async function withCaps(frac: number): Promise<CapsRun> {
     caps.close();
     return {
       msgsPerSec: rateOutside(s, [...windows, wi, we]),
+      after: rateAfter(s, [...windows, wi, we]),
       lost: s.lost,
       duplicated: s.duplicated,
       reordered: s.reordered,
@@ -261,7 +297,8 @@ const pauses = runs.flatMap((x) => x.pauses);
 const capsRow = {
   system:
     (OVERLAP ? 'amix:caps-replace-overlap' : DRAIN_MS > 0 ? 'amix:caps-replace-drain' : 'amix:caps-replace') +
-    (STANDBY ? '-standby' : ''),
+    (STANDBY ? '-standby' : '') +
+    (REUSE ? '-reuse' : ''),
   size: 64,
   msgsPerSec: Math.round(median(runs.map((x) => x.msgsPerSec))),
   replaces: REPLACES,
@@ -277,6 +314,13 @@ const capsRow = {
     50,
   ),
   ratioToBare: r2(median(runs.map((x) => x.msgsPerSec)) / bareRate),
+  // Rate over amix:bare by time since the latest CAPS call ended ([20, 40) ms, [40, 70), [70, 110), 110 on).
+  ratioAfterMs: Object.fromEntries(
+    AFTER_BINS.map((from, k) => [
+      k + 1 < AFTER_BINS.length ? `${from}-${AFTER_BINS[k + 1]}` : `${from}+`,
+      r2(median(runs.map((x) => x.after[k]!)) / bareRate),
+    ]),
+  ),
 };
 const bareRow = {
   system: 'amix:bare',
@@ -331,6 +375,11 @@ else {
       .map((c) => String(c).padStart(11))
       .join(''),
   ];
+  lines.push(
+    `caps x bare by ms since the latest CAPS call: ${Object.entries(capsRow.ratioAfterMs)
+      .map(([k, v]) => `${k}: ${v.toFixed(2)}`)
+      .join(', ')}`,
+  );
   process.stdout.write(lines.join('\n') + '\n');
 }
 process.exit(0);

@@ -44,6 +44,7 @@ import { Supervisor } from './supervisor.js';
 import { SwitchControl } from './switches.js';
 import { EndControl } from './endControl.js';
 import { hostExecArgvOption } from './hostHandle.js';
+import { HostPool } from './hostPool.js';
 import { keepAlive } from './endpointParts.js';
 import {
   CALLER,
@@ -106,6 +107,7 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
 
   constructor(options: FabricOptions = {}) {
     super();
+    const pool = new HostPool(options.reuseHosts);
     const baseDir = options.baseDir ?? process.cwd();
     const runtimeDir = options.runtimeDir ?? join(tmpdir(), `amix-${process.getuid?.() ?? 'user'}`);
     this.registry = options.registry ?? new PrimitiveRegistry({ baseDir, channelDefaults: { runtimeDir } });
@@ -121,6 +123,7 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
       callerEnds: new Map(),
       placement: options.placement,
       hostExecArgv: hostExecArgvOption(options.hostExecArgv),
+      pool,
       isOpen: () => this.#life.isOpen,
       emit: (e) => this.emit('event', e),
     };
@@ -574,6 +577,7 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
       this.#life.close(async () => {
         for (const inst of [...this.#core.instances.values()].reverse())
           await this.#sup.terminate(inst).catch(() => {});
+        await this.#core.pool.close();
         for (const rec of [...this.#core.links.values()]) await this.#hops.teardownLink(rec).catch(() => {});
         await this.registry.close();
         this.#emit({ type: 'closed' });

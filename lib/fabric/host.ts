@@ -74,12 +74,17 @@ class Host {
   #agent!: Agent;
   #running: Promise<void> | undefined;
 
-  constructor(port: Port) {
-    const own = handlerTable<Pick<HostOps, 'init' | 'start' | 'terminate'>>(
+  readonly #onRecycle: () => void;
+
+  /** `onRecycle`: put a new Host in this one's place (on the same port), for the next point. */
+  constructor(port: Port, onRecycle: () => void) {
+    this.#onRecycle = onRecycle;
+    const own = handlerTable<Pick<HostOps, 'init' | 'start' | 'terminate' | 'recycle'>>(
       {
         init: (a) => this.#doInit(a),
         start: () => this.#start(),
         terminate: (a) => this.#terminate(a.timeoutMs),
+        recycle: () => this.#recycle(),
       },
       (op) => new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `unknown host request ${JSON.stringify(op)}`),
     );
@@ -91,9 +96,11 @@ class Host {
       timeoutError: (op) => new AmixError(ErrorCode.AMIX_ERR_TIMEOUT, `fabric did not answer ${op}`),
       closedError: (op) => new AmixError(ErrorCode.AMIX_ERR_CLOSED, `point host closed before ${op}`),
     });
-    port.onMessage((m) => {
-      if (m.kind === 'req') this.#rpc.receive(fromHostWire(m));
-    });
+  }
+
+  /** A request from the fabric. */
+  receive(m: HostMessage): void {
+    if (m.kind === 'req') this.#rpc.receive(fromHostWire(m));
   }
 
   #event(type: string, body: Record<string, unknown> = {}): void {
@@ -186,7 +193,36 @@ class Host {
     await this.#reg.close().catch(() => {});
     return {};
   }
+
+  async #recycle(): Promise<Record<string, never>> {
+    // Only once the point has ended and its main has returned: a main still running would go on
+    // beside the next point, on the same event loop, with its timers and its channels.
+    let settled = this.#running === undefined;
+    if (!settled) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.#running!.then(() => (settled = true)),
+        new Promise((r) => (timer = setTimeout(r, 200))),
+      ]);
+      clearTimeout(timer);
+    }
+    if (!this.#abort.signal.aborted || !settled)
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_BAD_TRANSITION,
+        this.#abort.signal.aborted ? 'point host: its main still runs' : 'point host: recycle before terminate',
+      );
+    // The next request (an init) arrives as a later message: the new Host is in place by then. This
+    // one's RpcPeer still sends this reply.
+    this.#onRecycle();
+    return {};
+  }
 }
 
 const port = portOf();
-if (port) new Host(port);
+if (port) {
+  // One Host per point; a recycled host (FabricOptions.reuseHosts) gets a fresh one on the same port.
+  // The modules it imported stay loaded, and V8's compiled code for them with them: the reason to reuse.
+  const fresh = (): Host => new Host(port, () => (current = fresh()));
+  let current = fresh();
+  port.onMessage((m) => current.receive(m));
+}

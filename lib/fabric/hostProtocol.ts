@@ -31,6 +31,11 @@ export interface HostOps extends AgentOps {
   start: { args: Empty | Record<string, unknown>; result: Empty };
   /** End the point: abort its signal, quiesce within `timeoutMs`, close its channels. */
   terminate: { args: { timeoutMs: number }; result: Empty };
+  /**
+   * After a `terminate` whose point's main has returned: forget the point and take the next `init`
+   * (the fabric's `reuseHosts`). Refused (`AMIX_ERR_BAD_TRANSITION`) while its main still runs.
+   */
+  recycle: { args: Empty; result: Empty };
 }
 
 /** @internal An event a host reports: an agent event (its error as plain fields), or the end of `main`. */

@@ -9,12 +9,13 @@
 import type { AgentTarget } from './agent.js';
 import type { ListEntry } from './endpoint.js';
 import { AmixError, ErrorCode, describe } from '../core/errors.js';
+import type { HostPool } from './hostPool.js';
 import type { HostPlacement, PointHost } from './pointHost.js';
 import type { Link } from './link.js';
 import type { PointRegistration } from './point.js';
 import type { ChannelOptions } from '../core/primitive.js';
 import type { PrimitiveRegistry } from '../core/registry.js';
-import type { FabricEvent, InstanceInfo, InstanceState, LinkInfo } from './types.js';
+import type { FabricEvent, FabricOptions, InstanceInfo, InstanceState, LinkInfo } from './types.js';
 
 /** @internal The fabric's own record of a link: the snapshot fields plus what only it needs. */
 export interface LinkRec extends LinkInfo {
@@ -101,6 +102,8 @@ export interface FabricCore {
   readonly placement?: HostPlacement | undefined;
   /** Node flags for the point hosts this fabric starts ({@link FabricOptions.hostExecArgv}); undefined: this process's. */
   readonly hostExecArgv: readonly string[] | undefined;
+  /** Idle hosts kept for the next point ({@link FabricOptions.reuseHosts}). */
+  readonly pool: HostPool;
   /** True until the fabric starts closing. */
   isOpen(): boolean;
   emit(e: FabricEvent): void;

@@ -22,9 +22,9 @@ export class Supervisor {
     this.#core = core;
     this.#hops = hops;
   }
-  /** A host of our own, with the fabric's host flags. */
+  /** A host of our own, with the fabric's host flags: an idle one of the kind if the pool has one. */
   #newHost(scope: PointScope, id: string, stackMb: number): HostHandle {
-    return HostHandle.spawn(scope, id, stackMb, this.#core.hostExecArgv);
+    return this.#core.pool.take(scope, stackMb) ?? HostHandle.spawn(scope, id, stackMb, this.#core.hostExecArgv);
   }
 
   /** The instance a connection to `reg` uses: the public one, or a new private one per client. */
@@ -64,8 +64,10 @@ export class Supervisor {
   /** Start a host for `reg` under instance id `id`, initialise it, and start it unless the point is idle. */
   async spawn(reg: PointRegistration, id: string, client: string | undefined): Promise<Inst> {
     // A placed point (amixd: in a container) gets its host there; any other here.
+    const before = this.#core.pool.reused;
     const host =
       this.#core.placement?.host(reg, id) ?? this.#newHost(reg.characteristics.scope, id, reg.characteristics.stackMb);
+    const reused = this.#core.pool.reused > before;
     const inst: Inst = {
       point: reg,
       id,
@@ -96,6 +98,7 @@ export class Supervisor {
       instance: id,
       scope: reg.characteristics.scope,
       pid: host.pid,
+      ...(reused ? { reused: true as const } : {}),
     });
     if (!reg.characteristics.idle) await this.activate(inst);
     else inst.state = 'idle';
@@ -206,7 +209,13 @@ export class Supervisor {
         escalated = termination === 'messageThenSignal';
       }
     }
-    await inst.host.kill(graceMs);
+    // Ended by its message, its main returned: the host may wait for the next point (reuseHosts).
+    const kept =
+      method === 'message' &&
+      this.#core.isOpen() &&
+      inst.host instanceof HostHandle &&
+      (await this.#core.pool.give(inst.host, inst.point.characteristics.stackMb, this.#core.timeoutMs));
+    if (!kept) await inst.host.kill(graceMs);
     this.#ended(inst, method, escalated);
   }
 

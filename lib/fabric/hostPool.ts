@@ -1,0 +1,119 @@
+/**
+ * Ended point hosts kept for the next point of the same kind
+ * ({@link FabricOptions.reuseHosts}). A worker thread or a child process
+ * whose point ended by its termination message (its main returned) is asked
+ * to forget the point (the host's `recycle`) and waits here, unreferenced,
+ * for the next instance of the same scope and stack size; after `idleMs`
+ * unused it is killed. Why: a fresh host starts with cold code. V8 compiles
+ * the hot paths (the channel, the primitive, the point's loop) again in
+ * every new isolate, and on a busy machine that takes hundreds of
+ * milliseconds of traffic (bench caps: a fresh stage passes a tenth of what
+ * a warm one does on its first use). A reused host keeps the modules it
+ * imported and their compiled code.
+ *
+ * What a reused host does not give a point: fresh module state. A point
+ * module is imported once per host, so its top-level code ran for the first
+ * point only, and whatever it left (module variables, timers, listeners)
+ * the next point sees. Only for points that keep their state inside `main`
+ * and clean up when their signal aborts.
+ *
+ * @module
+ */
+import { invalidArg } from '../core/errors.js';
+import type { HostHandle } from './hostHandle.js';
+import type { PointScope } from './point.js';
+import type { FabricOptions } from './types.js';
+
+interface Idle {
+  readonly host: HostHandle;
+  readonly timer: NodeJS.Timeout;
+  readonly onExit: () => void;
+}
+
+/** @internal The fabric's idle hosts, by scope and stack size. */
+export class HostPool {
+  readonly #max: number;
+  readonly #idleMs: number;
+  readonly #idle = new Map<string, Idle[]>();
+  #reused = 0;
+  #closed = false;
+
+  /** `options`: {@link FabricOptions.reuseHosts}, checked here (`AMIX_ERR_INVALID_ARG`). */
+  constructor(options: FabricOptions['reuseHosts']) {
+    const o = options === undefined || options === false ? { max: 0 } : options === true ? {} : options;
+    if (typeof o !== 'object' || o === null)
+      throw invalidArg('options.reuseHosts', 'must be a boolean or { max, idleMs }', o);
+    const { max = 2, idleMs = 30_000 } = o;
+    if (!Number.isInteger(max) || max < 0)
+      throw invalidArg('options.reuseHosts.max', 'must be an integer >= 0 (idle hosts kept per scope)', max);
+    if (typeof idleMs !== 'number' || !Number.isFinite(idleMs) || idleMs < 0)
+      throw invalidArg('options.reuseHosts.idleMs', 'must be a number of milliseconds >= 0', idleMs);
+    this.#max = max;
+    this.#idleMs = idleMs;
+  }
+
+  /** Hosts taken from the pool so far. */
+  get reused(): number {
+    return this.#reused;
+  }
+
+  /** An idle host of `scope` and `stackMb`, taken out of the pool, or undefined. */
+  take(scope: PointScope, stackMb: number): HostHandle | undefined {
+    const list = this.#idle.get(key(scope, stackMb));
+    for (let e = list?.pop(); e; e = list!.pop()) {
+      clearTimeout(e.timer);
+      e.host.off('exit', e.onExit);
+      if (e.host.hasExited) continue;
+      this.#reused++;
+      return e.host;
+    }
+    return undefined;
+  }
+
+  /**
+   * Keep `host` (its point terminated by message) for the next point: true when it is kept, false when
+   * the caller must stop it (no room, the pool is off or closed, or the host refused: its main still runs).
+   */
+  async give(host: HostHandle, stackMb: number, timeoutMs: number): Promise<boolean> {
+    const k = key(host.scope, stackMb);
+    const room = () => !this.#closed && !host.hasExited && (this.#idle.get(k)?.length ?? 0) < this.#max;
+    if (!room()) return false;
+    try {
+      await host.request('recycle', {}, timeoutMs);
+    } catch {
+      return false;
+    }
+    if (!room()) return false;
+    // The instance's listeners go with the instance: an idle host's events and exit concern nobody.
+    host.removeAllListeners('event');
+    host.removeAllListeners('exit');
+    const list = this.#idle.get(k) ?? [];
+    this.#idle.set(k, list);
+    const drop = () => {
+      const i = list.indexOf(entry);
+      if (i >= 0) list.splice(i, 1);
+    };
+    const timer = setTimeout(() => {
+      drop();
+      void host.forceKill();
+    }, this.#idleMs);
+    timer.unref();
+    const entry: Idle = { host, timer, onExit: drop };
+    host.once('exit', drop);
+    list.push(entry);
+    return true;
+  }
+
+  /** Stop every idle host; none is kept after this. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const all = [...this.#idle.values()].flat();
+    this.#idle.clear();
+    for (const e of all) clearTimeout(e.timer);
+    await Promise.allSettled(all.map((e) => e.host.forceKill()));
+  }
+}
+
+function key(scope: PointScope, stackMb: number): string {
+  return `${scope}:${stackMb}`;
+}
