@@ -3,23 +3,10 @@
 // and thread, with the module already imported; a point that would not end is not kept; the pool's
 // limits, idle expiry and the fabric's close.
 import t, { type Test } from 'tap';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Fabric, type FabricEvent, type FabricOptions } from '../dist/lib/index.js';
-import { pointFixture, text } from './helpers/fabric.js';
+import { makeFabric, pointFixture, text } from './helpers/fabric.js';
 
-async function fabricWith(t: Test, reuseHosts: FabricOptions['reuseHosts']) {
-  const dir = await mkdtemp(join(tmpdir(), 'amix-reuse-'));
-  const fabric = new Fabric({ runtimeDir: join(dir, 'run'), hostExecArgv: [], requestTimeoutMs: 30_000, reuseHosts });
-  const events: FabricEvent[] = [];
-  fabric.on('event', (e: FabricEvent) => events.push(e));
-  t.teardown(async () => {
-    await fabric.close();
-    await rm(dir, { recursive: true, force: true });
-  });
-  return { fabric, events };
-}
+const fabricWith = (t: Test, reuseHosts: FabricOptions['reuseHosts']) => makeFabric(t, { reuseHosts });
 
 interface Where {
   pid: number;
@@ -80,6 +67,13 @@ t.test('a host is kept only for its own scope; off by default', async (t) => {
   t.not(b.pid, a.pid);
   const c = await where(fabric, 'c', 'process');
   t.equal(c.pid, a.pid, 'the process host was still idle for the next process point');
+  await fabric.destroyPoint('c');
+  // Another module in the same host: it is imported there beside the first.
+  fabric.register({ name: 'e', location: pointFixture('echo'), characteristics: { scope: 'process' } });
+  const link = await fabric.connect(null, 'e');
+  await link.send(Buffer.from('ping'));
+  t.equal(text(await link.receive()), 'ping', 'a point of another module runs in the kept host');
+  t.match(created(events, 'e'), { reused: true, pid: a.pid });
 
   const off = await fabricWith(t, undefined);
   const x = await where(off.fabric, 'x', 'process');

@@ -5,7 +5,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Fabric, type ConnectOptions, type FabricEvent, type PointScope } from '../../dist/lib/index.js';
+import {
+  Fabric,
+  type ConnectOptions,
+  type FabricEvent,
+  type FabricOptions,
+  type PointScope,
+} from '../../dist/lib/index.js';
 import { normalizePoint } from '../../dist/lib/internal.js';
 
 /** Absolute path of a fixture point module. */
@@ -17,11 +23,14 @@ export const pointFixture = (name: string): string =>
  * teardown. Its point hosts start without tap's TypeScript loader (the
  * points are plain JavaScript): about a second less per host. Hosts get 30 s to answer instead of
  * the default 10 s: under the whole suite on two cores a process host's start once took longer, and
- * no test here asserts that bound.
+ * no test here asserts that bound. `options` are added to these.
  */
-export async function makeFabric(t: Test): Promise<{ fabric: Fabric; events: FabricEvent[] }> {
+export async function makeFabric(
+  t: Test,
+  options: FabricOptions = {},
+): Promise<{ fabric: Fabric; events: FabricEvent[] }> {
   const dir = await mkdtemp(join(tmpdir(), 'amix-fab-'));
-  const fabric = new Fabric({ runtimeDir: join(dir, 'run'), hostExecArgv: [], requestTimeoutMs: 30_000 });
+  const fabric = new Fabric({ runtimeDir: join(dir, 'run'), hostExecArgv: [], requestTimeoutMs: 30_000, ...options });
   const events: FabricEvent[] = [];
   fabric.on('event', (e: FabricEvent) => events.push(e));
   t.teardown(async () => {
