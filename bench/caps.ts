@@ -107,25 +107,27 @@ function pauseIn(s: SinkStats, w: Window): number {
   return worst;
 }
 
-/** Messages per second over the 10 ms buckets that no window (widened) touches. */
-function rateOutside(s: SinkStats, windows: Window[]): number {
-  let n = 0;
-  let ms = 0;
+/** The 10 ms buckets that no window (widened by WIDEN_MS) touches: [start time, messages]. */
+function outside(s: SinkStats, windows: Window[]): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
   s.buckets.forEach(([count], i) => {
     const b0 = s.start + i * 10;
-    const b1 = b0 + 10;
-    if (windows.some((w) => b1 >= w.start - WIDEN_MS && b0 <= w.end + WIDEN_MS)) return;
-    n += count;
-    ms += 10;
+    if (!windows.some((w) => b0 + 10 >= w.start - WIDEN_MS && b0 <= w.end + WIDEN_MS)) out.push([b0, count]);
   });
-  return ms > 0 ? (n * 1000) / ms : 0;
+  return out;
+}
+
+/** Messages per second over the buckets {@link outside} every window. */
+function rateOutside(s: SinkStats, windows: Window[]): number {
+  const b = outside(s, windows);
+  return b.length > 0 ? (b.reduce((n, [, c]) => n + c, 0) * 1000) / (b.length * 10) : 0;
 }
 
 /** Bins of time since the end of the latest CAPS call, ms: where the rate outside the windows is lost. */
 const AFTER_BINS = [20, 40, 70, 110] as const;
 
 /**
- * Messages per second in the 10 ms buckets outside every window, by how long after the latest
+ * Messages per second in the buckets {@link outside} every window, by how long after the latest
  * window's end the bucket starts (`AFTER_BINS`: [20, 40), [40, 70), [70, 110), [110, ...)). A pipeline
  * that is back to its own pace at once has the same rate in every bin; a stage still warming up
  * (JIT) or a link still filling shows as low first bins.
@@ -133,20 +135,17 @@ const AFTER_BINS = [20, 40, 70, 110] as const;
 function rateAfter(s: SinkStats, windows: Window[]): number[] {
   const n = AFTER_BINS.map(() => 0);
   const ms = AFTER_BINS.map(() => 0);
-  const ends = windows.map((w) => w.end).sort((a, b) => a - b);
-  s.buckets.forEach(([count], i) => {
-    const b0 = s.start + i * 10;
-    if (windows.some((w) => b0 + 10 >= w.start - WIDEN_MS && b0 <= w.end + WIDEN_MS)) return;
-    let lastEnd = -Infinity;
-    for (const e of ends) if (e <= b0) lastEnd = e;
-    if (lastEnd === -Infinity) return; // before the first CAPS call: the pipeline's start
-    const since = b0 - lastEnd;
+  const ends = windows.map((w) => w.end);
+  for (const [b0, count] of outside(s, windows)) {
+    const lastEnd = Math.max(...ends.filter((e) => e <= b0));
+    if (lastEnd === -Infinity) continue; // before the first CAPS call: the pipeline's start
     let k = AFTER_BINS.length - 1;
-    while (k > 0 && since < AFTER_BINS[k]!) k--;
+    while (k > 0 && b0 - lastEnd < AFTER_BINS[k]!) k--;
     n[k]! += count;
     ms[k]! += 10;
-  });
-  return n.map((c, k) => (ms[k]! > 0 ? (c * 1000) / ms[k]! : 0));
+  }
+  // NaN: no bucket in the bin (a short --gap-ms); the row leaves it out.
+  return n.map((c, k) => (ms[k]! > 0 ? (c * 1000) / ms[k]! : NaN));
 }
 
 async function pipeline(fabric: Fabric, scope: 'thread' | 'process' = 'thread') {
@@ -316,10 +315,11 @@ const capsRow = {
   ratioToBare: r2(median(runs.map((x) => x.msgsPerSec)) / bareRate),
   // Rate over amix:bare by time since the latest CAPS call ended ([20, 40) ms, [40, 70), [70, 110), 110 on).
   ratioAfterMs: Object.fromEntries(
-    AFTER_BINS.map((from, k) => [
-      k + 1 < AFTER_BINS.length ? `${from}-${AFTER_BINS[k + 1]}` : `${from}+`,
-      r2(median(runs.map((x) => x.after[k]!)) / bareRate),
-    ]),
+    AFTER_BINS.flatMap((from, k) => {
+      const v = median(runs.map((x) => x.after[k]!).filter((x) => !Number.isNaN(x)));
+      const label = k + 1 < AFTER_BINS.length ? `${from}-${AFTER_BINS[k + 1]}` : `${from}+`;
+      return Number.isFinite(v) ? [[label, r2(v / bareRate)]] : [];
+    }),
   ),
 };
 const bareRow = {

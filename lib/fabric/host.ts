@@ -73,6 +73,7 @@ class Host {
   #main: PointMain | undefined;
   #agent!: Agent;
   #running: Promise<void> | undefined;
+  #mainReturned = false;
 
   readonly #onRecycle: () => void;
 
@@ -179,6 +180,7 @@ class Host {
       } catch (err) {
         this.#event('mainEnded', { error: errorToPlain(err) });
       }
+      this.#mainReturned = true;
     });
     return {};
   }
@@ -196,17 +198,9 @@ class Host {
 
   async #recycle(): Promise<Record<string, never>> {
     // Only once the point has ended and its main has returned: a main still running would go on
-    // beside the next point, on the same event loop, with its timers and its channels.
-    let settled = this.#running === undefined;
-    if (!settled) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        this.#running!.then(() => (settled = true)),
-        new Promise((r) => (timer = setTimeout(r, 200))),
-      ]);
-      clearTimeout(timer);
-    }
-    if (!this.#abort.signal.aborted || !settled)
+    // beside the next point, on the same event loop, with its timers and its channels. (After a
+    // terminate that succeeded it has: quiesce waited for it.)
+    if (!this.#abort.signal.aborted || (this.#running !== undefined && !this.#mainReturned))
       throw new AmixError(
         ErrorCode.AMIX_ERR_BAD_TRANSITION,
         this.#abort.signal.aborted ? 'point host: its main still runs' : 'point host: recycle before terminate',

@@ -35,7 +35,6 @@ export class HostPool {
   readonly #max: number;
   readonly #idleMs: number;
   readonly #idle = new Map<string, Idle[]>();
-  #reused = 0;
   #closed = false;
 
   /** `options`: {@link FabricOptions.reuseHosts}, checked here (`AMIX_ERR_INVALID_ARG`). */
@@ -52,11 +51,6 @@ export class HostPool {
     this.#idleMs = idleMs;
   }
 
-  /** Hosts taken from the pool so far. */
-  get reused(): number {
-    return this.#reused;
-  }
-
   /** An idle host of `scope` and `stackMb`, taken out of the pool, or undefined. */
   take(scope: PointScope, stackMb: number): HostHandle | undefined {
     const list = this.#idle.get(key(scope, stackMb));
@@ -64,7 +58,6 @@ export class HostPool {
       clearTimeout(e.timer);
       e.host.off('exit', e.onExit);
       if (e.host.hasExited) continue;
-      this.#reused++;
       return e.host;
     }
     return undefined;

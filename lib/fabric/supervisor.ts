@@ -64,10 +64,10 @@ export class Supervisor {
   /** Start a host for `reg` under instance id `id`, initialise it, and start it unless the point is idle. */
   async spawn(reg: PointRegistration, id: string, client: string | undefined): Promise<Inst> {
     // A placed point (amixd: in a container) gets its host there; any other here.
-    const before = this.#core.pool.reused;
-    const host =
-      this.#core.placement?.host(reg, id) ?? this.#newHost(reg.characteristics.scope, id, reg.characteristics.stackMb);
-    const reused = this.#core.pool.reused > before;
+    const { scope, stackMb } = reg.characteristics;
+    const placed = this.#core.placement?.host(reg, id);
+    const pooled = placed ? undefined : this.#core.pool.take(scope, stackMb);
+    const host = placed ?? pooled ?? this.#newHost(scope, id, stackMb);
     const inst: Inst = {
       point: reg,
       id,
@@ -98,7 +98,7 @@ export class Supervisor {
       instance: id,
       scope: reg.characteristics.scope,
       pid: host.pid,
-      ...(reused ? { reused: true as const } : {}),
+      ...(pooled ? { reused: true as const } : {}),
     });
     if (!reg.characteristics.idle) await this.activate(inst);
     else inst.state = 'idle';
