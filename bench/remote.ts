@@ -45,7 +45,7 @@
  *   would wait). Both nats rows are left out, with the reason on stderr,
  *   when nats-server is not installed.
  *
- * `node dist/bench/remote.js [--quick] [--json] [--reps N] [--sizes 64,4096 | --sweep] [--count N] [--rtts N] [--daemon-count N] [--insecure] [--cpu-prof DIR]`
+ * `node dist/bench/remote.js [--quick] [--json] [--reps N] [--sizes 64,4096 | --sweep] [--count N] [--rtts N] [--daemon-count N] [--insecure] [--cpu-prof DIR] [--systems zeromq-tcp,amix:daemon,...]`
  *
  * @module
  */
@@ -616,7 +616,12 @@ async function parentMain(): Promise<void> {
   const args = parseBenchArgs(
     'remote',
     { reps: 5, quickReps: 2, sizes: [64, 4096], count: 60_000, quickCount: 30_000, rtts: 2_000, quickRtts: 800 },
-    { 'daemon-count': { type: 'string' }, insecure: { type: 'boolean' }, 'cpu-prof': { type: 'string' } },
+    {
+      'daemon-count': { type: 'string' },
+      insecure: { type: 'boolean' },
+      'cpu-prof': { type: 'string' },
+      systems: { type: 'string' },
+    },
   );
   CPU_PROF_DIR = args.extra['cpu-prof'] as string | undefined;
   const insecure = args.extra.insecure === true;
@@ -635,7 +640,16 @@ async function parentMain(): Promise<void> {
   const nats: BenchNats | string = await startBenchNats();
   const natsUrl = typeof nats === 'string' ? undefined : nats.url;
   if (typeof nats === 'string') progress(`remote: the nats and amix:nats rows are skipped: ${nats}`);
-  const systems = SYSTEMS.filter((s) => natsUrl !== undefined || !s.includes('nats'));
+  // `--systems a,b`: only those rows (what a profile or an A/B comparison of one row needs).
+  const only = typeof args.extra.systems === 'string' ? args.extra.systems.split(',') : undefined;
+  const unknown = only?.filter((s) => !(SYSTEMS as readonly string[]).includes(s)) ?? [];
+  if (unknown.length > 0) {
+    process.stderr.write(`bench remote: unknown --systems ${unknown.join(',')} (known: ${SYSTEMS.join(',')})\n`);
+    process.exit(2);
+  }
+  const systems = SYSTEMS.filter(
+    (s) => (natsUrl !== undefined || !s.includes('nats')) && (only === undefined || only.includes(s)),
+  );
   const memory: Record<string, number | undefined> = {};
   try {
     memory.idleKiB = await idleAmixdRssKiB();
