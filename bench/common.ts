@@ -130,6 +130,22 @@ export function parseBenchArgs(
 export const SWEEP_SIZES: readonly number[] = Object.freeze([64, 256, 1024, 4096, 16384, 65536, 262144, 1048576]);
 
 /**
+ * The rows a `--systems a,b` value picks out of `known`, in the order given
+ * (all of `known` when the flag is absent). An unknown name ends the bench with
+ * exit code 2 and the names it knows, before anything has been started.
+ */
+export function pickSystems<S extends string>(bench: string, value: unknown, known: readonly S[]): S[] {
+  if (typeof value !== 'string') return [...known];
+  const asked = value.split(',');
+  const unknown = asked.filter((s) => !(known as readonly string[]).includes(s));
+  if (unknown.length > 0) {
+    process.stderr.write(`bench ${bench}: unknown --systems ${unknown.join(',')} (known: ${known.join(',')})\n`);
+    process.exit(2);
+  }
+  return asked as S[];
+}
+
+/**
  * A message or round-trip count scaled down for large messages, so a sweep
  * to 1 MiB moves a bounded number of bytes per row rather than `count`
  * messages of every size: `count` up to `fullUpTo` bytes, then in inverse

@@ -74,6 +74,7 @@ import {
   progress,
   report,
   reportPairs,
+  pickSystems,
   scaleForSize,
   summarise,
   type Figures,
@@ -631,6 +632,8 @@ async function parentMain(): Promise<void> {
     process.stderr.write(`bench remote: --daemon-count must be a positive integer\n`);
     process.exit(2);
   }
+  // `--systems a,b`: only those rows (a profile or an A/B comparison of one row).
+  const picked = pickSystems('remote', args.extra.systems, SYSTEMS);
   const child = fork(fileURLToPath(import.meta.url), ['--child'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   const exited = once(child, 'exit');
   const reg = new PrimitiveRegistry();
@@ -640,16 +643,7 @@ async function parentMain(): Promise<void> {
   const nats: BenchNats | string = await startBenchNats();
   const natsUrl = typeof nats === 'string' ? undefined : nats.url;
   if (typeof nats === 'string') progress(`remote: the nats and amix:nats rows are skipped: ${nats}`);
-  // `--systems a,b`: only those rows (what a profile or an A/B comparison of one row needs).
-  const only = typeof args.extra.systems === 'string' ? args.extra.systems.split(',') : undefined;
-  const unknown = only?.filter((s) => !(SYSTEMS as readonly string[]).includes(s)) ?? [];
-  if (unknown.length > 0) {
-    process.stderr.write(`bench remote: unknown --systems ${unknown.join(',')} (known: ${SYSTEMS.join(',')})\n`);
-    process.exit(2);
-  }
-  const systems = SYSTEMS.filter(
-    (s) => (natsUrl !== undefined || !s.includes('nats')) && (only === undefined || only.includes(s)),
-  );
+  const systems = picked.filter((s) => natsUrl !== undefined || !s.includes('nats'));
   const memory: Record<string, number | undefined> = {};
   try {
     memory.idleKiB = await idleAmixdRssKiB();

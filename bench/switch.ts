@@ -40,7 +40,7 @@ import { Fabric, SWITCH_LOCATION, TRUNK_LOCATION, type Link } from '../lib/index
 import { generateKeyPair } from '../primitives/zeromq/keys.js';
 import { Agent } from '../lib/fabric/agent.js';
 import { Endpoint } from '../lib/fabric/endpoint.js';
-import { conditions, median, parseBenchArgs, progress } from './common.js';
+import { conditions, median, parseBenchArgs, pickSystems, progress } from './common.js';
 
 const args = parseBenchArgs(
   'switch',
@@ -239,9 +239,7 @@ async function measure(system: Row['system'], flows: number, frac: number): Prom
 }
 
 const rows: Row[] = [];
-const SYSTEMS = ((args.extra.systems as string | undefined) ?? 'amix:direct,amix:switch,amix:trunk').split(
-  ',',
-) as Array<Row['system']>;
+const SYSTEMS = pickSystems('switch', args.extra.systems, ['amix:direct', 'amix:switch', 'amix:trunk'] as const);
 const jobs = FLOWS.flatMap((f) => SYSTEMS.map((sys) => [sys, f] as const));
 for (const [i, [system, flows]] of jobs.entries()) rows.push(await measure(system, flows, i / jobs.length));
 if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
