@@ -41,7 +41,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Caps, Fabric } from '../lib/index.js';
-import { conditions, median, parseBenchArgs, progress } from './common.js';
+import { badArgs, conditions, median, parseBenchArgs, progress } from './common.js';
 
 const args = parseBenchArgs(
   'caps',
@@ -75,10 +75,7 @@ const REUSE = args.extra.reuse === true;
 const RATE = num(args.extra.rate, 0);
 const BARE_S = num(args.extra.seconds, args.quick ? 1 : 3);
 if (![REPLACES, GAP_MS, BARE_S].every((n) => Number.isFinite(n) && n > 0) || !(DRAIN_MS >= 0) || !(RATE >= 0)) {
-  process.stderr.write(
-    'bench caps: --replaces, --gap-ms and --seconds must be positive numbers, --drain-ms and --rate >= 0\n',
-  );
-  process.exit(2);
+  badArgs('caps', '--replaces, --gap-ms and --seconds must be positive numbers, --drain-ms and --rate >= 0');
 }
 const WIDEN_MS = 20;
 const point = (name: string) => fileURLToPath(new URL(`./points/${name}.js`, import.meta.url));

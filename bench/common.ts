@@ -96,21 +96,18 @@ export function parseBenchArgs(
     if (raw === undefined) return dflt;
     const n = Number(raw);
     if (!Number.isFinite(n) || n <= 0) {
-      process.stderr.write(`bench ${bench}: ${env.toLowerCase()} must be a positive number (got ${raw})\n`);
-      process.exit(2);
+      badArgs(bench, `${env.toLowerCase()} must be a positive number (got ${raw})`);
     }
     return Math.floor(n);
   };
   const sweep = Boolean(values.sweep);
   if (sweep && values.sizes !== undefined) {
-    process.stderr.write(`bench ${bench}: --sweep and --sizes exclude each other\n`);
-    process.exit(2);
+    badArgs(bench, '--sweep and --sizes exclude each other');
   }
   const sizesRaw = (values.sizes as string | undefined) ?? process.env.AMIX_BENCH_SIZES;
   const sizes = sweep ? [...SWEEP_SIZES] : sizesRaw ? sizesRaw.split(',').map(Number) : defaults.sizes;
   if (sizes.some((s) => !Number.isInteger(s) || s < 1)) {
-    process.stderr.write(`bench ${bench}: --sizes must be positive integers\n`);
-    process.exit(2);
+    badArgs(bench, '--sizes must be positive integers');
   }
   const extra: Record<string, string | boolean | undefined> = {};
   for (const k of Object.keys(extraOptions)) extra[k] = (values as Record<string, string | boolean | undefined>)[k];
@@ -126,6 +123,12 @@ export function parseBenchArgs(
   };
 }
 
+/** End bench `bench` on bad arguments: `msg` on stderr, exit code 2. Call it before the bench starts a process or server. */
+export function badArgs(bench: string, msg: string): never {
+  process.stderr.write(`bench ${bench}: ${msg}\n`);
+  process.exit(2);
+}
+
 /** The sizes of `--sweep`: 64 B to 1 MiB, by fours. */
 export const SWEEP_SIZES: readonly number[] = Object.freeze([64, 256, 1024, 4096, 16384, 65536, 262144, 1048576]);
 
@@ -139,8 +142,7 @@ export function pickSystems<S extends string>(bench: string, value: unknown, kno
   const asked = value.split(',');
   const unknown = asked.filter((s) => !(known as readonly string[]).includes(s));
   if (unknown.length > 0) {
-    process.stderr.write(`bench ${bench}: unknown --systems ${unknown.join(',')} (known: ${known.join(',')})\n`);
-    process.exit(2);
+    badArgs(bench, `unknown --systems ${unknown.join(',')} (known: ${known.join(',')})`);
   }
   return asked as S[];
 }

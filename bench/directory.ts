@@ -27,7 +27,7 @@ import {
   type PointRegistration,
   type QuerySubject,
 } from '../lib/directory/index.js';
-import { parseBenchArgs, progress, report, summarise, type Figures, type Row } from './common.js';
+import { badArgs, parseBenchArgs, progress, report, summarise, type Figures, type Row } from './common.js';
 
 const args = parseBenchArgs(
   'directory',
@@ -37,8 +37,7 @@ const args = parseBenchArgs(
 const points = args.count;
 const batchSize = Number(args.extra.batch ?? 1000);
 if (!Number.isInteger(batchSize) || batchSize < 1) {
-  process.stderr.write('bench directory: --batch must be a positive integer\n');
-  process.exit(2);
+  badArgs('directory', '--batch must be a positive integer');
 }
 const queriesPerRep = args.rtts;
 const PAGE = 100;

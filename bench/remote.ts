@@ -68,13 +68,14 @@ import {
   type PeerInfo,
 } from '../lib/internal.js';
 import {
+  badArgs,
   freePort,
   latencyHistogram,
   parseBenchArgs,
+  pickSystems,
   progress,
   report,
   reportPairs,
-  pickSystems,
   scaleForSize,
   summarise,
   type Figures,
@@ -629,8 +630,7 @@ async function parentMain(): Promise<void> {
   const daemonCount = args.extra['daemon-count'] === undefined ? args.count : Number(args.extra['daemon-count']);
   const scaled = (n: number, size: number, floor: number) => (args.sweep ? scaleForSize(n, size, 4096, floor) : n);
   if (!Number.isSafeInteger(daemonCount) || daemonCount < 1) {
-    process.stderr.write(`bench remote: --daemon-count must be a positive integer\n`);
-    process.exit(2);
+    badArgs('remote', '--daemon-count must be a positive integer');
   }
   // `--systems a,b`: only those rows (a profile or an A/B comparison of one row).
   const picked = pickSystems('remote', args.extra.systems, SYSTEMS);

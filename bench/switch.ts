@@ -40,7 +40,7 @@ import { Fabric, SWITCH_LOCATION, TRUNK_LOCATION, type Link } from '../lib/index
 import { generateKeyPair } from '../primitives/zeromq/keys.js';
 import { Agent } from '../lib/fabric/agent.js';
 import { Endpoint } from '../lib/fabric/endpoint.js';
-import { conditions, median, parseBenchArgs, pickSystems, progress } from './common.js';
+import { badArgs, conditions, median, parseBenchArgs, pickSystems, progress } from './common.js';
 
 const args = parseBenchArgs(
   'switch',
@@ -49,8 +49,7 @@ const args = parseBenchArgs(
 );
 const FLOWS = ((args.extra.flows as string | undefined) ?? '1,100,1000').split(',').map(Number);
 if (FLOWS.some((n) => !Number.isInteger(n) || n < 1)) {
-  process.stderr.write('bench switch: --flows must be positive integers\n');
-  process.exit(2);
+  badArgs('switch', '--flows must be positive integers');
 }
 const SIZE = 64;
 const point = (name: string) => fileURLToPath(new URL(`./points/${name}.js`, import.meta.url));
