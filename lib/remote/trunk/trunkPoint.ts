@@ -453,6 +453,7 @@ export class TrunkPoint {
     if (!rx) return 0;
     let n = 0;
     const up = this.#state === 'up' && tx !== undefined;
+    let learned = false;
     for (;;) {
       let f: Uint8Array | undefined;
       try {
@@ -463,8 +464,10 @@ export class TrunkPoint {
       }
       if (f === undefined) break;
       n++;
-      if (f[0] === SWITCH_ROUTES) this.#learn(f);
-      else if (!up) {
+      if (f[0] === SWITCH_ROUTES) {
+        this.#learn(f);
+        learned = true;
+      } else if (!up) {
         // Down: its switch keeps every sequenced frame until acknowledged and sends it again on the next route.
         this.#drops.down++;
         continue;
@@ -487,6 +490,12 @@ export class TrunkPoint {
       }
       this.#w.add(f);
     }
+    // Not up, yet connected: the far point counts the trunk up on the first frame after a hello, and our
+    // greeting carried no table if our switch had not spoken yet. If its greeting carried none either,
+    // neither side would ever send a frame and the trunk would never come up: so the table goes now,
+    // whole (a later one replaces it), once per round in which the switch's table changed.
+    if (learned && !up && tx && this.#localSwitch && this.#tableKnown)
+      this.#w.add(encodeSwitchRoutes({ switch: this.#localSwitch, full: true, add: [...this.#table] }));
     if (this.#w.count > 0 && tx) this.#flush(tx);
     return n;
   }
