@@ -38,10 +38,12 @@ export class ResendRing {
     this.#ends[i] = end;
   }
 
-  /** Forget the entries whose messages are all below `acked`. */
-  release(acked: number): void {
+  /** Forget the entries whose messages are all below `acked`, handing each one's buffer to `freed` if given. */
+  release(acked: number, freed?: (buf: Uint8Array) => void): void {
     while (this.#head < this.#tail && this.#ends[this.#head & this.#mask]! <= acked) {
-      this.#bufs[this.#head++ & this.#mask] = undefined;
+      const i = this.#head++ & this.#mask;
+      if (freed) freed(this.#bufs[i]!);
+      this.#bufs[i] = undefined;
     }
   }
 
