@@ -38,12 +38,10 @@ export class ResendRing {
     this.#ends[i] = end;
   }
 
-  /** Forget the entries whose messages are all below `acked`, handing each one's buffer to `freed` if given. */
-  release(acked: number, freed?: (buf: Uint8Array) => void): void {
+  /** Forget the entries whose messages are all below `acked`. */
+  release(acked: number): void {
     while (this.#head < this.#tail && this.#ends[this.#head & this.#mask]! <= acked) {
-      const i = this.#head++ & this.#mask;
-      if (freed) freed(this.#bufs[i]!);
-      this.#bufs[i] = undefined;
+      this.#bufs[this.#head++ & this.#mask] = undefined;
     }
   }
 

@@ -60,14 +60,6 @@ export interface FramedSendState extends FramedCommon {
   /** @internal Sealed DATA frames not yet acknowledged, oldest first. */ readonly frames: ResendRing;
   /** @internal The DATA frame being filled (header written at seal). */ cur: Buffer | undefined;
   /** @internal Reused as `cur` for batches of small messages. */ scratch: Buffer | undefined;
-  /**
-   * @internal Buffers of acknowledged frames, each `scratch`-sized, for the next frames' copies: a frame
-   * is kept until acknowledged, long enough for V8 to move a fresh buffer to the old generation, and
-   * freeing those takes full collections (several a second at 100 MB/s). At most {@link SPARE_FRAMES}.
-   */
-  readonly spare: ArrayBuffer[];
-  /** @internal Buffers of frames sent again: never reused (a copy may still wait in the transport's queue). */
-  readonly resentBufs: WeakSet<ArrayBufferLike>;
   /** @internal */ curOff: number;
   /** @internal */ curFirst: number;
   /** @internal */ curCount: number;
@@ -109,8 +101,6 @@ export function senderFields(s: SenderSettings): Omit<FramedSendState, keyof Fra
     frames: new ResendRing(),
     cur: undefined,
     scratch: undefined,
-    spare: [],
-    resentBufs: new WeakSet(),
     curOff: s.dataHeader,
     curFirst: 0,
     curCount: 0,
@@ -162,8 +152,7 @@ export function senderLost(h: FramedSendState, message: string, endpoint: string
 /** A CREDIT of this end's session (checked by the primitive): acknowledge, credit, re-send, answer PINGs. */
 export function onCredit(h: FramedSendState, f: CreditFrame): void {
   // `expected` acknowledges what arrived (not what was consumed): those frames are never needed again.
-  if (f.expected > h.w.acked && h.w.ack(Math.min(f.expected, h.sentUpTo)))
-    h.frames.release(h.w.acked, (buf) => spareFrame(h, buf));
+  if (f.expected > h.w.acked && h.w.ack(Math.min(f.expected, h.sentUpTo))) h.frames.release(h.w.acked);
   h.w.credit(f.limit);
   let resent = 0;
   if (f.resend && f.expected < h.sentUpTo) resent = resendFrom(h, f.expected);
@@ -192,7 +181,6 @@ export function resendFrom(h: FramedSendState, from: number): number {
   for (let i = 0; i < fr.length; i++) {
     const end = fr.end(i);
     if (end <= from) continue;
-    h.resentBufs.add(fr.buf(i).buffer);
     h.io.out(fr.buf(i), fr.first(i), end);
     resent += end - Math.max(fr.first(i), from);
   }
@@ -234,16 +222,6 @@ export function accept(h: FramedSendState, data: Uint8Array, seq: number): void 
   else scheduleFlush(h);
 }
 
-/** Acknowledged frames' buffers kept for the next frames' copies, at most (32 of 64 KiB: 2 MiB a sending end). */
-export const SPARE_FRAMES = 32;
-
-/** Keep the buffer of an acknowledged frame for the next copy: one of {@link seal}'s, never sent again, room left. */
-function spareFrame(h: FramedSendState, buf: Uint8Array): void {
-  const ab = buf.buffer;
-  if (buf.byteOffset !== 0 || ab.byteLength !== h.scratch?.length || h.spare.length >= SPARE_FRAMES) return;
-  if (!h.resentBufs.has(ab)) h.spare.push(ab as ArrayBuffer);
-}
-
 /** Close the frame being filled (the primitive writes header and trailer), keep it and put it on its way. */
 export function seal(h: FramedSendState): void {
   const b = h.cur;
@@ -251,15 +229,9 @@ export function seal(h: FramedSendState): void {
   const first = h.curFirst;
   h.io.sealData(b, h.curOff, first, h.w.acked);
   const len = h.curOff + h.trailer;
-  // A copy, kept until acknowledged, into a spare buffer when there is one; the scratch buffer is reused for the
-  // next batch. (Handing a full scratch over instead and allocating a new one measured slower: fresh 64 KiB
-  // buffers cost more than the copy.)
-  let buf: Buffer;
-  if (b === h.scratch) {
-    const ab = h.spare.pop();
-    buf = ab ? Buffer.from(ab, 0, len) : Buffer.allocUnsafeSlow(b.length).subarray(0, len);
-    b.copy(buf, 0, 0, len);
-  } else buf = b.subarray(0, len);
+  // An exact-size copy, kept until acknowledged; the scratch buffer is reused for the next batch. (Handing a full
+  // scratch over instead and allocating a new one measured slower: fresh 64 KiB buffers cost more than the copy.)
+  const buf = b === h.scratch ? Buffer.from(b.subarray(0, len)) : b.subarray(0, len);
   const end = first + h.curCount;
   h.cur = undefined;
   h.curCount = 0;
