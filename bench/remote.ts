@@ -45,7 +45,7 @@
  *   would wait). Both nats rows are left out, with the reason on stderr,
  *   when nats-server is not installed.
  *
- * `node dist/bench/remote.js [--quick] [--json] [--reps N] [--sizes 64,4096 | --sweep] [--count N] [--rtts N] [--daemon-count N] [--insecure] [--cpu-prof DIR] [--systems zeromq-tcp,amix:daemon,...]`
+ * `node dist/bench/remote.js [--quick] [--json] [--reps N] [--sizes 64,4096 | --sweep] [--count N] [--rtts N] [--daemon-count N] [--insecure] [--cpu-prof DIR] [--amixd-node-flags="--flag ..."] [--systems zeromq-tcp,amix:daemon,...]`
  *
  * @module
  */
@@ -367,13 +367,15 @@ interface Amixd {
 /** Start amixd in the foreground; resolves once it says `ready` on stdout. */
 /** Where the amixd processes write CPU profiles (`--cpu-prof DIR`), if anywhere. */
 let CPU_PROF_DIR: string | undefined;
+/** Node and V8 flags every amixd starts with (`--amixd-node-flags`): how a tuning such as docs/tuning.md's measures. */
+let AMIXD_NODE_FLAGS: string[] = [];
 
 async function startAmixd(name: string, dir: string, extra: string[]): Promise<Amixd> {
   // `--cpu-prof DIR`: each amixd writes a V8 CPU profile there when it stops (where a missed target's time goes).
   const prof = CPU_PROF_DIR
     ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`, `--cpu-prof-name=amixd-${name}.cpuprofile`]
     : [];
-  const proc = spawn(process.execPath, [...prof, AMIXD, '--dir', dir, '--quiet', ...extra], {
+  const proc = spawn(process.execPath, [...prof, ...AMIXD_NODE_FLAGS, AMIXD, '--dir', dir, '--quiet', ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, AMIXD_READY_FD: '1' },
   });
@@ -622,10 +624,15 @@ async function parentMain(): Promise<void> {
       'daemon-count': { type: 'string' },
       insecure: { type: 'boolean' },
       'cpu-prof': { type: 'string' },
+      'amixd-node-flags': { type: 'string' },
       systems: { type: 'string' },
     },
   );
   CPU_PROF_DIR = args.extra['cpu-prof'] as string | undefined;
+  AMIXD_NODE_FLAGS = ((args.extra['amixd-node-flags'] as string | undefined) ?? '').split(/\s+/).filter(Boolean);
+  if (AMIXD_NODE_FLAGS.some((f) => !/^--[a-z][a-z0-9-]*(=\S+)?$/.test(f))) {
+    badArgs('remote', '--amixd-node-flags takes flags such as --amixd-node-flags="--initial-old-space-size=64"');
+  }
   const insecure = args.extra.insecure === true;
   const daemonCount = args.extra['daemon-count'] === undefined ? args.count : Number(args.extra['daemon-count']);
   const scaled = (n: number, size: number, floor: number) => (args.sweep ? scaleForSize(n, size, 4096, floor) : n);
@@ -699,6 +706,7 @@ async function parentMain(): Promise<void> {
     daemonProcesses: 4,
     daemonCount,
     daemonPeering: insecure ? 'insecure (no CURVE)' : 'CURVE',
+    amixdNodeFlags: AMIXD_NODE_FLAGS.join(' ') || 'none',
     multipart: `${PARTS} messages per send; ${MULTIPART_SHARE}x count up to 1 KiB`,
     nats:
       natsUrl === undefined
