@@ -195,6 +195,7 @@ t.test('1000 connections each holding the largest partial frame allowed before h
 t.test('1000 idle connections under ulimit -n 1024 leave the daemon reachable', async (t) => {
   const d = await amixd(t, ['--limit', 'helloTimeoutMs=400'], { nofile: 1024, quiet: true });
   const socks: Array<Socket & { failure?: Error }> = [];
+  const opened = Date.now();
   for (let i = 0; i < 1000; i++) {
     const s: Socket & { failure?: Error } = connect(d.sock);
     s.on('error', (err) => (s.failure = err));
@@ -222,11 +223,20 @@ t.test('1000 idle connections under ulimit -n 1024 leave the daemon reachable', 
   t.equal(d.child.exitCode, null, 'the daemon is running');
   // Every idle connection ends: refused over the cap, closed at the hello timeout, or (backlog full) never accepted.
   await Promise.all(socks.map(closed));
+  const spanMs = Date.now() - opened;
   const failed = socks.filter((s) => s.failure && !/ECONNRESET|EPIPE/.test(s.failure.message)).length;
   const g = (await status(d.dir)).guard;
   t.comment(`guard ${JSON.stringify(g)}; ${failed} connects failed in the client`);
-  t.ok(g.refusedOverCap >= 500, `connections over the cap were refused (${g.refusedOverCap})`);
+  // The cap (maxUnauthenticated, 64) holds at most 64 at a time, each for one hello timeout (400 ms): over
+  // the whole span no more than that can have timed out; the rest were refused. (How many are refused depends
+  // on how fast the 1000 connect, which a loaded machine slows: a fixed share of refusals is no bound.)
+  const heldAtMost = 64 * (Math.ceil(spanMs / 400) + 1);
+  t.ok(g.refusedOverCap >= 1, `connections over the cap were refused (${g.refusedOverCap})`);
   t.ok(g.helloTimeouts >= 1, `idle ones held were closed at the timeout (${g.helloTimeouts})`);
+  t.ok(
+    g.helloTimeouts <= heldAtMost,
+    `no more held than the cap allows: ${g.helloTimeouts} timed out in ${spanMs} ms (at most ${heldAtMost})`,
+  );
   // The legitimate client's refused attempts are counted too.
   t.equal(g.refusedOverCap + g.helloTimeouts + failed, 1000 + attempts - 1, 'each one accounted for');
   t.ok(seen.size === 0 || [...seen].every((c) => /MAX_CONNECTIONS|DAEMON_UNAVAILABLE/.test(c)), 'refusals say why');
