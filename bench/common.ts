@@ -66,20 +66,27 @@ export function parseBenchArgs(
   },
   extraOptions: Record<string, { type: 'string' | 'boolean' }> = {},
 ): BenchArgs {
-  const { values } = parseArgs({
-    options: {
-      quick: { type: 'boolean' },
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-      reps: { type: 'string' },
-      sizes: { type: 'string' },
-      sweep: { type: 'boolean' },
-      count: { type: 'string' },
-      rtts: { type: 'string' },
-      ...extraOptions,
-    },
-    allowPositionals: false,
-  });
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        quick: { type: 'boolean' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        reps: { type: 'string' },
+        sizes: { type: 'string' },
+        sweep: { type: 'boolean' },
+        count: { type: 'string' },
+        rtts: { type: 'string' },
+        ...extraOptions,
+      },
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    // An unknown flag, a missing value, or a value that looks like a flag (`--replaces -1`): parseArgs's own
+    // message (it says how to pass a value starting with '-') and exit 2, as every other bad argument, not a stack trace.
+    badArgs(bench, (err as Error).message);
+  }
   if (values.help) {
     process.stdout.write(
       `usage: node dist/bench/${bench}.js [--quick] [--json] [--reps N] [--sizes 64,4096 | --sweep] [--count N] [--rtts N]` +
