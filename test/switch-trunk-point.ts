@@ -7,18 +7,25 @@
 import t from 'tap';
 import { SWITCH_LOCATION } from '../dist/lib/index.js';
 import { makeFabric, nextEvent } from './helpers/fabric.js';
-import { attach, trunkPair, type Driver } from './helpers/switchDriver.js';
+import { attach, trunkPair, within, type Driver } from './helpers/switchDriver.js';
 
 t.test('TCP-1, TCP-2 -> TCS-1 -> TTP-1 = TTP-2 -> TCP-5: both ways, true sender, in order', async (t) => {
   const { fabric, events } = await makeFabric(t);
   fabric.register({ name: 'TCS-1', location: SWITCH_LOCATION });
-  await trunkPair(fabric, 'TCS-1', null, ['TTP-1', 'TTP-2'], true);
+  await within(trunkPair(fabric, 'TCS-1', null, ['TTP-1', 'TTP-2'], true), 'the trunk pair');
   const drv: Record<string, Driver> = {};
-  for (const n of ['TCP-1', 'TCP-2']) drv[n] = (await attach(fabric, n, 'TCS-1', { report: true })).drv;
-  drv['TCP-5'] = (await attach(fabric, 'TCP-5', 'TTP-2', { report: true })).drv;
-  const up = await nextEvent(fabric, events, 'routeUp', (e) => e.switch === 'TCS-1' && e.dest === 'TCP-5');
+  for (const n of ['TCP-1', 'TCP-2'])
+    drv[n] = (await within(attach(fabric, n, 'TCS-1', { report: true }), `attaching ${n}`)).drv;
+  drv['TCP-5'] = (await within(attach(fabric, 'TCP-5', 'TTP-2', { report: true }), 'attaching TCP-5')).drv;
+  const up = await within(
+    nextEvent(fabric, events, 'routeUp', (e) => e.switch === 'TCS-1' && e.dest === 'TCP-5'),
+    'TCS-1 learning TCP-5 (the trunk coming up)',
+  );
   t.equal(up.hops, 2, 'TCS-1 reaches TCP-5 through one more switch: the trunk point');
-  await nextEvent(fabric, events, 'routeUp', (e) => e.switch === 'TTP-2' && e.dest === 'TCP-1');
+  await within(
+    nextEvent(fabric, events, 'routeUp', (e) => e.switch === 'TTP-2' && e.dest === 'TCP-1'),
+    'TTP-2 learning TCP-1',
+  );
   for (const to of ['TCP-1', 'TCP-2']) {
     t.match(await drv['TCP-5']!.cmd({ op: 'route', to, present: true }), { ok: true }, `TCP-5 learned ${to}`);
     t.match(await drv[to]!.cmd({ op: 'route', to: 'TCP-5', present: true }), { ok: true }, `${to} learned TCP-5`);

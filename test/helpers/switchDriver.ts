@@ -66,6 +66,19 @@ export async function attach(
 export { freePort } from './daemon.js';
 
 /**
+ * `p`, or a rejection naming `what` after `ms`: a set-up step that never ends fails as itself, not as the
+ * file's timeout with no assertion to show where it stopped. The timer does not keep the process alive.
+ */
+export function within<T>(p: Promise<T>, what: string, ms = 60_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+    timer.unref();
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/**
  * A trunk between switches `a` and `b` of one fabric: trunk points `names[0]` (dialling, linked to
  * `a`) and `names[1]` (listening on a loopback port, linked to `b`), each in a process of its own,
  * each allowing only the other's key. Resolves with the two key pairs (`k1` is `names[0]`'s).
