@@ -66,27 +66,20 @@ export function parseBenchArgs(
   },
   extraOptions: Record<string, { type: 'string' | 'boolean' }> = {},
 ): BenchArgs {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      options: {
-        quick: { type: 'boolean' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-        reps: { type: 'string' },
-        sizes: { type: 'string' },
-        sweep: { type: 'boolean' },
-        count: { type: 'string' },
-        rtts: { type: 'string' },
-        ...extraOptions,
-      },
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    // An unknown flag, a missing value, or a value that looks like a flag (`--replaces -1`): parseArgs's own
-    // message (it says how to pass a value starting with '-') and exit 2, as every other bad argument, not a stack trace.
-    badArgs(bench, (err as Error).message);
-  }
+  const values = parseFlags(
+    {
+      quick: { type: 'boolean' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      reps: { type: 'string' },
+      sizes: { type: 'string' },
+      sweep: { type: 'boolean' },
+      count: { type: 'string' },
+      rtts: { type: 'string' },
+      ...extraOptions,
+    },
+    (message) => badArgs(bench, message),
+  );
   if (values.help) {
     process.stdout.write(
       `usage: node dist/bench/${bench}.js [--quick] [--json] [--reps N] [--sizes 64,4096 | --sweep] [--count N] [--rtts N]` +
@@ -134,6 +127,22 @@ export function parseBenchArgs(
 export function badArgs(bench: string, msg: string): never {
   process.stderr.write(`bench ${bench}: ${msg}\n`);
   process.exit(2);
+}
+
+/**
+ * The process's flags (no positionals). An unknown flag, a missing value, or a value that looks like a flag
+ * (`--replaces -1`) goes to `bad` with parseArgs's own message, which says how to pass a value starting
+ * with '-': `bad` exits (2, as for every other bad argument), so none of them ends in a stack trace.
+ */
+export function parseFlags(
+  options: Record<string, { type: 'string' | 'boolean'; short?: string }>,
+  bad: (message: string) => never,
+): Record<string, string | boolean | undefined> {
+  try {
+    return parseArgs({ options, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
+  } catch (err) {
+    return bad((err as Error).message);
+  }
 }
 
 /** The sizes of `--sweep`: 64 B to 1 MiB, by fours. */

@@ -11,8 +11,8 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
-import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { parseFlags } from './common.js';
 import { RssSampler, percentile, type DeliveryCounts, type ScenarioRow } from './soak/common.js';
 
 /** One scenario the runner knows: its id, what it does, its time bound, and how to run it (in the child). */
@@ -294,22 +294,19 @@ function table(rows: ScenarioRow[]): string {
 }
 
 async function main(): Promise<void> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      options: {
-        quick: { type: 'boolean' },
-        json: { type: 'boolean' },
-        only: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        child: { type: 'string' },
-      },
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    process.stderr.write(`soak: ${(err as Error).message}\n${USAGE}`);
-    process.exit(2);
-  }
+  const values = parseFlags(
+    {
+      quick: { type: 'boolean' },
+      json: { type: 'boolean' },
+      only: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+      child: { type: 'string' },
+    },
+    (message): never => {
+      process.stderr.write(`soak: ${message}\n${USAGE}`);
+      process.exit(2);
+    },
+  );
   if (values.help) {
     process.stdout.write(USAGE);
     return;
