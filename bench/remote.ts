@@ -364,12 +364,12 @@ interface Amixd {
   stderr: string[];
 }
 
-/** Start amixd in the foreground; resolves once it says `ready` on stdout. */
 /** Where the amixd processes write CPU profiles (`--cpu-prof DIR`), if anywhere. */
 let CPU_PROF_DIR: string | undefined;
 /** Node and V8 flags every amixd starts with (`--amixd-node-flags`): how a tuning such as docs/tuning.md's measures. */
 let AMIXD_NODE_FLAGS: string[] = [];
 
+/** Start amixd in the foreground; resolves once it says `ready` on stdout. */
 async function startAmixd(name: string, dir: string, extra: string[]): Promise<Amixd> {
   // `--cpu-prof DIR`: each amixd writes a V8 CPU profile there when it stops (where a missed target's time goes).
   const prof = CPU_PROF_DIR

@@ -15,7 +15,7 @@ import {
   trunkOptions,
 } from '../dist/lib/internal.js';
 import type { Channel, TrunkSnapshot } from '../dist/lib/index.js';
-import { freePort } from './helpers/daemon.js';
+import { freePort, until } from './helpers/daemon.js';
 
 const P = 'queueConditionThread';
 const RING = { maxmsg: 256, minmsg: 128, maxMessageBytes: 1 << 18, capacityBytes: 1 << 20 };
@@ -51,14 +51,8 @@ async function trunkEnd(reg: PrimitiveRegistry, instance: string, sw: string, da
   return { tp, swTx, swRx, end, stop };
 }
 
-/** Resolve once `check` holds (the trunk's state has no event outside a fabric); fail after `ms`. */
-async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+/** Poll `check` (the trunk's state has no event outside a fabric); fail after 10 s. */
+const poll = (what: string, check: () => boolean) => until(async () => check(), 10_000, what);
 
 /** Routes frames the trunk point handed its switch so far. */
 function routesFrom(rx: Channel): Array<{ add?: Array<[string, string[]]>; trunk?: string }> {
@@ -85,17 +79,17 @@ t.test('greetings before either switch table: each side sends its table when it 
   });
   ends.push(a, b);
   // Its `trunk` service is set once its receiving end is bound: the snapshot needs that.
-  await until('both bound', () => a.end.services.has('trunk') && b.end.services.has('trunk'));
+  await poll('both bound', () => a.end.services.has('trunk') && b.end.services.has('trunk'));
   const snap = (x: { tp: TrunkPoint }): TrunkSnapshot => x.tp.snapshot();
   // TTP-2 names a peer once TTP-1's hello has reached it and it has dialled back (and greeted).
-  await until('TTP-2 heard the hello', () => snap(b).peer !== undefined);
+  await poll('TTP-2 heard the hello', () => snap(b).peer !== undefined);
   t.equal(snap(a).state, 'connecting', 'no table yet: TTP-1 is not up');
   t.equal(snap(b).state, 'connecting', 'no table yet: TTP-2 is not up');
 
   // Now the switches speak, each once.
   a.swTx.trySend(encodeSwitchRoutes({ switch: 'TCS-1', full: true, add: [['TCP-1', ['TCS-1']]] }));
   b.swTx.trySend(encodeSwitchRoutes({ switch: 'TCS-2', full: true, add: [['TCP-5', ['TCS-2']]] }));
-  await until('both trunk points up', () => snap(a).state === 'up' && snap(b).state === 'up');
+  await poll('both trunk points up', () => snap(a).state === 'up' && snap(b).state === 'up');
   t.pass('the trunk came up');
   t.match(snap(a), { localSwitch: 'TCS-1', remoteSwitch: 'TCS-2' });
   t.match(snap(b), { localSwitch: 'TCS-2', remoteSwitch: 'TCS-1' });
@@ -103,7 +97,7 @@ t.test('greetings before either switch table: each side sends its table when it 
   // Each switch hears the other's table, relayed as through its trunk point.
   const heard = async (x: { swRx: Channel }, dest: string, via: string) => {
     const got: Array<{ add?: Array<[string, string[]]>; trunk?: string }> = [];
-    await until(`a relayed route to ${dest}`, () => {
+    await poll(`a relayed route to ${dest}`, () => {
       got.push(...routesFrom(x.swRx));
       return got.some((f) => f.add?.some(([d]) => d === dest));
     });

@@ -304,16 +304,19 @@ export class TrunkPoint {
   #greet(): void {
     const tx = this.#tx;
     if (!tx) return;
-    const add = [...this.#table];
-    const frames = [encodeHello(String((this.#rx.address as { endpoint?: string }).endpoint))];
-    if (this.#localSwitch && this.#tableKnown)
-      frames.push(encodeSwitchRoutes({ switch: this.#localSwitch, full: true, add }));
     // The hello goes alone (the far point reads it before the table that follows in a batch).
-    tx.trySend(frames[0]!);
-    if (frames[1]) {
-      this.#w.add(frames[1]);
+    tx.trySend(encodeHello(String((this.#rx.address as { endpoint?: string }).endpoint)));
+    const table = this.#tableFrame();
+    if (table) {
+      this.#w.add(table);
       this.#outBatch = this.#w.take().slice();
     }
+  }
+
+  /** The local switch's whole table as one routes frame, once its switch (or engine) has told it; else undefined. */
+  #tableFrame(): Uint8Array | undefined {
+    if (!this.#localSwitch || !this.#tableKnown) return undefined;
+    return encodeSwitchRoutes({ switch: this.#localSwitch, full: true, add: [...this.#table] });
   }
 
   #up(): void {
@@ -322,8 +325,8 @@ export class TrunkPoint {
     this.#s.ups++;
     // The far point hears the local table whole now: what the local switch said while the trunk was not up
     // was only noted, and a far point that has heard nothing yet counts the trunk up on this first batch.
-    if (this.#localSwitch && this.#tableKnown)
-      this.#w.add(encodeSwitchRoutes({ switch: this.#localSwitch, full: true, add: [...this.#table] }));
+    const table = this.#tableFrame();
+    if (table) this.#w.add(table);
     this.#end.emit('event', { type: 'trunk', up: true, trunk: this.#end.instance, peer: this.#txEndpoint ?? '' });
   }
 
@@ -494,8 +497,8 @@ export class TrunkPoint {
     // greeting carried no table if our switch had not spoken yet. If its greeting carried none either,
     // neither side would ever send a frame and the trunk would never come up: so the table goes now,
     // whole (a later one replaces it), once per round in which the switch's table changed.
-    if (learned && !up && tx && this.#localSwitch && this.#tableKnown)
-      this.#w.add(encodeSwitchRoutes({ switch: this.#localSwitch, full: true, add: [...this.#table] }));
+    const table = learned && !up && tx ? this.#tableFrame() : undefined;
+    if (table) this.#w.add(table);
     if (this.#w.count > 0 && tx) this.#flush(tx);
     return n;
   }
