@@ -79,6 +79,7 @@ export type {
   BrokerEntry,
   CreateOptions,
 } from './fabric/fabric.js';
+export type { HostPoolInfo, IdleHostInfo } from './fabric/types.js';
 export { DaemonClient, ClientLink } from './control/client.js';
 export type { DaemonClientOptions } from './control/client.js';
 export { defaultDaemonDir } from './core/paths.js';

@@ -47,12 +47,19 @@ for (const scope of ['thread', 'process'] as const) {
       events.find((e) => e.type === 'instanceTerminated' && e.point === 'a'),
       { method: 'message' },
     );
+    t.match(
+      fabric.hostPool(),
+      { max: 2, idleMs: 30_000, idle: [{ scope, stackMb: Number, pid: a.pid }], kept: 1, reused: 0 },
+      'hostPool() shows the kept host',
+    );
+    t.equal(fabric.hostPool().idle.length, 1);
     const b = await where(fabric, 'b', scope);
     t.equal(b.echo, 'hi b', 'the new point works');
     t.equal(b.pid, a.pid, 'same process');
     t.equal(b.threadId, a.threadId, 'same thread');
     t.equal(b.runs, 2, "the module was not imported again: its state is the first run's");
     t.equal(created(events, 'b')?.reused, true, 'instanceCreated says reused');
+    t.match(fabric.hostPool(), { idle: [], kept: 1, reused: 1, expired: 0, notKept: 0 }, 'taken out of the pool');
     if (scope === 'process') t.not(a.pid, process.pid, 'a process of its own');
     else t.not(a.threadId, 0, 'a worker thread, not the main thread');
   });
@@ -81,6 +88,11 @@ t.test('a host is kept only for its own scope; off by default', async (t) => {
   const y = await where(off.fabric, 'y', 'process');
   t.not(y.pid, x.pid, 'without reuseHosts every point gets a new host');
   t.equal(created(off.events, 'y')?.reused, undefined);
+  t.same(
+    off.fabric.hostPool(),
+    { max: 0, idleMs: 30_000, idle: [], kept: 0, reused: 0, expired: 0, notKept: 0 },
+    'the pool is off: nothing counted',
+  );
 });
 
 t.test('a point that does not end on its message is not kept', async (t) => {
@@ -109,6 +121,7 @@ t.test('max: idle hosts kept per scope; idleMs: then stopped; close stops the id
   await fabric.destroyPoint('b');
   t.ok(alive(a.pid), 'the first ended host is kept');
   t.notOk(alive(b.pid), 'the second is stopped: max 1');
+  t.match(fabric.hostPool(), { max: 1, idle: [{ pid: a.pid }], kept: 1, notKept: 1 }, 'the refusal is counted');
   const c = await where(fabric, 'c', 'process');
   t.equal(c.pid, a.pid);
   t.equal(created(events, 'c')?.reused, true);
@@ -124,6 +137,7 @@ t.test('max: idle hosts kept per scope; idleMs: then stopped; close stops the id
   const deadline = Date.now() + 10_000;
   while (alive(s.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   t.notOk(alive(s.pid), 'an idle host is stopped after idleMs');
+  t.match(short.fabric.hostPool(), { idle: [], kept: 1, expired: 1 }, 'and counted as expired');
   await where(short.fabric, 's2', 'process');
   t.equal(created(short.events, 's2')?.reused, undefined, 'and not handed out');
 });

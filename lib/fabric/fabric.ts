@@ -53,6 +53,7 @@ import {
   type DisconnectOptions,
   type FabricEvent,
   type FabricOptions,
+  type HostPoolInfo,
   type InstanceInfo,
   type LinkInfo,
 } from './types.js';
@@ -139,7 +140,6 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
   }
 
   // ---- brokers ---------------------------------------------------------
-
   /**
    * Register a broker that converts primitive `from` into `to`: a point
    * module that receives on one and sends on the other. `AMIX_ERR_DUPLICATE`
@@ -166,7 +166,6 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
   }
 
   // ---- registration ----------------------------------------------------
-
   /** Register a point. `AMIX_ERR_INVALID_ARG` names a bad field; `AMIX_ERR_DUPLICATE` for a taken name. */
   register(input: PointRegistrationInput): PointRegistration {
     this.#life.assertOpen();
@@ -199,6 +198,11 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
       .map(instInfo);
   }
 
+  /** The pool of kept hosts ({@link FabricOptions.reuseHosts}): its limits, idle hosts and counts. */
+  hostPool(): HostPoolInfo {
+    return this.#core.pool.info();
+  }
+
   /** Snapshot of one instance by instance id (a public point's instance id is its name). */
   instance(id: string): InstanceInfo {
     return instInfo(instOf(this.#core, id));
@@ -220,7 +224,6 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
   }
 
   // ---- create / execute ---------------------------------------------------
-
   /**
    * Create an instance of a point with nobody connected (seed CREATE). A
    * public point that runs already is returned as is. An idle point is
@@ -255,7 +258,6 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
   }
 
   // ---- connect ------------------------------------------------------------
-
   /**
    * Connect A and B with the seed's steps for `direction`. Either may be
    * `null`: then the calling application is that end (as sender for A, as
@@ -425,7 +427,6 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
   }
 
   // ---- link control ------------------------------------------------------
-
   /** Suspend a link: its senders stop (the primitive's own suspend where it has one). */
   async suspend(link: string): Promise<void> {
     const rec = linkOf(this.#core, link);

@@ -22,12 +22,15 @@
 import { invalidArg } from '../core/errors.js';
 import type { HostHandle } from './hostHandle.js';
 import type { PointScope } from './point.js';
-import type { FabricOptions } from './types.js';
+import type { FabricOptions, HostPoolInfo } from './types.js';
 
 interface Idle {
   readonly host: HostHandle;
   readonly timer: NodeJS.Timeout;
   readonly onExit: () => void;
+  readonly stackMb: number;
+  /** When it went idle (`performance.now()`). */
+  readonly since: number;
 }
 
 /** @internal The fabric's idle hosts, by scope and stack size. */
@@ -36,6 +39,10 @@ export class HostPool {
   readonly #idleMs: number;
   readonly #idle = new Map<string, Idle[]>();
   #closed = false;
+  #kept = 0;
+  #reused = 0;
+  #expired = 0;
+  #notKept = 0;
 
   /** `options`: {@link FabricOptions.reuseHosts}, checked here (`AMIX_ERR_INVALID_ARG`). */
   constructor(options: FabricOptions['reuseHosts']) {
@@ -58,6 +65,7 @@ export class HostPool {
       clearTimeout(e.timer);
       e.host.off('exit', e.onExit);
       if (e.host.hasExited) continue;
+      this.#reused++;
       return e.host;
     }
     return undefined;
@@ -68,15 +76,13 @@ export class HostPool {
    * the caller must stop it (no room, the pool is off or closed, or the host refused: its main still runs).
    */
   async give(host: HostHandle, stackMb: number, timeoutMs: number): Promise<boolean> {
+    if (this.#max === 0) return false;
     const k = key(host.scope, stackMb);
     const room = () => !this.#closed && !host.hasExited && (this.#idle.get(k)?.length ?? 0) < this.#max;
-    if (!room()) return false;
-    try {
-      await host.request('recycle', {}, timeoutMs);
-    } catch {
+    if (!(await this.#recycled(host, room, timeoutMs))) {
+      this.#notKept++;
       return false;
     }
-    if (!room()) return false;
     // The instance's listeners go with the instance: an idle host's events and exit concern nobody.
     host.removeAllListeners('event');
     host.removeAllListeners('exit');
@@ -88,13 +94,46 @@ export class HostPool {
     };
     const timer = setTimeout(() => {
       drop();
+      this.#expired++;
       void host.forceKill();
     }, this.#idleMs);
     timer.unref();
-    const entry: Idle = { host, timer, onExit: drop };
+    const entry: Idle = { host, timer, onExit: drop, stackMb, since: performance.now() };
     host.once('exit', drop);
     list.push(entry);
+    this.#kept++;
     return true;
+  }
+
+  /** Room for `host` before and after its `recycle` (the pool may fill or close while it answers), and its yes. */
+  async #recycled(host: HostHandle, room: () => boolean, timeoutMs: number): Promise<boolean> {
+    if (!room()) return false;
+    try {
+      await host.request('recycle', {}, timeoutMs);
+    } catch {
+      return false;
+    }
+    return room();
+  }
+
+  /** What {@link Fabric.hostPool} reports. */
+  info(): HostPoolInfo {
+    const now = performance.now();
+    const idle = [...this.#idle.values()].flat().map((e) => ({
+      scope: e.host.scope,
+      stackMb: e.stackMb,
+      pid: e.host.pid,
+      idleForMs: Math.round(now - e.since),
+    }));
+    return {
+      max: this.#max,
+      idleMs: this.#idleMs,
+      idle,
+      kept: this.#kept,
+      reused: this.#reused,
+      expired: this.#expired,
+      notKept: this.#notKept,
+    };
   }
 
   /** Stop every idle host; none is kept after this. */

@@ -6,7 +6,7 @@
  */
 import type { AgentTarget } from './agent.js';
 import type { ListEntry } from './endpoint.js';
-import type { Direction, PointRegistration } from './point.js';
+import type { Direction, PointRegistration, PointScope } from './point.js';
 import type { PrimitiveRegistry } from '../core/registry.js';
 import type { HostPlacement } from './pointHost.js';
 
@@ -154,6 +154,38 @@ export interface InstanceInfo {
   receiverList: ListEntry[];
   /** The client a private instance serves (a point instance, a container, or `caller`). */
   client?: string;
+}
+
+/** An idle host in the fabric's pool ({@link FabricOptions.reuseHosts}). */
+export interface IdleHostInfo {
+  scope: PointScope;
+  /** The stack size, MiB, a point must ask for to be started in it. */
+  stackMb: number;
+  /** Its process: the fabric's own for a worker thread. */
+  pid: number | undefined;
+  /** How long it has waited, ms; it is stopped at the pool's `idleMs`. */
+  idleForMs: number;
+}
+
+/**
+ * A snapshot of the fabric's pool of kept hosts ({@link FabricOptions.reuseHosts}). The counts run
+ * from the fabric's start. With the pool off, `max` is 0 and every count stays 0.
+ */
+export interface HostPoolInfo {
+  /** Idle hosts kept per scope and stack size. */
+  max: number;
+  /** How long an idle host waits before it is stopped, ms. */
+  idleMs: number;
+  /** The hosts waiting now, oldest first per scope. */
+  idle: IdleHostInfo[];
+  /** Hosts of ended points taken into the pool. */
+  kept: number;
+  /** Points started in a kept host. */
+  reused: number;
+  /** Kept hosts stopped unused after `idleMs`. */
+  expired: number;
+  /** Hosts of points that ended by message but were stopped: the pool was full or closing, or the host refused. */
+  notKept: number;
 }
 
 /** A snapshot of a link. */
