@@ -76,10 +76,18 @@ export class HostPool {
    * the caller must stop it (no room, the pool is off or closed, or the host refused: its main still runs).
    */
   async give(host: HostHandle, stackMb: number, timeoutMs: number): Promise<boolean> {
-    if (this.#max === 0) return false;
+    if (this.#max === 0) return false; // the pool is off: nothing to keep, nothing to count
     const k = key(host.scope, stackMb);
     const room = () => !this.#closed && !host.hasExited && (this.#idle.get(k)?.length ?? 0) < this.#max;
-    if (!(await this.#recycled(host, room, timeoutMs))) {
+    // Room before and after the recycle: the pool may fill or close while the host answers.
+    const recycled =
+      room() &&
+      (await host.request('recycle', {}, timeoutMs).then(
+        () => true,
+        () => false,
+      )) &&
+      room();
+    if (!recycled) {
       this.#notKept++;
       return false;
     }
@@ -103,17 +111,6 @@ export class HostPool {
     list.push(entry);
     this.#kept++;
     return true;
-  }
-
-  /** Room for `host` before and after its `recycle` (the pool may fill or close while it answers), and its yes. */
-  async #recycled(host: HostHandle, room: () => boolean, timeoutMs: number): Promise<boolean> {
-    if (!room()) return false;
-    try {
-      await host.request('recycle', {}, timeoutMs);
-    } catch {
-      return false;
-    }
-    return room();
   }
 
   /** What {@link Fabric.hostPool} reports. */
