@@ -43,6 +43,7 @@ t.test('amix caps: every verb against amixd, with data through the replaced AMS'
   const q = JSON.parse(await ok(t, dir, ['caps', 'query', '--json']));
   t.match(q, { active: ['T'], references: { S: 0, T: 1 } });
   t.match(await ok(t, dir, ['caps', 'query']), /T\s+active\s+1/);
+  t.match(await ok(t, dir, ['caps', 'query']), /^kept hosts: /m, "the daemon fabric's kept hosts");
   const area = JSON.parse(await ok(t, dir, ['caps', 'dump', 'T', '--json']));
   t.match(area, { ams: 'T', security: { owner: 'admin' }, persistence: 'terminate' }, 'owned by the caller');
   await ok(t, dir, ['caps', 'restore', 'T', '--state', '{"count":10}']);

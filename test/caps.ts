@@ -317,4 +317,6 @@ t.test('COMPRIMS sets the primitives of AMSs loaded after it; QUERY reports ever
   t.match(q.event, [{ op: 'terminate', on: 'later', repeat: false, runs: 0 }], 'the requests waiting on events');
   t.same(q.comprims, { sendPrimitive: 'queueConditionProcess' });
   t.same(q.counters, { discarded: 0, handedOver: 0, storeErrors: 0, requestsFailed: 0 });
+  t.same(q.hosts, fabric.hostPool(), "the fabric's kept hosts");
+  t.equal(q.hosts.max, 0, 'off unless the fabric reuses hosts');
 });

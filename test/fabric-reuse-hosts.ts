@@ -4,6 +4,7 @@
 // limits, idle expiry and the fabric's close.
 import t, { type Test } from 'tap';
 import { Fabric, type FabricEvent, type FabricOptions } from '../dist/lib/index.js';
+import { until } from './helpers/daemon.js';
 import { makeFabric, pointFixture, text } from './helpers/fabric.js';
 
 const fabricWith = (t: Test, reuseHosts: FabricOptions['reuseHosts']) => makeFabric(t, { reuseHosts });
@@ -90,7 +91,7 @@ t.test('a host is kept only for its own scope; off by default', async (t) => {
   t.equal(created(off.events, 'y')?.reused, undefined);
   t.same(
     off.fabric.hostPool(),
-    { max: 0, idleMs: 30_000, idle: [], kept: 0, reused: 0, expired: 0, notKept: 0 },
+    { max: 0, idleMs: 30_000, idle: [], kept: 0, reused: 0, expired: 0, notKept: 0, died: 0 },
     'the pool is off: nothing counted',
   );
 });
@@ -140,6 +141,22 @@ t.test('max: idle hosts kept per scope; idleMs: then stopped; close stops the id
   t.match(short.fabric.hostPool(), { idle: [], kept: 1, expired: 1 }, 'and counted as expired');
   await where(short.fabric, 's2', 'process');
   t.equal(created(short.events, 's2')?.reused, undefined, 'and not handed out');
+});
+
+t.test('an idle host that dies is dropped from the pool and counted', async (t) => {
+  const { fabric, events } = await fabricWith(t, { idleMs: 60_000 });
+  const a = await where(fabric, 'a', 'process');
+  await fabric.destroyPoint('a');
+  t.match(fabric.hostPool(), { idle: [{ pid: a.pid }], kept: 1, died: 0 });
+  process.kill(a.pid, 'SIGKILL');
+  await until(async () => fabric.hostPool().died === 1, 10_000, 'the death counted');
+  t.match(fabric.hostPool(), { idle: [], kept: 1, expired: 0, died: 1 }, 'gone from idle, not counted as expired');
+  const b = await where(fabric, 'b', 'process');
+  t.not(b.pid, a.pid, 'the next point gets a new host');
+  t.equal(created(events, 'b')?.reused, undefined);
+  await fabric.destroyPoint('b');
+  await fabric.close();
+  t.equal(fabric.hostPool().died, 1, "the pool's own stops at close are not deaths");
 });
 
 t.test('bad reuseHosts options are AMIX_ERR_INVALID_ARG', async (t) => {

@@ -43,6 +43,7 @@ export class HostPool {
   #reused = 0;
   #expired = 0;
   #notKept = 0;
+  #died = 0;
 
   /** `options`: {@link FabricOptions.reuseHosts}, checked here (`AMIX_ERR_INVALID_ARG`). */
   constructor(options: FabricOptions['reuseHosts']) {
@@ -96,18 +97,27 @@ export class HostPool {
     host.removeAllListeners('exit');
     const list = this.#idle.get(k) ?? [];
     this.#idle.set(k, list);
+    // Out of the list, once: whichever of expiry, exit or take comes first owns the entry.
     const drop = () => {
       const i = list.indexOf(entry);
-      if (i >= 0) list.splice(i, 1);
+      if (i < 0) return false;
+      list.splice(i, 1);
+      return true;
     };
     const timer = setTimeout(() => {
-      drop();
+      if (!drop()) return;
       this.#expired++;
       void host.forceKill();
     }, this.#idleMs);
     timer.unref();
-    const entry: Idle = { host, timer, onExit: drop, stackMb, since: performance.now() };
-    host.once('exit', drop);
+    // An idle host that exits on its own (killed from outside, crashed) is gone from the pool, and counted.
+    const onExit = () => {
+      if (!drop()) return;
+      clearTimeout(timer);
+      this.#died++;
+    };
+    const entry: Idle = { host, timer, onExit, stackMb, since: performance.now() };
+    host.once('exit', onExit);
     list.push(entry);
     this.#kept++;
     return true;
@@ -130,6 +140,7 @@ export class HostPool {
       reused: this.#reused,
       expired: this.#expired,
       notKept: this.#notKept,
+      died: this.#died,
     };
   }
 
@@ -138,7 +149,11 @@ export class HostPool {
     this.#closed = true;
     const all = [...this.#idle.values()].flat();
     this.#idle.clear();
-    for (const e of all) clearTimeout(e.timer);
+    // Stopped by the pool: not counted as deaths.
+    for (const e of all) {
+      clearTimeout(e.timer);
+      e.host.off('exit', e.onExit);
+    }
     await Promise.allSettled(all.map((e) => e.host.forceKill()));
   }
 }

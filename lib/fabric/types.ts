@@ -186,6 +186,8 @@ export interface HostPoolInfo {
   expired: number;
   /** Hosts of points that ended by message but were stopped: the pool was full or closing, or the host refused. */
   notKept: number;
+  /** Kept hosts that exited while idle, not stopped by the pool (killed from outside, crashed): dropped from it. */
+  died: number;
 }
 
 /** A snapshot of a link. */

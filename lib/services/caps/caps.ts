@@ -447,7 +447,7 @@ export class Caps extends EventEmitter implements CapsCore {
     return this.#defer.watch(file, options.pollMs ?? 500);
   }
 
-  /** QUERY (¶577): the lists, references, map areas and the requests waiting. */
+  /** QUERY (¶577): the lists, references, map areas and the requests waiting; and the fabric's kept hosts. */
   query(): CapsQuery {
     const all = [...this.#ams.values()];
     return {
@@ -459,6 +459,7 @@ export class Caps extends EventEmitter implements CapsCore {
       mapAreas: [...this.#maps.values()].map(mapInfo),
       comprims: { ...this.#comprims },
       counters: { ...this.counters },
+      hosts: this.fabric.hostPool(),
     };
   }
 

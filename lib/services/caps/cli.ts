@@ -17,6 +17,13 @@ const DEFER: Record<string, VerbOption> = {
   on: { type: 'string' },
   repeat: { type: 'boolean' },
 };
+/** QUERY's line for the fabric's kept hosts. */
+function hostsLine(p: CapsQuery['hosts']): string {
+  if (p.max === 0) return 'kept hosts: off (reuseHosts)';
+  const idle = p.idle.map((e) => `${e.scope}${e.pid === undefined ? '' : ` pid ${e.pid}`}`).join(', ') || 'none idle';
+  return `kept hosts: ${idle}; kept ${p.kept}, reused ${p.reused}, expired ${p.expired}, not kept ${p.notKept}, died ${p.died}`;
+}
+
 const PEER: Record<string, VerbOption> = { peer: { type: 'string' } };
 const WHEN = '[--at TIME | --every MS | --on EVENT [--repeat]] [--peer ID] [--json]';
 
@@ -252,6 +259,7 @@ export function capsVerbs(h: CliHelpers): Record<string, ServiceVerb> {
           `map areas: ${q.mapAreas.map((m) => `${m.id} (${m.ams}, ${m.bytes} B)`).join(', ') || '(none)'}`,
           `waiting: ${q.event.map((e) => `${e.id} ${e.op} ${e.on ? `on ${e.on}` : `at ${new Date(e.next ?? 0).toISOString()}`}`).join(', ') || '(none)'}`,
           `discarded ${q.counters.discarded}, handed over ${q.counters.handedOver}, store errors ${q.counters.storeErrors}, failed requests ${q.counters.requestsFailed}`,
+          hostsLine(q.hosts),
         ].join('\n');
       },
     ),

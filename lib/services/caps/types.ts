@@ -6,6 +6,7 @@
  * @module
  */
 import type { PointCharacteristics } from '../../fabric/point.js';
+import type { HostPoolInfo } from '../../fabric/types.js';
 
 /** Where an AMS stands: on LOADED only, or also on ACTIVE, or moved to SUSPENDED. */
 export type AmsState = 'loaded' | 'active' | 'suspended';
@@ -207,6 +208,8 @@ export interface CapsQuery {
   mapAreas: MapArea[];
   comprims: Comprims;
   counters: { discarded: number; handedOver: number; storeErrors: number; requestsFailed: number };
+  /** The fabric's kept hosts, where a REPLACE's new AMS may start warm (`FabricOptions.reuseHosts`). */
+  hosts: HostPoolInfo;
 }
 
 /** Emitted by {@link Caps} (`'event'`) on every transition. */
