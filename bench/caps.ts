@@ -22,9 +22,11 @@
  * reordered, pauseP50Ms, pauseP99Ms, insertPauseMs, extractPauseMs,
  * handedOverP50, ratioToBare, ratioAfterMs }` (ratioAfterMs: the same ratio by time since the
  * latest CAPS call ended, in bins from 20 ms on) and `{ system: 'amix:bare', msgsPerSec,
- * pauseP50Ms, pauseP99Ms }`, where the bare row's pauses are the longest
- * gap at the sink in each `--gap-ms` slice of the bare runs (no REPLACE in
- * them: the gaps the pipeline has by itself on this machine).
+ * pauseP50Ms, pauseP99Ms, windowMs, windows }`, where the bare row's pauses are
+ * the longest gap at the sink overlapping windows as long as the median
+ * REPLACE call (`windowMs`), one every `--gap-ms` of the bare runs (no
+ * REPLACE in them: the gaps a REPLACE that cost nothing would show on this
+ * machine; `windows` of them).
  *
  * `node dist/bench/caps.js [--quick] [--json] [--reps N] [--replaces N] [--gap-ms N] [--seconds N] [--drain-ms N]`
  * (`--drain-ms`: REPLACE's `drainMs`; the row is then `amix:caps-replace-drain`. `--standby`: two
@@ -178,26 +180,28 @@ async function withFabric<T>(fn: (fabric: Fabric) => Promise<T>): Promise<T> {
 }
 
 /**
- * The bare pipeline's own pauses, the yardstick for a REPLACE's: the
- * longest gap at the sink in each GAP_MS slice of the run (the first and
- * last slice left out: the pipeline starts and stops there).
+ * The bare pipeline's own pauses, the yardstick for a REPLACE's: what
+ * {@link pauseIn} gives for windows as long as a REPLACE call (`windowMs`,
+ * the median call of the CAPS runs), one every GAP_MS through the run (the
+ * first and last GAP_MS left out: the pipeline starts and stops there). A
+ * REPLACE that cost nothing would show these.
  */
-function barePauses(s: SinkStats): number[] {
-  const per = Math.max(1, Math.round(GAP_MS / 10));
+function barePauses(s: SinkStats, windowMs: number): number[] {
   const out: number[] = [];
-  for (let i = per; i + 2 * per <= s.buckets.length; i += per)
-    out.push(Math.max(...s.buckets.slice(i, i + per).map(([, gap]) => gap)));
+  const end = s.start + s.buckets.length * 10 - GAP_MS;
+  for (let t = s.start + GAP_MS; t + windowMs <= end; t += GAP_MS)
+    out.push(pauseIn(s, { start: t, end: t + windowMs }));
   return out;
 }
 
-async function bare(scope: 'thread' | 'process'): Promise<{ rate: number; pauses: number[] }> {
+async function bare(scope: 'thread' | 'process'): Promise<{ rate: number; sink: SinkStats }> {
   return withFabric(async (fabric) => {
     const { src, sink } = await pipeline(fabric, scope);
     await src('start');
     await sleep(BARE_S * 1000);
     const { sent } = await src('stop');
     const s = await drained(sink, sent);
-    return { rate: rateOutside(s, []), pauses: barePauses(s) };
+    return { rate: rateOutside(s, []), sink: s };
   });
 }
 
@@ -207,6 +211,8 @@ interface CapsRun {
   duplicated: number;
   reordered: number;
   pauses: number[];
+  /** How long each REPLACE call took, ms. */
+  windowMs: number[];
   insertPauseMs: number;
   extractPauseMs: number;
   handed: number[];
@@ -261,6 +267,7 @@ async function withCaps(frac: number): Promise<CapsRun> {
       duplicated: s.duplicated,
       reordered: s.reordered,
       pauses: windows.map((w) => pauseIn(s, w)),
+      windowMs: windows.map((w) => w.end - w.start),
       insertPauseMs: pauseIn(s, wi),
       extractPauseMs: pauseIn(s, we),
       handed,
@@ -275,7 +282,7 @@ function pct(xs: number[], p: number): number {
 const r2 = (x: number) => Math.round(x * 100) / 100;
 
 const bares: number[] = [];
-const barePause: number[] = [];
+const bareSinks: SinkStats[] = [];
 const runs: CapsRun[] = [];
 for (let r = 0; r < args.reps; r++) {
   // The bare pipeline before and after each CAPS run: on a shared machine the load moves, and the two bracket it.
@@ -285,8 +292,11 @@ for (let r = 0; r < args.reps; r++) {
   runs.push(await withCaps(r / args.reps));
   const after = await bare('process');
   bares.push((before.rate + after.rate) / 2);
-  barePause.push(...before.pauses, ...after.pauses);
+  bareSinks.push(before.sink, after.sink);
 }
+// The yardstick's windows are as long as the median REPLACE call.
+const windowMs = median(runs.flatMap((x) => x.windowMs));
+const barePause = bareSinks.flatMap((s) => barePauses(s, windowMs));
 if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
 const bareRate = Math.round(median(bares));
 const pauses = runs.flatMap((x) => x.pauses);
@@ -323,9 +333,12 @@ const bareRow = {
   system: 'amix:bare',
   size: 64,
   msgsPerSec: bareRate,
-  // Not a REPLACE's pause: the longest gap in each gap-ms slice of the bare runs, what the machine gives.
+  // Not a REPLACE's pause: the longest gap in windows as long as a REPLACE call, one every gap-ms, what the
+  // machine gives the pipeline by itself.
   pauseP50Ms: r2(pct(barePause, 50)),
   pauseP99Ms: r2(pct(barePause, 99)),
+  windowMs: r2(windowMs),
+  windows: barePause.length,
 };
 const rows = [bareRow, capsRow];
 const cond = conditions(args.reps, {
@@ -341,7 +354,7 @@ else {
     `bench caps: ${Object.entries(cond)
       .map(([k, v]) => `${k}=${v}`)
       .join(' ')}`,
-    `medians of ${args.reps} repetitions (lost/duplicated/reordered: sums; pauses: over all ${pauses.length} replaces); x = msgs/s over amix:bare`,
+    `medians of ${args.reps} repetitions (lost/duplicated/reordered: sums; pauses: over all ${pauses.length} replaces; bare pauses: ${bareRow.windows} windows of ${bareRow.windowMs} ms, as long as the median REPLACE); x = msgs/s over amix:bare`,
     ['system', 'msgs/s', 'x', 'lost', 'dup', 'reord', 'pause p50', 'pause p99', 'insert', 'extract']
       .map((h) => h.padStart(11))
       .join(''),
