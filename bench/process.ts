@@ -12,7 +12,7 @@
 // sends; a forked child (this same script) receives or echoes. Control
 // messages go over the fork IPC channel, never over the system measured.
 //
-//   node dist/bench/process.js [--quick] [--json] [--reps N] [--sizes 64,4096 | --sweep] [--count N] [--rtts N] [--only a,b]
+//   node dist/bench/process.js [--quick] [--json] [--reps N] [--sizes 64,4096 | --sweep] [--count N] [--rtts N] [--systems a,b]
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect as netConnect, createServer, type Socket } from 'node:net';
@@ -23,6 +23,7 @@ import { PrimitiveRegistry, type Channel } from '../lib/index.js';
 import {
   latencyHistogram,
   parseBenchArgs,
+  pickSystems,
   progress,
   report,
   reportPairs,
@@ -535,10 +536,9 @@ async function main(): Promise<void> {
   const args = parseBenchArgs(
     'process',
     { reps: 3, quickReps: 2, sizes: [64, 4096], count: 50_000, quickCount: 10_000, rtts: 4000, quickRtts: 1000 },
-    { only: { type: 'string' } },
+    { systems: { type: 'string' } },
   );
-  const only = typeof args.extra.only === 'string' ? args.extra.only.split(',') : null;
-  const allSystems = SYSTEMS.filter((s) => !only || only.includes(s) || only.includes(s.replace('amix:', '')));
+  const allSystems = pickSystems('process', args.extra.systems, SYSTEMS);
   // A sweep moves a bounded number of bytes per row: counts scaled by 4096/size above 4 KiB.
   const nFor = (system: System, size: number) =>
     args.sweep ? scaleForSize(tpCount(system, size, args.count), size, 4096, 20) : tpCount(system, size, args.count);

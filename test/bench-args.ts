@@ -15,6 +15,7 @@ for (const [name, args, says] of [
   ['caps', ['--replaces', '-1'], /^bench caps: Option '--replaces' argument is ambiguous/],
   ['remote', ['--amixd-node-flags=rm -rf'], /^bench remote: --amixd-node-flags takes flags such as/],
   ['remote', ['--systems', 'nope'], /^bench remote: /],
+  ['process', ['--systems', 'amix:queueConditionProcess,nope'], /^bench process: unknown --systems nope/],
 ] as const) {
   t.test(`bench ${name} ${args.join(' ')}`, async (t) => {
     const r = bench(name, ...args);
