@@ -65,7 +65,11 @@ export class HostPool {
     for (let e = list?.pop(); e; e = list!.pop()) {
       clearTimeout(e.timer);
       e.host.off('exit', e.onExit);
-      if (e.host.hasExited) continue;
+      // Exited before its exit event reached the pool: a death like any other, counted once (its listener is off).
+      if (e.host.hasExited) {
+        this.#died++;
+        continue;
+      }
       this.#reused++;
       return e.host;
     }
