@@ -36,6 +36,10 @@
  *   the end the bench says on stderr if a daemon still holds links, instances
  *   or points, exited badly, or wrote anything on its stderr. The forked child
  *   takes no part in it. `--daemon-count N` sets its `count` (default `count`).
+ * - `amix:daemon-direct`: the same points and daemons, linked with `direct`
+ *   (`amix connect --direct`): gen's process sends straight to tally's over
+ *   the zeromq primitive with CURVE keys made for the link, and neither amixd
+ *   is on the data path (two processes, as `amix:zeromq`, plus the points' API).
  *
  * - `nats`: raw `@nats-io/transport-node` publish/subscribe through a
  *   nats-server this bench starts on a free loopback port (core NATS, no
@@ -86,10 +90,18 @@ import { MULTIPART, PARTS, receiveParts, sendParts } from './raw/zmqMultipart.js
 import { FLUSH_EVERY, rawEcho, rawRtt, rawSink, rawThroughput, startBenchNats, type BenchNats } from './raw/nats.js';
 
 /** The systems of this bench, baseline first. */
-const SYSTEMS = ['zeromq-tcp', 'zeromq-tcp-multipart', 'amix:zeromq', 'amix:daemon', 'nats', 'amix:nats'] as const;
+const SYSTEMS = [
+  'zeromq-tcp',
+  'zeromq-tcp-multipart',
+  'amix:zeromq',
+  'amix:daemon',
+  'amix:daemon-direct',
+  'nats',
+  'amix:nats',
+] as const;
 type System = (typeof SYSTEMS)[number];
 /** The systems whose receiving (or echoing) end is the forked child. */
-type ChildSystem = Exclude<System, 'amix:daemon'>;
+type ChildSystem = Exclude<System, 'amix:daemon' | 'amix:daemon-direct'>;
 const BASELINE: System = 'zeromq-tcp';
 /** The multipart row runs this many times `count` at up to 1 KiB, so it lasts about as long as the others. */
 const MULTIPART_SHARE = 4;
@@ -536,7 +548,7 @@ class DaemonPair {
   }
 
   /** One throughput repetition with a fresh pair of points. */
-  async throughput(size: number, count: number): Promise<Figures> {
+  async throughput(size: number, count: number, direct = false): Promise<Figures> {
     const warm = Math.min(20_000, Math.ceil(count / 5));
     const tag = `${size}-${++this.rep}`;
     const gen = `bench-gen-${tag}`;
@@ -564,14 +576,21 @@ class DaemonPair {
     try {
       result = await this.cb.connect(tally, null, { direction: 'aToB' });
       const t0 = performance.now();
-      remote = (await this.ca.request<{ id: string }>('connect', { a: gen, b: tally, direction: 'aToB' })).id;
+      remote = (
+        await this.ca.request<{ id: string }>('connect', {
+          a: gen,
+          b: tally,
+          direction: 'aToB',
+          ...(direct ? { direct: true } : {}),
+        })
+      ).id;
       const m = await result.receive({ signal: AbortSignal.timeout(120_000) });
       const wallMs = performance.now() - t0;
       const r = JSON.parse(new TextDecoder().decode(m.data)) as { count: number; ns: number; bytes: number };
       if (r.count !== count || r.bytes !== count * size)
         throw new Error(`tally got ${r.bytes} bytes in ${r.count} messages, expected ${count * size} in ${count}`);
       progress(
-        `  amix:daemon size=${size}: ${Math.round((count / r.ns) * 1e9)} msgs/s on tally's clock; ${Math.round(((warm + count) / wallMs) * 1000)} msgs/s from connect to result (${(wallMs / 1000).toFixed(2)} s, ${warm} warm-up messages and link set-up included); ${this.rss()}`,
+        `  amix:daemon${direct ? '-direct' : ''} size=${size}: ${Math.round((count / r.ns) * 1e9)} msgs/s on tally's clock; ${Math.round(((warm + count) / wallMs) * 1000)} msgs/s from connect to result (${(wallMs / 1000).toFixed(2)} s, ${warm} warm-up messages and link set-up included); ${this.rss()}`,
       );
       return { msgsPerSec: (count / r.ns) * 1e9 };
     } finally {
@@ -674,10 +693,10 @@ async function parentMain(): Promise<void> {
       for (let rep = 0; rep < args.reps; rep++) {
         // Systems alternate inside each repetition so a load spike from other work hits them alike.
         for (const system of systems) {
-          if (system === 'amix:daemon') {
+          if (system === 'amix:daemon' || system === 'amix:daemon-direct') {
             const dn = scaled(daemonCount, size, 20);
             progress(`remote size=${size} rep ${rep + 1}/${args.reps} ${system} count=${dn}`, step++ / steps);
-            figures.get(system)!.push(await daemons.throughput(size, dn));
+            figures.get(system)!.push(await daemons.throughput(size, dn, system === 'amix:daemon-direct'));
             continue;
           }
           const n = scaled(tpCount(system, size, args.count), size, 20);
@@ -726,6 +745,7 @@ async function parentMain(): Promise<void> {
   );
   reportPairs(args, rows, [
     ['amix:daemon', MULTIPART],
+    ['amix:daemon-direct', MULTIPART],
     ['amix:zeromq', MULTIPART],
     ...(natsUrl === undefined ? [] : ([['amix:nats', 'nats']] as Array<[string, string]>)),
   ]);

@@ -470,15 +470,21 @@ const verbs: Record<string, Verb> = {
     },
   },
   connect: {
-    usage: 'amix connect A B [--direction both|aToB|bToA|none|1-4] [--mode add|hold|conference]',
-    options: { direction: { type: 'string' }, mode: { type: 'string' } },
+    usage: 'amix connect A B [--direction both|aToB|bToA|none|1-4] [--mode add|hold|conference] [--direct]',
+    options: { direction: { type: 'string' }, mode: { type: 'string' }, direct: { type: 'boolean' } },
     min: 2,
     max: 2,
     async run([a, b], v) {
       await simple(
         v,
         'connect',
-        { a, b, ...(v.direction ? { direction: v.direction } : {}), ...(v.mode ? { mode: v.mode } : {}) },
+        {
+          a,
+          b,
+          ...(v.direction ? { direction: v.direction } : {}),
+          ...(v.mode ? { mode: v.mode } : {}),
+          ...(v.direct ? { direct: true } : {}),
+        },
         (r) => `${r.id}: ${r.a} → ${r.b.join(',')} (${r.direction}, steps ${r.steps.join(',')})`,
       );
     },

@@ -1,11 +1,11 @@
 // Two and three real amixd processes peering over loopback TCP (with CURVE
 // keys, the default): remote links by name and identifier, the broker in
 // front of the conduit, federation, CURVE refusal, malformed envelopes,
-// backpressure, and a peer that dies.
+// backpressure, a peer that dies, and direct links (no daemon on the data path).
 import t, { type Test } from 'tap';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import {
@@ -495,3 +495,182 @@ for (const mode of ['keyed', 'insecure'] as const)
       t.equal(st.peers.length, 1, 'one conduit, even though two hellos crossed');
     },
   );
+
+/** The TCP ports process `pid` listens on (its socket inodes in /proc/PID/fd, looked up in /proc/PID/net/tcp). */
+async function listeningPorts(pid: number): Promise<number[]> {
+  const inodes = new Set<string>();
+  for (const fd of await readdir(`/proc/${pid}/fd`)) {
+    const m = /^socket:\[(\d+)\]$/.exec(await readlink(`/proc/${pid}/fd/${fd}`).catch(() => ''));
+    if (m) inodes.add(m[1]!);
+  }
+  const ports: number[] = [];
+  for (const line of (await readFile(`/proc/${pid}/net/tcp`, 'utf8')).split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    // local_address is HEXIP:HEXPORT, st 0A is LISTEN, field 9 the inode.
+    if (f[3] === '0A' && inodes.has(f[9]!)) ports.push(parseInt(f[1]!.split(':')[1]!, 16));
+  }
+  return ports;
+}
+
+t.test('a direct link: messages go straight between the two points, past both daemons', async (t) => {
+  const a = await daemon(t, []);
+  const b = await daemon(t, ['--peer', `tcp://127.0.0.1:${a.port}`]);
+  const bId = await peerUp(a);
+  await register(a, 'src', 'relay');
+  const dstId = await register(b, 'dst', 'relay');
+  const out = await b.client.connect('dst', null, { direction: 'aToB' });
+  const into = await a.client.connect(null, 'src', { direction: 'aToB' });
+  const remote = await a.client.request<RemoteLinkInfo>('connect', {
+    a: 'src',
+    b: dstId,
+    direction: 'aToB',
+    direct: true,
+  });
+  t.match(remote.remote.flows, [{ local: 'out', direct: /^L\d+$/ }], 'the flow is direct, a fabric link of its own');
+  t.notOk(
+    remote.flows.some((f) => f.from.startsWith('conduit:')),
+    'no hop through the conduits',
+  );
+  t.ok(
+    remote.flows.some((f) => f.primitive === 'zeromq'),
+    'the zeromq primitive between the points',
+  );
+  const N = 20_000;
+  const got = expectInOrder(t, out, N);
+  for (let i = 0; i < N; i++) await into.send(u32(i));
+  await got;
+  const atA = (await a.peers()).peers.find((p) => p.id === bId)!;
+  t.equal(atA.stats.sent, 0, "A's conduit sent no envelope: the daemons are off the data path");
+  const bLinks = () => b.client.request<Array<{ id: string; b: string[] }>>('links');
+  t.ok(
+    (await bLinks()).some((l) => l.b.includes('dst') && l.id !== out.id),
+    "B holds the receiving half as a link of dst's",
+  );
+  await a.client.request('disconnect', { link: remote.id });
+  t.notOk(
+    (await a.client.request<RemoteLinkInfo[]>('links')).some((l) => l.id === remote.id),
+    'gone at A after disconnect',
+  );
+  t.same(
+    (await bLinks()).filter((l) => l.b.includes('dst') && l.id !== out.id),
+    [],
+    'and its half at B with it',
+  );
+});
+
+t.test(
+  'a direct link from B to A, driven by B; suspend and resume at the sender; its port lets no stranger in',
+  async (t) => {
+    const a = await daemon(t, []);
+    const b = await daemon(t, ['--peer', `tcp://127.0.0.1:${a.port}`]);
+    await peerUp(a);
+    await peerUp(b);
+    await register(a, 'dst', 'relay');
+    const srcId = await register(b, 'src', 'relay');
+    const out = await a.client.connect('dst', null, { direction: 'aToB' });
+    const into = await b.client.connect(null, 'src', { direction: 'aToB' });
+    // Made at A (the receiving side): B's daemon drives the flow from its point.
+    const remote = await a.client.request<RemoteLinkInfo>('connect', {
+      a: 'dst',
+      b: srcId,
+      direction: 'bToA',
+      direct: true,
+    });
+    t.match(remote.remote.flows, [{ local: 'in', direct: /^L\d+$/ }], "the flow comes in, A's half a link of dst's");
+    const got = expectInOrder(t, out, 1000);
+    for (let i = 0; i < 1000; i++) await into.send(u32(i));
+    await got;
+
+    const suspended = await a.client.request<RemoteLinkInfo>('suspend', { link: remote.id });
+    t.equal(suspended.id, remote.id, 'suspend goes to the sending daemon');
+    const bLink = (await b.client.request<Array<{ id: string; a: string; state: string }>>('links')).find(
+      (l) => l.a === 'src' && l.id !== into.id,
+    );
+    t.equal(bLink?.state, 'suspended', "B suspended its half, where the sending end is (src's process)");
+    await a.client.request('resume', { link: remote.id });
+
+    // A stranger at the receiving end's port: no CURVE at all, then a key pair of its own. Nothing gets through.
+    const inst = (await a.client.request<Array<{ point: string; pid?: number }>>('instances')).find(
+      (i) => i.point === 'dst',
+    );
+    const ports = await listeningPorts(inst!.pid!);
+    t.equal(ports.length, 1, "dst's process listens on one TCP port: the direct link's receiving end");
+    const reg = new PrimitiveRegistry();
+    t.teardown(() => reg.close());
+    const stranger = generateKeyPair();
+    for (const zeromq of [{}, { curve: stranger }]) {
+      const tx = await reg
+        .open('zeromq', {
+          address: { endpoint: `tcp://127.0.0.1:${ports[0]}`, serverPublicKey: generateKeyPair().publicKey },
+          zeromq: { ...zeromq, connectTimeoutMs: 300 },
+        } as never)
+        .catch((err: Error) => err);
+      t.ok(
+        tx instanceof Error,
+        `a sender with ${zeromq.curve ? 'a key pair of its own' : 'no CURVE'} (and a guessed server key) is never let in`,
+      );
+    }
+    const next = expectInOrder(t, out, 10, 1000);
+    for (let i = 1000; i < 1010; i++) await into.send(u32(i));
+    await next;
+
+    await a.client.request('disconnect', { link: remote.id });
+    t.notOk(
+      (await b.client.request<Array<{ a: string; id: string }>>('links')).some(
+        (l) => l.a === 'src' && l.id !== into.id,
+      ),
+      "B's half is gone with the link",
+    );
+  },
+);
+
+t.test('direct is refused where it has no meaning', async (t) => {
+  const a = await daemon(t, []);
+  await register(a, 'one', 'relay');
+  await register(a, 'two', 'relay');
+  for (const direct of [true, 'yes']) {
+    await t.rejects(
+      a.client.request('connect', { a: 'one', b: 'two', direct }),
+      { code: ErrorCode.AMIX_ERR_INVALID_ARG },
+      `direct: ${JSON.stringify(direct)} between two local points`,
+    );
+  }
+});
+
+t.test(
+  'a direct link is made again when its receiving daemon comes back as a new process',
+  { timeout: 90_000 },
+  async (t) => {
+    const a = await daemon(t, []);
+    let b = await daemon(t, ['--peer', `tcp://127.0.0.1:${a.port}`]);
+    const bId = await peerUp(a);
+    await register(a, 'src', 'relay');
+    const dstId = await register(b, 'dst', 'relay');
+    let out = await b.client.connect('dst', null, { direction: 'aToB' });
+    const into = await a.client.connect(null, 'src', { direction: 'aToB' });
+    const remote = await a.client.request<RemoteLinkInfo>('connect', {
+      a: 'src',
+      b: dstId,
+      direction: 'aToB',
+      direct: true,
+    });
+    const first = remote.remote.flows[0]!.direct;
+    let got = expectInOrder(t, out, 100);
+    for (let i = 0; i < 100; i++) await into.send(u32(i));
+    await got;
+
+    const reopened = a.event((e) => e.type === 'remote.directReopened');
+    b.child.kill('SIGKILL');
+    await once(b.child, 'exit');
+    b = await daemon(t, ['--peer', `tcp://127.0.0.1:${a.port}`], b);
+    const ev = await reopened;
+    t.match(ev.body, { link: remote.id, peer: bId, direct: /^L\d+$/ }, 'A made the flow again and said so');
+    t.not(ev.body.direct, first, 'as a new local link');
+    out = await b.client.connect('dst', null, { direction: 'aToB' });
+    got = expectInOrder(t, out, 100, 1000);
+    for (let i = 1000; i < 1100; i++) await into.send(u32(i));
+    await got;
+    const now = (await a.client.request<RemoteLinkInfo[]>('links')).find((l) => l.id === remote.id);
+    t.equal(now?.remote.flows[0]?.direct, ev.body.direct, 'the remote link lists the new flow');
+  },
+);

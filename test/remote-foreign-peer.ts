@@ -196,4 +196,19 @@ t.test('a peer written from docs/protocol.md says hello, opens a flow and delive
   const acks = await ctlIn.control((x) => x.event?.type === 'flowAcks');
   const flows = (JSON.parse(acks.event.body_json) as { flows: Array<[string, string, number]> }).flows;
   t.same(flows, [[sender, pointId, 1]], 'amixd reported the flow taken up to 1 (flowAcks)');
+
+  // directOpen: a direct flow may only come from one of the asker's own points, with a real CURVE key.
+  const { publicKey } = zmq.curveKeyPair();
+  const asks: Array<[string, Record<string, unknown>, string]> = [
+    [`${'f'.repeat(16)}.1`, { clientKey: publicKey }, 'AMIX_ERR_UNAUTHORIZED'],
+    [sender, { clientKey: 'not a key' }, 'AMIX_ERR_INVALID_ARG'],
+    [sender, { clientKey: publicKey, receiver: `${theirs.id}.999` }, 'AMIX_ERR_UNKNOWN_POINT'],
+  ];
+  let id = 10;
+  for (const [from, extra, code] of asks) {
+    const args = { sender: from, receiver: pointId, link: 'L1', ...extra };
+    await toControl.send(envelope(me, theirs.id, ctlSeq++, request(++id, 'directOpen', args)));
+    const r = await ctlIn.control((x) => x.reply?.id === id);
+    t.match(r.reply, { ok: false, error: { code } }, `directOpen from ${from} (${Object.keys(extra)}): ${code}`);
+  }
 });

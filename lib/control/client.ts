@@ -295,7 +295,7 @@ export class DaemonClient {
   async connect(
     a: string | null,
     b: string | null,
-    options: Pick<ConnectArgs, 'direction' | 'mode'> = {},
+    options: Pick<ConnectArgs, 'direction' | 'mode' | 'direct'> = {},
   ): Promise<ClientLink> {
     const info = (await this.request('connect', { a, b, ...options })) as LinkInfo;
     return new ClientLink(this, info, this.#endFor(info.id).end);

@@ -499,14 +499,15 @@ export class Daemon extends EventEmitter {
     const f = this.fabric;
     const ea = await this.#end(a.a, 'a', c);
     const eb = await this.#end(a.b, 'b', c);
+    checkRemoteConnect(ea, eb, a.mode, a.direct);
     if (ea?.remote || eb?.remote) {
-      checkRemoteConnect(ea, eb, a.mode);
       const remote = (ea!.remote ?? eb!.remote)!;
       const rl = await this.#peering!.connect(
         (ea!.remote ? eb! : ea!).view,
         remote,
         !ea!.remote,
         parseDirection(a.direction),
+        a.direct === true,
       );
       this.#linkOwners.set(rl.id, c.owner);
       return rl;

@@ -99,6 +99,13 @@ export interface ConnectArgs {
   b: string | null;
   direction?: Direction | 1 | 2 | 3 | 4 | undefined;
   mode?: 'add' | 'hold' | 'conference' | undefined;
+  /**
+   * A link to a point on a peer daemon whose flows go straight between the
+   * two points' processes (ZeroMQ with CURVE keys made for the flow), with no
+   * daemon on the data path; it promises what the `zeromq` primitive does
+   * (docs/delivery.md). Only for a local point and one on a peer.
+   */
+  direct?: boolean | undefined;
 }
 
 /** The hello a container says first, with a principal's token. */

@@ -100,13 +100,26 @@ export function positiveInt(name: string, v: unknown): number {
 /**
  * The rules of a link with an end on another daemon (`AMIX_ERR_INVALID_ARG`
  * otherwise): a local point at the other end (not the container), not both
- * ends remote, and mode `add` only.
+ * ends remote, and mode `add` only; `direct` only for such a link. A link
+ * with no remote end passes (only `direct` is checked).
  */
 export function checkRemoteConnect(
   ea: { view: { name: string }; remote?: unknown } | null,
   eb: { view: { name: string }; remote?: unknown } | null,
   mode: unknown,
+  direct: unknown,
 ): void {
+  if (direct !== undefined && typeof direct !== 'boolean')
+    throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, 'direct must be true or false', {
+      details: { option: 'direct' },
+    });
+  if (direct && !ea?.remote && !eb?.remote)
+    throw new AmixError(
+      ErrorCode.AMIX_ERR_INVALID_ARG,
+      'direct is for a link to a point on another daemon (a local link goes between the processes already)',
+      { details: { option: 'direct' } },
+    );
+  if (!ea?.remote && !eb?.remote) return;
   if (!ea || !eb)
     throw new AmixError(
       ErrorCode.AMIX_ERR_INVALID_ARG,

@@ -111,7 +111,8 @@ export class BrokerTable {
    * must be a sender and the other a receiver (seed 002 ¶286), each flow
    * must have a primitive (or a broker), and a flow to an external end (a
    * container plugged into amixd, another process) must use a primitive
-   * that crosses processes.
+   * that crosses processes (`hopPrimitive`, ConnectOptions.hop's, when the
+   * link names its own).
    */
   checkFlows(
     flows: readonly FlowEnds[],
@@ -119,6 +120,7 @@ export class BrokerTable {
     planB: PointRegistration | undefined,
     direction: Direction,
     as: ExternalEnd | undefined,
+    hopPrimitive?: string,
   ): void {
     const plan = (end: 'a' | 'b') => (end === 'a' ? planA : planB);
     for (const [from, to] of flows) {
@@ -136,7 +138,7 @@ export class BrokerTable {
         );
     }
     for (const [from, to] of flows) {
-      const p = this.planFlow(plan(from), plan(to)).primitive;
+      const p = hopPrimitive ?? this.planFlow(plan(from), plan(to)).primitive;
       const scopes = this.#registry.get(p).characteristics.scopes;
       if (as && !as.inProcess && !scopes.includes('process') && !scopes.includes('remote')) {
         const point = (planA ?? planB)!.name;

@@ -272,7 +272,7 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
     const plan = planConnect(this.#core, a, b, options);
     // `as` is the external end standing in for a null end; between two named points it takes no part.
     const external = a === null || b === null ? options.as : undefined;
-    this.#brokers.checkFlows(plan.flows, plan.planA, plan.planB, plan.direction, external);
+    this.#brokers.checkFlows(plan.flows, plan.planA, plan.planB, plan.direction, external, options.hop?.primitive);
     const conferenceOf = plan.mode === 'conference' ? this.#conferenceTarget(a, plan) : undefined;
     // Create whichever point is not running (¶294); a private B gets an instance for this client.
     const instA = plan.regA ? await this.#sup.instanceFor(plan.regA, undefined) : undefined;
@@ -285,6 +285,7 @@ export class Fabric extends EventEmitter implements LinkControl, Destroyable {
     const rec = conferenceOf ?? this.#newLink(id, endA, endB, plan);
     if (conferenceOf) rec.b.push(endB.id);
     if (options.heldAt !== undefined) rec.heldAt = options.heldAt;
+    if (options.hop !== undefined) rec.hop = options.hop;
     this.#core.links.set(id, rec);
     try {
       await this.#runSteps(rec, plan, endA, endB, instA, instB);

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { brokerRegistration, hopOptions, type BrokerTable } from './brokers.js';
+import { brokerRegistration, hopOptions, type BrokerTable, type FlowPlan } from './brokers.js';
 import { kEnded } from './link.js';
 import type { PointRegistration } from './point.js';
 import type { ChannelOptions } from '../core/primitive.js';
@@ -50,9 +50,9 @@ export class Hops {
     toReg: PointRegistration | undefined,
     steps: readonly [number, number] = [1, 2],
   ): Promise<void> {
-    const plan = this.#brokers.planFlow(fromReg, toReg);
+    const plan: FlowPlan = rec.hop ? { primitive: rec.hop.primitive } : this.#brokers.planFlow(fromReg, toReg);
     const rxChar = (toReg ?? fromReg)!.characteristics;
-    const options = hopOptions(rxChar);
+    const options = rec.hop ? { ...hopOptions(rxChar), ...rec.hop.options } : hopOptions(rxChar);
     // Only an end that faces a switch (and is not one) frames with the switch header: a direct link pays nothing.
     const sw = switchedEnds(from, to);
     if (!plan.broker) {

@@ -33,6 +33,8 @@ export interface LinkRec extends LinkInfo {
    * ends, and the sender's unacknowledged messages, survive it.
    */
   hops?: Map<string, HopRecord>;
+  /** ConnectOptions.hop: the primitive and options every hop of this link is opened with. */
+  hop?: { primitive: string; options: ChannelOptions };
 }
 
 /** @internal How one hop of a link was opened (see {@link LinkRec.hops}). */

@@ -8,6 +8,7 @@ import type { AgentTarget } from './agent.js';
 import type { ListEntry } from './endpoint.js';
 import type { Direction, PointRegistration, PointScope } from './point.js';
 import type { PrimitiveRegistry } from '../core/registry.js';
+import type { ChannelOptions } from '../core/primitive.js';
 import type { HostPlacement } from './pointHost.js';
 
 /** The name the calling application has as a link end. */
@@ -133,6 +134,12 @@ export interface ConnectOptions {
    * this way ahead of the switch-over.
    */
   heldAt?: string;
+  /**
+   * @internal Every hop of the new link on this primitive, whatever the
+   * points' own primitives, with these channel options over the usual ones
+   * (amixd's direct remote links: ZeroMQ with the link's CURVE keys).
+   */
+  hop?: { primitive: string; options: ChannelOptions };
 }
 
 /** Options for {@link Fabric.disconnect}. */

@@ -88,7 +88,7 @@ export interface RemoteLink {
   a: string;
   b: string;
   direction: Direction;
-  flows: Array<{ sender: string; receiver: string; local: 'out' | 'in' }>;
+  flows: Array<{ sender: string; receiver: string; local: 'out' | 'in'; direct?: string }>;
 }
 
 /** @internal A configured peer being dialled. */

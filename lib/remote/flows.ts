@@ -260,7 +260,13 @@ export class Flows {
   }
 
   async closeFlows(c: Conduit, rl: RemoteLink): Promise<void> {
+    const fabric = this.#core.host.fabric;
     for (const f of rl.flows) {
+      // A direct flow is its local fabric link alone; its end tells the peer (`directClose`, from direct.ts).
+      if (f.direct !== undefined) {
+        if (fabric.hasLink(f.direct)) await fabric.disconnect(f.direct).catch(() => {});
+        continue;
+      }
       const k = key(f.sender, f.receiver);
       if (f.local === 'out') {
         await this.closeOut(c, k);

@@ -11,6 +11,7 @@ import { handlerTable, stringArg, type Handlers, type RpcHandler } from '../core
 import type { PointView } from '../directory/index.js';
 import { parsePointId } from '../directory/index.js';
 import type { Conduit } from './conduit.js';
+import type { Direct } from './direct.js';
 import { opened } from './flowCredit.js';
 import type { Flows } from './flows.js';
 import type { Sessions } from './sessions.js';
@@ -31,7 +32,7 @@ function forwardOf(a: Forward): Forward {
  * sender; anything else waits for the sender's hello if one is in progress,
  * then goes to the op table with the sender's conduit.
  */
-export function peerHandler(core: PeeringCore, sessions: Sessions, flows: Flows): RpcHandler<Route> {
+export function peerHandler(core: PeeringCore, sessions: Sessions, flows: Flows, direct: Direct): RpcHandler<Route> {
   const fabric = core.host.fabric;
   const directory = core.host.directory;
   const ops: Handlers<Omit<PeerOps, 'hello'>, Conduit> = {
@@ -94,12 +95,44 @@ export function peerHandler(core: PeeringCore, sessions: Sessions, flows: Flows)
     },
     suspend: (a, c) => setFlowSuspended(a, c, true),
     resume: (a, c) => setFlowSuspended(a, c, false),
+    directOpen: (a, c) =>
+      direct.openIn(
+        c,
+        stringArg('directOpen', a, 'sender'),
+        stringArg('directOpen', a, 'receiver'),
+        stringArg('directOpen', a, 'clientKey'),
+        stringArg('directOpen', a, 'link'),
+      ),
+    directOut: async (a, c) => {
+      // The peer wants our point `sender` to send straight to its `receiver`: we drive it, as for our own link.
+      const from = directory.getPoint(stringArg('directOut', a, 'sender'));
+      if (!from || parsePointId(from.id)?.directoryId !== core.id)
+        throw new AmixError(
+          ErrorCode.AMIX_ERR_UNKNOWN_POINT,
+          `no point identified ${describe(a.sender)} on ${core.id}`,
+        );
+      const to = (await core.request(c, 'resolve', {
+        nameOrId: stringArg('directOut', a, 'receiver'),
+        hops: 0,
+      })) as PointView | null;
+      if (!to || parsePointId(to.id)?.directoryId !== c.id)
+        throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `peer ${c.id} does not know ${describe(a.receiver)}`);
+      return { link: await direct.openOut(c, from, to) };
+    },
+    directClose: async (a, c) => {
+      await direct.close(c, stringArg('directClose', a, 'link'));
+      return {};
+    },
   };
   const setFlowSuspended = async (a: FlowArgs, c: Conduit, on: boolean): Promise<Empty> => {
     const op = on ? 'suspend' : 'resume';
-    const out = c.out.get(key(stringArg(op, a, 'sender'), stringArg(op, a, 'receiver')));
-    if (!out) throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_LINK, `no flow ${a.sender} -> ${a.receiver} here`);
-    await (on ? fabric.suspend(out.link) : fabric.resume(out.link));
+    const sender = stringArg(op, a, 'sender');
+    const receiver = stringArg(op, a, 'receiver');
+    // A conduit flow's local link, or a direct flow's that this daemon drives (the sending end is here).
+    const link = c.out.get(key(sender, receiver))?.link ?? direct.flowLink(sender, receiver);
+    if (link === undefined || parsePointId(sender)?.directoryId !== core.id)
+      throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_LINK, `no flow ${a.sender} -> ${a.receiver} here`);
+    await (on ? fabric.suspend(link) : fabric.resume(link));
     return {};
   };
   const table = handlerTable(

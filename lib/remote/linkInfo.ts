@@ -13,11 +13,16 @@ import { key, type RemoteLinkInfo } from './types.js';
 export function remoteLinkInfo(core: PeeringCore, rl: RemoteLink): RemoteLinkInfo {
   const c = core.peers.get(rl.peer);
   // The local half of each outgoing flow is a fabric link: brokers, hops and state come from it.
+  const fabric = core.host.fabric;
   const local = rl.flows.map((f) => {
+    // A direct flow's half here is its fabric link, whichever way it flows.
+    if (f.direct !== undefined) return fabric.hasLink(f.direct) ? fabric.link(f.direct) : undefined;
     const out = c?.out.get(key(f.sender, f.receiver));
-    return out && core.host.fabric.hasLink(out.link) ? core.host.fabric.link(out.link) : undefined;
+    return out && fabric.hasLink(out.link) ? fabric.link(out.link) : undefined;
   });
-  const suspended = c?.state !== 'up' || local.some((l) => l?.state === 'suspended');
+  const direct = rl.flows.every((f) => f.direct !== undefined);
+  // A direct link does not pass through the conduit: the peer's reachability is not its state.
+  const suspended = (!direct && c?.state !== 'up') || local.some((l) => l?.state === 'suspended');
   return {
     id: rl.id,
     a: rl.a,
@@ -30,7 +35,7 @@ export function remoteLinkInfo(core: PeeringCore, rl: RemoteLink): RemoteLinkInf
     brokers: local.flatMap((l) => l?.brokers ?? []),
     flows: [
       ...local.flatMap((l) => l?.flows ?? []),
-      { from: `conduit:${core.id}`, to: `conduit:${rl.peer}`, primitive: 'zeromq' },
+      ...(direct ? [] : [{ from: `conduit:${core.id}`, to: `conduit:${rl.peer}`, primitive: 'zeromq' }]),
     ],
     remote: {
       peer: rl.peer,

@@ -47,6 +47,7 @@ import { DataLoop } from './dataLoop.js';
 import { decodeEnvelope } from './envelope.js';
 import { Flows } from './flows.js';
 import { peerHandler } from './handlers.js';
+import { Direct } from './direct.js';
 import { Sessions, readPeeringState } from './sessions.js';
 import { Slot } from './slots.js';
 import { PeeringCore, type Route } from './state.js';
@@ -98,6 +99,7 @@ export class Peering {
   readonly #core: PeeringCore;
   readonly #sessions: Sessions;
   readonly #flows: Flows;
+  readonly #direct: Direct;
   readonly #data: DataLoop;
   #linkSeq = 0;
   #loops: Promise<void>[] = [];
@@ -116,7 +118,8 @@ export class Peering {
     this.#sessions = new Sessions(core);
     this.#flows = new Flows(core);
     this.#data = new DataLoop(core, this.#sessions, this.#flows);
-    core.handler = peerHandler(core, this.#sessions, this.#flows);
+    this.#direct = new Direct(core);
+    core.handler = peerHandler(core, this.#sessions, this.#flows, this.#direct);
     core.flowEvent = (type, body, from) => this.#flowEvent(type, body, from);
     core.resendOut = (c, k) => {
       const f = c.out.get(k);
@@ -425,6 +428,7 @@ export class Peering {
     remote: { view: PointView; peer: Conduit },
     localIsA: boolean,
     direction: Direction,
+    direct = false,
   ): Promise<RemoteLinkInfo> {
     const c = remote.peer;
     this.#checkUp(c);
@@ -437,8 +441,12 @@ export class Peering {
     try {
       for (const [from, to] of wanted) {
         const out = from === local;
-        rl.flows.push({ sender: from.id, receiver: to.id, local: out ? 'out' : 'in' });
-        await this.#flows.openFlow(c, from, to, out);
+        const flow: RemoteLink['flows'][number] = { sender: from.id, receiver: to.id, local: out ? 'out' : 'in' };
+        rl.flows.push(flow);
+        // Direct: the sender's daemon drives the flow (ours, or the peer's when its point sends).
+        if (direct)
+          flow.direct = await (out ? this.#direct.openOut(c, from, to) : this.#direct.awaitIn(c, from.id, to.id));
+        else await this.#flows.openFlow(c, from, to, out);
       }
     } catch (err) {
       await this.#flows.closeFlows(c, rl).catch(() => {});
@@ -462,10 +470,12 @@ export class Peering {
   async setSuspended(id: string, on: boolean): Promise<RemoteLinkInfo> {
     const rl = this.#link(id);
     const c = this.#core.peers.get(rl.peer);
+    const fabric = this.#core.host.fabric;
     for (const f of rl.flows) {
       if (f.local === 'out') {
-        const flow = c?.out.get(key(f.sender, f.receiver));
-        if (flow) await (on ? this.#core.host.fabric.suspend(flow.link) : this.#core.host.fabric.resume(flow.link));
+        // A conduit flow's local link, or a direct flow's own (its sending end is in our point's process).
+        const link = f.direct ?? c?.out.get(key(f.sender, f.receiver))?.link;
+        if (link !== undefined && fabric.hasLink(link)) await (on ? fabric.suspend(link) : fabric.resume(link));
       } else if (c) await this.#core.request(c, on ? 'suspend' : 'resume', { sender: f.sender, receiver: f.receiver });
     }
     return this.#linkInfo(rl);

@@ -351,12 +351,28 @@ export class Sessions {
 
   /** After a peer came (back): ask it again for its half of every flow this daemon made through it. */
   async #reopen(c: Conduit): Promise<void> {
+    // Direct halves whose far half died with the peer's old process go first: the loop below makes ours again.
+    await this.#core.directBack(c).catch(() => undefined);
     for (const rl of this.#core.links.values()) {
       if (rl.peer !== c.id) continue;
       for (const f of rl.flows) {
         try {
           const k = key(f.sender, f.receiver);
-          if (f.local === 'out') {
+          if (f.direct !== undefined) {
+            const was = f.direct;
+            await this.#core.reopenDirect(c, f);
+            if (f.direct !== was) {
+              const { sender, receiver, direct } = f;
+              this.#core.host.broadcast({
+                type: 'remote.directReopened',
+                link: rl.id,
+                peer: c.id,
+                sender,
+                receiver,
+                direct,
+              });
+            }
+          } else if (f.local === 'out') {
             await this.#core.request(c, 'open', {
               sender: f.sender,
               receiver: f.receiver,

@@ -95,6 +95,10 @@ export class PeeringCore {
   flowEvent: (type: string, body: Record<string, unknown>, from: Route) => void = () => {};
   /** Re-send what one of our flows to `c` kept (after `c` came back; set by the facade). */
   resendOut: (c: Conduit, k: string) => void = () => {};
+  /** Make a direct flow of one of our links to `c` again if `c` is a new process (after it came back; set by the facade). */
+  reopenDirect: (c: Conduit, f: RemoteLink['flows'][number]) => Promise<void> = async () => {};
+  /** End the direct links with `c` whose far half lived in an earlier process of it (set by the facade). */
+  directBack: (c: Conduit) => Promise<void> = async () => {};
   #lastBadLog = 0;
   /** This process's incarnation, in every hello (see {@link PeerHello.epoch}). */
   readonly epoch = randomBytes(8).toString('hex');

@@ -122,6 +122,8 @@ export interface RemoteLinkInfo extends LinkInfo {
       receiver: string;
       local: 'out' | 'in';
       link?: string;
+      /** A direct flow (`amix connect --direct`): its local fabric link, straight between the two points' processes. */
+      direct?: string;
       /** Outgoing: messages sent that the peer has not reported taken (kept for re-sending; at most `FLOW_WINDOW`, 8192). */
       unacked?: number;
       /** Incoming: messages from the peer waiting for room in the local link. */
@@ -184,6 +186,8 @@ export type RemoteEvent =
   | { type: 'remote.linkConnected'; link: string; peer: string; a: string; b: string; direction: Direction }
   | { type: 'remote.linkDisconnected'; link: string; peer: string }
   | { type: 'remote.linkFailed'; link: string; peer: string; error: Error }
+  /** A direct flow of the link was made again: the peer came back as a new process (what the old halves held is lost). */
+  | { type: 'remote.directReopened'; link: string; peer: string; sender: string; receiver: string; direct: string }
   | { type: 'remote.peerRefused'; endpoint: string; error: Error; peer?: string; key?: string }
   | { type: 'remote.peerUp'; peer: string; endpoint: string; links: string[] }
   | { type: 'remote.peerLost'; peer: string; links: string[]; error: Error }
@@ -277,6 +281,20 @@ export interface PeerOps {
   resume: { args: FlowArgs; result: Empty };
   /** A service op of this daemon's (`lib/control/services.ts`), asked by the peer as itself. */
   service: { args: { op: string; args?: Record<string, unknown> }; result: unknown };
+  /**
+   * Direct (`lib/remote/direct.ts`): the peer's point `sender` will send
+   * straight to our `receiver`; open a ZeroMQ receiving end in the
+   * receiver's process that lets in `clientKey` alone. `link` is the peer's
+   * link (closed with `directClose` when ours ends).
+   */
+  directOpen: {
+    args: FlowArgs & { clientKey: string; link: string };
+    result: { address: ZeromqAddress; link: string };
+  };
+  /** Direct: our point `sender` should send straight to the peer's `receiver` (we drive it, with `directOpen`). */
+  directOut: { args: FlowArgs; result: { link: string } };
+  /** Direct: the peer's side of a direct link ended; end ours, `link` (one this peer set up). */
+  directClose: { args: { link: string }; result: Empty };
 }
 
 /** The largest control message between daemons (a control frame plus its envelope). */
