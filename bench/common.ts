@@ -284,9 +284,11 @@ export function report(
       .map(([k, v]) => `${k}=${typeof v === 'object' && v !== null ? JSON.stringify(v) : v}`)
       .join(' ')}`,
   );
-  lines.push(
-    `medians of ${args.reps} repetitions; ratio = figure / ${baseline} at the same size (latency: lower is better)`,
-  );
+  // A run of chosen systems (`--systems`) may leave the baseline out: then there is no ratio column to explain.
+  const ratios = rows.some((b) => b.system === baseline)
+    ? `ratio = figure / ${baseline} at the same size (latency: lower is better)`
+    : `no ratio column: ${baseline} was not among the systems run`;
+  lines.push(`medians of ${args.reps} repetitions; ${ratios}`);
   const header = ['system', 'size/op', 'msgs/s', 'x', 'rtt p50 us', 'x', 'rtt p99 us', 'ops/s', 'p50 ms', 'p99 ms'];
   const table: string[][] = [header];
   for (const r of rows) {

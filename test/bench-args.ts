@@ -25,3 +25,22 @@ for (const [name, args, says] of [
     t.equal(r.stdout, '', 'and runs nothing');
   });
 }
+
+// The text table's header names the baseline its ratio column divides by, or says there is none.
+t.test('bench process --systems without the baseline says there is no ratio column', async (t) => {
+  const r = bench(
+    'process',
+    '--quick',
+    '--sizes',
+    '64',
+    '--count',
+    '2000',
+    '--rtts',
+    '20',
+    '--systems',
+    'raw:uds-batched',
+  );
+  t.equal(r.status, 0, `runs (${r.stderr.slice(-200)})`);
+  t.match(r.stdout, /no ratio column: node-ipc was not among the systems run/, 'says so');
+  t.notMatch(r.stdout, /ratio = figure \/ node-ipc/, 'and names no ratio it does not print');
+});
