@@ -86,10 +86,8 @@ t.test('the request store in the daemon directory', async (t) => {
   await writeFile(join(dir, 'caps.ndjson'), JSON.stringify({ op: 'execute', args: { name: 'W' } }) + '\n', {
     mode: 0o600,
   });
-  await until(
-    async () => JSON.parse(await ok(t, dir, ['caps', 'query', '--json'])).active.includes('W'),
-    15_000,
-    'the store request to run',
+  await until('the store request to run', 15_000, async () =>
+    JSON.parse(await ok(t, dir, ['caps', 'query', '--json'])).active.includes('W'),
   );
   t.pass('a request written to caps.ndjson ran');
 });
@@ -99,13 +97,10 @@ t.test('REPLACE of an AMS on a peer daemon', async (t) => {
   const [idA, idB] = [await idOf(dirA), await idOf(dirB)];
   const ca = await DaemonClient.connect({ dir: dirA, admin: true });
   t.teardown(() => ca.close());
-  await until(
-    async () =>
-      (await ca.request<{ peering?: { peers: Array<{ id?: string; state: string }> } }>('status')).peering!.peers.some(
-        (p) => p.id === idB && p.state === 'up',
-      ),
-    15_000,
-    'A to see B up',
+  await until('A to see B up', 15_000, async () =>
+    (await ca.request<{ peering?: { peers: Array<{ id?: string; state: string }> } }>('status')).peering!.peers.some(
+      (p) => p.id === idB && p.state === 'up',
+    ),
   );
   // The pipeline runs on B.
   const { input, output } = await daemonPipeline(t, dirB);
@@ -160,10 +155,8 @@ t.test('CAPS is loaded when its request store appears after start (no caps op be
       mode: 0o600,
     },
   );
-  await until(
-    async () => (await c.request<Array<{ name: string }>>('point.ls')).some((p) => p.name === 'L'),
-    15_000,
-    'the store request to load L',
+  await until('the store request to load L', 15_000, async () =>
+    (await c.request<Array<{ name: string }>>('point.ls')).some((p) => p.name === 'L'),
   );
   t.pass('the request of a store written after start ran');
 });

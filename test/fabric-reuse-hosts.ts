@@ -149,7 +149,7 @@ t.test('an idle host that dies is dropped from the pool and counted', async (t) 
   await fabric.destroyPoint('a');
   t.match(fabric.hostPool(), { idle: [{ pid: a.pid }], kept: 1, died: 0 });
   process.kill(a.pid, 'SIGKILL');
-  await until(async () => fabric.hostPool().died === 1, 10_000, 'the death counted');
+  await until('the death counted', 10_000, async () => fabric.hostPool().died === 1);
   t.match(fabric.hostPool(), { idle: [], kept: 1, expired: 0, died: 1 }, 'gone from idle, not counted as expired');
   const b = await where(fabric, 'b', 'process');
   t.not(b.pid, a.pid, 'the next point gets a new host');

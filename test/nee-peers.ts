@@ -20,13 +20,10 @@ t.test('a peer machine: polled, chosen by its attributes, and run on', async (t)
   const ca = await DaemonClient.connect({ dir: dirA, admin: true });
   t.teardown(() => ca.close());
   const [idA, idB] = [await idOf(dirA), await idOf(dirB)];
-  await until(
-    async () =>
-      (await ca.request<{ peering?: { peers: Array<{ id?: string; state: string }> } }>('status')).peering!.peers.some(
-        (p) => p.id === idB && p.state === 'up',
-      ),
-    15_000,
-    'A to see B up',
+  await until('A to see B up', 15_000, async () =>
+    (await ca.request<{ peering?: { peers: Array<{ id?: string; state: string }> } }>('status')).peering!.peers.some(
+      (p) => p.id === idB && p.state === 'up',
+    ),
   );
   // B lets A in and has what A lacks; A's NEECF names B's machine.
   await writeFile(join(dirB, 'neecf.json'), JSON.stringify({ systems: [], servePeers: [idA] }), { mode: 0o600 });
@@ -97,7 +94,7 @@ t.test('a peer machine: polled, chosen by its attributes, and run on', async (t)
   // B dies: within the poll interval (and the peer timeout) A marks it UNACCESSIBLE.
   childB.kill('SIGKILL');
   await once(childB, 'exit');
-  await until(async () => !(await bee()).accessible, 10 * POLL_MS + 5_000, 'bee UNACCESSIBLE');
+  await until('bee UNACCESSIBLE', 10 * POLL_MS + 5_000, async () => !(await bee()).accessible);
   t.pass('UNACCESSIBLE once B stops answering');
   await t.rejects(
     ca.request('nee.create' as never, { name: 'far2', require: 'gpu = true' } as never),
@@ -105,7 +102,7 @@ t.test('a peer machine: polled, chosen by its attributes, and run on', async (t)
     'an UNACCESSIBLE system is not chosen',
   );
   childB = await startDaemon(t, dirB, argsB);
-  await until(async () => (await bee()).accessible, 20_000, 'bee ACCESSIBLE again');
+  await until('bee ACCESSIBLE again', 20_000, async () => (await bee()).accessible);
   t.pass('ACCESSIBLE again when B is back');
   t.ok(await readFile(join(dirA, 'neecf.json'), 'utf8'));
 });
@@ -116,13 +113,10 @@ t.test('a peer the NEECF does not name is refused', async (t) => {
   t.teardown(() => cb.close());
   const idA = await idOf(dirA);
   // B has no NEECF: it serves no peer. A asks anyway, through the peering service op.
-  await until(
-    async () =>
-      (await cb.request<{ peering?: { peers: Array<{ id?: string; state: string }> } }>('status')).peering!.peers.some(
-        (p) => p.id === idA && p.state === 'up',
-      ),
-    15_000,
-    'B to see A up',
+  await until('B to see A up', 15_000, async () =>
+    (await cb.request<{ peering?: { peers: Array<{ id?: string; state: string }> } }>('status')).peering!.peers.some(
+      (p) => p.id === idA && p.state === 'up',
+    ),
   );
   const ca = await DaemonClient.connect({ dir: dirA, admin: true });
   t.teardown(() => ca.close());

@@ -52,7 +52,7 @@ async function trunkEnd(reg: PrimitiveRegistry, instance: string, sw: string, da
 }
 
 /** Poll `check` (the trunk's state has no event outside a fabric); fail after 10 s. */
-const poll = (what: string, check: () => boolean) => until(async () => check(), 10_000, what);
+const poll = (what: string, check: () => boolean) => until(what, 10_000, async () => check());
 
 /** Routes frames the trunk point handed its switch so far. */
 function routesFrom(rx: Channel): Array<{ add?: Array<[string, string[]]>; trunk?: string }> {

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DaemonClient, ErrorCode, generateKeyPair, saveKeyPair, type ClientLink } from '../../dist/lib/internal.js';
-import { AMIXD, daemonDir, freePort, subscribed, type DaemonEv } from './daemon.js';
+import { AMIXD, daemonDir, freePort, subscribed, until, type DaemonEv } from './daemon.js';
 import { pointFixture } from './fabric.js';
 import type { NatsServer } from './nats.js';
 import type { Hosts } from './netns.js';
@@ -35,21 +35,8 @@ export async function clusterStatus(d: { client: DaemonClient }): Promise<Cluste
   return ((await d.client.request('status')) as { cluster: ClusterStatus }).cluster;
 }
 
-/** Poll `check` (every 20 ms) until it is truthy; rejects after `ms` with `what`. A convergence wait, bounded. */
-export async function until<T>(
-  what: string,
-  ms: number,
-  check: () => Promise<T | undefined | false>,
-  everyMs = 20,
-): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+/** The one convergence wait of the tests (`helpers/daemon.ts`), here too for the cluster tests. */
+export { until };
 
 /** Start one clustered amixd (in namespace `i` of `hosts` when given), keyed, listening on `address`. */
 export async function startClustered(

@@ -153,11 +153,21 @@ export async function idOf(dir: string): Promise<string> {
   }
 }
 
-/** Poll `f` until it returns true (each try after the event loop turned), or fail after `ms`. */
-export async function until(f: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+/**
+ * Poll `check` (every `everyMs`, 20 by default) until it is truthy and resolve with its value; reject
+ * after `ms` with `what`. For state no event announces: a convergence wait, bounded.
+ */
+export async function until<T>(
+  what: string,
+  ms: number,
+  check: () => Promise<T | undefined | false>,
+  everyMs = 20,
+): Promise<T> {
   const end = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
