@@ -73,7 +73,7 @@
  * duplicate. If the receiving *process* was replaced, the new one starts a
  * fresh session from the first unacknowledged message: nothing is lost, and
  * messages the dead process consumed in its last moments (since its last
- * acknowledgement, sent at least every `ackIntervalMs` while it is idle) are
+ * acknowledgement, sent within `ackIntervalMs` of the application's takes) are
  * delivered again: at-least-once across a receiver restart. If the sender
  * gives up, the channel closes with `AMIX_ERR_PEER_LOST` whose `details.unacknowledged`
  * reports how many accepted messages may not have been consumed.

@@ -4,6 +4,7 @@
 import t from 'tap';
 import { PrimitiveRegistry, type Channel, type ChannelEvent, type ChannelOptions } from '../dist/lib/index.js';
 import { spawnPeer, tempDir } from './fixtures/process-helpers.js';
+import { until } from './helpers/daemon.js';
 
 t.test('a slow receiver in another process never has more than maxmsg pending', async (t) => {
   const runtimeDir = tempDir(t);
@@ -125,3 +126,23 @@ t.test(
     );
   },
 );
+
+t.test('takes with more still queued are acknowledged within ackIntervalMs, with no credit frame due', async (t) => {
+  const runtimeDir = tempDir(t);
+  const reg = new PrimitiveRegistry({ channelDefaults: { runtimeDir } });
+  t.teardown(() => reg.close());
+  const rx = await reg.open('queueConditionProcess', { maxmsg: 64, minmsg: 8, ackIntervalMs: 10 });
+  const tx = await reg.open('queueConditionProcess', { address: rx.address });
+  // Abrupt ends: 35 messages stay untaken on purpose, which a graceful close would wait for.
+  t.teardown(() => {
+    tx.destroy();
+    rx.destroy();
+  });
+  for (let i = 0; i < 40; i++) await tx.send(Uint8Array.of(i));
+  await until('all 40 queued at the receiver', 5000, async () => rx.stats().pending === 40);
+  // Five taken in one turn, then nothing: 35 queued and 24 still granted stay above minmsg, so no grant is due.
+  for (let i = 0; i < 5; i++) t.equal(rx.tryReceive()?.[0], i, `message ${i}`);
+  await until('the sender to hear of the five', 2000, async () => tx.stats().pending === 35);
+  t.equal(tx.stats().pending, 35, 'the sender keeps only the 35 not taken');
+  t.equal(rx.stats().pending, 35, 'which the receiver still holds');
+});

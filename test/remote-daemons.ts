@@ -674,3 +674,31 @@ t.test(
     t.equal(now?.remote.flows[0]?.direct, ev.body.direct, 'the remote link lists the new flow');
   },
 );
+
+t.test(
+  'the daemon that made a direct link comes back as a new process: the other ends its half',
+  { timeout: 90_000 },
+  async (t) => {
+    let a = await daemon(t, []);
+    const b = await daemon(t, ['--peer', `tcp://127.0.0.1:${a.port}`]);
+    const aId = await peerUp(b);
+    await peerUp(a);
+    await register(a, 'src', 'relay');
+    const dstId = await register(b, 'dst', 'relay');
+    await a.client.request<RemoteLinkInfo>('connect', { a: 'src', b: dstId, direction: 'aToB', direct: true });
+    const halves = async () =>
+      (await b.client.request<Array<{ id: string; a: string; b: string[] }>>('links')).filter((l) =>
+        l.b.includes('dst'),
+      );
+    const [half] = await halves();
+    t.ok(half, 'B holds the receiving half');
+    const seen = b.events.length;
+    const ended = b.event((e) => e.type === 'linkDisconnected' && b.events.indexOf(e) >= seen);
+    a.child.kill('SIGKILL');
+    await once(a.child, 'exit');
+    a = await daemon(t, [], a);
+    t.match((await ended).body, { link: half!.id }, "B ended its half once A's new process said hello");
+    t.same(await halves(), [], 'and no longer lists it');
+    t.equal((await b.peers()).peers.find((p) => p.id === aId)?.state, 'up', 'A is a peer again');
+  },
+);

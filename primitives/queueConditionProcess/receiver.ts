@@ -426,7 +426,10 @@ export class ReceiverState {
       if (this.credit.consume(s, n)) offered = true;
     }
     this.takenFrom.length = 0;
-    if (!offered && this.ackTimer === null && this.queue.length === 0) this.armAck();
+    // No credit frame went out with this turn's takes: acknowledge them within ackIntervalMs anyway, whether or
+    // not more is queued. Until the sender hears of them it keeps them for a re-send, and a new receiving
+    // process after a crash would be given them again.
+    if (!offered && this.ackTimer === null) this.armAck();
   };
 
   take(maxBytes: number): Uint8Array | undefined {

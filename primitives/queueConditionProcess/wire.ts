@@ -121,7 +121,7 @@ export interface ProcessChannelOptions extends ChannelOptions {
   reconnect?: ReconnectOptions;
   /** Receiving end: how long it remembers a dropped sender's session for an exact resume. Default 15000 ms. */
   sessionLingerMs?: number;
-  /** Receiving end: while idle, acknowledge consumed messages at least this often. Default 10 ms. */
+  /** Receiving end: acknowledge consumed messages within this long of their take (when no credit frame did). Default 10 ms. */
   ackIntervalMs?: number;
   /** Sending end: how long create/connect wait for the receiver's handshake. Default 5000 ms. */
   handshakeTimeoutMs?: number;
