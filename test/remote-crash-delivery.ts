@@ -233,6 +233,9 @@ t.test('the duplicate filter file: owner-only, atomic, per peer epoch, not throu
   t.equal(again.get('B', 'bbbbbbbb', 's>r'), undefined, 'another epoch (a new peer process) has no filter');
   again.peer('B', 'bbbbbbbb');
   t.equal(again.get('B', 'bbbbbbbb', 's>r'), undefined, 'and its hello forgets the old one');
+  // Closed now: `again.peer` scheduled a save, which would otherwise land between the rm and the symlink
+  // below (EEXIST) or in the directory while the teardown removes it (ENOTEMPTY).
+  await again.close();
   // A link planted at the name is replaced, not written through.
   const target = join(dir, 'target');
   await writeFile(target, 'keep\n', { mode: 0o600 });
@@ -246,8 +249,5 @@ t.test('the duplicate filter file: owner-only, atomic, per peer epoch, not throu
   t.equal((await fh.readFile('utf8')).trim(), 'keep', 'nor written through');
   await fh.close();
   t.notOk((await lstat(join(dir, 'delivered.json'))).isSymbolicLink(), 'the link was replaced by a file');
-  // Closed before the teardown removes the directory: `again.peer` scheduled a save, which could
-  // otherwise land in the directory while it is being removed (ENOTEMPTY at teardown).
-  await again.close();
   await third.close();
 });
