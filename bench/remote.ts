@@ -40,6 +40,8 @@
  *   (`amix connect --direct`): gen's process sends straight to tally's over
  *   the zeromq primitive with CURVE keys made for the link, and neither amixd
  *   is on the data path (two processes, as `amix:zeromq`, plus the points' API).
+ * - `zeromq-tcp-curve`: `zeromq-tcp`'s PUSH/PULL with CURVE (a key pair each,
+ *   throughput only): the bare mechanism under `amix:daemon-direct`.
  *
  * - `nats`: raw `@nats-io/transport-node` publish/subscribe through a
  *   nats-server this bench starts on a free loopback port (core NATS, no
@@ -93,6 +95,7 @@ import { FLUSH_EVERY, rawEcho, rawRtt, rawSink, rawThroughput, startBenchNats, t
 const SYSTEMS = [
   'zeromq-tcp',
   'zeromq-tcp-multipart',
+  'zeromq-tcp-curve',
   'amix:zeromq',
   'amix:daemon',
   'amix:daemon-direct',
@@ -112,8 +115,21 @@ function tpCount(system: System, size: number, count: number): number {
 }
 
 /** Parent → child control messages (over the fork IPC channel; data never goes there). */
+/** Raw zeromq.js PUSH/PULL with CURVE (throughput only): the bare mechanism under a direct link, which encrypts. */
+const CURVE_RAW = 'zeromq-tcp-curve';
+/** The CURVE server key pair of the `zeromq-tcp-curve` row (made by the parent, given to the child's PULL). */
+type CurveServer = { publicKey: string; secretKey: string };
+
 type Command =
-  | { cmd: 'sink'; system: ChildSystem; size: number; count: number; warm: number; natsUrl?: string }
+  | {
+      cmd: 'sink';
+      system: ChildSystem;
+      size: number;
+      count: number;
+      warm: number;
+      natsUrl?: string;
+      curve?: CurveServer;
+    }
   | { cmd: 'echo'; system: ChildSystem; size: number; count: number; back: unknown; natsUrl?: string };
 
 /** The primitive and options of an amix row other than amix:daemon. */
@@ -148,8 +164,12 @@ async function childMain(): Promise<void> {
         say({ mark: true });
         await receiveParts(pull, c.count, c.size);
         pull.close();
-      } else if (c.system === 'zeromq-tcp') {
-        const pull = new zmq.Pull({ linger: 0 });
+      } else if (c.system === 'zeromq-tcp' || c.system === CURVE_RAW) {
+        const curve = c.cmd === 'sink' ? c.curve : undefined;
+        const pull = new zmq.Pull({
+          linger: 0,
+          ...(curve ? { curveServer: true, curvePublicKey: curve.publicKey, curveSecretKey: curve.secretKey } : {}),
+        });
         await pull.bind('tcp://127.0.0.1:*');
         if (c.cmd === 'sink') {
           say({ ready: pull.lastEndpoint });
@@ -257,7 +277,9 @@ async function parentThroughput(
   const msg = payload(size);
   // Untimed warm-up messages first, so connection set-up and JIT do not count.
   const warm = Math.min(20_000, Math.ceil(count / 5));
-  const { ready, mark, done } = await ask(child, { cmd: 'sink', system, size, count, warm, natsUrl });
+  const server = system === CURVE_RAW ? zmq.curveKeyPair() : undefined;
+  const sink = { cmd: 'sink', system, size, count, warm, natsUrl, ...(server ? { curve: server } : {}) } as const;
+  const { ready, mark, done } = await ask(child, sink);
   if (system === 'nats')
     return { msgsPerSec: await rawThroughput(natsUrl!, ready as string, msg, warm, count, mark, done) };
   if (system === MULTIPART) {
@@ -273,8 +295,14 @@ async function parentThroughput(
     push.close();
     return { msgsPerSec: (count / ms) * 1000 };
   }
-  if (system === 'zeromq-tcp') {
-    const push = new zmq.Push({ linger: 0 });
+  if (system === 'zeromq-tcp' || system === CURVE_RAW) {
+    const client = server ? zmq.curveKeyPair() : undefined;
+    const push = new zmq.Push({
+      linger: 0,
+      ...(server && client
+        ? { curveServerKey: server.publicKey, curvePublicKey: client.publicKey, curveSecretKey: client.secretKey }
+        : {}),
+    });
     push.connect(ready as string);
     for (let i = 0; i < warm; i++) await push.send(msg);
     await mark;
@@ -702,7 +730,10 @@ async function parentMain(): Promise<void> {
           const n = scaled(tpCount(system, size, args.count), size, 20);
           progress(`remote size=${size} rep ${rep + 1}/${args.reps} ${system} count=${n} rtts=${rtts}`, step++ / steps);
           const tp = await parentThroughput(child, reg, system, size, n, natsUrl);
-          const rtt = system === MULTIPART ? {} : await parentRtt(child, reg, system, size, rtts, natsUrl);
+          const rtt =
+            system === MULTIPART || system === CURVE_RAW
+              ? {}
+              : await parentRtt(child, reg, system, size, rtts, natsUrl);
           figures.get(system)!.push({ ...tp, ...rtt });
         }
       }
@@ -746,6 +777,7 @@ async function parentMain(): Promise<void> {
   reportPairs(args, rows, [
     ['amix:daemon', MULTIPART],
     ['amix:daemon-direct', MULTIPART],
+    ['amix:daemon-direct', CURVE_RAW],
     ['amix:zeromq', MULTIPART],
     ...(natsUrl === undefined ? [] : ([['amix:nats', 'nats']] as Array<[string, string]>)),
   ]);
