@@ -512,20 +512,30 @@ async function listeningPorts(pid: number): Promise<number[]> {
   return ports;
 }
 
+/**
+ * Relay `src` on `from` fed by `into`, relay `dst` on `to` read by `out`, and a direct link src -> dst,
+ * made at `from` (src as A), or at `to` (dst as A, direction bToA: the peer then drives the flow).
+ */
+async function directLink(
+  from: D,
+  to: D,
+  at: 'from' | 'to' = 'from',
+): Promise<{ into: ClientLink; out: ClientLink; remote: RemoteLinkInfo }> {
+  const srcId = await register(from, 'src', 'relay');
+  const dstId = await register(to, 'dst', 'relay');
+  const out = await to.client.connect('dst', null, { direction: 'aToB' });
+  const into = await from.client.connect(null, 'src', { direction: 'aToB' });
+  const [maker, args] =
+    at === 'from' ? [from, { a: 'src', b: dstId, direction: 'aToB' }] : [to, { a: 'dst', b: srcId, direction: 'bToA' }];
+  const remote = await maker.client.request<RemoteLinkInfo>('connect', { ...args, direct: true });
+  return { into, out, remote };
+}
+
 t.test('a direct link: messages go straight between the two points, past both daemons', async (t) => {
   const a = await daemon(t, []);
   const b = await daemon(t, ['--peer', `tcp://127.0.0.1:${a.port}`]);
   const bId = await peerUp(a);
-  await register(a, 'src', 'relay');
-  const dstId = await register(b, 'dst', 'relay');
-  const out = await b.client.connect('dst', null, { direction: 'aToB' });
-  const into = await a.client.connect(null, 'src', { direction: 'aToB' });
-  const remote = await a.client.request<RemoteLinkInfo>('connect', {
-    a: 'src',
-    b: dstId,
-    direction: 'aToB',
-    direct: true,
-  });
+  const { into, out, remote } = await directLink(a, b);
   t.match(remote.remote.flows, [{ local: 'out', direct: /^L\d+$/ }], 'the flow is direct, a fabric link of its own');
   t.notOk(
     remote.flows.some((f) => f.from.startsWith('conduit:')),
@@ -541,6 +551,18 @@ t.test('a direct link: messages go straight between the two points, past both da
   await got;
   const atA = (await a.peers()).peers.find((p) => p.id === bId)!;
   t.equal(atA.stats.sent, 0, "A's conduit sent no envelope: the daemons are off the data path");
+  // Both daemons stopped (SIGSTOP): the points' processes go on talking, and so does this one with them.
+  a.child.kill('SIGSTOP');
+  b.child.kill('SIGSTOP');
+  try {
+    const more = expectInOrder(t, out, 1000, N);
+    for (let i = N; i < N + 1000; i++) await into.send(u32(i));
+    await more;
+    t.pass('1000 more went through with both daemons stopped');
+  } finally {
+    a.child.kill('SIGCONT');
+    b.child.kill('SIGCONT');
+  }
   const bLinks = () => b.client.request<Array<{ id: string; b: string[] }>>('links');
   t.ok(
     (await bLinks()).some((l) => l.b.includes('dst') && l.id !== out.id),
@@ -565,17 +587,8 @@ t.test(
     const b = await daemon(t, ['--peer', `tcp://127.0.0.1:${a.port}`]);
     await peerUp(a);
     await peerUp(b);
-    await register(a, 'dst', 'relay');
-    const srcId = await register(b, 'src', 'relay');
-    const out = await a.client.connect('dst', null, { direction: 'aToB' });
-    const into = await b.client.connect(null, 'src', { direction: 'aToB' });
     // Made at A (the receiving side): B's daemon drives the flow from its point.
-    const remote = await a.client.request<RemoteLinkInfo>('connect', {
-      a: 'dst',
-      b: srcId,
-      direction: 'bToA',
-      direct: true,
-    });
+    const { into, out, remote } = await directLink(b, a, 'to');
     t.match(remote.remote.flows, [{ local: 'in', direct: /^L\d+$/ }], "the flow comes in, A's half a link of dst's");
     const got = expectInOrder(t, out, 1000);
     for (let i = 0; i < 1000; i++) await into.send(u32(i));
@@ -644,16 +657,9 @@ t.test(
     const a = await daemon(t, []);
     let b = await daemon(t, ['--peer', `tcp://127.0.0.1:${a.port}`]);
     const bId = await peerUp(a);
-    await register(a, 'src', 'relay');
-    const dstId = await register(b, 'dst', 'relay');
-    let out = await b.client.connect('dst', null, { direction: 'aToB' });
-    const into = await a.client.connect(null, 'src', { direction: 'aToB' });
-    const remote = await a.client.request<RemoteLinkInfo>('connect', {
-      a: 'src',
-      b: dstId,
-      direction: 'aToB',
-      direct: true,
-    });
+    const made = await directLink(a, b);
+    const { into, remote } = made;
+    let out = made.out;
     const first = remote.remote.flows[0]!.direct;
     let got = expectInOrder(t, out, 100);
     for (let i = 0; i < 100; i++) await into.send(u32(i));
@@ -683,9 +689,7 @@ t.test(
     const b = await daemon(t, ['--peer', `tcp://127.0.0.1:${a.port}`]);
     const aId = await peerUp(b);
     await peerUp(a);
-    await register(a, 'src', 'relay');
-    const dstId = await register(b, 'dst', 'relay');
-    await a.client.request<RemoteLinkInfo>('connect', { a: 'src', b: dstId, direction: 'aToB', direct: true });
+    await directLink(a, b);
     const halves = async () =>
       (await b.client.request<Array<{ id: string; a: string; b: string[] }>>('links')).filter((l) =>
         l.b.includes('dst'),

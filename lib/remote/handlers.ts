@@ -72,18 +72,7 @@ export function peerHandler(core: PeeringCore, sessions: Sessions, flows: Flows,
     },
     openOut: async (a, c) => {
       // The peer wants our point `sender` to send to its point `receiver`.
-      const from = directory.getPoint(stringArg('openOut', a, 'sender'));
-      if (!from || parsePointId(from.id)?.directoryId !== core.id)
-        throw new AmixError(
-          ErrorCode.AMIX_ERR_UNKNOWN_POINT,
-          `no point identified ${describe(a.sender)} on ${core.id}`,
-        );
-      const to = (await core.request(c, 'resolve', {
-        nameOrId: stringArg('openOut', a, 'receiver'),
-        hops: 0,
-      })) as PointView | null;
-      if (!to)
-        throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `peer ${c.id} does not know ${describe(a.receiver)}`);
+      const { from, to } = await outEnds('openOut', a, c);
       const flow = await flows.openOut(c, from, to);
       return { ...fabric.link(flow.link), from: flow.acked };
     },
@@ -105,24 +94,28 @@ export function peerHandler(core: PeeringCore, sessions: Sessions, flows: Flows,
       ),
     directOut: async (a, c) => {
       // The peer wants our point `sender` to send straight to its `receiver`: we drive it, as for our own link.
-      const from = directory.getPoint(stringArg('directOut', a, 'sender'));
-      if (!from || parsePointId(from.id)?.directoryId !== core.id)
-        throw new AmixError(
-          ErrorCode.AMIX_ERR_UNKNOWN_POINT,
-          `no point identified ${describe(a.sender)} on ${core.id}`,
-        );
-      const to = (await core.request(c, 'resolve', {
-        nameOrId: stringArg('directOut', a, 'receiver'),
-        hops: 0,
-      })) as PointView | null;
-      if (!to || parsePointId(to.id)?.directoryId !== c.id)
-        throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `peer ${c.id} does not know ${describe(a.receiver)}`);
+      const { from, to } = await outEnds('directOut', a, c);
+      if (parsePointId(to.id)?.directoryId !== c.id)
+        throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `${describe(a.receiver)} is not a point of ${c.id}`);
       return { link: await direct.openOut(c, from, to) };
     },
     directClose: async (a, c) => {
       await direct.close(c, stringArg('directClose', a, 'link'));
       return {};
     },
+  };
+  /** A flow from our point `sender` to the peer's `receiver`: both views, or `AMIX_ERR_UNKNOWN_POINT`. */
+  const outEnds = async (op: string, a: FlowArgs, c: Conduit): Promise<{ from: PointView; to: PointView }> => {
+    const from = directory.getPoint(stringArg(op, a, 'sender'));
+    if (!from || parsePointId(from.id)?.directoryId !== core.id)
+      throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `no point identified ${describe(a.sender)} on ${core.id}`);
+    const to = (await core.request(c, 'resolve', {
+      nameOrId: stringArg(op, a, 'receiver'),
+      hops: 0,
+    })) as PointView | null;
+    if (!to)
+      throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `peer ${c.id} does not know ${describe(a.receiver)}`);
+    return { from, to };
   };
   const setFlowSuspended = async (a: FlowArgs, c: Conduit, on: boolean): Promise<Empty> => {
     const op = on ? 'suspend' : 'resume';
