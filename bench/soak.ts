@@ -167,6 +167,15 @@ const SCENARIOS: Scenario[] = [
       return runStall({ where: 'daemon', durationMs: quick ? 6_000 : 60_000, log });
     },
   },
+  {
+    id: 'R7-direct',
+    what: 'the same four pairs from amixd A to amixd B over direct links (no daemon on the data path)',
+    boundMs: { quick: 60_000, full: 150_000 },
+    run: async (quick, log) => {
+      const { runStall } = await import('./soak/stall.js');
+      return runStall({ where: 'direct', durationMs: quick ? 6_000 : 60_000, log });
+    },
+  },
 ];
 
 const USAGE = `usage: npm run soak -- [--quick] [--json] [--only ID[,ID...]] [-h]
@@ -186,7 +195,7 @@ Scenarios:
 ${SCENARIOS.map((s) => `  ${s.id.padEnd(11)}${s.what}`).join('\n')}
 
 R1 sends ${R1_FULL.toLocaleString('en-US')} messages per end in a full run (env AMIX_SOAK_R1_COUNT to change).
-AMIX_SOAK_DEBUG=1 makes R7 and R7-daemon log every end's sent/taken counters each second.
+AMIX_SOAK_DEBUG=1 makes R7, R7-daemon and R7-direct log every end's sent/taken counters each second.
 Every row carries "memory": the RSS (MiB) of each process the scenario ran, start/max/end.
 With npm, use "npm run -s soak -- --json" so npm's own banner stays off stdout.
 Exit status: 0 when every scenario is ok, 3 when none failed but some were skipped

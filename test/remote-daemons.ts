@@ -637,8 +637,25 @@ t.test(
   },
 );
 
-t.test('direct is refused where it has no meaning', async (t) => {
+t.test('direct is refused where it has no meaning, or to a thread point inside the peer daemon', async (t) => {
   const a = await daemon(t, []);
+  const b = await daemon(t, ['--peer', `tcp://127.0.0.1:${a.port}`]);
+  await peerUp(a);
+  const threadId = (
+    await b.client.request<{ id: string }>('point.register', {
+      registration: { name: 'tdst', location: pointFixture('relay'), characteristics: { scope: 'thread' } },
+    })
+  ).id;
+  await register(a, 'tsrc', 'relay');
+  await t.rejects(
+    a.client.request('connect', { a: 'tsrc', b: threadId, direction: 'aToB', direct: true }),
+    { code: ErrorCode.AMIX_ERR_PRIMITIVE_MISMATCH, message: /needs a receiving point with a process of its own/ },
+    'a thread point runs in amixd B, whose ZeroMQ ZAP endpoint is peering: refused, with what to do',
+  );
+  t.notOk(
+    (await a.client.request<RemoteLinkInfo[]>('links')).some((l) => l.a === 'tsrc'),
+    'and nothing is left of the attempt at A',
+  );
   await register(a, 'one', 'relay');
   await register(a, 'two', 'relay');
   for (const direct of [true, 'yes']) {

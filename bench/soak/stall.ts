@@ -36,8 +36,8 @@ const point = (name: string) => fileURLToPath(new URL(`./points/${name}.js`, imp
 
 /** Options of {@link runStall}. */
 export interface StallOptions {
-  /** Where the pairs run: one fabric in this process, or across two peered amixd. */
-  where: 'fabric' | 'daemon';
+  /** Where the pairs run: one fabric in this process, or across two peered amixd (over the conduit, or direct links). */
+  where: 'fabric' | 'daemon' | 'direct';
   /** How long every sender runs; the stalls come at half of it. */
   durationMs: number;
   log?: (msg: string) => void;
@@ -86,20 +86,31 @@ async function fabricEnv(): Promise<StallEnv> {
   };
 }
 
-async function daemonEnv(): Promise<StallEnv> {
+async function daemonEnv(direct: boolean): Promise<StallEnv> {
   const pair = await startDaemonPair();
   const client = (side: 'tx' | 'rx') => (side === 'tx' ? pair.a : pair.b);
   return {
     register: async (side, registration) => {
-      // A thread receiver in amixd B reports to this process: its sending end must cross processes.
+      // A thread receiver in amixd B reports to this process: its sending end must cross processes. A direct
+      // link's receiving point needs a process of its own (lib/remote/direct.ts): the thread pair's rx is one.
       if (side === 'rx' && registration.characteristics?.scope === 'thread')
-        registration = { ...registration, sendPrimitive: 'queueConditionProcess' };
+        registration = direct
+          ? { ...registration, characteristics: { ...registration.characteristics, scope: 'process' } }
+          : { ...registration, sendPrimitive: 'queueConditionProcess' };
       await client(side).request('point.register', { registration });
     },
     resultLink: (rx) => pair.b.connect(rx, null, { direction: 'aToB' }),
-    // By name from A: B's point is found through the federated directory, the link goes over the conduit.
+    // By name from A: B's point is found through the federated directory; the link goes over the conduit,
+    // or (`direct`) straight from tx's process to rx's.
     connect: async (tx, rx) =>
-      (await pair.a.request<{ id: string }>('connect', { a: tx, b: rx, direction: 'aToB' })).id,
+      (
+        await pair.a.request<{ id: string }>('connect', {
+          a: tx,
+          b: rx,
+          direction: 'aToB',
+          ...(direct ? { direct: true } : {}),
+        })
+      ).id,
     stats: async (side, name) => {
       const s = await client(side).request<{ instances: Record<string, HostStats | { error: string }> }>('stats');
       const st = s.instances[name];
@@ -118,8 +129,8 @@ interface HostStats {
 
 /** Run R7. */
 export async function runStall(o: StallOptions): Promise<ScenarioRow> {
-  const env = o.where === 'fabric' ? await fabricEnv() : await daemonEnv();
-  const id = o.where === 'fabric' ? 'R7' : 'R7-daemon';
+  const env = o.where === 'fabric' ? await fabricEnv() : await daemonEnv(o.where === 'direct');
+  const id = o.where === 'fabric' ? 'R7' : `R7-${o.where}`;
   const stallAtMs = Math.floor(o.durationMs / 2);
   const capacity = Math.ceil((RATE * o.durationMs) / 1000) + 10_000;
   try {

@@ -167,8 +167,17 @@ export class Direct {
         details: { option: 'clientKey' },
       });
     const receiver = this.#local(receiverId);
-    if ((receiver.record as { role?: string }).role === 'sender')
+    const rec = receiver.record as { role?: string; characteristics?: { scope?: string } };
+    if (rec.role === 'sender')
       throw new AmixError(ErrorCode.AMIX_ERR_BAD_DIRECTION, `point "${receiver.name}" is a sender and cannot receive`);
+    // A thread point runs in a worker of this daemon's process, where ZeroMQ's one ZAP endpoint is peering's:
+    // its receiving end could not check the flow's key.
+    if (rec.characteristics?.scope === 'thread')
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_PRIMITIVE_MISMATCH,
+        `a direct link needs a receiving point with a process of its own; "${receiver.name}" is a thread point of ${this.#core.id} (register it with scope process, or link without direct)`,
+        { details: { from: senderId, to: receiver.name, receivePrimitive: DIRECT_PRIMITIVE } },
+      );
     const mine = this.#of(c.id);
     if (mine.size >= MAX_DIRECT_PER_PEER)
       throw new AmixError(
