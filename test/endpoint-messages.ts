@@ -103,3 +103,23 @@ t.test('a loop over messages that are always ready still lets the event loop tur
     t.ok(timerAt > 0 && timerAt < n, `${over}: a timer ran after ${timerAt} of them`);
   }
 });
+
+// A receive that settles without a turn of the event loop (a thread ring's receive that spun, say) counts
+// toward the same run: a point that takes messages that way and sends as it goes (a process link packs
+// its frames until the turn ends) once starved its own sends until its sender stopped (soak R7-daemon).
+t.test('messages a receive got without a turn of the event loop count toward the yield too', async (t) => {
+  const { messageIterator } = await import('../dist/lib/fabric/endpointParts.js');
+  const n = 5000;
+  let given = 0;
+  const it = messageIterator<number>(
+    () => undefined,
+    () => Promise.resolve(given++),
+  );
+  let k = 0;
+  let immediateAt = -1;
+  setImmediate(() => (immediateAt = k));
+  for await (const _m of it) {
+    if (++k === n) break;
+  }
+  t.ok(immediateAt > 0 && immediateAt <= 1024, `an immediate ran after ${immediateAt} of ${n} received messages`);
+});

@@ -45,7 +45,8 @@ export function tooSmall(size: number, maxBytes: number): AmixError {
  * `AMIX_ERR_LINK_CLOSED`. Hand-written rather than an async generator: when a
  * message is ready, `next()` hands it over in one settled promise, where a
  * generator costs about three times as much per message (measured, Node 20).
- * Every {@link YIELD_EVERY} messages in a row handed over that way, one is
+ * Every {@link YIELD_EVERY} messages in a row handed over without the event
+ * loop turning (ready ones, or ones a receive got without a turn), one is
  * handed over after a turn of the event loop instead (see there, in core/channel.ts).
  */
 export function messageIterator<M>(
@@ -55,6 +56,24 @@ export function messageIterator<M>(
   let finished = false;
   /** Messages handed over in a row without the event loop turning. */
   let run = 0;
+  /** False from the first message of a run until a setImmediate queued then has run: the loop turned. */
+  let turned = true;
+  // Counted whichever way a message came: a receive that waited need not have let the loop turn (a thread
+  // ring's receive that spun is settled in the same task), and a point that sends as it receives would
+  // otherwise starve whatever waits for a turn, such as a process link's packed frames.
+  const due = (): boolean => {
+    if (turned) {
+      turned = false;
+      run = 0;
+      setImmediate(() => {
+        turned = true;
+      });
+    }
+    if (++run < YIELD_EVERY) return false;
+    run = 0;
+    return true;
+  };
+  const after = <V>(v: V): Promise<V> => new Promise((resolve) => setImmediate(resolve, v));
   const end = (): IteratorResult<M, void> => {
     finished = true;
     return { value: undefined, done: true };
@@ -65,17 +84,18 @@ export function messageIterator<M>(
       try {
         const m = take();
         if (m !== undefined) {
-          if (++run < YIELD_EVERY) return Promise.resolve({ value: m, done: false });
-          run = 0;
-          return new Promise((resolve) => setImmediate(resolve, { value: m, done: false }));
+          const r = { value: m, done: false as const };
+          return due() ? after(r) : Promise.resolve(r);
         }
       } catch (err) {
         finished = true;
         return Promise.reject(err);
       }
-      run = 0;
       return receive().then(
-        (value) => ({ value, done: false as const }),
+        (value) => {
+          const r = { value, done: false as const };
+          return due() ? after(r) : r;
+        },
         (err: unknown) => {
           if ((err as AmixError).code === ErrorCode.AMIX_ERR_LINK_CLOSED) return end();
           finished = true;
