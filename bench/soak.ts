@@ -34,6 +34,19 @@ interface Scenario {
 const R1_FULL = 10_000_000;
 const R1_QUICK = 500_000;
 
+/** R7 (bench/soak/stall.js) where its four pairs run: one fabric here, or two amixd over a conduit or direct links. */
+function r7(where: 'fabric' | 'daemon' | 'direct', id: string, what: string): Scenario {
+  return {
+    id,
+    what,
+    boundMs: where === 'fabric' ? { quick: 40_000, full: 120_000 } : { quick: 60_000, full: 150_000 },
+    run: async (quick, log) => {
+      const { runStall } = await import('./soak/stall.js');
+      return runStall({ where, durationMs: quick ? 6_000 : 60_000, log });
+    },
+  };
+}
+
 function r1(end: 'thread' | 'process' | 'caller'): Scenario {
   return {
     id: `R1-${end}`,
@@ -149,33 +162,13 @@ const SCENARIOS: Scenario[] = [
         undefined,
       ),
   },
-  {
-    id: 'R7',
-    what: 'a stalled receiver and a stalled sender: the other flows keep their rate',
-    boundMs: { quick: 40_000, full: 120_000 },
-    run: async (quick, log) => {
-      const { runStall } = await import('./soak/stall.js');
-      return runStall({ where: 'fabric', durationMs: quick ? 6_000 : 60_000, log });
-    },
-  },
-  {
-    id: 'R7-daemon',
-    what: 'the same four pairs from amixd A to amixd B over one peering conduit',
-    boundMs: { quick: 60_000, full: 150_000 },
-    run: async (quick, log) => {
-      const { runStall } = await import('./soak/stall.js');
-      return runStall({ where: 'daemon', durationMs: quick ? 6_000 : 60_000, log });
-    },
-  },
-  {
-    id: 'R7-direct',
-    what: 'the same four pairs from amixd A to amixd B over direct links (no daemon on the data path)',
-    boundMs: { quick: 60_000, full: 150_000 },
-    run: async (quick, log) => {
-      const { runStall } = await import('./soak/stall.js');
-      return runStall({ where: 'direct', durationMs: quick ? 6_000 : 60_000, log });
-    },
-  },
+  r7('fabric', 'R7', 'a stalled receiver and a stalled sender: the other flows keep their rate'),
+  r7('daemon', 'R7-daemon', 'the same four pairs from amixd A to amixd B over one peering conduit'),
+  r7(
+    'direct',
+    'R7-direct',
+    'the same four pairs from amixd A to amixd B over direct links (no daemon on the data path)',
+  ),
 ];
 
 const USAGE = `usage: npm run soak -- [--quick] [--json] [--only ID[,ID...]] [-h]
