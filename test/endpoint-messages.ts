@@ -123,3 +123,16 @@ t.test('messages a receive got without a turn of the event loop count toward the
   }
   t.ok(immediateAt > 0 && immediateAt <= 1024, `an immediate ran after ${immediateAt} of ${n} received messages`);
 });
+
+t.test('a loop of receive() over messages that are always ready lets the event loop turn too', async (t) => {
+  const n = 5000;
+  const { ep, tx } = await linked(t);
+  for (let i = 0; i < n; i++) await tx.send(Buffer.from(`m${i}`));
+  let k = 0;
+  let immediateAt = -1;
+  setImmediate(() => (immediateAt = k));
+  let inOrder = true;
+  for (; k < n; k++) inOrder &&= text((await ep.receive()).data) === `m${k}`;
+  t.ok(inOrder, `all ${n} in order`);
+  t.ok(immediateAt > 0 && immediateAt <= 1025, `an immediate ran after ${immediateAt} of ${n} ready messages`);
+});

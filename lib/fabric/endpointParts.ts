@@ -40,6 +40,36 @@ export function tooSmall(size: number, maxBytes: number): AmixError {
 }
 
 /**
+ * Counts messages handed over without the event loop turning, whichever way
+ * they came: a receive that waited need not have let the loop turn (a thread
+ * ring's receive that spun is settled in the same task), and a point that
+ * sends as it receives would otherwise starve whatever waits for a turn,
+ * such as a process link's packed frames. {@link due} is true every
+ * {@link YIELD_EVERY} of them: the caller hands the next one over after a turn.
+ */
+export class TurnYield {
+  /** Messages handed over in a row without the event loop turning. */
+  #run = 0;
+  /** False from the first message of a run until a setImmediate queued then has run: the loop turned. */
+  #turned = true;
+  readonly #mark = (): void => {
+    this.#turned = true;
+  };
+
+  /** One more message is being handed over: true when it should come after a turn of the loop. */
+  due(): boolean {
+    if (this.#turned) {
+      this.#turned = false;
+      this.#run = 0;
+      setImmediate(this.#mark);
+    }
+    if (++this.#run < YIELD_EVERY) return false;
+    this.#run = 0;
+    return true;
+  }
+}
+
+/**
  * The iterator behind `Endpoint.messages()`: `take` hands over a message
  * that is ready now (or undefined), `receive` waits for one; it ends at
  * `AMIX_ERR_LINK_CLOSED`. Hand-written rather than an async generator: when a
@@ -54,25 +84,8 @@ export function messageIterator<M>(
   receive: () => Promise<M>,
 ): AsyncGenerator<M, void, undefined> {
   let finished = false;
-  /** Messages handed over in a row without the event loop turning. */
-  let run = 0;
-  /** False from the first message of a run until a setImmediate queued then has run: the loop turned. */
-  let turned = true;
-  // Counted whichever way a message came: a receive that waited need not have let the loop turn (a thread
-  // ring's receive that spun is settled in the same task), and a point that sends as it receives would
-  // otherwise starve whatever waits for a turn, such as a process link's packed frames.
-  const due = (): boolean => {
-    if (turned) {
-      turned = false;
-      run = 0;
-      setImmediate(() => {
-        turned = true;
-      });
-    }
-    if (++run < YIELD_EVERY) return false;
-    run = 0;
-    return true;
-  };
+  const turns = new TurnYield();
+  const due = () => turns.due();
   const after = <V>(v: V): Promise<V> => new Promise((resolve) => setImmediate(resolve, v));
   const end = (): IteratorResult<M, void> => {
     finished = true;
