@@ -113,13 +113,15 @@ export function checkRemoteConnect(
     throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, 'direct must be true or false', {
       details: { option: 'direct' },
     });
-  if (direct && !ea?.remote && !eb?.remote)
-    throw new AmixError(
-      ErrorCode.AMIX_ERR_INVALID_ARG,
-      'direct is for a link to a point on another daemon (a local link goes between the processes already)',
-      { details: { option: 'direct' } },
-    );
-  if (!ea?.remote && !eb?.remote) return;
+  if (!ea?.remote && !eb?.remote) {
+    if (direct)
+      throw new AmixError(
+        ErrorCode.AMIX_ERR_INVALID_ARG,
+        'direct is for a link to a point on another daemon (a local link goes between the processes already)',
+        { details: { option: 'direct' } },
+      );
+    return;
+  }
   if (!ea || !eb)
     throw new AmixError(
       ErrorCode.AMIX_ERR_INVALID_ARG,

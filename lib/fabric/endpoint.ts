@@ -13,8 +13,8 @@ import { AmixError, ErrorCode, abortError, invalidArg } from '../core/errors.js'
 import { Lifecycle, type Destroyable } from '../core/lifecycle.js';
 import type { DiscardPolicy } from '../core/primitive.js';
 import { WaitList } from '../core/waitList.js';
-import { TurnYield, held, keepAlive, messageIterator, retire, setHeld, tooSmall, withGone } from './endpointParts.js';
-import { drainRx, fenced, routesOf, setFence } from './endpointParts.js';
+import { TurnYield, afterTurn, held, keepAlive, messageIterator, retire, setHeld, tooSmall } from './endpointParts.js';
+import { drainRx, fenced, routesOf, setFence, withGone } from './endpointParts.js';
 import type { ListEntry, RxEntry, TxEntry } from './endpointParts.js';
 import * as sw from './switchFrame.js';
 
@@ -382,7 +382,7 @@ export class Endpoint extends EventEmitter implements Destroyable {
       if (options.signal?.aborted) throw abortError(options.signal, 'receive');
       const candidates = this.#candidates(options);
       const m = this.#take(options, candidates);
-      if (m !== undefined) return this.#turns.due() ? new Promise((resolve) => setImmediate(resolve, m)) : m;
+      if (m !== undefined) return this.#turns.due() ? afterTurn(m) : m;
       for (const e of candidates) this.#pump(e);
       await this.#waitChange(options.signal);
     }

@@ -69,6 +69,11 @@ export class TurnYield {
   }
 }
 
+/** `v`, handed over after a turn of the event loop (when {@link TurnYield.due} says so). */
+export function afterTurn<V>(v: V): Promise<V> {
+  return new Promise((resolve) => setImmediate(resolve, v));
+}
+
 /**
  * The iterator behind `Endpoint.messages()`: `take` hands over a message
  * that is ready now (or undefined), `receive` waits for one; it ends at
@@ -85,8 +90,6 @@ export function messageIterator<M>(
 ): AsyncGenerator<M, void, undefined> {
   let finished = false;
   const turns = new TurnYield();
-  const due = () => turns.due();
-  const after = <V>(v: V): Promise<V> => new Promise((resolve) => setImmediate(resolve, v));
   const end = (): IteratorResult<M, void> => {
     finished = true;
     return { value: undefined, done: true };
@@ -98,7 +101,7 @@ export function messageIterator<M>(
         const m = take();
         if (m !== undefined) {
           const r = { value: m, done: false as const };
-          return due() ? after(r) : Promise.resolve(r);
+          return turns.due() ? afterTurn(r) : Promise.resolve(r);
         }
       } catch (err) {
         finished = true;
@@ -107,7 +110,7 @@ export function messageIterator<M>(
       return receive().then(
         (value) => {
           const r = { value, done: false as const };
-          return due() ? after(r) : r;
+          return turns.due() ? afterTurn(r) : r;
         },
         (err: unknown) => {
           if ((err as AmixError).code === ErrorCode.AMIX_ERR_LINK_CLOSED) return end();

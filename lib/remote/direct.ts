@@ -30,10 +30,10 @@ import type { ChannelOptions } from '../core/primitive.js';
 import type { PointView } from '../directory/index.js';
 import { parsePointId } from '../directory/index.js';
 import type { AgentTarget, Empty } from '../fabric/agent.js';
-import { normalizePoint, registrationInput, type PointRegistration } from '../fabric/point.js';
 import { generateKeyPair, isCurveKey } from '../../primitives/zeromq/keys.js';
 import type { ZeromqAddress } from '../../primitives/zeromq.js';
 import type { Conduit, RemoteLink } from './conduit.js';
+import { standInFor } from './flows.js';
 import type { PeeringCore } from './state.js';
 import { hostOf, key } from './types.js';
 
@@ -45,15 +45,23 @@ export const MAX_DIRECT_PER_PEER = 256;
 /** What a proxy end says to any link command it has no part in: its far end is the peer's point. */
 const NOTHING: Empty = {};
 
+/** One direct flow's half here: its local fabric link is the key of {@link Direct}'s table. */
+interface Half {
+  /** The peer it was set up with (`directClose` from that peer alone may end it). */
+  readonly peer: string;
+  /** The flow's {@link key}. */
+  readonly flow: string;
+  /** The peer's link (the far half), once known. */
+  theirs: string | undefined;
+  /** The peer's incarnation (its hello's epoch) when this half was made: the far half lives in that process. */
+  readonly epoch: string | undefined;
+}
+
 /** @internal Sets up, lists and ends the direct flows of this daemon's remote links. */
 export class Direct {
   readonly #core: PeeringCore;
-  /** Local fabric links of direct flows, by the peer they were set up with; the peer's link for each. */
-  readonly #links = new Map<string, Map<string, string | undefined>>();
-  /** The local fabric link of each direct flow with a half here, by the flow's {@link key}. */
-  readonly #flowLinks = new Map<string, string>();
-  /** The peer's incarnation (its hello's epoch) when each local link was made: its half lives in that process. */
-  readonly #epochs = new Map<string, string | undefined>();
+  /** Every direct flow's half here, by its local fabric link. */
+  readonly #halves = new Map<string, Half>();
 
   constructor(core: PeeringCore) {
     this.#core = core;
@@ -62,11 +70,9 @@ export class Direct {
     core.directBack = (c) => this.back(c);
   }
 
-  /** The direct links set up with peer `id` (for `directClose`, which may end only those). */
-  #of(id: string): Map<string, string | undefined> {
-    let m = this.#links.get(id);
-    if (!m) this.#links.set(id, (m = new Map()));
-    return m;
+  /** The local links of the halves set up with peer `id`. */
+  #of(id: string): string[] {
+    return [...this.#halves].filter(([, h]) => h.peer === id).map(([link]) => link);
   }
 
   /**
@@ -75,7 +81,7 @@ export class Direct {
    */
   async openOut(c: Conduit, from: PointView, to: PointView): Promise<string> {
     const client = generateKeyPair();
-    const mine = this.#of(c.id);
+    const flow = key(from.id, to.id);
     const proxy: AgentTarget = {
       request: (async (op: string, args: Record<string, unknown>) => {
         if (op === 'openReceiver') {
@@ -86,22 +92,20 @@ export class Direct {
             clientKey: client.publicKey,
             link,
           });
-          mine.set(link, typeof r.link === 'string' ? r.link : undefined);
+          const theirs = typeof r.link === 'string' ? r.link : undefined;
+          this.#halves.set(link, { peer: c.id, flow, theirs, epoch: c.epoch });
           return { address: checkAddress(c, r.address) };
         }
         if (op === 'closeLink') return this.#closePeer(c, args.link as string);
         return proxyAnswer(op);
       }) as AgentTarget['request'],
     };
-    const standIn = standInFor(to, c);
     const link = await this.#core.host.fabric.connect(from.name, null, {
       direction: 'aToB',
       as: { name: to.id, target: proxy },
-      standIn,
+      standIn: standInFor(c, to),
       hop: { primitive: DIRECT_PRIMITIVE, options: { zeromq: { curve: client } } as ChannelOptions },
     });
-    this.#flowLinks.set(key(from.id, to.id), link.id);
-    this.#epochs.set(link.id, c.epoch);
     return link.id;
   }
 
@@ -114,11 +118,10 @@ export class Direct {
    */
   async reopen(c: Conduit, f: RemoteLink['flows'][number]): Promise<void> {
     const old = f.direct;
-    if (old !== undefined && this.#core.host.fabric.hasLink(old) && this.#epochs.get(old) === c.epoch) return;
+    if (old !== undefined && this.#core.host.fabric.hasLink(old) && this.#halves.get(old)?.epoch === c.epoch) return;
     if (old !== undefined) {
-      // Off the lists first: the old far half is gone, so there is nothing to tell the peer.
-      this.#of(c.id).delete(old);
-      this.#forget(old);
+      // Off the table first: the old far half is gone, so there is nothing to tell the peer.
+      this.#halves.delete(old);
       await this.end(old).catch(() => undefined);
     }
     if (f.local === 'out') {
@@ -136,7 +139,7 @@ export class Direct {
    */
   async awaitIn(c: Conduit, senderId: string, receiverId: string): Promise<string> {
     await this.#core.request(c, 'directOut', { sender: senderId, receiver: receiverId });
-    const link = this.#flowLinks.get(key(senderId, receiverId));
+    const link = this.flowLink(senderId, receiverId);
     if (link === undefined)
       throw new AmixError(ErrorCode.AMIX_ERR_PROTOCOL, `peer ${c.id} answered directOut without opening the flow here`);
     return link;
@@ -144,7 +147,11 @@ export class Direct {
 
   /** The local link of the direct flow `sender` -> `receiver` this daemon has a half of, if any. */
   flowLink(sender: string, receiver: string): string | undefined {
-    return this.#flowLinks.get(key(sender, receiver));
+    const flow = key(sender, receiver);
+    // The latest half of the flow (a Map iterates in insertion order).
+    let found: string | undefined;
+    for (const [link, h] of this.#halves) if (h.flow === flow) found = link;
+    return found;
   }
 
   /**
@@ -178,11 +185,11 @@ export class Direct {
         `a direct link needs a receiving point with a process of its own; "${receiver.name}" is a thread point of ${this.#core.id} (register it with scope process, or link without direct)`,
         { details: { from: senderId, to: receiver.name, receivePrimitive: DIRECT_PRIMITIVE } },
       );
-    const mine = this.#of(c.id);
-    if (mine.size >= MAX_DIRECT_PER_PEER)
+    const held = this.#of(c.id).length;
+    if (held >= MAX_DIRECT_PER_PEER)
       throw new AmixError(
         ErrorCode.AMIX_ERR_MAX_CONNECTIONS,
-        `peer ${c.id} has ${mine.size} direct links here already (at most ${MAX_DIRECT_PER_PEER})`,
+        `peer ${c.id} has ${held} direct links here already (at most ${MAX_DIRECT_PER_PEER})`,
         { details: { limit: MAX_DIRECT_PER_PEER } },
       );
     const server = generateKeyPair();
@@ -201,20 +208,17 @@ export class Direct {
     const from = (await this.#core.request(c, 'resolve', { nameOrId: senderId, hops: 0 })) as PointView | null;
     if (!from || from.id !== senderId)
       throw new AmixError(ErrorCode.AMIX_ERR_UNKNOWN_POINT, `peer ${c.id} does not know ${describe(senderId)}`);
-    const sender = standInFor(from, c);
     const bind = `tcp://${hostOf(this.#core.opts.listen ?? 'tcp://127.0.0.1:*')}:*`;
     const link = await this.#core.host.fabric.connect(null, receiver.name, {
       direction: 'aToB',
       as: { name: senderId, target: proxy },
-      standIn: sender,
+      standIn: standInFor(c, from),
       hop: {
         primitive: DIRECT_PRIMITIVE,
         options: { zeromq: { bind, curve: { ...server, allow: [clientKey] } } } as ChannelOptions,
       },
     });
-    mine.set(link.id, peerLink);
-    this.#flowLinks.set(key(senderId, receiver.id), link.id);
-    this.#epochs.set(link.id, c.epoch);
+    this.#halves.set(link.id, { peer: c.id, flow: key(senderId, receiver.id), theirs: peerLink, epoch: c.epoch });
     return { address: address!, link: link.id };
   }
 
@@ -228,11 +232,8 @@ export class Direct {
 
   /** Our link `link` ended: tell the peer to end its half (once; an error there changes nothing here). */
   async #closePeer(c: Conduit, link: string): Promise<Empty> {
-    this.#forget(link);
-    const mine = this.#of(c.id);
-    if (!mine.has(link)) return NOTHING;
-    const theirs = mine.get(link);
-    mine.delete(link);
+    const theirs = this.#halves.get(link)?.theirs;
+    if (!this.#halves.delete(link)) return NOTHING;
     if (theirs !== undefined && c.state === 'up')
       await this.#core.request(c, 'directClose', { link: theirs }).catch(() => undefined);
     return NOTHING;
@@ -245,62 +246,37 @@ export class Direct {
    * own remote links' flows again afterwards; the peer makes its own.
    */
   async back(c: Conduit): Promise<void> {
-    const mine = this.#of(c.id);
-    for (const link of [...mine.keys()]) {
-      if (this.#epochs.get(link) === c.epoch) continue;
-      mine.delete(link);
-      this.#forget(link);
+    for (const link of this.#of(c.id)) {
+      if (this.#halves.get(link)?.epoch === c.epoch) continue;
+      this.#halves.delete(link);
       await this.end(link).catch(() => undefined);
     }
   }
 
-  /** Drop `link` from the flow index. */
-  #forget(link: string): void {
-    for (const [k, l] of this.#flowLinks) if (l === link) this.#flowLinks.delete(k);
-    this.#epochs.delete(link);
-  }
-
   /** The peer ended its half of our direct link `link`: end ours (only a link set up with that peer). */
   async close(c: Conduit, link: string): Promise<void> {
-    const mine = this.#of(c.id);
-    if (!mine.has(link)) return;
-    // Off the list first: the fabric's closeLink on the proxy then has nothing to tell the peer back.
-    mine.delete(link);
-    if (this.#core.host.fabric.hasLink(link)) await this.#core.host.fabric.disconnect(link);
+    if (this.#halves.get(link)?.peer !== c.id) return;
+    // Off the table first: the fabric's closeLink on the proxy then has nothing to tell the peer back.
+    this.#halves.delete(link);
+    await this.end(link);
   }
 
   /** End a direct flow this daemon holds a half of (the remote link's disconnect). */
   async end(link: string): Promise<void> {
     if (this.#core.host.fabric.hasLink(link)) await this.#core.host.fabric.disconnect(link);
   }
-
-  /** Direct links set up with each peer (for status). */
-  count(peer: string): number {
-    return this.#links.get(peer)?.size ?? 0;
-  }
 }
+
+/** The link commands a proxy end takes part in by doing nothing: its far end is the peer's point. */
+const NO_PART = new Set(['listReceiver', 'suspend', 'resume', 'hold', 'fence', 'seal', 'cycle']);
 
 /** A proxy end's answer to the link commands other than open and close: the far end is not here. */
 function proxyAnswer(op: string): Empty | { held: number } {
   if (op === 'untaken') return { held: 0 };
-  if (op === 'listReceiver' || op === 'suspend' || op === 'resume' || op === 'hold' || op === 'fence') return NOTHING;
-  if (op === 'seal' || op === 'cycle') return NOTHING;
+  if (NO_PART.has(op)) return NOTHING;
   throw new AmixError(ErrorCode.AMIX_ERR_INVALID_ARG, `a direct link's far end takes no ${describe(op)} here`, {
     details: { option: 'op' },
   });
-}
-
-/** The far point `to` as this daemon's fabric plans it: its registration, never started. */
-function standInFor(to: PointView, c: Conduit): PointRegistration {
-  try {
-    return normalizePoint(registrationInput(to));
-  } catch (err) {
-    throw new AmixError(
-      ErrorCode.AMIX_ERR_INVALID_ARG,
-      `peer ${c.id} described point ${to.id} in a way this daemon cannot use: ${(err as Error).message}`,
-      { cause: err },
-    );
-  }
 }
 
 /**

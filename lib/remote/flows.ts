@@ -42,6 +42,26 @@ export function capQueue(input: PointRegistrationInput): PointRegistrationInput 
   return { ...input, characteristics: { ...c, maxmsg: STAND_IN_MAXMSG, minmsg } };
 }
 
+/**
+ * @internal Point `to` of peer `c` as this daemon's fabric plans it (its registration, never started),
+ * `shape`d first; `AMIX_ERR_INVALID_ARG` when the peer described it in a way this daemon cannot use.
+ */
+export function standInFor(
+  c: Conduit,
+  to: PointView,
+  shape: (input: PointRegistrationInput) => PointRegistrationInput = (input) => input,
+): PointRegistration {
+  try {
+    return normalizePoint(shape(registrationInput(to)));
+  } catch (err) {
+    throw new AmixError(
+      ErrorCode.AMIX_ERR_INVALID_ARG,
+      `peer ${c.id} described point ${to.id} in a way this daemon cannot use: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+}
+
 /** @internal Opens, pumps and closes the flows through every conduit. */
 export class Flows {
   readonly #core: PeeringCore;
@@ -70,16 +90,7 @@ export class Flows {
     const k = key(from.id, to.id);
     const existing = c.out.get(k);
     if (existing && this.#core.host.fabric.hasLink(existing.link)) return existing;
-    let standIn: PointRegistration;
-    try {
-      standIn = normalizePoint(capQueue(registrationInput(to)));
-    } catch (err) {
-      throw new AmixError(
-        ErrorCode.AMIX_ERR_INVALID_ARG,
-        `peer ${c.id} described point ${to.id} in a way this daemon cannot use: ${(err as Error).message}`,
-        { cause: err },
-      );
-    }
+    const standIn = standInFor(c, to, capQueue);
     const link = await this.#core.host.fabric.connect(from.name, null, {
       direction: 'aToB',
       as: c.end(to.id),
